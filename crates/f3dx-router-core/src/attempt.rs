@@ -1,0 +1,107 @@
+//! The record of one upstream attempt, as callers and traces see it.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::http::TransportFault;
+
+/// Identifies an attempt within one call (its position in start order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptId(pub u32);
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Still waiting for its response.
+    InFlight,
+    /// Answered with a decodable 2xx: the call's result.
+    Success,
+    /// Failed in a way another provider may not: the call moved on.
+    Soft,
+    /// Failed in a way that must not be replayed elsewhere.
+    Hard,
+    /// Stopped by the router because another attempt won or the call ended.
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    /// The name used in traces, vectors and the Python API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::InFlight => "in_flight",
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Soft => "soft",
+            AttemptOutcome::Hard => "hard",
+            AttemptOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why an attempt failed below (or instead of) an HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// No complete answer within the provider's timeout.
+    Timeout,
+    /// The transport failed.
+    Transport(TransportFault),
+    /// A 2xx whose body does not decode in the provider's shape.
+    Undecodable,
+}
+
+impl Fault {
+    /// The stable name used in traces, vectors and the Python API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Timeout => "timeout",
+            Fault::Undecodable => "undecodable",
+            Fault::Transport(t) => match t {
+                TransportFault::ConnectionRefused => "connection_refused",
+                TransportFault::ConnectionReset => "connection_reset",
+                TransportFault::Dns => "dns",
+                TransportFault::Truncated => "truncated",
+                TransportFault::BodyTooLarge => "body_too_large",
+                TransportFault::Other(_) => "transport",
+            },
+        }
+    }
+}
+
+/// One attempt of a call: which provider, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// Position in start order.
+    pub id: AttemptId,
+    /// Index of the provider in the config.
+    pub provider_index: usize,
+    /// The provider's name.
+    pub provider: String,
+    /// Start, from the call's start.
+    pub started: Duration,
+    /// End, from the call's start (`None` while in flight).
+    pub ended: Option<Duration>,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// HTTP status, when a response head arrived.
+    pub status: Option<u16>,
+    /// Failure below HTTP, or an undecodable body.
+    pub fault: Option<Fault>,
+    /// What went wrong, in words: the upstream's error message, or the
+    /// fault. Never contains the provider's key.
+    pub detail: String,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.provider, self.outcome.as_str())?;
+        if let Some(s) = self.status {
+            write!(f, ", HTTP {s}")?;
+        }
+        if let Some(fault) = &self.fault {
+            write!(f, ", {}", fault.name())?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}

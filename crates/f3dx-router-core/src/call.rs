@@ -1,0 +1,447 @@
+//! One routed call as a state machine: events in, actions out, time as a
+//! value.
+//!
+//! Methods come in three kinds, called in this order by a host's loop:
+//!
+//! 1. `poll_*` (output): drain [`Call::poll_action`] until `None` and carry out
+//!    each [`Action`]; ask [`Call::poll_timeout`] when to wake up next.
+//! 2. `handle_*` (input from the world): a response head, a body, a transport
+//!    fault, or the passing of time. Events for an attempt that was already
+//!    cancelled or ended are ignored, so a host never has to race them.
+//! 3. Back to 1, until an [`Action::Complete`] arrives; after it the call is
+//!    finished and every later call is harmless and does nothing.
+//!
+//! `now` never goes backwards between calls. Calling
+//! [`Call::handle_timeout`] early or often is harmless.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
+use crate::codec;
+use crate::config::ProviderConfig;
+use crate::error::{RouteError, Routed};
+use crate::failure::{classify_status, retry_after, StatusClass};
+use crate::http::{HttpRequest, ResponseHead, TransportFault};
+use crate::router::Shared;
+use crate::time::Instant;
+
+/// What the call asks its host to do.
+#[must_use]
+#[derive(Debug)]
+pub enum Action {
+    /// Send this request; report its head, body or fault with this id.
+    Send {
+        /// The attempt the request belongs to.
+        attempt: AttemptId,
+        /// Index of the provider in the config.
+        provider: usize,
+        /// The request to send.
+        request: HttpRequest,
+    },
+    /// Stop the attempt: drop its request, close its connection.
+    Cancel {
+        /// The attempt to stop.
+        attempt: AttemptId,
+    },
+    /// The call is over; this is its result. Emitted exactly once, last.
+    Complete(Result<Routed, RouteError>),
+}
+
+/// Where an attempt is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Sent; waiting for the response head.
+    AwaitingHead,
+    /// A 2xx head arrived; the body decides success.
+    ReadingBody,
+    /// A failure status arrived and the outcome is decided; the body is read
+    /// only for the error message.
+    Draining,
+    /// Nothing more to hear.
+    Ended,
+}
+
+#[derive(Debug)]
+struct AttemptState {
+    record: Attempt,
+    phase: Phase,
+    deadline: Instant,
+}
+
+/// A routed call in progress. Built by [`crate::Router::start_call`].
+#[derive(Debug)]
+pub struct Call {
+    shared: Arc<Shared>,
+    body: Map<String, Value>,
+    started: Instant,
+    candidates: Vec<usize>,
+    next_candidate: usize,
+    attempts: Vec<AttemptState>,
+    /// When the next delayed hedge leg fires.
+    hedge_at: Option<Instant>,
+    last_dispatch: Instant,
+    /// A hard failure (or an untranslatable request) stops new attempts.
+    stopped: bool,
+    invalid: Option<String>,
+    /// The body of the hard failure, kept for the caller.
+    hard_body: Option<String>,
+    actions: VecDeque<Action>,
+    finished: bool,
+}
+
+/// Why `fill` runs: only a start, a failure or a hedge timer may add a leg in
+/// delayed mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Failure,
+    HedgeTimer,
+}
+
+impl Call {
+    pub(crate) fn new(shared: Arc<Shared>, body: Value, now: Instant) -> Call {
+        let candidates = shared.candidates(now);
+        let mut call = Call {
+            shared,
+            body: Map::new(),
+            started: now,
+            candidates,
+            next_candidate: 0,
+            attempts: Vec::new(),
+            hedge_at: None,
+            last_dispatch: now,
+            stopped: false,
+            invalid: None,
+            hard_body: None,
+            actions: VecDeque::new(),
+            finished: false,
+        };
+        match validate(body) {
+            Ok(body) => {
+                call.body = body;
+                call.fill(now, Trigger::Start);
+            }
+            Err(message) => {
+                call.stopped = true;
+                call.invalid = Some(message);
+            }
+        }
+        call.check_done(now);
+        call
+    }
+
+    // ---- output ---------------------------------------------------------
+
+    /// The next thing the host must do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When the host must call [`Call::handle_timeout`] next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let deadlines = self.attempts.iter().filter(|a| a.phase != Phase::Ended).map(|a| a.deadline);
+        deadlines.chain(self.hedge_at).min()
+    }
+
+    /// Whether the call has produced its result.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    // ---- input ----------------------------------------------------------
+
+    /// A response head arrived for `id`.
+    pub fn handle_head(&mut self, id: AttemptId, head: ResponseHead, now: Instant) {
+        if self.finished || self.phase(id) != Some(Phase::AwaitingHead) {
+            return;
+        }
+        let class = classify_status(head.status);
+        let provider = self.attempts[id.0 as usize].record.provider_index;
+        if class == StatusClass::Soft {
+            if let Some(wait) = retry_after(&head) {
+                self.shared.cool_down(provider, now + wait);
+            }
+        }
+        let a = &mut self.attempts[id.0 as usize];
+        a.record.status = Some(head.status);
+        match class {
+            StatusClass::Success => a.phase = Phase::ReadingBody,
+            StatusClass::Soft => {
+                self.settle(id, AttemptOutcome::Soft, None, now);
+                self.attempts[id.0 as usize].phase = Phase::Draining;
+                self.fill(now, Trigger::Failure);
+            }
+            StatusClass::Hard => {
+                self.settle(id, AttemptOutcome::Hard, None, now);
+                self.attempts[id.0 as usize].phase = Phase::Draining;
+                self.stopped = true;
+                self.hedge_at = None;
+            }
+        }
+        self.check_done(now);
+    }
+
+    /// The body of `id` arrived in full.
+    pub fn handle_body(&mut self, id: AttemptId, body: Vec<u8>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match self.phase(id) {
+            Some(Phase::ReadingBody) => {
+                let provider = self.provider_of(id);
+                match codec::decode_response(provider.kind, &body) {
+                    Ok(response) => return self.win(id, response, now),
+                    Err(reason) => {
+                        let detail = redact(&reason, provider.api_key.expose());
+                        self.attempts[id.0 as usize].record.detail = detail;
+                        self.settle(id, AttemptOutcome::Soft, Some(Fault::Undecodable), now);
+                        self.fill(now, Trigger::Failure);
+                    }
+                }
+            }
+            Some(Phase::Draining) => {
+                let key = self.provider_of(id).api_key.expose().to_owned();
+                let message = codec::error_message(&body).unwrap_or_else(|| codec::body_excerpt(&body));
+                let a = &mut self.attempts[id.0 as usize];
+                a.record.detail = redact(&message, &key);
+                a.phase = Phase::Ended;
+                if a.record.outcome == AttemptOutcome::Hard {
+                    self.hard_body = Some(redact(&String::from_utf8_lossy(&body), &key));
+                }
+            }
+            _ => return,
+        }
+        self.check_done(now);
+    }
+
+    /// The transport failed for `id`.
+    pub fn handle_fault(&mut self, id: AttemptId, fault: TransportFault, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match self.phase(id) {
+            Some(Phase::AwaitingHead | Phase::ReadingBody) => {
+                self.attempts[id.0 as usize].record.detail = fault.to_string();
+                self.settle(id, AttemptOutcome::Soft, Some(Fault::Transport(fault)), now);
+                self.fill(now, Trigger::Failure);
+            }
+            // The outcome was decided at the head; only the message is lost.
+            Some(Phase::Draining) => self.attempts[id.0 as usize].phase = Phase::Ended,
+            _ => return,
+        }
+        self.check_done(now);
+    }
+
+    /// Time passed: end attempts past their deadline, start a delayed hedge.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        for i in 0..self.attempts.len() {
+            let a = &self.attempts[i];
+            if a.phase == Phase::Ended || a.deadline > now {
+                continue;
+            }
+            let id = a.record.id;
+            self.actions.push_back(Action::Cancel { attempt: id });
+            if a.phase == Phase::Draining {
+                self.attempts[i].phase = Phase::Ended;
+            } else {
+                let timeout = self.provider_of(id).timeout;
+                self.attempts[i].record.detail = format!("no complete answer within {} ms", timeout.as_millis());
+                self.settle(id, AttemptOutcome::Soft, Some(Fault::Timeout), now);
+                self.fill(now, Trigger::Failure);
+            }
+        }
+        if self.hedge_at.is_some_and(|t| t <= now) {
+            self.fill(now, Trigger::HedgeTimer);
+        }
+        self.check_done(now);
+    }
+
+    // ---- internals ------------------------------------------------------
+
+    fn phase(&self, id: AttemptId) -> Option<Phase> {
+        self.attempts.get(id.0 as usize).map(|a| a.phase)
+    }
+
+    fn provider_of(&self, id: AttemptId) -> &ProviderConfig {
+        &self.shared.config.providers[self.attempts[id.0 as usize].record.provider_index]
+    }
+
+    /// Legs whose outcome is still open.
+    fn in_flight(&self) -> usize {
+        let open = |a: &&AttemptState| matches!(a.phase, Phase::AwaitingHead | Phase::ReadingBody);
+        self.attempts.iter().filter(open).count()
+    }
+
+    fn settle(&mut self, id: AttemptId, outcome: AttemptOutcome, fault: Option<Fault>, now: Instant) {
+        let started = self.started;
+        let a = &mut self.attempts[id.0 as usize];
+        a.record.outcome = outcome;
+        a.record.fault = fault;
+        a.record.ended = Some(now - started);
+        a.phase = Phase::Ended;
+    }
+
+    /// Start legs as the policy allows.
+    fn fill(&mut self, now: Instant, trigger: Trigger) {
+        if self.stopped {
+            self.hedge_at = None;
+            return;
+        }
+        let policy = self.shared.config.policy;
+        let k = policy.max_in_flight();
+        match policy.hedge_delay() {
+            None => {
+                while self.in_flight() < k && self.dispatch_next(now) {}
+            }
+            Some(delay) => {
+                if self.in_flight() < k && (self.in_flight() == 0 || trigger != Trigger::Start) {
+                    self.dispatch_next(now);
+                }
+                let more = !self.stopped && self.in_flight() < k && self.next_candidate < self.candidates.len();
+                self.hedge_at = more.then(|| self.last_dispatch + delay);
+            }
+        }
+    }
+
+    /// Send to the next candidate. `false` when none is left.
+    fn dispatch_next(&mut self, now: Instant) -> bool {
+        let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
+            return false;
+        };
+        self.next_candidate += 1;
+        let provider = &self.shared.config.providers[provider_index];
+        let request = match codec::encode_request(provider, &self.body) {
+            Ok(r) => r,
+            Err(message) => {
+                // The caller's request, not the provider, is at fault: stop.
+                self.invalid = Some(format!("cannot send to provider {:?} ({}): {message}", provider.name, provider.kind.as_str()));
+                self.stopped = true;
+                self.hedge_at = None;
+                return false;
+            }
+        };
+        let id = AttemptId(self.attempts.len() as u32);
+        self.attempts.push(AttemptState {
+            record: Attempt {
+                id,
+                provider_index,
+                provider: provider.name.clone(),
+                started: now - self.started,
+                ended: None,
+                outcome: AttemptOutcome::InFlight,
+                status: None,
+                fault: None,
+                detail: String::new(),
+            },
+            phase: Phase::AwaitingHead,
+            deadline: now + provider.timeout,
+        });
+        self.last_dispatch = now;
+        self.actions.push_back(Action::Send { attempt: id, provider: provider_index, request });
+        true
+    }
+
+    fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
+        self.settle(id, AttemptOutcome::Success, None, now);
+        self.cancel_rest(now);
+        let provider_index = self.attempts[id.0 as usize].record.provider_index;
+        let routed = Routed {
+            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider_index,
+            response,
+            attempts: self.records(),
+            latency: now - self.started,
+        };
+        self.complete(Ok(routed));
+    }
+
+    fn cancel_rest(&mut self, now: Instant) {
+        let started = self.started;
+        for a in &mut self.attempts {
+            if a.phase == Phase::Ended {
+                continue;
+            }
+            if matches!(a.phase, Phase::AwaitingHead | Phase::ReadingBody) {
+                a.record.outcome = AttemptOutcome::Cancelled;
+                a.record.ended = Some(now - started);
+            }
+            a.phase = Phase::Ended;
+            self.actions.push_back(Action::Cancel { attempt: a.record.id });
+        }
+    }
+
+    /// Finish with an error once nothing more can happen.
+    fn check_done(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if let Some(message) = self.invalid.take() {
+            self.cancel_rest(now);
+            let attempts = self.records();
+            return self.complete(Err(RouteError::InvalidRequest { message, attempts }));
+        }
+        let busy = self.attempts.iter().any(|a| a.phase != Phase::Ended);
+        let more = !self.stopped && self.next_candidate < self.candidates.len();
+        if busy || more {
+            return;
+        }
+        let attempts = self.records();
+        let hard = attempts.iter().find(|a| a.outcome == AttemptOutcome::Hard);
+        let err = match hard {
+            Some(h) => RouteError::Hard {
+                provider: h.provider.clone(),
+                status: h.status.unwrap_or(0),
+                message: h.detail.clone(),
+                body: self.hard_body.take().unwrap_or_default(),
+                attempts,
+            },
+            None => RouteError::AllFailed { attempts },
+        };
+        self.complete(Err(err));
+    }
+
+    fn complete(&mut self, result: Result<Routed, RouteError>) {
+        self.finished = true;
+        self.hedge_at = None;
+        self.actions.push_back(Action::Complete(result));
+    }
+
+    fn records(&self) -> Vec<Attempt> {
+        self.attempts.iter().map(|a| a.record.clone()).collect()
+    }
+}
+
+/// Check the caller's request enough to fail fast, before anything is sent.
+fn validate(body: Value) -> Result<Map<String, Value>, String> {
+    let Value::Object(body) = body else {
+        return Err("the request body must be a JSON object (an OpenAI chat-completions request)".to_owned());
+    };
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(Value::Array(_)) => return Err("\"messages\" is empty: give at least one message".to_owned()),
+        _ => return Err("\"messages\" is required: a list of chat messages".to_owned()),
+    }
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err("streaming (\"stream\": true) is not supported yet; omit it or set it to false".to_owned());
+    }
+    Ok(body)
+}
+
+/// Remove a key from upstream text before it reaches errors or logs: some
+/// servers echo the credential they were given.
+fn redact(text: &str, key: &str) -> String {
+    if key.len() >= 4 && text.contains(key) {
+        text.replace(key, "<redacted>")
+    } else {
+        text.to_owned()
+    }
+}

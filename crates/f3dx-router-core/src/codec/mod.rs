@@ -1,0 +1,132 @@
+//! Provider codecs: the caller's OpenAI chat request to each provider's wire
+//! format, and each provider's response back to OpenAI's shape. Pure code,
+//! shared by every host.
+
+pub mod anthropic;
+pub mod openai;
+
+use serde_json::{Map, Value};
+
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::http::HttpRequest;
+
+/// Build the HTTP request for `provider`. `Err` means the caller's request
+/// cannot be expressed for this provider; the message says why.
+pub fn encode_request(provider: &ProviderConfig, body: &Map<String, Value>) -> Result<HttpRequest, String> {
+    let (path, mut headers, body) = match provider.kind {
+        ProviderKind::OpenAi => {
+            let auth = format!("Bearer {}", provider.api_key.expose());
+            ("/chat/completions", vec![("authorization".to_owned(), auth)], openai::encode_request(body, provider.model.as_deref())?)
+        }
+        ProviderKind::Anthropic => {
+            let encoded = anthropic::encode_request(body, provider.model.as_deref())?;
+            let headers = vec![
+                ("x-api-key".to_owned(), provider.api_key.expose().to_owned()),
+                ("anthropic-version".to_owned(), anthropic::API_VERSION.to_owned()),
+            ];
+            ("/messages", headers, serde_json::to_vec(&encoded).map_err(|e| e.to_string())?)
+        }
+    };
+    headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    headers.push(("accept".to_owned(), "application/json".to_owned()));
+    // The provider's own headers come last and win over ours, except that a
+    // repeated name is replaced rather than sent twice.
+    for (name, value) in &provider.headers {
+        headers.retain(|(n, _)| n != name);
+        headers.push((name.clone(), value.clone()));
+    }
+    Ok(HttpRequest {
+        method: "POST",
+        url: format!("{}{}", provider.base_url, path),
+        headers,
+        body,
+        max_body_bytes: provider.max_body_bytes,
+        timeout: provider.timeout,
+    })
+}
+
+/// Decode a 2xx body into an OpenAI chat completion. `Err` (the reason)
+/// makes the attempt a soft failure.
+pub fn decode_response(kind: ProviderKind, body: &[u8]) -> Result<Value, String> {
+    match kind {
+        ProviderKind::OpenAi => openai::decode_response(body),
+        ProviderKind::Anthropic => anthropic::decode_response(body),
+    }
+}
+
+/// The human-readable message in an error body, if it has one. Both OpenAI
+/// (`{"error": {"message"}}`) and Anthropic (`{"type": "error", "error":
+/// {"message"}}`) put it in the same place; some servers use a bare string.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = v.get("error")?;
+    let msg = match e {
+        Value::String(s) => s.as_str(),
+        _ => e.get("message")?.as_str()?,
+    };
+    Some(truncate(msg, 500))
+}
+
+/// A short, printable excerpt of a body that had no structured message.
+pub fn body_excerpt(body: &[u8]) -> String {
+    truncate(String::from_utf8_lossy(body).trim(), 200)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::time::Duration;
+
+    fn provider(kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            name: "p".into(),
+            kind,
+            base_url: "http://h/v1".into(),
+            api_key: Secret::new("sk-1"),
+            timeout: Duration::from_secs(1),
+            weight: 1,
+            model: None,
+            headers: vec![("x-org".into(), "acme".into()), ("accept".into(), "*/*".into())],
+            max_body_bytes: 10,
+        }
+    }
+
+    #[test]
+    fn openai_request_shape() {
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let r = encode_request(&provider(ProviderKind::OpenAi), body.as_object().unwrap()).unwrap();
+        assert_eq!(r.url, "http://h/v1/chat/completions");
+        assert_eq!(r.header("Authorization"), Some("Bearer sk-1"));
+        assert_eq!(r.header("x-org"), Some("acme"));
+        assert_eq!(r.headers.iter().filter(|(n, _)| n == "accept").count(), 1);
+        assert_eq!(r.header("accept"), Some("*/*"));
+        assert!(!format!("{r:?}").contains("sk-1"));
+    }
+
+    #[test]
+    fn anthropic_request_shape() {
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let r = encode_request(&provider(ProviderKind::Anthropic), body.as_object().unwrap()).unwrap();
+        assert_eq!(r.url, "http://h/v1/messages");
+        assert_eq!(r.header("x-api-key"), Some("sk-1"));
+        assert_eq!(r.header("authorization"), None);
+        assert_eq!(r.header("anthropic-version"), Some(anthropic::API_VERSION));
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(error_message(br#"{"error":{"message":"bad key","type":"x"}}"#).as_deref(), Some("bad key"));
+        assert_eq!(error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#).as_deref(), Some("Overloaded"));
+        assert_eq!(error_message(br#"{"error":"nope"}"#).as_deref(), Some("nope"));
+        assert_eq!(error_message(b"<html>"), None);
+        assert_eq!(body_excerpt(b" upstream down \n"), "upstream down");
+    }
+}

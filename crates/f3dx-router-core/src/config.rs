@@ -1,0 +1,414 @@
+//! Router configuration: parsed and validated once, immutable afterwards.
+//!
+//! The schema is the one users write in Python and in the worker's
+//! `ROUTER_CONFIG`. Every error names the field and says what to fix.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::secret::Secret;
+
+/// Default per-attempt timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default number of hedged legs in flight.
+pub const DEFAULT_HEDGE_K: usize = 2;
+
+/// The wire protocol a provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible chat-completions endpoint.
+    OpenAi,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The name used in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// One upstream provider.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    /// Unique name, used in errors and traces.
+    pub name: String,
+    /// Protocol.
+    pub kind: ProviderKind,
+    /// Base URL, without a trailing slash (e.g. `https://api.openai.com/v1`).
+    pub base_url: String,
+    /// The credential; never printed.
+    pub api_key: Secret,
+    /// Deadline of one attempt, from dispatch to the end of its body.
+    pub timeout: Duration,
+    /// Relative share for weighted policies (kept for the schema; >= 1).
+    pub weight: u32,
+    /// Model to send instead of the caller's.
+    pub model: Option<String>,
+    /// Extra request headers (lower-cased names).
+    pub headers: Vec<(String, String)>,
+    /// Largest response body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// How attempts are spread over providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// One attempt at a time, in order, falling through on soft failures.
+    Sequential,
+    /// Up to `k` attempts in flight; the first success wins. With a
+    /// `delay`, each further leg starts only if no answer came within it.
+    Hedged {
+        /// Most legs in flight at once.
+        k: usize,
+        /// Wait before each further leg; `None` starts `k` legs at once.
+        delay: Option<Duration>,
+    },
+}
+
+impl Policy {
+    /// Most attempts in flight at once.
+    pub fn max_in_flight(self) -> usize {
+        match self {
+            Policy::Sequential => 1,
+            Policy::Hedged { k, .. } => k,
+        }
+    }
+
+    /// Delay before a further hedged leg, if hedging is delayed.
+    pub fn hedge_delay(self) -> Option<Duration> {
+        match self {
+            Policy::Sequential => None,
+            Policy::Hedged { delay, .. } => delay,
+        }
+    }
+}
+
+/// A validated router configuration.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Providers in priority order.
+    pub providers: Vec<ProviderConfig>,
+    /// The routing policy.
+    pub policy: Policy,
+}
+
+/// A configuration the router cannot use, with what to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where: `providers[1].base_url`, `policy`, ...
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid router config: {}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), message: message.into() }
+}
+
+/// Extra limits a host imposes on top of the schema (the worker allows at
+/// most 6 outgoing connections per request, for example).
+#[derive(Clone, Copy, Debug)]
+pub struct HostLimits {
+    /// Largest `hedge_k` the host can carry out.
+    pub max_hedge_k: usize,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits { max_hedge_k: usize::MAX }
+    }
+}
+
+impl RouterConfig {
+    /// Parse a config object `{providers, policy?, hedge_k?, hedge_delay_ms?}`.
+    ///
+    /// `env` resolves `api_key_env` names; the core reads no environment
+    /// itself.
+    pub fn from_json(
+        value: &Value,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        let obj = value.as_object().ok_or_else(|| err("config", "must be an object"))?;
+        reject_unknown(obj, "config", &["providers", "policy", "hedge_k", "hedge_delay_ms"])?;
+        let list = match obj.get("providers") {
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(err("providers", "must be a list of provider objects")),
+            None => return Err(err("providers", "is required: give at least one provider")),
+        };
+        if list.is_empty() {
+            return Err(err("providers", "is empty: give at least one provider"));
+        }
+        let mut providers = Vec::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            let provider = parse_provider(p, &format!("providers[{i}]"), env)?;
+            if providers.iter().any(|q: &ProviderConfig| q.name == provider.name) {
+                return Err(err(
+                    format!("providers[{i}].name"),
+                    format!("duplicate name {:?}: provider names must be unique", provider.name),
+                ));
+            }
+            providers.push(provider);
+        }
+        let policy = parse_policy(obj, providers.len(), limits)?;
+        Ok(RouterConfig { providers, policy })
+    }
+}
+
+fn reject_unknown(obj: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), ConfigError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(err(
+            format!("{at}.{k}"),
+            format!("unknown key; expected one of: {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_policy(obj: &Map<String, Value>, n: usize, limits: HostLimits) -> Result<Policy, ConfigError> {
+    let name = match obj.get("policy") {
+        None | Some(Value::Null) => "sequential",
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(err("policy", "must be a string: \"sequential\" or \"hedged\"")),
+    };
+    let k = opt_uint(obj, "hedge_k", "hedge_k")?.map_or(DEFAULT_HEDGE_K as u64, |v| v);
+    let delay_ms = opt_uint(obj, "hedge_delay_ms", "hedge_delay_ms")?.unwrap_or(0);
+    match name {
+        "sequential" => Ok(Policy::Sequential),
+        "hedged" => {
+            let max = n.min(limits.max_hedge_k);
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            // The default K=2 with a single provider simply means one leg.
+            let k = if obj.get("hedge_k").is_none() { k.min(n) } else { k };
+            if k == 0 || k > max {
+                let why = if k > limits.max_hedge_k && limits.max_hedge_k < n {
+                    format!("this host allows at most {} legs in flight", limits.max_hedge_k)
+                } else {
+                    format!("there are {n} providers")
+                };
+                return Err(err("hedge_k", format!("is {k}; it must be between 1 and {max} ({why})")));
+            }
+            let delay = (delay_ms > 0).then(|| Duration::from_millis(delay_ms));
+            Ok(Policy::Hedged { k, delay })
+        }
+        other => Err(err(
+            "policy",
+            format!("unknown policy {other:?}; expected \"sequential\" or \"hedged\""),
+        )),
+    }
+}
+
+fn opt_uint(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<u64>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| err(field, "must be a non-negative integer")),
+    }
+}
+
+fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, at: &str) -> Result<Option<&'a str>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(err(format!("{at}.{key}"), "must be a string")),
+    }
+}
+
+const PROVIDER_KEYS: &[&str] = &[
+    "name", "kind", "base_url", "api_key", "api_key_env", "timeout_ms", "weight", "model", "headers",
+    "max_body_bytes",
+];
+
+fn parse_provider(
+    value: &Value,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    let obj = value.as_object().ok_or_else(|| err(at, "must be an object"))?;
+    reject_unknown(obj, at, PROVIDER_KEYS)?;
+    let name = opt_str(obj, "name", at)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| err(format!("{at}.name"), "is required: a unique, non-empty name"))?
+        .to_owned();
+    let kind = match opt_str(obj, "kind", at)? {
+        Some("openai") => ProviderKind::OpenAi,
+        Some("anthropic") => ProviderKind::Anthropic,
+        Some(other) => {
+            return Err(err(
+                format!("{at}.kind"),
+                format!("unknown kind {other:?}; expected \"openai\" or \"anthropic\""),
+            ))
+        }
+        None => return Err(err(format!("{at}.kind"), "is required: \"openai\" or \"anthropic\"")),
+    };
+    let base_url = parse_base_url(opt_str(obj, "base_url", at)?, at)?;
+    let api_key = parse_key(obj, at, env)?;
+    let timeout_ms = opt_uint(obj, "timeout_ms", &format!("{at}.timeout_ms"))?;
+    let timeout = match timeout_ms {
+        Some(0) => return Err(err(format!("{at}.timeout_ms"), "must be at least 1")),
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_TIMEOUT,
+    };
+    let weight = match opt_uint(obj, "weight", &format!("{at}.weight"))? {
+        None => 1,
+        Some(w @ 1..=1_000_000) => w as u32,
+        Some(_) => return Err(err(format!("{at}.weight"), "must be between 1 and 1000000")),
+    };
+    let model = opt_str(obj, "model", at)?.map(str::to_owned);
+    let headers = parse_headers(obj.get("headers"), at)?;
+    let max_body_bytes = match opt_uint(obj, "max_body_bytes", &format!("{at}.max_body_bytes"))? {
+        None => DEFAULT_MAX_BODY_BYTES,
+        Some(0) => return Err(err(format!("{at}.max_body_bytes"), "must be at least 1")),
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    Ok(ProviderConfig { name, kind, base_url, api_key, timeout, weight, model, headers, max_body_bytes })
+}
+
+fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
+    let field = format!("{at}.base_url");
+    let url = url.ok_or_else(|| err(&field, "is required, e.g. \"https://api.openai.com/v1\""))?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| err(&field, format!("{url:?} must start with http:// or https://")))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
+        return Err(err(&field, format!("{url:?} has no valid host")));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(err(&field, format!("{url:?} must not have a query or fragment")));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn parse_key(
+    obj: &Map<String, Value>,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Secret, ConfigError> {
+    let key = opt_str(obj, "api_key", at)?;
+    let var = opt_str(obj, "api_key_env", at)?;
+    match (key, var) {
+        (Some(_), Some(_)) => Err(err(at, "give api_key or api_key_env, not both")),
+        (Some(k), None) if !k.is_empty() => Ok(Secret::new(k)),
+        (Some(_), None) => Err(err(format!("{at}.api_key"), "is empty")),
+        (None, Some(var)) => match env(var) {
+            Some(k) if !k.is_empty() => Ok(Secret::new(k)),
+            _ => Err(err(
+                format!("{at}.api_key_env"),
+                format!("environment variable {var:?} is not set or empty; set it or give api_key"),
+            )),
+        },
+        (None, None) => Err(err(at, "needs api_key or api_key_env (the name of an environment variable holding the key)")),
+    }
+}
+
+fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let field = format!("{at}.headers");
+    let obj = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(err(field, "must be an object of header name to string value")),
+    };
+    obj.iter()
+        .map(|(name, v)| {
+            let valid_name = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let v = v.as_str().ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
+            if !valid_name || v.contains(['\r', '\n']) {
+                return Err(err(&field, format!("{name:?} is not a valid header")));
+            }
+            Ok((name.to_ascii_lowercase(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<RouterConfig, ConfigError> {
+        let env = |name: &str| (name == "KEY_VAR").then(|| "sk-from-env".to_owned());
+        RouterConfig::from_json(&v, &env, HostLimits::default())
+    }
+
+    fn provider(name: &str) -> Value {
+        json!({"name": name, "kind": "openai", "base_url": "https://x.test/v1/", "api_key": "sk-secret"})
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = parse(json!({"providers": [provider("a")]})).unwrap();
+        assert_eq!(c.policy, Policy::Sequential);
+        let p = &c.providers[0];
+        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(p.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(p.weight, 1);
+        assert_eq!(p.base_url, "https://x.test/v1");
+        let c = parse(json!({"providers": [provider("a"), provider("b"), provider("c")], "policy": "hedged"})).unwrap();
+        assert_eq!(c.policy, Policy::Hedged { k: 2, delay: None });
+        let c = parse(json!({"providers": [provider("a")], "policy": "hedged"})).unwrap();
+        assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
+    }
+
+    #[test]
+    fn key_from_env_and_never_in_debug() {
+        let c = parse(json!({"providers": [{"name": "a", "kind": "anthropic", "base_url": "http://h", "api_key_env": "KEY_VAR"}]})).unwrap();
+        assert_eq!(c.providers[0].api_key.expose(), "sk-from-env");
+        assert!(!format!("{c:?}").contains("sk-from-env"));
+        let c = parse(json!({"providers": [provider("a")]})).unwrap();
+        assert!(!format!("{c:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn bad_configs_say_what_to_fix() {
+        let cases = [
+            (json!({"providers": []}), "providers", "empty"),
+            (json!({}), "providers", "required"),
+            (json!({"providers": [provider("a"), provider("a")]}), "providers[1].name", "duplicate"),
+            (json!({"providers": [{"name": "a", "kind": "gemini", "base_url": "http://h", "api_key": "k"}]}), "providers[0].kind", "gemini"),
+            (json!({"providers": [provider("a")], "policy": "fastest"}), "policy", "fastest"),
+            (json!({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}), "providers[0].base_url", "required"),
+            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "ftp://h", "api_key": "k"}]}), "providers[0].base_url", "http://"),
+            (json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 2}), "hedge_k", "between 1 and 1"),
+            (json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 0}), "hedge_k", "between 1 and 1"),
+            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key_env": "NOPE"}]}), "providers[0].api_key_env", "NOPE"),
+            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h"}]}), "providers[0]", "api_key"),
+            (json!({"providers": [provider("a")], "hedge_delay_ms": -1}), "hedge_delay_ms", "non-negative"),
+            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}), "providers[0].timeout", "unknown key"),
+        ];
+        for (value, field, needle) in cases {
+            let e = parse(value.clone()).expect_err(&value.to_string());
+            assert_eq!(e.field, field, "{value}");
+            assert!(e.to_string().contains(needle), "{e} should mention {needle}");
+        }
+    }
+
+    #[test]
+    fn host_limit_on_hedge_k() {
+        let ps: Vec<Value> = (0..8).map(|i| provider(&format!("p{i}"))).collect();
+        let v = json!({"providers": ps, "policy": "hedged", "hedge_k": 7});
+        let e = RouterConfig::from_json(&v, &|_| None, HostLimits { max_hedge_k: 6 }).unwrap_err();
+        assert!(e.message.contains("at most 6"), "{e}");
+    }
+}

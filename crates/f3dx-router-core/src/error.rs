@@ -1,0 +1,103 @@
+//! The outcomes a caller sees.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::attempt::Attempt;
+
+/// A routed call's success.
+#[derive(Clone, Debug)]
+pub struct Routed {
+    /// The winning provider's name.
+    pub provider: String,
+    /// The winning provider's index in the config.
+    pub provider_index: usize,
+    /// The response, in OpenAI chat-completion shape.
+    pub response: Value,
+    /// Every attempt, in start order.
+    pub attempts: Vec<Attempt>,
+    /// From the call's start to its result.
+    pub latency: Duration,
+}
+
+/// A routed call's failure.
+#[derive(Clone, Debug)]
+pub enum RouteError {
+    /// The request itself cannot be sent (not an object, no messages, an
+    /// unsupported option...). Nothing was sent anywhere.
+    InvalidRequest {
+        /// What to fix.
+        message: String,
+        /// Attempts made before a provider-specific translation failed.
+        attempts: Vec<Attempt>,
+    },
+    /// A provider answered with a hard failure (any 4xx but 408 and 429).
+    /// The payload was not replayed elsewhere.
+    Hard {
+        /// Who answered.
+        provider: String,
+        /// The upstream status.
+        status: u16,
+        /// The upstream's error message, or an excerpt of its body.
+        message: String,
+        /// The upstream's body (key redacted).
+        body: String,
+        /// Every attempt, in start order.
+        attempts: Vec<Attempt>,
+    },
+    /// Every attempt failed softly.
+    AllFailed {
+        /// Every attempt, in start order.
+        attempts: Vec<Attempt>,
+    },
+}
+
+impl RouteError {
+    /// The attempts made before the call failed.
+    pub fn attempts(&self) -> &[Attempt] {
+        match self {
+            RouteError::InvalidRequest { attempts, .. }
+            | RouteError::Hard { attempts, .. }
+            | RouteError::AllFailed { attempts } => attempts,
+        }
+    }
+
+    /// Stable name of the error's class: `invalid_request`, `hard`,
+    /// `all_failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouteError::InvalidRequest { .. } => "invalid_request",
+            RouteError::Hard { .. } => "hard",
+            RouteError::AllFailed { .. } => "all_failed",
+        }
+    }
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::InvalidRequest { message, .. } => write!(f, "invalid request: {message}"),
+            RouteError::Hard { provider, status, message, .. } => {
+                write!(f, "provider {provider:?} rejected the request with HTTP {status}")?;
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                f.write_str(" (a hard failure: not retried on other providers; fix the request or this provider's settings)")
+            }
+            RouteError::AllFailed { attempts } => {
+                write!(f, "all {} attempts failed: ", attempts.len())?;
+                for (i, a) in attempts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                f.write_str(" (transient failures: retry later, or add providers)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}

@@ -1,0 +1,47 @@
+//! The routing core of f3dx-router.
+//!
+//! This crate makes every routing decision and performs no I/O: it opens no
+//! sockets, spawns no tasks, reads no clock and no environment. Time comes in
+//! as a value ([`Instant`]), responses come in as events, and what to do next
+//! comes out as plain data ([`Action`]). The same inputs give the same
+//! outputs on any host, which is what lets one set of test vectors run on a
+//! virtual clock, natively, and in a Cloudflare Worker.
+//!
+//! ```text
+//!   host (tokio + reqwest, or workers-rs Fetch)
+//!     |  Executor: send / sleep_until / now
+//!     v
+//!   drive()  --- start_call ---> Call (state machine)
+//!     ^   handle_head / handle_body / handle_fault / handle_timeout
+//!     |                            |
+//!     +----- poll_action: Send / Cancel / Complete, poll_timeout
+//! ```
+//!
+//! Most hosts only need [`RouterConfig::from_json`], [`Router::new`] and
+//! [`drive`] with their own [`Executor`]. Hosts with their own loop (and the
+//! virtual-clock tests) step a [`Call`] directly.
+
+pub mod attempt;
+pub mod call;
+pub mod codec;
+pub mod config;
+mod driver;
+pub mod error;
+pub mod executor;
+pub mod failure;
+pub mod health;
+pub mod http;
+mod router;
+pub mod secret;
+pub mod time;
+
+pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
+pub use call::{Action, Call};
+pub use config::{ConfigError, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig};
+pub use driver::drive;
+pub use error::{RouteError, Routed};
+pub use executor::Executor;
+pub use http::{HttpRequest, ResponseHead, TransportFault};
+pub use router::Router;
+pub use secret::Secret;
+pub use time::Instant;

@@ -1,0 +1,66 @@
+//! The router: a validated config plus what it remembers about providers.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde_json::Value;
+
+use crate::call::Call;
+use crate::config::RouterConfig;
+use crate::health::{self, ProviderHealth};
+use crate::time::Instant;
+
+/// State shared by every call of one router.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: RouterConfig,
+    health: Mutex<Vec<ProviderHealth>>,
+}
+
+impl Shared {
+    fn health(&self) -> MutexGuard<'_, Vec<ProviderHealth>> {
+        // Health is advisory: a panic elsewhere must not stop routing.
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn candidates(&self, now: Instant) -> Vec<usize> {
+        health::candidates(&self.health(), now)
+    }
+
+    pub(crate) fn cool_down(&self, provider: usize, until: Instant) {
+        let mut h = self.health();
+        let slot = &mut h[provider].cooldown_until;
+        *slot = Some(slot.map_or(until, |t| t.max(until)));
+    }
+}
+
+/// A router. Cheap to clone; clones share provider health. Safe to use from
+/// many threads at once.
+#[derive(Clone, Debug)]
+pub struct Router {
+    shared: Arc<Shared>,
+}
+
+impl Router {
+    /// A router over a validated config.
+    pub fn new(config: RouterConfig) -> Router {
+        let health = Mutex::new(vec![ProviderHealth::default(); config.providers.len()]);
+        Router { shared: Arc::new(Shared { config, health }) }
+    }
+
+    /// The config this router was built with.
+    pub fn config(&self) -> &RouterConfig {
+        &self.shared.config
+    }
+
+    /// Start routing one OpenAI chat-completions request at `now`. Drive the
+    /// returned [`Call`] with its `poll_*` and `handle_*` methods, or hand it
+    /// to [`crate::drive`].
+    pub fn start_call(&self, body: Value, now: Instant) -> Call {
+        Call::new(Arc::clone(&self.shared), body, now)
+    }
+
+    /// When each provider's cooldown ends, if it is cooling at `now`.
+    pub fn cooldowns(&self, now: Instant) -> Vec<Option<Instant>> {
+        self.shared.health().iter().map(|h| h.cooldown_until.filter(|&t| t > now)).collect()
+    }
+}

@@ -1,0 +1,316 @@
+//! Runner 1 of the shared vectors (`tests/vectors/*.json`): the core stepped
+//! on a virtual clock that jumps from event to event. Nothing sleeps, and
+//! timings are exact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use f3dx_router_core::{
+    Action, AttemptId, HostLimits, HttpRequest, Instant, ResponseHead, RouteError, Routed, Router, RouterConfig,
+    TransportFault,
+};
+use serde_json::{json, Value};
+
+const WALL_CLOCK_ORIGIN: u64 = 1_700_000_000;
+
+#[derive(Debug)]
+enum Event {
+    Head(ResponseHead),
+    Body(Vec<u8>),
+    Fault(TransportFault),
+}
+
+/// A mock provider's script, played in virtual time.
+struct Mock {
+    refuse: bool,
+    responses: Vec<Value>,
+    next: usize,
+}
+
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    json: Value,
+}
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
+}
+
+#[test]
+fn shared_vectors() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(vectors_dir())
+        .expect("tests/vectors exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "expected at least 30 vectors, found {}", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let vector: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        if let Err(e) = run_vector(&vector) {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
+fn run_vector(vector: &Value) -> Result<(), String> {
+    let mut config = vector["config"].clone();
+    let providers = config["providers"].as_array_mut().ok_or("config.providers")?;
+    for (i, p) in providers.iter_mut().enumerate() {
+        p["base_url"] = json!(format!("http://127.0.0.1:{}/v1", 20000 + i));
+    }
+    let config = RouterConfig::from_json(&config, &|_| None, HostLimits::default()).map_err(|e| e.to_string())?;
+    let names: Vec<String> = config.providers.iter().map(|p| p.name.clone()).collect();
+    let router = Router::new(config);
+    let mut mocks: HashMap<String, Mock> = HashMap::new();
+    for (name, m) in vector["mocks"].as_object().ok_or("mocks")? {
+        mocks.insert(
+            name.clone(),
+            Mock {
+                refuse: m["refuse"].as_bool().unwrap_or(false),
+                responses: m["responses"].as_array().cloned().unwrap_or_default(),
+                next: 0,
+            },
+        );
+    }
+    let mut now = Instant::ZERO;
+    for (i, call) in vector["calls"].as_array().ok_or("calls")?.iter().enumerate() {
+        now = now + Duration::from_millis(call["gap_ms"].as_u64().unwrap_or(0));
+        let (result, received, ended) = run_call(&router, &names, &mut mocks, call["request"].clone(), now)?;
+        let latency = ended - now;
+        now = ended;
+        check(&call["expect"], &result, &received, latency).map_err(|e| format!("call {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+type CallResult = Result<Routed, RouteError>;
+
+fn run_call(
+    router: &Router,
+    names: &[String],
+    mocks: &mut HashMap<String, Mock>,
+    request: Value,
+    start: Instant,
+) -> Result<(CallResult, BTreeMap<String, Vec<Received>>, Instant), String> {
+    let mut call = router.start_call(request, start);
+    let mut now = start;
+    // (time, sequence, attempt, event): the sequence keeps arrival order stable.
+    let mut queue: Vec<(Instant, u64, AttemptId, Event)> = Vec::new();
+    let mut seq = 0u64;
+    let mut received: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+    for _ in 0..10_000 {
+        while let Some(action) = call.poll_action() {
+            match action {
+                Action::Send { attempt, provider, request } => {
+                    let name = &names[provider];
+                    received.entry(name.clone()).or_default().push(record(&request));
+                    let mock = mocks.get_mut(name).ok_or_else(|| format!("no mock for {name}"))?;
+                    for (delay, event) in play(mock)? {
+                        seq += 1;
+                        queue.push((now + delay, seq, attempt, event));
+                    }
+                }
+                Action::Cancel { attempt } => queue.retain(|(_, _, id, _)| *id != attempt),
+                Action::Complete(result) => return Ok((result, received, now)),
+            }
+        }
+        let next_event = queue.iter().map(|(t, s, _, _)| (*t, *s)).min();
+        let next_timer = call.poll_timeout();
+        match (next_event, next_timer) {
+            (Some((t, s)), timer) if timer.is_none_or(|d: Instant| t <= d) => {
+                let i = queue.iter().position(|(qt, qs, _, _)| (*qt, *qs) == (t, s)).unwrap();
+                let (t, _, id, event) = queue.remove(i);
+                now = t;
+                match event {
+                    Event::Head(h) => call.handle_head(id, h, now),
+                    Event::Body(b) => call.handle_body(id, b, now),
+                    Event::Fault(f) => call.handle_fault(id, f, now),
+                }
+            }
+            (Some(_), Some(d)) | (None, Some(d)) => {
+                assert!(d >= now, "time went backwards");
+                now = d;
+                call.handle_timeout(now);
+            }
+            (None, None) => return Err("stuck: no event, no timer, no result".into()),
+            (Some(_), None) => unreachable!("handled by the first arm"),
+        }
+    }
+    Err("did not finish within 10000 steps".into())
+}
+
+fn record(request: &HttpRequest) -> Received {
+    let after_scheme = request.url.split_once("://").map_or("", |(_, r)| r);
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]).to_owned();
+    Received {
+        path,
+        headers: request.headers.clone(),
+        json: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+    }
+}
+
+/// What the mock does with its next request, as (delay, event) pairs.
+fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
+    if mock.refuse {
+        return Ok(vec![(Duration::ZERO, Event::Fault(TransportFault::ConnectionRefused))]);
+    }
+    let r = mock.responses.get(mock.next).cloned().ok_or("mock script exhausted")?;
+    mock.next += 1;
+    let delay = Duration::from_millis(r["delay_ms"].as_u64().unwrap_or(0));
+    let status = r["status"].as_u64().unwrap_or(200) as u16;
+    let (body, content_type) = match (&r["json"], &r["text"]) {
+        (Value::Null, Value::String(t)) => (t.clone().into_bytes(), "text/plain"),
+        (Value::Null, _) => (Vec::new(), "text/plain"),
+        (j, _) => (serde_json::to_vec(j).unwrap(), "application/json"),
+    };
+    let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
+    for (n, v) in r["headers"].as_object().into_iter().flatten() {
+        headers.push((n.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_owned()));
+    }
+    let head = ResponseHead {
+        status,
+        headers,
+        received_unix_secs: WALL_CLOCK_ORIGIN + delay.as_secs(),
+    };
+    Ok(match r["fault"].as_str() {
+        None => vec![(delay, Event::Head(head)), (delay, Event::Body(body))],
+        Some("reset") => vec![(delay, Event::Fault(TransportFault::ConnectionReset))],
+        Some("stall") => vec![],
+        Some("truncate") => vec![(delay, Event::Head(head)), (delay, Event::Fault(TransportFault::Truncated))],
+        Some(other) => return Err(format!("unknown fault {other:?}")),
+    })
+}
+
+fn check(
+    expect: &Value,
+    result: &CallResult,
+    received: &BTreeMap<String, Vec<Received>>,
+    latency: Duration,
+) -> Result<(), String> {
+    let outcome = expect["outcome"].as_str().ok_or("expect.outcome")?;
+    let (actual_outcome, attempts) = match result {
+        Ok(r) => ("success", r.attempts.clone()),
+        Err(e) => (e.kind(), e.attempts().to_vec()),
+    };
+    if actual_outcome != outcome {
+        return Err(format!("outcome {actual_outcome:?}, expected {outcome:?}; result: {}", describe(result)));
+    }
+    match result {
+        Ok(r) => {
+            expect_eq("provider", &expect["provider"], &json!(r.provider))?;
+            if let Some(m) = optional_subset(&expect["response"], &r.response, "response") {
+                return Err(m);
+            }
+        }
+        Err(e) => {
+            if let RouteError::Hard { provider, status, .. } = e {
+                expect_eq("provider", &expect["provider"], &json!(provider))?;
+                expect_eq("status", &expect["status"], &json!(status))?;
+            }
+            let message = e.to_string();
+            for needle in expect["error_contains"].as_array().into_iter().flatten() {
+                let needle = needle.as_str().unwrap_or_default();
+                if !message.contains(needle) {
+                    return Err(format!("error message lacks {needle:?}: {message}"));
+                }
+            }
+        }
+    }
+    if let Some(want) = expect["attempts"].as_array() {
+        let got: Vec<Value> = attempts
+            .iter()
+            .map(|a| {
+                json!({"provider": a.provider, "outcome": a.outcome.as_str(), "status": a.status,
+                       "fault": a.fault.as_ref().map(|f| f.name())})
+            })
+            .collect();
+        if want.len() != got.len() {
+            return Err(format!("{} attempts, expected {}: {got:?}", got.len(), want.len()));
+        }
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            if let Some(m) = subset_mismatch(w, g, &format!("attempts[{i}]")) {
+                return Err(format!("{m}; all attempts: {got:?}"));
+            }
+        }
+    }
+    if let Some(bounds) = expect.get("latency_ms") {
+        let ms = latency.as_secs_f64() * 1000.0;
+        let min = bounds["min"].as_f64().unwrap_or(0.0);
+        let max = bounds["max"].as_f64().unwrap_or(f64::INFINITY);
+        if ms < min || ms > max {
+            return Err(format!("latency {ms} ms outside [{min}, {max}]"));
+        }
+    }
+    for (provider, want) in expect["upstream"].as_object().into_iter().flatten() {
+        let got = received.get(provider).map_or(&[][..], |v| v.as_slice());
+        let want = want.as_array().ok_or("upstream entries must be lists")?;
+        if want.len() != got.len() {
+            return Err(format!("{provider} received {} requests, expected {}", got.len(), want.len()));
+        }
+        for (i, (w, g)) in want.iter().zip(got).enumerate() {
+            let at = format!("upstream.{provider}[{i}]");
+            expect_eq(&format!("{at}.path"), &w["path"], &json!(g.path))?;
+            let headers: serde_json::Map<String, Value> =
+                g.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+            if let Some(m) = optional_subset(&w["headers"], &Value::Object(headers), &format!("{at}.headers")) {
+                return Err(m);
+            }
+            for absent in w["absent_headers"].as_array().into_iter().flatten() {
+                let absent = absent.as_str().unwrap_or_default();
+                if g.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(absent)) {
+                    return Err(format!("{at}: header {absent:?} must be absent"));
+                }
+            }
+            if let Some(m) = optional_subset(&w["json"], &g.json, &format!("{at}.json")) {
+                return Err(m);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(result: &CallResult) -> String {
+    match result {
+        Ok(r) => format!("success from {}", r.provider),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn expect_eq(what: &str, want: &Value, got: &Value) -> Result<(), String> {
+    if want.is_null() || want == got {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got}, expected {want}"))
+    }
+}
+
+/// `None` when `want` is a subset of `got` (see tests/vectors/README.md);
+/// else where they first differ.
+fn subset_mismatch(want: &Value, got: &Value, at: &str) -> Option<String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => w.iter().find_map(|(k, wv)| match g.get(k) {
+            None => Some(format!("{at}.{k}: missing (expected {wv})")),
+            Some(gv) => subset_mismatch(wv, gv, &format!("{at}.{k}")),
+        }),
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            w.iter().zip(g).enumerate().find_map(|(i, (wv, gv))| subset_mismatch(wv, gv, &format!("{at}[{i}]")))
+        }
+        (w, g) if w == g => None,
+        (w, g) => Some(format!("{at}: got {g}, expected {w}")),
+    }
+}
+
+/// As [`subset_mismatch`], for an optional expectation (absent = no check).
+fn optional_subset(want: &Value, got: &Value, at: &str) -> Option<String> {
+    if want.is_null() {
+        None
+    } else {
+        subset_mismatch(want, got, at)
+    }
+}

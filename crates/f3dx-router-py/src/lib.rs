@@ -1,0 +1,18 @@
+//! `f3dx_router._native`: the PyO3 extension. Python code imports it through
+//! the `f3dx_router` package, which defines the exception hierarchy.
+
+mod convert;
+mod errors;
+mod router;
+mod trace;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<router::PyRouter>()?;
+    m.add_class::<trace::PyAttempt>()?;
+    m.add_class::<trace::PyRouteResult>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! What a routed call reports back: its attempts and its result.
+
+use f3dx_router_core::Attempt;
+use pyo3::prelude::*;
+
+/// One upstream attempt of a call.
+#[pyclass(frozen, name = "Attempt", module = "f3dx_router._native", get_all)]
+pub struct PyAttempt {
+    /// Provider name.
+    pub provider: String,
+    /// "success", "soft", "hard", "cancelled" (or "in_flight").
+    pub outcome: &'static str,
+    /// HTTP status, if a response head arrived.
+    pub status: Option<u16>,
+    /// Fault name ("timeout", "connection_refused", ...), if any.
+    pub fault: Option<&'static str>,
+    /// What went wrong, in words.
+    pub detail: String,
+    /// Start, in ms from the call's start.
+    pub started_ms: f64,
+    /// End, in ms from the call's start.
+    pub ended_ms: Option<f64>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl From<&Attempt> for PyAttempt {
+    fn from(a: &Attempt) -> Self {
+        PyAttempt {
+            provider: a.provider.clone(),
+            outcome: a.outcome.as_str(),
+            status: a.status,
+            fault: a.fault.as_ref().map(|f| f.name()),
+            detail: a.detail.clone(),
+            started_ms: ms(a.started),
+            ended_ms: a.ended.map(ms),
+        }
+    }
+}
+
+#[pymethods]
+impl PyAttempt {
+    fn __repr__(&self) -> String {
+        let mut s = format!("Attempt(provider={:?}, outcome={:?}", self.provider, self.outcome);
+        if let Some(st) = self.status {
+            s.push_str(&format!(", status={st}"));
+        }
+        if let Some(f) = self.fault {
+            s.push_str(&format!(", fault={f:?}"));
+        }
+        s.push_str(&format!(", started_ms={:.1}", self.started_ms));
+        if let Some(e) = self.ended_ms {
+            s.push_str(&format!(", ended_ms={e:.1}"));
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// A successful call: the response and how it was obtained.
+#[pyclass(frozen, name = "RouteResult", module = "f3dx_router._native", get_all)]
+pub struct PyRouteResult {
+    /// The OpenAI-shaped chat completion.
+    pub response: Py<PyAny>,
+    /// The winning provider.
+    pub provider: String,
+    /// Every attempt, in start order.
+    pub attempts: Vec<Py<PyAttempt>>,
+    /// From the call's start to its result, in ms.
+    pub latency_ms: f64,
+}
+
+#[pymethods]
+impl PyRouteResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "RouteResult(provider={:?}, attempts={}, latency_ms={:.1})",
+            self.provider,
+            self.attempts.len(),
+            self.latency_ms
+        )
+    }
+}
+
+/// Milliseconds of a duration, for Python.
+pub fn millis(d: std::time::Duration) -> f64 {
+    ms(d)
+}

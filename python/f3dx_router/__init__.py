@@ -1,0 +1,32 @@
+"""f3dx_router: an in-process router for LLM provider calls.
+
+One Rust routing core (failover, hedging, Retry-After cooldowns, OpenAI and
+Anthropic translation) behind a small Python API::
+
+    from f3dx_router import Router
+    r = Router(providers=[...], policy="hedged", hedge_k=2)
+    resp = r.chat_completions({"model": "gpt-4o", "messages": [...]})
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    AllProvidersFailed,
+    ConfigError,
+    HardFailure,
+    InvalidRequest,
+    RouterError,
+)
+from ._native import Attempt, RouteResult, Router, __version__
+
+__all__ = [
+    "Router",
+    "RouteResult",
+    "Attempt",
+    "RouterError",
+    "ConfigError",
+    "InvalidRequest",
+    "HardFailure",
+    "AllProvidersFailed",
+    "__version__",
+]

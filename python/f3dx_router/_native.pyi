@@ -1,0 +1,59 @@
+"""Type stubs for the native extension (written by hand, checked by
+``mypy.stubtest`` in CI)."""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, final
+
+__version__: str
+
+@final
+class Attempt:
+    """One upstream attempt of a call."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def outcome(self) -> Literal["success", "soft", "hard", "cancelled", "in_flight"]: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def fault(self) -> str | None: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def started_ms(self) -> float: ...
+    @property
+    def ended_ms(self) -> float | None: ...
+
+@final
+class RouteResult:
+    """A successful call: the response, the winner and every attempt."""
+
+    @property
+    def response(self) -> dict[str, Any]: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def attempts(self) -> list[Attempt]: ...
+    @property
+    def latency_ms(self) -> float: ...
+
+@final
+class Router:
+    """Routes OpenAI chat-completions requests over several providers."""
+
+    def __new__(
+        cls,
+        providers: Sequence[Mapping[str, Any]],
+        *,
+        policy: Literal["sequential", "hedged"] = "sequential",
+        hedge_k: int | None = None,
+        hedge_delay_ms: int = 0,
+    ) -> Router: ...
+    def chat_completions(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    def route(self, body: Mapping[str, Any]) -> RouteResult: ...
+    def cooldowns(self) -> dict[str, float]: ...
+    @property
+    def providers(self) -> list[str]: ...
+    @property
+    def policy(self) -> Literal["sequential", "hedged"]: ...

@@ -1,0 +1,766 @@
+#!/usr/bin/env python3
+"""Scriptable mock LLM provider servers for the shared test vectors.
+
+Stdlib only, Python 3.10+. See tests/vectors/README.md for the vector format.
+
+Command line::
+
+    python tests/mock_provider.py VECTOR.json [--loop]
+    python tests/mock_provider.py --json '{"mocks": {...}}' [--loop]
+
+One HTTP/1.1 server per provider in the vector's ``mocks`` listens on
+127.0.0.1 on an ephemeral port and plays that provider's script, one
+``<response>`` per request, counted across connections. A provider with
+``{"refuse": true}`` gets a port on which nothing listens. A control server
+listens on one more port:
+
+* ``GET /log``    -> ``{"a": [record, ...], ...}``
+* ``POST /reset`` -> clears the logs and rewinds every script
+
+Once everything listens, exactly one JSON line goes to stdout::
+
+    {"control": 40001, "providers": {"a": 40002, "b": 40003}}
+
+Then it serves until SIGTERM or SIGINT, or until EOF on stdin when stdin is a
+pipe or a socket (so a parent that dies takes the mocks with it; a background
+job whose stdin is /dev/null keeps running). ``--loop`` replays a script from
+its start when it runs out (for demos); otherwise a request beyond the end of
+a script gets a 500 with the text ``mock script exhausted``.
+
+Every request is recorded as::
+
+    {"index", "method", "path", "headers" (names lower case), "body" (text),
+     "json" (parsed, or null), "received_at" (time.monotonic(), once the whole
+     request was read), "disconnected_early", "exhausted"}
+
+``disconnected_early`` is true when the client closed the connection while the
+mock was still delaying or stalling that request, which is how the runners
+prove that a cancelled attempt really closed its connection. (A client that
+only half-closes its side counts as gone too; HTTP clients do not do that.)
+
+For tests there is ``MockProviders``, which runs this file in a subprocess::
+
+    with MockProviders(vector) as mocks:
+        url = mocks.base_url("a")          # "http://127.0.0.1:<port>/v1"
+        ...
+        records = mocks.log()["a"]
+        mocks.reset()
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+from typing import Any
+
+HOST = "127.0.0.1"
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 200
+MAX_BODY_BYTES = 32 * 1024 * 1024
+READ_CHUNK = 64 * 1024
+IDLE_TIMEOUT_S = 300.0  # a keep-alive connection with no request for this long is closed
+REQUEST_TIMEOUT_S = 30.0  # the rest of a request, once it has started, must arrive within this
+STALL_LIMIT_S = 60.0  # a stall holds the connection at most this long
+WRITE_TIMEOUT_S = 30.0
+SHUTDOWN_GRACE_S = 2.0
+
+EXHAUSTED_TEXT = "mock script exhausted"
+RESPONSE_KEYS = {"delay_ms", "status", "headers", "json", "text", "fault"}
+FAULTS = {"reset", "stall", "truncate"}
+
+
+# --------------------------------------------------------------------------
+# the vector's mocks, checked up front so a typo fails loudly
+
+
+class VectorError(ValueError):
+    pass
+
+
+def validate_mocks(mocks: Any) -> dict[str, dict]:
+    if not isinstance(mocks, dict) or not mocks:
+        raise VectorError("'mocks' must be a non-empty object of provider name -> script")
+    for name, spec in mocks.items():
+        where = f"mocks.{name}"
+        if not isinstance(spec, dict):
+            raise VectorError(f"{where}: must be an object")
+        unknown = set(spec) - {"refuse", "responses"}
+        if unknown:
+            raise VectorError(f"{where}: unknown keys {sorted(unknown)}")
+        if spec.get("refuse"):
+            if spec["refuse"] is not True:
+                raise VectorError(f"{where}.refuse: must be true when present")
+            if "responses" in spec:
+                raise VectorError(f"{where}: 'refuse' and 'responses' exclude each other")
+            continue
+        responses = spec.get("responses")
+        if not isinstance(responses, list):
+            raise VectorError(f"{where}.responses: must be a list")
+        for i, resp in enumerate(responses):
+            validate_response(resp, f"{where}.responses[{i}]")
+    return mocks
+
+
+def validate_response(resp: Any, where: str) -> None:
+    if not isinstance(resp, dict):
+        raise VectorError(f"{where}: must be an object")
+    unknown = set(resp) - RESPONSE_KEYS
+    if unknown:
+        raise VectorError(f"{where}: unknown keys {sorted(unknown)}")
+    delay = resp.get("delay_ms", 0)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise VectorError(f"{where}.delay_ms: must be a number >= 0")
+    status = resp.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
+        raise VectorError(f"{where}.status: must be an integer HTTP status")
+    headers = resp.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise VectorError(f"{where}.headers: must be an object of strings")
+    if "json" in resp and "text" in resp:
+        raise VectorError(f"{where}: 'json' and 'text' exclude each other")
+    if "text" in resp and not isinstance(resp["text"], str):
+        raise VectorError(f"{where}.text: must be a string")
+    if "fault" in resp and resp["fault"] not in FAULTS:
+        raise VectorError(f"{where}.fault: must be one of {sorted(FAULTS)}")
+
+
+# --------------------------------------------------------------------------
+# HTTP/1.1 on asyncio streams
+
+
+class BadRequest(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    """The peer closed (or reset) the connection."""
+
+
+class Request:
+    __slots__ = ("method", "path", "version", "headers", "body")
+
+    def __init__(self, method: str, path: str, version: str, headers: dict[str, str], body: bytes):
+        self.method = method
+        self.path = path
+        self.version = version
+        self.headers = headers
+        self.body = body
+
+    def wants_close(self) -> bool:
+        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" not in tokens
+        return "close" in tokens
+
+
+class Connection:
+    """A stream with our own read buffer, so that watching for the peer's close
+    while a response is delayed never loses bytes the peer sent meanwhile."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader = reader
+        self.writer = writer
+        self.buf = bytearray()
+        self.peer_closed = False
+
+    async def _fill(self, timeout: float) -> None:
+        """Read more bytes into the buffer; ClientGone on EOF or reset."""
+        if self.peer_closed:
+            raise ClientGone()
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+        except asyncio.TimeoutError:  # an OSError too since 3.11: keep it apart
+            raise
+        except (ConnectionError, OSError) as exc:
+            self.peer_closed = True
+            raise ClientGone() from exc
+        if not data:
+            self.peer_closed = True
+            raise ClientGone()
+        self.buf += data
+
+    async def read_request(self) -> Request | None:
+        """The next request, or None when the peer closed between requests."""
+        # RFC 9112 2.2: ignore empty lines before a request line.
+        while True:
+            while self.buf[:2] == b"\r\n":
+                del self.buf[:2]
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self.buf) > MAX_HEAD_BYTES:
+                raise BadRequest("request head too large")
+            started = bool(self.buf)
+            try:
+                await self._fill(REQUEST_TIMEOUT_S if started else IDLE_TIMEOUT_S)
+            except ClientGone:
+                if started:
+                    raise
+                return None
+            except asyncio.TimeoutError:
+                if started:
+                    raise BadRequest("timed out reading the request head") from None
+                return None
+        head = bytes(self.buf[:end]).decode("latin-1")
+        del self.buf[: end + 4]
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest(f"bad request line {lines[0]!r}")
+        method, path, version = parts
+        if len(lines) - 1 > MAX_HEADERS:
+            raise BadRequest("too many headers")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise BadRequest(f"bad header line {line!r}")
+            name = name.lower()
+            value = value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        if headers.get("expect", "").lower() == "100-continue":
+            await self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await self._read_chunked()
+        else:
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                raise BadRequest("bad content-length") from None
+            if length < 0 or length > MAX_BODY_BYTES:
+                raise BadRequest("bad content-length")
+            body = await self._read_exact(length)
+        return Request(method, path, version, headers, body)
+
+    async def _read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            try:
+                await self._fill(REQUEST_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise BadRequest("timed out reading the request body") from None
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    async def _read_line(self) -> bytes:
+        while True:
+            end = self.buf.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self.buf[:end])
+                del self.buf[: end + 2]
+                return line
+            if len(self.buf) > MAX_HEAD_BYTES:
+                raise BadRequest("chunk line too long")
+            try:
+                await self._fill(REQUEST_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise BadRequest("timed out reading the request body") from None
+
+    async def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_line = (await self._read_line()).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise BadRequest("bad chunk size") from None
+            if size == 0:
+                while await self._read_line():  # trailers, up to the empty line
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_BODY_BYTES:
+                raise BadRequest("request body too large")
+            body += await self._read_exact(size)
+            if await self._read_exact(2) != b"\r\n":
+                raise BadRequest("bad chunk terminator")
+
+    async def wait_peer_close(self, timeout: float) -> bool:
+        """Wait up to timeout seconds; True as soon as the peer closes.
+
+        Bytes the peer sends meanwhile (a pipelined request) are kept for later.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if len(self.buf) > MAX_HEAD_BYTES + MAX_BODY_BYTES:
+                # Buffer no more; notice only an abort from our side (shutdown).
+                if self.writer.transport.is_closing():
+                    return True
+                await asyncio.sleep(min(remaining, 0.1))
+                continue
+            try:
+                await self._fill(remaining)
+            except asyncio.TimeoutError:
+                return False
+            except ClientGone:
+                return True
+
+    async def write(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+            await asyncio.wait_for(self.writer.drain(), WRITE_TIMEOUT_S)
+        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            self.peer_closed = True
+            raise ClientGone() from exc
+
+    def abort_with_reset(self) -> None:
+        """Close so that the peer sees a TCP RST, not a FIN."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        if not self.writer.transport.is_closing():  # not after abort_with_reset()
+            self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), SHUTDOWN_GRACE_S)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+
+
+def render_response(
+    status: int, headers: dict[str, str], body: bytes, content_type: str, close: bool
+) -> tuple[bytes, bytes]:
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    names = set()
+    for name, value in headers.items():
+        if name.lower() in ("content-length", "connection", "transfer-encoding"):
+            continue
+        names.add(name.lower())
+        lines.append(f"{name}: {value}")
+    if "content-type" not in names:
+        lines.append(f"content-type: {content_type}")
+    lines.append(f"content-length: {len(body)}")
+    if close:
+        lines.append("connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head, body
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+# --------------------------------------------------------------------------
+# the mocks
+
+
+class ProviderMock:
+    def __init__(self, name: str, responses: list[dict] | None, loop_script: bool):
+        self.name = name
+        self.responses = responses  # None: refused, nothing listens
+        self.loop_script = loop_script
+        self.log: list[dict] = []
+        self.next_index = 0
+
+    def reset(self) -> None:
+        self.log = []
+        self.next_index = 0
+
+    def take(self, req: Request) -> tuple[dict, dict | None]:
+        """Record req and return (its record, its script entry or None)."""
+        index = self.next_index
+        self.next_index += 1
+        responses = self.responses or []
+        entry: dict | None
+        if index < len(responses):
+            entry = responses[index]
+        elif self.loop_script and responses:
+            entry = responses[index % len(responses)]
+        else:
+            entry = None
+        text = req.body.decode("utf-8", errors="replace")
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        record = {
+            "index": index,
+            "method": req.method,
+            "path": req.path,
+            "headers": dict(req.headers),
+            "body": text,
+            "json": parsed,
+            "received_at": time.monotonic(),
+            "disconnected_early": False,
+            "exhausted": entry is None,
+        }
+        self.log.append(record)
+        return record, entry
+
+
+class MockServer:
+    def __init__(self, mocks: dict[str, dict], loop_script: bool):
+        self.providers = {
+            name: ProviderMock(
+                name, None if spec.get("refuse") else list(spec["responses"]), loop_script
+            )
+            for name, spec in mocks.items()
+        }
+        self.ports: dict[str, int] = {}
+        self.control_port = 0
+        self.servers: list[asyncio.AbstractServer] = []
+        self.handlers: dict[asyncio.Task, Connection] = {}
+
+    async def start(self) -> None:
+        placeholders = []
+        try:
+            for name, mock in self.providers.items():
+                if mock.responses is None:
+                    # Keep the socket bound (not listening) until every server
+                    # listens, so no server of ours can take its port.
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    placeholders.append(s)
+                    s.bind((HOST, 0))
+                    self.ports[name] = s.getsockname()[1]
+                    continue
+                server = await asyncio.start_server(
+                    lambda r, w, m=mock: self._serve(r, w, m), HOST, 0
+                )
+                self.servers.append(server)
+                self.ports[name] = server.sockets[0].getsockname()[1]
+            control = await asyncio.start_server(
+                lambda r, w: self._serve(r, w, None), HOST, 0
+            )
+            self.servers.append(control)
+            self.control_port = control.sockets[0].getsockname()[1]
+        finally:
+            for s in placeholders:
+                s.close()
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        # Abort the connections rather than cancel their handlers: a handler
+        # sees the peer go away and ends normally (cancelling a stream
+        # handler makes 3.11's asyncio log a spurious error).
+        for conn in list(self.handlers.values()):
+            conn.writer.transport.abort()
+        if self.handlers:
+            await asyncio.wait(list(self.handlers), timeout=SHUTDOWN_GRACE_S)
+        for task in list(self.handlers):  # a handler that did not end: last resort
+            task.cancel()
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _serve(self, reader, writer, mock: ProviderMock | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        conn = Connection(reader, writer)
+        self.handlers[task] = conn
+        try:
+            while True:
+                try:
+                    req = await conn.read_request()
+                except BadRequest as exc:
+                    await self._send_simple(conn, 400, f"bad request: {exc}", close=True)
+                    return
+                if req is None:
+                    return
+                if mock is None:
+                    keep = await self._control(conn, req)
+                else:
+                    keep = await self._provider(conn, req, mock)
+                if not keep or req.wants_close():
+                    return
+        except ClientGone:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not kill the server; show it
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            self.handlers.pop(task, None)
+            await conn.close()
+
+    async def _send_simple(
+        self, conn: Connection, status: int, text: str, close: bool = False
+    ) -> None:
+        head, body = render_response(status, {}, text.encode(), "text/plain; charset=utf-8", close)
+        await conn.write(head + body)
+
+    async def _control(self, conn: Connection, req: Request) -> bool:
+        path = req.path.split("?", 1)[0]
+        if req.method == "GET" and path == "/log":
+            body = json_bytes({name: m.log for name, m in self.providers.items()})
+            head, body = render_response(200, {}, body, "application/json", req.wants_close())
+            await conn.write(head + body)
+        elif req.method == "POST" and path == "/reset":
+            for m in self.providers.values():
+                m.reset()
+            head, body = render_response(200, {}, b"{}", "application/json", req.wants_close())
+            await conn.write(head + body)
+        else:
+            await self._send_simple(conn, 404, "not found: GET /log, POST /reset")
+        return True
+
+    async def _provider(self, conn: Connection, req: Request, mock: ProviderMock) -> bool:
+        """Play one script entry; False when the connection must end."""
+        record, entry = mock.take(req)
+        if entry is None:
+            await self._send_simple(conn, 500, EXHAUSTED_TEXT, close=req.wants_close())
+            return True
+
+        delay_s = float(entry.get("delay_ms", 0)) / 1000.0
+        if delay_s > 0 and await conn.wait_peer_close(delay_s):
+            record["disconnected_early"] = True
+            return False
+
+        fault = entry.get("fault")
+        if fault == "stall":
+            if await conn.wait_peer_close(STALL_LIMIT_S):
+                record["disconnected_early"] = True
+            return False
+        if fault == "reset":
+            conn.abort_with_reset()
+            return False
+
+        if "json" in entry:
+            body, content_type = json_bytes(entry["json"]), "application/json"
+        else:
+            body, content_type = entry.get("text", "").encode("utf-8"), "text/plain; charset=utf-8"
+        head, body = render_response(
+            entry.get("status", 200), entry.get("headers", {}), body, content_type,
+            req.wants_close(),
+        )
+        if fault == "truncate":
+            await conn.write(head + body[: len(body) // 2])
+            return False
+        await conn.write(head + body)
+        return True
+
+
+class _StdinWatcher(asyncio.Protocol):
+    def __init__(self, stop: asyncio.Event):
+        self.stop = stop
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        self.stop.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop.set()
+
+
+async def _watch_stdin(stop: asyncio.Event) -> asyncio.BaseTransport | None:
+    """Stop on EOF when stdin is a pipe or socket; otherwise do not watch it."""
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None
+    pipe = os.fdopen(os.dup(0), "rb", buffering=0)
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: _StdinWatcher(stop), pipe
+        )
+    except Exception:
+        pipe.close()
+        return None
+    return transport
+
+
+async def run(mocks: dict[str, dict], loop_script: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = MockServer(mocks, loop_script)
+    stdin_transport = None
+    try:
+        await server.start()
+        line = json.dumps({"control": server.control_port, "providers": server.ports})
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return 1
+        stdin_transport = await _watch_stdin(stop)
+        await stop.wait()
+    finally:
+        if stdin_transport is not None:
+            stdin_transport.close()
+        await server.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Scriptable mock LLM providers for test vectors.")
+    parser.add_argument("vector", nargs="?", help="path to a vector JSON file")
+    parser.add_argument("--json", dest="inline", help="the vector as inline JSON, instead of a path")
+    parser.add_argument("--loop", action="store_true", help="replay each script when it runs out")
+    args = parser.parse_args(argv)
+    if (args.vector is None) == (args.inline is None):
+        parser.error("give exactly one of VECTOR or --json")
+    try:
+        if args.inline is not None:
+            vector = json.loads(args.inline)
+        else:
+            with open(args.vector, encoding="utf-8") as f:
+                vector = json.load(f)
+        if not isinstance(vector, dict):
+            raise VectorError("the vector must be a JSON object")
+        mocks = validate_mocks(vector.get("mocks"))
+    except (OSError, ValueError) as exc:
+        print(f"mock_provider: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run(mocks, args.loop))
+
+
+# --------------------------------------------------------------------------
+# for tests: the CLI in a subprocess
+
+
+class MockProviders:
+    """Runs this file's CLI in a subprocess for one vector.
+
+    ``MockProviders(vector, loop=False)`` starts it and waits (up to
+    ``startup_timeout`` seconds) for the ports. Use as a context manager, or
+    call ``close()``.
+    """
+
+    def __init__(self, vector: dict, loop: bool = False, startup_timeout: float = 10.0):
+        self.vector = vector
+        self.ports: dict[str, int] = {}
+        self.control_port = 0
+        self._proc: subprocess.Popen | None = None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        fd, self._path = tempfile.mkstemp(prefix="mock-vector-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(vector, f)
+            args = [sys.executable, os.path.abspath(__file__), self._path]
+            if loop:
+                args.append("--loop")
+            self._proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # its own process group
+            )
+            info = json.loads(self._read_line(startup_timeout))
+            self.control_port = int(info["control"])
+            self.ports = {str(k): int(v) for k, v in info["providers"].items()}
+        except BaseException:
+            self.close()
+            raise
+        self._remove_file()
+
+    def _read_line(self, timeout: float) -> str:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"mock_provider did not report its ports within {timeout} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                rc = self._proc.wait(timeout=5)
+                raise RuntimeError(
+                    f"mock_provider exited with status {rc} before reporting its ports "
+                    "(its stderr says why)"
+                )
+            buf += chunk
+        return buf.split(b"\n", 1)[0].decode("utf-8")
+
+    def __enter__(self) -> "MockProviders":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def base_url(self, name: str) -> str:
+        return f"http://{HOST}:{self.ports[name]}/v1"
+
+    def _control(self, method: str, path: str) -> bytes:
+        req = urllib.request.Request(
+            f"http://{HOST}:{self.control_port}{path}",
+            method=method,
+            data=b"" if method == "POST" else None,
+        )
+        with self._opener.open(req, timeout=10) as resp:
+            return resp.read()
+
+    def log(self) -> dict[str, list[dict]]:
+        """Every request each provider received since the start or the last reset."""
+        return json.loads(self._control("GET", "/log"))
+
+    def reset(self) -> None:
+        """Clear the logs and rewind every script."""
+        self._control("POST", "/reset")
+
+    def _remove_file(self) -> None:
+        try:
+            os.unlink(self._path)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                try:
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    proc.wait(timeout=5)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+        self._remove_file()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
