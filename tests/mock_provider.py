@@ -31,12 +31,18 @@ Every request is recorded as::
 
     {"index", "method", "path", "headers" (names lower case), "body" (text),
      "json" (parsed, or null), "received_at" (time.monotonic(), once the whole
-     request was read), "disconnected_early", "exhausted"}
+     request was read), "disconnected_early", "disconnected_at", "exhausted"}
+
+``index`` counts the provider's requests since the start (or the last reset);
+without ``--loop`` it is also the position in the script. ``received_at`` and
+``disconnected_at`` come from time.monotonic(), one clock for every process
+on the host, so a test can compare them with its own readings.
 
 ``disconnected_early`` is true when the client closed the connection while the
-mock was still delaying or stalling that request, which is how the runners
-prove that a cancelled attempt really closed its connection. (A client that
-only half-closes its side counts as gone too; HTTP clients do not do that.)
+mock was still delaying or stalling that request (``disconnected_at`` says
+when the mock noticed, else it is null), which is how the runners prove that
+a cancelled attempt really closed its connection. (A client that only
+half-closes its side counts as gone too; HTTP clients do not do that.)
 
 For tests there is ``MockProviders``, which runs this file in a subprocess::
 
@@ -411,6 +417,7 @@ class ProviderMock:
             "json": parsed,
             "received_at": time.monotonic(),
             "disconnected_early": False,
+            "disconnected_at": None,
             "exhausted": entry is None,
         }
         self.log.append(record)
@@ -535,12 +542,14 @@ class MockServer:
         delay_s = float(entry.get("delay_ms", 0)) / 1000.0
         if delay_s > 0 and await conn.wait_peer_close(delay_s):
             record["disconnected_early"] = True
+            record["disconnected_at"] = time.monotonic()
             return False
 
         fault = entry.get("fault")
         if fault == "stall":
             if await conn.wait_peer_close(STALL_LIMIT_S):
                 record["disconnected_early"] = True
+                record["disconnected_at"] = time.monotonic()
             return False
         if fault == "reset":
             conn.abort_with_reset()

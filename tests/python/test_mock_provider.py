@@ -89,6 +89,7 @@ def test_status_headers_json_and_record():
         # time.monotonic() is one clock for every process on the host
         assert before <= rec["received_at"] <= after
         assert rec["disconnected_early"] is False
+        assert rec["disconnected_at"] is None
         assert rec["exhausted"] is False
 
 
@@ -171,8 +172,11 @@ def test_stall_then_client_close_is_recorded_as_disconnected_early():
             with pytest.raises(socket.timeout):  # stalled: no answer at all
                 sock.recv(1)
             assert mocks.log()["a"][0]["disconnected_early"] is False
+            closed_at = time.monotonic()
         recorded = poll(lambda: mocks.log()["a"][0]["disconnected_early"])
         assert recorded is True
+        rec = mocks.log()["a"][0]
+        assert closed_at <= rec["disconnected_at"] <= closed_at + 2
 
 
 def test_client_close_during_delay_is_recorded_and_nothing_is_sent():

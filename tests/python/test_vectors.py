@@ -32,6 +32,11 @@ LATENCY_EARLY_MS = 2.0
 # (a cancelled leg's closed connection, a request still in flight).
 SETTLE_S = 2.0
 SETTLE_STEP_S = 0.02
+# A cancelled leg must close its connection when it is cancelled, not later
+# (say, when its own timeout fires): the mock must notice the close at most
+# this long after the call returned. Generous for the same reasons as
+# LATENCY_SLACK_MS, and well below the vectors' timeouts.
+CANCEL_CLOSE_SLACK_MS = 250.0
 
 VECTORS = load_vectors()
 
@@ -84,6 +89,7 @@ def run_call(stem: str, vector: dict, mocks: MockProviders, router: Router, i: i
     except RouterError as exc:
         error = exc
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
+    ended_mono = time.monotonic()
 
     attempts = list(result.attempts) if result is not None else list(getattr(error, "attempts", None) or [])
     log = settle(mocks, vector, before, expect, attempts, elapsed_ms)
@@ -94,7 +100,7 @@ def run_call(stem: str, vector: dict, mocks: MockProviders, router: Router, i: i
     problems += check_attempts(expect, attempts)
     problems += check_latency(expect, elapsed_ms)
     problems += check_upstream(expect, this_call)
-    problems += check_cancelled_closed(vector, attempts, this_call, elapsed_ms)
+    problems += check_cancelled_closed(vector, attempts, this_call, elapsed_ms, ended_mono)
     for name, records in this_call.items():
         for r in records:
             if r["exhausted"]:
@@ -284,18 +290,30 @@ def check_upstream(expect: dict, this_call: dict) -> list[str]:
     return problems
 
 
-def check_cancelled_closed(vector: dict, attempts: list, this_call: dict, elapsed_ms: float) -> list[str]:
+def check_cancelled_closed(
+    vector: dict, attempts: list, this_call: dict, elapsed_ms: float, ended_mono: float
+) -> list[str]:
     """A cancelled attempt whose request the mock was still holding must have
-    closed its connection: the mock records that as disconnected_early."""
+    closed its connection when it was cancelled: the mock records that as
+    disconnected_early, and when it noticed as disconnected_at."""
     problems = []
     for k, attempt in enumerate(attempts):
         if attempt.outcome != "cancelled":
             continue
         for record in this_call.get(attempt.provider, []):
-            if must_see_close(vector, attempt.provider, record, elapsed_ms) and not record["disconnected_early"]:
+            if not must_see_close(vector, attempt.provider, record, elapsed_ms):
+                continue
+            if not record["disconnected_early"]:
                 problems.append(
                     f"attempts[{k}] ({attempt.provider}) was cancelled, but its connection stayed open: "
                     f"the mock saw no close within {SETTLE_S:.0f} s"
+                )
+                continue
+            late_ms = (record["disconnected_at"] - ended_mono) * 1000.0
+            if late_ms > CANCEL_CLOSE_SLACK_MS:
+                problems.append(
+                    f"attempts[{k}] ({attempt.provider}) was cancelled, but its connection closed only "
+                    f"{late_ms:.0f} ms after the call returned (a timeout?), not when it was cancelled"
                 )
     return problems
 
@@ -316,6 +334,9 @@ def report(
     this_call: dict,
     started_mono: float,
 ) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     lines = [f"vector {stem}, call {i} (of {n}):"]
     lines += [f"  - {p}" for p in problems]
     lines.append(f"measured latency: {elapsed_ms:.1f} ms")
@@ -327,7 +348,7 @@ def report(
     for k, a in enumerate(attempts):
         lines.append(
             f"  [{k}] {a.provider} {a.outcome} status={a.status} fault={a.fault} "
-            f"started={a.started_ms:.1f} ended={a.ended_ms:.1f} detail={a.detail!r}"
+            f"started={ms(a.started_ms)} ended={ms(a.ended_ms)} detail={a.detail!r}"
         )
     lines.append("mock log for this call (received relative to the call's start):")
     for name, records in this_call.items():
@@ -335,6 +356,12 @@ def report(
             lines.append(
                 f"  {name}[{r['index']}] {r['method']} {r['path']} "
                 f"+{(r['received_at'] - started_mono) * 1000:.1f} ms "
-                f"disconnected_early={r['disconnected_early']} exhausted={r['exhausted']}"
+                f"disconnected_early={r['disconnected_early']} "
+                + (
+                    f"(+{(r['disconnected_at'] - started_mono) * 1000:.1f} ms) "
+                    if r.get("disconnected_at") is not None
+                    else ""
+                )
+                + f"exhausted={r['exhausted']}"
             )
     return "\n".join(lines)
