@@ -4,6 +4,8 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, final
 
+__all__ = ["Router", "Attempt", "RouteResult", "__version__"]
+
 __version__: str
 
 @final
