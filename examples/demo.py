@@ -1,0 +1,108 @@
+"""Live failover and hedging through local mock providers. No API keys.
+
+    bash scripts/demo.sh          # builds what it needs, then runs this
+
+Starts five mock providers on 127.0.0.1 (tests/mock_provider.py): one answers
+429 with Retry-After, one 503, one slow, one fast, one speaks Anthropic's
+Messages API. Then routes calls through each policy and prints what happened.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from f3dx_router import HardFailure, Router  # noqa: E402
+from mock_provider import MockProviders  # noqa: E402
+
+
+def openai_reply(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-demo", "object": "chat.completion", "created": 0, "model": "demo",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+
+
+ANTHROPIC_REPLY = {
+    "id": "msg_demo", "type": "message", "role": "assistant", "model": "claude-demo",
+    "content": [{"type": "text", "text": "hello from claude"}],
+    "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 3},
+}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "demo_error"}}
+
+
+MOCKS = {
+    "openai": {"responses": [{"status": 429, "headers": {"retry-after": "1"}, "json": error("rate limited")}]},
+    "azure": {"responses": [{"status": 503, "json": error("overloaded")}]},
+    "claude": {"responses": [{"delay_ms": 40, "json": ANTHROPIC_REPLY}]},
+    "slow": {"responses": [{"delay_ms": 400, "json": openai_reply("hello from slow")}]},
+    "fast": {"responses": [{"delay_ms": 25, "json": openai_reply("hello from fast")}]},
+    # Usually quick, sometimes very slow: the tail that delayed hedging cuts.
+    "tail": {"responses": [{"delay_ms": d, "json": openai_reply("hello from tail")} for d in (15, 15, 500, 15, 500)]},
+    "badkey": {"responses": [{"status": 401, "json": error("Incorrect API key provided")}]},
+}
+
+REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello."}]}
+
+
+def attempts_text(attempts: list[Any]) -> str:
+    parts = []
+    for a in attempts:
+        what = {"success": "ok", "cancelled": "cancelled"}.get(a.outcome) or str(a.status or a.fault)
+        parts.append(f"{a.provider}:{what}@{a.started_ms:.0f}ms")
+    return " > ".join(parts)
+
+
+def main() -> int:
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def run(label: str, router: Router, calls: int, pause_before: dict[int, float] | None = None) -> None:
+        for i in range(calls):
+            if pause_before and i in pause_before:
+                time.sleep(pause_before[i])  # let a Retry-After cooldown expire
+            start = time.perf_counter()
+            try:
+                res = router.route(REQUEST)
+                winner, attempts = res.provider, attempts_text(res.attempts)
+            except HardFailure as e:
+                winner, attempts = f"HardFailure {e.status}", attempts_text(e.attempts)
+            ms = (time.perf_counter() - start) * 1000
+            rows.append((label, str(i + 1), winner, attempts, f"{ms:.0f}"))
+
+    with MockProviders({"mocks": MOCKS}, loop=True) as m:
+        def p(name: str, kind: str = "openai") -> dict[str, Any]:
+            return {"name": name, "kind": kind, "base_url": m.base_url(name), "api_key": f"demo-key-{name}",
+                    "model": "claude-sonnet-4-5" if kind == "anthropic" else None}
+
+        failover = Router([p("openai"), p("azure"), p("claude", "anthropic")])
+        # Call 2 skips openai (cooling down after its Retry-After: 1); call 3
+        # comes after the cooldown and tries it again.
+        run("sequential", failover, 3, pause_before={2: 1.1})
+        run("hedged k=2", Router([p("slow"), p("fast")], policy="hedged", hedge_k=2), 2)
+        run("hedged k=2 delay=60ms", Router([p("tail"), p("fast")], policy="hedged", hedge_k=2, hedge_delay_ms=60), 5)
+        run("sequential (hard 401)", Router([p("badkey"), p("fast")]), 1)
+        log = m.log()
+
+    headers = ("policy", "call", "winner", "attempts (provider:result@start)", "ms")
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(5)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for r in rows:
+        print(line.format(*r))
+    sent = {name: len(records) for name, records in log.items()}
+    print(f"\nrequests each mock received: {sent}")
+    print("fast never saw the request that got a 401 from badkey: a hard failure is not replayed.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
