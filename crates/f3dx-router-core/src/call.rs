@@ -145,7 +145,11 @@ impl Call {
         if self.finished {
             return None;
         }
-        let deadlines = self.attempts.iter().filter(|a| a.phase != Phase::Ended).map(|a| a.deadline);
+        let deadlines = self
+            .attempts
+            .iter()
+            .filter(|a| a.phase != Phase::Ended)
+            .map(|a| a.deadline);
         deadlines.chain(self.hedge_at).min()
     }
 
@@ -207,7 +211,8 @@ impl Call {
             }
             Some(Phase::Draining) => {
                 let key = self.provider_of(id).api_key.expose().to_owned();
-                let message = codec::error_message(&body).unwrap_or_else(|| codec::body_excerpt(&body));
+                let message =
+                    codec::error_message(&body).unwrap_or_else(|| codec::body_excerpt(&body));
                 let a = &mut self.attempts[id.0 as usize];
                 a.record.detail = redact(&message, &key);
                 a.phase = Phase::Ended;
@@ -254,7 +259,8 @@ impl Call {
                 self.attempts[i].phase = Phase::Ended;
             } else {
                 let timeout = self.provider_of(id).timeout;
-                self.attempts[i].record.detail = format!("no complete answer within {} ms", timeout.as_millis());
+                self.attempts[i].record.detail =
+                    format!("no complete answer within {} ms", timeout.as_millis());
                 self.settle(id, AttemptOutcome::Soft, Some(Fault::Timeout), now);
                 self.fill(now, Trigger::Failure);
             }
@@ -281,7 +287,13 @@ impl Call {
         self.attempts.iter().filter(open).count()
     }
 
-    fn settle(&mut self, id: AttemptId, outcome: AttemptOutcome, fault: Option<Fault>, now: Instant) {
+    fn settle(
+        &mut self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        fault: Option<Fault>,
+        now: Instant,
+    ) {
         let started = self.started;
         let a = &mut self.attempts[id.0 as usize];
         a.record.outcome = outcome;
@@ -299,14 +311,14 @@ impl Call {
         let policy = self.shared.config.policy;
         let k = policy.max_in_flight();
         match policy.hedge_delay() {
-            None => {
-                while self.in_flight() < k && self.dispatch_next(now) {}
-            }
+            None => while self.in_flight() < k && self.dispatch_next(now) {},
             Some(delay) => {
                 if self.in_flight() < k && (self.in_flight() == 0 || trigger != Trigger::Start) {
                     self.dispatch_next(now);
                 }
-                let more = !self.stopped && self.in_flight() < k && self.next_candidate < self.candidates.len();
+                let more = !self.stopped
+                    && self.in_flight() < k
+                    && self.next_candidate < self.candidates.len();
                 self.hedge_at = more.then(|| self.last_dispatch + delay);
             }
         }
@@ -323,7 +335,11 @@ impl Call {
             Ok(r) => r,
             Err(message) => {
                 // The caller's request, not the provider, is at fault: stop.
-                self.invalid = Some(format!("cannot send to provider {:?} ({}): {message}", provider.name, provider.kind.as_str()));
+                self.invalid = Some(format!(
+                    "cannot send to provider {:?} ({}): {message}",
+                    provider.name,
+                    provider.kind.as_str()
+                ));
                 self.stopped = true;
                 self.hedge_at = None;
                 return false;
@@ -346,7 +362,11 @@ impl Call {
             deadline: now + provider.timeout,
         });
         self.last_dispatch = now;
-        self.actions.push_back(Action::Send { attempt: id, provider: provider_index, request });
+        self.actions.push_back(Action::Send {
+            attempt: id,
+            provider: provider_index,
+            request,
+        });
         true
     }
 
@@ -375,7 +395,9 @@ impl Call {
                 a.record.ended = Some(now - started);
             }
             a.phase = Phase::Ended;
-            self.actions.push_back(Action::Cancel { attempt: a.record.id });
+            self.actions.push_back(Action::Cancel {
+                attempt: a.record.id,
+            });
         }
     }
 
@@ -423,15 +445,23 @@ impl Call {
 /// Check the caller's request enough to fail fast, before anything is sent.
 fn validate(body: Value) -> Result<Map<String, Value>, String> {
     let Value::Object(body) = body else {
-        return Err("the request body must be a JSON object (an OpenAI chat-completions request)".to_owned());
+        return Err(
+            "the request body must be a JSON object (an OpenAI chat-completions request)"
+                .to_owned(),
+        );
     };
     match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => {}
-        Some(Value::Array(_)) => return Err("\"messages\" is empty: give at least one message".to_owned()),
+        Some(Value::Array(_)) => {
+            return Err("\"messages\" is empty: give at least one message".to_owned())
+        }
         _ => return Err("\"messages\" is required: a list of chat messages".to_owned()),
     }
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err("streaming (\"stream\": true) is not supported yet; omit it or set it to false".to_owned());
+        return Err(
+            "streaming (\"stream\": true) is not supported yet; omit it or set it to false"
+                .to_owned(),
+        );
     }
     Ok(body)
 }

@@ -119,7 +119,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.into(), message: message.into() }
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Extra limits a host imposes on top of the schema (the worker allows at
@@ -132,7 +135,9 @@ pub struct HostLimits {
 
 impl Default for HostLimits {
     fn default() -> Self {
-        HostLimits { max_hedge_k: usize::MAX }
+        HostLimits {
+            max_hedge_k: usize::MAX,
+        }
     }
 }
 
@@ -146,8 +151,14 @@ impl RouterConfig {
         env: &dyn Fn(&str) -> Option<String>,
         limits: HostLimits,
     ) -> Result<Self, ConfigError> {
-        let obj = value.as_object().ok_or_else(|| err("config", "must be an object"))?;
-        reject_unknown(obj, "config", &["providers", "policy", "hedge_k", "hedge_delay_ms"])?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| err("config", "must be an object"))?;
+        reject_unknown(
+            obj,
+            "config",
+            &["providers", "policy", "hedge_k", "hedge_delay_ms"],
+        )?;
         let list = match obj.get("providers") {
             Some(Value::Array(list)) => list,
             Some(_) => return Err(err("providers", "must be a list of provider objects")),
@@ -159,10 +170,16 @@ impl RouterConfig {
         let mut providers = Vec::with_capacity(list.len());
         for (i, p) in list.iter().enumerate() {
             let provider = parse_provider(p, &format!("providers[{i}]"), env)?;
-            if providers.iter().any(|q: &ProviderConfig| q.name == provider.name) {
+            if providers
+                .iter()
+                .any(|q: &ProviderConfig| q.name == provider.name)
+            {
                 return Err(err(
                     format!("providers[{i}].name"),
-                    format!("duplicate name {:?}: provider names must be unique", provider.name),
+                    format!(
+                        "duplicate name {:?}: provider names must be unique",
+                        provider.name
+                    ),
                 ));
             }
             providers.push(provider);
@@ -182,11 +199,20 @@ fn reject_unknown(obj: &Map<String, Value>, at: &str, known: &[&str]) -> Result<
     }
 }
 
-fn parse_policy(obj: &Map<String, Value>, n: usize, limits: HostLimits) -> Result<Policy, ConfigError> {
+fn parse_policy(
+    obj: &Map<String, Value>,
+    n: usize,
+    limits: HostLimits,
+) -> Result<Policy, ConfigError> {
     let name = match obj.get("policy") {
         None | Some(Value::Null) => "sequential",
         Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(err("policy", "must be a string: \"sequential\" or \"hedged\"")),
+        Some(_) => {
+            return Err(err(
+                "policy",
+                "must be a string: \"sequential\" or \"hedged\"",
+            ))
+        }
     };
     let k = opt_uint(obj, "hedge_k", "hedge_k")?.map_or(DEFAULT_HEDGE_K as u64, |v| v);
     let delay_ms = opt_uint(obj, "hedge_delay_ms", "hedge_delay_ms")?.unwrap_or(0);
@@ -196,14 +222,24 @@ fn parse_policy(obj: &Map<String, Value>, n: usize, limits: HostLimits) -> Resul
             let max = n.min(limits.max_hedge_k);
             let k = usize::try_from(k).unwrap_or(usize::MAX);
             // The default K=2 with a single provider simply means one leg.
-            let k = if obj.get("hedge_k").is_none() { k.min(n) } else { k };
+            let k = if obj.get("hedge_k").is_none() {
+                k.min(n)
+            } else {
+                k
+            };
             if k == 0 || k > max {
                 let why = if k > limits.max_hedge_k && limits.max_hedge_k < n {
-                    format!("this host allows at most {} legs in flight", limits.max_hedge_k)
+                    format!(
+                        "this host allows at most {} legs in flight",
+                        limits.max_hedge_k
+                    )
                 } else {
                     format!("there are {n} providers")
                 };
-                return Err(err("hedge_k", format!("is {k}; it must be between 1 and {max} ({why})")));
+                return Err(err(
+                    "hedge_k",
+                    format!("is {k}; it must be between 1 and {max} ({why})"),
+                ));
             }
             let delay = (delay_ms > 0).then(|| Duration::from_millis(delay_ms));
             Ok(Policy::Hedged { k, delay })
@@ -225,7 +261,11 @@ fn opt_uint(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<u
     }
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, at: &str) -> Result<Option<&'a str>, ConfigError> {
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<&'a str>, ConfigError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -234,7 +274,15 @@ fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, at: &str) -> Result<Optio
 }
 
 const PROVIDER_KEYS: &[&str] = &[
-    "name", "kind", "base_url", "api_key", "api_key_env", "timeout_ms", "weight", "model", "headers",
+    "name",
+    "kind",
+    "base_url",
+    "api_key",
+    "api_key_env",
+    "timeout_ms",
+    "weight",
+    "model",
+    "headers",
     "max_body_bytes",
 ];
 
@@ -243,11 +291,18 @@ fn parse_provider(
     at: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ProviderConfig, ConfigError> {
-    let obj = value.as_object().ok_or_else(|| err(at, "must be an object"))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| err(at, "must be an object"))?;
     reject_unknown(obj, at, PROVIDER_KEYS)?;
     let name = opt_str(obj, "name", at)?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| err(format!("{at}.name"), "is required: a unique, non-empty name"))?
+        .ok_or_else(|| {
+            err(
+                format!("{at}.name"),
+                "is required: a unique, non-empty name",
+            )
+        })?
         .to_owned();
     let kind = match opt_str(obj, "kind", at)? {
         Some("openai") => ProviderKind::OpenAi,
@@ -258,7 +313,12 @@ fn parse_provider(
                 format!("unknown kind {other:?}; expected \"openai\" or \"anthropic\""),
             ))
         }
-        None => return Err(err(format!("{at}.kind"), "is required: \"openai\" or \"anthropic\"")),
+        None => {
+            return Err(err(
+                format!("{at}.kind"),
+                "is required: \"openai\" or \"anthropic\"",
+            ))
+        }
     };
     let base_url = parse_base_url(opt_str(obj, "base_url", at)?, at)?;
     let api_key = parse_key(obj, at, env)?;
@@ -280,7 +340,17 @@ fn parse_provider(
         Some(0) => return Err(err(format!("{at}.max_body_bytes"), "must be at least 1")),
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    Ok(ProviderConfig { name, kind, base_url, api_key, timeout, weight, model, headers, max_body_bytes })
+    Ok(ProviderConfig {
+        name,
+        kind,
+        base_url,
+        api_key,
+        timeout,
+        weight,
+        model,
+        headers,
+        max_body_bytes,
+    })
 }
 
 fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
@@ -289,13 +359,21 @@ fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| err(&field, format!("{url:?} must start with http:// or https://")))?;
+        .ok_or_else(|| {
+            err(
+                &field,
+                format!("{url:?} must start with http:// or https://"),
+            )
+        })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
         return Err(err(&field, format!("{url:?} has no valid host")));
     }
     if rest.contains(['?', '#']) {
-        return Err(err(&field, format!("{url:?} must not have a query or fragment")));
+        return Err(err(
+            &field,
+            format!("{url:?} must not have a query or fragment"),
+        ));
     }
     Ok(url.trim_end_matches('/').to_owned())
 }
@@ -318,7 +396,10 @@ fn parse_key(
                 format!("environment variable {var:?} is not set or empty; set it or give api_key"),
             )),
         },
-        (None, None) => Err(err(at, "needs api_key or api_key_env (the name of an environment variable holding the key)")),
+        (None, None) => Err(err(
+            at,
+            "needs api_key or api_key_env (the name of an environment variable holding the key)",
+        )),
     }
 }
 
@@ -327,13 +408,22 @@ fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)
     let obj = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(o)) => o,
-        Some(_) => return Err(err(field, "must be an object of header name to string value")),
+        Some(_) => {
+            return Err(err(
+                field,
+                "must be an object of header name to string value",
+            ))
+        }
     };
     obj.iter()
         .map(|(name, v)| {
             let valid_name = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            let v = v.as_str().ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let v = v
+                .as_str()
+                .ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
             if !valid_name || v.contains(['\r', '\n']) {
                 return Err(err(&field, format!("{name:?} is not a valid header")));
             }
@@ -365,7 +455,10 @@ mod tests {
         assert_eq!(p.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(p.weight, 1);
         assert_eq!(p.base_url, "https://x.test/v1");
-        let c = parse(json!({"providers": [provider("a"), provider("b"), provider("c")], "policy": "hedged"})).unwrap();
+        let c = parse(
+            json!({"providers": [provider("a"), provider("b"), provider("c")], "policy": "hedged"}),
+        )
+        .unwrap();
         assert_eq!(c.policy, Policy::Hedged { k: 2, delay: None });
         let c = parse(json!({"providers": [provider("a")], "policy": "hedged"})).unwrap();
         assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
@@ -385,22 +478,69 @@ mod tests {
         let cases = [
             (json!({"providers": []}), "providers", "empty"),
             (json!({}), "providers", "required"),
-            (json!({"providers": [provider("a"), provider("a")]}), "providers[1].name", "duplicate"),
-            (json!({"providers": [{"name": "a", "kind": "gemini", "base_url": "http://h", "api_key": "k"}]}), "providers[0].kind", "gemini"),
-            (json!({"providers": [provider("a")], "policy": "fastest"}), "policy", "fastest"),
-            (json!({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}), "providers[0].base_url", "required"),
-            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "ftp://h", "api_key": "k"}]}), "providers[0].base_url", "http://"),
-            (json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 2}), "hedge_k", "between 1 and 1"),
-            (json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 0}), "hedge_k", "between 1 and 1"),
-            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key_env": "NOPE"}]}), "providers[0].api_key_env", "NOPE"),
-            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h"}]}), "providers[0]", "api_key"),
-            (json!({"providers": [provider("a")], "hedge_delay_ms": -1}), "hedge_delay_ms", "non-negative"),
-            (json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}), "providers[0].timeout", "unknown key"),
+            (
+                json!({"providers": [provider("a"), provider("a")]}),
+                "providers[1].name",
+                "duplicate",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "gemini", "base_url": "http://h", "api_key": "k"}]}),
+                "providers[0].kind",
+                "gemini",
+            ),
+            (
+                json!({"providers": [provider("a")], "policy": "fastest"}),
+                "policy",
+                "fastest",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}),
+                "providers[0].base_url",
+                "required",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "openai", "base_url": "ftp://h", "api_key": "k"}]}),
+                "providers[0].base_url",
+                "http://",
+            ),
+            (
+                json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 2}),
+                "hedge_k",
+                "between 1 and 1",
+            ),
+            (
+                json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 0}),
+                "hedge_k",
+                "between 1 and 1",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key_env": "NOPE"}]}),
+                "providers[0].api_key_env",
+                "NOPE",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h"}]}),
+                "providers[0]",
+                "api_key",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": -1}),
+                "hedge_delay_ms",
+                "non-negative",
+            ),
+            (
+                json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}),
+                "providers[0].timeout",
+                "unknown key",
+            ),
         ];
         for (value, field, needle) in cases {
             let e = parse(value.clone()).expect_err(&value.to_string());
             assert_eq!(e.field, field, "{value}");
-            assert!(e.to_string().contains(needle), "{e} should mention {needle}");
+            assert!(
+                e.to_string().contains(needle),
+                "{e} should mention {needle}"
+            );
         }
     }
 

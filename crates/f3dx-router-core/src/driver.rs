@@ -37,20 +37,29 @@ impl<E: Executor> Leg<E> {
                 Poll::Ready(Err(fault)) => Poll::Ready(LegEvent::Fault(fault)),
                 Poll::Pending => Poll::Pending,
             },
-            Leg::Body(f) => f.as_mut().poll(cx).map(|r| r.map_or_else(LegEvent::Fault, LegEvent::Body)),
+            Leg::Body(f) => f
+                .as_mut()
+                .poll(cx)
+                .map(|r| r.map_or_else(LegEvent::Fault, LegEvent::Body)),
         }
     }
 }
 
 /// Route one request through `router`, doing its I/O on `executor`.
-pub async fn drive<E: Executor>(router: &Router, executor: &E, body: Value) -> Result<Routed, RouteError> {
+pub async fn drive<E: Executor>(
+    router: &Router,
+    executor: &E,
+    body: Value,
+) -> Result<Routed, RouteError> {
     let mut call = router.start_call(body, executor.now());
     let mut legs: Vec<(AttemptId, Leg<E>)> = Vec::new();
     let mut sleep: Option<(Instant, Pin<Box<E::Sleep>>)> = None;
     poll_fn(move |cx| loop {
         while let Some(action) = call.poll_action() {
             match action {
-                Action::Send { attempt, request, .. } => legs.push((attempt, Leg::Head(Box::pin(executor.send(request))))),
+                Action::Send {
+                    attempt, request, ..
+                } => legs.push((attempt, Leg::Head(Box::pin(executor.send(request))))),
                 // Dropping the leg's future aborts its request.
                 Action::Cancel { attempt } => legs.retain(|(id, _)| *id != attempt),
                 Action::Complete(result) => return Poll::Ready(result),

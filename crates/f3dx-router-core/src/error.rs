@@ -79,8 +79,16 @@ impl fmt::Display for RouteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteError::InvalidRequest { message, .. } => write!(f, "invalid request: {message}"),
-            RouteError::Hard { provider, status, message, .. } => {
-                write!(f, "provider {provider:?} rejected the request with HTTP {status}")?;
+            RouteError::Hard {
+                provider,
+                status,
+                message,
+                ..
+            } => {
+                write!(
+                    f,
+                    "provider {provider:?} rejected the request with HTTP {status}"
+                )?;
                 if !message.is_empty() {
                     write!(f, ": {message}")?;
                 }

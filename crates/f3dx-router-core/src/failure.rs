@@ -41,7 +41,10 @@ pub fn retry_after(head: &ResponseHead) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|ms| ms.is_finite() && *ms >= 0.0)
         .map(|ms| Duration::from_micros((ms * 1000.0) as u64))
-        .or_else(|| head.header("retry-after").and_then(|v| parse_retry_after(v, head)))?;
+        .or_else(|| {
+            head.header("retry-after")
+                .and_then(|v| parse_retry_after(v, head))
+        })?;
     Some(wait.min(MAX_COOLDOWN))
 }
 
@@ -60,7 +63,6 @@ fn parse_retry_after(value: &str, head: &ResponseHead) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +75,10 @@ mod tests {
     fn head(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
         ResponseHead {
             status,
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             received_unix_secs: 1_700_000_000,
         }
     }
@@ -93,19 +98,46 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(retry_after(&head(429, &[("retry-after", "7")])), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(&head(503, &[("Retry-After", " 2 ")])), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&head(429, &[("retry-after-ms", "250"), ("retry-after", "9")])), Some(Duration::from_millis(250)));
-        assert_eq!(retry_after(&head(429, &[("retry-after", "86400")])), Some(MAX_COOLDOWN));
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&head(503, &[("Retry-After", " 2 ")])),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&head(
+                429,
+                &[("retry-after-ms", "250"), ("retry-after", "9")]
+            )),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after", "86400")])),
+            Some(MAX_COOLDOWN)
+        );
         assert_eq!(retry_after(&head(500, &[("retry-after", "7")])), None);
         assert_eq!(retry_after(&head(429, &[])), None);
         assert_eq!(retry_after(&head(429, &[("retry-after", "soon")])), None);
         let date = httpdate::fmt_http_date(unix(1_700_000_000));
         let later = httpdate::fmt_http_date(unix(1_700_000_042));
-        assert_eq!(retry_after(&head(429, &[("retry-after", &later)])), Some(Duration::from_secs(42)));
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after", &later)])),
+            Some(Duration::from_secs(42))
+        );
         // Relative to the server's Date header when present.
         let server_now = httpdate::fmt_http_date(unix(1_700_000_040));
-        assert_eq!(retry_after(&head(429, &[("retry-after", &later), ("date", &server_now)])), Some(Duration::from_secs(2)));
-        assert_eq!(retry_after(&head(429, &[("retry-after", &date), ("date", &later)])), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&head(
+                429,
+                &[("retry-after", &later), ("date", &server_now)]
+            )),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after", &date), ("date", &later)])),
+            Some(Duration::ZERO)
+        );
     }
 }

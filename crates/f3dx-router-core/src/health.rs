@@ -20,7 +20,9 @@ impl ProviderHealth {
 /// if every provider is cooling down, the one whose cooldown ends first
 /// (trying it beats failing without a try).
 pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
-    let usable: Vec<usize> = (0..health.len()).filter(|&i| health[i].usable(now)).collect();
+    let usable: Vec<usize> = (0..health.len())
+        .filter(|&i| health[i].usable(now))
+        .collect();
     if !usable.is_empty() {
         return usable;
     }
@@ -35,7 +37,9 @@ mod tests {
     use super::*;
 
     fn cooling(until: u64) -> ProviderHealth {
-        ProviderHealth { cooldown_until: Some(Instant::from_micros(until)) }
+        ProviderHealth {
+            cooldown_until: Some(Instant::from_micros(until)),
+        }
     }
 
     #[test]

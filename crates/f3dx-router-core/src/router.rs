@@ -44,7 +44,9 @@ impl Router {
     /// A router over a validated config.
     pub fn new(config: RouterConfig) -> Router {
         let health = Mutex::new(vec![ProviderHealth::default(); config.providers.len()]);
-        Router { shared: Arc::new(Shared { config, health }) }
+        Router {
+            shared: Arc::new(Shared { config, health }),
+        }
     }
 
     /// The config this router was built with.
@@ -61,6 +63,10 @@ impl Router {
 
     /// When each provider's cooldown ends, if it is cooling at `now`.
     pub fn cooldowns(&self, now: Instant) -> Vec<Option<Instant>> {
-        self.shared.health().iter().map(|h| h.cooldown_until.filter(|&t| t > now)).collect()
+        self.shared
+            .health()
+            .iter()
+            .map(|h| h.cooldown_until.filter(|&t| t > now))
+            .collect()
     }
 }

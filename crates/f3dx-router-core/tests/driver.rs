@@ -6,7 +6,10 @@ use std::future::{pending, ready, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 
-use f3dx_router_core::{drive, Executor, HostLimits, HttpRequest, Instant, ResponseHead, Router, RouterConfig, TransportFault};
+use f3dx_router_core::{
+    drive, Executor, HostLimits, HttpRequest, Instant, ResponseHead, Router, RouterConfig,
+    TransportFault,
+};
 use serde_json::json;
 
 type Local<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -26,7 +29,11 @@ impl Drop for DropFlag {
 }
 
 fn head(status: u16) -> ResponseHead {
-    ResponseHead { status, headers: vec![], received_unix_secs: 0 }
+    ResponseHead {
+        status,
+        headers: vec![],
+        received_unix_secs: 0,
+    }
 }
 
 impl Executor for Scripted {
@@ -79,7 +86,10 @@ fn request() -> serde_json::Value {
 
 #[test]
 fn falls_through_and_returns_the_winner() {
-    let exec = Scripted { dropped: Rc::default(), clock: Cell::new(0) };
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
     let r = router(&["http://busy/v1", "http://ok/v1"], json!({}));
     let routed = futures::executor::block_on(drive(&r, &exec, request())).unwrap();
     assert_eq!(routed.provider, "p1");
@@ -88,17 +98,30 @@ fn falls_through_and_returns_the_winner() {
 
 #[test]
 fn losing_leg_future_is_dropped() {
-    let exec = Scripted { dropped: Rc::default(), clock: Cell::new(0) };
-    let r = router(&["http://slow/v1", "http://ok/v1"], json!({"policy": "hedged", "hedge_k": 2}));
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
+    let r = router(
+        &["http://slow/v1", "http://ok/v1"],
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
     let routed = futures::executor::block_on(drive(&r, &exec, request())).unwrap();
     assert_eq!(routed.provider, "p1");
     assert_eq!(routed.attempts[0].outcome.as_str(), "cancelled");
-    assert_eq!(exec.dropped.get(), 1, "the slow leg's request future must be dropped");
+    assert_eq!(
+        exec.dropped.get(),
+        1,
+        "the slow leg's request future must be dropped"
+    );
 }
 
 #[test]
 fn a_stalled_provider_times_out_on_the_executor_clock() {
-    let exec = Scripted { dropped: Rc::default(), clock: Cell::new(0) };
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
     let r = router(&["http://slow/v1"], json!({}));
     let err = futures::executor::block_on(drive(&r, &exec, request())).unwrap_err();
     assert_eq!(err.kind(), "all_failed");

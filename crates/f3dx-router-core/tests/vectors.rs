@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use f3dx_router_core::{
-    Action, AttemptId, HostLimits, HttpRequest, Instant, ResponseHead, RouteError, Routed, Router, RouterConfig,
-    TransportFault,
+    Action, AttemptId, HostLimits, HttpRequest, Instant, ResponseHead, RouteError, Routed, Router,
+    RouterConfig, TransportFault,
 };
 use serde_json::{json, Value};
 
@@ -46,7 +46,11 @@ fn shared_vectors() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 30, "expected at least 30 vectors, found {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "expected at least 30 vectors, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let vector: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
@@ -55,16 +59,25 @@ fn shared_vectors() {
             failures.push(format!("{name}: {e}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 fn run_vector(vector: &Value) -> Result<(), String> {
     let mut config = vector["config"].clone();
-    let providers = config["providers"].as_array_mut().ok_or("config.providers")?;
+    let providers = config["providers"]
+        .as_array_mut()
+        .ok_or("config.providers")?;
     for (i, p) in providers.iter_mut().enumerate() {
         p["base_url"] = json!(format!("http://127.0.0.1:{}/v1", 20000 + i));
     }
-    let config = RouterConfig::from_json(&config, &|_| None, HostLimits::default()).map_err(|e| e.to_string())?;
+    let config = RouterConfig::from_json(&config, &|_| None, HostLimits::default())
+        .map_err(|e| e.to_string())?;
     let names: Vec<String> = config.providers.iter().map(|p| p.name.clone()).collect();
     let router = Router::new(config);
     let mut mocks: HashMap<String, Mock> = HashMap::new();
@@ -79,17 +92,26 @@ fn run_vector(vector: &Value) -> Result<(), String> {
         );
     }
     let mut now = Instant::ZERO;
-    for (i, call) in vector["calls"].as_array().ok_or("calls")?.iter().enumerate() {
+    for (i, call) in vector["calls"]
+        .as_array()
+        .ok_or("calls")?
+        .iter()
+        .enumerate()
+    {
         now = now + Duration::from_millis(call["gap_ms"].as_u64().unwrap_or(0));
-        let (result, received, ended) = run_call(&router, &names, &mut mocks, call["request"].clone(), now)?;
+        let (result, received, ended) =
+            run_call(&router, &names, &mut mocks, call["request"].clone(), now)?;
         let latency = ended - now;
         now = ended;
-        check(&call["expect"], &result, &received, latency).map_err(|e| format!("call {i}: {e}"))?;
+        check(&call["expect"], &result, &received, latency)
+            .map_err(|e| format!("call {i}: {e}"))?;
     }
     Ok(())
 }
 
 type CallResult = Result<Routed, RouteError>;
+/// Requests each provider received during one call, by provider name.
+type ReceivedBy = BTreeMap<String, Vec<Received>>;
 
 fn run_call(
     router: &Router,
@@ -97,20 +119,29 @@ fn run_call(
     mocks: &mut HashMap<String, Mock>,
     request: Value,
     start: Instant,
-) -> Result<(CallResult, BTreeMap<String, Vec<Received>>, Instant), String> {
+) -> Result<(CallResult, ReceivedBy, Instant), String> {
     let mut call = router.start_call(request, start);
     let mut now = start;
     // (time, sequence, attempt, event): the sequence keeps arrival order stable.
     let mut queue: Vec<(Instant, u64, AttemptId, Event)> = Vec::new();
     let mut seq = 0u64;
-    let mut received: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+    let mut received = ReceivedBy::new();
     for _ in 0..10_000 {
         while let Some(action) = call.poll_action() {
             match action {
-                Action::Send { attempt, provider, request } => {
+                Action::Send {
+                    attempt,
+                    provider,
+                    request,
+                } => {
                     let name = &names[provider];
-                    received.entry(name.clone()).or_default().push(record(&request));
-                    let mock = mocks.get_mut(name).ok_or_else(|| format!("no mock for {name}"))?;
+                    received
+                        .entry(name.clone())
+                        .or_default()
+                        .push(record(&request));
+                    let mock = mocks
+                        .get_mut(name)
+                        .ok_or_else(|| format!("no mock for {name}"))?;
                     for (delay, event) in play(mock)? {
                         seq += 1;
                         queue.push((now + delay, seq, attempt, event));
@@ -124,7 +155,10 @@ fn run_call(
         let next_timer = call.poll_timeout();
         match (next_event, next_timer) {
             (Some((t, s)), timer) if timer.is_none_or(|d: Instant| t <= d) => {
-                let i = queue.iter().position(|(qt, qs, _, _)| (*qt, *qs) == (t, s)).unwrap();
+                let i = queue
+                    .iter()
+                    .position(|(qt, qs, _, _)| (*qt, *qs) == (t, s))
+                    .unwrap();
                 let (t, _, id, event) = queue.remove(i);
                 now = t;
                 match event {
@@ -147,7 +181,10 @@ fn run_call(
 
 fn record(request: &HttpRequest) -> Received {
     let after_scheme = request.url.split_once("://").map_or("", |(_, r)| r);
-    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]).to_owned();
+    let path = after_scheme
+        .find('/')
+        .map_or("/", |i| &after_scheme[i..])
+        .to_owned();
     Received {
         path,
         headers: request.headers.clone(),
@@ -158,9 +195,16 @@ fn record(request: &HttpRequest) -> Received {
 /// What the mock does with its next request, as (delay, event) pairs.
 fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
     if mock.refuse {
-        return Ok(vec![(Duration::ZERO, Event::Fault(TransportFault::ConnectionRefused))]);
+        return Ok(vec![(
+            Duration::ZERO,
+            Event::Fault(TransportFault::ConnectionRefused),
+        )]);
     }
-    let r = mock.responses.get(mock.next).cloned().ok_or("mock script exhausted")?;
+    let r = mock
+        .responses
+        .get(mock.next)
+        .cloned()
+        .ok_or("mock script exhausted")?;
     mock.next += 1;
     let delay = Duration::from_millis(r["delay_ms"].as_u64().unwrap_or(0));
     let status = r["status"].as_u64().unwrap_or(200) as u16;
@@ -171,7 +215,10 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
     };
     let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
     for (n, v) in r["headers"].as_object().into_iter().flatten() {
-        headers.push((n.to_ascii_lowercase(), v.as_str().unwrap_or_default().to_owned()));
+        headers.push((
+            n.to_ascii_lowercase(),
+            v.as_str().unwrap_or_default().to_owned(),
+        ));
     }
     let head = ResponseHead {
         status,
@@ -182,7 +229,10 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
         None => vec![(delay, Event::Head(head)), (delay, Event::Body(body))],
         Some("reset") => vec![(delay, Event::Fault(TransportFault::ConnectionReset))],
         Some("stall") => vec![],
-        Some("truncate") => vec![(delay, Event::Head(head)), (delay, Event::Fault(TransportFault::Truncated))],
+        Some("truncate") => vec![
+            (delay, Event::Head(head)),
+            (delay, Event::Fault(TransportFault::Truncated)),
+        ],
         Some(other) => return Err(format!("unknown fault {other:?}")),
     })
 }
@@ -190,7 +240,7 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
 fn check(
     expect: &Value,
     result: &CallResult,
-    received: &BTreeMap<String, Vec<Received>>,
+    received: &ReceivedBy,
     latency: Duration,
 ) -> Result<(), String> {
     let outcome = expect["outcome"].as_str().ok_or("expect.outcome")?;
@@ -199,7 +249,10 @@ fn check(
         Err(e) => (e.kind(), e.attempts().to_vec()),
     };
     if actual_outcome != outcome {
-        return Err(format!("outcome {actual_outcome:?}, expected {outcome:?}; result: {}", describe(result)));
+        return Err(format!(
+            "outcome {actual_outcome:?}, expected {outcome:?}; result: {}",
+            describe(result)
+        ));
     }
     match result {
         Ok(r) => {
@@ -209,7 +262,10 @@ fn check(
             }
         }
         Err(e) => {
-            if let RouteError::Hard { provider, status, .. } = e {
+            if let RouteError::Hard {
+                provider, status, ..
+            } = e
+            {
                 expect_eq("provider", &expect["provider"], &json!(provider))?;
                 expect_eq("status", &expect["status"], &json!(status))?;
             }
@@ -231,7 +287,11 @@ fn check(
             })
             .collect();
         if want.len() != got.len() {
-            return Err(format!("{} attempts, expected {}: {got:?}", got.len(), want.len()));
+            return Err(format!(
+                "{} attempts, expected {}: {got:?}",
+                got.len(),
+                want.len()
+            ));
         }
         for (i, (w, g)) in want.iter().zip(&got).enumerate() {
             if let Some(m) = subset_mismatch(w, g, &format!("attempts[{i}]")) {
@@ -251,19 +311,33 @@ fn check(
         let got = received.get(provider).map_or(&[][..], |v| v.as_slice());
         let want = want.as_array().ok_or("upstream entries must be lists")?;
         if want.len() != got.len() {
-            return Err(format!("{provider} received {} requests, expected {}", got.len(), want.len()));
+            return Err(format!(
+                "{provider} received {} requests, expected {}",
+                got.len(),
+                want.len()
+            ));
         }
         for (i, (w, g)) in want.iter().zip(got).enumerate() {
             let at = format!("upstream.{provider}[{i}]");
             expect_eq(&format!("{at}.path"), &w["path"], &json!(g.path))?;
-            let headers: serde_json::Map<String, Value> =
-                g.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
-            if let Some(m) = optional_subset(&w["headers"], &Value::Object(headers), &format!("{at}.headers")) {
+            let headers: serde_json::Map<String, Value> = g
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), json!(v)))
+                .collect();
+            if let Some(m) = optional_subset(
+                &w["headers"],
+                &Value::Object(headers),
+                &format!("{at}.headers"),
+            ) {
                 return Err(m);
             }
             for absent in w["absent_headers"].as_array().into_iter().flatten() {
                 let absent = absent.as_str().unwrap_or_default();
-                if g.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(absent)) {
+                if g.headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(absent))
+                {
                     return Err(format!("{at}: header {absent:?} must be absent"));
                 }
             }
@@ -298,9 +372,11 @@ fn subset_mismatch(want: &Value, got: &Value, at: &str) -> Option<String> {
             None => Some(format!("{at}.{k}: missing (expected {wv})")),
             Some(gv) => subset_mismatch(wv, gv, &format!("{at}.{k}")),
         }),
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            w.iter().zip(g).enumerate().find_map(|(i, (wv, gv))| subset_mismatch(wv, gv, &format!("{at}[{i}]")))
-        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .find_map(|(i, (wv, gv))| subset_mismatch(wv, gv, &format!("{at}[{i}]"))),
         (w, g) if w == g => None,
         (w, g) => Some(format!("{at}: got {g}, expected {w}")),
     }

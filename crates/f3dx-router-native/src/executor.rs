@@ -35,7 +35,10 @@ impl NativeExecutor {
             // Redirects would replay the payload (and the key) elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(NativeExecutor { client, origin: std::time::Instant::now() })
+        Ok(NativeExecutor {
+            client,
+            origin: std::time::Instant::now(),
+        })
     }
 }
 
@@ -56,7 +59,9 @@ impl Executor for NativeExecutor {
                     .iter()
                     .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                     .collect(),
-                received_unix_secs: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                received_unix_secs: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
             };
             let body: Self::Body = Box::pin(read_body(response, max));
             Ok((head, body))
@@ -83,8 +88,8 @@ fn build(
         // is a bug, reported without the value (it may be a key).
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| TransportFault::Other(format!("invalid header name {name:?}")))?;
-        let mut value =
-            HeaderValue::from_str(value).map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
         if matches!(name.as_str(), "authorization" | "x-api-key") {
             value.set_sensitive(true);
         }
@@ -92,7 +97,11 @@ fn build(
     }
     let method = reqwest::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| TransportFault::Other(format!("invalid method {}", request.method)))?;
-    Ok(client.request(method, &request.url).headers(headers).body(request.body).send())
+    Ok(client
+        .request(method, &request.url)
+        .headers(headers)
+        .body(request.body)
+        .send())
 }
 
 /// Read the body, failing as soon as it passes `max` bytes.

@@ -32,7 +32,11 @@ impl NativeRouter {
             let _guard = runtime.enter();
             NativeExecutor::new().map_err(std::io::Error::other)?
         };
-        Ok(NativeRouter { router: Router::new(config), executor, runtime })
+        Ok(NativeRouter {
+            router: Router::new(config),
+            executor,
+            runtime,
+        })
     }
 
     /// The core router (config, provider health).

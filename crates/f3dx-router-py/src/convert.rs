@@ -16,7 +16,9 @@ pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
 
 fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Value> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!("{path}: nested deeper than {MAX_DEPTH} levels")));
+        return Err(PyValueError::new_err(format!(
+            "{path}: nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -35,12 +37,16 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Val
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(PyValueError::new_err(format!("{path}: integer out of the 64-bit range")));
+        return Err(PyValueError::new_err(format!(
+            "{path}: integer out of the 64-bit range"
+        )));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| PyValueError::new_err(format!("{path}: NaN and infinity are not JSON")));
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("{path}: NaN and infinity are not JSON"))
+            });
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
@@ -50,10 +56,18 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Val
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return l.iter().enumerate().map(|(i, v)| descend_index(&v, depth, path, i)).collect();
+        return l
+            .iter()
+            .enumerate()
+            .map(|(i, v)| descend_index(&v, depth, path, i))
+            .collect();
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return t.iter().enumerate().map(|(i, v)| descend_index(&v, depth, path, i)).collect();
+        return t
+            .iter()
+            .enumerate()
+            .map(|(i, v)| descend_index(&v, depth, path, i))
+            .collect();
     }
     if let Ok(m) = obj.cast::<PyMapping>() {
         let mut map = Map::new();
@@ -64,17 +78,26 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Val
         return Ok(Value::Object(map));
     }
     let type_name = obj.get_type().name()?;
-    Err(PyTypeError::new_err(format!("{path}: {type_name} is not JSON-serializable")))
+    Err(PyTypeError::new_err(format!(
+        "{path}: {type_name} is not JSON-serializable"
+    )))
 }
 
 fn key(k: &Bound<'_, PyAny>, path: &str) -> PyResult<String> {
     match k.cast::<PyString>() {
         Ok(s) => Ok(s.to_str()?.to_owned()),
-        Err(_) => Err(PyTypeError::new_err(format!("{path}: dict keys must be str"))),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{path}: dict keys must be str"
+        ))),
     }
 }
 
-fn descend(v: &Bound<'_, PyAny>, depth: usize, path: &mut String, k: &Bound<'_, PyAny>) -> PyResult<Value> {
+fn descend(
+    v: &Bound<'_, PyAny>,
+    depth: usize,
+    path: &mut String,
+    k: &Bound<'_, PyAny>,
+) -> PyResult<Value> {
     let len = path.len();
     path.push('.');
     path.push_str(&k.str().map(|s| s.to_string()).unwrap_or_default());
@@ -83,7 +106,12 @@ fn descend(v: &Bound<'_, PyAny>, depth: usize, path: &mut String, k: &Bound<'_, 
     out
 }
 
-fn descend_index(v: &Bound<'_, PyAny>, depth: usize, path: &mut String, i: usize) -> PyResult<Value> {
+fn descend_index(
+    v: &Bound<'_, PyAny>,
+    depth: usize,
+    path: &mut String,
+    i: usize,
+) -> PyResult<Value> {
     let len = path.len();
     path.push_str(&format!("[{i}]"));
     let out = walk(v, depth + 1, path);

@@ -10,14 +10,20 @@ use crate::trace::PyAttempt;
 
 const MODULE: &str = "f3dx_router._errors";
 
-fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
+fn class<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
     cell.import(py, MODULE, name)
 }
 
 /// A `ConfigError` (subclass of `RouterError` and `ValueError`).
 pub fn config_error(py: Python<'_>, e: &ConfigError) -> PyErr {
     static CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    build(py, &CLS, "ConfigError", &e.to_string(), |kw| kw.set_item("field", &e.field))
+    build(py, &CLS, "ConfigError", &e.to_string(), |kw| {
+        kw.set_item("field", &e.field)
+    })
 }
 
 /// The exception for a failed route.
@@ -31,17 +37,24 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
     let message = e.to_string();
     match e {
         RouteError::InvalidRequest { .. } => {
-            build(py, &INVALID, "InvalidRequest", &message, |kw| kw.set_item("attempts", attempts()?))
+            build(py, &INVALID, "InvalidRequest", &message, |kw| {
+                kw.set_item("attempts", attempts()?)
+            })
         }
-        RouteError::Hard { provider, status, body, .. } => build(py, &HARD, "HardFailure", &message, |kw| {
+        RouteError::Hard {
+            provider,
+            status,
+            body,
+            ..
+        } => build(py, &HARD, "HardFailure", &message, |kw| {
             kw.set_item("provider", provider)?;
             kw.set_item("status", status)?;
             kw.set_item("body", body)?;
             kw.set_item("attempts", attempts()?)
         }),
-        RouteError::AllFailed { .. } => {
-            build(py, &ALL, "AllProvidersFailed", &message, |kw| kw.set_item("attempts", attempts()?))
-        }
+        RouteError::AllFailed { .. } => build(py, &ALL, "AllProvidersFailed", &message, |kw| {
+            kw.set_item("attempts", attempts()?)
+        }),
     }
 }
 

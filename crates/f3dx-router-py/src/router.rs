@@ -29,7 +29,10 @@ impl PyRouter {
         hedge_delay_ms: u64,
     ) -> PyResult<Self> {
         let mut config = Map::new();
-        config.insert("providers".into(), to_json(providers).map_err(|e| as_config_error(py, e))?);
+        config.insert(
+            "providers".into(),
+            to_json(providers).map_err(|e| as_config_error(py, e))?,
+        );
         config.insert("policy".into(), Value::from(policy));
         if let Some(k) = hedge_k {
             config.insert("hedge_k".into(), Value::from(k));
@@ -38,13 +41,18 @@ impl PyRouter {
         let env = |name: &str| std::env::var(name).ok();
         let config = RouterConfig::from_json(&Value::Object(config), &env, HostLimits::default())
             .map_err(|e| config_error(py, &e))?;
-        let inner = NativeRouter::new(config)
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}")))?;
+        let inner = NativeRouter::new(config).map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+        })?;
         Ok(PyRouter { inner })
     }
 
     /// Route one request; return the OpenAI-shaped response.
-    fn chat_completions<'py>(&self, py: Python<'py>, body: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn chat_completions<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let routed = self.run(py, body)?;
         to_py(py, &routed.response)
     }
@@ -68,7 +76,15 @@ impl PyRouter {
     /// Provider names, in priority order.
     #[getter]
     fn providers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.inner.router().config().providers.iter().map(|p| p.name.as_str()))
+        PyList::new(
+            py,
+            self.inner
+                .router()
+                .config()
+                .providers
+                .iter()
+                .map(|p| p.name.as_str()),
+        )
     }
 
     /// The routing policy: "sequential" or "hedged".
@@ -124,5 +140,11 @@ impl PyRouter {
 /// A providers list that is not JSON-like is a config error too.
 fn as_config_error(py: Python<'_>, e: PyErr) -> PyErr {
     let message = e.value(py).to_string();
-    config_error(py, &f3dx_router_core::ConfigError { field: "providers".into(), message })
+    config_error(
+        py,
+        &f3dx_router_core::ConfigError {
+            field: "providers".into(),
+            message,
+        },
+    )
 }

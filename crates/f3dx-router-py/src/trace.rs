@@ -43,7 +43,10 @@ impl From<&Attempt> for PyAttempt {
 #[pymethods]
 impl PyAttempt {
     fn __repr__(&self) -> String {
-        let mut s = format!("Attempt(provider={:?}, outcome={:?}", self.provider, self.outcome);
+        let mut s = format!(
+            "Attempt(provider={:?}, outcome={:?}",
+            self.provider, self.outcome
+        );
         if let Some(st) = self.status {
             s.push_str(&format!(", status={st}"));
         }

@@ -20,7 +20,10 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// `response_format`, `stream_options`, ...) is dropped.
 const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("functions", "use `tools` instead of the legacy `functions`"),
-    ("function_call", "use `tool_choice` instead of the legacy `function_call`"),
+    (
+        "function_call",
+        "use `tool_choice` instead of the legacy `function_call`",
+    ),
     ("audio", "Anthropic providers cannot produce audio output"),
 ];
 
@@ -77,7 +80,9 @@ fn check_n(body: &Map<String, Value>) -> Result<(), String> {
     match present(body, "n") {
         None => Ok(()),
         Some(n) if n.as_u64() == Some(1) => Ok(()),
-        Some(n) => Err(format!("`n` = {n} is not supported: Anthropic gives one choice; send 1 or omit it")),
+        Some(n) => Err(format!(
+            "`n` = {n} is not supported: Anthropic gives one choice; send 1 or omit it"
+        )),
     }
 }
 
@@ -92,7 +97,9 @@ fn model_name(body: &Map<String, Value>, model: Option<&str>) -> Result<String, 
 fn max_tokens(body: &Map<String, Value>) -> Result<Value, String> {
     for field in ["max_tokens", "max_completion_tokens"] {
         if let Some(v) = present(body, field) {
-            let n = v.as_u64().ok_or_else(|| format!("`{field}` must be a positive integer"))?;
+            let n = v
+                .as_u64()
+                .ok_or_else(|| format!("`{field}` must be a positive integer"))?;
             return Ok(n.into());
         }
     }
@@ -121,7 +128,9 @@ fn encode_messages(body: &Map<String, Value>) -> Result<(Vec<String>, Vec<Value>
     let mut turns: Vec<(&'static str, Value)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        let msg = message.as_object().ok_or_else(|| format!("{at} must be an object"))?;
+        let msg = message
+            .as_object()
+            .ok_or_else(|| format!("{at} must be an object"))?;
         let role = msg.get("role").and_then(Value::as_str).unwrap_or("");
         let (role, content) = match role {
             "system" | "developer" => {
@@ -130,19 +139,26 @@ fn encode_messages(body: &Map<String, Value>) -> Result<(Vec<String>, Vec<Value>
             }
             "user" => {
                 let content = present(msg, "content");
-                let content = content.ok_or_else(|| format!("{at}: a user message needs `content`"))?;
+                let content =
+                    content.ok_or_else(|| format!("{at}: a user message needs `content`"))?;
                 ("user", encode_content(content, &at)?)
             }
             "assistant" => ("assistant", assistant_content(msg, &at)?),
             "tool" => ("user", tool_result(msg, &at)?),
-            other => return Err(format!("{at}: role {other:?} is not supported; use {ROLES}")),
+            other => {
+                return Err(format!(
+                    "{at}: role {other:?} is not supported; use {ROLES}"
+                ))
+            }
         };
         push_turn(&mut turns, role, content);
     }
     if turns.is_empty() {
         return Err("`messages` has no user or assistant message; Anthropic needs one".into());
     }
-    let turns = turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content }));
+    let turns = turns
+        .into_iter()
+        .map(|(role, content)| json!({ "role": role, "content": content }));
     Ok((system, turns.collect()))
 }
 
@@ -176,11 +192,18 @@ fn text_block(text: &str) -> Value {
 
 /// The text of a system message; `None` when it is empty.
 fn system_text(msg: &Map<String, Value>, at: &str) -> Result<Option<String>, String> {
-    let content = present(msg, "content").ok_or_else(|| format!("{at}: a system message needs `content`"))?;
+    let content =
+        present(msg, "content").ok_or_else(|| format!("{at}: a system message needs `content`"))?;
     let blocks = into_blocks(encode_content(content, at)?);
-    let texts = blocks.iter().map(|b| b.get("text").and_then(Value::as_str).filter(|_| b["type"] == "text"));
+    let texts = blocks.iter().map(|b| {
+        b.get("text")
+            .and_then(Value::as_str)
+            .filter(|_| b["type"] == "text")
+    });
     let texts = texts.collect::<Option<Vec<_>>>();
-    let text = texts.ok_or_else(|| format!("{at}: a system message may only hold text"))?.join("\n\n");
+    let text = texts
+        .ok_or_else(|| format!("{at}: a system message may only hold text"))?
+        .join("\n\n");
     Ok((!text.is_empty()).then_some(text))
 }
 
@@ -195,7 +218,9 @@ fn encode_content(content: &Value, at: &str) -> Result<Value, String> {
             }
             Ok(Value::Array(blocks))
         }
-        _ => Err(format!("{at}: `content` must be a string or an array of parts")),
+        _ => Err(format!(
+            "{at}: `content` must be a string or an array of parts"
+        )),
     }
 }
 
@@ -203,22 +228,26 @@ fn encode_part(part: &Value, at: &str) -> Result<Option<Value>, String> {
     let text = |key: &str| part.get(key).and_then(Value::as_str);
     match part.get("type").and_then(Value::as_str) {
         Some("text") => {
-            let t = text("text").ok_or_else(|| format!("{at}: a text part needs a `text` string"))?;
+            let t =
+                text("text").ok_or_else(|| format!("{at}: a text part needs a `text` string"))?;
             Ok((!t.is_empty()).then(|| text_block(t)))
         }
         // An assistant turn's refusal is plain text to Anthropic.
         Some("refusal") => Ok(text("refusal").filter(|t| !t.is_empty()).map(text_block)),
         Some("image_url") => encode_image(part, at).map(Some),
-        Some(other) => {
-            Err(format!("{at}: part type {other:?} cannot be sent to Anthropic; use text or image_url"))
-        }
+        Some(other) => Err(format!(
+            "{at}: part type {other:?} cannot be sent to Anthropic; use text or image_url"
+        )),
         None => Err(format!("{at}: a content part needs a `type`")),
     }
 }
 
 fn encode_image(part: &Value, at: &str) -> Result<Value, String> {
     let image = part.get("image_url");
-    let url = image.and_then(|i| i.get("url")).or(image).and_then(Value::as_str);
+    let url = image
+        .and_then(|i| i.get("url"))
+        .or(image)
+        .and_then(Value::as_str);
     let url = url.ok_or_else(|| format!("{at}: an image_url part needs `image_url.url`"))?;
     if let Some((media_type, data)) = parse_data_url(url) {
         let source = json!({ "type": "base64", "media_type": media_type, "data": data });
@@ -227,7 +256,9 @@ fn encode_image(part: &Value, at: &str) -> Result<Value, String> {
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
     }
-    Err(format!("{at}: image url must be http(s) or a base64 data URL (data:<mime>;base64,<data>)"))
+    Err(format!(
+        "{at}: image url must be http(s) or a base64 data URL (data:<mime>;base64,<data>)"
+    ))
 }
 
 /// `data:<mime>;base64,<data>` -> (mime, data).
@@ -239,14 +270,17 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 
 /// Text first, then one `tool_use` block per tool call, as Anthropic emits them.
 fn assistant_content(msg: &Map<String, Value>, at: &str) -> Result<Value, String> {
-    let content = present(msg, "content").map(|c| encode_content(c, at)).transpose()?;
+    let content = present(msg, "content")
+        .map(|c| encode_content(c, at))
+        .transpose()?;
     let calls = match present(msg, "tool_calls") {
         None => None,
         Some(Value::Array(calls)) => (!calls.is_empty()).then_some(calls),
         Some(_) => return Err(format!("{at}: `tool_calls` must be an array")),
     };
     let Some(calls) = calls else {
-        return content.ok_or_else(|| format!("{at}: an assistant message needs `content` or `tool_calls`"));
+        return content
+            .ok_or_else(|| format!("{at}: an assistant message needs `content` or `tool_calls`"));
     };
     let mut blocks = content.map(into_blocks).unwrap_or_default();
     for (j, call) in calls.iter().enumerate() {
@@ -256,8 +290,13 @@ fn assistant_content(msg: &Map<String, Value>, at: &str) -> Result<Value, String
 }
 
 fn tool_use(call: &Value, at: &str) -> Result<Value, String> {
-    let id = call.get("id").and_then(Value::as_str).ok_or_else(|| format!("{at}: needs an `id` string"))?;
-    let function = call.get("function").ok_or_else(|| format!("{at}: needs a `function` object"))?;
+    let id = call
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{at}: needs an `id` string"))?;
+    let function = call
+        .get("function")
+        .ok_or_else(|| format!("{at}: needs a `function` object"))?;
     let name = function.get("name").and_then(Value::as_str);
     let name = name.ok_or_else(|| format!("{at}: needs `function.name`"))?;
     let input = parse_arguments(function.get("arguments"), at)?;
@@ -276,7 +315,9 @@ fn parse_arguments(arguments: Option<&Value>, at: &str) -> Result<Value, String>
     };
     match parsed {
         Value::Object(_) => Ok(parsed),
-        _ => Err(format!("{at}: `function.arguments` must encode a JSON object")),
+        _ => Err(format!(
+            "{at}: `function.arguments` must encode a JSON object"
+        )),
     }
 }
 
@@ -298,8 +339,14 @@ fn encode_tools(body: &Map<String, Value>, out: &mut Map<String, Value>) -> Resu
         None | Some(Value::Array(_)) => return Ok(()),
         Some(_) => return Err("`tools` must be an array".into()),
     };
-    let tools = tools.iter().enumerate().map(|(i, t)| encode_tool(t, &format!("tools[{i}]")));
-    out.insert("tools".into(), Value::Array(tools.collect::<Result<_, _>>()?));
+    let tools = tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| encode_tool(t, &format!("tools[{i}]")));
+    out.insert(
+        "tools".into(),
+        Value::Array(tools.collect::<Result<_, _>>()?),
+    );
     let mut choice = encode_tool_choice(present(body, "tool_choice"))?;
     if present(body, "parallel_tool_calls") == Some(&Value::Bool(false)) {
         let c = choice.get_or_insert_with(|| json!({ "type": "auto" }));
@@ -316,9 +363,13 @@ fn encode_tools(body: &Map<String, Value>, out: &mut Map<String, Value>) -> Resu
 
 fn encode_tool(tool: &Value, at: &str) -> Result<Value, String> {
     if tool.get("type").and_then(Value::as_str) != Some("function") {
-        return Err(format!("{at}: only tools of type \"function\" can be sent to Anthropic"));
+        return Err(format!(
+            "{at}: only tools of type \"function\" can be sent to Anthropic"
+        ));
     }
-    let function = tool.get("function").ok_or_else(|| format!("{at}: needs a `function` object"))?;
+    let function = tool
+        .get("function")
+        .ok_or_else(|| format!("{at}: needs a `function` object"))?;
     let name = function.get("name").and_then(Value::as_str);
     let name = name.ok_or_else(|| format!("{at}: needs `function.name`"))?;
     let mut out = json!({ "name": name });
@@ -333,15 +384,24 @@ fn encode_tool(tool: &Value, at: &str) -> Result<Value, String> {
 }
 
 fn encode_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, String> {
-    let Some(choice) = choice else { return Ok(None) };
+    let Some(choice) = choice else {
+        return Ok(None);
+    };
     let kind = choice.get("type").and_then(Value::as_str);
-    let forced = choice.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
+    let forced = choice
+        .get("function")
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str);
     let out = match (choice.as_str(), kind, forced) {
         (Some("auto"), ..) => json!({ "type": "auto" }),
         (Some("required"), ..) => json!({ "type": "any" }),
         (Some("none"), ..) => json!({ "type": "none" }),
         (None, Some("function"), Some(name)) => json!({ "type": "tool", "name": name }),
-        _ => return Err(r#"`tool_choice` must be "auto", "required", "none" or a named function"#.into()),
+        _ => {
+            return Err(
+                r#"`tool_choice` must be "auto", "required", "none" or a named function"#.into(),
+            )
+        }
     };
     Ok(Some(out))
 }
@@ -355,13 +415,23 @@ fn encode_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, String> {
 /// Why the body is not a decodable Messages response (not JSON, not an
 /// object, no `content` array ...); the router counts it as `undecodable`.
 pub fn decode_response(body: &[u8]) -> Result<Value, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let obj = value.as_object().ok_or("body is not a JSON object")?;
     if obj.get("type").and_then(Value::as_str) == Some("error") {
-        let message = obj.get("error").and_then(|e| e.get("message")).and_then(Value::as_str);
-        return Err(format!("body is an Anthropic error: {}", message.unwrap_or("(no message)")));
+        let message = obj
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str);
+        return Err(format!(
+            "body is an Anthropic error: {}",
+            message.unwrap_or("(no message)")
+        ));
     }
-    let blocks = obj.get("content").and_then(Value::as_array).ok_or("body has no `content` array")?;
+    let blocks = obj
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or("body has no `content` array")?;
     let mut message = decode_content(blocks)?;
     message.insert("role".into(), "assistant".into());
     let str_field = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
@@ -382,14 +452,20 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
         let field = |key: &str| block.get(key).and_then(Value::as_str);
         match field("type") {
             Some("text") => {
-                texts.push(field("text").ok_or_else(|| format!("content[{i}]: text block without `text`"))?);
+                texts.push(
+                    field("text")
+                        .ok_or_else(|| format!("content[{i}]: text block without `text`"))?,
+                );
             }
             Some("tool_use") => {
                 let (Some(id), Some(name)) = (field("id"), field("name")) else {
-                    return Err(format!("content[{i}]: tool_use block without `id` or `name`"));
+                    return Err(format!(
+                        "content[{i}]: tool_use block without `id` or `name`"
+                    ));
                 };
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                let arguments = serde_json::to_string(&input).map_err(|e| format!("content[{i}]: {e}"))?;
+                let arguments =
+                    serde_json::to_string(&input).map_err(|e| format!("content[{i}]: {e}"))?;
                 let function = json!({ "name": name, "arguments": arguments });
                 calls.push(json!({ "id": id, "type": "function", "function": function }));
             }
@@ -399,7 +475,11 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
     let mut message = Map::new();
     // Anthropic splits one answer into several text blocks (around tool
     // calls or citations); they read as one text when joined directly.
-    let content = if texts.is_empty() { Value::Null } else { Value::String(texts.concat()) };
+    let content = if texts.is_empty() {
+        Value::Null
+    } else {
+        Value::String(texts.concat())
+    };
     message.insert("content".into(), content);
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
@@ -418,9 +498,20 @@ fn finish_reason(stop_reason: Option<&Value>) -> &'static str {
 
 /// Cached input tokens are still prompt tokens to an OpenAI caller.
 fn decode_usage(usage: Option<&Value>) -> Value {
-    let count = |key: &str| usage.and_then(|u| u.get(key)).and_then(Value::as_u64).unwrap_or(0);
-    let inputs = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"];
-    let prompt = inputs.into_iter().fold(0u64, |sum, key| sum.saturating_add(count(key)));
+    let count = |key: &str| {
+        usage
+            .and_then(|u| u.get(key))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let inputs = [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ];
+    let prompt = inputs
+        .into_iter()
+        .fold(0u64, |sum, key| sum.saturating_add(count(key)));
     let completion = count("output_tokens");
     let total = prompt.saturating_add(completion);
     json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total })
@@ -431,7 +522,10 @@ mod tests {
     use super::*;
 
     fn encode(request: &Value) -> Result<Value, String> {
-        encode_request(request.as_object().expect("test request is an object"), None)
+        encode_request(
+            request.as_object().expect("test request is an object"),
+            None,
+        )
     }
 
     fn ok(request: &Value) -> Value {
@@ -440,8 +534,12 @@ mod tests {
 
     /// A one-message chat request with `extra` fields on top.
     fn chat(extra: Value) -> Value {
-        let mut request = json!({ "model": "gpt-4o", "messages": [{ "role": "user", "content": "hi" }] });
-        request.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        let mut request =
+            json!({ "model": "gpt-4o", "messages": [{ "role": "user", "content": "hi" }] });
+        request
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
         request
     }
 
@@ -469,7 +567,10 @@ mod tests {
         });
         assert_eq!(out, want);
         assert_eq!(ok(&chat(json!({ "stream": false })))["stream"], false);
-        let overridden = encode_request(chat(json!({})).as_object().expect("object"), Some("claude-x"));
+        let overridden = encode_request(
+            chat(json!({})).as_object().expect("object"),
+            Some("claude-x"),
+        );
         assert_eq!(overridden.expect("translates")["model"], "claude-x");
     }
 
@@ -483,23 +584,46 @@ mod tests {
             { "role": "developer", "content": parts },
         ])));
         assert_eq!(out["system"], "Be terse.\n\nA\n\nB");
-        assert_eq!(out["messages"], json!([{ "role": "user", "content": "hi" }]));
+        assert_eq!(
+            out["messages"],
+            json!([{ "role": "user", "content": "hi" }])
+        );
     }
 
     #[test]
     fn max_tokens_stop_and_user_translate() {
         let cases = [
             (json!({ "max_tokens": 10 }), "max_tokens", json!(10)),
-            (json!({ "max_completion_tokens": 20 }), "max_tokens", json!(20)),
-            (json!({ "max_tokens": null }), "max_tokens", json!(DEFAULT_MAX_TOKENS)),
+            (
+                json!({ "max_completion_tokens": 20 }),
+                "max_tokens",
+                json!(20),
+            ),
+            (
+                json!({ "max_tokens": null }),
+                "max_tokens",
+                json!(DEFAULT_MAX_TOKENS),
+            ),
             (json!({ "stop": "END" }), "stop_sequences", json!(["END"])),
-            (json!({ "stop": ["a", "b"] }), "stop_sequences", json!(["a", "b"])),
+            (
+                json!({ "stop": ["a", "b"] }),
+                "stop_sequences",
+                json!(["a", "b"]),
+            ),
             (json!({ "stop": null }), "stop_sequences", Value::Null),
             (json!({ "stop": [] }), "stop_sequences", Value::Null),
-            (json!({ "user": "u-1" }), "metadata", json!({ "user_id": "u-1" })),
+            (
+                json!({ "user": "u-1" }),
+                "metadata",
+                json!({ "user_id": "u-1" }),
+            ),
         ];
         for (extra, field, want) in cases {
-            assert_eq!(ok(&chat(extra.clone())).get(field).unwrap_or(&Value::Null), &want, "{extra}");
+            assert_eq!(
+                ok(&chat(extra.clone())).get(field).unwrap_or(&Value::Null),
+                &want,
+                "{extra}"
+            );
         }
     }
 
@@ -511,11 +635,14 @@ mod tests {
             { "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBOR" } },
             { "type": "image_url", "image_url": { "url": "https://example.com/c.jpg", "detail": "low" } },
         ]}])));
-        assert_eq!(out["messages"][0]["content"], json!([
-            { "type": "text", "text": "look" },
-            { "type": "image", "source": { "type": "base64", "media_type": "image/png", "data": "iVBOR" } },
-            { "type": "image", "source": { "type": "url", "url": "https://example.com/c.jpg" } },
-        ]));
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([
+                { "type": "text", "text": "look" },
+                { "type": "image", "source": { "type": "base64", "media_type": "image/png", "data": "iVBOR" } },
+                { "type": "image", "source": { "type": "url", "url": "https://example.com/c.jpg" } },
+            ])
+        );
     }
 
     #[test]
@@ -529,21 +656,26 @@ mod tests {
             { "role": "tool", "tool_call_id": "c2", "content": [{ "type": "text", "text": "two" }] },
             { "role": "user", "content": "thanks" },
         ])));
-        assert_eq!(out["messages"], json!([
-            { "role": "user", "content": [{ "type": "text", "text": "go" }, { "type": "text", "text": "on" }] },
-            { "role": "assistant", "content": [
-                { "type": "text", "text": "Calling." },
-                { "type": "tool_use", "id": "c1", "name": "f", "input": { "x": 1 } },
-                { "type": "tool_use", "id": "c2", "name": "f", "input": {} },
-            ]},
-            { "role": "user", "content": [
-                { "type": "tool_result", "tool_use_id": "c1", "content": "one" },
-                { "type": "tool_result", "tool_use_id": "c2", "content": [{ "type": "text", "text": "two" }] },
-                { "type": "text", "text": "thanks" },
-            ]},
-        ]));
+        assert_eq!(
+            out["messages"],
+            json!([
+                { "role": "user", "content": [{ "type": "text", "text": "go" }, { "type": "text", "text": "on" }] },
+                { "role": "assistant", "content": [
+                    { "type": "text", "text": "Calling." },
+                    { "type": "tool_use", "id": "c1", "name": "f", "input": { "x": 1 } },
+                    { "type": "tool_use", "id": "c2", "name": "f", "input": {} },
+                ]},
+                { "role": "user", "content": [
+                    { "type": "tool_result", "tool_use_id": "c1", "content": "one" },
+                    { "type": "tool_result", "tool_use_id": "c2", "content": [{ "type": "text", "text": "two" }] },
+                    { "type": "text", "text": "thanks" },
+                ]},
+            ])
+        );
         // Empty text next to tool calls is dropped: Anthropic rejects empty text blocks.
-        let out = ok(&messages(json!([{ "role": "assistant", "content": "", "tool_calls": [call("c", "{}")] }])));
+        let out = ok(&messages(
+            json!([{ "role": "assistant", "content": "", "tool_calls": [call("c", "{}")] }]),
+        ));
         let tool_use = json!([{ "type": "tool_use", "id": "c", "name": "f", "input": {} }]);
         assert_eq!(out["messages"][0]["content"], tool_use);
     }
@@ -556,10 +688,13 @@ mod tests {
             { "type": "function", "function": { "name": "now" } },
         ]);
         let out = ok(&chat(json!({ "tools": tools })));
-        assert_eq!(out["tools"], json!([
-            { "name": "w", "description": "weather", "input_schema": schema },
-            { "name": "now", "input_schema": { "type": "object", "properties": {} } },
-        ]));
+        assert_eq!(
+            out["tools"],
+            json!([
+                { "name": "w", "description": "weather", "input_schema": schema },
+                { "name": "now", "input_schema": { "type": "object", "properties": {} } },
+            ])
+        );
         assert!(out.get("tool_choice").is_none());
         let forced = json!({ "type": "function", "function": { "name": "w" } });
         let cases = [
@@ -567,44 +702,94 @@ mod tests {
             (json!("required"), Value::Null, json!({ "type": "any" })),
             (json!("none"), json!(false), json!({ "type": "none" })),
             (forced, Value::Null, json!({ "type": "tool", "name": "w" })),
-            (Value::Null, json!(false), json!({ "type": "auto", "disable_parallel_tool_use": true })),
-            (json!("required"), json!(false), json!({ "type": "any", "disable_parallel_tool_use": true })),
+            (
+                Value::Null,
+                json!(false),
+                json!({ "type": "auto", "disable_parallel_tool_use": true }),
+            ),
+            (
+                json!("required"),
+                json!(false),
+                json!({ "type": "any", "disable_parallel_tool_use": true }),
+            ),
             (json!("auto"), json!(true), json!({ "type": "auto" })),
         ];
         for (choice, parallel, want) in cases {
-            let extra = json!({ "tools": tools, "tool_choice": choice, "parallel_tool_calls": parallel });
-            assert_eq!(ok(&chat(extra))["tool_choice"], want, "{choice} / {parallel}");
+            let extra =
+                json!({ "tools": tools, "tool_choice": choice, "parallel_tool_calls": parallel });
+            assert_eq!(
+                ok(&chat(extra))["tool_choice"],
+                want,
+                "{choice} / {parallel}"
+            );
         }
-        assert!(ok(&chat(json!({ "tool_choice": "required" }))).get("tool_choice").is_none());
+        assert!(ok(&chat(json!({ "tool_choice": "required" })))
+            .get("tool_choice")
+            .is_none());
     }
 
     #[test]
     fn untranslatable_requests_say_what_to_fix() {
-        let assistant = |args: &str| messages(json!([{ "role": "assistant", "tool_calls": [call("c", args)] }]));
+        let assistant = |args: &str| {
+            messages(json!([{ "role": "assistant", "tool_calls": [call("c", args)] }]))
+        };
         let part = |p: Value| messages(json!([{ "role": "user", "content": [p] }]));
         let image = |url: &str| part(json!({ "type": "image_url", "image_url": { "url": url } }));
         let function_tool = json!([{ "type": "function", "function": { "name": "f" } }]);
         let cases = [
-            (json!({ "model": "m" }), "`messages` must be a non-empty array"),
+            (
+                json!({ "model": "m" }),
+                "`messages` must be a non-empty array",
+            ),
             (messages(json!([])), "`messages` must be a non-empty array"),
-            (messages(json!([{ "role": "system", "content": "s" }])), "no user or assistant message"),
-            (messages(json!([{ "role": "function", "content": "x" }])), "role \"function\" is not supported"),
+            (
+                messages(json!([{ "role": "system", "content": "s" }])),
+                "no user or assistant message",
+            ),
+            (
+                messages(json!([{ "role": "function", "content": "x" }])),
+                "role \"function\" is not supported",
+            ),
             (messages(json!(["hi"])), "messages[0] must be an object"),
             (messages(json!([{ "role": "user" }])), "needs `content`"),
-            (messages(json!([{ "role": "assistant", "content": null }])), "needs `content` or `tool_calls`"),
-            (messages(json!([{ "role": "tool", "content": "x" }])), "`tool_call_id`"),
-            (assistant("{nope"), "tool_calls[0]: `function.arguments` is not valid JSON"),
+            (
+                messages(json!([{ "role": "assistant", "content": null }])),
+                "needs `content` or `tool_calls`",
+            ),
+            (
+                messages(json!([{ "role": "tool", "content": "x" }])),
+                "`tool_call_id`",
+            ),
+            (
+                assistant("{nope"),
+                "tool_calls[0]: `function.arguments` is not valid JSON",
+            ),
             (assistant("[1]"), "must encode a JSON object"),
-            (part(json!({ "type": "input_audio", "input_audio": {} })), "part type \"input_audio\" cannot be sent"),
+            (
+                part(json!({ "type": "input_audio", "input_audio": {} })),
+                "part type \"input_audio\" cannot be sent",
+            ),
             (image("ftp://x/y.png"), "base64 data URL"),
             (image("data:image/png,abc"), "base64 data URL"),
-            (json!({ "messages": [{ "role": "user", "content": "hi" }] }), "`model` is missing"),
+            (
+                json!({ "messages": [{ "role": "user", "content": "hi" }] }),
+                "`model` is missing",
+            ),
             (chat(json!({ "n": 2 })), "`n` = 2 is not supported"),
             (chat(json!({ "stop": 5 })), "`stop` must be"),
-            (chat(json!({ "max_tokens": "many" })), "`max_tokens` must be a positive integer"),
+            (
+                chat(json!({ "max_tokens": "many" })),
+                "`max_tokens` must be a positive integer",
+            ),
             (chat(json!({ "functions": [] })), "use `tools`"),
-            (chat(json!({ "tools": [{ "type": "web_search" }] })), "tools[0]: only tools of type \"function\""),
-            (chat(json!({ "tools": function_tool, "tool_choice": "any" })), "`tool_choice` must be"),
+            (
+                chat(json!({ "tools": [{ "type": "web_search" }] })),
+                "tools[0]: only tools of type \"function\"",
+            ),
+            (
+                chat(json!({ "tools": function_tool, "tool_choice": "any" })),
+                "`tool_choice` must be",
+            ),
         ];
         for (request, want) in cases {
             let err = encode(&request).expect_err(&format!("{request} must fail"));
@@ -621,11 +806,14 @@ mod tests {
             "stop_reason": "end_turn", "usage": { "input_tokens": 10, "output_tokens": 3 },
         }));
         let message = json!({ "role": "assistant", "content": "Hello" });
-        assert_eq!(out, json!({
-            "id": "msg_1", "object": "chat.completion", "created": 0, "model": "claude-sonnet-4-5",
-            "choices": [{ "index": 0, "message": message, "finish_reason": "stop" }],
-            "usage": { "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 },
-        }));
+        assert_eq!(
+            out,
+            json!({
+                "id": "msg_1", "object": "chat.completion", "created": 0, "model": "claude-sonnet-4-5",
+                "choices": [{ "index": 0, "message": message, "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13 },
+            })
+        );
     }
 
     #[test]
@@ -645,14 +833,21 @@ mod tests {
         let tool_calls = json!([{ "id": "toolu_1", "type": "function", "function": function }]);
         assert_eq!(choice["message"]["tool_calls"], tool_calls);
         assert_eq!(choice["finish_reason"], "tool_calls");
-        assert_eq!(out["usage"], json!({ "prompt_tokens": 125, "completion_tokens": 7, "total_tokens": 132 }));
+        assert_eq!(
+            out["usage"],
+            json!({ "prompt_tokens": 125, "completion_tokens": 7, "total_tokens": 132 })
+        );
     }
 
     #[test]
     fn stop_reasons_map_to_finish_reasons() {
         let cases = [
-            ("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
-            ("refusal", "content_filter"), ("pause_turn", "stop"),
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+            ("refusal", "content_filter"),
+            ("pause_turn", "stop"),
         ];
         for (stop_reason, want) in cases {
             let out = decode(&json!({ "content": [], "stop_reason": stop_reason }));
@@ -660,8 +855,14 @@ mod tests {
         }
         let out = decode(&json!({ "content": [] }));
         let message = json!({ "role": "assistant", "content": null });
-        assert_eq!(out["choices"][0], json!({ "index": 0, "message": message, "finish_reason": "stop" }));
-        assert_eq!(out["usage"], json!({ "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 }));
+        assert_eq!(
+            out["choices"][0],
+            json!({ "index": 0, "message": message, "finish_reason": "stop" })
+        );
+        assert_eq!(
+            out["usage"],
+            json!({ "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 })
+        );
     }
 
     #[test]
@@ -670,8 +871,14 @@ mod tests {
             (b"<html>", "not JSON"),
             (b"[1]", "not a JSON object"),
             (br#"{"id":"msg"}"#, "no `content` array"),
-            (br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, "Overloaded"),
-            (br#"{"content":[{"type":"tool_use","name":"f"}]}"#, "without `id` or `name`"),
+            (
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+                "Overloaded",
+            ),
+            (
+                br#"{"content":[{"type":"tool_use","name":"f"}]}"#,
+                "without `id` or `name`",
+            ),
         ];
         for (body, want) in cases {
             let err = decode_response(body).expect_err("must fail");

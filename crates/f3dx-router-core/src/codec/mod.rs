@@ -12,19 +12,33 @@ use crate::http::HttpRequest;
 
 /// Build the HTTP request for `provider`. `Err` means the caller's request
 /// cannot be expressed for this provider; the message says why.
-pub fn encode_request(provider: &ProviderConfig, body: &Map<String, Value>) -> Result<HttpRequest, String> {
+pub fn encode_request(
+    provider: &ProviderConfig,
+    body: &Map<String, Value>,
+) -> Result<HttpRequest, String> {
     let (path, mut headers, body) = match provider.kind {
         ProviderKind::OpenAi => {
             let auth = format!("Bearer {}", provider.api_key.expose());
-            ("/chat/completions", vec![("authorization".to_owned(), auth)], openai::encode_request(body, provider.model.as_deref())?)
+            (
+                "/chat/completions",
+                vec![("authorization".to_owned(), auth)],
+                openai::encode_request(body, provider.model.as_deref())?,
+            )
         }
         ProviderKind::Anthropic => {
             let encoded = anthropic::encode_request(body, provider.model.as_deref())?;
             let headers = vec![
                 ("x-api-key".to_owned(), provider.api_key.expose().to_owned()),
-                ("anthropic-version".to_owned(), anthropic::API_VERSION.to_owned()),
+                (
+                    "anthropic-version".to_owned(),
+                    anthropic::API_VERSION.to_owned(),
+                ),
             ];
-            ("/messages", headers, serde_json::to_vec(&encoded).map_err(|e| e.to_string())?)
+            (
+                "/messages",
+                headers,
+                serde_json::to_vec(&encoded).map_err(|e| e.to_string())?,
+            )
         }
     };
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
@@ -94,14 +108,18 @@ mod tests {
             timeout: Duration::from_secs(1),
             weight: 1,
             model: None,
-            headers: vec![("x-org".into(), "acme".into()), ("accept".into(), "*/*".into())],
+            headers: vec![
+                ("x-org".into(), "acme".into()),
+                ("accept".into(), "*/*".into()),
+            ],
             max_body_bytes: 10,
         }
     }
 
     #[test]
     fn openai_request_shape() {
-        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let body =
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
         let r = encode_request(&provider(ProviderKind::OpenAi), body.as_object().unwrap()).unwrap();
         assert_eq!(r.url, "http://h/v1/chat/completions");
         assert_eq!(r.header("Authorization"), Some("Bearer sk-1"));
@@ -113,8 +131,13 @@ mod tests {
 
     #[test]
     fn anthropic_request_shape() {
-        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
-        let r = encode_request(&provider(ProviderKind::Anthropic), body.as_object().unwrap()).unwrap();
+        let body =
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let r = encode_request(
+            &provider(ProviderKind::Anthropic),
+            body.as_object().unwrap(),
+        )
+        .unwrap();
         assert_eq!(r.url, "http://h/v1/messages");
         assert_eq!(r.header("x-api-key"), Some("sk-1"));
         assert_eq!(r.header("authorization"), None);
@@ -123,9 +146,21 @@ mod tests {
 
     #[test]
     fn error_messages() {
-        assert_eq!(error_message(br#"{"error":{"message":"bad key","type":"x"}}"#).as_deref(), Some("bad key"));
-        assert_eq!(error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#).as_deref(), Some("Overloaded"));
-        assert_eq!(error_message(br#"{"error":"nope"}"#).as_deref(), Some("nope"));
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key","type":"x"}}"#).as_deref(),
+            Some("bad key")
+        );
+        assert_eq!(
+            error_message(
+                br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            )
+            .as_deref(),
+            Some("Overloaded")
+        );
+        assert_eq!(
+            error_message(br#"{"error":"nope"}"#).as_deref(),
+            Some("nope")
+        );
         assert_eq!(error_message(b"<html>"), None);
         assert_eq!(body_excerpt(b" upstream down \n"), "upstream down");
     }

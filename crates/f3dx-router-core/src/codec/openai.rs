@@ -36,9 +36,17 @@ mod tests {
     #[test]
     fn model_override_and_passthrough() {
         let body = json!({"model": "gpt-4o", "messages": [], "temperature": 0.2});
-        let out: Value = serde_json::from_slice(&encode_request(body.as_object().unwrap(), Some("llama")).unwrap()).unwrap();
-        assert_eq!(out, json!({"model": "llama", "messages": [], "temperature": 0.2}));
-        let out: Value = serde_json::from_slice(&encode_request(body.as_object().unwrap(), None).unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(
+            &encode_request(body.as_object().unwrap(), Some("llama")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"model": "llama", "messages": [], "temperature": 0.2})
+        );
+        let out: Value =
+            serde_json::from_slice(&encode_request(body.as_object().unwrap(), None).unwrap())
+                .unwrap();
         assert_eq!(out, body);
     }
 
