@@ -9,7 +9,7 @@ message; they never contain an API key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._native import Attempt
@@ -34,6 +34,11 @@ class RouterError(RuntimeError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild from the message, then restore every attribute, so errors
+        # cross process boundaries (multiprocessing, concurrent.futures).
+        return (type(self), (self.message,), self.__dict__)
 
 
 class ConfigError(RouterError, ValueError):
@@ -61,8 +66,8 @@ class HardFailure(RouterError):
         self,
         message: str,
         *,
-        provider: str,
-        status: int,
+        provider: str = "",
+        status: int = 0,
         body: str = "",
         attempts: Sequence[Attempt] = (),
     ) -> None:

@@ -12,6 +12,18 @@ __version__: str
 class Attempt:
     """One upstream attempt of a call."""
 
+    def __new__(
+        cls,
+        provider: str,
+        outcome: Literal["success", "soft", "hard", "cancelled", "in_flight"],
+        status: int | None,
+        fault: str | None,
+        detail: str,
+        started_ms: float,
+        ended_ms: float | None,
+    ) -> Attempt: ...
+    def __reduce__(self) -> tuple[type[Attempt], tuple[object, ...]]: ...
+
     @property
     def provider(self) -> str: ...
     @property
@@ -48,9 +60,9 @@ class Router:
         cls,
         providers: Sequence[Mapping[str, Any]],
         *,
-        policy: Literal["sequential", "hedged"] = "sequential",
+        policy: Literal["sequential", "hedged"] | None = None,
         hedge_k: int | None = None,
-        hedge_delay_ms: int = 0,
+        hedge_delay_ms: int | None = None,
     ) -> Router: ...
     def chat_completions(self, body: Mapping[str, Any]) -> dict[str, Any]: ...
     def route(self, body: Mapping[str, Any]) -> RouteResult: ...

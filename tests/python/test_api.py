@@ -3,6 +3,9 @@ typing of results, and the GIL being released while routing."""
 
 from __future__ import annotations
 
+import copy
+import os
+import pickle
 import threading
 import time
 from typing import Any
@@ -67,6 +70,13 @@ def test_seed_example_runs_unchanged_against_local_mocks() -> None:
         ({"providers": [{"name": "a", "kind": "openai", "base_url": "http://x"}]}, "providers[0]", "api_key"),
         ({"providers": [{**provider("a", "http://x"), "timeout": 5}]}, "providers[0].timeout", "unknown key"),
         ({"providers": [{**provider("a", "http://x"), "headers": {"x-bad": "a\nb"}}]}, "providers[0].headers", "not a valid header"),
+        ({"providers": [{**provider("a", "http://x"), "api_key": "sk-abc\n"}]}, "providers[0].api_key", "line break"),
+        ({"providers": [provider("a", "https://user:pw-SECRET@h/v1")]}, "providers[0].base_url", "credentials"),
+        ({"providers": [provider("a", "http://h:99999/v1")]}, "providers[0].base_url", "not a valid URL"),
+        ({"providers": [provider("a", "http://x")], "policy": "hedged", "hedge_k": -1}, "hedge_k", "non-negative"),
+        ({"providers": [provider("a", "http://x")], "hedge_delay_ms": -5}, "hedge_delay_ms", "non-negative"),
+        ({"providers": [provider("a", "http://x")], "policy": 1}, "policy", "must be a string"),
+        ({"providers": "openai"}, "providers", "list"),
     ],
 )
 def test_bad_config_raises_config_error_saying_what_to_fix(kwargs: dict[str, Any], field: str, hint: str) -> None:
@@ -76,7 +86,8 @@ def test_bad_config_raises_config_error_saying_what_to_fix(kwargs: dict[str, Any
     err = info.value
     assert err.field == field
     assert hint in str(err)
-    assert SECRET not in str(err) and SECRET not in repr(err)
+    for text in (str(err), repr(err)):
+        assert SECRET not in text and "pw-SECRET" not in text
     # One hierarchy, still catchable as the earlier package's errors.
     assert isinstance(err, RouterError) and isinstance(err, ValueError) and isinstance(err, RuntimeError)
 
@@ -177,12 +188,14 @@ def test_invalid_requests_are_refused_before_sending(body: Any, hint: str) -> No
     assert isinstance(info.value, ValueError)
 
 
-def test_non_json_values_are_type_errors() -> None:
+def test_non_json_values_are_invalid_requests() -> None:
     r = Router([provider("a", "http://127.0.0.1:9/v1")])
-    with pytest.raises(TypeError, match=r"\$\.messages\[0\]\.content: object is not JSON-serializable"):
+    with pytest.raises(InvalidRequest, match=r"\$\.messages\[0\]\.content: object is not JSON-serializable"):
         r.chat_completions({"model": "m", "messages": [{"role": "user", "content": object()}]})
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidRequest, match="NaN"):
         r.chat_completions({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": float("nan")})
+    with pytest.raises(InvalidRequest, match="64-bit"):
+        r.chat_completions({"model": "m", "messages": [{"role": "user", "content": "x"}], "seed": 2**70})
 
 
 def test_retry_after_shows_in_cooldowns() -> None:
@@ -221,3 +234,51 @@ def test_the_gil_is_released_while_routing() -> None:
         elapsed = time.perf_counter() - start
     assert not errors
     assert elapsed < n * delay_ms / 1000 * 0.75, f"{n} concurrent calls took {elapsed:.2f} s"
+
+
+def test_errors_and_attempts_survive_pickling() -> None:
+    mocks = {"a": {"responses": [{"status": 401, "json": {"error": {"message": "no"}}}]}}
+    with MockProviders({"mocks": mocks}) as m:
+        r = Router([provider("a", m.base_url("a"))])
+        with pytest.raises(HardFailure) as info:
+            r.chat_completions(REQUEST)
+    err = info.value
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is HardFailure
+    assert (again.provider, again.status, again.body, str(again)) == (err.provider, err.status, err.body, str(err))
+    assert [(a.provider, a.outcome, a.status, a.detail) for a in again.attempts] == [("a", "hard", 401, "no")]
+    assert repr(copy.copy(err)) == repr(err)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Python 3.12+ warns about fork() in a threaded process; forking one is the point.
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_routes_with_its_own_runtime() -> None:
+    mocks = {"a": {"responses": [{"json": completion("parent")}, {"json": completion("child")}]}}
+    with MockProviders({"mocks": mocks}) as m:
+        r = Router([provider("a", m.base_url("a"))])
+        assert r.chat_completions(REQUEST)["choices"][0]["message"]["content"] == "parent"
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running pytest's teardown
+            code = 1
+            try:
+                text = r.chat_completions(REQUEST)["choices"][0]["message"]["content"]
+                os.write(write_end, text.encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung routing a call")
+        assert os.read(read_end, 100) == b"child"
+        os.close(read_end)
+        assert os.waitstatus_to_exitcode(status) == 0

@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -69,15 +70,23 @@ struct AttemptState {
     record: Attempt,
     phase: Phase,
     deadline: Instant,
+    /// A hard failure's body (redacted), for the caller.
+    hard_body: Option<String>,
 }
+
+/// How long a failed attempt's error body may take after its head: the
+/// outcome is already decided, so a stalled body must not hold the call.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// A routed call in progress. Built by [`crate::Router::start_call`].
 #[derive(Debug)]
 pub struct Call {
     shared: Arc<Shared>,
-    body: Map<String, Value>,
     started: Instant,
     candidates: Vec<usize>,
+    /// The request for each candidate, encoded up front so a request some
+    /// provider cannot carry is refused before anything is sent.
+    requests: Vec<Option<HttpRequest>>,
     next_candidate: usize,
     attempts: Vec<AttemptState>,
     /// When the next delayed hedge leg fires.
@@ -86,8 +95,6 @@ pub struct Call {
     /// A hard failure (or an untranslatable request) stops new attempts.
     stopped: bool,
     invalid: Option<String>,
-    /// The body of the hard failure, kept for the caller.
-    hard_body: Option<String>,
     actions: VecDeque<Action>,
     finished: bool,
 }
@@ -106,24 +113,20 @@ impl Call {
         let candidates = shared.candidates(now);
         let mut call = Call {
             shared,
-            body: Map::new(),
             started: now,
             candidates,
+            requests: Vec::new(),
             next_candidate: 0,
             attempts: Vec::new(),
             hedge_at: None,
             last_dispatch: now,
             stopped: false,
             invalid: None,
-            hard_body: None,
             actions: VecDeque::new(),
             finished: false,
         };
-        match validate(body) {
-            Ok(body) => {
-                call.body = body;
-                call.fill(now, Trigger::Start);
-            }
+        match validate(body).and_then(|body| call.encode_all(&body)) {
+            Ok(()) => call.fill(now, Trigger::Start),
             Err(message) => {
                 call.stopped = true;
                 call.invalid = Some(message);
@@ -131,6 +134,24 @@ impl Call {
         }
         call.check_done(now);
         call
+    }
+
+    fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
+        let providers = &self.shared.config.providers;
+        let mut requests = Vec::with_capacity(self.candidates.len());
+        for &i in &self.candidates {
+            let p = &providers[i];
+            let request = codec::encode_request(p, body).map_err(|m| {
+                format!(
+                    "cannot send to provider {:?} ({}): {m}",
+                    p.name,
+                    p.kind.as_str()
+                )
+            })?;
+            requests.push(Some(request));
+        }
+        self.requests = requests;
+        Ok(())
     }
 
     // ---- output ---------------------------------------------------------
@@ -178,12 +199,12 @@ impl Call {
             StatusClass::Success => a.phase = Phase::ReadingBody,
             StatusClass::Soft => {
                 self.settle(id, AttemptOutcome::Soft, None, now);
-                self.attempts[id.0 as usize].phase = Phase::Draining;
+                self.drain(id, now);
                 self.fill(now, Trigger::Failure);
             }
             StatusClass::Hard => {
                 self.settle(id, AttemptOutcome::Hard, None, now);
-                self.attempts[id.0 as usize].phase = Phase::Draining;
+                self.drain(id, now);
                 self.stopped = true;
                 self.hedge_at = None;
             }
@@ -202,7 +223,7 @@ impl Call {
                 match codec::decode_response(provider.kind, &body) {
                     Ok(response) => return self.win(id, response, now),
                     Err(reason) => {
-                        let detail = redact(&reason, provider.api_key.expose());
+                        let detail = redact(&reason, provider);
                         self.attempts[id.0 as usize].record.detail = detail;
                         self.settle(id, AttemptOutcome::Soft, Some(Fault::Undecodable), now);
                         self.fill(now, Trigger::Failure);
@@ -210,14 +231,16 @@ impl Call {
                 }
             }
             Some(Phase::Draining) => {
-                let key = self.provider_of(id).api_key.expose().to_owned();
-                let message =
-                    codec::error_message(&body).unwrap_or_else(|| codec::body_excerpt(&body));
+                // Redact before anything is cut short, so no piece of a key
+                // survives a truncation.
+                let text = redact(&String::from_utf8_lossy(&body), self.provider_of(id));
+                let message = codec::error_message(text.as_bytes())
+                    .unwrap_or_else(|| codec::body_excerpt(text.as_bytes()));
                 let a = &mut self.attempts[id.0 as usize];
-                a.record.detail = redact(&message, &key);
+                a.record.detail = message;
                 a.phase = Phase::Ended;
                 if a.record.outcome == AttemptOutcome::Hard {
-                    self.hard_body = Some(redact(&String::from_utf8_lossy(&body), &key));
+                    a.hard_body = Some(text);
                 }
             }
             _ => return,
@@ -287,6 +310,13 @@ impl Call {
         self.attempts.iter().filter(open).count()
     }
 
+    /// The outcome is decided; read the error body for its message, briefly.
+    fn drain(&mut self, id: AttemptId, now: Instant) {
+        let a = &mut self.attempts[id.0 as usize];
+        a.phase = Phase::Draining;
+        a.deadline = a.deadline.min(now + DRAIN_GRACE);
+    }
+
     fn settle(
         &mut self,
         id: AttemptId,
@@ -329,22 +359,15 @@ impl Call {
         let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
             return false;
         };
+        let Some(request) = self
+            .requests
+            .get_mut(self.next_candidate)
+            .and_then(Option::take)
+        else {
+            return false;
+        };
         self.next_candidate += 1;
         let provider = &self.shared.config.providers[provider_index];
-        let request = match codec::encode_request(provider, &self.body) {
-            Ok(r) => r,
-            Err(message) => {
-                // The caller's request, not the provider, is at fault: stop.
-                self.invalid = Some(format!(
-                    "cannot send to provider {:?} ({}): {message}",
-                    provider.name,
-                    provider.kind.as_str()
-                ));
-                self.stopped = true;
-                self.hedge_at = None;
-                return false;
-            }
-        };
         let id = AttemptId(self.attempts.len() as u32);
         self.attempts.push(AttemptState {
             record: Attempt {
@@ -360,6 +383,7 @@ impl Call {
             },
             phase: Phase::AwaitingHead,
             deadline: now + provider.timeout,
+            hard_body: None,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -417,13 +441,17 @@ impl Call {
             return;
         }
         let attempts = self.records();
-        let hard = attempts.iter().find(|a| a.outcome == AttemptOutcome::Hard);
+        // The first hard failure in start order is the one reported.
+        let hard = self
+            .attempts
+            .iter_mut()
+            .find(|a| a.record.outcome == AttemptOutcome::Hard);
         let err = match hard {
             Some(h) => RouteError::Hard {
-                provider: h.provider.clone(),
-                status: h.status.unwrap_or(0),
-                message: h.detail.clone(),
-                body: self.hard_body.take().unwrap_or_default(),
+                provider: h.record.provider.clone(),
+                status: h.record.status.unwrap_or(0),
+                message: h.record.detail.clone(),
+                body: h.hard_body.take().unwrap_or_default(),
                 attempts,
             },
             None => RouteError::AllFailed { attempts },
@@ -466,12 +494,14 @@ fn validate(body: Value) -> Result<Map<String, Value>, String> {
     Ok(body)
 }
 
-/// Remove a key from upstream text before it reaches errors or logs: some
-/// servers echo the credential they were given.
-fn redact(text: &str, key: &str) -> String {
-    if key.len() >= 4 && text.contains(key) {
-        text.replace(key, "<redacted>")
-    } else {
-        text.to_owned()
+/// Remove the provider's credentials from upstream text before it reaches
+/// errors or logs: some servers echo the key they were given.
+fn redact(text: &str, provider: &ProviderConfig) -> String {
+    let mut out = text.to_owned();
+    for secret in provider.secrets().filter(|s| s.len() >= 4) {
+        if out.contains(secret) {
+            out = out.replace(secret, "<redacted>");
+        }
     }
+    out
 }

@@ -37,7 +37,7 @@ impl ProviderKind {
 }
 
 /// One upstream provider.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ProviderConfig {
     /// Unique name, used in errors and traces.
     pub name: String,
@@ -57,6 +57,37 @@ pub struct ProviderConfig {
     pub headers: Vec<(String, String)>,
     /// Largest response body accepted.
     pub max_body_bytes: usize,
+}
+
+// Header values may be credentials (Azure's `api-key`), so Debug lists names.
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("weight", &self.weight)
+            .field("model", &self.model)
+            .field("header_names", &header_names)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// Values that must never reach an error or a log: the key and every
+    /// extra header value long enough to be a credential.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .filter(|v| v.len() >= 8);
+        std::iter::once(self.api_key.expose()).chain(headers)
+    }
 }
 
 /// How attempts are spread over providers.
@@ -214,18 +245,16 @@ fn parse_policy(
             ))
         }
     };
-    let k = opt_uint(obj, "hedge_k", "hedge_k")?.map_or(DEFAULT_HEDGE_K as u64, |v| v);
+    let given_k = opt_uint(obj, "hedge_k", "hedge_k")?;
     let delay_ms = opt_uint(obj, "hedge_delay_ms", "hedge_delay_ms")?.unwrap_or(0);
     match name {
         "sequential" => Ok(Policy::Sequential),
         "hedged" => {
             let max = n.min(limits.max_hedge_k);
-            let k = usize::try_from(k).unwrap_or(usize::MAX);
             // The default K=2 with a single provider simply means one leg.
-            let k = if obj.get("hedge_k").is_none() {
-                k.min(n)
-            } else {
-                k
+            let k = match given_k {
+                None => DEFAULT_HEDGE_K.min(max),
+                Some(k) => usize::try_from(k).unwrap_or(usize::MAX),
             };
             if k == 0 || k > max {
                 let why = if k > limits.max_hedge_k && limits.max_hedge_k < n {
@@ -355,27 +384,39 @@ fn parse_provider(
 
 fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
     let field = format!("{at}.base_url");
-    let url = url.ok_or_else(|| err(&field, "is required, e.g. \"https://api.openai.com/v1\""))?;
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| {
-            err(
-                &field,
-                format!("{url:?} must start with http:// or https://"),
-            )
-        })?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
-        return Err(err(&field, format!("{url:?} has no valid host")));
-    }
-    if rest.contains(['?', '#']) {
+    let text = url.ok_or_else(|| err(&field, "is required, e.g. \"https://api.openai.com/v1\""))?;
+    // Credentials in a URL would be echoed by errors; refuse them without
+    // repeating the value.
+    if text.contains('@') {
         return Err(err(
             &field,
-            format!("{url:?} must not have a query or fragment"),
+            "must not contain credentials (user:password@); put the key in api_key",
         ));
     }
-    Ok(url.trim_end_matches('/').to_owned())
+    let parsed = url::Url::parse(text)
+        .map_err(|e| err(&field, format!("{text:?} is not a valid URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(err(
+            &field,
+            format!("{text:?} must start with http:// or https://"),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(err(&field, format!("{text:?} has no host")));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(err(
+            &field,
+            format!("{text:?} must not have a query or fragment"),
+        ));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether `v` can be sent as an HTTP header value (visible ASCII, spaces
+/// and tabs; no line breaks).
+fn valid_header_value(v: &str) -> bool {
+    v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 fn parse_key(
@@ -387,10 +428,10 @@ fn parse_key(
     let var = opt_str(obj, "api_key_env", at)?;
     match (key, var) {
         (Some(_), Some(_)) => Err(err(at, "give api_key or api_key_env, not both")),
-        (Some(k), None) if !k.is_empty() => Ok(Secret::new(k)),
+        (Some(k), None) if !k.is_empty() => checked_key(k, &format!("{at}.api_key")),
         (Some(_), None) => Err(err(format!("{at}.api_key"), "is empty")),
         (None, Some(var)) => match env(var) {
-            Some(k) if !k.is_empty() => Ok(Secret::new(k)),
+            Some(k) if !k.is_empty() => checked_key(&k, &format!("{at}.api_key_env")),
             _ => Err(err(
                 format!("{at}.api_key_env"),
                 format!("environment variable {var:?} is not set or empty; set it or give api_key"),
@@ -400,6 +441,19 @@ fn parse_key(
             at,
             "needs api_key or api_key_env (the name of an environment variable holding the key)",
         )),
+    }
+}
+
+/// A key goes into a header, so it must be a valid header value; the
+/// message never repeats it.
+fn checked_key(key: &str, field: &str) -> Result<Secret, ConfigError> {
+    if valid_header_value(key) {
+        Ok(Secret::new(key))
+    } else {
+        Err(err(
+            field,
+            "contains a line break or a non-ASCII character (is there a trailing newline?)",
+        ))
     }
 }
 
@@ -424,7 +478,7 @@ fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)
             let v = v
                 .as_str()
                 .ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
-            if !valid_name || v.contains(['\r', '\n']) {
+            if !valid_name || !valid_header_value(v) {
                 return Err(err(&field, format!("{name:?} is not a valid header")));
             }
             Ok((name.to_ascii_lowercase(), v.to_owned()))
@@ -462,6 +516,9 @@ mod tests {
         assert_eq!(c.policy, Policy::Hedged { k: 2, delay: None });
         let c = parse(json!({"providers": [provider("a")], "policy": "hedged"})).unwrap();
         assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
+        let c = parse(json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": null}))
+            .unwrap();
+        assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
     }
 
     #[test]
@@ -469,8 +526,19 @@ mod tests {
         let c = parse(json!({"providers": [{"name": "a", "kind": "anthropic", "base_url": "http://h", "api_key_env": "KEY_VAR"}]})).unwrap();
         assert_eq!(c.providers[0].api_key.expose(), "sk-from-env");
         assert!(!format!("{c:?}").contains("sk-from-env"));
-        let c = parse(json!({"providers": [provider("a")]})).unwrap();
-        assert!(!format!("{c:?}").contains("sk-secret"));
+        let mut p = provider("a");
+        p["headers"] = json!({"api-key": "AZURE-SECRET-123"});
+        let c = parse(json!({"providers": [p]})).unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("sk-secret") && !debug.contains("AZURE-SECRET"),
+            "{debug}"
+        );
+        assert!(debug.contains("api-key"));
+        assert_eq!(
+            c.providers[0].secrets().collect::<Vec<_>>(),
+            ["sk-secret", "AZURE-SECRET-123"]
+        );
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub struct NativeRouter {
 impl NativeRouter {
     /// Build the runtime and the client for `config`.
     pub fn new(config: RouterConfig) -> std::io::Result<Self> {
+        Self::with_router(Router::new(config))
+    }
+
+    /// Build a runtime and a client around an existing core router (its
+    /// provider health is shared), e.g. to replace a runtime lost in a fork.
+    pub fn with_router(router: Router) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .thread_name("f3dx-router")
@@ -33,7 +39,7 @@ impl NativeRouter {
             NativeExecutor::new().map_err(std::io::Error::other)?
         };
         Ok(NativeRouter {
-            router: Router::new(config),
+            router,
             executor,
             runtime,
         })

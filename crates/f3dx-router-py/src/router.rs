@@ -1,6 +1,8 @@
 //! `f3dx_router.Router`: the native router behind a Python class.
 
-use f3dx_router_core::{HostLimits, Policy, RouteError, Routed, RouterConfig};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use f3dx_router_core::{HostLimits, Policy, RouteError, Routed, Router, RouterConfig};
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -14,37 +16,48 @@ use crate::trace::{millis, PyAttempt, PyRouteResult};
 /// Routes OpenAI chat-completions requests over several providers.
 #[pyclass(frozen, name = "Router", module = "f3dx_router._native")]
 pub struct PyRouter {
-    inner: NativeRouter,
+    router: Router,
+    /// The runtime and pool, with the id of the process that built them: a
+    /// forked child has none of the runtime's threads and builds its own.
+    native: RwLock<(u32, Arc<NativeRouter>)>,
 }
 
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (providers, *, policy = "sequential", hedge_k = None, hedge_delay_ms = 0))]
+    #[pyo3(signature = (providers, *, policy = None, hedge_k = None, hedge_delay_ms = None))]
     fn new(
         py: Python<'_>,
         providers: &Bound<'_, PyAny>,
-        policy: &str,
-        hedge_k: Option<u64>,
-        hedge_delay_ms: u64,
+        policy: Option<&Bound<'_, PyAny>>,
+        hedge_k: Option<&Bound<'_, PyAny>>,
+        hedge_delay_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        // Every value goes to the core's validation as JSON, so a bad one (a
+        // negative hedge_k, a policy that is not a string) is a ConfigError
+        // with the same message the worker gives.
+        let fields = [
+            ("providers", Some(providers)),
+            ("policy", policy),
+            ("hedge_k", hedge_k),
+            ("hedge_delay_ms", hedge_delay_ms),
+        ];
         let mut config = Map::new();
-        config.insert(
-            "providers".into(),
-            to_json(providers).map_err(|e| as_config_error(py, e))?,
-        );
-        config.insert("policy".into(), Value::from(policy));
-        if let Some(k) = hedge_k {
-            config.insert("hedge_k".into(), Value::from(k));
+        for (name, value) in fields {
+            if let Some(v) = value {
+                let json = to_json(v).map_err(|e| as_config_error(py, name, e))?;
+                config.insert(name.into(), json);
+            }
         }
-        config.insert("hedge_delay_ms".into(), Value::from(hedge_delay_ms));
         let env = |name: &str| std::env::var(name).ok();
         let config = RouterConfig::from_json(&Value::Object(config), &env, HostLimits::default())
             .map_err(|e| config_error(py, &e))?;
-        let inner = NativeRouter::new(config).map_err(|e| {
-            PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
-        })?;
-        Ok(PyRouter { inner })
+        let router = Router::new(config);
+        let native = build_native(&router)?;
+        Ok(PyRouter {
+            router,
+            native: RwLock::new((std::process::id(), native)),
+        })
     }
 
     /// Route one request; return the OpenAI-shaped response.
@@ -78,8 +91,7 @@ impl PyRouter {
     fn providers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(
             py,
-            self.inner
-                .router()
+            self.router
                 .config()
                 .providers
                 .iter()
@@ -90,7 +102,7 @@ impl PyRouter {
     /// The routing policy: "sequential" or "hedged".
     #[getter]
     fn policy(&self) -> &'static str {
-        match self.inner.router().config().policy {
+        match self.router.config().policy {
             Policy::Sequential => "sequential",
             Policy::Hedged { .. } => "hedged",
         }
@@ -98,10 +110,11 @@ impl PyRouter {
 
     /// Seconds until each cooling provider may be called again.
     fn cooldowns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let router = self.inner.router();
-        let now = f3dx_router_core::Executor::now(self.inner.executor());
+        let native = self.native()?;
+        let now = f3dx_router_core::Executor::now(native.executor());
         let out = PyDict::new(py);
-        for (p, until) in router.config().providers.iter().zip(router.cooldowns(now)) {
+        let config = self.router.config();
+        for (p, until) in config.providers.iter().zip(self.router.cooldowns(now)) {
             if let Some(t) = until {
                 out.set_item(&p.name, (t - now).as_secs_f64())?;
             }
@@ -111,7 +124,7 @@ impl PyRouter {
 
     fn __repr__(&self) -> String {
         // Names, kinds and URLs only: never keys or headers.
-        let config = self.inner.router().config();
+        let config = self.router.config();
         let providers: Vec<String> = config
             .providers
             .iter()
@@ -130,21 +143,60 @@ impl PyRouter {
 
 impl PyRouter {
     fn run(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Routed> {
-        let body = to_json(body)?;
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let native = self.native()?;
         // The whole routing call runs without the GIL.
-        let result: Result<Routed, RouteError> = py.detach(|| self.inner.route_blocking(body));
+        let result: Result<Routed, RouteError> = py.detach(|| native.route_blocking(body));
         result.map_err(|e| route_error(py, &e))
+    }
+
+    /// This process's runtime, rebuilt after a fork.
+    fn native(&self) -> PyResult<Arc<NativeRouter>> {
+        let pid = std::process::id();
+        {
+            let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);
+            if guard.0 == pid {
+                return Ok(Arc::clone(&guard.1));
+            }
+        }
+        let mut guard = self.native.write().unwrap_or_else(PoisonError::into_inner);
+        if guard.0 != pid {
+            let fresh = build_native(&self.router)?;
+            let stale = std::mem::replace(&mut *guard, (pid, fresh));
+            // The parent's runtime threads do not exist in this process:
+            // dropping the runtime would wait for them forever.
+            std::mem::forget(stale);
+        }
+        Ok(Arc::clone(&guard.1))
     }
 }
 
-/// A providers list that is not JSON-like is a config error too.
-fn as_config_error(py: Python<'_>, e: PyErr) -> PyErr {
+fn build_native(router: &Router) -> PyResult<Arc<NativeRouter>> {
+    NativeRouter::with_router(router.clone())
+        .map(Arc::new)
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}")))
+}
+
+/// A config value that is not JSON-like is a config error too.
+fn as_config_error(py: Python<'_>, field: &str, e: PyErr) -> PyErr {
     let message = e.value(py).to_string();
     config_error(
         py,
         &f3dx_router_core::ConfigError {
-            field: "providers".into(),
+            field: field.into(),
             message,
+        },
+    )
+}
+
+/// A request that is not JSON-like is an invalid request.
+fn invalid_request(py: Python<'_>, e: PyErr) -> PyErr {
+    let message = e.value(py).to_string();
+    route_error(
+        py,
+        &RouteError::InvalidRequest {
+            message,
+            attempts: Vec::new(),
         },
     )
 }

@@ -1,7 +1,21 @@
 //! What a routed call reports back: its attempts and its result.
 
 use f3dx_router_core::Attempt;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+/// Every fault name the core gives.
+const FAULTS: &[&str] = &[
+    "timeout",
+    "undecodable",
+    "connection_refused",
+    "connection_reset",
+    "dns",
+    "truncated",
+    "body_too_large",
+    "transport",
+];
 
 /// One upstream attempt of a call.
 #[pyclass(frozen, name = "Attempt", module = "f3dx_router._native", get_all)]
@@ -42,6 +56,58 @@ impl From<&Attempt> for PyAttempt {
 
 #[pymethods]
 impl PyAttempt {
+    /// Rebuild an attempt (for pickling; the router makes them).
+    #[new]
+    #[pyo3(signature = (provider, outcome, status, fault, detail, started_ms, ended_ms))]
+    fn new(
+        provider: String,
+        outcome: &str,
+        status: Option<u16>,
+        fault: Option<&str>,
+        detail: String,
+        started_ms: f64,
+        ended_ms: Option<f64>,
+    ) -> PyResult<Self> {
+        let known = |name: &str, names: &[&'static str]| names.iter().copied().find(|n| *n == name);
+        let outcome = known(
+            outcome,
+            &["in_flight", "success", "soft", "hard", "cancelled"],
+        )
+        .ok_or_else(|| PyValueError::new_err(format!("unknown outcome {outcome:?}")))?;
+        let fault = match fault {
+            None => None,
+            Some(f) => Some(
+                known(f, FAULTS)
+                    .ok_or_else(|| PyValueError::new_err(format!("unknown fault {f:?}")))?,
+            ),
+        };
+        Ok(PyAttempt {
+            provider,
+            outcome,
+            status,
+            fault,
+            detail,
+            started_ms,
+            ended_ms,
+        })
+    }
+
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let a = slf.get();
+        let args = (
+            &a.provider,
+            a.outcome,
+            a.status,
+            a.fault,
+            &a.detail,
+            a.started_ms,
+            a.ended_ms,
+        );
+        Ok((slf.get_type().into_any(), args.into_pyobject(slf.py())?))
+    }
+
     fn __repr__(&self) -> String {
         let mut s = format!(
             "Attempt(provider={:?}, outcome={:?}",

@@ -1,0 +1,175 @@
+//! The call state machine stepped by hand, for the cases the shared vectors
+//! cannot express: stalled bodies, echoed keys, several hard failures.
+
+use std::time::Duration;
+
+use f3dx_router_core::{
+    Action, AttemptId, HostLimits, Instant, ResponseHead, RouteError, Routed, Router, RouterConfig,
+};
+use serde_json::{json, Value};
+
+const KEY: &str = "sk-a-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn router(providers: Value, policy: Value) -> Router {
+    let mut config = policy;
+    config["providers"] = providers;
+    Router::new(RouterConfig::from_json(&config, &|_| None, HostLimits::default()).unwrap())
+}
+
+fn openai(name: &str) -> Value {
+    json!({"name": name, "kind": "openai", "base_url": "http://h/v1", "api_key": KEY, "timeout_ms": 30000})
+}
+
+fn request() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn head(status: u16) -> ResponseHead {
+    ResponseHead {
+        status,
+        headers: vec![],
+        received_unix_secs: 0,
+    }
+}
+
+fn ms(n: u64) -> Instant {
+    Instant::ZERO + Duration::from_millis(n)
+}
+
+/// Drain actions: the attempts sent, and the result if the call completed.
+fn actions(
+    call: &mut f3dx_router_core::Call,
+) -> (Vec<AttemptId>, Option<Result<Routed, RouteError>>) {
+    let (mut sent, mut done) = (Vec::new(), None);
+    while let Some(a) = call.poll_action() {
+        match a {
+            Action::Send { attempt, .. } => sent.push(attempt),
+            Action::Cancel { .. } => {}
+            Action::Complete(r) => done = Some(r),
+        }
+    }
+    (sent, done)
+}
+
+#[test]
+fn an_echoed_key_is_redacted_before_the_message_is_shortened() {
+    let r = router(json!([openai("a")]), json!({}));
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(503), Instant::ZERO);
+    let body = format!("{} bad key {KEY} and more text after it", "x".repeat(160));
+    call.handle_body(sent[0], body.into_bytes(), Instant::ZERO);
+    let (_, done) = actions(&mut call);
+    let err = done.unwrap().unwrap_err();
+    let text = format!("{err} {:?}", err.attempts());
+    assert!(
+        !text.contains(&KEY[..8]),
+        "a piece of the key leaked: {text}"
+    );
+}
+
+#[test]
+fn a_request_one_candidate_cannot_carry_is_refused_before_sending() {
+    let anthropic = json!({"name": "b", "kind": "anthropic", "base_url": "http://h/v1", "api_key": "k2-long-enough"});
+    let r = router(
+        json!([openai("a"), anthropic]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 100}),
+    );
+    let mut body = request();
+    body["n"] = json!(2);
+    let mut call = r.start_call(body, Instant::ZERO);
+    let (sent, done) = actions(&mut call);
+    assert!(sent.is_empty(), "nothing may be sent");
+    match done {
+        Some(Err(RouteError::InvalidRequest { message, attempts })) => {
+            assert!(
+                message.contains("\"b\"") && message.contains("anthropic"),
+                "{message}"
+            );
+            assert!(attempts.is_empty());
+        }
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stalled_error_body_does_not_hold_the_call() {
+    let r = router(json!([openai("a"), openai("b")]), json!({}));
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(401), ms(5));
+    let (more, done) = actions(&mut call);
+    assert!(more.is_empty() && done.is_none());
+    // The body never comes: the call ends at the drain grace, not at the
+    // provider's 30 s timeout.
+    let wake = call.poll_timeout().unwrap();
+    assert_eq!(wake, ms(1005));
+    call.handle_timeout(wake);
+    let (_, done) = actions(&mut call);
+    match done {
+        Some(Err(RouteError::Hard {
+            provider, status, ..
+        })) => assert_eq!((provider.as_str(), status), ("a", 401)),
+        other => panic!("expected a hard failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn with_two_hard_failures_the_reported_one_carries_its_own_body() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    assert_eq!(sent.len(), 2);
+    call.handle_head(sent[0], head(401), ms(1));
+    call.handle_head(sent[1], head(400), ms(2));
+    call.handle_body(
+        sent[1],
+        br#"{"error":{"message":"bad request B"}}"#.to_vec(),
+        ms(3),
+    );
+    call.handle_body(
+        sent[0],
+        br#"{"error":{"message":"bad key A"}}"#.to_vec(),
+        ms(4),
+    );
+    let (_, done) = actions(&mut call);
+    match done {
+        Some(Err(RouteError::Hard {
+            provider,
+            status,
+            message,
+            body,
+            ..
+        })) => {
+            assert_eq!(
+                (provider.as_str(), status, message.as_str()),
+                ("a", 401, "bad key A")
+            );
+            assert!(body.contains("bad key A"), "{body}");
+        }
+        other => panic!("expected a hard failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn events_after_completion_are_ignored() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[1], head(200), ms(1));
+    call.handle_body(sent[1], br#"{"choices":[]}"#.to_vec(), ms(1));
+    let (_, done) = actions(&mut call);
+    assert_eq!(done.unwrap().unwrap().provider, "b");
+    // The cancelled leg's late answer changes nothing and completes nothing.
+    call.handle_head(sent[0], head(200), ms(2));
+    call.handle_body(sent[0], br#"{"choices":[]}"#.to_vec(), ms(2));
+    call.handle_timeout(ms(60_000));
+    assert!(call.poll_action().is_none());
+    assert!(call.poll_timeout().is_none());
+}

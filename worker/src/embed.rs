@@ -1,0 +1,148 @@
+//! The embedded API for TypeScript workers (llmkit and the like):
+//!
+//! ```ts
+//! import { Router } from "f3dx-router-worker";
+//! const router = new Router(config, env);   // env resolves api_key_env
+//! const completion = await router.chatCompletions(body);
+//! ```
+//!
+//! Errors are thrown as `Error`s with `kind` ("config", "invalid_request",
+//! "hard", "all_failed"), `status` (the HTTP status to answer with) and
+//! `provider` (for a hard failure).
+
+use f3dx_router_core::{drive, RouteError, Router as CoreRouter, RouterConfig};
+use js_sys::{Error as JsError, Object, Reflect};
+use serde::Serialize;
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::executor::FetchExecutor;
+use crate::openai_error::ErrorReply;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** A provider, as in the Python API's config. */
+export interface ProviderConfig {
+  name: string;
+  kind: "openai" | "anthropic";
+  base_url: string;
+  api_key?: string;
+  /** Name of a binding (in the env passed to the constructor) holding the key. */
+  api_key_env?: string;
+  timeout_ms?: number;
+  weight?: number;
+  model?: string;
+  headers?: Record<string, string>;
+  max_body_bytes?: number;
+}
+
+/** The router's config: the same schema as ROUTER_CONFIG. */
+export interface RouterConfig {
+  providers: ProviderConfig[];
+  policy?: "sequential" | "hedged";
+  hedge_k?: number;
+  hedge_delay_ms?: number;
+}
+
+/** An OpenAI chat completion (the fields the router guarantees). */
+export interface ChatCompletion {
+  id?: string;
+  object?: string;
+  model?: string;
+  choices: Array<{ index: number; message: { role: string; content: string | null; tool_calls?: unknown[] }; finish_reason: string | null }>;
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  [key: string]: unknown;
+}
+
+/** What `chatCompletions` and the constructor throw. */
+export interface RouterError extends Error {
+  kind: "config" | "invalid_request" | "hard" | "all_failed";
+  /** The HTTP status to answer with: the upstream's for "hard", 502 for "all_failed". */
+  status: number;
+  provider?: string;
+  /** Upstream attempts made. */
+  attempts: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `RouterConfig` in TypeScript.
+    #[wasm_bindgen(typescript_type = "RouterConfig")]
+    pub type JsRouterConfig;
+    /// `Record<string, unknown>` in TypeScript (a worker's `env`).
+    #[wasm_bindgen(typescript_type = "Record<string, unknown>")]
+    pub type JsEnv;
+    /// `Promise<ChatCompletion>` in TypeScript.
+    #[wasm_bindgen(typescript_type = "Promise<ChatCompletion>")]
+    pub type JsCompletionPromise;
+}
+
+/// A router for a TypeScript worker. Build it once (outside the request
+/// handler) so provider cooldowns carry from one request to the next.
+#[wasm_bindgen(js_name = Router)]
+pub struct EmbeddedRouter {
+    inner: CoreRouter,
+}
+
+#[wasm_bindgen(js_class = Router)]
+impl EmbeddedRouter {
+    /// Validate `config`; `env` resolves each provider's `api_key_env`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsRouterConfig, env: Option<JsEnv>) -> Result<EmbeddedRouter, JsValue> {
+        let value: Value = serde_wasm_bindgen::from_value(config.into())
+            .map_err(|e| throwable("config", 500, None, 0, &format!("invalid router config: {e}")))?;
+        let env: Option<Object> = env.map(|e| JsValue::from(e).unchecked_into());
+        let lookup = |name: &str| {
+            let env = env.as_ref()?;
+            Reflect::get(env, &JsValue::from_str(name)).ok()?.as_string()
+        };
+        let config = RouterConfig::from_json(&value, &lookup, crate::limits())
+            .map_err(|e| throwable("config", 500, None, 0, &e.to_string()))?;
+        Ok(EmbeddedRouter { inner: CoreRouter::new(config) })
+    }
+
+    /// Route one OpenAI chat-completions request; resolves to the
+    /// OpenAI-shaped response, or rejects with a `RouterError`.
+    #[wasm_bindgen(js_name = chatCompletions)]
+    pub fn chat_completions(&self, body: JsValue) -> JsCompletionPromise {
+        let router = self.inner.clone();
+        let promise = future_to_promise(async move {
+            let body: Value = serde_wasm_bindgen::from_value(body)
+                .map_err(|e| throwable("invalid_request", 400, None, 0, &format!("the body is not JSON-like: {e}")))?;
+            match drive(&router, &FetchExecutor, body).await {
+                Ok(routed) => to_js(&routed.response),
+                Err(e) => Err(route_error(&e)),
+            }
+        });
+        promise.unchecked_into()
+    }
+}
+
+/// A plain JS object (not a Map) from a JSON value.
+pub fn to_js(value: &Value) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsValue::from(JsError::new(&e.to_string())))
+}
+
+fn route_error(e: &RouteError) -> JsValue {
+    let reply = ErrorReply::from_route(e);
+    throwable(e.kind(), reply.status, reply.provider.as_deref(), reply.attempts, &e.to_string())
+}
+
+fn throwable(kind: &str, status: u16, provider: Option<&str>, attempts: usize, message: &str) -> JsValue {
+    let err = JsError::new(message);
+    err.set_name("RouterError");
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&err, &JsValue::from_str(k), &v);
+    };
+    set("kind", JsValue::from_str(kind));
+    set("status", JsValue::from(status));
+    set("attempts", JsValue::from(attempts as u32));
+    if let Some(p) = provider {
+        set("provider", JsValue::from_str(p));
+    }
+    err.into()
+}

@@ -1,0 +1,25 @@
+//! f3dx-router as a Cloudflare Worker.
+//!
+//! The routing core decides; this crate only does what it asks with the
+//! Workers runtime: `fetch` with one `AbortController` per attempt (so a
+//! losing hedge leg's connection is really closed), timers, and the clock.
+//!
+//! Two ways in:
+//! - standalone: the `fetch` handler in [`handler`] serves an
+//!   OpenAI-compatible `POST /v1/chat/completions` routed by the core;
+//! - embedded: [`embed::Router`], a wasm-bindgen class a TypeScript worker
+//!   constructs and awaits (`await router.chatCompletions(body)`).
+
+pub mod auth;
+pub mod embed;
+pub mod executor;
+pub mod handler;
+pub mod openai_error;
+
+/// Workers allow six simultaneous outgoing connections per request.
+pub const MAX_HEDGE_K: usize = 6;
+
+/// Host limits the core checks at config time.
+pub fn limits() -> f3dx_router_core::HostLimits {
+    f3dx_router_core::HostLimits { max_hedge_k: MAX_HEDGE_K }
+}
