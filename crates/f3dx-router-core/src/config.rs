@@ -393,6 +393,10 @@ fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
             "must not contain credentials (user:password@); put the key in api_key",
         ));
     }
+    if !text.contains("://") {
+        let hint = format!("{text:?} must start with http:// or https://, e.g. \"https://{text}\"");
+        return Err(err(&field, hint));
+    }
     let parsed = url::Url::parse(text)
         .map_err(|e| err(&field, format!("{text:?} is not a valid URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
