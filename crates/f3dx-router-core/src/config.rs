@@ -576,6 +576,11 @@ mod tests {
                 "http://",
             ),
             (
+                json!({"providers": [{"name": "a", "kind": "openai", "base_url": "api.x.com/v1", "api_key": "k"}]}),
+                "providers[0].base_url",
+                "e.g. \"https://api.x.com/v1\"",
+            ),
+            (
                 json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 2}),
                 "hedge_k",
                 "between 1 and 1",
