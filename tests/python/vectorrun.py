@@ -1,0 +1,344 @@
+"""The checks of the shared vectors (tests/vectors/README.md), shared by every
+runner that drives a real host: the native build through Python
+(test_vectors.py) and the Cloudflare Worker under wrangler dev
+(test_worker_vectors.py). A runner turns its host's answer into a
+``CallResult`` and hands ``run_call`` a function that makes one call.
+
+The calls of a vector run one after another on one router; the mock scripts
+continue from call to call (no reset), and each call's ``upstream``
+expectations see only the requests logged during it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from mock_provider import MockProviders
+from vectorlib import subset_mismatch
+
+# `latency_ms.min` is a lower bound a real host cannot beat (it waits on the
+# mocks' delays); the 2 ms only absorb timer granularity.
+LATENCY_EARLY_MS = 2.0
+
+# After a call, how long to wait for the mock log to show what the call did
+# (a cancelled leg's closed connection, a request still in flight).
+SETTLE_S = 2.0
+SETTLE_STEP_S = 0.02
+# A cancelled leg must close its connection when it is cancelled, not later
+# (say, when its own timeout fires): the mock must notice the close at most
+# this long after the call returned. Generous for the same reasons as the
+# latency slack, and well below the vectors' timeouts.
+CANCEL_CLOSE_SLACK_MS = 250.0
+
+
+@dataclass
+class AttemptView:
+    """One attempt as a host reports it."""
+
+    provider: str
+    outcome: str
+    status: int | None = None
+    fault: str | None = None
+    started_ms: float = 0.0
+    ended_ms: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class CallResult:
+    """What one call produced, whatever the host."""
+
+    outcome: str  # "success", "hard", "all_failed", "invalid_request", or something unexpected
+    provider: str | None = None
+    status: int | None = None
+    response: Any = None
+    error_message: str | None = None
+    attempts: list[AttemptView] = field(default_factory=list)
+    latency_ms: float | None = None  # the host's own measure, if it has one
+
+
+def run_call(
+    stem: str,
+    vector: dict,
+    mocks: MockProviders,
+    make_call: Callable[[dict], CallResult],
+    i: int,
+    call: dict,
+    latency_slack_ms: float,
+) -> None:
+    """Make call ``i`` of a vector and check everything it expects."""
+    expect = call["expect"]
+    gap_ms = call.get("gap_ms", 0)
+    if gap_ms:
+        # A deliberate wait (e.g. for a cooldown to expire), not a timing assertion.
+        time.sleep(gap_ms / 1000.0)
+
+    before = {name: len(records) for name, records in mocks.log().items()}
+    started_mono = time.monotonic()
+    t0 = time.perf_counter()
+    result = make_call(call["request"])
+    elapsed_ms = (time.perf_counter() - t0) * 1000.0
+    ended_mono = time.monotonic()
+
+    attempts = result.attempts
+    log = settle(mocks, vector, before, expect, attempts, elapsed_ms)
+    this_call = {name: records[before.get(name, 0):] for name, records in log.items()}
+
+    problems: list[str] = []
+    problems += check_outcome(expect, result)
+    problems += check_attempts(expect, attempts)
+    problems += check_latency(expect, elapsed_ms, latency_slack_ms)
+    problems += check_upstream(expect, this_call)
+    problems += check_cancelled_closed(vector, attempts, this_call, elapsed_ms, ended_mono)
+    for name, records in this_call.items():
+        for r in records:
+            if r["exhausted"]:
+                problems.append(f"{name} got a request beyond the end of its script (index {r['index']})")
+    if problems:
+        pytest.fail(
+            report(stem, i, len(vector["calls"]), problems, result, elapsed_ms, this_call, started_mono),
+            pytrace=False,
+        )
+
+
+# --------------------------------------------------------------------------
+# waiting for the mocks
+
+
+def settle(
+    mocks: MockProviders, vector: dict, before: dict, expect: dict, attempts: list, elapsed_ms: float
+) -> dict[str, list[dict]]:
+    """Poll the mock log (bounded) until it shows everything this call should
+    have left there, and return it; on timeout, return the last one read and
+    let the checks say what is missing."""
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        log = mocks.log()
+        this_call = {name: records[before.get(name, 0):] for name, records in log.items()}
+        if not pending(vector, expect, attempts, this_call, elapsed_ms) or time.monotonic() >= deadline:
+            return log
+        time.sleep(SETTLE_STEP_S)
+
+
+def pending(vector: dict, expect: dict, attempts: list, this_call: dict, elapsed_ms: float) -> bool:
+    for name, expected in (expect.get("upstream") or {}).items():
+        if len(this_call.get(name, [])) < len(expected):
+            return True
+    for attempt in attempts:
+        if attempt.outcome != "cancelled":
+            continue
+        records = this_call.get(attempt.provider, [])
+        if not records:
+            return True  # the request may still be on its way
+        for record in records:
+            if must_see_close(vector, attempt.provider, record, elapsed_ms) and not record["disconnected_early"]:
+                return True
+    return False
+
+
+def script_entry(vector: dict, provider: str, record: dict) -> dict | None:
+    responses = vector["mocks"].get(provider, {}).get("responses") or []
+    index = record["index"]
+    return responses[index] if 0 <= index < len(responses) else None
+
+
+def must_see_close(vector: dict, provider: str, record: dict, elapsed_ms: float) -> bool:
+    """Whether the mock was still holding this request when the call ended, so
+    a cancelled attempt must have closed its connection. A cancelled attempt
+    may also have been answered already but not read; nothing to prove then."""
+    entry = script_entry(vector, provider, record)
+    if entry is None:
+        return False
+    return entry.get("fault") == "stall" or entry.get("delay_ms", 0) > elapsed_ms
+
+
+# --------------------------------------------------------------------------
+# the checks; each returns a list of readable problems
+
+
+
+# --------------------------------------------------------------------------
+# the checks; each returns a list of readable problems
+
+
+def check_outcome(expect: dict, result: CallResult) -> list[str]:
+    problems = []
+    if "outcome" in expect and result.outcome != expect["outcome"]:
+        problems.append(f"outcome: expected {expect['outcome']!r}, got {result.outcome!r}")
+
+    if "provider" in expect and result.provider != expect["provider"]:
+        problems.append(f"provider: expected {expect['provider']!r}, got {result.provider!r}")
+
+    if "status" in expect and result.status != expect["status"]:
+        problems.append(f"status: expected {expect['status']!r}, got {result.status!r}")
+
+    if "response" in expect:
+        if result.outcome != "success":
+            problems.append("response: expected a response, the call failed")
+        else:
+            found = subset_mismatch(expect["response"], result.response, "response")
+            if found:
+                problems.append(found)
+
+    if "error_contains" in expect:
+        wanted = expect["error_contains"]
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        if result.error_message is None:
+            problems.append(f"error_contains: expected an error containing {wanted!r}, the call succeeded")
+        else:
+            message = result.error_message
+            for text in wanted:
+                if text not in message:
+                    problems.append(f"error_contains: {text!r} is not in the error message {message!r}")
+    return problems
+
+
+def attempt_fields(attempt: Any) -> dict:
+    return {
+        "provider": attempt.provider,
+        "outcome": attempt.outcome,
+        "status": attempt.status,
+        "fault": attempt.fault,
+    }
+
+
+def check_attempts(expect: dict, attempts: list) -> list[str]:
+    problems = []
+    if "attempts" in expect:
+        found = subset_mismatch(expect["attempts"], [attempt_fields(a) for a in attempts], "attempts")
+        if found:
+            problems.append(found)
+    starts = [a.started_ms for a in attempts]
+    if starts != sorted(starts):
+        problems.append(f"attempts are not ordered by start time: started_ms = {starts}")
+    return problems
+
+
+def check_latency(expect: dict, elapsed_ms: float, slack_ms: float) -> list[str]:
+    bounds = expect.get("latency_ms")
+    if not bounds:
+        return []
+    problems = []
+    if "min" in bounds and elapsed_ms < bounds["min"] - LATENCY_EARLY_MS:
+        problems.append(f"latency: {elapsed_ms:.1f} ms, below the minimum {bounds['min']} ms")
+    if "max" in bounds and elapsed_ms > bounds["max"] + slack_ms:
+        problems.append(
+            f"latency: {elapsed_ms:.1f} ms, above the maximum {bounds['max']} ms "
+            f"(+ {slack_ms:.0f} ms slack for a real host)"
+        )
+    return problems
+
+
+def check_upstream(expect: dict, this_call: dict) -> list[str]:
+    problems = []
+    for name, expected in (expect.get("upstream") or {}).items():
+        if name not in this_call:
+            problems.append(f"upstream.{name}: no such mock provider")
+            continue
+        got = this_call[name]
+        if len(got) != len(expected):
+            problems.append(
+                f"upstream.{name}: expected {len(expected)} request(s) in this call, "
+                f"the mock got {len(got)}"
+            )
+        for j, (exp, record) in enumerate(zip(expected, got)):
+            where = f"upstream.{name}[{j}]"
+            if "path" in exp and record["path"] != exp["path"]:
+                problems.append(f"{where}.path: expected {exp['path']!r}, got {record['path']!r}")
+            if "headers" in exp:
+                wanted = {key.lower(): value for key, value in exp["headers"].items()}
+                found = subset_mismatch(wanted, record["headers"], f"{where}.headers")
+                if found:
+                    problems.append(found)
+            for header in exp.get("absent_headers", []):
+                if header.lower() in record["headers"]:
+                    problems.append(f"{where}.headers: {header.lower()!r} must be absent, it was sent")
+            if "json" in exp:
+                if record["json"] is None and exp["json"] is not None:
+                    problems.append(f"{where}.json: the body is not JSON: {record['body'][:200]!r}")
+                else:
+                    found = subset_mismatch(exp["json"], record["json"], f"{where}.json")
+                    if found:
+                        problems.append(found)
+    return problems
+
+
+def check_cancelled_closed(
+    vector: dict, attempts: list, this_call: dict, elapsed_ms: float, ended_mono: float
+) -> list[str]:
+    """A cancelled attempt whose request the mock was still holding must have
+    closed its connection when it was cancelled: the mock records that as
+    disconnected_early, and when it noticed as disconnected_at."""
+    problems = []
+    for k, attempt in enumerate(attempts):
+        if attempt.outcome != "cancelled":
+            continue
+        for record in this_call.get(attempt.provider, []):
+            if not must_see_close(vector, attempt.provider, record, elapsed_ms):
+                continue
+            if not record["disconnected_early"]:
+                problems.append(
+                    f"attempts[{k}] ({attempt.provider}) was cancelled, but its connection stayed open: "
+                    f"the mock saw no close within {SETTLE_S:.0f} s"
+                )
+                continue
+            late_ms = (record["disconnected_at"] - ended_mono) * 1000.0
+            if late_ms > CANCEL_CLOSE_SLACK_MS:
+                problems.append(
+                    f"attempts[{k}] ({attempt.provider}) was cancelled, but its connection closed only "
+                    f"{late_ms:.0f} ms after the call returned (a timeout?), not when it was cancelled"
+                )
+    return problems
+
+
+# --------------------------------------------------------------------------
+# the failure report
+
+
+def report(
+    stem: str,
+    i: int,
+    n: int,
+    problems: list[str],
+    result: CallResult,
+    elapsed_ms: float,
+    this_call: dict,
+    started_mono: float,
+) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = [f"vector {stem}, call {i} (of {n}):"]
+    lines += [f"  - {p}" for p in problems]
+    lines.append(f"measured latency: {elapsed_ms:.1f} ms")
+    if result.outcome == "success":
+        lines.append(f"result: success from {result.provider!r}, host latency_ms={ms(result.latency_ms)}")
+    else:
+        lines.append(f"result: {result.outcome} (status {result.status}): {result.error_message}")
+    lines.append("attempts:")
+    for k, a in enumerate(result.attempts):
+        lines.append(
+            f"  [{k}] {a.provider} {a.outcome} status={a.status} fault={a.fault} "
+            f"started={ms(a.started_ms)} ended={ms(a.ended_ms)} detail={a.detail!r}"
+        )
+    lines.append("mock log for this call (received relative to the call's start):")
+    for name, records in this_call.items():
+        for r in records:
+            lines.append(
+                f"  {name}[{r['index']}] {r['method']} {r['path']} "
+                f"+{(r['received_at'] - started_mono) * 1000:.1f} ms "
+                f"disconnected_early={r['disconnected_early']} "
+                + (
+                    f"(+{(r['disconnected_at'] - started_mono) * 1000:.1f} ms) "
+                    if r.get("disconnected_at") is not None
+                    else ""
+                )
+                + f"exhausted={r['exhausted']}"
+            )
+    return "\n".join(lines)
