@@ -91,16 +91,27 @@ impl EmbeddedRouter {
     /// Validate `config`; `env` resolves each provider's `api_key_env`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsRouterConfig, env: Option<JsEnv>) -> Result<EmbeddedRouter, JsValue> {
-        let value: Value = serde_wasm_bindgen::from_value(config.into())
-            .map_err(|e| throwable("config", 500, None, 0, &format!("invalid router config: {e}")))?;
+        let value: Value = serde_wasm_bindgen::from_value(config.into()).map_err(|e| {
+            throwable(
+                "config",
+                500,
+                None,
+                0,
+                &format!("invalid router config: {e}"),
+            )
+        })?;
         let env: Option<Object> = env.map(|e| JsValue::from(e).unchecked_into());
         let lookup = |name: &str| {
             let env = env.as_ref()?;
-            Reflect::get(env, &JsValue::from_str(name)).ok()?.as_string()
+            Reflect::get(env, &JsValue::from_str(name))
+                .ok()?
+                .as_string()
         };
         let config = RouterConfig::from_json(&value, &lookup, crate::limits())
             .map_err(|e| throwable("config", 500, None, 0, &e.to_string()))?;
-        Ok(EmbeddedRouter { inner: CoreRouter::new(config) })
+        Ok(EmbeddedRouter {
+            inner: CoreRouter::new(config),
+        })
     }
 
     /// Route one OpenAI chat-completions request; resolves to the
@@ -109,8 +120,15 @@ impl EmbeddedRouter {
     pub fn chat_completions(&self, body: JsValue) -> JsCompletionPromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let body: Value = serde_wasm_bindgen::from_value(body)
-                .map_err(|e| throwable("invalid_request", 400, None, 0, &format!("the body is not JSON-like: {e}")))?;
+            let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
+                throwable(
+                    "invalid_request",
+                    400,
+                    None,
+                    0,
+                    &format!("the body is not JSON-like: {e}"),
+                )
+            })?;
             match drive(&router, &FetchExecutor, body).await {
                 Ok(routed) => to_js(&routed.response),
                 Err(e) => Err(route_error(&e)),
@@ -129,10 +147,22 @@ pub fn to_js(value: &Value) -> Result<JsValue, JsValue> {
 
 fn route_error(e: &RouteError) -> JsValue {
     let reply = ErrorReply::from_route(e);
-    throwable(e.kind(), reply.status, reply.provider.as_deref(), reply.attempts, &e.to_string())
+    throwable(
+        e.kind(),
+        reply.status,
+        reply.provider.as_deref(),
+        reply.attempts.len(),
+        &e.to_string(),
+    )
 }
 
-fn throwable(kind: &str, status: u16, provider: Option<&str>, attempts: usize, message: &str) -> JsValue {
+fn throwable(
+    kind: &str,
+    status: u16,
+    provider: Option<&str>,
+    attempts: usize,
+    message: &str,
+) -> JsValue {
     let err = JsError::new(message);
     err.set_name("RouterError");
     let set = |k: &str, v: JsValue| {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use f3dx_router_core::{Executor, HttpRequest, Instant, ResponseHead, TransportFault};
 use futures::StreamExt;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
+};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -44,7 +46,10 @@ impl Executor for FetchExecutor {
             let controller = AbortController::default();
             let signal = controller.signal();
             let mut guard = AbortOnDrop(Some(controller));
-            let mut response = fetch.send_with_signal(&signal).await.map_err(|e| classify(&e))?;
+            let mut response = fetch
+                .send_with_signal(&signal)
+                .await
+                .map_err(|e| classify(&e))?;
             let head = ResponseHead {
                 status: response.status_code(),
                 headers: response.headers().entries().collect(),
@@ -60,7 +65,8 @@ impl Executor for FetchExecutor {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        let wait = Duration::from_micros(deadline.as_micros().saturating_sub(self.now().as_micros()));
+        let wait =
+            Duration::from_micros(deadline.as_micros().saturating_sub(self.now().as_micros()));
         Delay::from(wait)
     }
 
@@ -84,7 +90,9 @@ fn build(request: &HttpRequest) -> Result<Fetch, TransportFault> {
         .with_headers(headers)
         // Following a redirect would replay the payload and key elsewhere.
         .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(js_sys::Uint8Array::from(request.body.as_slice()).into()));
+        .with_body(Some(
+            js_sys::Uint8Array::from(request.body.as_slice()).into(),
+        ));
     let req = Request::new_with_init(&request.url, &init)
         .map_err(|e| TransportFault::Other(format!("cannot build the request: {e}")))?;
     Ok(Fetch::Request(req))
@@ -92,7 +100,10 @@ fn build(request: &HttpRequest) -> Result<Fetch, TransportFault> {
 
 async fn read_body(response: &mut Response, max: usize) -> Result<Vec<u8>, TransportFault> {
     let declared = response.headers().get("content-length").ok().flatten();
-    if declared.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > max as u64) {
+    if declared
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
+    {
         return Err(TransportFault::BodyTooLarge);
     }
     let mut stream = response.stream().map_err(|e| classify(&e))?;
@@ -115,7 +126,10 @@ fn classify(error: &worker::Error) -> TransportFault {
         TransportFault::ConnectionRefused
     } else if lower.contains("dns") || lower.contains("resolve") {
         TransportFault::Dns
-    } else if lower.contains("reset") || lower.contains("connection lost") || lower.contains("closed") {
+    } else if lower.contains("reset")
+        || lower.contains("connection lost")
+        || lower.contains("closed")
+    {
         TransportFault::ConnectionReset
     } else {
         TransportFault::Other(message)

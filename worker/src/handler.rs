@@ -9,7 +9,7 @@
 
 use std::cell::OnceCell;
 
-use f3dx_router_core::{drive, Policy, Router, RouterConfig};
+use f3dx_router_core::{drive, Attempt, Policy, Router, RouterConfig};
 use serde_json::{json, Value};
 use worker::{event, Context, Env, Headers, Method, Request, Response};
 
@@ -49,7 +49,8 @@ fn load(env: &Env) -> Standalone {
         Some(text) => serde_json::from_str::<Value>(&text)
             .map_err(|e| format!("ROUTER_CONFIG is not valid JSON: {e}"))
             .and_then(|v| {
-                RouterConfig::from_json(&v, &|name| env_string(env, name), crate::limits()).map_err(|e| e.to_string())
+                RouterConfig::from_json(&v, &|name| env_string(env, name), crate::limits())
+                    .map_err(|e| e.to_string())
             })
             .map(Router::new),
     };
@@ -86,21 +87,29 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response, ErrorReply> {
             let auth = req.headers().get("authorization").ok().flatten();
             if !bearer_matches(auth.as_deref(), token) {
                 let m = "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>";
-                return Err(ErrorReply::new(401, "invalid_request_error", "invalid_api_key", m));
+                return Err(ErrorReply::new(
+                    401,
+                    "invalid_request_error",
+                    "invalid_api_key",
+                    m,
+                ));
             }
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
             let body = read_json(&mut req).await?;
             match drive(router, &FetchExecutor, body).await {
                 Ok(routed) => {
-                    let headers = Headers::new();
-                    let _ = headers.set("x-f3dx-provider", &routed.provider);
-                    let _ = headers.set("x-f3dx-attempts", &routed.attempts.len().to_string());
+                    let headers = route_headers(Some(&routed.provider), &routed.attempts);
                     json_response(200, &routed.response, &headers)
                 }
                 Err(e) => Err(ErrorReply::from_route(&e)),
             }
         }
-        _ => Err(ErrorReply::new(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions")),
+        _ => Err(ErrorReply::new(
+            404,
+            "invalid_request_error",
+            "not_found",
+            "no such route; use POST /v1/chat/completions",
+        )),
     }
 }
 
@@ -110,18 +119,30 @@ async fn read_json(req: &mut Request) -> Result<Value, ErrorReply> {
         ErrorReply::new(413, "invalid_request_error", "request_too_large", m)
     };
     let declared = req.headers().get("content-length").ok().flatten();
-    if declared.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+    if declared
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_REQUEST_BYTES as u64)
+    {
         return Err(too_large());
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|e| ErrorReply::new(400, "invalid_request_error", "bad_body", format!("cannot read the body: {e}")))?;
+    let bytes = req.bytes().await.map_err(|e| {
+        ErrorReply::new(
+            400,
+            "invalid_request_error",
+            "bad_body",
+            format!("cannot read the body: {e}"),
+        )
+    })?;
     if bytes.len() > MAX_REQUEST_BYTES {
         return Err(too_large());
     }
     serde_json::from_slice(&bytes).map_err(|e| {
-        ErrorReply::new(400, "invalid_request_error", "invalid_json", format!("the body is not valid JSON: {e}"))
+        ErrorReply::new(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
     })
 }
 
@@ -133,17 +154,30 @@ fn health(router: &Router) -> Value {
             json!({"policy": "hedged", "hedge_k": k, "hedge_delay_ms": delay.map_or(0, |d| d.as_millis() as u64)})
         }
     };
-    let providers: Vec<Value> =
-        config.providers.iter().map(|p| json!({"name": p.name, "kind": p.kind.as_str()})).collect();
+    let providers: Vec<Value> = config
+        .providers
+        .iter()
+        .map(|p| json!({"name": p.name, "kind": p.kind.as_str()}))
+        .collect();
     json!({"status": "ok", "routing": policy, "providers": providers})
 }
 
 fn config_error(message: &str) -> ErrorReply {
-    ErrorReply::new(500, "server_error", "bad_config", format!("the worker's config is unusable: {message}"))
+    ErrorReply::new(
+        500,
+        "server_error",
+        "bad_config",
+        format!("the worker's config is unusable: {message}"),
+    )
 }
 
 fn method_not_allowed(allow: &str) -> ErrorReply {
-    ErrorReply::new(405, "invalid_request_error", "method_not_allowed", format!("method not allowed; use {allow}"))
+    ErrorReply::new(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!("method not allowed; use {allow}"),
+    )
 }
 
 fn json_response(status: u16, body: &Value, headers: &Headers) -> Result<Response, ErrorReply> {
@@ -155,10 +189,37 @@ fn json_response(status: u16, body: &Value, headers: &Headers) -> Result<Respons
 }
 
 fn reply_error(e: &ErrorReply) -> worker::Result<Response> {
-    let headers = Headers::new();
-    if let Some(p) = &e.provider {
-        headers.set("x-f3dx-provider", p)?;
-    }
-    headers.set("x-f3dx-attempts", &e.attempts.to_string())?;
+    let headers = route_headers(e.provider.as_deref(), &e.attempts);
     json_response(e.status, &e.body, &headers).or_else(|_| Response::error("internal error", 500))
+}
+
+/// `x-f3dx-provider` (the winner, or the provider of a hard failure),
+/// `x-f3dx-attempts` (how many upstream attempts) and `x-f3dx-trace` (each
+/// attempt as `name=outcome[/status-or-fault]@start_ms`, in start order).
+fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Headers {
+    let headers = Headers::new();
+    if let Some(p) = provider {
+        let _ = headers.set("x-f3dx-provider", p);
+    }
+    let _ = headers.set("x-f3dx-attempts", &attempts.len().to_string());
+    if !attempts.is_empty() {
+        let _ = headers.set("x-f3dx-trace", &trace(attempts));
+    }
+    headers
+}
+
+/// The attempts in one header line (names come from the config: no secrets).
+pub fn trace(attempts: &[Attempt]) -> String {
+    let entry = |a: &Attempt| {
+        let mut s = format!("{}={}", a.provider, a.outcome.as_str());
+        if let Some(f) = &a.fault {
+            s.push('/');
+            s.push_str(f.name());
+        } else if let Some(status) = a.status {
+            s.push_str(&format!("/{status}"));
+        }
+        s.push_str(&format!("@{}", a.started.as_millis()));
+        s
+    };
+    attempts.iter().map(entry).collect::<Vec<_>>().join(", ")
 }

@@ -21,5 +21,7 @@ pub const MAX_HEDGE_K: usize = 6;
 
 /// Host limits the core checks at config time.
 pub fn limits() -> f3dx_router_core::HostLimits {
-    f3dx_router_core::HostLimits { max_hedge_k: MAX_HEDGE_K }
+    f3dx_router_core::HostLimits {
+        max_hedge_k: MAX_HEDGE_K,
+    }
 }

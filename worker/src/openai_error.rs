@@ -1,6 +1,6 @@
 //! Errors in OpenAI's shape: `{"error": {"message", "type", "code"}}`.
 
-use f3dx_router_core::RouteError;
+use f3dx_router_core::{Attempt, RouteError};
 use serde_json::json;
 
 /// An error response: status and JSON body.
@@ -13,29 +13,40 @@ pub struct ErrorReply {
     /// The provider involved, if any (sent as `x-f3dx-provider`).
     pub provider: Option<String>,
     /// Upstream attempts made.
-    pub attempts: usize,
+    pub attempts: Vec<Attempt>,
 }
 
 impl ErrorReply {
     /// An error the worker itself raises (auth, bad JSON, ...).
     pub fn new(status: u16, kind: &str, code: &str, message: impl Into<String>) -> Self {
         let body = json!({"error": {"message": message.into(), "type": kind, "code": code}});
-        ErrorReply { status, body, provider: None, attempts: 0 }
+        ErrorReply {
+            status,
+            body,
+            provider: None,
+            attempts: Vec::new(),
+        }
     }
 
     /// The reply for a failed route: a hard upstream failure keeps its
     /// status; all providers failing softly is a 502; a bad request a 400.
     pub fn from_route(e: &RouteError) -> Self {
-        let attempts = e.attempts().len();
+        let attempts = e.attempts().to_vec();
         let message = e.to_string();
         let mut reply = match e {
-            RouteError::InvalidRequest { .. } => Self::new(400, "invalid_request_error", "invalid_request", message),
-            RouteError::Hard { provider, status, .. } => {
+            RouteError::InvalidRequest { .. } => {
+                Self::new(400, "invalid_request_error", "invalid_request", message)
+            }
+            RouteError::Hard {
+                provider, status, ..
+            } => {
                 let mut r = Self::new(*status, "upstream_error", "hard_failure", message);
                 r.provider = Some(provider.clone());
                 r
             }
-            RouteError::AllFailed { .. } => Self::new(502, "upstream_error", "all_providers_failed", message),
+            RouteError::AllFailed { .. } => {
+                Self::new(502, "upstream_error", "all_providers_failed", message)
+            }
         };
         reply.attempts = attempts;
         reply
@@ -60,7 +71,10 @@ mod tests {
         let r = ErrorReply::from_route(&hard);
         assert_eq!((r.status, r.provider.as_deref()), (401, Some("a")));
         assert_eq!(r.body["error"]["code"], "hard_failure");
-        let bad = RouteError::InvalidRequest { message: "no messages".into(), attempts: vec![] };
+        let bad = RouteError::InvalidRequest {
+            message: "no messages".into(),
+            attempts: vec![],
+        };
         assert_eq!(ErrorReply::from_route(&bad).status, 400);
     }
 }
