@@ -50,6 +50,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SELF="$ROOT/scripts/$(basename "${BASH_SOURCE[0]}")"  # this script, by absolute path (we cd below)
 
 # Paths given in the environment are relative to the caller's directory
 # (wrangler runs its [build] command in the directory of wrangler.toml).
@@ -250,7 +251,7 @@ binaryen_version=none
 if [ "$WASM_OPT_ON" != 0 ]; then
     binaryen_version="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$CRATE_DIR/node_modules/binaryen/package.json" | head -n1)"
 fi
-STAMP_TEXT="$(sha256sum "$RAW" | cut -d' ' -f1) wasm-bindgen=$WB_VERSION binaryen=$binaryen_version debuginfo=$DEBUGINFO script=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)"
+STAMP_TEXT="$(sha256sum "$RAW" | cut -d' ' -f1) wasm-bindgen=$WB_VERSION binaryen=$binaryen_version debuginfo=$DEBUGINFO script=$(sha256sum "$SELF" | cut -d' ' -f1)"
 if [ -f "$OUT_DIR/.stamp" ] && [ "$(cat "$OUT_DIR/.stamp")" = "$STAMP_TEXT" ]; then
     log "$OUT_DIR is up to date"
 else
