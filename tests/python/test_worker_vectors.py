@@ -1,0 +1,84 @@
+"""Runner 3 of the shared vectors (tests/vectors/README.md): the wasm32
+worker under `wrangler dev` (workerd), its standalone endpoint configured
+from the vector, against the same mock servers as runner 2.
+
+The worker reports the winner in `x-f3dx-provider` and every attempt in
+`x-f3dx-trace`, so the same checks apply (vectorrun).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+
+import pytest
+
+from mock_provider import MockProviders
+from vectorlib import load_vectors
+from vectorrun import AttemptView, CallResult, run_call
+from workerlib import WranglerDev, parse_trace
+
+# Wider than runner 2's 250 ms: each call crosses wrangler's proxy into
+# workerd, and workerd's timers and clock (which advance only across I/O)
+# add a few ms per leg; a loaded 2-core CI machine adds the rest.
+LATENCY_SLACK_MS = 400.0
+
+# Vectors whose expectation the worker cannot meet, with the reason.
+SKIPPED: dict[str, str] = {}
+
+# workerd reports every failure to connect or to get a response head as the
+# same "Network connection lost." (checked by hand: a refused port, a reset
+# and a truncated head all read alike), so the worker cannot tell a refused
+# connection from a reset one and reports both as connection_reset. Both are
+# soft failures, so routing is the same; only the name differs.
+WORKERD_FAULTS = {"connection_refused": "connection_reset"}
+
+VECTORS = load_vectors()
+
+
+@pytest.mark.parametrize("stem, vector", VECTORS, ids=[stem for stem, _ in VECTORS])
+def test_vector_on_worker(stem: str, vector: dict) -> None:
+    if stem in SKIPPED:
+        pytest.skip(SKIPPED[stem])
+    token = secrets.token_hex(16)
+    with MockProviders(vector) as mocks:
+        config = copy.deepcopy(vector["config"])
+        for provider in config["providers"]:
+            provider["base_url"] = mocks.base_url(provider["name"])
+        variables = {"ROUTER_CONFIG": json.dumps(config), "ROUTER_TOKEN": token}
+        with WranglerDev(variables) as worker:
+            for i, call in enumerate(vector["calls"]):
+                call = as_workerd_reports(call)
+                run_call(stem, vector, mocks, lambda body: post(worker, token, body), i, call, LATENCY_SLACK_MS)
+
+
+def as_workerd_reports(call: dict) -> dict:
+    """The call's expectations, with fault names workerd cannot tell apart
+    merged (see WORKERD_FAULTS); everything else unchanged."""
+    call = copy.deepcopy(call)
+    for attempt in call["expect"].get("attempts", []):
+        if attempt.get("fault") in WORKERD_FAULTS:
+            attempt["fault"] = WORKERD_FAULTS[attempt["fault"]]
+    return call
+
+
+def post(worker: WranglerDev, token: str, body: dict) -> CallResult:
+    status, headers, reply = worker.post_json("/v1/chat/completions", body, token=token)
+    attempts = [AttemptView(**a) for a in parse_trace(headers.get("x-f3dx-trace"))]
+    provider = headers.get("x-f3dx-provider")
+    if status == 200:
+        return CallResult("success", provider=provider, response=reply, attempts=attempts)
+    error = reply.get("error", {}) if isinstance(reply, dict) else {}
+    outcome = {
+        "hard_failure": "hard",
+        "all_providers_failed": "all_failed",
+        "invalid_request": "invalid_request",
+    }.get(error.get("code"), f"unexpected HTTP {status}: {reply!r}")
+    return CallResult(
+        outcome,
+        provider=provider,
+        status=status if outcome == "hard" else None,
+        error_message=error.get("message"),
+        attempts=attempts,
+    )

@@ -1,0 +1,168 @@
+"""Running the worker under `wrangler dev` for tests: one instance per
+config, on a free loopback port, stopped with its whole process group.
+
+The worker must be built first (scripts/build-worker.sh; scripts/test.sh
+does it) and worker/node_modules installed (npm ci in worker/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "worker"
+BUILD = WORKER / "build"
+WRANGLER = WORKER / "node_modules" / ".bin" / "wrangler"
+# Must match worker/wrangler.toml.
+COMPATIBILITY_DATE = "2026-04-20"
+# A cold start of workerd on a loaded 2-core machine.
+READY_TIMEOUT_S = 90.0
+
+
+def require_built() -> None:
+    """Fail with what to run when the worker or wrangler is missing."""
+    missing = [p for p in (BUILD / "shim.mjs", BUILD / "embed.js", WRANGLER) if not p.exists()]
+    if missing:
+        raise RuntimeError(
+            f"missing {', '.join(map(str, missing))}: run `bash scripts/build-worker.sh` "
+            "and `npm ci` in worker/ (scripts/test.sh does both)"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dev_vars_line(name: str, value: str) -> str:
+    # .dev.vars is dotenv: a single-quoted value is taken literally.
+    if "'" in value or "\n" in value:
+        raise ValueError(f"{name}: value cannot be written to .dev.vars")
+    return f"{name}='{value}'\n"
+
+
+class WranglerDev:
+    """`wrangler dev` serving ``main`` (default: the standalone worker) with
+    the given variables, on 127.0.0.1. Use as a context manager."""
+
+    def __init__(self, variables: dict[str, str], main: Path | None = None, extra_toml: str = "") -> None:
+        require_built()
+        self.dir = Path(tempfile.mkdtemp(prefix="f3dx-wrangler-"))
+        main = main or BUILD / "shim.mjs"
+        # No [build] here: the tests use what scripts/build-worker.sh built.
+        (self.dir / "wrangler.toml").write_text(
+            f'name = "f3dx-router-test"\nmain = {json.dumps(str(main))}\n'
+            f'compatibility_date = "{COMPATIBILITY_DATE}"\n{extra_toml}'
+        )
+        (self.dir / ".dev.vars").write_text("".join(dev_vars_line(k, v) for k, v in variables.items()))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        env = {**os.environ, "CI": "true", "WRANGLER_SEND_METRICS": "false", "NO_COLOR": "1"}
+        self.proc = subprocess.Popen(
+            [str(WRANGLER), "dev", "--config", str(self.dir / "wrangler.toml"), "--ip", "127.0.0.1",
+             "--port", str(self.port), "--inspector-port", str(free_port()), "--log-level", "warn"],
+            cwd=self.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: workerd goes with it
+            env=env,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_ready(self) -> None:
+        # Poll the port rather than parse wrangler's output (its wording and
+        # log level vary); any HTTP answer means workerd serves the worker.
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited ({self.proc.returncode}):\n{self.logs()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                status, _, _ = self.request("GET", "/healthz", timeout=10)
+                if status:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"wrangler dev not ready within {READY_TIMEOUT_S:.0f} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        if self.proc.stdout is not None and self.proc.poll() is not None:
+            self.output.append(self.proc.stdout.read().decode(errors="replace"))
+        return "".join(self.output)[-4000:]
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(req, timeout=timeout) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+    def post_json(self, path: str, payload: Any, token: str | None = None, timeout: float = 30.0) -> tuple[int, dict[str, str], Any]:
+        headers = {"content-type": "application/json"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        status, h, raw = self.request("POST", path, json.dumps(payload).encode(), headers, timeout)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return status, h, parsed
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> WranglerDev:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_trace(header: str | None) -> list[dict[str, Any]]:
+    """`x-f3dx-trace`: `name=outcome[/status-or-fault]@start_ms, ...`."""
+    attempts: list[dict[str, Any]] = []
+    for entry in filter(None, (header or "").split(", ")):
+        name, _, rest = entry.partition("=")
+        what, _, started = rest.partition("@")
+        outcome, _, detail = what.partition("/")
+        status = int(detail) if detail.isdigit() else None
+        fault = detail if detail and status is None else None
+        attempts.append({"provider": name, "outcome": outcome, "status": status, "fault": fault,
+                         "started_ms": float(started or 0)})
+    return attempts
