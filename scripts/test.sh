@@ -58,15 +58,32 @@ ensure_python_env
 
 section "cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --manifest-path worker/Cargo.toml --check
+
+# The worker crate is its own workspace (wasm-only in production); its
+# lints and unit tests run natively, in a target dir of their own.
+WORKER_NATIVE=(--manifest-path worker/Cargo.toml --target-dir target/worker-native)
 
 section "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy "${WORKER_NATIVE[@]}" --all-targets -- -D warnings
 
 section "cargo test"
 cargo test --workspace
+cargo test "${WORKER_NATIVE[@]}" --lib
 
 section "core for wasm32"
 bash scripts/build-core-wasm.sh
+
+# --- Worker ----------------------------------------------------------------------
+
+section "worker: build (npm ci, wasm32, wasm-bindgen, wasm-opt)"
+bash scripts/build-worker.sh
+
+section "worker: wrangler deploy --dry-run"
+dry_out="$(mktemp -d)"
+(cd worker && CI=true WRANGLER_SEND_METRICS=false ./node_modules/.bin/wrangler deploy --dry-run --outdir "$dry_out")
+rm -rf "$dry_out"
 
 # --- Python ----------------------------------------------------------------------
 

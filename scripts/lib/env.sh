@@ -26,6 +26,8 @@ as_root() {
 ensure_system_packages() {
     local apt_missing=() tool
     command -v cc >/dev/null 2>&1 || apt_missing+=(build-essential)
+    # The worker's tests run wrangler (Node.js 20 or later).
+    command -v node >/dev/null 2>&1 || apt_missing+=(nodejs npm)
     if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 &&
         [ "$(command -v "$PYTHON")" = "/usr/bin/$PYTHON" ]; then
         apt_missing+=(python3-venv)  # Debian splits venv/ensurepip out of python3
@@ -76,3 +78,4 @@ ensure_python_env() {
     "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null |
         grep -iE '^(maturin|pytest|mypy) ' || true
 }
+

@@ -7,6 +7,10 @@
 //! once per isolate; a provider's `api_key_env` names another variable or
 //! secret that holds its key.
 
+// An error reply is built once per failed request, on the cold path; boxing
+// it would only add an allocation to every error.
+#![allow(clippy::result_large_err)]
+
 use std::cell::OnceCell;
 
 use f3dx_router_core::{drive, Attempt, Policy, Router, RouterConfig};

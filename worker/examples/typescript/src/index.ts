@@ -1,0 +1,126 @@
+// A TypeScript worker that embeds f3dx-router the way a gateway such as
+// llmkit would: one Router per isolate, fed by the worker's own handler,
+// with errors in OpenAI's shape. Build the Rust side first (README.md).
+import { Router } from "../../../build/embed.js";
+import type { RouterConfig, RouterError } from "../../../build/index.js";
+
+export interface Env {
+  /** The router config as JSON: the same schema as the standalone worker's. */
+  ROUTER_CONFIG?: string;
+  /** The bearer token callers must send (a secret). */
+  ROUTER_TOKEN?: string;
+  /** The provider keys that `api_key_env` names, e.g. OPENAI_API_KEY. */
+  [binding: string]: unknown;
+}
+
+/** An error this worker answers with directly. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** OpenAI's `type` and `code` for each kind of RouterError. */
+const ROUTER_ERROR_CODES: Record<RouterError["kind"], [type: string, code: string]> = {
+  config: ["server_error", "bad_config"],
+  invalid_request: ["invalid_request_error", "invalid_request"],
+  hard: ["upstream_error", "hard_failure"],
+  all_failed: ["upstream_error", "all_providers_failed"],
+};
+
+// Built once per isolate, on the first request, so that provider cooldowns
+// carry from one request to the next. A bad config throws and leaves it
+// unset: the next request tries again and answers with the same error.
+let router: Router | undefined;
+
+function getRouter(env: Env): Router {
+  if (router === undefined) {
+    if (typeof env.ROUTER_CONFIG !== "string") {
+      throw configError("ROUTER_CONFIG is not set: give it the router config as JSON");
+    }
+    let config: RouterConfig;
+    try {
+      config = JSON.parse(env.ROUTER_CONFIG) as RouterConfig;
+    } catch (e) {
+      throw configError(`ROUTER_CONFIG is not valid JSON: ${(e as Error).message}`);
+    }
+    // `env` lets each provider's `api_key_env` name a secret.
+    router = new Router(config, env);
+  }
+  return router;
+}
+
+function configError(message: string): HttpError {
+  return new HttpError(500, "server_error", "bad_config", message);
+}
+
+async function authorize(request: Request, env: Env): Promise<void> {
+  const token = env.ROUTER_TOKEN;
+  if (!token) {
+    throw new HttpError(500, "server_error", "missing_token", "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send");
+  }
+  const encoder = new TextEncoder();
+  const given = encoder.encode(request.headers.get("authorization") ?? "");
+  const expected = encoder.encode(`Bearer ${token}`);
+  // timingSafeEqual needs equal lengths; only the length can leak.
+  if (given.byteLength !== expected.byteLength || !crypto.subtle.timingSafeEqual(given, expected)) {
+    throw new HttpError(401, "invalid_request_error", "invalid_api_key", "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>");
+  }
+}
+
+async function handle(request: Request, env: Env): Promise<Response> {
+  if (new URL(request.url).pathname !== "/v1/chat/completions") {
+    throw new HttpError(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions");
+  }
+  if (request.method !== "POST") {
+    throw new HttpError(405, "invalid_request_error", "method_not_allowed", "method not allowed; use POST");
+  }
+  await authorize(request, env);
+  const router = getRouter(env);
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch {
+    throw new HttpError(400, "invalid_request_error", "invalid_json", "the body is not valid JSON");
+  }
+  return Response.json(await router.chatCompletions(body));
+}
+
+function isRouterError(e: unknown): e is RouterError {
+  const fields = e as Partial<RouterError>;
+  return e instanceof Error && typeof fields.kind === "string" && typeof fields.status === "number";
+}
+
+function errorResponse(e: unknown): Response {
+  const headers = new Headers();
+  let status = 500;
+  let [type, code] = ["server_error", "internal"];
+  let message = "internal error";
+  if (e instanceof HttpError) {
+    ({ status, type, code, message } = e);
+  } else if (isRouterError(e)) {
+    // A hard failure keeps the upstream's status; all failing softly is a 502.
+    ({ status, message } = e);
+    [type, code] = ROUTER_ERROR_CODES[e.kind] ?? ["server_error", e.kind];
+    if (e.provider) headers.set("x-f3dx-provider", e.provider);
+    headers.set("x-f3dx-attempts", String(e.attempts));
+  } else {
+    console.error("unexpected error", e);
+  }
+  return Response.json({ error: { message, type, code } }, { status, headers });
+}
+
+export default {
+  async fetch(request, env): Promise<Response> {
+    try {
+      return await handle(request, env);
+    } catch (e) {
+      return errorResponse(e);
+    }
+  },
+} satisfies ExportedHandler<Env>;
