@@ -425,7 +425,8 @@ class ProviderMock:
 
 
 class MockServer:
-    def __init__(self, mocks: dict[str, dict], loop_script: bool):
+    def __init__(self, mocks: dict[str, dict], loop_script: bool, base_port: int = 0):
+        self.base_port = base_port
         self.providers = {
             name: ProviderMock(
                 name, None if spec.get("refuse") else list(spec["responses"]), loop_script
@@ -439,6 +440,13 @@ class MockServer:
 
     async def start(self) -> None:
         placeholders = []
+        # Fixed ports when asked (base_port, +1, ... in the order of `mocks`,
+        # then the control port), for a config written by hand; else any.
+        ports = iter(range(self.base_port, self.base_port + len(self.providers) + 1)) if self.base_port else None
+
+        def port() -> int:
+            return next(ports) if ports is not None else 0
+
         try:
             for name, mock in self.providers.items():
                 if mock.responses is None:
@@ -446,16 +454,16 @@ class MockServer:
                     # listens, so no server of ours can take its port.
                     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     placeholders.append(s)
-                    s.bind((HOST, 0))
+                    s.bind((HOST, port()))
                     self.ports[name] = s.getsockname()[1]
                     continue
                 server = await asyncio.start_server(
-                    lambda r, w, m=mock: self._serve(r, w, m), HOST, 0
+                    lambda r, w, m=mock: self._serve(r, w, m), HOST, port()
                 )
                 self.servers.append(server)
                 self.ports[name] = server.sockets[0].getsockname()[1]
             control = await asyncio.start_server(
-                lambda r, w: self._serve(r, w, None), HOST, 0
+                lambda r, w: self._serve(r, w, None), HOST, port()
             )
             self.servers.append(control)
             self.control_port = control.sockets[0].getsockname()[1]
@@ -604,12 +612,12 @@ async def _watch_stdin(stop: asyncio.Event) -> asyncio.BaseTransport | None:
     return transport
 
 
-async def run(mocks: dict[str, dict], loop_script: bool) -> int:
+async def run(mocks: dict[str, dict], loop_script: bool, base_port: int = 0) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = MockServer(mocks, loop_script)
+    server = MockServer(mocks, loop_script, base_port)
     stdin_transport = None
     try:
         await server.start()
@@ -635,6 +643,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("vector", nargs="?", help="path to a vector JSON file")
     parser.add_argument("--json", dest="inline", help="the vector as inline JSON, instead of a path")
     parser.add_argument("--loop", action="store_true", help="replay each script when it runs out")
+    parser.add_argument(
+        "--base-port", type=int, default=0,
+        help="listen on fixed ports: this one for the first provider, the next for the second, ...",
+    )
     args = parser.parse_args(argv)
     if (args.vector is None) == (args.inline is None):
         parser.error("give exactly one of VECTOR or --json")
@@ -650,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"mock_provider: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run(mocks, args.loop))
+    return asyncio.run(run(mocks, args.loop, args.base_port))
 
 
 # --------------------------------------------------------------------------

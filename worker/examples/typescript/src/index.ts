@@ -112,6 +112,8 @@ function errorResponse(e: unknown): Response {
   } else {
     console.error("unexpected error", e);
   }
+  // A hard failure may carry any upstream status; a Response takes 200..=599.
+  if (status < 200 || status > 599) status = 502;
   return Response.json({ error: { message, type, code } }, { status, headers });
 }
 
