@@ -4,10 +4,11 @@
 
 One set of looping mocks serves the whole module; every provider always
 answers the same way, so tests do not depend on each other's order. Each
-named setup (a ROUTER_CONFIG and its variables) gets one `wrangler dev`,
-started on first use and shared by every test that needs it. Requests carry
-a fresh marker in their message so a test finds its own upstream requests in
-the shared mock logs.
+named setup (SETUPS: a ROUTER_CONFIG, its variables and the entry point)
+gets one `wrangler dev`, shared by every test that names it with `on(...)`;
+the setups the selected tests need start together, a few at a time. A
+request carries a fresh marker in its message so that a test finds its own
+upstream requests in the shared mock logs.
 
 The worker must be built first (scripts/build-worker.sh) and worker/
 node_modules installed; see workerlib.
@@ -20,6 +21,7 @@ import secrets
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from workerlib import ROOT, WranglerDev, parse_trace
 CHAT = "/v1/chat/completions"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # worker/src/handler.rs
 TIMEOUT_S = 20.0  # per request; a call here takes milliseconds
+START_IN_PARALLEL = 4  # wrangler dev start-ups at once (2 cores: ~2x faster than one by one)
 TS_EXAMPLE = ROOT / "worker" / "examples" / "typescript" / "src" / "index.ts"
 
 TOKEN = secrets.token_hex(16)
@@ -108,20 +111,37 @@ SETUPS: dict[str, Setup] = {
     "ts_failover": (lambda m: variables(config(m, "flaky", "b")), TS_EXAMPLE),
     "ts_hard": (lambda m: variables(config(m, "denied", "b")), TS_EXAMPLE),
     "ts_weird": (lambda m: variables(config(m, "weird", "b")), TS_EXAMPLE),
+    "ts_config_hedge_k_7": (lambda m: variables(eight_providers(m)), TS_EXAMPLE),
 }
 
 
 class Workers:
-    """One `wrangler dev` per setup name, started when first asked for."""
+    """One `wrangler dev` per setup name, shared by the module's tests."""
 
     def __init__(self, mocks: MockProviders) -> None:
         self.mocks = mocks
         self.running: dict[str, WranglerDev] = {}
 
+    def _start(self, name: str) -> WranglerDev:
+        make_variables, main = SETUPS[name]
+        return WranglerDev(make_variables(self.mocks), main=main)
+
+    def start(self, names: list[str]) -> None:
+        """Start these setups a few at a time (each takes ~2.5 s, mostly waiting)."""
+        with ThreadPoolExecutor(max_workers=START_IN_PARALLEL) as pool:
+            futures = {name: pool.submit(self._start, name) for name in names if name not in self.running}
+        failure: BaseException | None = None
+        for name, future in futures.items():
+            try:
+                self.running[name] = future.result()
+            except BaseException as e:  # keep the others to close them
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
     def __call__(self, name: str) -> WranglerDev:
         if name not in self.running:
-            make_variables, main = SETUPS[name]
-            self.running[name] = WranglerDev(make_variables(self.mocks), main=main)
+            self.start([name])
         return self.running[name]
 
     def close(self) -> None:
@@ -136,24 +156,46 @@ def mocks() -> Iterator[MockProviders]:
 
 
 @pytest.fixture(scope="module")
-def workers(mocks: MockProviders) -> Iterator[Workers]:
+def workers(request: pytest.FixtureRequest, mocks: MockProviders) -> Iterator[Workers]:
     w = Workers(mocks)
     try:
+        # Every setup the selected tests of this module ask for, at once.
+        w.start(needed_setups(request))
         yield w
     finally:
         w.close()
+
+
+def needed_setups(request: pytest.FixtureRequest) -> list[str]:
+    names = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "module", None) is request.module and callspec is not None and "worker" in callspec.params:
+            names.add(callspec.params["worker"])
+    return sorted(names)
+
+
+@pytest.fixture
+def worker(request: pytest.FixtureRequest, workers: Workers) -> WranglerDev:
+    """The `wrangler dev` of the setup named by the test's `on(...)`."""
+    return workers(request.param)
+
+
+def on(*setups: str) -> pytest.MarkDecorator:
+    """Run the test against each named setup (see SETUPS)."""
+    return pytest.mark.parametrize("worker", setups, indirect=True)
 
 
 # --------------------------------------------------------------------------
 # helpers
 
 
-def chat_body(marker: str, **extra: Any) -> dict[str, Any]:
-    return {"model": "gpt-4o", "messages": [{"role": "user", "content": marker}], **extra}
+def chat_body(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra}
 
 
-def chat(worker: WranglerDev, marker: str, token: str | None = TOKEN) -> tuple[int, dict[str, str], Any]:
-    return worker.post_json(CHAT, chat_body(marker), token=token, timeout=TIMEOUT_S)
+def chat(worker: WranglerDev, text: str, token: str | None = TOKEN) -> tuple[int, dict[str, str], Any]:
+    return worker.post_json(CHAT, chat_body(text), token=token, timeout=TIMEOUT_S)
 
 
 def upstream(mocks: MockProviders, marker: str) -> dict[str, list[dict[str, Any]]]:
@@ -167,7 +209,7 @@ def upstream(mocks: MockProviders, marker: str) -> dict[str, list[dict[str, Any]
 def assert_openai_error(reply: Any, code: str, type_: str | None = None) -> dict[str, Any]:
     """``reply`` is exactly ``{"error": {"message", "type", "code"}}``; returns the error."""
     assert isinstance(reply, dict) and set(reply) == {"error"}, reply
-    error = reply["error"]
+    error: dict[str, Any] = reply["error"]
     assert set(error) == {"message", "type", "code"}, error
     assert isinstance(error["message"], str) and error["message"], error
     assert isinstance(error["type"], str) and error["type"], error
@@ -178,7 +220,8 @@ def assert_openai_error(reply: Any, code: str, type_: str | None = None) -> dict
 
 
 def content(reply: Any) -> str:
-    return reply["choices"][0]["message"]["content"]
+    text: str = reply["choices"][0]["message"]["content"]
+    return text
 
 
 def marker() -> str:
@@ -189,15 +232,17 @@ def marker() -> str:
 # auth
 
 
-def test_no_authorization_header_is_401(workers: Workers) -> None:
-    status, _, reply = chat(workers("good"), marker(), token=None)
+@on("good")
+def test_no_authorization_header_is_401(worker: WranglerDev) -> None:
+    status, _, reply = chat(worker, marker(), token=None)
     assert status == 401
     assert_openai_error(reply, "invalid_api_key", "invalid_request_error")
 
 
-def test_wrong_token_is_401(workers: Workers, mocks: MockProviders) -> None:
+@on("good")
+def test_wrong_token_is_401(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, _, reply = chat(workers("good"), m, token=secrets.token_hex(16))
+    status, _, reply = chat(worker, m, token=secrets.token_hex(16))
     assert status == 401
     error = assert_openai_error(reply, "invalid_api_key", "invalid_request_error")
     assert "Bearer" in error["message"]
@@ -209,8 +254,9 @@ def test_wrong_token_is_401(workers: Workers, mocks: MockProviders) -> None:
     [TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", "Bearer ", "Bearer"],
     ids=["no-scheme", "basic", "longer", "shorter", "empty", "scheme-only"],
 )
-def test_malformed_authorization_is_401(workers: Workers, authorization: str) -> None:
-    status, _, reply = workers("good").request(
+@on("good")
+def test_malformed_authorization_is_401(worker: WranglerDev, authorization: str) -> None:
+    status, _, reply = worker.request(
         "POST", CHAT, json.dumps(chat_body(marker())).encode(),
         {"content-type": "application/json", "authorization": authorization}, TIMEOUT_S,
     )
@@ -218,23 +264,26 @@ def test_malformed_authorization_is_401(workers: Workers, authorization: str) ->
     assert_openai_error(json.loads(reply), "invalid_api_key")
 
 
-def test_right_token_is_200(workers: Workers) -> None:
-    status, headers, reply = chat(workers("good"), marker())
+@on("good")
+def test_right_token_is_200(worker: WranglerDev) -> None:
+    status, headers, reply = chat(worker, marker())
     assert status == 200, reply
     assert headers["content-type"].startswith("application/json")
     assert content(reply) == "hello from a"
 
 
-def test_auth_is_checked_before_the_body(workers: Workers) -> None:
-    status, _, raw = workers("good").request("POST", CHAT, b"{not json", {}, TIMEOUT_S)
+@on("good")
+def test_auth_is_checked_before_the_body(worker: WranglerDev) -> None:
+    status, _, raw = worker.request("POST", CHAT, b"{not json", {}, TIMEOUT_S)
     assert status == 401
     assert_openai_error(json.loads(raw), "invalid_api_key")
 
 
-def test_router_token_unset_is_500_saying_to_set_it(workers: Workers, mocks: MockProviders) -> None:
+@on("no_token")
+def test_router_token_unset_is_500_saying_to_set_it(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
     for token in (None, "anything"):
-        status, _, reply = chat(workers("no_token"), m, token=token)
+        status, _, reply = chat(worker, m, token=token)
         assert status == 500
         error = assert_openai_error(reply, "missing_token", "server_error")
         assert "ROUTER_TOKEN" in error["message"] and "set it" in error["message"]
@@ -245,8 +294,9 @@ def test_router_token_unset_is_500_saying_to_set_it(workers: Workers, mocks: Moc
 # the request
 
 
-def test_bad_json_is_400(workers: Workers) -> None:
-    status, _, raw = workers("good").request(
+@on("good")
+def test_bad_json_is_400(worker: WranglerDev) -> None:
+    status, _, raw = worker.request(
         "POST", CHAT, b'{"model": "gpt-4o", "messages": [', {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S
     )
     assert status == 400
@@ -254,9 +304,10 @@ def test_bad_json_is_400(workers: Workers) -> None:
     assert "JSON" in error["message"]
 
 
-def test_json_that_is_not_a_chat_request_is_400(workers: Workers, mocks: MockProviders) -> None:
+@on("good")
+def test_json_that_is_not_a_chat_request_is_400(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, headers, reply = workers("good").post_json(CHAT, {"model": "gpt-4o", "prompt": m}, token=TOKEN, timeout=TIMEOUT_S)
+    status, headers, reply = worker.post_json(CHAT, {"model": "gpt-4o", "prompt": m}, token=TOKEN, timeout=TIMEOUT_S)
     assert status == 400
     error = assert_openai_error(reply, "invalid_request", "invalid_request_error")
     assert "messages" in error["message"]
@@ -270,10 +321,11 @@ def padded_chat_body(size: int) -> bytes:
     return head + b"x" * (size - len(head) - len(tail)) + tail
 
 
-def test_body_over_4_mib_is_413(workers: Workers, mocks: MockProviders) -> None:
+@on("good")
+def test_body_over_4_mib_is_413(worker: WranglerDev, mocks: MockProviders) -> None:
     before = len(mocks.log()["a"])
     body = padded_chat_body(MAX_REQUEST_BYTES + 1)
-    status, _, raw = workers("good").request(
+    status, _, raw = worker.request(
         "POST", CHAT, body, {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}, TIMEOUT_S
     )
     assert status == 413
@@ -282,12 +334,13 @@ def test_body_over_4_mib_is_413(workers: Workers, mocks: MockProviders) -> None:
     assert len(mocks.log()["a"]) == before
 
 
-def test_body_over_4_mib_without_content_length_is_413(workers: Workers) -> None:
+@on("good")
+def test_body_over_4_mib_without_content_length_is_413(worker: WranglerDev) -> None:
     # Chunked: the worker cannot trust a declared length, it must count.
     body = padded_chat_body(MAX_REQUEST_BYTES + 1)
     chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
     req = urllib.request.Request(
-        workers("good").url + CHAT, data=chunks, method="POST",
+        worker.url + CHAT, data=chunks, method="POST",
         headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"},
     )
     status, raw = open_request(req)
@@ -295,9 +348,10 @@ def test_body_over_4_mib_without_content_length_is_413(workers: Workers) -> None
     assert_openai_error(json.loads(raw), "request_too_large")
 
 
-def test_body_of_exactly_4_mib_is_accepted(workers: Workers) -> None:
+@on("good")
+def test_body_of_exactly_4_mib_is_accepted(worker: WranglerDev) -> None:
     body = padded_chat_body(MAX_REQUEST_BYTES)
-    status, _, raw = workers("good").request(
+    status, _, raw = worker.request(
         "POST", CHAT, body, {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}, TIMEOUT_S
     )
     assert status == 200, raw[:500]
@@ -329,9 +383,10 @@ def open_request(req: urllib.request.Request) -> tuple[int, bytes]:
         ("GET", "/", 404, "not_found"),
     ],
 )
-def test_wrong_method_or_path(workers: Workers, method: str, path: str, status: int, code: str) -> None:
+@on("good")
+def test_wrong_method_or_path(worker: WranglerDev, method: str, path: str, status: int, code: str) -> None:
     body = b"{}" if method in ("POST", "PUT") else None
-    got, _, raw = workers("good").request(method, path, body, {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
+    got, _, raw = worker.request(method, path, body, {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
     assert got == status
     assert_openai_error(json.loads(raw), code, "invalid_request_error")
 
@@ -348,27 +403,28 @@ BAD_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("setup", list(BAD_CONFIGS))
-def test_bad_config_is_500_saying_what_is_wrong(workers: Workers, setup: str) -> None:
-    worker = workers(setup)
+@pytest.mark.parametrize("worker, needles", list(BAD_CONFIGS.items()), indirect=["worker"], ids=list(BAD_CONFIGS))
+def test_bad_config_is_500_saying_what_is_wrong(worker: WranglerDev, needles: list[str]) -> None:
     status, _, reply = chat(worker, marker())
     assert status == 500
     error = assert_openai_error(reply, "bad_config", "server_error")
-    for needle in BAD_CONFIGS[setup]:
+    for needle in needles:
         assert needle in error["message"], error
     status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert status == 500
     assert assert_openai_error(json.loads(raw), "bad_config") == error
 
 
-def test_bad_config_still_checks_the_token_first(workers: Workers) -> None:
-    status, _, reply = chat(workers("config_missing"), marker(), token=secrets.token_hex(16))
+@on("config_missing")
+def test_bad_config_still_checks_the_token_first(worker: WranglerDev) -> None:
+    status, _, reply = chat(worker, marker(), token=secrets.token_hex(16))
     assert status == 401
     assert_openai_error(reply, "invalid_api_key")
 
 
-def test_healthz_lists_providers_and_policy_without_secrets(workers: Workers) -> None:
-    status, headers, raw = workers("good").request("GET", "/healthz", timeout=TIMEOUT_S)
+@on("good")
+def test_healthz_lists_providers_and_policy_without_secrets(worker: WranglerDev) -> None:
+    status, headers, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert status == 200
     body = json.loads(raw)
     assert body["status"] == "ok"
@@ -379,8 +435,9 @@ def test_healthz_lists_providers_and_policy_without_secrets(workers: Workers) ->
         assert secret not in everything
 
 
-def test_healthz_needs_no_token(workers: Workers) -> None:
-    status, _, raw = workers("no_token").request("GET", "/healthz", timeout=TIMEOUT_S)
+@on("no_token")
+def test_healthz_needs_no_token(worker: WranglerDev) -> None:
+    status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert status == 200
     assert json.loads(raw)["providers"] == [{"name": "a", "kind": "openai"}]
 
@@ -389,17 +446,19 @@ def test_healthz_needs_no_token(workers: Workers) -> None:
 # routing results and headers
 
 
-def test_success_headers_name_the_winner(workers: Workers) -> None:
-    status, headers, reply = chat(workers("good"), marker())
+@on("good")
+def test_success_headers_name_the_winner(worker: WranglerDev) -> None:
+    status, headers, reply = chat(worker, marker())
     assert status == 200
     assert content(reply) == "hello from a"
     assert headers["x-f3dx-provider"] == "a"
     assert headers["x-f3dx-attempts"] == "1"
 
 
-def test_failover_headers_count_attempts(workers: Workers, mocks: MockProviders) -> None:
+@on("failover")
+def test_failover_headers_count_attempts(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, headers, reply = chat(workers("failover"), m)
+    status, headers, reply = chat(worker, m)
     assert status == 200, reply
     assert content(reply) == "hello from b"
     assert headers["x-f3dx-provider"] == "b"
@@ -410,9 +469,10 @@ def test_failover_headers_count_attempts(workers: Workers, mocks: MockProviders)
     assert (len(seen["flaky"]), len(seen["b"])) == (1, 1)
 
 
-def test_hard_failure_keeps_the_upstream_status(workers: Workers, mocks: MockProviders) -> None:
+@on("hard")
+def test_hard_failure_keeps_the_upstream_status(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, headers, reply = chat(workers("hard"), m)
+    status, headers, reply = chat(worker, m)
     assert status == 401
     error = assert_openai_error(reply, "hard_failure", "upstream_error")
     assert "denied" in error["message"] and "401" in error["message"]
@@ -422,8 +482,9 @@ def test_hard_failure_keeps_the_upstream_status(workers: Workers, mocks: MockPro
     assert (len(seen["denied"]), len(seen["b"])) == (1, 0)  # the payload is never replayed
 
 
-def test_all_providers_failing_softly_is_502(workers: Workers) -> None:
-    status, headers, reply = chat(workers("all_failed"), marker())
+@on("all_failed")
+def test_all_providers_failing_softly_is_502(worker: WranglerDev) -> None:
+    status, headers, reply = chat(worker, marker())
     assert status == 502
     assert_openai_error(reply, "all_providers_failed", "upstream_error")
     assert "x-f3dx-provider" not in headers
@@ -435,16 +496,18 @@ def test_all_providers_failing_softly_is_502(workers: Workers) -> None:
     "worker-rs then panics building the Response and the request hangs until workerd cancels it",
     strict=True,
 )
-def test_hard_failure_with_a_nonstandard_status_still_answers(workers: Workers) -> None:
-    status, headers, reply = chat(workers("weird"), marker())
+@on("weird")
+def test_hard_failure_with_a_nonstandard_status_still_answers(worker: WranglerDev) -> None:
+    status, headers, reply = chat(worker, marker())
     assert 400 <= status <= 599
     assert_openai_error(reply, "hard_failure")
     assert headers.get("x-f3dx-provider") == "weird"
 
 
-def test_api_key_env_resolves_from_another_variable(workers: Workers, mocks: MockProviders) -> None:
+@on("good")
+def test_api_key_env_resolves_from_another_variable(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, _, _ = chat(workers("good"), m)
+    status, _, _ = chat(worker, m)
     assert status == 200
     [request] = upstream(mocks, m)["a"]
     assert request["path"] == "/v1/chat/completions"
@@ -456,9 +519,10 @@ def test_api_key_env_resolves_from_another_variable(workers: Workers, mocks: Moc
 # the TypeScript example (worker/examples/typescript)
 
 
-def test_ts_example_success(workers: Workers, mocks: MockProviders) -> None:
+@on("ts_good")
+def test_ts_example_success(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, _, reply = workers("ts_good").post_json(CHAT, chat_body(m, max_tokens=5), token=TOKEN, timeout=TIMEOUT_S)
+    status, _, reply = worker.post_json(CHAT, chat_body(m, max_tokens=5), token=TOKEN, timeout=TIMEOUT_S)
     assert status == 200, reply
     assert content(reply) == "hello from a"
     [request] = upstream(mocks, m)["a"]
@@ -467,18 +531,20 @@ def test_ts_example_success(workers: Workers, mocks: MockProviders) -> None:
     assert type(request["json"]["max_tokens"]) is int  # JS numbers cross as integers
 
 
-def test_ts_example_failover(workers: Workers, mocks: MockProviders) -> None:
+@on("ts_failover")
+def test_ts_example_failover(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, _, reply = chat(workers("ts_failover"), m)
+    status, _, reply = chat(worker, m)
     assert status == 200, reply
     assert content(reply) == "hello from b"
     seen = upstream(mocks, m)
     assert (len(seen["flaky"]), len(seen["b"])) == (1, 1)
 
 
-def test_ts_example_hard_failure(workers: Workers, mocks: MockProviders) -> None:
+@on("ts_hard")
+def test_ts_example_hard_failure(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, headers, reply = chat(workers("ts_hard"), m)
+    status, headers, reply = chat(worker, m)
     assert status == 401
     error = assert_openai_error(reply, "hard_failure", "upstream_error")
     assert "401" in error["message"]
@@ -487,8 +553,9 @@ def test_ts_example_hard_failure(workers: Workers, mocks: MockProviders) -> None
     assert upstream(mocks, m)["b"] == []
 
 
-def test_ts_example_nonstandard_upstream_status_is_502(workers: Workers) -> None:
-    status, headers, reply = chat(workers("ts_weird"), marker())
+@on("ts_weird")
+def test_ts_example_nonstandard_upstream_status_is_502(worker: WranglerDev) -> None:
+    status, headers, reply = chat(worker, marker())
     assert status == 502
     assert_openai_error(reply, "hard_failure", "upstream_error")
     assert headers["x-f3dx-provider"] == "weird"
@@ -503,14 +570,25 @@ def test_ts_example_nonstandard_upstream_status_is_502(workers: Workers) -> None
     ],
     ids=["no-token", "wrong-token", "not-a-chat-request"],
 )
-def test_ts_example_errors(workers: Workers, token: str | None, body: Any, status: int, code: str) -> None:
-    got, _, reply = workers("ts_good").post_json(CHAT, body, token=token, timeout=TIMEOUT_S)
+@on("ts_good")
+def test_ts_example_errors(worker: WranglerDev, token: str | None, body: Any, status: int, code: str) -> None:
+    got, _, reply = worker.post_json(CHAT, body, token=token, timeout=TIMEOUT_S)
     assert got == status
     assert_openai_error(reply, code)
 
 
-def test_ts_example_bad_json_and_routes(workers: Workers) -> None:
-    worker = workers("ts_good")
+@on("ts_config_hedge_k_7")
+def test_ts_example_bad_config_is_500_on_every_request(worker: WranglerDev) -> None:
+    # The constructor throws; the example keeps no router and tries again.
+    for _ in range(2):
+        status, _, reply = chat(worker, marker())
+        assert status == 500
+        error = assert_openai_error(reply, "bad_config", "server_error")
+        assert "at most 6" in error["message"]
+
+
+@on("ts_good")
+def test_ts_example_bad_json_and_routes(worker: WranglerDev) -> None:
     status, _, raw = worker.request("POST", CHAT, b"{", {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
     assert (status, json.loads(raw)["error"]["code"]) == (400, "invalid_json")
     status, _, raw = worker.request("GET", CHAT, timeout=TIMEOUT_S)

@@ -59,7 +59,7 @@ function configError(message: string): HttpError {
   return new HttpError(500, "server_error", "bad_config", message);
 }
 
-async function authorize(request: Request, env: Env): Promise<void> {
+function authorize(request: Request, env: Env): void {
   const token = env.ROUTER_TOKEN;
   if (!token) {
     throw new HttpError(500, "server_error", "missing_token", "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send");
@@ -80,7 +80,7 @@ async function handle(request: Request, env: Env): Promise<Response> {
   if (request.method !== "POST") {
     throw new HttpError(405, "invalid_request_error", "method_not_allowed", "method not allowed; use POST");
   }
-  await authorize(request, env);
+  authorize(request, env);
   const router = getRouter(env);
   let body: unknown;
   try {
