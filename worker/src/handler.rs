@@ -14,6 +14,7 @@
 use std::cell::OnceCell;
 
 use f3dx_router_core::{drive, Attempt, Policy, Router, RouterConfig};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use worker::{event, Context, Env, Headers, Method, Request, Response};
 
@@ -129,16 +130,21 @@ async fn read_json(req: &mut Request) -> Result<Value, ErrorReply> {
     {
         return Err(too_large());
     }
-    let bytes = req.bytes().await.map_err(|e| {
-        ErrorReply::new(
-            400,
-            "invalid_request_error",
-            "bad_body",
-            format!("cannot read the body: {e}"),
-        )
-    })?;
-    if bytes.len() > MAX_REQUEST_BYTES {
-        return Err(too_large());
+    // Read chunk by chunk so an oversized body without a declared length is
+    // refused as soon as it passes the cap, not after it is all in memory.
+    // (A request without a body has no stream: it is empty, so bad JSON.)
+    let mut bytes = Vec::new();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                let m = format!("cannot read the body: {e}");
+                ErrorReply::new(400, "invalid_request_error", "bad_body", m)
+            })?;
+            if bytes.len() + chunk.len() > MAX_REQUEST_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
     }
     serde_json::from_slice(&bytes).map_err(|e| {
         ErrorReply::new(

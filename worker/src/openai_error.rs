@@ -29,7 +29,8 @@ impl ErrorReply {
     }
 
     /// The reply for a failed route: a hard upstream failure keeps its
-    /// status; all providers failing softly is a 502; a bad request a 400.
+    /// status when it is a 4xx (else 502); all providers failing softly is
+    /// a 502; a bad request a 400.
     pub fn from_route(e: &RouteError) -> Self {
         let attempts = e.attempts().to_vec();
         let message = e.to_string();
@@ -40,7 +41,16 @@ impl ErrorReply {
             RouteError::Hard {
                 provider, status, ..
             } => {
-                let mut r = Self::new(*status, "upstream_error", "hard_failure", message);
+                // A 4xx is passed on as it is. Other hard statuses (a 3xx
+                // not followed, a non-standard 6xx) cannot or should not be
+                // answered as they are: a gateway error, the status in the
+                // message.
+                let status = if (400..=499).contains(status) {
+                    *status
+                } else {
+                    502
+                };
+                let mut r = Self::new(status, "upstream_error", "hard_failure", message);
                 r.provider = Some(provider.clone());
                 r
             }
@@ -71,6 +81,19 @@ mod tests {
         let r = ErrorReply::from_route(&hard);
         assert_eq!((r.status, r.provider.as_deref()), (401, Some("a")));
         assert_eq!(r.body["error"]["code"], "hard_failure");
+        for (upstream, answered) in [(302, 502), (600, 502), (404, 404)] {
+            let hard = RouteError::Hard {
+                provider: "a".into(),
+                status: upstream,
+                message: String::new(),
+                body: String::new(),
+                attempts: vec![],
+            };
+            let r = ErrorReply::from_route(&hard);
+            assert_eq!(r.status, answered);
+            let message = r.body["error"]["message"].as_str().unwrap().to_owned();
+            assert!(message.contains(&format!("HTTP {upstream}")), "{message}");
+        }
         let bad = RouteError::InvalidRequest {
             message: "no messages".into(),
             attempts: vec![],
