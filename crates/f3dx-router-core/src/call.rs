@@ -136,21 +136,20 @@ impl Call {
         call
     }
 
+    /// Translate the request for every provider, cooling ones included, so
+    /// whether a request is accepted never depends on provider health; keep
+    /// the requests of this call's candidates.
     fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
         let providers = &self.shared.config.providers;
-        let mut requests = Vec::with_capacity(self.candidates.len());
-        for &i in &self.candidates {
-            let p = &providers[i];
+        let mut encoded = Vec::with_capacity(providers.len());
+        for p in providers {
             let request = codec::encode_request(p, body).map_err(|m| {
-                format!(
-                    "cannot send to provider {:?} ({}): {m}",
-                    p.name,
-                    p.kind.as_str()
-                )
+                let kind = p.kind.as_str();
+                format!("cannot send to provider {:?} ({kind}): {m}", p.name)
             })?;
-            requests.push(Some(request));
+            encoded.push(Some(request));
         }
-        self.requests = requests;
+        self.requests = self.candidates.iter().map(|&i| encoded[i].take()).collect();
         Ok(())
     }
 
