@@ -531,9 +531,11 @@ def test_ts_example_success(worker: WranglerDev, mocks: MockProviders) -> None:
 @on("ts_failover")
 def test_ts_example_failover(worker: WranglerDev, mocks: MockProviders) -> None:
     m = marker()
-    status, _, reply = chat(worker, m)
+    status, headers, reply = chat(worker, m)
     assert status == 200, reply
     assert content(reply) == "hello from b"
+    # Through route(): the example reports who answered and how many tries.
+    assert (headers.get("x-f3dx-provider"), headers.get("x-f3dx-attempts")) == ("b", "2")
     seen = upstream(mocks, m)
     assert (len(seen["flaky"]), len(seen["b"])) == (1, 1)
 

@@ -10,7 +10,7 @@
 //! "hard", "all_failed"), `status` (the HTTP status to answer with) and
 //! `provider` (for a hard failure).
 
-use f3dx_router_core::{drive, RouteError, Router as CoreRouter, RouterConfig};
+use f3dx_router_core::{drive, Attempt, RouteError, Routed, Router as CoreRouter, RouterConfig};
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
 use serde_json::Value;
@@ -55,7 +55,24 @@ export interface ChatCompletion {
   [key: string]: unknown;
 }
 
-/** What `chatCompletions` and the constructor throw. */
+/** One upstream attempt of a call. */
+export interface Attempt {
+  provider: string;
+  outcome: "success" | "soft" | "hard" | "cancelled" | "in_flight";
+  status?: number;
+  fault?: string;
+  detail: string;
+  startedMs: number;
+}
+
+/** What `route` resolves to: the response, the winner and every attempt. */
+export interface RouteResult {
+  response: ChatCompletion;
+  provider: string;
+  attempts: Attempt[];
+}
+
+/** What `chatCompletions`, `route` and the constructor throw. */
 export interface RouterError extends Error {
   kind: "config" | "invalid_request" | "hard" | "all_failed";
   /** The HTTP status to answer with: the upstream's for "hard", 502 for "all_failed". */
@@ -77,6 +94,9 @@ extern "C" {
     /// `Promise<ChatCompletion>` in TypeScript.
     #[wasm_bindgen(typescript_type = "Promise<ChatCompletion>")]
     pub type JsCompletionPromise;
+    /// `Promise<RouteResult>` in TypeScript.
+    #[wasm_bindgen(typescript_type = "Promise<RouteResult>")]
+    pub type JsRoutePromise;
 }
 
 /// A router for a TypeScript worker. Build it once (outside the request
@@ -119,23 +139,57 @@ impl EmbeddedRouter {
     #[wasm_bindgen(js_name = chatCompletions)]
     pub fn chat_completions(&self, body: JsValue) -> JsCompletionPromise {
         let router = self.inner.clone();
+        let promise = future_to_promise(async move { to_js(&run(&router, body).await?.response) });
+        promise.unchecked_into()
+    }
+
+    /// As `chatCompletions`, and also which provider answered and every
+    /// attempt (for a gateway's headers and logs).
+    pub fn route(&self, body: JsValue) -> JsRoutePromise {
+        let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
-                throwable(
-                    "invalid_request",
-                    400,
-                    None,
-                    0,
-                    &format!("the body is not JSON-like: {e}"),
-                )
-            })?;
-            match drive(&router, &FetchExecutor, body).await {
-                Ok(routed) => to_js(&routed.response),
-                Err(e) => Err(route_error(&e)),
-            }
+            let routed = run(&router, body).await?;
+            let attempts: Vec<Value> = routed.attempts.iter().map(attempt_json).collect();
+            let result = serde_json::json!({
+                "response": routed.response,
+                "provider": routed.provider,
+                "attempts": attempts,
+            });
+            to_js(&result)
         });
         promise.unchecked_into()
     }
+}
+
+async fn run(router: &CoreRouter, body: JsValue) -> Result<Routed, JsValue> {
+    let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
+        throwable(
+            "invalid_request",
+            400,
+            None,
+            0,
+            &format!("the body is not JSON-like: {e}"),
+        )
+    })?;
+    drive(router, &FetchExecutor, body)
+        .await
+        .map_err(|e| route_error(&e))
+}
+
+fn attempt_json(a: &Attempt) -> Value {
+    let mut v = serde_json::json!({
+        "provider": a.provider,
+        "outcome": a.outcome.as_str(),
+        "detail": a.detail,
+        "startedMs": a.started.as_secs_f64() * 1000.0,
+    });
+    if let Some(s) = a.status {
+        v["status"] = Value::from(s);
+    }
+    if let Some(f) = &a.fault {
+        v["fault"] = Value::from(f.name());
+    }
+    v
 }
 
 /// A plain JS object (not a Map) from a JSON value.

@@ -2,7 +2,7 @@
 // llmkit would: one Router per isolate, fed by the worker's own handler,
 // with errors in OpenAI's shape. Build the Rust side first (README.md).
 import { Router } from "../../../build/embed.js";
-import type { RouterConfig, RouterError } from "../../../build/index.js";
+import type { RouterConfig, RouterError } from "../../../build/embed.js";
 
 export interface Env {
   /** The router config as JSON: the same schema as the standalone worker's. */
@@ -88,7 +88,11 @@ async function handle(request: Request, env: Env): Promise<Response> {
   } catch {
     throw new HttpError(400, "invalid_request_error", "invalid_json", "the body is not valid JSON");
   }
-  return Response.json(await router.chatCompletions(body));
+  // route() is chatCompletions() plus who answered and every attempt.
+  const { response, provider, attempts } = await router.route(body);
+  return Response.json(response, {
+    headers: { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) },
+  });
 }
 
 function isRouterError(e: unknown): e is RouterError {
