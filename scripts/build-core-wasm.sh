@@ -18,64 +18,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 CRATE=f3dx-router-core
-TARGET=wasm32-unknown-unknown
 # Crates that would mean the core does I/O or needs a runtime; `-util`,
 # `-macros`, ... variants count too.
 FORBIDDEN_RE='^(tokio|mio|reqwest|hyper)(-.*)?$'
-DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-22)
-DEBIAN_SRC=/usr/lib/rustlib/src/rust/library
+
+# shellcheck source=scripts/lib/wasm-toolchain.sh
+source "$ROOT/scripts/lib/wasm-toolchain.sh"  # TARGET, the toolchain route
 
 log() { printf '[build-core-wasm] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-
-# Run a command as root (apt), through sudo when we are not root already.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
-# --- toolchain selection ---------------------------------------------------
-
-rustup_has_target() {
-    command -v rustup >/dev/null 2>&1 &&
-        rustup target list --installed 2>/dev/null | grep -qx "$TARGET"
-}
-
-# Sets MISSING to the Debian packages of the wasm route not installed yet.
-find_missing_debian_pkgs() {
-    local p
-    MISSING=()
-    for p in "${DEBIAN_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-            MISSING+=("$p")
-    done
-}
-
-ensure_debian_toolchain() {
-    find_missing_debian_pkgs
-    # /usr/bin/rustc must be the web one (1.96, ships with the library
-    # sources); Debian's plain `rustc` package is far too old for build-std.
-    if [ "${#MISSING[@]}" -eq 0 ] && [ -x /usr/bin/rustc ] && [ -d "$DEBIAN_SRC/std" ]; then
-        return 0
-    fi
-    command -v apt-get >/dev/null 2>&1 ||
-        die "no rustup toolchain with $TARGET and no apt-get to install ${DEBIAN_PKGS[*]}"
-    [ "${#MISSING[@]}" -gt 0 ] || MISSING=("${DEBIAN_PKGS[@]}")
-    log "installing Debian packages: ${MISSING[*]}"
-    # Refresh the package lists only when apt does not know the packages yet.
-    if ! apt-cache show "${MISSING[@]}" >/dev/null 2>&1; then
-        as_root apt-get -o DPkg::Lock::Timeout=600 update -q
-    fi
-    # DPkg::Lock::Timeout waits for another apt/dpkg instead of failing at once.
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${MISSING[@]}"
-    [ -d "$DEBIAN_SRC/std" ] || die "$DEBIAN_SRC missing after installing ${DEBIAN_PKGS[*]}"
-}
 
 if rustup_has_target; then
     # The developer's own toolchain: same cargo as the native build, default
@@ -88,7 +39,7 @@ if rustup_has_target; then
     log "route: rustup toolchain with $TARGET installed ($(rustc -V))"
 else
     ROUTE=debian
-    ensure_debian_toolchain
+    ensure_debian_toolchain || die "cannot install the wasm32 toolchain"
     # Debian's cargo by full path, RUSTC explicitly so rustup's proxy on PATH
     # is not picked up; RUSTC_BOOTSTRAP=1 unlocks -Zbuild-std on stable.
     CARGO=(env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo)

@@ -63,27 +63,17 @@ if [ -n "${F3DX_WORKER_TARGET_DIR:-}" ]; then
 fi
 cd "$ROOT"
 LIB=f3dx_router_worker
-TARGET=wasm32-unknown-unknown
-DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-22)
-DEBIAN_SRC=/usr/lib/rustlib/src/rust/library
 # What wasm-opt may emit: rustc's wasm32 defaults plus the exception handling
 # used by wasm-bindgen's abort handler. An explicit list (as worker-build
 # has), not --all-features, so no encoding newer than workerd's is emitted.
 WASM_FEATURES=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory
     multivalue reference-types exception-handling)
 
+# shellcheck source=scripts/lib/wasm-toolchain.sh
+source "$ROOT/scripts/lib/wasm-toolchain.sh"  # TARGET, the toolchain route
+
 log() { printf '[build-worker] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
 
 # Bytes of a file, and of its gzip -9.
 size() { wc -c <"$1" | tr -d ' '; }
@@ -100,32 +90,6 @@ if command -v cargo >/dev/null 2>&1 && [ "$(command -v cargo)" != /usr/bin/cargo
     RUSTUP_CARGO="$(command -v cargo)"
 fi
 
-rustup_has_target() {
-    command -v rustup >/dev/null 2>&1 &&
-        rustup target list --installed 2>/dev/null | grep -qx "$TARGET"
-}
-
-ensure_debian_toolchain() {
-    local p missing=()
-    for p in "${DEBIAN_PKGS[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$p")
-    done
-    if [ "${#missing[@]}" -eq 0 ] && [ -x /usr/bin/rustc ] && [ -d "$DEBIAN_SRC/std" ]; then
-        return 0
-    fi
-    command -v apt-get >/dev/null 2>&1 ||
-        die "no rustup toolchain with $TARGET and no apt-get to install ${DEBIAN_PKGS[*]}"
-    [ "${#missing[@]}" -gt 0 ] || missing=("${DEBIAN_PKGS[@]}")
-    log "installing Debian packages: ${missing[*]}"
-    if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
-        as_root apt-get -o DPkg::Lock::Timeout=600 update -q
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-    [ -d "$DEBIAN_SRC/std" ] || die "$DEBIAN_SRC missing after installing ${DEBIAN_PKGS[*]}"
-}
-
 ROUTE="${F3DX_WORKER_ROUTE:-}"
 if [ -z "$ROUTE" ]; then
     if rustup_has_target; then ROUTE=rustup; else ROUTE=debian; fi
@@ -139,7 +103,7 @@ rustup)
     log "route: rustup toolchain with $TARGET installed ($(rustc -V))"
     ;;
 debian)
-    ensure_debian_toolchain
+    ensure_debian_toolchain || die "cannot install the wasm32 toolchain"
     # Debian's cargo by full path and RUSTC explicitly, so that rustup's
     # proxies on PATH are not picked up; RUSTC_BOOTSTRAP=1 unlocks -Z flags.
     CARGO=(env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo)

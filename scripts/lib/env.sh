@@ -10,16 +10,8 @@ VENV="$ROOT/.venv"
 # (see the stamp).
 PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15")
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "need root (or sudo) to run: $*" >&2
-        return 1
-    fi
-}
+# shellcheck source=scripts/lib/apt.sh
+source "$ROOT/scripts/lib/apt.sh"
 
 # A C toolchain (ring, via reqwest/rustls) and a Python that can make venvs;
 # Rust itself comes from rustup. The wasm toolchain is build-core-wasm.sh's.
@@ -34,11 +26,7 @@ ensure_system_packages() {
     fi
     if [ "${#apt_missing[@]}" -gt 0 ]; then
         echo "installing: ${apt_missing[*]}"
-        if ! apt-cache show "${apt_missing[@]}" >/dev/null 2>&1; then
-            as_root apt-get -o DPkg::Lock::Timeout=600 update -q
-        fi
-        as_root env DEBIAN_FRONTEND=noninteractive \
-            apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${apt_missing[@]}"
+        apt_install "${apt_missing[@]}"
     else
         echo "nothing to install"
     fi
