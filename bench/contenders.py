@@ -1,0 +1,337 @@
+"""The contenders: one class each, the same two calls for all.
+
+Each takes ``ok_url`` (the nginx server that answers a chat completion) and
+``fail_url`` (the one that answers 429 without Retry-After), both
+``http://127.0.0.1:PORT/v1``, and offers:
+
+* ``call()``: one chat completion against ``ok_url``; returns the response.
+* ``failover()`` (when the contender can fail over): the first provider is
+  ``fail_url``, the second ``ok_url``; returns the response.
+
+Every contender takes a Python dict and gives back the parsed response, like
+a real caller would (except ``floor``, the hand-built HTTP/1.1 floor of the
+issue, which neither encodes nor decodes JSON; ``floor+json`` adds exactly
+that, to show what the JSON step costs by itself).
+
+A contender object is shared by all the threads of the throughput measure:
+``httpx.Client`` and the routers are thread-safe; the floor's raw socket
+cannot be shared, so each thread gets its own connection (threading.local).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+BODY: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+API_KEY = "sk-bench"
+TIMEOUT_S = 10.0
+
+# Contender names in report order. "aux" ones are breakdowns, not contenders.
+CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "f3dx_router"]
+AUX = ["floor+json", "f3dx_router.route"]
+HAS_FAILOVER = {"floor", "floor+json", "httpx", "f3dx-0.0.19", "litellm", "f3dx_router",
+                "f3dx_router.route"}
+
+IMPORTS = {
+    "floor": "import socket, json",
+    "floor+json": "import socket, json",
+    "httpx": "import httpx",
+    "f3dx-0.0.19": "from f3dx.router import Router",
+    "litellm": "from litellm import Router",
+    "f3dx_router": "from f3dx_router import Router",
+    "f3dx_router.route": "from f3dx_router import Router",
+}
+
+
+class UpstreamError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------- floor
+
+class _RawConn:
+    """One persistent HTTP/1.1 connection; the response read by Content-Length."""
+
+    def __init__(self, url: str) -> None:
+        u = urlsplit(url)
+        self.addr = (u.hostname or "127.0.0.1", u.port or 80)
+        path = u.path.rstrip("/") + "/chat/completions"
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.addr[0]}:{self.addr[1]}\r\n"
+            f"Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json\r\n"
+        ).encode()
+        self.fixed = self.request(json.dumps(BODY).encode())
+        self.sock: socket.socket | None = None
+
+    def request(self, body: bytes) -> bytes:
+        return self.head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+    def _connect(self) -> socket.socket:
+        s = socket.create_connection(self.addr, timeout=TIMEOUT_S)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = s
+        return s
+
+    def roundtrip(self, req: bytes) -> tuple[int, bytes]:
+        for attempt in (0, 1):
+            s = self.sock or self._connect()
+            try:
+                return self._roundtrip(s, req)
+            except (ConnectionError, socket.timeout):
+                s.close()
+                self.sock = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _roundtrip(s: socket.socket, req: bytes) -> tuple[int, bytes]:
+        s.sendall(req)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed by upstream")
+            data += chunk
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+        head = data[:end].lower()
+        status = int(head[9:12])
+        i = head.find(b"\r\ncontent-length:")
+        if i < 0:
+            raise UpstreamError("no content-length")
+        j = head.find(b"\r\n", i + 2)
+        length = int(head[i + 17: j if j >= 0 else len(head)])
+        body = data[end + 4:]
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed mid-body")
+            body += chunk
+        return status, body
+
+
+class Floor:
+    """A persistent raw socket per thread, the request built once."""
+
+    json_step = False
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        self.ok_url, self.fail_url = ok_url, fail_url
+        self.local = threading.local()
+
+    def _conns(self) -> tuple[_RawConn, _RawConn]:
+        c = getattr(self.local, "conns", None)
+        if c is None:
+            c = self.local.conns = (_RawConn(self.ok_url), _RawConn(self.fail_url))
+        return c
+
+    def _send(self, conn: _RawConn) -> tuple[int, Any]:
+        if self.json_step:
+            status, body = conn.roundtrip(conn.request(json.dumps(BODY).encode()))
+            return status, json.loads(body)
+        return conn.roundtrip(conn.fixed)
+
+    def call(self) -> Any:
+        ok, _ = self._conns()
+        status, body = self._send(ok)
+        if status != 200:
+            raise UpstreamError(f"status {status}")
+        return body
+
+    def failover(self) -> Any:
+        ok, fail = self._conns()
+        status, body = self._send(fail)
+        if status == 200:
+            return body
+        if status not in (408, 429) and status < 500:
+            raise UpstreamError(f"hard status {status}")
+        status, body = self._send(ok)
+        if status != 200:
+            raise UpstreamError(f"status {status}")
+        return body
+
+    def close(self) -> None:
+        pass
+
+
+class FloorJson(Floor):
+    """The floor plus json.dumps of the request and json.loads of the response."""
+
+    json_step = True
+
+
+# --------------------------------------------------------------------- httpx
+
+class Httpx:
+    """A persistent httpx.Client (HTTP/1.1), failover written by hand."""
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(
+            timeout=TIMEOUT_S,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        self.ok = ok_url + "/chat/completions"
+        self.fail = fail_url + "/chat/completions"
+
+    def call(self) -> Any:
+        r = self.client.post(self.ok, json=BODY)
+        if r.status_code != 200:
+            raise UpstreamError(f"status {r.status_code}")
+        return r.json()
+
+    def failover(self) -> Any:
+        r = self.client.post(self.fail, json=BODY)
+        if r.status_code not in (408, 429) and r.status_code < 500:
+            return r.json()
+        r = self.client.post(self.ok, json=BODY)
+        if r.status_code != 200:
+            raise UpstreamError(f"status {r.status_code}")
+        return r.json()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ------------------------------------------------------------- f3dx 0.0.19
+
+class F3dxOld:
+    """The earlier router: ``from f3dx.router import Router`` (f3dx==0.0.19).
+
+    Its API (help(f3dx.router.Router)): ``Router(providers, *, policy=
+    "sequential", hedge_k=2)``, provider keys name/kind/base_url/api_key/
+    timeout_ms/weight, and one method ``chat_completions(body: Mapping) ->
+    dict``; the Python wrapper json.dumps the body and the native router
+    takes a JSON string.
+    """
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        from f3dx.router import Router
+
+        def prov(name: str, url: str) -> dict[str, Any]:
+            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
+                    "timeout_ms": int(TIMEOUT_S * 1000)}
+
+        self.router = Router([prov("ok", ok_url)])
+        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)])
+
+    def call(self) -> Any:
+        return self.router.chat_completions(BODY)
+
+    def failover(self) -> Any:
+        return self.fo_router.chat_completions(BODY)
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------ LiteLLM
+
+class LiteLLM:
+    """LiteLLM's Router, openai/ provider prefix, pointed at nginx.
+
+    Side effects switched off where it has a switch: ``num_retries=0`` and
+    ``max_retries=0`` (LiteLLM's and the OpenAI SDK's retries; the SDK would
+    otherwise retry a 429 twice with backoff), ``disable_cooldowns=True``
+    (otherwise a 429 puts the deployment in cooldown and later calls skip
+    it), ``retry_after=0``. Failover is a fallback model group:
+    ``fallbacks=[{"fail": ["ok"]}]``.
+    """
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+        from litellm import Router
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.set_verbose = False
+
+        def dep(name: str, url: str) -> dict[str, Any]:
+            return {"model_name": name, "litellm_params": {
+                "model": "openai/gpt-4o", "api_base": url, "api_key": API_KEY,
+                "max_retries": 0, "timeout": TIMEOUT_S}}
+
+        self.router = Router(
+            model_list=[dep("ok", ok_url), dep("fail", fail_url)],
+            fallbacks=[{"fail": ["ok"]}],
+            num_retries=0, retry_after=0, disable_cooldowns=True, timeout=TIMEOUT_S,
+        )
+        self.messages = BODY["messages"]
+
+    def call(self) -> Any:
+        return self.router.completion(model="ok", messages=self.messages)
+
+    def failover(self) -> Any:
+        return self.router.completion(model="fail", messages=self.messages)
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------- f3dx_router
+
+class F3dxRouter:
+    """This repo's router, ``Router.chat_completions``."""
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        from f3dx_router import Router
+
+        def prov(name: str, url: str) -> dict[str, Any]:
+            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
+                    "timeout_ms": int(TIMEOUT_S * 1000)}
+
+        self.router = Router([prov("ok", ok_url)])
+        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)])
+
+    def call(self) -> Any:
+        return self.router.chat_completions(BODY)
+
+    def failover(self) -> Any:
+        return self.fo_router.chat_completions(BODY)
+
+    def close(self) -> None:
+        pass
+
+
+class F3dxRouterRoute(F3dxRouter):
+    """The same router through ``Router.route`` (RouteResult with attempts)."""
+
+    def call(self) -> Any:
+        return self.router.route(BODY).response
+
+    def failover(self) -> Any:
+        return self.fo_router.route(BODY).response
+
+
+FACTORIES = {
+    "floor": Floor,
+    "floor+json": FloorJson,
+    "httpx": Httpx,
+    "f3dx-0.0.19": F3dxOld,
+    "litellm": LiteLLM,
+    "f3dx_router": F3dxRouter,
+    "f3dx_router.route": F3dxRouterRoute,
+}
+
+
+def check_response(name: str, resp: Any) -> None:
+    """The response really is the upstream's chat completion."""
+    if name == "floor":
+        ok = b"chatcmpl-bench" in resp
+    elif name == "litellm":
+        ok = resp.choices[0].message.content.startswith("Hello from the benchmark")
+    else:
+        ok = resp["choices"][0]["message"]["content"].startswith("Hello from the benchmark")
+    if not ok:
+        raise UpstreamError(f"unexpected response: {resp!r:.200}")

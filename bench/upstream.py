@@ -1,0 +1,255 @@
+"""Upstreams for the benchmark, all on 127.0.0.1, started and stopped by run.py.
+
+* ``Nginx``: a private nginx (its own config, pid file and logs in a temp
+  dir; never the system service) with two servers on ephemeral ports:
+  ``ok`` answers every request with a fixed chat completion, ``fail``
+  answers 429 *without* ``Retry-After`` (a ``Retry-After`` would cool the
+  provider down in f3dx_router and the next call would skip it, so the
+  failover measurement would no longer measure a failover). The ``fail``
+  harness reads nginx's request counter (``stub_status`` on a third port) to
+  check how many upstream requests each call made (a failover call: exactly
+  two). No access log: its synchronous file writes stalled the server for
+  milliseconds now and then, which showed up in every contender's p99.
+* ``TailMock``: ``tailmock.py`` in a subprocess, the heavy-tailed upstream
+  of the tail experiment.
+
+Both run in their own process group and are stopped with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# The fixed answer of the ok server: a complete OpenAI chat completion, so
+# every contender (f3dx_router checks the shape) accepts it.
+CHAT_COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+}
+RATE_LIMITED = {
+    "error": {
+        "message": "Rate limit reached (benchmark upstream).",
+        "type": "rate_limit_error",
+        "code": "rate_limit_exceeded",
+    }
+}
+
+
+def free_port() -> int:
+    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the process group of proc, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=grace)
+
+
+def nginx_binary() -> str:
+    for cand in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise RuntimeError("nginx not found (run.sh installs Debian's nginx-light)")
+
+
+def nginx_version() -> str:
+    out = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True)
+    return (out.stderr or out.stdout).strip().replace("nginx version: ", "")
+
+
+def _nginx_literal(obj: object) -> str:
+    text = json.dumps(obj, separators=(",", ":"))
+    # The text goes between single quotes in nginx.conf: JSON has no single
+    # quotes here, and no backslashes or '$' (nginx would expand variables).
+    assert "'" not in text and "\\" not in text and "$" not in text
+    return text
+
+
+class Nginx:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.dir = Path(tempfile.mkdtemp(prefix="f3dx-bench-nginx-"))
+        self.ok_port = free_port()
+        self.fail_port = free_port()
+        self.status_port = free_port()
+        self.status_reads = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ok_url(self) -> str:
+        return f"http://127.0.0.1:{self.ok_port}/v1"
+
+    @property
+    def fail_url(self) -> str:
+        return f"http://127.0.0.1:{self.fail_port}/v1"
+
+    def config(self) -> str:
+        d = self.dir
+        return f"""
+daemon off;
+master_process on;
+worker_processes {self.workers};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    # Never close a keep-alive connection during a run: the default closes
+    # one after 1000 requests, which would put reconnects in the numbers.
+    keepalive_requests 100000000;
+    keepalive_timeout 900s;
+    client_body_buffer_size 64k;
+    server_tokens off;
+    server {{
+        listen 127.0.0.1:{self.ok_port} backlog=4096;
+        location / {{
+            default_type application/json;
+            return 200 '{_nginx_literal(CHAT_COMPLETION)}';
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.fail_port} backlog=4096;
+        location / {{
+            default_type application/json;
+            return 429 '{_nginx_literal(RATE_LIMITED)}';
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.status_port};
+        location / {{ stub_status; }}
+    }}
+}}
+"""
+
+    def start(self) -> None:
+        conf = self.dir / "nginx.conf"
+        conf.write_text(self.config())
+        binary = nginx_binary()
+        # -e: the startup error log in our dir, not /var/log/nginx.
+        argv = [binary, "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")]
+        check = subprocess.run(argv + ["-t"], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx -t failed: {check.stderr.strip()}")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "stderr.log", "wb"), start_new_session=True,
+        )
+        wait_listening(self.ok_port)
+        wait_listening(self.fail_port)
+        wait_listening(self.status_port)
+
+    def counters(self) -> tuple[int, int]:
+        """(connections accepted, requests served) so far, on every server,
+        not counting the status requests."""
+        url = f"http://127.0.0.1:{self.status_port}/"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        self.status_reads += 1
+        # "server accepts handled requests\n A H R" on the third line; each
+        # status request is one more connection (urllib does not keep it)
+        # and one more request, this one included.
+        accepts, _handled, requests = (int(x) for x in text.splitlines()[2].split())
+        return accepts - self.status_reads, requests - self.status_reads
+
+    def requests(self) -> int:
+        return self.counters()[1]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            # SIGQUIT is nginx's graceful stop; stop_group escalates if needed.
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGQUIT)
+                    self.proc.wait(timeout=5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+            stop_group(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class TailMock:
+    """tailmock.py on two ports (two providers of one heavy-tailed upstream)."""
+
+    def __init__(self, fast_ms: float, slow_ms: float, slow_frac: float, seed: int) -> None:
+        self.args = [f"--fast-ms={fast_ms}", f"--slow-ms={slow_ms}",
+                     f"--slow-frac={slow_frac}", f"--seed={seed}"]
+        self.ports: list[int] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "tailmock.py"), "--ports=0,0", *self.args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("tailmock.py exited before listening")
+        self.ports = json.loads(line)["ports"]
+
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}/v1" for p in self.ports]
+
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}/__stats"
+
+    def requests(self) -> int:
+        with urllib.request.urlopen(self.stats_url(), timeout=5) as r:
+            return int(json.load(r)["requests"])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
