@@ -203,38 +203,6 @@ class Httpx:
         self.client.close()
 
 
-# ------------------------------------------------------------- f3dx 0.0.19
-
-class F3dxOld:
-    """The earlier router: ``from f3dx.router import Router`` (f3dx==0.0.19).
-
-    Its API (help(f3dx.router.Router)): ``Router(providers, *, policy=
-    "sequential", hedge_k=2)``, provider keys name/kind/base_url/api_key/
-    timeout_ms/weight, and one method ``chat_completions(body: Mapping) ->
-    dict``; the Python wrapper json.dumps the body and the native router
-    takes a JSON string.
-    """
-
-    def __init__(self, ok_url: str, fail_url: str) -> None:
-        from f3dx.router import Router
-
-        def prov(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
-                    "timeout_ms": int(TIMEOUT_S * 1000)}
-
-        self.router = Router([prov("ok", ok_url)])
-        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)])
-
-    def call(self) -> Any:
-        return self.router.chat_completions(BODY)
-
-    def failover(self) -> Any:
-        return self.fo_router.chat_completions(BODY)
-
-    def close(self) -> None:
-        pass
-
-
 # ------------------------------------------------------------------ LiteLLM
 
 class LiteLLM:
@@ -279,13 +247,19 @@ class LiteLLM:
         pass
 
 
-# --------------------------------------------------------------- f3dx_router
+# ------------------------------------------- f3dx_router and f3dx 0.0.19
 
 class F3dxRouter:
     """This repo's router, ``Router.chat_completions``."""
 
-    def __init__(self, ok_url: str, fail_url: str) -> None:
+    @staticmethod
+    def router_class() -> Any:
         from f3dx_router import Router
+
+        return Router
+
+    def __init__(self, ok_url: str, fail_url: str) -> None:
+        Router = self.router_class()
 
         def prov(name: str, url: str) -> dict[str, Any]:
             return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
@@ -302,6 +276,24 @@ class F3dxRouter:
 
     def close(self) -> None:
         pass
+
+
+class F3dxOld(F3dxRouter):
+    """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``),
+    driven exactly as f3dx_router is.
+
+    Its API (help(f3dx.router.Router)): ``Router(providers, *, policy=
+    "sequential", hedge_k=2)``, provider keys name/kind/base_url/api_key/
+    timeout_ms/weight, and one method ``chat_completions(body: Mapping) ->
+    dict``; the Python wrapper json.dumps the body and the native router
+    takes a JSON string.
+    """
+
+    @staticmethod
+    def router_class() -> Any:
+        from f3dx.router import Router
+
+        return Router
 
 
 class F3dxRouterRoute(F3dxRouter):

@@ -36,7 +36,8 @@ pub struct PyAttempt {
     pub ended_ms: Option<f64>,
 }
 
-fn ms(d: std::time::Duration) -> f64 {
+/// Milliseconds of a duration, for Python.
+pub fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -48,8 +49,8 @@ impl From<&Attempt> for PyAttempt {
             status: a.status,
             fault: a.fault.as_ref().map(|f| f.name()),
             detail: a.detail.clone(),
-            started_ms: ms(a.started),
-            ended_ms: a.ended.map(ms),
+            started_ms: millis(a.started),
+            ended_ms: a.ended.map(millis),
         }
     }
 }
@@ -151,9 +152,4 @@ impl PyRouteResult {
             self.latency_ms
         )
     }
-}
-
-/// Milliseconds of a duration, for Python.
-pub fn millis(d: std::time::Duration) -> f64 {
-    ms(d)
 }
