@@ -8,7 +8,7 @@
 //! virtual clock, natively, and in a Cloudflare Worker.
 //!
 //! ```text
-//!   host (tokio + reqwest, or workers-rs Fetch)
+//!   host (tokio + hyper, or workers-rs Fetch)
 //!     |  Executor: send / sleep_until / now
 //!     v
 //!   drive()  --- start_call ---> Call (state machine)

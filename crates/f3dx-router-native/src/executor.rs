@@ -1,44 +1,151 @@
-//! reqwest behind the core's `Executor`.
+//! hyper behind the core's `Executor`.
+//!
+//! hyper-util's pooled client with rustls, used directly: reqwest on top of
+//! it cost about 14 us of CPU per call here (bench/README.md, "the native hot
+//! path"), which is most of what a call spends outside the kernel. What
+//! reqwest added and a router does not use (redirects, cookies, timeouts,
+//! decompression) is the core's business or refused anyway.
 
-use std::error::Error as _;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use f3dx_router_core::{Executor, HttpRequest, Instant, ResponseHead, TransportFault};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use hyper::{Method, Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Idle connections kept per upstream host.
 pub const POOL_IDLE_PER_HOST: usize = 16;
 
-/// Sends through one pooled reqwest client; time from one monotonic origin.
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Parsed URLs an executor keeps: a router sends to a handful of endpoints
+/// over and over. Past this many (a config with more providers) it starts over.
+const URI_CACHE: usize = 64;
+
+/// Sends through one pooled client (HTTP/1.1, and HTTP/2 where the server
+/// offers it over TLS); tells time from one monotonic origin.
 ///
-/// Must be used inside the tokio runtime that drives it (its sleeps are
-/// tokio timers).
-#[derive(Clone, Debug)]
+/// Must be used inside the tokio runtime that drives it: its connection
+/// tasks and sleeps belong to that runtime.
 pub struct NativeExecutor {
-    client: reqwest::Client,
+    client: HttpClient,
     origin: std::time::Instant,
+    /// The core hands over URL strings; parse each once.
+    uris: Mutex<Vec<(String, Uri)>>,
+}
+
+impl std::fmt::Debug for NativeExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeExecutor").finish_non_exhaustive()
+    }
+}
+
+/// The TLS settings every executor uses: rustls with its safe default
+/// protocol versions and Mozilla's roots (webpki-roots), so a build behaves
+/// the same on every machine; ALPN offers h2 and http/1.1.
+pub fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    use hyper_rustls::ConfigBuilderExt as _;
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_webpki_roots()
+    .with_no_client_auth())
 }
 
 impl NativeExecutor {
     /// A client with a pool of [`POOL_IDLE_PER_HOST`] idle connections per
     /// host. Timeouts are the core's business, so the client sets none.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new() -> Result<Self, rustls::Error> {
+        Self::with_origin(std::time::Instant::now())
+    }
+
+    /// Like [`NativeExecutor::new`], telling time from `origin`: executors
+    /// that share an origin agree on every [`Instant`] (the router's
+    /// cooldowns are kept in them).
+    pub fn with_origin(origin: std::time::Instant) -> Result<Self, rustls::Error> {
+        Ok(Self::with_tls(origin, tls_config()?))
+    }
+
+    /// Like [`NativeExecutor::with_origin`], with the given TLS settings
+    /// (built once and shared by a router's executors).
+    pub fn with_tls(origin: std::time::Instant, tls: rustls::ClientConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // The TLS layer above decides the scheme.
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            // Redirects would replay the payload (and the key) elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(NativeExecutor {
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .build(https);
+        NativeExecutor {
             client,
-            origin: std::time::Instant::now(),
-        })
+            origin,
+            uris: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn uri(&self, url: &str) -> Result<Uri, TransportFault> {
+        let mut uris = self.uris.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, uri)) = uris.iter().find(|(s, _)| s == url) {
+            return Ok(uri.clone());
+        }
+        // The config validated it: a failure here is a bug. The message
+        // leaves the URL out.
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| TransportFault::Other(format!("invalid url: {e}")))?;
+        if uris.len() == URI_CACHE {
+            uris.clear();
+        }
+        uris.push((url.to_owned(), uri.clone()));
+        Ok(uri)
+    }
+
+    fn build(&self, request: HttpRequest) -> Result<Request<Full<Bytes>>, TransportFault> {
+        let method = Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| TransportFault::Other(format!("invalid method {}", request.method)))?;
+        let mut built = Request::builder()
+            .method(method)
+            .uri(self.uri(&request.url)?)
+            .body(Full::new(Bytes::from(request.body)))
+            .map_err(|e| TransportFault::Other(format!("cannot build the request: {e}")))?;
+        let headers = built.headers_mut();
+        headers.reserve(request.headers.len());
+        for (name, value) in &request.headers {
+            // Names and values were validated with the config; a failure
+            // here is a bug, reported without the value (it may be a key).
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| TransportFault::Other(format!("invalid header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
+            if matches!(name.as_str(), "authorization" | "x-api-key") {
+                value.set_sensitive(true);
+            }
+            headers.insert(name, value);
+        }
+        Ok(built)
     }
 }
 
@@ -49,9 +156,9 @@ impl Executor for NativeExecutor {
 
     fn send(&self, request: HttpRequest) -> Self::Response {
         let max = request.max_body_bytes;
-        let built = build(&self.client, request);
+        let sent = self.build(request).map(|r| self.client.request(r));
         Box::pin(async move {
-            let response = built?.await.map_err(classify)?;
+            let response = sent?.await.map_err(|e| classify(&e))?;
             let head = ResponseHead {
                 status: response.status().as_u16(),
                 headers: response
@@ -78,43 +185,27 @@ impl Executor for NativeExecutor {
     }
 }
 
-fn build(
-    client: &reqwest::Client,
-    request: HttpRequest,
-) -> Result<impl Future<Output = reqwest::Result<reqwest::Response>>, TransportFault> {
-    let mut headers = HeaderMap::with_capacity(request.headers.len());
-    for (name, value) in &request.headers {
-        // Names and values were validated with the config; a failure here
-        // is a bug, reported without the value (it may be a key).
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| TransportFault::Other(format!("invalid header name {name:?}")))?;
-        let mut value = HeaderValue::from_str(value)
-            .map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
-        if matches!(name.as_str(), "authorization" | "x-api-key") {
-            value.set_sensitive(true);
-        }
-        headers.insert(name, value);
-    }
-    let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| TransportFault::Other(format!("invalid method {}", request.method)))?;
-    Ok(client
-        .request(method, &request.url)
-        .headers(headers)
-        .body(request.body)
-        .send())
-}
-
 /// Read the body, failing as soon as it passes `max` bytes.
-async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, TransportFault> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
+async fn read_body(response: Response<Incoming>, max: usize) -> Result<Vec<u8>, TransportFault> {
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(TransportFault::BodyTooLarge);
     }
-    let mut body = Vec::with_capacity(response.content_length().map_or(0, |n| n as usize));
-    while let Some(chunk) = response.chunk().await.map_err(|e| match classify(e) {
-        // The head arrived, so a broken body is a truncated one.
-        TransportFault::ConnectionReset | TransportFault::Other(_) => TransportFault::Truncated,
-        other => other,
-    })? {
+    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut incoming = response.into_body();
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| match classify(&e) {
+            // The head arrived, so a broken body is a truncated one.
+            TransportFault::ConnectionReset | TransportFault::Other(_) => TransportFault::Truncated,
+            other => other,
+        })?;
+        // Trailers (HTTP/2) carry no body bytes.
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
         if body.len() + chunk.len() > max {
             return Err(TransportFault::BodyTooLarge);
         }
@@ -123,37 +214,38 @@ async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8
     Ok(body)
 }
 
-/// Map reqwest's error to the core's faults by walking its causes. The
-/// message never includes the URL's credentials (there are none in URLs).
-fn classify(error: reqwest::Error) -> TransportFault {
-    if let Some(fault) = cause_fault(&error) {
-        return fault;
-    }
-    TransportFault::Other(error.without_url().to_string())
-}
-
-fn cause_fault(error: &reqwest::Error) -> Option<TransportFault> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
+/// Map a client error to the core's faults by walking its causes; anything
+/// else is `Other` with the chain of messages (which never hold the URL or
+/// a header).
+fn classify(error: &(dyn std::error::Error + 'static)) -> TransportFault {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             match io.kind() {
-                io::ErrorKind::ConnectionRefused => return Some(TransportFault::ConnectionRefused),
+                io::ErrorKind::ConnectionRefused => return TransportFault::ConnectionRefused,
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
                 | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::UnexpectedEof => return Some(TransportFault::ConnectionReset),
+                | io::ErrorKind::UnexpectedEof => return TransportFault::ConnectionReset,
                 _ => {}
             }
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_incomplete_message() || h.is_closed() {
-                return Some(TransportFault::ConnectionReset);
+                return TransportFault::ConnectionReset;
             }
         }
         if e.to_string().starts_with("dns error") {
-            return Some(TransportFault::Dns);
+            return TransportFault::Dns;
         }
         cause = e.source();
     }
-    None
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        cause = e.source();
+    }
+    TransportFault::Other(message)
 }

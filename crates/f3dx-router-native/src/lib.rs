@@ -1,12 +1,13 @@
-//! Native host of f3dx-router: the core's [`Executor`] on tokio and reqwest,
-//! and [`NativeRouter`], which owns one runtime and one connection pool.
+//! Native host of f3dx-router: the core's [`Executor`] on tokio and hyper (rustls),
+//! and [`NativeRouter`], which runs each call on its caller's thread, with a
+//! runtime and a connection pool per calling thread.
 //!
 //! The core decides; this crate only sends, sleeps and tells the time.
 
 mod executor;
 mod router;
 
-pub use executor::NativeExecutor;
+pub use executor::{tls_config, NativeExecutor, POOL_IDLE_PER_HOST};
 pub use router::NativeRouter;
 
 pub use f3dx_router_core::Executor;

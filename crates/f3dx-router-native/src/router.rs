@@ -1,48 +1,89 @@
-//! A router with its own runtime and connection pool.
+//! A router whose calls run on the calling thread.
+//!
+//! Each thread that routes gets its own lane: a current-thread tokio runtime
+//! and an HTTP client (connection pool) bound to it. A call, its timers and
+//! the connection tasks of its requests all run inside `block_on` on the
+//! caller's thread, so a call costs no hand-off to another thread and back:
+//! the profile of the earlier design (one multi-thread runtime shared by all
+//! callers) put half of a call's time in those wake-ups (bench/README.md).
+//!
+//! A pooled connection's task belongs to the runtime that opened it, so a
+//! lane's client must never be used from another lane; `ThreadLocal` keeps
+//! them apart. Provider health is shared by every lane (the core `Router`).
 
-use f3dx_router_core::{drive, RouteError, Routed, Router, RouterConfig};
+use std::fmt;
+
+use f3dx_router_core::{drive, Instant, RouteError, Routed, Router, RouterConfig};
 use serde_json::Value;
+use thread_local::ThreadLocal;
 use tokio::runtime::Runtime;
 
-use crate::executor::NativeExecutor;
+use crate::executor::{tls_config, NativeExecutor};
 
-/// Worker threads of a router's runtime: they run the connection tasks; the
-/// routing itself runs on the caller's thread inside `block_on`.
-const WORKER_THREADS: usize = 2;
+/// One thread's runtime and connection pool.
+struct Lane {
+    runtime: Runtime,
+    executor: NativeExecutor,
+}
 
-/// The core router, a tokio runtime and a reqwest pool, built once and shared
-/// by every call (from any number of threads).
-#[derive(Debug)]
+impl Lane {
+    fn new(origin: std::time::Instant, tls: &rustls::ClientConfig) -> std::io::Result<Lane> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // The client's pool spawns its tasks on the runtime it is built in.
+        let executor = {
+            let _guard = runtime.enter();
+            NativeExecutor::with_tls(origin, tls.clone())
+        };
+        Ok(Lane { runtime, executor })
+    }
+}
+
+/// The core router and, per calling thread, a runtime and a connection pool.
+/// Shared by every call, from any number of threads.
+///
+/// A thread's lane is built at its first call (a client and a runtime, well
+/// under a millisecond) and kept for the router's life; a lane of a thread
+/// that has exited is reused by the next new thread. So a router keeps at
+/// most one pool per thread that used it at the same time, and idle
+/// connections of a lane are served (and noticed closed) only while that
+/// lane runs a call.
 pub struct NativeRouter {
     router: Router,
-    executor: NativeExecutor,
-    runtime: Runtime,
+    origin: std::time::Instant,
+    /// Built once; each lane's client gets a copy.
+    tls: rustls::ClientConfig,
+    lanes: ThreadLocal<Lane>,
+}
+
+impl fmt::Debug for NativeRouter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeRouter")
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NativeRouter {
-    /// Build the runtime and the client for `config`.
+    /// A router over `config`; lanes are built by the threads that call it.
     pub fn new(config: RouterConfig) -> std::io::Result<Self> {
         Self::with_router(Router::new(config))
     }
 
-    /// Build a runtime and a client around an existing core router (its
-    /// provider health is shared), e.g. to replace a runtime lost in a fork.
+    /// Lanes around an existing core router (its provider health is shared),
+    /// e.g. to replace lanes lost in a fork.
     pub fn with_router(router: Router) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKER_THREADS)
-            .thread_name("f3dx-router")
-            .enable_all()
-            .build()?;
-        // reqwest's client must be built inside the runtime's context.
-        let executor = {
-            let _guard = runtime.enter();
-            NativeExecutor::new().map_err(std::io::Error::other)?
-        };
-        Ok(NativeRouter {
+        let router = NativeRouter {
             router,
-            executor,
-            runtime,
-        })
+            origin: std::time::Instant::now(),
+            tls: tls_config().map_err(std::io::Error::other)?,
+            lanes: ThreadLocal::new(),
+        };
+        // Build the constructing thread's lane now, so that a machine that
+        // cannot start a runtime fails here and not at the first call.
+        router.lane()?;
+        Ok(router)
     }
 
     /// The core router (config, provider health).
@@ -50,20 +91,35 @@ impl NativeRouter {
         &self.router
     }
 
-    /// The executor (its clock is the router's clock).
-    pub fn executor(&self) -> &NativeExecutor {
-        &self.executor
+    /// The router's clock, on which its cooldowns are kept.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
     }
 
-    /// Route one request, blocking the calling thread until it is done.
-    /// Must not be called from inside an async runtime.
-    pub fn route_blocking(&self, body: Value) -> Result<Routed, RouteError> {
-        self.runtime.block_on(self.route(body))
+    /// Route one request on the calling thread, blocking it until the call
+    /// is done. Must not be called from inside an async runtime.
+    ///
+    /// The outer error says this thread's lane could not be built (the
+    /// system refused a runtime: out of file descriptors or threads); the
+    /// call was then not started.
+    pub fn route_blocking(&self, body: Value) -> std::io::Result<Result<Routed, RouteError>> {
+        let lane = self.lane()?;
+        Ok(lane.runtime.block_on(async {
+            let result = drive(&self.router, &lane.executor, body).await;
+            // Requests the call gave up on (cancelled hedge legs, timeouts)
+            // were dropped, which wakes their connection tasks to close the
+            // sockets. Nothing runs this runtime between calls, so run those
+            // tasks now: the upstream must stop working on an abandoned
+            // request at once, not at this thread's next call. A call won by
+            // its only attempt abandoned nothing and skips this.
+            if !matches!(&result, Ok(routed) if routed.attempts.len() == 1) {
+                tokio::task::yield_now().await;
+            }
+            result
+        }))
     }
 
-    /// Route one request; must be polled inside this router's runtime (as
-    /// [`NativeRouter::route_blocking`] does).
-    pub async fn route(&self, body: Value) -> Result<Routed, RouteError> {
-        drive(&self.router, &self.executor, body).await
+    fn lane(&self) -> std::io::Result<&Lane> {
+        self.lanes.get_or_try(|| Lane::new(self.origin, &self.tls))
     }
 }

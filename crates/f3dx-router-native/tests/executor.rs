@@ -1,4 +1,4 @@
-//! The reqwest executor against raw loopback sockets: each transport fault
+//! The native executor against raw loopback sockets: each transport fault
 //! is reported as the core's fault, and dropping a request closes its
 //! connection.
 

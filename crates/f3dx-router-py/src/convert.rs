@@ -11,13 +11,71 @@ const MAX_DEPTH: usize = 128;
 /// Convert a JSON-like Python object (dict/Mapping, list/tuple, str, int,
 /// float, bool, None).
 pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    walk(obj, 0, &mut String::from("$"))
+    walk(obj, 0).map_err(Refusal::into_err)
 }
 
-fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Value> {
+/// Why a value was refused, and where: the path is only built when a value
+/// is refused (it cost a string per key on every call when built on the way down).
+struct Refusal {
+    /// Path segments from the refused value up to the root.
+    segments: Vec<String>,
+    kind: RefusalKind,
+}
+
+enum RefusalKind {
+    Type(String),
+    Value(String),
+    /// An error Python raised (a str with lone surrogates, a Mapping whose
+    /// `items()` failed): passed on as it is.
+    Python(PyErr),
+}
+
+impl Refusal {
+    fn type_error(message: String) -> Self {
+        Refusal {
+            segments: Vec::new(),
+            kind: RefusalKind::Type(message),
+        }
+    }
+
+    fn value_error(message: String) -> Self {
+        Refusal {
+            segments: Vec::new(),
+            kind: RefusalKind::Value(message),
+        }
+    }
+
+    fn at(mut self, segment: impl FnOnce() -> String) -> Self {
+        self.segments.push(segment());
+        self
+    }
+
+    fn into_err(self) -> PyErr {
+        let mut path = String::from("$");
+        for segment in self.segments.iter().rev() {
+            path.push_str(segment);
+        }
+        match self.kind {
+            RefusalKind::Type(m) => PyTypeError::new_err(format!("{path}: {m}")),
+            RefusalKind::Value(m) => PyValueError::new_err(format!("{path}: {m}")),
+            RefusalKind::Python(e) => e,
+        }
+    }
+}
+
+impl From<PyErr> for Refusal {
+    fn from(e: PyErr) -> Self {
+        Refusal {
+            segments: Vec::new(),
+            kind: RefusalKind::Python(e),
+        }
+    }
+}
+
+fn walk(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refusal> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!(
-            "{path}: nested deeper than {MAX_DEPTH} levels"
+        return Err(Refusal::value_error(format!(
+            "nested deeper than {MAX_DEPTH} levels"
         )));
     }
     if obj.is_none() {
@@ -37,21 +95,19 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Val
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(PyValueError::new_err(format!(
-            "{path}: integer out of the 64-bit range"
-        )));
+        return Err(Refusal::value_error(
+            "integer out of the 64-bit range".to_owned(),
+        ));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("{path}: NaN and infinity are not JSON"))
-            });
+            .ok_or_else(|| Refusal::value_error("NaN and infinity are not JSON".to_owned()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
-            map.insert(key(&k, path)?, descend(&v, depth, path, &k)?);
+            map.insert(key(&k)?, descend(&v, depth, &k)?);
         }
         return Ok(Value::Object(map));
     }
@@ -59,64 +115,44 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Val
         return l
             .iter()
             .enumerate()
-            .map(|(i, v)| descend_index(&v, depth, path, i))
+            .map(|(i, v)| descend_index(&v, depth, i))
             .collect();
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
         return t
             .iter()
             .enumerate()
-            .map(|(i, v)| descend_index(&v, depth, path, i))
+            .map(|(i, v)| descend_index(&v, depth, i))
             .collect();
     }
     if let Ok(m) = obj.cast::<PyMapping>() {
         let mut map = Map::new();
         for item in m.items()?.iter() {
             let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
-            map.insert(key(&k, path)?, descend(&v, depth, path, &k)?);
+            map.insert(key(&k)?, descend(&v, depth, &k)?);
         }
         return Ok(Value::Object(map));
     }
     let type_name = obj.get_type().name()?;
-    Err(PyTypeError::new_err(format!(
-        "{path}: {type_name} is not JSON-serializable"
+    Err(Refusal::type_error(format!(
+        "{type_name} is not JSON-serializable"
     )))
 }
 
-fn key(k: &Bound<'_, PyAny>, path: &str) -> PyResult<String> {
+fn key(k: &Bound<'_, PyAny>) -> Result<String, Refusal> {
     match k.cast::<PyString>() {
         Ok(s) => Ok(s.to_str()?.to_owned()),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "{path}: dict keys must be str"
-        ))),
+        Err(_) => Err(Refusal::type_error("dict keys must be str".to_owned())),
     }
 }
 
-fn descend(
-    v: &Bound<'_, PyAny>,
-    depth: usize,
-    path: &mut String,
-    k: &Bound<'_, PyAny>,
-) -> PyResult<Value> {
-    let len = path.len();
-    path.push('.');
-    path.push_str(&k.str().map(|s| s.to_string()).unwrap_or_default());
-    let out = walk(v, depth + 1, path);
-    path.truncate(len);
-    out
+fn descend(v: &Bound<'_, PyAny>, depth: usize, k: &Bound<'_, PyAny>) -> Result<Value, Refusal> {
+    walk(v, depth + 1)
+        .map_err(|r| r.at(|| format!(".{}", k.str().map(|s| s.to_string()).unwrap_or_default())))
 }
 
-fn descend_index(
-    v: &Bound<'_, PyAny>,
-    depth: usize,
-    path: &mut String,
-    i: usize,
-) -> PyResult<Value> {
-    let len = path.len();
-    path.push_str(&format!("[{i}]"));
-    let out = walk(v, depth + 1, path);
-    path.truncate(len);
-    out
+fn descend_index(v: &Bound<'_, PyAny>, depth: usize, i: usize) -> Result<Value, Refusal> {
+    walk(v, depth + 1).map_err(|r| r.at(|| format!("[{i}]")))
 }
 
 /// Convert a JSON value to plain Python objects (dict, list, str, int,

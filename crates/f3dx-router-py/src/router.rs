@@ -111,7 +111,7 @@ impl PyRouter {
     /// Seconds until each cooling provider may be called again.
     fn cooldowns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let native = self.native()?;
-        let now = f3dx_router_core::Executor::now(native.executor());
+        let now = native.now();
         let out = PyDict::new(py);
         let config = self.router.config();
         for (p, until) in config.providers.iter().zip(self.router.cooldowns(now)) {
@@ -146,8 +146,12 @@ impl PyRouter {
         let body = to_json(body).map_err(|e| invalid_request(py, e))?;
         let native = self.native()?;
         // The whole routing call runs without the GIL.
-        let result: Result<Routed, RouteError> = py.detach(|| native.route_blocking(body));
-        result.map_err(|e| route_error(py, &e))
+        let result = py.detach(|| native.route_blocking(body));
+        result
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+            })?
+            .map_err(|e| route_error(py, &e))
     }
 
     /// This process's runtime, rebuilt after a fork.
