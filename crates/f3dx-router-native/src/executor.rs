@@ -23,8 +23,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::connect::ProxyConnector;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
 
 /// Idle connections kept per upstream host.
 pub const POOL_IDLE_PER_HOST: usize = 16;
@@ -37,7 +39,8 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const URI_CACHE: usize = 64;
 
 /// Sends through one pooled client (HTTP/1.1, and HTTP/2 where the server
-/// offers it over TLS); tells time from one monotonic origin.
+/// offers it over TLS; `https://` through the environment's `HTTPS_PROXY`
+/// if it names one, see `connect.rs`); tells time from one monotonic origin.
 ///
 /// Must be used inside the tokio runtime that drives it: its connection
 /// tasks and sleeps belong to that runtime.
@@ -93,7 +96,7 @@ impl NativeExecutor {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(ProxyConnector::from_env(http));
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)

@@ -4,6 +4,7 @@
 //!
 //! The core decides; this crate only sends, sleeps and tells the time.
 
+mod connect;
 mod executor;
 mod router;
 

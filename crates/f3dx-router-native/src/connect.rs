@@ -1,0 +1,80 @@
+//! The TCP connector under TLS: direct, or through the HTTPS proxy the
+//! environment names.
+//!
+//! Deployments that may reach providers only through an egress proxy set
+//! `HTTPS_PROXY` (or `ALL_PROXY`, with `NO_PROXY` exceptions), as curl
+//! reads them. An `https://` provider is then reached through an HTTP
+//! CONNECT tunnel, TLS running end to end inside it; the proxy sees the host
+//! name and port only. `http://` providers (local models, mocks) are always
+//! reached directly: the payload would cross the proxy in clear text.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::Uri;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tower_service::Service;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the TCP stream for a destination: directly, or as a tunnel through
+/// the environment's proxy.
+#[derive(Clone)]
+pub(crate) struct ProxyConnector {
+    http: HttpConnector,
+    /// `None` when the environment names no proxy (the common case: no
+    /// matching per connection).
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl ProxyConnector {
+    /// Reads the proxy variables now: a router's connections follow the
+    /// environment it was built in.
+    pub(crate) fn from_env(http: HttpConnector) -> Self {
+        let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
+        let proxy = names
+            .iter()
+            .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
+            .then(|| Arc::new(Matcher::from_env()));
+        ProxyConnector { http, proxy }
+    }
+
+    fn tunnel_for(&self, dst: &Uri) -> Option<Tunnel<HttpConnector>> {
+        if dst.scheme_str() != Some("https") {
+            return None;
+        }
+        let intercept = self.proxy.as_ref()?.intercept(dst)?;
+        let tunnel = Tunnel::new(intercept.uri().clone(), self.http.clone());
+        Some(match intercept.basic_auth() {
+            Some(auth) => tunnel.with_auth(auth.clone()),
+            None => tunnel,
+        })
+    }
+}
+
+impl Service<Uri> for ProxyConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // HttpConnector is always ready; a tunnel is built per call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        match self.tunnel_for(&dst) {
+            Some(mut tunnel) => Box::pin(async move { Ok(tunnel.call(dst).await?) }),
+            None => {
+                let connecting = self.http.call(dst);
+                Box::pin(async move { Ok(connecting.await?) })
+            }
+        }
+    }
+}
