@@ -1,0 +1,358 @@
+//! Per-call cost of the routing core alone: no sockets, no runtime, no clock.
+//!
+//! # Benchmarks
+//!
+//! ```text
+//! cargo bench -p f3dx-router-core --bench routing -- --noplot
+//! ```
+//!
+//! Each whole-call benchmark routes one OpenAI chat-completions request from
+//! its `serde_json::Value` to the [`Routed`] result by stepping a [`Call`]
+//! through its whole event sequence, as a host would: carry out every
+//! [`Action`], then report the oldest in-flight attempt's response head and
+//! then its body. Time is a virtual [`Instant`], so what is measured is what
+//! the core adds on top of a host's I/O. The clock moves 10 s between calls,
+//! past the cooldown a 429 leaves, so every call starts from the same
+//! provider health. Every iteration checks that it ended in the expected
+//! success (winner and attempt count), so a benchmark cannot silently
+//! measure an error path or a shortcut.
+//!
+//! | id | what one iteration does |
+//! |---|---|
+//! | `route/sequential_ok` | one OpenAI provider answers 200 with a ~330-byte chat completion |
+//! | `route/failover_429_ok` | two OpenAI providers, sequential: the first answers 429 (`retry-after: 1`, a small error body), the second 200 |
+//! | `route/hedged_k2_first_wins` | two OpenAI providers, `hedged` with `hedge_k` 2: both legs sent, the first answers 200, the other is cancelled |
+//! | `route/anthropic_ok` | one Anthropic provider answers 200 with a Messages response: the request and the response are translated |
+//! | `route/decision_only` | the failover call's decisions without a `Call`: candidate selection over provider health, classifying a 429 and a 200 head, reading the 429's `Retry-After` |
+//!
+//! `decision_only` is partial by necessity: `Router::start_call` always
+//! encodes the request for every provider and `Call::handle_body` always
+//! decodes, so the public API cannot run a `Call` without its codecs. It
+//! times the pure public decision functions the `Call` uses (the
+//! `health::candidates` behind the router's lock, `failure::classify_status`,
+//! `failure::retry_after`), not the `Call`'s bookkeeping. To split the rest,
+//! the `core_parts` group times the codecs alone (`openai_codec`,
+//! `anthropic_codec`: encode the request, decode the response); a
+//! `route/*_ok` time minus its codec time is the state machine's own cost.
+//!
+//! Results land in `<target>/criterion/<group>/<id>/new/estimates.json`.
+//! The request, response heads and bodies of an iteration are built
+//! outside the timed region (a host receives them as owned values too), and
+//! the `Routed` result is dropped outside it.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use f3dx_router_core::codec;
+use f3dx_router_core::failure::{classify_status, retry_after, StatusClass};
+use f3dx_router_core::health::{candidates, ProviderHealth};
+use f3dx_router_core::{
+    Action, AttemptId, Call, HostLimits, Instant, ProviderKind, ResponseHead, Routed, Router,
+    RouterConfig,
+};
+use serde_json::{json, Value};
+
+/// A key of realistic length: redaction scans error bodies for it.
+const KEY: &str = "sk-proj-bench0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH";
+
+/// A typical chat completion as OpenAI returns it (~330 bytes).
+const OPENAI_OK: &str = r#"{"id":"chatcmpl-AbC123xYz456DeF789","object":"chat.completion","created":1718000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris.","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32}}"#;
+
+/// OpenAI's rate-limit error body.
+const OPENAI_429: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 500, Used 500, Requested 1.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+
+/// A typical Anthropic Messages response (~300 bytes).
+const ANTHROPIC_OK: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-3-5-haiku-20241022","content":[{"type":"text","text":"The capital of France is Paris."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":24,"output_tokens":8}}"#;
+
+/// How far the virtual clock moves from one call to the next: past any
+/// cooldown a 429 left behind, so every iteration starts from the same
+/// provider health.
+const CALL_GAP: Duration = Duration::from_secs(10);
+
+/// How far the virtual clock moves per response event.
+const EVENT_GAP: Duration = Duration::from_millis(1);
+
+fn provider(name: &str, kind: &str) -> Value {
+    let base_url = match kind {
+        "anthropic" => "https://api.anthropic.com/v1",
+        _ => "https://api.openai.com/v1",
+    };
+    json!({"name": name, "kind": kind, "base_url": base_url, "api_key": KEY, "timeout_ms": 30000})
+}
+
+fn router(providers: Value, policy: Value) -> Router {
+    let mut config = policy;
+    config["providers"] = providers;
+    let config = RouterConfig::from_json(&config, &|_| None, HostLimits::default())
+        .expect("benchmark config is valid");
+    Router::new(config)
+}
+
+/// A typical small chat request: a model and two messages.
+fn request(model: &str) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "What is the capital of France?"}
+        ],
+        "temperature": 0.2,
+        "max_tokens": 64
+    })
+}
+
+/// A response head with the headers a host passes through (reqwest gives
+/// all of them; the core reads only the ones it needs).
+fn head(status: u16, extra: &[(&str, &str)]) -> ResponseHead {
+    let mut headers: Vec<(String, String)> = [
+        ("content-type", "application/json"),
+        ("date", "Mon, 10 Jun 2024 06:13:20 GMT"),
+        ("x-request-id", "req_7f3c2a1b9d8e4f60a5b4c3d2e1f0a9b8"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    headers.shrink_to_fit();
+    ResponseHead {
+        status,
+        headers,
+        received_unix_secs: 1_718_000_000,
+    }
+}
+
+/// One provider's scripted answer.
+#[derive(Clone)]
+struct Answer {
+    head: Option<ResponseHead>,
+    body: Option<Vec<u8>>,
+}
+
+impl Answer {
+    fn new(head: ResponseHead, body: &str) -> Answer {
+        Answer {
+            head: Some(head),
+            body: Some(body.as_bytes().to_vec()),
+        }
+    }
+}
+
+/// One benchmark case and what its success must look like.
+struct Scenario {
+    router: Router,
+    request: Value,
+    /// Each provider's answer, by provider index.
+    answers: Vec<Answer>,
+    /// The provider whose answer must win.
+    winner: usize,
+    /// How many attempts the call must record.
+    attempts: usize,
+}
+
+/// A host's pending event for an in-flight attempt.
+enum Event {
+    Head(AttemptId, usize),
+    Body(AttemptId, usize),
+}
+
+impl Scenario {
+    /// Owned per-iteration inputs, built outside the timed region.
+    fn inputs(&self) -> (Value, Vec<Answer>) {
+        (self.request.clone(), self.answers.clone())
+    }
+
+    /// Route one request at `start`, stepping the call until it completes.
+    ///
+    /// # Panics
+    ///
+    /// If the call ends in anything but the scenario's success.
+    fn route(&self, request: Value, mut answers: Vec<Answer>, start: Instant) -> Routed {
+        let mut call = self.router.start_call(request, start);
+        let mut now = start;
+        // In-flight events, oldest first: the whole call needs at most four.
+        let mut events: VecDeque<Event> = VecDeque::with_capacity(4);
+        loop {
+            if let Some(routed) = carry_out(&mut call, &mut events) {
+                assert!(
+                    routed.provider_index == self.winner && routed.attempts.len() == self.attempts,
+                    "unexpected route: {routed:?}"
+                );
+                return routed;
+            }
+            now = now + EVENT_GAP;
+            match events.pop_front().expect("the call waits on no event") {
+                Event::Head(id, p) => {
+                    let head = answers[p].head.take().expect("one head per provider");
+                    call.handle_head(id, head, now);
+                    // The body follows its head before any other leg speaks.
+                    events.push_front(Event::Body(id, p));
+                }
+                Event::Body(id, p) => {
+                    let body = answers[p].body.take().expect("one body per provider");
+                    call.handle_body(id, body, now);
+                }
+            }
+        }
+    }
+}
+
+/// Carry out the call's actions; the result once it is complete.
+fn carry_out(call: &mut Call, events: &mut VecDeque<Event>) -> Option<Routed> {
+    while let Some(action) = call.poll_action() {
+        match action {
+            Action::Send {
+                attempt,
+                provider,
+                request,
+            } => {
+                // A host would hand the request to its client here.
+                black_box(request);
+                events.push_back(Event::Head(attempt, provider));
+            }
+            Action::Cancel { attempt } => events.retain(|e| match e {
+                Event::Head(id, _) | Event::Body(id, _) => *id != attempt,
+            }),
+            Action::Complete(Ok(routed)) => return Some(routed),
+            Action::Complete(Err(e)) => panic!("the benchmark hit an error path: {e}"),
+        }
+    }
+    None
+}
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
+    let ok = || Answer::new(head(200, &[("openai-processing-ms", "412")]), OPENAI_OK);
+    let limited = Answer::new(head(429, &[("retry-after", "1")]), OPENAI_429);
+    vec![
+        (
+            "sequential_ok",
+            Scenario {
+                router: router(json!([provider("a", "openai")]), json!({})),
+                request: request("gpt-4o-mini"),
+                answers: vec![ok()],
+                winner: 0,
+                attempts: 1,
+            },
+        ),
+        (
+            "failover_429_ok",
+            Scenario {
+                router: router(
+                    json!([provider("a", "openai"), provider("b", "openai")]),
+                    json!({"policy": "sequential"}),
+                ),
+                request: request("gpt-4o-mini"),
+                answers: vec![limited, ok()],
+                winner: 1,
+                attempts: 2,
+            },
+        ),
+        (
+            "hedged_k2_first_wins",
+            Scenario {
+                router: router(
+                    json!([provider("a", "openai"), provider("b", "openai")]),
+                    json!({"policy": "hedged", "hedge_k": 2}),
+                ),
+                request: request("gpt-4o-mini"),
+                answers: vec![ok(), ok()],
+                winner: 0,
+                attempts: 2,
+            },
+        ),
+        (
+            "anthropic_ok",
+            Scenario {
+                router: router(json!([provider("a", "anthropic")]), json!({})),
+                request: request("claude-3-5-haiku-20241022"),
+                answers: vec![Answer::new(
+                    head(200, &[("anthropic-organization-id", "org-0123")]),
+                    ANTHROPIC_OK,
+                )],
+                winner: 0,
+                attempts: 1,
+            },
+        ),
+    ]
+}
+
+/// The `route` group: whole calls, plus the decisions alone.
+fn route(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (id, scenario) in scenarios() {
+        let mut t = Instant::ZERO;
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                || scenario.inputs(),
+                |(request, answers)| {
+                    t = t + CALL_GAP;
+                    scenario.route(request, answers, t)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.bench_function("decision_only", |b| {
+        let health = vec![ProviderHealth::default(); 2];
+        let limited = head(429, &[("retry-after", "1")]);
+        let ok = head(200, &[]);
+        let now = Instant::from_micros(1_000_000);
+        b.iter(|| {
+            let order = candidates(black_box(&health), black_box(now));
+            let first = classify_status(black_box(&limited).status);
+            let wait = retry_after(black_box(&limited));
+            let second = classify_status(black_box(&ok).status);
+            assert!(
+                order.len() == 2
+                    && first == StatusClass::Soft
+                    && wait == Some(Duration::from_secs(1))
+                    && second == StatusClass::Success
+            );
+            order
+        })
+    });
+    group.finish();
+}
+
+/// The `core_parts` group: the codecs alone, to split a whole call's time
+/// into translation and state machine.
+fn core_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core_parts");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let cases = [
+        ("openai_codec", "openai", "gpt-4o-mini", OPENAI_OK),
+        (
+            "anthropic_codec",
+            "anthropic",
+            "claude-3-5-haiku-20241022",
+            ANTHROPIC_OK,
+        ),
+    ];
+    for (id, kind, model, response) in cases {
+        let r = router(json!([provider("a", kind)]), json!({}));
+        let p = &r.config().providers[0];
+        let body = request(model);
+        let body = body.as_object().expect("request is an object");
+        let response = response.as_bytes();
+        // Outputs are dropped outside the timed region, as `Routed` is in
+        // the `route` group.
+        group.bench_function(id, |b| {
+            b.iter_with_large_drop(|| {
+                let sent = codec::encode_request(p, black_box(body)).expect("encodes");
+                let got = codec::decode_response(p.kind, black_box(response)).expect("decodes");
+                debug_assert!(p.kind == ProviderKind::OpenAi || got["object"] == "chat.completion");
+                (sent, got)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, route, core_parts);
+criterion_main!(benches);
