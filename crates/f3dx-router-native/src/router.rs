@@ -105,6 +105,16 @@ impl NativeRouter {
     pub fn route_blocking(&self, body: Value) -> std::io::Result<Result<Routed, RouteError>> {
         let lane = self.lane()?;
         Ok(lane.runtime.block_on(async {
+            // Nothing runs this runtime between calls, so a pooled
+            // connection the server closed meanwhile (an idle timeout: 5 s
+            // in uvicorn and Node) still looks open, and a request sent on
+            // it fails as a reset. Let the driver collect such events and
+            // the connection tasks retire those connections before this
+            // call checks one out: the first yield parks the runtime without
+            // blocking (taking ready I/O events), the second runs the woken
+            // connection tasks.
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
             let result = drive(&self.router, &lane.executor, body).await;
             // Requests the call gave up on (cancelled hedge legs, timeouts)
             // were dropped, which wakes their connection tasks to close the

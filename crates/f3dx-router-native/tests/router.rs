@@ -1,0 +1,152 @@
+//! `NativeRouter` across calls and threads: pooled connections the server
+//! closed while idle are not reused, and provider health is shared by every
+//! calling thread (each has its own runtime and pool).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use f3dx_router_core::{HostLimits, RouterConfig};
+use f3dx_router_native::NativeRouter;
+use serde_json::{json, Value};
+
+const COMPLETION: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
+
+fn router(providers: Value) -> NativeRouter {
+    let config = RouterConfig::from_json(
+        &json!({ "providers": providers }),
+        &|_| None,
+        HostLimits::default(),
+    )
+    .unwrap();
+    NativeRouter::new(config).unwrap()
+}
+
+fn provider(name: &str, port: u16) -> Value {
+    json!({"name": name, "kind": "openai", "base_url": format!("http://127.0.0.1:{port}/v1"), "api_key": "k"})
+}
+
+fn body() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+/// Read one request (head and Content-Length body); false on EOF.
+fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).is_ok()
+}
+
+fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+    let reply = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).unwrap();
+}
+
+#[test]
+fn a_connection_the_server_closed_while_idle_is_not_reused() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (idle_tx, idle_rx) = mpsc::channel::<()>();
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || {
+        // The first connection: one answer, then (once the client has its
+        // result and the connection sits idle in its pool) closed, like a
+        // server whose idle timeout passed. The second: served normally.
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert!(read_request(&mut reader));
+        let mut first = stream;
+        respond(&mut first, "200 OK", COMPLETION);
+        idle_rx.recv().unwrap();
+        first.shutdown(std::net::Shutdown::Both).unwrap();
+        closed_tx.send(()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert!(read_request(&mut reader));
+        let mut second = stream;
+        respond(&mut second, "200 OK", COMPLETION);
+    });
+    let router = router(json!([provider("a", port)]));
+    assert_eq!(
+        router.route_blocking(body()).unwrap().unwrap().provider,
+        "a"
+    );
+    idle_tx.send(()).unwrap();
+    // On loopback the FIN is in the client's socket once shutdown returned.
+    closed_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let second = router.route_blocking(body()).unwrap();
+    assert!(second.is_ok(), "{second:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn every_thread_sees_a_cooldown_another_thread_caused() {
+    let failing = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ok = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (fail_port, ok_port) = (
+        failing.local_addr().unwrap().port(),
+        ok.local_addr().unwrap().port(),
+    );
+    // The first provider answers 429 with Retry-After once, then counts
+    // any further request (there must be none while it cools down).
+    let (again_tx, again_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = failing.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert!(read_request(&mut reader));
+        let mut s = stream;
+        let err = r#"{"error":{"message":"slow down"}}"#;
+        let reply = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{err}",
+            err.len()
+        );
+        s.write_all(reply.as_bytes()).unwrap();
+        if read_request(&mut reader) {
+            again_tx.send(()).unwrap();
+        }
+    });
+    std::thread::spawn(move || {
+        // One connection per calling thread (each has its own pool); every
+        // connection is served until the client closes it.
+        for _ in 0..5 {
+            let Ok((stream, _)) = ok.accept() else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut s = stream;
+                while read_request(&mut reader) {
+                    respond(&mut s, "200 OK", COMPLETION);
+                }
+            });
+        }
+    });
+    let router = router(json!([provider("a", fail_port), provider("b", ok_port)]));
+    let first = router.route_blocking(body()).unwrap().unwrap();
+    assert_eq!(first.provider, "b");
+    assert_eq!(first.attempts.len(), 2);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let routed = router.route_blocking(body()).unwrap().unwrap();
+                assert_eq!(routed.provider, "b");
+                assert_eq!(routed.attempts.len(), 1, "a is cooling down");
+            });
+        }
+    });
+    assert!(again_rx.try_recv().is_err());
+}
