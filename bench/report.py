@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from contenders import AUX, CONTENDERS  # noqa: E402
+from contenders import AUX, CONTENDERS, SERVERS  # noqa: E402
 
 ROUTER = "f3dx_router"
 OLD = "f3dx-0.0.19"
+# The Worker's targets in wrangler dev: what each is compared with.
+WORKER_PAIRS = (("f3dx", "forward"), ("f3dx-failover", "twofetch"))
+WORKER_ROWS = {
+    "null": "answered by the dispatcher itself (the runtime's floor for a request)",
+    "hop": "through a service binding to a worker that answers at once",
+    "forward": "JavaScript: forwards the request to nginx (the floor for a call)",
+    "f3dx": "the f3dx worker, one provider",
+    "twofetch": "JavaScript: fetch the 429 server, then the ok one (the floor for a failover)",
+    "f3dx-failover": "the f3dx worker, providers [429, ok]",
+}
 
 
 def fmt(x: float | None, digits: int = 0) -> str:
@@ -52,27 +63,59 @@ def label(name: str) -> str:
 
 # ------------------------------------------------------------------ markdown
 
+def all_runs(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of results.json (one for a file from before --runs)."""
+    return res.get("runs") or [res]
+
+
+def representative(runs: list[dict[str, Any]]) -> int:
+    """The median run by f3dx_router's p50 / floor p50 (else the last one)."""
+    keyed = []
+    for i, r in enumerate(runs):
+        v = target_values(r).get("p50")
+        if v is not None:
+            keyed.append((v, i))
+    if not keyed:
+        return len(runs) - 1
+    keyed.sort()
+    return keyed[(len(keyed) - 1) // 2][1]
+
+
 def write_md(res: dict[str, Any], out: Path) -> Path:
     m = res["machine"]
     v = m["versions"]
+    runs = all_runs(res)
+    ri = representative(runs)
+    rep = dict(runs[ri])
+    if "rss" not in rep:  # measured in the first run only
+        rep["rss"] = next((r["rss"] for r in runs if r.get("rss")), {})
     L: list[str] = []
     a = L.append
     smoke = res["mode"] == "smoke"
     a("# Benchmark results" + (" (smoke run: too few calls for real numbers)" if smoke else ""))
     a("")
-    a(f"- Date: {m['date_utc']}; commit {m['commit']}; run took {res['wall_s']:.0f} s "
-      f"({res['mode']} mode)")
+    a(f"- Date: {m['date_utc']}; commit {m['commit']}; {len(runs)} run"
+      f"{'s' if len(runs) > 1 else ''} in {res['wall_s'] / 60:.1f} min ({res['mode']} mode): "
+      + ", ".join(f"{r.get('wall_s', 0):.0f} s" for r in runs)
+      + (f", after the core's criterion benchmark ({core_time(res)})" if core_time(res) else ""))
     a(f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']}, Linux {m['kernel']}; "
-      f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end")
+      f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the end"
+      + ("; per run: " + ", ".join(f"{r['loadavg_start'][0]:.2f} to {r['loadavg_end'][0]:.2f}"
+                                   for r in runs if "loadavg_start" in r)
+         if len(runs) > 1 else ""))
     a(f"- Versions: Python {v['python']}, f3dx_router {v.get('f3dx-router')}, "
       f"f3dx {v.get('f3dx')}, LiteLLM {v.get('litellm')} (openai SDK {v.get('openai')}), "
-      f"httpx {v.get('httpx')}, nginx {v['nginx']}")
+      f"httpx {v.get('httpx')}, Portkey gateway {v.get('portkey-gateway')} on Node "
+      f"{v.get('node')}, wrangler {v.get('wrangler')}, nginx {v['nginx']}")
     s = res["settings"]
     a(f"- Settings: {s['calls']} timed sequential calls per contender in {s['rounds']} rounds "
       f"(order rotated each round) after {s['warmup']} warm-up calls, each round capped at "
       f"{s['max_s_per_measure'] / s['rounds']:.0f} s for LiteLLM; throughput: "
       f"{s.get('tput_passes', 1)} passes of {s['tput_seconds']:g} s per point, median pass; "
-      f"nginx with {s['nginx_workers']} worker process")
+      f"nginx with {s['nginx_workers']} worker process"
+      + (f"; Worker: {s['worker_calls']} calls per target in {s['worker_rounds']} rounds after "
+         f"{s['worker_warmup']} warm-up calls, throughput at {s['worker_threads']} threads"
+         if "worker_calls" in s else ""))
     a("")
     a("Absolute times drift on a shared machine; the ratios, measured side by side in "
       "one run against the same nginx, are what to compare. Times in microseconds (us) "
@@ -85,6 +128,47 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
             a(f"- **{n}**: {why}")
         a("")
 
+    targets_section(L, runs)
+    worker_section(L, res, runs, ri)
+    core_section(L, res, rep)
+    if len(runs) > 1:
+        a(f"# Detailed results: run {ri + 1} of {len(runs)}")
+        a("")
+        a(f"The median run by f3dx_router's p50 / floor p50. Every run's samples are in "
+          f"results.json (`runs`). Peak RSS is measured in the first run only.")
+        a("")
+    run_sections(L, rep, s)
+    bd = breakdown(rep)
+    if bd:
+        a("## Where f3dx_router's time goes (sequential, one provider)")
+        a("")
+        a("| step | p50 | added to the previous row | CPU/call |")
+        a("|---|---|---|---|")
+        prev = None
+        for lbl, p50, cpu in bd:
+            a(f"| {lbl} | {fmt(p50)} | {format(p50 - prev, '+,.0f') if prev is not None else ''} | "
+              f"{fmt(cpu)} |")
+            prev = p50
+        a("")
+    profiles = sorted((out / "profiles").glob("*.txt")) if (out / "profiles").is_dir() else []
+    profiles = [p for p in profiles if not p.name.endswith((".pyspy.txt", ".perf-stat.txt"))]
+    if profiles:
+        a("Profiles (`bench/profile.py`: perf stat, perf record and py-spy, made separately "
+          "from this run): " + ", ".join(f"[{p.name}](profiles/{p.name})" for p in profiles) + ".")
+        a("")
+    a("Plots: [latency_cdf.png](latency_cdf.png), [throughput.png](throughput.png), "
+      "[tail.png](tail.png), [worker_cdf.png](worker_cdf.png).")
+    a("")
+    path = out / "RESULTS.md"
+    path.write_text("\n".join(L))
+    return path
+
+
+
+
+def run_sections(L: list[str], res: dict[str, Any], s: dict[str, Any]) -> None:
+    """The native side's tables of one run."""
+    a = L.append
     lat = res.get("latency") or {}
     floor = lat.get("floor", {}).get("summary", {})
     f50 = floor.get("p50")
@@ -112,6 +196,13 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
           "through `route()` (a RouteResult with the attempts) instead of "
           "`chat_completions()`.")
         a("")
+        if SERVERS & set(lat):
+            a("`portkey` is the Portkey gateway's Node build, a server of its own on 127.0.0.1, "
+              "called from Python over a persistent HTTP/1.1 connection (http.client, "
+              "`json.dumps`/`json.loads` per call): its times include one more loopback hop "
+              "(client to gateway) than the in-process contenders, and its CPU/call adds the "
+              "gateway process's CPU time to the client's.")
+            a("")
 
     fo = res.get("failover") or {}
     if fo:
@@ -173,6 +264,12 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
             a(f"| {n} | `{d['stmt']}` | " + (f"failed: {d['error']}" if d.get("error")
                                              else f"{d['ms']:.1f} | {ratio(d['ms'], rms)}") + " |")
         a("")
+        for n in sorted(SERVERS & set(res.get("setup") or {})):
+            su = res["setup"][n]
+            a(f"`{n}` has no Python import: it is a Node server. From its spawn to listening: "
+              f"{su['setup_s'] * 1000:.0f} ms; its first answer took "
+              f"{su.get('first_call_s', float('nan')) * 1000:.0f} ms more.")
+            a("")
 
     rss = res.get("rss") or {}
     if rss:
@@ -185,8 +282,15 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
             if "error" in d:
                 a(f"| {n} | failed: {d['error']} | | | |")
                 continue
-            a(f"| {n} | {d['calls']:,} ({d['seconds']:.0f} s) | {d['peak_rss_mib']:.1f} | "
-              f"{d['rss_after_setup_mib']:.1f} | {d['peak_rss_mib'] - d['rss_after_setup_mib']:.1f} |")
+            peak, setup = d["peak_rss_mib"], d["rss_after_setup_mib"]
+            note = ""
+            if "server_peak_rss_mib" in d:  # client + its server, both peaks
+                peak += d["server_peak_rss_mib"]
+                setup += d.get("server_rss_after_setup_mib") or 0.0
+                note = (f" (client {d['peak_rss_mib']:.1f} + gateway "
+                        f"{d['server_peak_rss_mib']:.1f})")
+            a(f"| {n} | {d['calls']:,} ({d['seconds']:.0f} s) | {peak:.1f}{note} | "
+              f"{setup:.1f} | {peak - setup:.1f} |")
         a("")
         a(f"Each in a fresh process: setup, then up to {s['rss_calls']:,} sequential calls or "
           f"{s['rss_max_s']:.0f} s, whichever comes first (LiteLLM reaches the time cap).")
@@ -246,40 +350,6 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
                                      for c in names) + " |")
         a("")
 
-    a("## Issue 4 targets, this run")
-    a("")
-    a("| target | measured | met |")
-    a("|---|---|---|")
-    for goal, meas, ok in targets(res):
-        a(f"| {goal} | {meas} | {'yes' if ok else ('no' if ok is False else 'n/a')} |")
-    a("")
-    a("One run; the issue asks for the median of at least three.")
-    a("")
-
-    bd = breakdown(res)
-    if bd:
-        a("## Where f3dx_router's time goes (sequential, one provider)")
-        a("")
-        a("| step | p50 | added to the previous row | CPU/call |")
-        a("|---|---|---|---|")
-        prev = None
-        for lbl, p50, cpu in bd:
-            a(f"| {lbl} | {fmt(p50)} | {format(p50 - prev, '+,.0f') if prev is not None else ''} | "
-              f"{fmt(cpu)} |")
-            prev = p50
-        a("")
-    profiles = sorted((out / "profiles").glob("*.txt")) if (out / "profiles").is_dir() else []
-    profiles = [p for p in profiles if not p.name.endswith((".pyspy.txt", ".perf-stat.txt"))]
-    if profiles:
-        a("Profiles (`bench/profile.py`: perf stat, perf record and py-spy, made separately "
-          "from this run): " + ", ".join(f"[{p.name}](profiles/{p.name})" for p in profiles) + ".")
-        a("")
-    a("Plots: [latency_cdf.png](latency_cdf.png), [throughput.png](throughput.png), "
-      "[tail.png](tail.png).")
-    a("")
-    path = out / "RESULTS.md"
-    path.write_text("\n".join(L))
-    return path
 
 
 def breakdown(res: dict[str, Any]) -> list[tuple[str, float, float]]:
@@ -294,40 +364,320 @@ def breakdown(res: dict[str, Any]) -> list[tuple[str, float, float]]:
     return rows if len(rows) > 1 else []
 
 
-def targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    out: list[tuple[str, str, bool | None]] = []
-    lat, fo, tp = res.get("latency") or {}, res.get("failover") or {}, res.get("throughput") or {}
+# ------------------------------------------------------------------ targets
+
+# key, the issue's target, unit, limit, whether higher is better
+TARGETS = [
+    ("p50", "f3dx_router p50 <= 1.15x floor p50", "x", 1.15, False),
+    ("p99", "f3dx_router p99 <= 1.6x floor p50", "x", 1.6, False),
+    ("failover_p50", "f3dx_router failover p50 <= 2.0x floor p50", "x", 2.0, False),
+    ("tput_old", "throughput at 16 threads >= 1.3x f3dx-0.0.19", "x", 1.3, True),
+    ("tput_litellm", "throughput at 16 threads >= 50x litellm", "x", 50.0, True),
+    ("import_ms", "import f3dx_router <= 30 ms", "ms", 30.0, False),
+    ("hedge_p99", "delayed hedging p99 <= 2x p50", "x", 2.0, False),
+    ("hedge_extra", "delayed hedging extra upstream requests <= 10%", "%", 10.0, False),
+    ("worker_p50", "Worker p50 <= 1.1x the forwarding JS worker's (wrangler dev)", "x", 1.1,
+     False),
+    ("worker_failover_p50",
+     "Worker failover p50 <= 1.1x the two-fetch JS worker's (wrangler dev)", "x", 1.1, False),
+]
+
+
+TARGET_HIGHER = {key: higher for key, _, _, _, higher in TARGETS}
+
+
+def worker_ratios(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per pair (f3dx vs its JS floor): p50s, the raw ratio, and the ratio
+    with the dispatch hop (hop p50 - null p50) taken off both sides."""
+    lat = (run.get("worker") or {}).get("latency") or {}
+    p50 = {t: d["summary"]["p50"] for t, d in lat.items() if d.get("samples_us")}
+    out: dict[str, dict[str, float]] = {}
+    hop = p50["hop"] - p50["null"] if "hop" in p50 and "null" in p50 else None
+    for mine, floor in WORKER_PAIRS:
+        if mine in p50 and floor in p50:
+            d = {"p50": p50[mine], "floor_p50": p50[floor], "raw": p50[mine] / p50[floor]}
+            if hop is not None and p50[floor] - hop > 0:
+                d["hop"] = hop
+                d["net"] = (p50[mine] - hop) / (p50[floor] - hop)
+            out[mine] = d
+    return out
+
+
+def target_values(run: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    lat, fo, tp = run.get("latency") or {}, run.get("failover") or {}, run.get("throughput") or {}
     f50 = lat.get("floor", {}).get("summary", {}).get("p50")
     r = lat.get(ROUTER, {}).get("summary", {})
     if f50 and r:
-        out.append(("p50 <= 1.15x floor p50", f"{r['p50'] / f50:.2f}x", r["p50"] / f50 <= 1.15))
-        out.append(("p99 <= 1.6x floor p50", f"{r['p99'] / f50:.2f}x", r["p99"] / f50 <= 1.6))
+        out["p50"] = r["p50"] / f50
+        out["p99"] = r["p99"] / f50
     rf = fo.get(ROUTER, {}).get("summary", {})
     if f50 and rf:
-        out.append(("failover p50 <= 2.0x floor p50", f"{rf['p50'] / f50:.2f}x",
-                    rf["p50"] / f50 <= 2.0))
+        out["failover_p50"] = rf["p50"] / f50
     r16 = tp.get(ROUTER, {}).get("16", {}).get("rps")
-    for other, need in ((OLD, 1.3), ("litellm", 50.0)):
+    for key, other in (("tput_old", OLD), ("tput_litellm", "litellm")):
         o16 = tp.get(other, {}).get("16", {}).get("rps")
         if r16 and o16:
-            out.append((f"throughput at 16 threads >= {need:g}x {other}",
-                        f"{r16 / o16:.2f}x ({r16:,.0f} vs {o16:,.0f} calls/s)", r16 / o16 >= need))
-        else:
-            out.append((f"throughput at 16 threads >= {need:g}x {other}", "not measured", None))
-    ms = (res.get("import") or {}).get(ROUTER, {}).get("ms")
+            out[key] = r16 / o16
+    ms = (run.get("import") or {}).get(ROUTER, {}).get("ms")
     if ms is not None:
-        out.append(("import f3dx_router <= 30 ms", f"{ms:.1f} ms", ms <= 30))
-    tail = (res.get("tail") or {}).get("variants") or {}
+        out["import_ms"] = ms
+    tail = (run.get("tail") or {}).get("variants") or {}
     delayed = [d for k, d in tail.items() if "delay" in k]
     if delayed:
-        d = delayed[0]
-        sm = d["summary"]
-        out.append(("delayed hedging p99 <= 2x p50", f"{sm['p99'] / sm['p50']:.2f}x",
-                    sm["p99"] / sm["p50"] <= 2.0))
-        out.append(("delayed hedging extra upstream requests <= 10%", f"{d['extra_pct']:.1f}%",
-                    d["extra_pct"] <= 10.0))
-    out.append(("worker targets (wrangler dev)", "not measured by this harness yet", None))
+        sm = delayed[0]["summary"]
+        out["hedge_p99"] = sm["p99"] / sm["p50"]
+        out["hedge_extra"] = delayed[0]["extra_pct"]
+    wr = worker_ratios(run)
+    for key, mine in (("worker_p50", "f3dx"), ("worker_failover_p50", "f3dx-failover")):
+        if mine in wr:
+            out[key] = wr[mine].get("net", wr[mine]["raw"])
     return out
+
+
+def fmt_target(v: float | None, unit: str) -> str:
+    if v is None:
+        return "n/a"
+    if unit == "x":
+        return f"{v:.2f}x"
+    if unit == "ms":
+        return f"{v:.1f} ms"
+    return f"{v:.1f}%"
+
+
+def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target: its value in every run, the median, and whether the
+    median meets it."""
+    values = [target_values(r) for r in runs]
+    rows = []
+    for key, goal, unit, limit, higher in TARGETS:
+        per = [v.get(key) for v in values]
+        got = [x for x in per if x is not None]
+        med = statistics.median(got) if got else None
+        met = None if med is None else (med >= limit if higher else med <= limit)
+        rows.append({"key": key, "goal": goal, "unit": unit, "limit": limit, "per_run": per,
+                     "median": med, "met": met,
+                     "by": None if med is None else (med / limit if not higher else limit / med)})
+    return rows
+
+
+def targets_section(L: list[str], runs: list[dict[str, Any]]) -> None:
+    a = L.append
+    n = len(runs)
+    a(f"## Issue 4 targets: median of {n} run{'s' if n > 1 else ''}" if n > 1
+      else "## Issue 4 targets, this run")
+    a("")
+    a("| target | median | per run | met |")
+    a("|---|---|---|---|")
+    for t in targets(runs):
+        per = ", ".join(fmt_target(v, t["unit"]) for v in t["per_run"])
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        if t["met"] is False:
+            met += f" ({(t['by'] - 1) * 100:.0f}% {'short' if TARGET_HIGHER[t['key']] else 'over'})"
+        if t["median"] is None:
+            a(f"| {t['goal']} | not measured | | n/a |")
+            continue
+        a(f"| {t['goal']} | {fmt_target(t['median'], t['unit'])} | {per} | {met} |")
+    a("")
+    if n < 3:
+        a(f"{n} run{'s' if n > 1 else ''}; the issue asks for the median of at least three.")
+        a("")
+    a("The Worker rows compare p50s inside one `wrangler dev` with the dispatcher's service-"
+      "binding hop taken off both sides (see the Worker section: the raw ratios, hop "
+      "included, are closer to 1).")
+    a("")
+
+
+def core_time(res: dict[str, Any]) -> str:
+    c = res.get("core") or {}
+    if "build_s" in c:
+        return f"build {c['build_s']:.0f} s, run {c.get('run_s', 0):.0f} s"
+    return ""
+
+
+# ------------------------------------------------------------------ the Worker
+
+def worker_section(L: list[str], res: dict[str, Any], runs: list[dict[str, Any]],
+                   ri: int) -> None:
+    a = L.append
+    size = res.get("worker_size") or {}
+    wk = [r.get("worker") for r in runs if r.get("worker") is not None]
+    if not size and not wk:
+        return
+    a("## The Cloudflare Worker under `wrangler dev`")
+    a("")
+    if size.get("build_error"):
+        a(f"**The worker's build failed** ({size['build_error']}): what follows measured the "
+          f"previous build left in worker/build.")
+        a("")
+    if size.get("error"):
+        a(f"Upload size: not measured: {size['error']}")
+    elif size:
+        dry = (f"`wrangler deploy --dry-run`: {size['dry_run_total_kib']:.1f} KiB, "
+               f"**gzip {size['dry_run_gzip_kib']:.1f} KiB**" if "dry_run_gzip_kib" in size
+               else f"`wrangler deploy --dry-run` failed: {size.get('dry_run_error')}")
+        a(f"Upload size of the standalone worker (worker/build): {dry}; by file, gzip -9: "
+          f"index_bg.wasm {size['wasm_bytes']:,} B (gzip {size['wasm_gzip']:,} B) + JS "
+          f"{size['js_bytes']:,} B (gzip {size['js_gzip']:,} B) = gzip "
+          f"{size['gzip_total']:,} B (Workers' limit: 3 MiB free, 10 MiB paid).")
+    a("")
+    a("One `wrangler dev` runs every worker in one workerd process. Only its first config "
+      "gets the HTTP port, so the first is a dispatcher (`bench/workers/dispatch.js`) that "
+      "passes each request unchanged, through a service binding, to the worker named by its "
+      "`x-bench-target` header; every measured worker pays that same hop, and the `null` / "
+      "`hop` rows measure it. Calls come from Python, one keep-alive connection per target "
+      "(http.client), sequentially, in rounds with the order rotated. CPU/call is the CPU "
+      "time of wrangler's whole process group (node and workerd) over the block of calls, "
+      "per call (the client's and nginx's are not in it). wrangler attaches its devtools "
+      "inspector to one worker of a multi-config session, and then reports every fetch() of "
+      "that worker to it (and to its debug log): milliseconds of CPU a call. The harness "
+      "gives the inspector a seventh worker that is never called (bundled last); the "
+      "`inspector` line says where it went.")
+    a("")
+    errors = [(i, r["worker"]["error"]) for i, r in enumerate(runs)
+              if (r.get("worker") or {}).get("error")]
+    for i, e in errors:
+        a(f"- run {i + 1}: **not measured**: {e}")
+    if errors:
+        a("")
+    wi = ri
+    if not (runs[wi].get("worker") or {}).get("latency"):
+        wi = next((i for i, r in enumerate(runs) if (r.get("worker") or {}).get("latency")), ri)
+    w = runs[wi].get("worker") or {}
+    lat = w.get("latency") or {}
+    if lat:
+        wr = worker_ratios({"worker": w})
+        hop = next((d["hop"] for d in wr.values() if "hop" in d), None)
+        a("Sequential latency" + (f", run {wi + 1} of {len(runs)}" if len(runs) > 1 else "")
+          + f" (wrangler dev ready in {w.get('start_s', float('nan')):.1f} s; inspector on "
+          f"`{w.get('inspector')}`" + ("" if w.get("inspector_on_idle") else
+                                       ": **a measured worker, so these numbers are biased**")
+          + "):")
+        a("")
+        a("| target | what | n | p50 | p99 | p99.9 | wrangler CPU/call | upstream requests "
+          "per call | p50 / its JS floor | same, hop taken off | p50 / floor, per round |")
+        a("|---|---|---|---|---|---|---|---|---|---|---|")
+        floors = {mine: floor for mine, floor in WORKER_PAIRS}
+        for t in ("null", "hop", "forward", "f3dx", "twofetch", "f3dx-failover"):
+            if t not in lat:
+                continue
+            d = lat[t]
+            sm = d["summary"]
+            fl = floors.get(t)
+            rr = wr.get(t, {})
+            per_round = ", ".join(f"{x['p50'] / y['p50']:.2f}" for x, y in
+                                  zip(d["rounds"], lat[fl]["rounds"])) if fl in lat else ""
+            a(f"| {t} | {WORKER_ROWS[t]} | {sm['n']} | {fmt(sm['p50'])} | {fmt(sm['p99'])} | "
+              f"{fmt(sm['p99.9'])} | {fmt(d['cpu_us_per_call'])} | {per_call(d)} | "
+              f"{fmt_target(rr.get('raw'), 'x') if rr else ''} | "
+              f"{fmt_target(rr.get('net'), 'x') if rr else ''} | {per_round} |")
+        a("")
+        if hop is not None:
+            a(f"The dispatch hop (hop p50 - null p50) is {fmt(hop)} us; 'hop taken off' is "
+              f"(p50 - {fmt(hop)}) / (floor p50 - {fmt(hop)}): the ratio as if each worker were "
+              f"called without the dispatcher, the way a single-worker `wrangler dev` would serve "
+              f"it. The targets use it.")
+            a("")
+    if len(wk) > 1 or len(runs) > 1:
+        a("Per run (p50s in us):")
+        a("")
+        a("| run | forward | f3dx | f3dx / forward | same, hop off | twofetch | f3dx-failover | "
+          "f3dx-failover / twofetch | same, hop off | hop |")
+        a("|---|---|---|---|---|---|---|---|---|---|")
+        for i, r in enumerate(runs):
+            wr = worker_ratios(r)
+            c, f = wr.get("f3dx", {}), wr.get("f3dx-failover", {})
+            if not c and not f:
+                a(f"| {i + 1} | not measured | | | | | | | | |")
+                continue
+            a(f"| {i + 1} | {fmt(c.get('floor_p50'))} | {fmt(c.get('p50'))} | "
+              f"{fmt_target(c.get('raw'), 'x')} | {fmt_target(c.get('net'), 'x')} | "
+              f"{fmt(f.get('floor_p50'))} | {fmt(f.get('p50'))} | {fmt_target(f.get('raw'), 'x')} | "
+              f"{fmt_target(f.get('net'), 'x')} | {fmt(c.get('hop', f.get('hop')))} |")
+        a("")
+    tp = w.get("throughput") or {}
+    if tp:
+        threads = sorted({int(t) for d in tp.values() for t in d})
+        a("Throughput (calls/s; each thread its own keep-alive connection; median of "
+          f"{len(next(iter(next(iter(tp.values())).values()))['passes_rps'])} passes):")
+        a("")
+        a("| target | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in threads)
+          + " | wrangler CPU/call at the most threads | f3dx / its floor, per thread count |")
+        a("|---|" + "---|" * (len(threads) + 2))
+        floors = {mine: floor for mine, floor in WORKER_PAIRS}
+        for t in ("forward", "f3dx", "twofetch", "f3dx-failover"):
+            if t not in tp:
+                continue
+            cells = [fmt(tp[t].get(str(n), {}).get("rps")) + (
+                f" ({tp[t][str(n)]['error_count']} errors)"
+                if tp[t].get(str(n), {}).get("error_count") else "") for n in threads]
+            fl = floors.get(t)
+            rat = ", ".join(ratio(tp[t].get(str(n), {}).get("rps"), tp[fl].get(str(n), {}).get("rps"))
+                            for n in threads) if fl in tp else ""
+            a(f"| {t} | " + " | ".join(cells)
+              + f" | {fmt(tp[t].get(str(threads[-1]), {}).get('cpu_us_per_call'))} us | {rat} |")
+        a("")
+        a("On 2 CPUs, node, workerd, the Python client and nginx share the cores: throughput "
+          "here is CPU per call (the CPU/call column) more than concurrency.")
+        a("")
+    if lat:
+        a("Plot: [worker_cdf.png](worker_cdf.png).")
+        a("")
+
+
+# ------------------------------------------------------------------ the core
+
+CORE_ROWS = {
+    "sequential_ok": ("one OpenAI provider answers 200", ("latency", "p50")),
+    "failover_429_ok": ("two providers, 429 (Retry-After: 1) then 200", ("failover", "p50")),
+    "hedged_k2_first_wins": ("hedged, K=2: first leg wins, the other cancelled", None),
+    "anthropic_ok": ("one Anthropic provider (request and response translated)", None),
+    "decision_only": ("the failover's decisions only (candidates, classify, Retry-After)", None),
+    "openai_codec": ("codec alone: encode an OpenAI request, decode the answer", None),
+    "anthropic_codec": ("codec alone: Anthropic", None),
+}
+
+
+def core_section(L: list[str], res: dict[str, Any], rep: dict[str, Any]) -> None:
+    a = L.append
+    core = res.get("core")
+    if core is None:
+        return
+    a("## The core alone, no I/O, per call (criterion)")
+    a("")
+    if core.get("skipped") or core.get("error"):
+        a(f"Not measured: {core.get('skipped') or core.get('error')}")
+        a("")
+        return
+    a(f"`{core['command']}` (cargo target dir bench/.target), once per invocation: the median "
+      f"time of one iteration and its 95% confidence interval. Each `route/*` iteration "
+      f"routes one request through the sans-I/O core (a virtual clock, no sockets, no "
+      f"runtime), the JSON request in and the parsed response out.")
+    a("")
+    lat, fo = rep.get("latency") or {}, rep.get("failover") or {}
+    a("| benchmark | what | median | 95% CI | f3dx_router, measured through Python against "
+      "nginx: p50 / CPU per call | the core's share of that CPU |")
+    a("|---|---|---|---|---|---|")
+    for g in ("route", "core_parts"):
+        got = core.get("groups", {}).get(g) or {}
+        for bid in sorted(got, key=lambda b: (list(CORE_ROWS).index(b) if b in CORE_ROWS
+                                              else len(CORE_ROWS), b)):
+            d = got[bid]
+            what, ref = CORE_ROWS.get(bid, ("", None))
+            meas = share = ""
+            if ref:
+                src = (lat if ref[0] == "latency" else fo).get(ROUTER)
+                if src:
+                    meas = f"{fmt(src['summary']['p50'])} us / {fmt(src['cpu_us_per_call'])} us"
+                    share = f"{d['median_ns'] / 1000 / src['cpu_us_per_call'] * 100:.1f}%"
+            lo, hi = d["median_ci_ns"]
+            a(f"| {g}/{bid} | {what} | {d['median_ns'] / 1000:.2f} us | "
+              f"{lo / 1000:.2f}-{hi / 1000:.2f} us | {meas} | {share} |")
+    a("")
+    a("The measured p50 and CPU/call are from the detailed run below: everything a call does "
+      "(Python to Rust, the request to nginx and back over loopback, the tokio runtime, the "
+      "JSON on both sides), of which the core is the share in the last column.")
+    a("")
 
 
 # ------------------------------------------------------------------ plots
@@ -335,18 +685,25 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
 STYLE = {
     "floor": ("black", "-"), "floor+json": ("gray", "--"), "httpx": ("tab:blue", "-"),
     OLD: ("tab:orange", "-"), "litellm": ("tab:red", "-"), ROUTER: ("tab:green", "-"),
+    "portkey": ("tab:purple", "-"),
     "f3dx_router.route": ("tab:olive", "--"),
 }
 
 
-def plot_all(res: dict[str, Any], out: Path) -> list[Path]:
+def plot_all(whole: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     paths = []
-    date = res["machine"]["date_utc"]
-    host = f"{res['machine']['nproc']} CPUs, {date}" + (" (SMOKE)" if res["mode"] == "smoke" else "")
+    runs = all_runs(whole)
+    ri = representative(runs)
+    res = runs[ri]  # the plots show the run the detailed tables show
+    date = whole["machine"]["date_utc"]
+    host = (f"{whole['machine']['nproc']} CPUs, {date}"
+            + (f", run {ri + 1} of {len(runs)}" if len(runs) > 1 else "")
+            + (" (SMOKE)" if whole["mode"] == "smoke" else ""))
 
     panels = [(k, t) for k, t in (("latency", "sequential calls, one provider"),
                                   ("failover", "failover: 429, then 200")) if res.get(k)]
@@ -445,6 +802,46 @@ def plot_all(res: dict[str, Any], out: Path) -> list[Path]:
                      f"({mk['slow_frac'] * 100:.0f}%) ({host})")
         fig.tight_layout()
         p = out / "tail.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    wi = next((i for i in [ri] + list(range(len(runs)))
+               if ((runs[i].get("worker") or {}).get("latency"))), None)
+    if wi is not None:
+        wl = runs[wi]["worker"]["latency"]
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5), squeeze=False)
+        wstyle = {"null": ("gray", ":"), "hop": ("black", ":"), "forward": ("tab:blue", "-"),
+                  "f3dx": ("tab:green", "-"), "twofetch": ("tab:blue", "--"),
+                  "f3dx-failover": ("tab:green", "--")}
+        for ax, (title, names) in zip(axes[0], (
+                ("one call: forward vs f3dx", ["null", "hop", "forward", "f3dx"]),
+                ("failover: two fetches vs f3dx [429, ok]", ["hop", "twofetch",
+                                                              "f3dx-failover"]))):
+            for n in names:
+                if n not in wl:
+                    continue
+                xs = sorted(x / 1000 for x in wl[n]["samples_us"])
+                ys = [(i + 1) / len(xs) for i in range(len(xs))]
+                c, ls = wstyle[n]
+                ax.plot(xs, ys, color=c, linestyle=ls, linewidth=1.6,
+                        label=f"{n} (p50 {wl[n]['summary']['p50'] / 1000:.2f} ms)")
+            ax.set_xscale("log")
+            plain = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}")
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+                lambda x, _: f"{x:g}" if f"{x:g}"[0] in "1235" else ""))
+            ax.set_xlabel("latency per call through wrangler dev (ms, log scale)")
+            ax.set_ylabel("fraction of calls")
+            ax.set_ylim(0, 1.005)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.set_title(title)
+            ax.legend(fontsize=8, loc="lower right")
+        fig.suptitle(f"Cloudflare Worker in one wrangler dev, against nginx on loopback "
+                     f"({whole['machine']['nproc']} CPUs, {date}"
+                     + (f", run {wi + 1} of {len(runs)}" if len(runs) > 1 else "")
+                     + (" (SMOKE)" if whole["mode"] == "smoke" else "") + ")")
+        fig.tight_layout()
+        p = out / "worker_cdf.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         paths.append(p)

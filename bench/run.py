@@ -4,12 +4,18 @@
 Run it through ``bash bench/run.sh`` (which prepares ``bench/.venv`` and
 nginx); this file expects that venv's interpreter. Options: ``--help``.
 
-It starts a private nginx and the heavy-tailed mock on 127.0.0.1, runs each
-contender in its own worker process (worker.py) and measures, in this order:
-sequential latency (call and failover), throughput at 1/4/16/64 threads,
-import time, peak RSS after many calls, and the tail experiment. Then it
-writes ``results.json`` and, through report.py, ``RESULTS.md`` and the PNG
-plots. Everything it started is stopped at the end, whatever happens.
+First, once per invocation: the core's criterion benchmark (``core``) and
+the Cloudflare Worker's upload size. Then ``--runs`` full runs (3 by
+default, 1 with ``--smoke``), each with a fresh private nginx and
+heavy-tailed mock on 127.0.0.1, each contender in its own worker process
+(worker.py), measuring in this order: sequential latency (call and
+failover), throughput at 1/4/16/64 threads, the Cloudflare Worker under
+`wrangler dev` (``worker``: cfworker.py), import time, peak RSS after many
+calls (first run only: it is no target and takes minutes), and the tail
+experiment. ``results.json`` keeps every run (rewritten after each one);
+report.py makes ``RESULTS.md`` (each target as the median over the runs)
+and the PNG plots. Everything it started is stopped at the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import math
 import os
 import platform
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -32,8 +40,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import cfworker  # noqa: E402
 import contenders  # noqa: E402
 import upstream  # noqa: E402
+
+ROOT = HERE.parent
+CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
+CORE_GROUPS = ("route", "core_parts")
+MEASURES = ("latency", "failover", "throughput", "worker", "import", "rss", "tail", "core")
 
 ENV = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
 
@@ -131,7 +145,7 @@ def machine_info(nginx_ver: str) -> dict[str, Any]:
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("httpx", "f3dx", "litellm", "f3dx-router", "openai", "matplotlib"):
         try:
             versions[dist] = metadata.version(dist)
@@ -139,6 +153,11 @@ def machine_info(nginx_ver: str) -> dict[str, Any]:
             versions[dist] = None
     versions["python"] = platform.python_version()
     versions["nginx"] = nginx_ver
+    node = shutil.which("node")
+    versions["node"] = subprocess.run([node, "--version"], capture_output=True,
+                                      text=True).stdout.strip() if node else None
+    versions["wrangler"] = cfworker.wrangler_version()
+    versions["portkey-gateway"] = contenders.portkey_version()
     repo = HERE.parent
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -170,7 +189,8 @@ def measure_latency(workers: dict[str, Worker], variant: str, args: argparse.Nam
             try:
                 r = workers[name].cmd(
                     timeout=args.max_s_per_measure + 120, op="latency", variant=variant,
-                    warmup=args.warmup if rnd == 0 else max(1, args.warmup // 10),
+                    warmup=max(args.warmup, contenders.MIN_WARMUP.get(name, 0)) if rnd == 0
+                    else max(1, args.warmup // 10),
                     n=per_round, max_s=args.max_s_per_measure / args.rounds if slow
                     else args.max_s_per_measure)
             except WorkerError as e:
@@ -274,6 +294,8 @@ def measure_rss(names: list[str], nginx: upstream.Nginx, args: argparse.Namespac
             r = w.cmd(timeout=args.rss_max_s + 120, op="rss", n=args.rss_calls,
                       max_s=args.rss_max_s)
             r["rss_after_setup_mib"] = setup["rss_after_setup_mib"]
+            if "server_peak_rss_mib" in setup:  # a contender with a server of its own
+                r["server_rss_after_setup_mib"] = setup["server_peak_rss_mib"]
             out[name] = r
             log(f"  rss {name}: {r['peak_rss_mib']:.1f} MiB after {r['calls']} calls "
                 f"({r['seconds']:.1f}s; {setup['rss_after_setup_mib']:.1f} MiB after setup)")
@@ -348,29 +370,279 @@ def _log_tail(label: str, r: dict[str, Any]) -> None:
         f"(+{(r['upstream_requests'] / r['n'] - 1) * 100:.1f}%)")
 
 
+# ----------------------------------------------------- the Cloudflare Worker
+
+def rotated(names: list[str], k: int) -> list[str]:
+    return names[k % len(names):] + names[:k % len(names)] if names else []
+
+
+def measure_worker_size(logs: Path) -> dict[str, Any]:
+    why = cfworker.missing()
+    if why:
+        return {"error": why}
+    out: dict[str, Any] = cfworker.upload_size()
+    if os.environ.get("BENCH_WORKER_BUILD_ERROR"):  # set by run.sh
+        out["build_error"] = os.environ["BENCH_WORKER_BUILD_ERROR"]
+        log(f"  worker: the build failed ({out['build_error']}): measuring the previous build")
+    out.update(cfworker.dry_run_size(logs / "wrangler-dry-run.log"))
+    log(f"  worker upload: wasm {out['wasm_bytes']:,} B + JS {out['js_bytes']:,} B; gzip -9 "
+        f"{out['gzip_total']:,} B; wrangler deploy --dry-run: "
+        + (f"{out['dry_run_total_kib']} KiB, gzip {out['dry_run_gzip_kib']} KiB"
+           if "dry_run_gzip_kib" in out else out.get("dry_run_error", "?")))
+    return out
+
+
+def measure_worker(args: argparse.Namespace, nginx: upstream.Nginx, logs: Path) -> dict[str, Any]:
+    """The f3dx worker next to the JavaScript floors, in one `wrangler dev`."""
+    why = cfworker.missing()
+    if why:
+        log(f"  worker: SKIPPED: {why}")
+        return {"error": why}
+    out: dict[str, Any] = {}
+    wb = None
+    try:
+        for attempt in (1, 2):
+            wb = cfworker.WranglerBench(nginx.ok_url, nginx.fail_url, logs / "wrangler.log")
+            out["start_s"] = wb.start()
+            out["inspector"] = wb.inspector_target()
+            out["inspector_on_idle"] = out["inspector"] == wb.idle_name
+            log(f"  wrangler dev ready in {out['start_s']:.1f}s on port {wb.port}; "
+                f"its inspector on {out['inspector']}")
+            if out["inspector_on_idle"] or attempt == 2:
+                break
+            log("  the inspector is on a measured worker: restarting wrangler dev")
+            wb.stop()
+        assert wb is not None
+        out["latency"] = worker_latency(wb, nginx, args)
+        out["throughput"] = worker_throughput(wb, nginx, args)
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+        log(f"  worker: FAILED {out['error']}")
+    finally:
+        if wb is not None:
+            wb.stop()
+    return out
+
+
+def worker_latency(wb: cfworker.WranglerBench, nginx: upstream.Nginx,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """Sequential calls through the dispatcher, one keep-alive connection per
+    target, in rounds with the order rotated; the CPU time of wrangler and
+    workerd over each block of calls, per call."""
+    targets = cfworker.RUNTIME + cfworker.CALL + cfworker.FAILOVER
+    clients = {t: cfworker.Client(wb.port, t) for t in targets}
+    out: dict[str, Any] = {t: {"samples_us": [], "rounds": [], "cpu_us_per_call": [],
+                               "upstream_requests": 0, "calls_incl_warmup": 0, "new_conns": 0}
+                           for t in targets}
+    per_round = max(1, args.worker_calls // args.worker_rounds)
+    pc = time.perf_counter_ns
+    try:
+        for rnd in range(args.worker_rounds):
+            for t in rotated(targets, rnd):
+                c = clients[t]
+                warm = args.worker_warmup if rnd == 0 else max(1, args.worker_warmup // 10)
+                conns0, reqs0 = nginx.counters()
+                for _ in range(warm):
+                    c.call()
+                samples: list[float] = []
+                cpu0 = wb.cpu_seconds()
+                deadline = time.perf_counter() + args.max_s_per_measure
+                for _ in range(per_round):
+                    t0 = pc()
+                    c.call()
+                    samples.append((pc() - t0) / 1000.0)
+                    if t0 / 1e9 > deadline and len(samples) >= 10:
+                        break
+                cpu = wb.cpu_seconds() - cpu0
+                conns1, reqs1 = nginx.counters()
+                d = out[t]
+                d["samples_us"].extend(samples)
+                d["rounds"].append(summary(samples))
+                d["cpu_us_per_call"].append(cpu / len(samples) * 1e6)
+                d["upstream_requests"] += reqs1 - reqs0
+                d["calls_incl_warmup"] += warm + len(samples)
+                d["new_conns"] += conns1 - conns0
+                log(f"  worker round {rnd + 1}/{args.worker_rounds} {t}: n={len(samples)} "
+                    f"p50={pct(samples, 50):.0f}us p99={pct(samples, 99):.0f}us "
+                    f"wrangler CPU/call={cpu / len(samples) * 1e6:.0f}us")
+    finally:
+        for c in clients.values():
+            c.close()
+    for d in out.values():
+        d["summary"] = summary(d["samples_us"])
+        d["cpu_us_per_call"] = statistics.median(d["cpu_us_per_call"])
+    return out
+
+
+def worker_pass(wb: cfworker.WranglerBench, target: str, threads: int,
+                seconds: float) -> dict[str, Any]:
+    """T threads, each with its own keep-alive connection, call one target in
+    a loop for S seconds (after one untimed call each)."""
+    counts = [0] * threads
+    errors: list[str] = []
+    box: dict[str, float] = {}
+
+    def start_clock() -> None:
+        box["t0"] = time.perf_counter()
+        box["deadline"] = box["t0"] + seconds
+        box["cpu0"] = wb.cpu_seconds()
+
+    ready = threading.Barrier(threads + 1, action=start_clock)
+
+    def run(i: int) -> None:
+        c = cfworker.Client(wb.port, target)
+        try:
+            try:
+                c.call()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            ready.wait(timeout=120)
+            deadline, n = box["deadline"], 0
+            try:
+                while time.perf_counter() < deadline:
+                    c.call()
+                    n += 1
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            counts[i] = n
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for t in ts:
+        t.start()
+    ready.wait(timeout=120)
+    for t in ts:
+        t.join(timeout=seconds + 60)
+    wall = time.perf_counter() - box["t0"]
+    cpu = wb.cpu_seconds() - box["cpu0"]
+    total = sum(counts)
+    return {"calls": total, "wall_s": wall, "rps": total / wall if wall else 0.0,
+            "cpu_us_per_call": cpu / total * 1e6 if total else None,
+            "errors": errors[:3], "error_count": len(errors)}
+
+
+def worker_throughput(wb: cfworker.WranglerBench, nginx: upstream.Nginx,
+                      args: argparse.Namespace) -> dict[str, Any]:
+    targets = cfworker.CALL + cfworker.FAILOVER
+    out: dict[str, Any] = {}
+    k = 0
+    for threads in args.worker_threads:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(args.tput_passes):
+            for t in rotated(targets, k):
+                conns0, reqs0 = nginx.counters()
+                r = worker_pass(wb, t, threads, args.tput_seconds)
+                conns1, reqs1 = nginx.counters()
+                r["new_conns_per_1k"] = (conns1 - conns0) / max(1, reqs1 - reqs0) * 1000
+                runs.setdefault(t, []).append(r)
+            k += 1
+        for t, rs in runs.items():
+            rs.sort(key=lambda r: r["rps"])
+            mid = rs[len(rs) // 2]
+            out.setdefault(t, {})[str(threads)] = {
+                "rps": mid["rps"], "cpu_us_per_call": mid["cpu_us_per_call"],
+                "passes_rps": [r["rps"] for r in rs], "new_conns_per_1k": mid["new_conns_per_1k"],
+                "error_count": sum(r["error_count"] for r in rs),
+                "errors": [e for r in rs for e in r["errors"]][:3]}
+            d = out[t][str(threads)]
+            log(f"  worker throughput {t} x{threads}: {d['rps']:.0f} calls/s (passes: "
+                + ", ".join(f"{x:.0f}" for x in d["passes_rps"]) + ")"
+                + (f" ({d['error_count']} errors: {d['errors'][:1]})" if d["error_count"] else ""))
+    return out
+
+
+# ----------------------------------------------------- the core (criterion)
+
+def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """`cargo bench -p f3dx-router-core --bench routing` once; the median
+    time per iteration of each benchmark of the `route` and `core_parts`
+    groups, from criterion's estimates.json."""
+    rel = CORE_BENCH.relative_to(ROOT)
+    if not CORE_BENCH.exists():
+        log(f"  core: SKIPPED: {rel} does not exist")
+        return {"skipped": f"{rel} does not exist (yet)"}
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        return {"skipped": "cargo not found"}
+    target = HERE / ".target"
+    crit = target / "criterion"
+    for g in CORE_GROUPS:  # never read a stale estimate
+        shutil.rmtree(crit / g, ignore_errors=True)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    argv = [cargo, "bench", "-p", "f3dx-router-core", "--bench", "routing"]
+    crit_args = ["--noplot"] + (["--warm-up-time", "0.5", "--measurement-time", "1"]
+                                if args.smoke else [])
+    out: dict[str, Any] = {"command": " ".join(["cargo"] + argv[1:] + ["--"] + crit_args)}
+    with open(logs / "core.log", "w") as f:
+        t0 = time.perf_counter()
+        # The build yields to whatever else runs; the measurement does not.
+        b = subprocess.run(["nice", "-n", "10"] + argv + ["--no-run"], cwd=ROOT, env=env,
+                           stdout=f, stderr=subprocess.STDOUT, timeout=args.core_timeout_s)
+        out["build_s"] = time.perf_counter() - t0
+        if b.returncode != 0:
+            tail = (logs / "core.log").read_text(errors="replace").strip().splitlines()[-5:]
+            log(f"  core: build FAILED ({logs / 'core.log'})")
+            return {**out, "error": "cargo bench --no-run failed: " + " / ".join(tail)}
+        t0 = time.perf_counter()
+        r = subprocess.run(argv + ["--"] + crit_args, cwd=ROOT, env=env, stdout=f,
+                           stderr=subprocess.STDOUT, timeout=args.core_timeout_s)
+        out["run_s"] = time.perf_counter() - t0
+    if r.returncode != 0:
+        tail = (logs / "core.log").read_text(errors="replace").strip().splitlines()[-5:]
+        return {**out, "error": "cargo bench failed: " + " / ".join(tail)}
+    groups: dict[str, Any] = {}
+    for g in CORE_GROUPS:
+        for est in sorted((crit / g).glob("*/new/estimates.json")):
+            e = json.loads(est.read_text())
+            bid = est.parent.parent.name
+            try:
+                bid = json.loads((est.parent / "benchmark.json").read_text())["function_id"] or bid
+            except (OSError, ValueError, KeyError):
+                pass
+            med = e["median"]
+            groups.setdefault(g, {})[bid] = {
+                "median_ns": med["point_estimate"],
+                "median_ci_ns": [med["confidence_interval"]["lower_bound"],
+                                 med["confidence_interval"]["upper_bound"]],
+                "mean_ns": e["mean"]["point_estimate"]}
+            log(f"  core {g}/{bid}: median {med['point_estimate']:,.0f} ns")
+    if not groups.get("route"):
+        return {**out, "error": f"no estimates under {crit / 'route'}"}
+    out["groups"] = groups
+    return out
+
+
 # ----------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="f3dx_router benchmark (issue 4)")
     ap.add_argument("--smoke", action="store_true",
-                    help="a few hundred calls per measure, short throughput points (~1-2 min)")
+                    help="a few hundred calls per measure, short throughput points, one run")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="full runs (default 3, or 1 with --smoke); each target is reported "
+                         "as the median over the runs")
     ap.add_argument("--out", type=Path, default=None,
                     help="where RESULTS.md, results.json and the plots go "
                          "(default: bench/, or bench/smoke/ with --smoke)")
     ap.add_argument("--only", default="", help="comma-separated contenders (default: all)")
     ap.add_argument("--skip", default="",
-                    help="comma-separated measures to skip: latency,failover,throughput,"
-                         "import,rss,tail")
-    ap.add_argument("--calls", type=int, default=3000, help="timed sequential calls per contender")
-    ap.add_argument("--warmup", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=3,
+                    help="comma-separated measures to skip: " + ",".join(MEASURES))
+    ap.add_argument("--calls", type=int, default=2000, help="timed sequential calls per contender")
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=4,
                     help="latency rounds; contenders rotate between rounds")
-    ap.add_argument("--max-s-per-measure", type=float, default=45.0,
+    ap.add_argument("--max-s-per-measure", type=float, default=30.0,
                     help="time cap of one contender's latency measure (LiteLLM hits it)")
     ap.add_argument("--threads", default="1,4,16,64")
     ap.add_argument("--tput-seconds", type=float, default=1.0, help="seconds per pass")
     ap.add_argument("--tput-passes", type=int, default=3,
                     help="passes per throughput point (order rotated; median reported)")
+    ap.add_argument("--worker-calls", type=int, default=2000,
+                    help="timed sequential calls per Worker target (wrangler dev)")
+    ap.add_argument("--worker-warmup", type=int, default=200)
+    ap.add_argument("--worker-rounds", type=int, default=5)
+    ap.add_argument("--worker-threads", default="1,4,16")
     ap.add_argument("--import-repeats", type=int, default=5)
     ap.add_argument("--rss-calls", type=int, default=100_000)
     ap.add_argument("--rss-max-s", type=float, default=60.0)
@@ -380,6 +652,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tail-fast-ms", type=float, default=5.0)
     ap.add_argument("--tail-slow-ms", type=float, default=200.0)
     ap.add_argument("--tail-slow-frac", type=float, default=0.05)
+    ap.add_argument("--core-timeout-s", type=float, default=1800.0,
+                    help="cap of the criterion build, and of its run")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--no-aux", action="store_true",
                     help="leave out the breakdown rows (floor+json, f3dx_router.route)")
@@ -388,13 +662,82 @@ def parse_args() -> argparse.Namespace:
         a.calls, a.warmup, a.rounds = 300, 50, 3
         a.max_s_per_measure = 10.0
         a.tput_seconds, a.tput_passes = 0.5, 2
+        a.worker_calls, a.worker_warmup, a.worker_rounds = 300, 30, 3
         a.import_repeats = 2
         a.rss_calls, a.rss_max_s = 3000, 10.0
         a.tail_calls, a.tail_warmup, a.tail_max_s = 300, 20, 30.0
+    if a.runs is None:
+        a.runs = 1 if a.smoke else 3
+    if a.runs < 1:
+        ap.error("--runs must be at least 1")
     if a.out is None:
         a.out = HERE / "smoke" if a.smoke else HERE
     a.threads = [int(t) for t in str(a.threads).split(",") if t]
+    a.worker_threads = [int(t) for t in str(a.worker_threads).split(",") if t]
     return a
+
+
+def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: Path,
+             index: int) -> dict[str, Any]:
+    """One full run: a fresh nginx, every measure not skipped."""
+    t0 = time.perf_counter()
+    run: dict[str, Any] = {"index": index, "loadavg_start": os.getloadavg()}
+    failed: dict[str, str] = {}
+    workers: dict[str, Worker] = {}
+    nginx = upstream.Nginx(workers=args.nginx_workers)
+    try:
+        nginx.start()
+        log(f"nginx: ok {nginx.ok_url}, 429 {nginx.fail_url}")
+        if {"latency", "failover", "throughput"} - skip:
+            for name in names:
+                workers[name] = Worker(name, nginx.ok_url, nginx.fail_url, logs / f"{name}.log")
+            setup: dict[str, Any] = {}
+            for name, w in workers.items():
+                try:
+                    r = w.cmd(timeout=180, op="setup")
+                    setup[name] = {k: v for k, v in r.items() if k != "ok"}
+                    log(f"setup {name}: {r['setup_s'] * 1000:.1f} ms, "
+                        f"RSS {r['rss_after_setup_mib']:.0f} MiB")
+                except WorkerError as e:
+                    failed[name] = f"setup: {e}"
+                    log(f"setup {name}: FAILED {e}")
+            run["setup"] = setup
+        if "latency" not in skip:
+            log("== sequential latency, one provider ==")
+            run["latency"] = measure_latency(workers, "call", args, failed, nginx)
+        if "failover" not in skip:
+            log("== failover: 429 (no Retry-After) then 200 ==")
+            run["failover"] = measure_latency(workers, "failover", args, failed, nginx)
+        if "throughput" not in skip:
+            log("== throughput: threads sharing one client/router ==")
+            run["throughput"] = measure_throughput(workers, args, failed, nginx)
+        for w in workers.values():
+            w.stop()
+        workers.clear()
+        if "worker" not in skip:
+            log("== Cloudflare Worker: wrangler dev, f3dx worker vs JavaScript floors ==")
+            run["worker"] = measure_worker(args, nginx, logs)
+        if "import" not in skip:
+            log("== import time (fresh interpreter, median) ==")
+            run["import"] = measure_imports(
+                [n for n in names if n in contenders.IMPORTS
+                 and n not in ("floor+json", "f3dx_router.route")], args.import_repeats)
+        if "rss" not in skip:
+            log(f"== peak RSS after {args.rss_calls} calls (cap {args.rss_max_s:.0f}s) ==")
+            run["rss"] = measure_rss(
+                [n for n in names if n not in ("floor+json", "f3dx_router.route")
+                 and n not in failed], nginx, args, logs)
+        if "tail" not in skip and ("f3dx_router" in names):
+            log("== tail experiment (f3dx_router, heavy-tailed mock) ==")
+            run["tail"] = measure_tail(args, logs)
+    finally:
+        for w in workers.values():
+            w.stop()
+        nginx.stop()
+    run["failed"] = failed
+    run["loadavg_end"] = os.getloadavg()
+    run["wall_s"] = time.perf_counter() - t0
+    return run
 
 
 def main() -> int:
@@ -407,6 +750,9 @@ def main() -> int:
             sys.exit(f"unknown contenders: {sorted(unknown)}; known: {names}")
         names = [n for n in names if n in wanted]
     skip = set(filter(None, args.skip.split(",")))
+    unknown = skip - set(MEASURES)
+    if unknown:
+        sys.exit(f"unknown measures: {sorted(unknown)}; known: {list(MEASURES)}")
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
@@ -414,67 +760,40 @@ def main() -> int:
         f.unlink()
 
     t_start = time.perf_counter()
-    nginx = upstream.Nginx(workers=args.nginx_workers)
     results: dict[str, Any] = {"mode": "smoke" if args.smoke else "full",
                                "settings": {k: (str(v) if isinstance(v, Path) else v)
-                                            for k, v in vars(args).items()}}
+                                            for k, v in vars(args).items()},
+                               "runs": []}
     results["machine"] = machine_info(upstream.nginx_version())
-    failed: dict[str, str] = {}
-    workers: dict[str, Worker] = {}
+    path = args.out / "results.json"
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
 
-    try:
-        nginx.start()
-        log(f"nginx {results['machine']['versions']['nginx']}: ok {nginx.ok_url}, "
-            f"429 {nginx.fail_url}")
-        if skip & {"latency", "failover", "throughput"} != {"latency", "failover", "throughput"}:
-            for name in names:
-                workers[name] = Worker(name, nginx.ok_url, nginx.fail_url, logs / f"{name}.log")
-            for name, w in workers.items():
-                try:
-                    r = w.cmd(timeout=180, op="setup")
-                    log(f"setup {name}: {r['setup_s'] * 1000:.1f} ms, "
-                        f"RSS {r['rss_after_setup_mib']:.0f} MiB")
-                except WorkerError as e:
-                    failed[name] = f"setup: {e}"
-                    log(f"setup {name}: FAILED {e}")
-        if "latency" not in skip:
-            log("== sequential latency, one provider ==")
-            results["latency"] = measure_latency(workers, "call", args, failed, nginx)
-        if "failover" not in skip:
-            log("== failover: 429 (no Retry-After) then 200 ==")
-            results["failover"] = measure_latency(workers, "failover", args, failed, nginx)
-        if "throughput" not in skip:
-            log("== throughput: threads sharing one client/router ==")
-            results["throughput"] = measure_throughput(workers, args, failed, nginx)
-        for w in workers.values():
-            w.stop()
-        workers.clear()
-        if "import" not in skip:
-            log("== import time (fresh interpreter, median) ==")
-            results["import"] = measure_imports(
-                [n for n in names if n not in ("floor+json", "f3dx_router.route")],
-                args.import_repeats)
-        if "rss" not in skip:
-            log(f"== peak RSS after {args.rss_calls} calls (cap {args.rss_max_s:.0f}s) ==")
-            results["rss"] = measure_rss(
-                [n for n in names if n not in ("floor+json", "f3dx_router.route")
-                 and n not in failed], nginx, args, logs)
-        if "tail" not in skip and ("f3dx_router" in names):
-            log("== tail experiment (f3dx_router, heavy-tailed mock) ==")
-            results["tail"] = measure_tail(args, logs)
-    finally:
-        for w in workers.values():
-            w.stop()
-        nginx.stop()
-    results["failed"] = failed
-    results["machine"]["loadavg_end"] = os.getloadavg()
-    results["wall_s"] = time.perf_counter() - t_start
-    path = args.out / "results.json"
-    path.write_text(json.dumps(results))
+    def save() -> None:
+        results["machine"]["loadavg_end"] = os.getloadavg()
+        results["wall_s"] = time.perf_counter() - t_start
+        results["failed"] = {n: f"run {r['index'] + 1}: {why}" for r in results["runs"]
+                             for n, why in r["failed"].items()}
+        path.write_text(json.dumps(results))
+
+    if "core" not in skip:
+        log("== the core alone: cargo bench (criterion), once ==")
+        try:
+            results["core"] = measure_core(args, logs)
+        except subprocess.TimeoutExpired as e:
+            results["core"] = {"error": f"timed out after {e.timeout:.0f}s"}
+    if "worker" not in skip:
+        log("== the Worker's upload size ==")
+        results["worker_size"] = measure_worker_size(logs)
+    for i in range(args.runs):
+        log(f"==== run {i + 1} of {args.runs} ====")
+        # Peak RSS only in the first run: it is no target, and takes minutes.
+        results["runs"].append(run_once(args, names, skip | ({"rss"} if i else set()), logs, i))
+        save()
+        log(f"wrote {path} (run {i + 1} took {results['runs'][-1]['wall_s']:.0f}s)")
+    save()
     log(f"wrote {path} ({results['wall_s']:.0f}s)")
 
     import report

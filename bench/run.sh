@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark of issue 4, one command:
 #
-#     bash bench/run.sh            # full run, ~7.5 min: bench/RESULTS.md, results.json, *.png
-#     bash bench/run.sh --smoke    # a few hundred calls per measure, <2 min: bench/smoke/
+#     bash bench/run.sh            # 3 full runs, ~25 min: bench/RESULTS.md, results.json, *.png
+#     bash bench/run.sh --smoke    # one short run, ~4 min: bench/smoke/
 #     bash bench/run.sh --help     # every option of run.py
 #
 # Installs what it needs, idempotently (a second run installs nothing):
@@ -16,6 +16,14 @@
 #     invalidates the dev build in target/), installed when it changed.
 #     F3DX_ROUTER_WHEEL=/path/to.whl installs that wheel instead (no Rust
 #     needed).
+#   - Node.js (Debian's nodejs and npm, when no node is on the machine);
+#     bench/node_modules (`npm ci`: the Portkey gateway, pinned in
+#     bench/package.json), when its lock changed;
+#   - the Cloudflare Worker, unless `--skip worker`: worker/node_modules
+#     (`npm ci`: wrangler, pinned there) and worker/build
+#     (scripts/build-worker.sh, itself idempotent: ~1 s when nothing changed).
+#     A failure there is reported and the run goes on: the worker measure
+#     then says why it could not run.
 # Then runs bench/run.py with the arguments given here.
 set -euo pipefail
 
@@ -92,6 +100,61 @@ if [ "$(cat "$wstamp" 2>/dev/null || true)" != "$whash" ]; then
     echo "== installing $(basename "$wheel") =="
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel"
     echo "$whash" >"$wstamp"
+fi
+
+# --- Node.js: the Portkey gateway, wrangler -----------------------------------------
+if ! command -v node >/dev/null 2>&1; then
+    echo "== installing nodejs and npm (the Portkey gateway and wrangler run on Node) =="
+    if ! apt-cache show nodejs >/dev/null 2>&1; then
+        as_root apt-get -o DPkg::Lock::Timeout=600 update -q || true
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive nice -n 10 \
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nodejs npm ||
+        echo "could not install Node.js: portkey and the worker measure will not run" >&2
+fi
+
+# npm ci in a directory when its lock is newer than what was installed.
+npm_ci() {
+    local dir="$1"
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "== npm ci in ${dir#"$ROOT"/} =="
+        (cd "$dir" && quiet_nice npm ci --no-audit --no-fund "${@:2}")
+    fi
+}
+
+if command -v npm >/dev/null 2>&1; then
+    # The gateway's only install script (patch-package) has no patches to apply.
+    npm_ci "$BENCH" --ignore-scripts ||
+        echo "npm ci in bench/ failed: portkey will not run" >&2
+fi
+
+# Whether the arguments skip a measure: --skip a,b or --skip=a,b.
+skips() {
+    local want="$1" prev="" arg
+    for arg in "${ARGS[@]}"; do
+        case "$arg" in --skip=*) [[ ",${arg#--skip=}," == *",$want,"* ]] && return 0 ;; esac
+        [ "$prev" = "--skip" ] && [[ ",$arg," == *",$want,"* ]] && return 0
+        prev="$arg"
+    done
+    return 1
+}
+ARGS=("$@")
+
+export BENCH_WORKER_BUILD_ERROR=""
+if ! skips worker; then
+    if ! command -v npm >/dev/null 2>&1; then
+        BENCH_WORKER_BUILD_ERROR="npm not found"
+    elif ! npm_ci "$ROOT/worker"; then
+        BENCH_WORKER_BUILD_ERROR="npm ci in worker/ failed"
+    else
+        echo "== building the worker (scripts/build-worker.sh) =="
+        if ! quiet_nice bash "$ROOT/scripts/build-worker.sh" >"$BENCH/.worker-build.log" 2>&1; then
+            tail -n 20 "$BENCH/.worker-build.log" >&2
+            BENCH_WORKER_BUILD_ERROR="scripts/build-worker.sh failed (bench/.worker-build.log)"
+        fi
+    fi
+    [ -z "$BENCH_WORKER_BUILD_ERROR" ] || echo "worker: $BENCH_WORKER_BUILD_ERROR" >&2
 fi
 
 # --- run ----------------------------------------------------------------------

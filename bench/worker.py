@@ -23,6 +23,10 @@ chatter cannot corrupt the protocol). Commands:
   upstream requests the mock counted during the timed calls.
 * ``{"op": "quit"}``.
 
+A contender that is a server of its own (Portkey) reports its process's CPU
+time (``server_cpu_seconds``) and peak RSS (``server_peak_rss_mib``): the CPU
+per call above includes the server's, and the RSS answers carry it apart.
+
 Every loop is bounded in count and in time.
 """
 
@@ -57,13 +61,24 @@ class Worker:
         self.ok_url, self.fail_url = ok_url, fail_url
         self.c: Any = None
 
+    def cpu(self) -> float:
+        """This process's CPU time, plus the contender's server's if it has one."""
+        server = getattr(self.c, "server_cpu_seconds", None)
+        return cpu_seconds() + (server() if server else 0.0)
+
+    def server_rss(self) -> dict[str, float]:
+        server = getattr(self.c, "server_peak_rss_mib", None)
+        return {"server_peak_rss_mib": server()} if server else {}
+
     def op_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
         rss0 = maxrss_mib()
         t0 = time.perf_counter()
         self.c = contenders.FACTORIES[self.name](self.ok_url, self.fail_url)
         t1 = time.perf_counter()
         contenders.check_response(self.name, self.c.call())
-        return {"setup_s": t1 - t0, "rss_before_mib": rss0, "rss_after_setup_mib": maxrss_mib()}
+        t2 = time.perf_counter()
+        return {"setup_s": t1 - t0, "first_call_s": t2 - t1, "rss_before_mib": rss0,
+                "rss_after_setup_mib": maxrss_mib(), **self.server_rss()}
 
     def op_latency(self, cmd: dict[str, Any]) -> dict[str, Any]:
         fn = self.c.call if cmd.get("variant", "call") == "call" else self.c.failover
@@ -74,7 +89,7 @@ class Worker:
         n, max_s = int(cmd["n"]), float(cmd.get("max_s", 120))
         samples: list[float] = []
         pc = time.perf_counter_ns
-        cpu0, t_start = cpu_seconds(), time.perf_counter()
+        cpu0, t_start = self.cpu(), time.perf_counter()
         deadline = t_start + max_s
         for _ in range(n):
             t0 = pc()
@@ -83,7 +98,7 @@ class Worker:
             if t0 / 1e9 > deadline and len(samples) >= 10:
                 break
         wall = time.perf_counter() - t_start
-        cpu = cpu_seconds() - cpu0
+        cpu = self.cpu() - cpu0
         return {"samples_us": samples, "wall_s": wall, "untimed": 1 + warmup,
                 "cpu_us_per_call": cpu / len(samples) * 1e6, "n": len(samples)}
 
@@ -97,7 +112,7 @@ class Worker:
         def start_clock() -> None:  # run by one thread as the barrier opens
             box["t0"] = time.perf_counter()
             box["deadline"] = box["t0"] + seconds
-            box["cpu0"] = cpu_seconds()
+            box["cpu0"] = self.cpu()
 
         ready = threading.Barrier(threads + 1, action=start_clock)
 
@@ -126,7 +141,7 @@ class Worker:
         for t in ts:
             t.join(timeout=seconds + 60)
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds() - cpu0
+        cpu = self.cpu() - cpu0
         total = sum(counts)
         return {"calls": total, "wall_s": wall, "rps": total / wall if wall else 0.0,
                 "cpu_us_per_call": cpu / total * 1e6 if total else None,
@@ -145,7 +160,7 @@ class Worker:
             if (done & 255) == 0 and time.perf_counter() > deadline:
                 break
         return {"calls": done, "seconds": time.perf_counter() - t0,
-                "rss_before_mib": before, "peak_rss_mib": maxrss_mib()}
+                "rss_before_mib": before, "peak_rss_mib": maxrss_mib(), **self.server_rss()}
 
     def op_tail(self, cmd: dict[str, Any]) -> dict[str, Any]:
         from f3dx_router import Router

@@ -1,0 +1,347 @@
+"""The Cloudflare Worker side of the benchmark: one `wrangler dev` that runs
+the f3dx worker next to two plain JavaScript workers, against the same nginx.
+
+Only the first config given to `wrangler dev -c A -c B ...` gets the HTTP
+port; the others run in the same workerd process and are reachable through
+service bindings from it. So the primary is a small dispatcher
+(``workers/dispatch.js``) that passes each request, unchanged, to the worker
+named by its ``x-bench-target`` header:
+
+* ``forward`` (``workers/forward.js``): forwards the chat request to the ok
+  nginx server and returns its response: the runtime's floor for a call;
+* ``twofetch`` (``workers/twofetch.js``): fetches the 429 server, then the ok
+  server: the runtime's floor for a failover;
+* ``f3dx``: the standalone f3dx worker (``worker/build/shim.mjs``), one
+  provider, the ok server;
+* ``f3dx-failover``: the same worker, providers ``[fail (429), ok]``;
+* ``null``: answered by the dispatcher itself, and ``hop``: passed through a
+  binding to ``workers/null.js``, which answers at once. Their difference is
+  the dispatch hop that every target above pays equally.
+
+Everything is on 127.0.0.1; `wrangler dev` runs in its own process group
+and is stopped with it. The worker must be built (scripts/build-worker.sh)
+and worker/node_modules installed (run.sh does both).
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKER_DIR = ROOT / "worker"
+BUILD = WORKER_DIR / "build"
+WRANGLER = WORKER_DIR / "node_modules" / ".bin" / "wrangler"
+JS = HERE / "workers"
+TOKEN = "bench-router-token"
+API_KEY = "sk-bench"
+BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+READY_TIMEOUT_S = 120.0
+# The idle worker's build command sleeps this long, so that its bundle is the
+# last one ready and wrangler attaches its inspector to it (see WranglerBench).
+IDLE_BUILD_DELAY_S = 5  # a cold workerd start on a loaded 2-core machine
+
+# target -> (binding in the dispatcher, worker name suffix)
+SERVICES = {"forward": "FORWARD", "twofetch": "TWOFETCH", "f3dx": "F3DX",
+            "f3dx-failover": "F3DX_FAILOVER", "hop": "NULL"}
+CALL = ["forward", "f3dx"]
+FAILOVER = ["twofetch", "f3dx-failover"]
+RUNTIME = ["null", "hop"]
+
+
+def compatibility_date() -> str:
+    """The standalone worker's, from worker/wrangler.toml."""
+    m = re.search(r'^compatibility_date\s*=\s*"([^"]+)"', (WORKER_DIR / "wrangler.toml").read_text(),
+                  re.M)
+    return m.group(1) if m else "2026-04-20"
+
+
+def wrangler_version() -> str | None:
+    try:
+        pkg = json.loads((WORKER_DIR / "node_modules" / "wrangler" / "package.json").read_text())
+        return str(pkg["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def missing() -> str | None:
+    """Why the worker side cannot run, or None."""
+    need = [BUILD / "shim.mjs", BUILD / "index_bg.wasm", WRANGLER]
+    gone = [str(p.relative_to(ROOT)) for p in need if not p.exists()]
+    if gone:
+        return (f"missing {', '.join(gone)}: run `bash scripts/build-worker.sh` and `npm ci` in "
+                "worker/ (bench/run.sh does both)")
+    return None
+
+
+def upload_size() -> dict[str, int]:
+    """What `wrangler deploy` uploads for the standalone worker, as
+    scripts/build-worker.sh reports it: build/index_bg.wasm and the JS of
+    build/ except embed.js (the TypeScript library), each gzip -9."""
+    wasm = (BUILD / "index_bg.wasm").read_bytes()
+    js_files = sorted(p for p in BUILD.rglob("*") if p.suffix in (".js", ".mjs")
+                      and p.name != "embed.js")
+    js = b"".join(p.read_bytes() for p in js_files)
+    wasm_gz = len(gzip.compress(wasm, 9, mtime=0))
+    js_gz = len(gzip.compress(js, 9, mtime=0))
+    return {"wasm_bytes": len(wasm), "wasm_gzip": wasm_gz, "js_bytes": len(js), "js_gzip": js_gz,
+            "gzip_total": wasm_gz + js_gz}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml(value: str) -> str:
+    # A JSON string is a valid TOML basic string (json.dumps escapes only
+    # quotes, backslashes and control characters, or as \uXXXX).
+    return json.dumps(value)
+
+
+def router_config(*urls: str) -> str:
+    provs = [{"name": n, "kind": "openai", "base_url": u, "api_key": API_KEY, "timeout_ms": 10000}
+             for n, u in zip(("first", "second"), urls)]
+    if len(urls) == 2:
+        provs[0]["name"], provs[1]["name"] = "fail", "ok"
+    else:
+        provs[0]["name"] = "ok"
+    return json.dumps({"policy": "sequential", "providers": provs})
+
+
+class WranglerBench:
+    """`wrangler dev -c dispatch -c forward -c twofetch -c f3dx -c f3dx-failover
+    -c null -c idle` on 127.0.0.1, in its own process group.
+
+    `wrangler dev` attaches its devtools inspector (with the Network domain
+    on) to one worker of a multi-config session: the one whose bundle was
+    ready last. Every fetch() that worker makes then sends devtools events,
+    which wrangler formats and appends to its debug log, for milliseconds of
+    CPU a call: a worker under test with the inspector would look several
+    times slower than the others. So a seventh worker, ``idle``, never
+    called, is bundled last (its build command sleeps), and takes the
+    inspector; `inspector_target` reads from wrangler's debug log where it
+    went.
+    """
+
+    def __init__(self, ok_url: str, fail_url: str, log_path: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="f3dx-bench-wrangler-"))
+        self.port = free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_level = "warn"
+        self.debug_log = log_path.with_suffix(".debug.log")
+        # Unique names: wrangler's dev registry is shared by every wrangler
+        # dev on the machine (the project's tests may run one meanwhile).
+        sfx = f"-{os.getpid()}"
+        date = compatibility_date()
+        names = {t: f"bench-{t}{sfx}" for t in SERVICES}
+        self.idle_name = f"bench-idle{sfx}"
+        js_vars = {"OK_URL": ok_url, "FAIL_URL": fail_url, "API_KEY": API_KEY}
+        specs: list[tuple[str, str, Path, dict[str, str]]] = [
+            ("dispatch", f"bench-dispatch{sfx}", JS / "dispatch.js", {}),
+            ("forward", names["forward"], JS / "forward.js", js_vars),
+            ("twofetch", names["twofetch"], JS / "twofetch.js", js_vars),
+            ("f3dx", names["f3dx"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(ok_url), "ROUTER_TOKEN": TOKEN}),
+            ("f3dx-failover", names["f3dx-failover"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(fail_url, ok_url), "ROUTER_TOKEN": TOKEN}),
+            ("hop", names["hop"], JS / "null.js", {}),
+            ("idle", self.idle_name, JS / "null.js", {}),
+        ]
+        self.configs: list[Path] = []
+        for key, name, main, variables in specs:
+            lines = [f"name = {_toml(name)}", f"main = {_toml(str(main))}",
+                     f'compatibility_date = "{date}"']
+            if key == "idle":
+                # Bundled last, so that wrangler attaches its inspector here.
+                lines += ["[build]", f"command = {_toml(f'sleep {IDLE_BUILD_DELAY_S}')}"]
+            if key == "dispatch":
+                for target, binding in SERVICES.items():
+                    lines += ["[[services]]", f"binding = {_toml(binding)}",
+                              f"service = {_toml(names[target])}"]
+            if variables:
+                lines.append("[vars]")
+                lines += [f"{k} = {_toml(v)}" for k, v in variables.items()]
+            path = self.dir / f"{key}.toml"
+            path.write_text("\n".join(lines) + "\n")
+            self.configs.append(path)
+
+    def inspector_target(self) -> str | None:
+        """The worker wrangler's inspector attached to last, from its debug log."""
+        try:
+            with open(self.debug_log, "rb") as f:
+                f.seek(self.debug_offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return None
+        hits = re.findall(r"NEW RUNTIME WEBSOCKET \S*/core:user:([\w.-]+)", text)
+        return hits[-1] if hits else None
+
+    def start(self) -> float:
+        """Start and wait until every target answers; returns the seconds taken."""
+        t0 = time.perf_counter()
+        try:
+            self.debug_offset = self.debug_log.stat().st_size
+        except OSError:
+            self.debug_offset = 0
+        argv = [str(WRANGLER), "dev"]
+        for cfg in self.configs:
+            argv += ["-c", str(cfg)]
+        argv += ["--ip", "127.0.0.1", "--port", str(self.port),
+                 "--inspector-port", str(free_port()), "--log-level", self.log_level,
+                 "--show-interactive-dev-session=false"]
+        env = {**os.environ, "CI": "true", "WRANGLER_SEND_METRICS": "false", "NO_COLOR": "1",
+               "WRANGLER_REGISTRY_PATH": str(self.dir / "registry"),
+               # No download of the `Request.cf` placeholder (it would try the network).
+               "CLOUDFLARE_CF_FETCH_ENABLED": "false",
+               "WRANGLER_LOG_PATH": str(self.debug_log)}
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=env)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited ({self.proc.returncode}): "
+                                   f"{self.tail_log()}")
+            try:
+                c = Client(self.port, "hop", timeout=10)
+                try:
+                    status, _, _ = c.request()
+                finally:
+                    c.close()
+                if status == 200:
+                    break
+                last = f"status {status}"
+            except OSError as e:
+                last = repr(e)
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"wrangler dev not ready in {READY_TIMEOUT_S:.0f}s ({last}): "
+                               f"{self.tail_log()}")
+        for target in CALL + FAILOVER + RUNTIME:
+            c = Client(self.port, target)
+            try:
+                c.call()
+            finally:
+                c.close()
+        return time.perf_counter() - t0
+
+    def tail_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every process in wrangler's group (node and workerd)."""
+        if self.proc is None:
+            return 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            # fields[2] is the pgid; [11], [12] utime, stime (of the process)
+            if int(fields[2]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class CallError(RuntimeError):
+    pass
+
+
+class Client:
+    """One persistent HTTP/1.1 connection (http.client, TCP_NODELAY) to the
+    dispatcher, for one target; the request body built once."""
+
+    def __init__(self, port: int, target: str, timeout: float = 30.0) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.target = target
+        self.headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}",
+                        "x-bench-target": target}
+        self.expect = b'{"ok":true}' if target in RUNTIME else b"Hello from the benchmark"
+
+    def request(self) -> tuple[int, http.client.HTTPResponse, bytes]:
+        for attempt in (0, 1):
+            try:
+                self.conn.request("POST", "/v1/chat/completions", BODY, self.headers)
+                r = self.conn.getresponse()
+                return r.status, r, r.read()
+            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine):
+                self.conn.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def call(self) -> bytes:
+        status, r, data = self.request()
+        if status != 200 or self.expect not in data:
+            raise CallError(f"{self.target}: status {status}: {data[:200]!r}")
+        return data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def dry_run_size(log_path: Path) -> dict[str, Any]:
+    """`wrangler deploy --dry-run` of the standalone worker: the upload size
+    as wrangler reports it ("Total Upload: X KiB / gzip: Y KiB")."""
+    d = Path(tempfile.mkdtemp(prefix="f3dx-bench-size-"))
+    try:
+        (d / "wrangler.toml").write_text(
+            f'name = "bench-size"\nmain = {_toml(str(BUILD / "shim.mjs"))}\n'
+            f'compatibility_date = "{compatibility_date()}"\n')
+        env = {**os.environ, "CI": "true", "WRANGLER_SEND_METRICS": "false", "NO_COLOR": "1",
+               "WRANGLER_LOG_PATH": str(d / "wrangler.log")}
+        p = subprocess.run([str(WRANGLER), "deploy", "--dry-run", "--outdir", str(d / "out"),
+                            "-c", str(d / "wrangler.toml")], cwd=d, env=env, capture_output=True,
+                           text=True, timeout=180, stdin=subprocess.DEVNULL)
+        with open(log_path, "a") as f:
+            f.write(p.stdout + p.stderr)
+        m = re.search(r"Total Upload:\s*([\d.]+)\s*KiB\s*/\s*gzip:\s*([\d.]+)\s*KiB", p.stdout)
+        if p.returncode != 0 or not m:
+            return {"dry_run_error": f"exit {p.returncode}: {(p.stderr or p.stdout)[-300:]}"}
+        return {"dry_run_total_kib": float(m.group(1)), "dry_run_gzip_kib": float(m.group(2))}
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"dry_run_error": repr(e)}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
