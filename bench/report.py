@@ -131,6 +131,7 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
     targets_section(L, runs)
     worker_section(L, res, runs, ri)
     core_section(L, res, rep)
+    stack_section(L, res)
     if len(runs) > 1:
         a(f"# Detailed results: run {ri + 1} of {len(runs)}")
         a("")
@@ -677,6 +678,44 @@ def core_section(L: list[str], res: dict[str, Any], rep: dict[str, Any]) -> None
     a("The measured p50 and CPU/call are from the detailed run below: everything a call does "
       "(Python to Rust, the request to nginx and back over loopback, the tokio runtime, the "
       "JSON on both sides), of which the core is the share in the last column.")
+    a("")
+
+
+# ------------------------------------------------------------------ the stack
+
+STACK_ROWS = {
+    "floor": "blocking std TcpStream, request prebuilt, answer read by Content-Length, no JSON",
+    "hyper": "one hyper HTTP/1.1 connection on a current-thread runtime, answer parsed (serde_json)",
+    "hyper-util": "hyper-util's pooled client (what f3dx_router sends with), answer parsed",
+    "reqwest": "reqwest 0.12 on the same runtime (what f3dx_router sent with before), answer parsed",
+    "f3dx_router": "NativeRouter::route_blocking: the core's encode and decode, the driver, the pool",
+}
+
+
+def stack_section(L: list[str], res: dict[str, Any]) -> None:
+    a = L.append
+    st = res.get("stack")
+    if st is None:
+        return
+    a("## The layers under the native path (Rust, one thread, no Python)")
+    a("")
+    if st.get("skipped") or st.get("error"):
+        a(f"Not measured: {st.get('skipped') or st.get('error')}")
+        a("")
+        return
+    layers = st["layers"]
+    fl = layers.get("floor", {}).get("summary", {}).get("p50")
+    a(f"`bench/stack`, once per invocation against its own nginx: {st['calls']} sequential "
+      f"calls per layer in {st['rounds']} rounds (order rotated), thread CPU time per call. "
+      "Where a call's time goes between a raw socket and the router; the Python layer's "
+      "share is the difference to f3dx_router's row in the latency table.")
+    a("")
+    a("| layer | what | p50 | p99 | p50 / floor p50 | CPU/call |")
+    a("|---|---|---|---|---|---|")
+    for name, d in layers.items():
+        sm = d["summary"]
+        a(f"| {name} | {STACK_ROWS.get(name, '')} | {fmt(sm['p50'], 1)} | {fmt(sm['p99'], 1)} | "
+          f"{ratio(sm['p50'], fl)} | {fmt(d['cpu_us_per_call'], 1)} |")
     a("")
 
 

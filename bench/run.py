@@ -47,7 +47,9 @@ import upstream  # noqa: E402
 ROOT = HERE.parent
 CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
-MEASURES = ("latency", "failover", "throughput", "worker", "import", "rss", "tail", "core")
+STACK = HERE / "stack"
+MEASURES = ("latency", "failover", "throughput", "worker", "import", "rss", "tail", "core",
+            "stack")
 
 ENV = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
 
@@ -613,6 +615,45 @@ def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------- the layers under the native path
+
+def measure_stack(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """bench/stack once: one thread's sequential calls to nginx through each
+    layer of the native stack (raw socket, hyper, hyper-util, reqwest,
+    NativeRouter), in Rust, so no Python is in the numbers."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        return {"skipped": "cargo not found"}
+    target = HERE / ".target"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    with open(logs / "stack.log", "w") as f:
+        b = subprocess.run(["nice", "-n", "10", cargo, "build", "--release", "--locked"],
+                           cwd=STACK, env=env, stdout=f, stderr=subprocess.STDOUT,
+                           timeout=args.core_timeout_s)
+    if b.returncode != 0:
+        tail = (logs / "stack.log").read_text(errors="replace").strip().splitlines()[-5:]
+        return {"error": "cargo build in bench/stack failed: " + " / ".join(tail)}
+    calls, rounds, warmup = (2000, 2, 100) if args.smoke else (12000, 4, 300)
+    nginx = upstream.Nginx(workers=args.nginx_workers)
+    nginx.start()
+    try:
+        r = subprocess.run([str(target / "release" / "f3dx-router-stack-bench"), nginx.ok_url,
+                            str(calls), str(rounds), str(warmup)],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        nginx.stop()
+    if r.returncode != 0:
+        return {"error": "bench/stack failed: " + r.stderr.strip()[-300:]}
+    layers = json.loads(r.stdout)
+    out: dict[str, Any] = {"calls": calls, "rounds": rounds, "layers": {}}
+    for name, d in layers.items():
+        out["layers"][name] = {"summary": summary(d["times_us"]),
+                               "cpu_us_per_call": d["cpu_us_per_call"]}
+        log(f"  stack {name}: p50 {out['layers'][name]['summary']['p50']:.1f} us, "
+            f"CPU {d['cpu_us_per_call']:.1f} us/call")
+    return out
+
+
 # ----------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
@@ -784,6 +825,12 @@ def main() -> int:
             results["core"] = measure_core(args, logs)
         except subprocess.TimeoutExpired as e:
             results["core"] = {"error": f"timed out after {e.timeout:.0f}s"}
+    if "stack" not in skip:
+        log("== the layers under the native path: bench/stack, once ==")
+        try:
+            results["stack"] = measure_stack(args, logs)
+        except subprocess.TimeoutExpired as e:
+            results["stack"] = {"error": f"timed out after {e.timeout:.0f}s"}
     if "worker" not in skip:
         log("== the Worker's upload size ==")
         results["worker_size"] = measure_worker_size(logs)

@@ -9,6 +9,6 @@ mod executor;
 mod router;
 
 pub use executor::{tls_config, NativeExecutor, POOL_IDLE_PER_HOST};
-pub use router::NativeRouter;
+pub use router::{NativeRouter, SETTLE_AFTER_IDLE};
 
 pub use f3dx_router_core::Executor;

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use f3dx_router_core::{HostLimits, RouterConfig};
-use f3dx_router_native::NativeRouter;
+use f3dx_router_native::{NativeRouter, SETTLE_AFTER_IDLE};
 use serde_json::{json, Value};
 
 const COMPLETION: &str = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
@@ -90,6 +90,9 @@ fn a_connection_the_server_closed_while_idle_is_not_reused() {
     idle_tx.send(()).unwrap();
     // On loopback the FIN is in the client's socket once shutdown returned.
     closed_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    // Idle long enough for the router to check its pool first (back-to-back
+    // calls skip that).
+    std::thread::sleep(SETTLE_AFTER_IDLE * 2);
     let second = router.route_blocking(body()).unwrap();
     assert!(second.is_ok(), "{second:?}");
     server.join().unwrap();
