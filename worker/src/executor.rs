@@ -1,14 +1,18 @@
-//! workers-rs `Fetch` behind the core's `Executor`.
+//! The runtime's `fetch` behind the core's `Executor`: one `AbortController`
+//! per attempt, a `Delay` for the core's deadlines, and the request, the
+//! response head and the body each crossing the wasm boundary once (see
+//! [`crate::host`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use f3dx_router_core::{Executor, HttpRequest, Instant, ResponseHead, TransportFault};
-use futures::StreamExt;
-use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
-};
+use wasm_bindgen::JsCast;
+use worker::worker_sys::web_sys;
+use worker::Delay;
+
+use crate::host::{self, Body, SendError};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -18,7 +22,7 @@ pub struct FetchExecutor;
 
 /// Aborts its attempt's fetch when dropped before the body was read: a
 /// dropped JS promise does not cancel anything by itself, the controller does.
-struct AbortOnDrop(Option<AbortController>);
+struct AbortOnDrop(Option<web_sys::AbortController>);
 
 impl AbortOnDrop {
     fn disarm(&mut self) {
@@ -42,21 +46,52 @@ impl Executor for FetchExecutor {
     fn send(&self, request: HttpRequest) -> Self::Response {
         Box::pin(async move {
             let max = request.max_body_bytes;
-            let fetch = build(&request)?;
-            let controller = AbortController::default();
-            let signal = controller.signal();
+            let controller = web_sys::AbortController::new()
+                .map_err(|e| TransportFault::Other(worker::Error::from(e).to_string()))?;
+            let pending = host::send(
+                &request.url,
+                &request.headers,
+                &request.body,
+                &controller.signal(),
+            )
+            .map_err(|e| match e {
+                // Never echo the value: it may be a key.
+                SendError::Header(i) => {
+                    let name = request.headers.get(i).map_or("", |(n, _)| n.as_str());
+                    TransportFault::Other(format!("invalid header {name:?}"))
+                }
+                SendError::Request => TransportFault::Other(
+                    "cannot build the request: invalid URL or options for Request".to_owned(),
+                ),
+            })?;
             let mut guard = AbortOnDrop(Some(controller));
-            let mut response = fetch
-                .send_with_signal(&signal)
+            let response: web_sys::Response = pending
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| classify(&worker::Error::from(e)))?
+                .unchecked_into();
+            let headers = host::header_list(&response.headers());
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let declared = header("content-length");
+            let too_large = declared
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > max as u64);
+            let whole = host::fits(declared, header("content-encoding"), max);
             let head = ResponseHead {
-                status: response.status_code(),
-                headers: response.headers().entries().collect(),
+                status: response.status(),
+                headers,
                 received_unix_secs: (js_sys::Date::now() / 1000.0) as u64,
             };
             let body: Self::Body = Box::pin(async move {
-                let body = read_body(&mut response, max).await;
+                let body = if too_large {
+                    Err(TransportFault::BodyTooLarge)
+                } else {
+                    read_body(&response, max, whole).await
+                };
                 guard.disarm();
                 body
             });
@@ -77,45 +112,22 @@ impl Executor for FetchExecutor {
     }
 }
 
-fn build(request: &HttpRequest) -> Result<Fetch, TransportFault> {
-    let headers = Headers::new();
-    for (name, value) in &request.headers {
-        // Never echo the value: it may be a key.
-        headers
-            .set(name, value)
-            .map_err(|_| TransportFault::Other(format!("invalid header {name:?}")))?;
+/// The whole body, at most `max` bytes; `whole`: its Content-Length says it
+/// fits, so it is read in one call.
+async fn read_body(
+    response: &web_sys::Response,
+    max: usize,
+    whole: bool,
+) -> Result<Vec<u8>, TransportFault> {
+    match host::read_body(response.as_ref(), max, whole).await {
+        Ok(Body::Bytes(bytes)) => Ok(bytes),
+        Ok(Body::TooLarge) => Err(TransportFault::BodyTooLarge),
+        // What workers-rs says of a response without a body (a 204).
+        Ok(Body::None) => Err(classify(&worker::Error::RustError(
+            "body is not streamable".into(),
+        ))),
+        Err(_) => Err(TransportFault::Truncated),
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        // Following a redirect would replay the payload and key elsewhere.
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(
-            js_sys::Uint8Array::from(request.body.as_slice()).into(),
-        ));
-    let req = Request::new_with_init(&request.url, &init)
-        .map_err(|e| TransportFault::Other(format!("cannot build the request: {e}")))?;
-    Ok(Fetch::Request(req))
-}
-
-async fn read_body(response: &mut Response, max: usize) -> Result<Vec<u8>, TransportFault> {
-    let declared = response.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|n| n.parse::<u64>().ok())
-        .is_some_and(|n| n > max as u64)
-    {
-        return Err(TransportFault::BodyTooLarge);
-    }
-    let mut stream = response.stream().map_err(|e| classify(&e))?;
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| TransportFault::Truncated)?;
-        if body.len() + chunk.len() > max {
-            return Err(TransportFault::BodyTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Workers report network failures as `TypeError`s with a message only.

@@ -14,12 +14,13 @@
 use std::cell::OnceCell;
 
 use f3dx_router_core::{drive, Attempt, Policy, Router, RouterConfig};
-use futures::StreamExt;
 use serde_json::{json, Value};
-use worker::{event, Context, Env, Headers, Method, Request, Response};
+use worker::worker_sys::web_sys;
+use worker::{event, Context, Env, Method, Response};
 
 use crate::auth::bearer_matches;
 use crate::executor::FetchExecutor;
+use crate::host::{self, Body};
 use crate::openai_error::ErrorReply;
 
 /// Largest request body accepted.
@@ -64,32 +65,40 @@ fn load(env: &Env) -> Standalone {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match handle(req, &env).await {
+async fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<web_sys::Response> {
+    // The raw request, not workers-rs' `Request`: converting to that reads
+    // `request.cf` on every call, which the runtime builds anew each time.
+    match handle(&req, &env).await {
         Ok(response) => Ok(response),
         Err(e) => reply_error(&e),
     }
 }
 
-async fn handle(mut req: Request, env: &Env) -> Result<Response, ErrorReply> {
+async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, ErrorReply> {
     let state = state(env);
-    match req.path().as_str() {
+    let method = Method::from(req.method());
+    match path_from_url(&req.url()).as_str() {
         "/healthz" => {
-            if req.method() != Method::Get {
+            if method != Method::Get {
                 return Err(method_not_allowed("GET"));
             }
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
-            json_response(200, &health(router), &Headers::new())
+            json_response(200, &health(router), Vec::new())
         }
         "/v1/chat/completions" => {
-            if req.method() != Method::Post {
+            if method != Method::Post {
                 return Err(method_not_allowed("POST"));
             }
             let Some(token) = &state.token else {
                 let m = "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send";
                 return Err(ErrorReply::new(500, "server_error", "missing_token", m));
             };
-            let auth = req.headers().get("authorization").ok().flatten();
+            let headers = req.headers();
+            let auth = headers.get("authorization").ok().flatten();
             if !bearer_matches(auth.as_deref(), token) {
                 let m = "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>";
                 return Err(ErrorReply::new(
@@ -100,11 +109,11 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response, ErrorReply> {
                 ));
             }
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
-            let body = read_json(&mut req).await?;
+            let body = read_json(req, &headers).await?;
             match drive(router, &FetchExecutor, body).await {
                 Ok(routed) => {
                     let headers = route_headers(Some(&routed.provider), &routed.attempts);
-                    json_response(200, &routed.response, &headers)
+                    json_response(200, &routed.response, headers)
                 }
                 Err(e) => Err(ErrorReply::from_route(&e)),
             }
@@ -118,34 +127,61 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response, ErrorReply> {
     }
 }
 
-async fn read_json(req: &mut Request) -> Result<Value, ErrorReply> {
+/// The path of an already-serialized WHATWG URL (`Request.url`), as
+/// workers-rs' `Request::path` gives it: special-scheme serialization never
+/// emits an empty path, so the first `/` after the host begins the path,
+/// within which `?` and `#` are always percent-encoded.
+fn path_from_url(url: &str) -> String {
+    let Some(host_start) = url.find("://").map(|i| i + 3) else {
+        // Not an absolute URL: never the case for a request a worker gets.
+        return if url.starts_with('/') {
+            url.to_owned()
+        } else {
+            format!("/{url}")
+        };
+    };
+    match url[host_start..].find('/') {
+        Some(i) => {
+            let path = &url[host_start + i..];
+            path[..path.find(['?', '#']).unwrap_or(path.len())].to_owned()
+        }
+        None => "/".to_owned(),
+    }
+}
+
+async fn read_json(
+    req: &web_sys::Request,
+    headers: &web_sys::Headers,
+) -> Result<Value, ErrorReply> {
     let too_large = || {
         let m = format!("request body over {} bytes", MAX_REQUEST_BYTES);
         ErrorReply::new(413, "invalid_request_error", "request_too_large", m)
     };
-    let declared = req.headers().get("content-length").ok().flatten();
+    let declared = headers.get("content-length").ok().flatten();
     if declared
+        .as_deref()
         .and_then(|n| n.parse::<u64>().ok())
         .is_some_and(|n| n > MAX_REQUEST_BYTES as u64)
     {
         return Err(too_large());
     }
-    // Read chunk by chunk so an oversized body without a declared length is
+    // With a declared length that fits, the body is read in one call;
+    // without one, it is counted as it comes, so an oversized body is
     // refused as soon as it passes the cap, not after it is all in memory.
-    // (A request without a body has no stream: it is empty, so bad JSON.)
-    let mut bytes = Vec::new();
-    if let Ok(mut stream) = req.stream() {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                let m = format!("cannot read the body: {e}");
-                ErrorReply::new(400, "invalid_request_error", "bad_body", m)
-            })?;
-            if bytes.len() + chunk.len() > MAX_REQUEST_BYTES {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
+    let whole = declared.is_some() && {
+        let encoding = headers.get("content-encoding").ok().flatten();
+        host::fits(declared.as_deref(), encoding.as_deref(), MAX_REQUEST_BYTES)
+    };
+    let bytes = match host::read_body(req.as_ref(), MAX_REQUEST_BYTES, whole).await {
+        Ok(Body::Bytes(bytes)) => bytes,
+        // A request without a body is empty, so bad JSON.
+        Ok(Body::None) => Vec::new(),
+        Ok(Body::TooLarge) => return Err(too_large()),
+        Err(e) => {
+            let m = format!("cannot read the body: {}", worker::Error::from(e));
+            return Err(ErrorReply::new(400, "invalid_request_error", "bad_body", m));
         }
-    }
+    };
     serde_json::from_slice(&bytes).map_err(|e| {
         ErrorReply::new(
             400,
@@ -190,30 +226,40 @@ fn method_not_allowed(allow: &str) -> ErrorReply {
     )
 }
 
-fn json_response(status: u16, body: &Value, headers: &Headers) -> Result<Response, ErrorReply> {
-    let _ = headers.set("content-type", "application/json");
+fn json_response(
+    status: u16,
+    body: &Value,
+    mut headers: Vec<(&'static str, String)>,
+) -> Result<web_sys::Response, ErrorReply> {
+    headers.push(("content-type", "application/json".to_owned()));
     let text = serde_json::to_vec(body).unwrap_or_default();
-    Response::from_bytes(text)
-        .map(|r| r.with_status(status).with_headers(headers.clone()))
-        .map_err(|e| ErrorReply::new(500, "server_error", "internal", e.to_string()))
+    host::respond(&text, status, &headers).map_err(|e| {
+        ErrorReply::new(
+            500,
+            "server_error",
+            "internal",
+            worker::Error::from(e).to_string(),
+        )
+    })
 }
 
-fn reply_error(e: &ErrorReply) -> worker::Result<Response> {
+fn reply_error(e: &ErrorReply) -> worker::Result<web_sys::Response> {
     let headers = route_headers(e.provider.as_deref(), &e.attempts);
-    json_response(e.status, &e.body, &headers).or_else(|_| Response::error("internal error", 500))
+    json_response(e.status, &e.body, headers)
+        .or_else(|_| Response::error("internal error", 500).map(Into::into))
 }
 
 /// `x-f3dx-provider` (the winner, or the provider of a hard failure),
 /// `x-f3dx-attempts` (how many upstream attempts) and `x-f3dx-trace` (each
 /// attempt as `name=outcome[/status-or-fault]@start_ms`, in start order).
-fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Headers {
-    let headers = Headers::new();
+fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::with_capacity(4);
     if let Some(p) = provider {
-        let _ = headers.set("x-f3dx-provider", p);
+        headers.push(("x-f3dx-provider", p.to_owned()));
     }
-    let _ = headers.set("x-f3dx-attempts", &attempts.len().to_string());
+    headers.push(("x-f3dx-attempts", attempts.len().to_string()));
     if !attempts.is_empty() {
-        let _ = headers.set("x-f3dx-trace", &trace(attempts));
+        headers.push(("x-f3dx-trace", trace(attempts)));
     }
     headers
 }

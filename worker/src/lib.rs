@@ -14,7 +14,9 @@ pub mod auth;
 pub mod embed;
 pub mod executor;
 pub mod handler;
+pub mod host;
 pub mod openai_error;
+pub mod promise;
 
 /// Workers allow six simultaneous outgoing connections per request.
 pub const MAX_HEDGE_K: usize = 6;

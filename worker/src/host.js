@@ -1,0 +1,115 @@
+// The worker's hot path on the JavaScript side of the wasm boundary (see
+// host.rs). Each crossing of the boundary costs a call, and each string a
+// copy and a UTF-8 transcoding, so what Rust would do in many small calls
+// (a header at a time, a body chunk at a time, each chunk a promise) is done
+// here in one: Rust passes and receives headers as one JSON string, and
+// bodies as one Uint8Array.
+
+// `readBody`'s answers other than the bytes (host.rs has the same numbers).
+/** The body was over the cap. */
+const TOO_LARGE = 1;
+/** The message has no body at all (a 204, a body-less request). */
+const NO_BODY = 2;
+
+/**
+ * Report how `promise` settles as `settle(id, ok, value)` (promise.rs:
+ * one Rust callback for every promise, rather than two per promise).
+ */
+function watch(promise, id, settle) {
+  promise.then(
+    (value) => settle(id, true, value),
+    (reason) => settle(id, false, reason),
+  );
+}
+
+/**
+ * Read the whole body of a Request or Response, at most `max` bytes, and
+ * report it as `settle(id, ...)`: a Uint8Array, or TOO_LARGE (the rest of the
+ * body is cancelled), or NO_BODY; a rejection when the body fails mid-way
+ * (the connection dropped).
+ *
+ * `whole`: the caller saw a Content-Length of at most `max` and no
+ * Content-Encoding, so the body cannot outgrow it and is read in one call
+ * (`arrayBuffer()`, no chunk loop at all).
+ */
+export function readBody(message, max, whole, id, settle) {
+  watch(bodyOf(message, max, whole), id, settle);
+}
+
+async function bodyOf(message, max, whole) {
+  const body = message.body;
+  if (body === null) return NO_BODY;
+  if (whole) return new Uint8Array(await message.arrayBuffer());
+  // Unknown length (chunked, or decoded from a Content-Encoding): count, and
+  // stop as soon as the cap is passed rather than after it is all in memory.
+  const reader = body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      reader.cancel().catch(() => {});
+      return TOO_LARGE;
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** A Headers object as JSON: `[[name, value], ...]`, in iteration order. */
+export function headersJson(headers) {
+  return JSON.stringify([...headers]);
+}
+
+/**
+ * POST `body` (a Uint8Array) to `url` with the headers of `headers` (JSON
+ * `[[name, value], ...]`), redirects not followed, aborted by `signal`; the
+ * Response (or the fetch error) is reported as `settle(id, ...)`. Returns,
+ * when nothing could be sent, the index of the first header the runtime
+ * refused, or -1 when the Request itself could not be built (a bad URL);
+ * else undefined.
+ */
+export function send(url, headers, body, signal, id, settle) {
+  const list = JSON.parse(headers);
+  const h = new Headers();
+  for (let i = 0; i < list.length; i++) {
+    try {
+      h.set(list[i][0], list[i][1]);
+    } catch {
+      return i;
+    }
+  }
+  let request;
+  try {
+    request = new Request(url, { headers: h, method: "POST", redirect: "manual", body });
+  } catch {
+    return -1;
+  }
+  watch(fetch(request, { signal }), id, settle);
+}
+
+/**
+ * A Response with `body` (a Uint8Array), `status`, and the headers of
+ * `headers` (JSON `[[name, value], ...]`); a header the runtime refuses is
+ * left out.
+ */
+export function respond(body, status, headers) {
+  const h = new Headers();
+  for (const [name, value] of JSON.parse(headers)) {
+    try {
+      h.set(name, value);
+    } catch {
+      // left out, as Headers::set's error is ignored elsewhere
+    }
+  }
+  return new Response(body, { status, headers: h });
+}

@@ -1,0 +1,127 @@
+//! The few JavaScript helpers of the hot path (`host.js`), and their Rust
+//! faces.
+//!
+//! Crossing the wasm boundary is what a call through this worker mostly
+//! costs, not the routing: a header set one at a time is a call and two
+//! string copies, a body streamed chunk by chunk is a promise, a waker and a
+//! reader lock per chunk. So headers cross as one JSON string and bodies as
+//! one `Uint8Array`, each way, and the promises of a fetch and of a body are
+//! awaited through [`crate::promise`].
+
+use js_sys::Uint8Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::worker_sys::web_sys;
+
+use crate::promise::{self, Settled};
+
+#[wasm_bindgen(module = "/src/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body_js(message: &JsValue, max: f64, whole: bool, id: u32, settle: &JsValue);
+
+    #[wasm_bindgen(js_name = headersJson)]
+    fn headers_json(headers: &web_sys::Headers) -> String;
+
+    #[wasm_bindgen(js_name = send)]
+    fn send_js(
+        url: &str,
+        headers: &str,
+        body: &Uint8Array,
+        signal: &web_sys::AbortSignal,
+        id: u32,
+        settle: &JsValue,
+    ) -> JsValue;
+
+    #[wasm_bindgen(js_name = respond, catch)]
+    fn respond_js(
+        body: &Uint8Array,
+        status: u16,
+        headers: &str,
+    ) -> Result<web_sys::Response, JsValue>;
+}
+
+// `readBody`'s answers other than the bytes (the same numbers as host.js).
+const TOO_LARGE: f64 = 1.0;
+const NO_BODY: f64 = 2.0;
+
+/// How reading a whole body ended.
+pub enum Body {
+    /// All of it.
+    Bytes(Vec<u8>),
+    /// It passed the cap (and the rest was cancelled).
+    TooLarge,
+    /// The message has no body.
+    None,
+}
+
+/// Read the whole body of a `Request` or `Response`, at most `max` bytes;
+/// `whole`: [`fits`] said it cannot be larger. An error is the runtime's:
+/// the body failed mid-way.
+pub async fn read_body(message: &JsValue, max: usize, whole: bool) -> Result<Body, JsValue> {
+    let ((), settled) =
+        promise::watch(|id, settle| read_body_js(message, max as f64, whole, id, settle));
+    let value = settled.await?;
+    if let Some(code) = value.as_f64() {
+        return Ok(if code == TOO_LARGE {
+            Body::TooLarge
+        } else {
+            debug_assert_eq!(code, NO_BODY);
+            Body::None
+        });
+    }
+    Ok(Body::Bytes(value.unchecked_into::<Uint8Array>().to_vec()))
+}
+
+/// Whether a body is known not to outgrow `max`, so it can be read in one
+/// call: a valid Content-Length of at most `max`, and no Content-Encoding
+/// (the runtime decodes one, and the decoded body may be larger).
+pub fn fits(content_length: Option<&str>, content_encoding: Option<&str>, max: usize) -> bool {
+    content_encoding.is_none()
+        && content_length
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n <= max as u64)
+}
+
+/// Every header, in the runtime's iteration order (names in lower case).
+pub fn header_list(headers: &web_sys::Headers) -> Vec<(String, String)> {
+    serde_json::from_str(&headers_json(headers)).unwrap_or_default()
+}
+
+/// Why a request could not be sent at all.
+pub enum SendError {
+    /// The runtime refused the header at this index (its value is never shown).
+    Header(usize),
+    /// The Request could not be built (a bad URL).
+    Request,
+}
+
+/// Start a POST; resolves at the response head (a `Response`, or the
+/// runtime's fetch error). The signal aborts it.
+pub fn send(
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    signal: &web_sys::AbortSignal,
+) -> Result<Settled, SendError> {
+    let headers = serde_json::to_string(headers).unwrap_or_default();
+    let body = Uint8Array::from(body);
+    let (refused, settled) =
+        promise::watch(|id, settle| send_js(url, &headers, &body, signal, id, settle));
+    match refused.as_f64() {
+        Some(i) if i >= 0.0 => Err(SendError::Header(i as usize)),
+        Some(_) => Err(SendError::Request),
+        None => Ok(settled),
+    }
+}
+
+/// A Response with `body`, `status` and `headers` (a header the runtime
+/// refuses is left out).
+pub fn respond(
+    body: &[u8],
+    status: u16,
+    headers: &[(&str, String)],
+) -> Result<web_sys::Response, JsValue> {
+    let headers = serde_json::to_string(headers).unwrap_or_default();
+    respond_js(&Uint8Array::from(body), status, &headers)
+}
