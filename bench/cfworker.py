@@ -11,6 +11,12 @@ named by its ``x-bench-target`` header:
   nginx server and returns its response: the runtime's floor for a call;
 * ``twofetch`` (``workers/twofetch.js``): fetches the 429 server, then the ok
   server: the runtime's floor for a failover;
+* ``samework`` and ``samework-failover`` (``workers/samework.js``, with
+  ``PROVIDERS`` "ok" and "fail,ok"): plain JavaScript doing the work the f3dx
+  worker does (parse and re-encode the request, a 10 s abort timer per
+  attempt, parse the answer, check its ``choices``, answer a new JSON response
+  with the x-f3dx headers): what any router's work costs in this runtime,
+  context for the f3dx rows (the targets stay against the two floors);
 * ``f3dx``: the standalone f3dx worker (``worker/build/shim.mjs``), one
   provider, the ok server;
 * ``f3dx-failover``: the same worker, providers ``[fail (429), ok]``;
@@ -54,10 +60,14 @@ READY_TIMEOUT_S = 120.0
 IDLE_BUILD_DELAY_S = 5  # a cold workerd start on a loaded 2-core machine
 
 # target -> (binding in the dispatcher, worker name suffix)
-SERVICES = {"forward": "FORWARD", "twofetch": "TWOFETCH", "f3dx": "F3DX",
+SERVICES = {"forward": "FORWARD", "twofetch": "TWOFETCH", "samework": "SAMEWORK",
+            "samework-failover": "SAMEWORK_FAILOVER", "f3dx": "F3DX",
             "f3dx-failover": "F3DX_FAILOVER", "hop": "NULL"}
 CALL = ["forward", "f3dx"]
 FAILOVER = ["twofetch", "f3dx-failover"]
+# The JavaScript workers doing f3dx's work: in the latency rounds only (context,
+# not a target), next to CALL and FAILOVER.
+SAMEWORK = ["samework", "samework-failover"]
 RUNTIME = ["null", "hop"]
 
 
@@ -123,15 +133,16 @@ def router_config(*urls: str) -> str:
 
 
 class WranglerBench:
-    """`wrangler dev -c dispatch -c forward -c twofetch -c f3dx -c f3dx-failover
-    -c null -c idle` on 127.0.0.1, in its own process group.
+    """`wrangler dev -c dispatch -c forward -c twofetch -c samework
+    -c samework-failover -c f3dx -c f3dx-failover -c null -c idle` on
+    127.0.0.1, in its own process group.
 
     `wrangler dev` attaches its devtools inspector (with the Network domain
     on) to one worker of a multi-config session: the one whose bundle was
     ready last. Every fetch() that worker makes then sends devtools events,
     which wrangler formats and appends to its debug log, for milliseconds of
     CPU a call: a worker under test with the inspector would look several
-    times slower than the others. So a seventh worker, ``idle``, never
+    times slower than the others. So a last worker, ``idle``, never
     called, is bundled last (its build command sleeps), and takes the
     inspector; `inspector_target` reads from wrangler's debug log where it
     went.
@@ -155,6 +166,9 @@ class WranglerBench:
             ("dispatch", f"bench-dispatch{sfx}", JS / "dispatch.js", {}),
             ("forward", names["forward"], JS / "forward.js", js_vars),
             ("twofetch", names["twofetch"], JS / "twofetch.js", js_vars),
+            ("samework", names["samework"], JS / "samework.js", {**js_vars, "PROVIDERS": "ok"}),
+            ("samework-failover", names["samework-failover"], JS / "samework.js",
+             {**js_vars, "PROVIDERS": "fail,ok"}),
             ("f3dx", names["f3dx"], BUILD / "shim.mjs",
              {"ROUTER_CONFIG": router_config(ok_url), "ROUTER_TOKEN": TOKEN}),
             ("f3dx-failover", names["f3dx-failover"], BUILD / "shim.mjs",
@@ -234,7 +248,7 @@ class WranglerBench:
         else:
             raise TimeoutError(f"wrangler dev not ready in {READY_TIMEOUT_S:.0f}s ({last}): "
                                f"{self.tail_log()}")
-        for target in CALL + FAILOVER + RUNTIME:
+        for target in CALL + FAILOVER + SAMEWORK + RUNTIME:
             c = Client(self.port, target)
             try:
                 c.call()

@@ -23,12 +23,21 @@ ROUTER = "f3dx_router"
 OLD = "f3dx-0.0.19"
 # The Worker's targets in wrangler dev: what each is compared with.
 WORKER_PAIRS = (("f3dx", "forward"), ("f3dx-failover", "twofetch"))
+# JavaScript workers doing f3dx's work, against the same floors: context for
+# the f3dx rows, not a target.
+SAMEWORK_PAIRS = (("samework", "forward"), ("samework-failover", "twofetch"))
+WORKER_LATENCY_ROWS = ("null", "hop", "forward", "samework", "f3dx", "twofetch",
+                       "samework-failover", "f3dx-failover")
 WORKER_ROWS = {
     "null": "answered by the dispatcher itself (the runtime's floor for a request)",
     "hop": "through a service binding to a worker that answers at once",
     "forward": "JavaScript: forwards the request to nginx (the floor for a call)",
+    "samework": "JavaScript doing f3dx's work: parse, re-encode, fetch with a timeout, parse, "
+                "check, answer (context, not a target)",
     "f3dx": "the f3dx worker, one provider",
     "twofetch": "JavaScript: fetch the 429 server, then the ok one (the floor for a failover)",
+    "samework-failover": "the same JavaScript, [429, ok]: f3dx's failover work (context, not a "
+                         "target)",
     "f3dx-failover": "the f3dx worker, providers [429, ok]",
 }
 
@@ -388,13 +397,14 @@ TARGET_HIGHER = {key: higher for key, _, _, _, higher in TARGETS}
 
 
 def worker_ratios(run: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Per pair (f3dx vs its JS floor): p50s, the raw ratio, and the ratio
-    with the dispatch hop (hop p50 - null p50) taken off both sides."""
+    """Per pair (f3dx, or the same-work JS worker, vs its JS floor): p50s,
+    the raw ratio, and the ratio with the dispatch hop (hop p50 - null p50)
+    taken off both sides."""
     lat = (run.get("worker") or {}).get("latency") or {}
     p50 = {t: d["summary"]["p50"] for t, d in lat.items() if d.get("samples_us")}
     out: dict[str, dict[str, float]] = {}
     hop = p50["hop"] - p50["null"] if "hop" in p50 and "null" in p50 else None
-    for mine, floor in WORKER_PAIRS:
+    for mine, floor in WORKER_PAIRS + SAMEWORK_PAIRS:
         if mine in p50 and floor in p50:
             d = {"p50": p50[mine], "floor_p50": p50[floor], "raw": p50[mine] / p50[floor]}
             if hop is not None and p50[floor] - hop > 0:
@@ -532,7 +542,7 @@ def worker_section(L: list[str], res: dict[str, Any], runs: list[dict[str, Any]]
       "per call (the client's and nginx's are not in it). wrangler attaches its devtools "
       "inspector to one worker of a multi-config session, and then reports every fetch() of "
       "that worker to it (and to its debug log): milliseconds of CPU a call. The harness "
-      "gives the inspector a seventh worker that is never called (bundled last); the "
+      "gives the inspector one more worker that is never called (bundled last); the "
       "`inspector` line says where it went.")
     a("")
     errors = [(i, r["worker"]["error"]) for i, r in enumerate(runs)
@@ -558,8 +568,8 @@ def worker_section(L: list[str], res: dict[str, Any], runs: list[dict[str, Any]]
         a("| target | what | n | p50 | p99 | p99.9 | wrangler CPU/call | upstream requests "
           "per call | p50 / its JS floor | same, hop taken off | p50 / floor, per round |")
         a("|---|---|---|---|---|---|---|---|---|---|---|")
-        floors = {mine: floor for mine, floor in WORKER_PAIRS}
-        for t in ("null", "hop", "forward", "f3dx", "twofetch", "f3dx-failover"):
+        floors = {mine: floor for mine, floor in WORKER_PAIRS + SAMEWORK_PAIRS}
+        for t in WORKER_LATENCY_ROWS:
             if t not in lat:
                 continue
             d = lat[t]
@@ -578,6 +588,23 @@ def worker_section(L: list[str], res: dict[str, Any], runs: list[dict[str, Any]]
               f"(p50 - {fmt(hop)}) / (floor p50 - {fmt(hop)}): the ratio as if each worker were "
               f"called without the dispatcher, the way a single-worker `wrangler dev` would serve "
               f"it. The targets use it.")
+            a("")
+        if any(t in lat for t, _ in SAMEWORK_PAIRS):
+            # f3dx against the same-work worker: the same floor, so the
+            # ratio of their ratios to it (hop taken off when it can be).
+            net = {t: d.get("net", d["raw"]) for t, d in wr.items()}
+            vs = [f"`{m}` is {fmt_target(net[m] / net[o], 'x')} `{o}`'s p50"
+                  for m, o in (("f3dx", "samework"), ("f3dx-failover", "samework-failover"))
+                  if m in wr and o in wr]
+            a("`samework` and `samework-failover` (`bench/workers/samework.js`) are plain "
+              "JavaScript workers that do the f3dx worker's work for a call (read and "
+              "`JSON.parse` the request, `JSON.stringify` it again, fetch with an "
+              "AbortController and a 10 s abort timer, read and `JSON.parse` the answer, check "
+              "its `choices`, answer a new JSON Response with the x-f3dx headers; the failover "
+              "reads and parses the 429's error first): what any worker doing a router's job "
+              "costs in this runtime, shown as context; the issue's targets stay f3dx against "
+              "the plain floors, `forward` and `twofetch`"
+              + (f" (here {' and '.join(vs)}, hop taken off)." if vs else "."))
             a("")
     if len(wk) > 1 or len(runs) > 1:
         a("Per run (p50s in us):")
@@ -850,11 +877,14 @@ def plot_all(whole: dict[str, Any], out: Path) -> list[Path]:
         wl = runs[wi]["worker"]["latency"]
         fig, axes = plt.subplots(1, 2, figsize=(14, 5), squeeze=False)
         wstyle = {"null": ("gray", ":"), "hop": ("black", ":"), "forward": ("tab:blue", "-"),
-                  "f3dx": ("tab:green", "-"), "twofetch": ("tab:blue", "--"),
+                  "samework": ("tab:orange", "-"), "f3dx": ("tab:green", "-"),
+                  "twofetch": ("tab:blue", "--"), "samework-failover": ("tab:orange", "--"),
                   "f3dx-failover": ("tab:green", "--")}
         for ax, (title, names) in zip(axes[0], (
-                ("one call: forward vs f3dx", ["null", "hop", "forward", "f3dx"]),
+                ("one call: forward vs f3dx (samework: JS doing f3dx's work)",
+                 ["null", "hop", "forward", "samework", "f3dx"]),
                 ("failover: two fetches vs f3dx [429, ok]", ["hop", "twofetch",
+                                                              "samework-failover",
                                                               "f3dx-failover"]))):
             for n in names:
                 if n not in wl:

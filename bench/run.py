@@ -431,7 +431,7 @@ def worker_latency(wb: cfworker.WranglerBench, nginx: upstream.Nginx,
     """Sequential calls through the dispatcher, one keep-alive connection per
     target, in rounds with the order rotated; the CPU time of wrangler and
     workerd over each block of calls, per call."""
-    targets = cfworker.RUNTIME + cfworker.CALL + cfworker.FAILOVER
+    targets = cfworker.RUNTIME + cfworker.CALL + cfworker.FAILOVER + cfworker.SAMEWORK
     clients = {t: cfworker.Client(wb.port, t) for t in targets}
     out: dict[str, Any] = {t: {"samples_us": [], "rounds": [], "cpu_us_per_call": [],
                                "upstream_requests": 0, "calls_incl_warmup": 0, "new_conns": 0}

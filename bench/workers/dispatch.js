@@ -9,6 +9,8 @@ const BODY = JSON.stringify({ ok: true });
 const TARGETS = {
   forward: "FORWARD",
   twofetch: "TWOFETCH",
+  samework: "SAMEWORK",
+  "samework-failover": "SAMEWORK_FAILOVER",
   f3dx: "F3DX",
   "f3dx-failover": "F3DX_FAILOVER",
   hop: "NULL",
