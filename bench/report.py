@@ -666,16 +666,22 @@ CORE_ROWS = {
 }
 
 
+def section_head(L: list[str], title: str, data: dict[str, Any] | None) -> bool:
+    """The heading of a once-per-invocation measure's section; False (after a
+    "Not measured" line, or nothing when it was skipped) when it has no data."""
+    if data is None:
+        return False
+    L += [f"## {title}", ""]
+    if data.get("skipped") or data.get("error"):
+        L += [f"Not measured: {data.get('skipped') or data.get('error')}", ""]
+        return False
+    return True
+
+
 def core_section(L: list[str], res: dict[str, Any], rep: dict[str, Any]) -> None:
     a = L.append
     core = res.get("core")
-    if core is None:
-        return
-    a("## The core alone, no I/O, per call (criterion)")
-    a("")
-    if core.get("skipped") or core.get("error"):
-        a(f"Not measured: {core.get('skipped') or core.get('error')}")
-        a("")
+    if not section_head(L, "The core alone, no I/O, per call (criterion)", core):
         return
     a(f"`{core['command']}` (cargo target dir bench/.target), once per invocation: the median "
       f"time of one iteration and its 95% confidence interval. Each `route/*` iteration "
@@ -722,13 +728,7 @@ STACK_ROWS = {
 def stack_section(L: list[str], res: dict[str, Any]) -> None:
     a = L.append
     st = res.get("stack")
-    if st is None:
-        return
-    a("## The layers under the native path (Rust, one thread, no Python)")
-    a("")
-    if st.get("skipped") or st.get("error"):
-        a(f"Not measured: {st.get('skipped') or st.get('error')}")
-        a("")
+    if not section_head(L, "The layers under the native path (Rust, one thread, no Python)", st):
         return
     layers = st["layers"]
     fl = layers.get("floor", {}).get("summary", {}).get("p50")

@@ -556,6 +556,20 @@ def worker_throughput(wb: cfworker.WranglerBench, nginx: upstream.Nginx,
 
 # ----------------------------------------------------- the core (criterion)
 
+def cargo_step(argv: list[str], cwd: Path, log_path: Path, timeout: float,
+               what: str) -> str | None:
+    """Run one cargo command (target dir bench/.target), its output appended
+    to `log_path`; None when it succeeded, else the error with the log's tail."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(HERE / ".target"))
+    with open(log_path, "a") as f:
+        r = subprocess.run(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+    if r.returncode == 0:
+        return None
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+    log(f"  {what} FAILED ({log_path})")
+    return f"{what} failed: " + " / ".join(tail)
+
 def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """`cargo bench -p f3dx-router-core --bench routing` once; the median
     time per iteration of each benchmark of the `route` and `core_parts`
@@ -567,32 +581,28 @@ def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     cargo = shutil.which("cargo")
     if cargo is None:
         return {"skipped": "cargo not found"}
-    target = HERE / ".target"
-    crit = target / "criterion"
+    crit = HERE / ".target" / "criterion"
     for g in CORE_GROUPS:  # never read a stale estimate
         shutil.rmtree(crit / g, ignore_errors=True)
-    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     argv = [cargo, "bench", "-p", "f3dx-router-core", "--bench", "routing"]
     crit_args = ["--noplot"] + (["--warm-up-time", "0.5", "--measurement-time", "1"]
                                 if args.smoke else [])
     out: dict[str, Any] = {"command": " ".join(["cargo"] + argv[1:] + ["--"] + crit_args)}
-    with open(logs / "core.log", "w") as f:
-        t0 = time.perf_counter()
-        # The build yields to whatever else runs; the measurement does not.
-        b = subprocess.run(["nice", "-n", "10"] + argv + ["--no-run"], cwd=ROOT, env=env,
-                           stdout=f, stderr=subprocess.STDOUT, timeout=args.core_timeout_s)
-        out["build_s"] = time.perf_counter() - t0
-        if b.returncode != 0:
-            tail = (logs / "core.log").read_text(errors="replace").strip().splitlines()[-5:]
-            log(f"  core: build FAILED ({logs / 'core.log'})")
-            return {**out, "error": "cargo bench --no-run failed: " + " / ".join(tail)}
-        t0 = time.perf_counter()
-        r = subprocess.run(argv + ["--"] + crit_args, cwd=ROOT, env=env, stdout=f,
-                           stderr=subprocess.STDOUT, timeout=args.core_timeout_s)
-        out["run_s"] = time.perf_counter() - t0
-    if r.returncode != 0:
-        tail = (logs / "core.log").read_text(errors="replace").strip().splitlines()[-5:]
-        return {**out, "error": "cargo bench failed: " + " / ".join(tail)}
+    log_path = logs / "core.log"
+    log_path.write_text("")
+    t0 = time.perf_counter()
+    # The build yields to whatever else runs; the measurement does not.
+    err = cargo_step(["nice", "-n", "10"] + argv + ["--no-run"], ROOT, log_path,
+                     args.core_timeout_s, "cargo bench --no-run")
+    out["build_s"] = time.perf_counter() - t0
+    if err:
+        return {**out, "error": err}
+    t0 = time.perf_counter()
+    err = cargo_step(argv + ["--"] + crit_args, ROOT, log_path, args.core_timeout_s,
+                     "cargo bench")
+    out["run_s"] = time.perf_counter() - t0
+    if err:
+        return {**out, "error": err}
     groups: dict[str, Any] = {}
     for g in CORE_GROUPS:
         for est in sorted((crit / g).glob("*/new/estimates.json")):
@@ -624,20 +634,18 @@ def measure_stack(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     cargo = shutil.which("cargo")
     if cargo is None:
         return {"skipped": "cargo not found"}
-    target = HERE / ".target"
-    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-    with open(logs / "stack.log", "w") as f:
-        b = subprocess.run(["nice", "-n", "10", cargo, "build", "--release", "--locked"],
-                           cwd=STACK, env=env, stdout=f, stderr=subprocess.STDOUT,
-                           timeout=args.core_timeout_s)
-    if b.returncode != 0:
-        tail = (logs / "stack.log").read_text(errors="replace").strip().splitlines()[-5:]
-        return {"error": "cargo build in bench/stack failed: " + " / ".join(tail)}
+    log_path = logs / "stack.log"
+    log_path.write_text("")
+    err = cargo_step(["nice", "-n", "10", cargo, "build", "--release", "--locked"], STACK,
+                     log_path, args.core_timeout_s, "cargo build in bench/stack")
+    if err:
+        return {"error": err}
     calls, rounds, warmup = (2000, 2, 100) if args.smoke else (12000, 4, 300)
     nginx = upstream.Nginx(workers=args.nginx_workers)
     nginx.start()
     try:
-        r = subprocess.run([str(target / "release" / "f3dx-router-stack-bench"), nginx.ok_url,
+        r = subprocess.run([str(HERE / ".target" / "release" / "f3dx-router-stack-bench"),
+                            nginx.ok_url,
                             str(calls), str(rounds), str(warmup)],
                            capture_output=True, text=True, timeout=300)
     finally:
@@ -819,18 +827,15 @@ def main() -> int:
                              for n, why in r["failed"].items()}
         path.write_text(json.dumps(results))
 
-    if "core" not in skip:
-        log("== the core alone: cargo bench (criterion), once ==")
-        try:
-            results["core"] = measure_core(args, logs)
-        except subprocess.TimeoutExpired as e:
-            results["core"] = {"error": f"timed out after {e.timeout:.0f}s"}
-    if "stack" not in skip:
-        log("== the layers under the native path: bench/stack, once ==")
-        try:
-            results["stack"] = measure_stack(args, logs)
-        except subprocess.TimeoutExpired as e:
-            results["stack"] = {"error": f"timed out after {e.timeout:.0f}s"}
+    once = (("core", "the core alone: cargo bench (criterion)", measure_core),
+            ("stack", "the layers under the native path: bench/stack", measure_stack))
+    for key, title, measure in once:
+        if key not in skip:
+            log(f"== {title}, once ==")
+            try:
+                results[key] = measure(args, logs)
+            except subprocess.TimeoutExpired as e:
+                results[key] = {"error": f"timed out after {e.timeout:.0f}s"}
     if "worker" not in skip:
         log("== the Worker's upload size ==")
         results["worker_size"] = measure_worker_size(logs)
