@@ -28,28 +28,25 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct ProxyConnector {
     http: HttpConnector,
-    /// `None` when the environment names no proxy (the common case: no
-    /// matching per connection).
-    proxy: Option<Arc<Matcher>>,
+    /// Intercepts nothing when the environment names no proxy.
+    proxy: Arc<Matcher>,
 }
 
 impl ProxyConnector {
     /// Reads the proxy variables now: a router's connections follow the
     /// environment it was built in.
     pub(crate) fn from_env(http: HttpConnector) -> Self {
-        let names = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"];
-        let proxy = names
-            .iter()
-            .any(|n| std::env::var_os(n).is_some_and(|v| !v.is_empty()))
-            .then(|| Arc::new(Matcher::from_env()));
-        ProxyConnector { http, proxy }
+        ProxyConnector {
+            http,
+            proxy: Arc::new(Matcher::from_env()),
+        }
     }
 
     fn tunnel_for(&self, dst: &Uri) -> Option<Tunnel<HttpConnector>> {
         if dst.scheme_str() != Some("https") {
             return None;
         }
-        let intercept = self.proxy.as_ref()?.intercept(dst)?;
+        let intercept = self.proxy.intercept(dst)?;
         let tunnel = Tunnel::new(intercept.uri().clone(), self.http.clone());
         Some(match intercept.basic_auth() {
             Some(auth) => tunnel.with_auth(auth.clone()),

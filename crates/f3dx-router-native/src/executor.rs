@@ -184,8 +184,13 @@ impl Executor for NativeExecutor {
     }
 
     fn now(&self) -> Instant {
-        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+        since(self.origin)
     }
+}
+
+/// The core's [`Instant`] on a clock that started at `origin`.
+pub(crate) fn since(origin: std::time::Instant) -> Instant {
+    Instant::from_micros(origin.elapsed().as_micros() as u64)
 }
 
 /// Read the body, failing as soon as it passes `max` bytes.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use thread_local::ThreadLocal;
 use tokio::runtime::Runtime;
 
-use crate::executor::{tls_config, NativeExecutor};
+use crate::executor::{self, tls_config, NativeExecutor};
 
 /// Idle time of a lane after which a call first lets its runtime retire the
 /// connections servers closed meanwhile (see `route_blocking`).
@@ -105,7 +105,7 @@ impl NativeRouter {
 
     /// The router's clock, on which its cooldowns are kept.
     pub fn now(&self) -> Instant {
-        Instant::from_micros(self.origin.elapsed().as_micros() as u64)
+        executor::since(self.origin)
     }
 
     /// Route one request on the calling thread, blocking it until the call
