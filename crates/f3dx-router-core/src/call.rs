@@ -27,6 +27,7 @@ use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
 use crate::router::Shared;
+use crate::secret;
 use crate::time::Instant;
 
 /// What the call asks its host to do.
@@ -232,9 +233,14 @@ impl Call {
             Some(Phase::Draining) => {
                 // Redact before anything is cut short, so no piece of a key
                 // survives a truncation.
-                let text = redact(&String::from_utf8_lossy(&body), self.provider_of(id));
+                let provider = self.provider_of(id);
+                let text = redact(&String::from_utf8_lossy(&body), provider);
+                // The raw text is redacted in every escaping; decoding can
+                // still join pieces (a key split by an escape of an escape),
+                // so the message is redacted once more.
                 let message = codec::error_message(text.as_bytes())
                     .unwrap_or_else(|| codec::body_excerpt(text.as_bytes()));
+                let message = redact(&message, provider);
                 let a = &mut self.attempts[id.0 as usize];
                 a.record.detail = message;
                 a.phase = Phase::Ended;
@@ -484,23 +490,50 @@ fn validate(body: Value) -> Result<Map<String, Value>, String> {
         }
         _ => return Err("\"messages\" is required: a list of chat messages".to_owned()),
     }
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(
-            "streaming (\"stream\": true) is not supported yet; omit it or set it to false"
-                .to_owned(),
-        );
+    // Fields the router itself reads must have their JSON type: a truthy
+    // `"stream": "true"` forwarded as is would stream at the upstream.
+    match body.get("stream") {
+        None | Some(Value::Null | Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => {
+            return Err(
+                "streaming (\"stream\": true) is not supported yet; omit it or set it to false"
+                    .to_owned(),
+            )
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"stream\" must be true or false, not {}",
+                json_type(other)
+            ))
+        }
+    }
+    match body.get("model") {
+        None | Some(Value::String(_)) => {}
+        Some(other) => {
+            return Err(format!(
+                "\"model\" must be a string, not {}",
+                json_type(other)
+            ))
+        }
     }
     Ok(body)
 }
 
-/// Remove the provider's credentials from upstream text before it reaches
-/// errors or logs: some servers echo the key they were given.
-fn redact(text: &str, provider: &ProviderConfig) -> String {
-    let mut out = text.to_owned();
-    for secret in provider.secrets().filter(|s| s.len() >= 4) {
-        if out.contains(secret) {
-            out = out.replace(secret, "<redacted>");
-        }
+/// A JSON value's type, for messages that must not echo the value.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
-    out
+}
+
+/// Remove the provider's credentials from upstream text before it reaches
+/// errors or logs: some servers echo the key they were given, escaped or not.
+fn redact(text: &str, provider: &ProviderConfig) -> String {
+    let secrets: Vec<&str> = provider.secrets().collect();
+    secret::redact(text, &secrets)
 }

@@ -14,6 +14,25 @@ use crate::secret::Secret;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
 /// Default cap on a response body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest `max_body_bytes` a config may set: a response body is held in
+/// memory whole, so the cap must be one the process can afford.
+pub const MAX_MAX_BODY_BYTES: usize = 1 << 30;
+/// Longest `base_url` accepted: a longer one is a mistake, and every
+/// request would carry it.
+pub const MAX_BASE_URL_LEN: usize = 2048;
+/// Request headers a config may not set: they frame the message or belong
+/// to one hop (RFC 9110 7.6.1), so the host sets them. A wrong
+/// `content-length` would truncate or hang every request.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+];
 /// Default number of hedged legs in flight.
 pub const DEFAULT_HEDGE_K: usize = 2;
 
@@ -366,8 +385,13 @@ fn parse_provider(
     let headers = parse_headers(obj.get("headers"), at)?;
     let max_body_bytes = match opt_uint(obj, "max_body_bytes", &format!("{at}.max_body_bytes"))? {
         None => DEFAULT_MAX_BODY_BYTES,
-        Some(0) => return Err(err(format!("{at}.max_body_bytes"), "must be at least 1")),
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n @ 1..) if n <= MAX_MAX_BODY_BYTES as u64 => n as usize,
+        Some(_) => {
+            return Err(err(
+                format!("{at}.max_body_bytes"),
+                format!("must be between 1 and {MAX_MAX_BODY_BYTES} (1 GiB)"),
+            ))
+        }
     };
     Ok(ProviderConfig {
         name,
@@ -385,6 +409,7 @@ fn parse_provider(
 fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
     let field = format!("{at}.base_url");
     let text = url.ok_or_else(|| err(&field, "is required, e.g. \"https://api.openai.com/v1\""))?;
+    let bad = |why: &str| err(&field, format!("{} {why}", shown_url(text)));
     // Credentials in a URL would be echoed by errors; refuse them without
     // repeating the value.
     if text.contains('@') {
@@ -393,28 +418,61 @@ fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
             "must not contain credentials (user:password@); put the key in api_key",
         ));
     }
-    if !text.contains("://") {
-        let hint = format!("{text:?} must start with http:// or https://, e.g. \"https://{text}\"");
+    // The URL parser would silently drop tabs and line breaks, read a
+    // backslash as a slash and `http:///v1` as host `v1`: what it would
+    // send is not what was written, so refuse rather than guess.
+    if text.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(bad(
+            "contains a space, tab, line break or control character",
+        ));
+    }
+    if text.contains('\\') {
+        return Err(bad("contains a backslash"));
+    }
+    if text.len() > MAX_BASE_URL_LEN {
+        return Err(err(
+            &field,
+            format!(
+                "is {} bytes long; at most {MAX_BASE_URL_LEN} are accepted",
+                text.len()
+            ),
+        ));
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        let hint = format!(
+            "{} must start with http:// or https://, e.g. \"https://{}\"",
+            shown_url(text),
+            shown_url(text).trim_matches('"')
+        );
         return Err(err(&field, hint));
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Err(bad("must start with http:// or https://"));
     }
-    let parsed = url::Url::parse(text)
-        .map_err(|e| err(&field, format!("{text:?} is not a valid URL ({e})")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(err(
-            &field,
-            format!("{text:?} must start with http:// or https://"),
+    if rest.is_empty() || rest.starts_with(['/', '?', '#', ':']) {
+        return Err(bad("has no host"));
+    }
+    if text.contains(['?', '#']) {
+        return Err(bad(
+            "must not have a query or fragment (they are not shown here: they may hold a key)",
         ));
     }
+    let parsed = url::Url::parse(text).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(err(&field, format!("{text:?} has no host")));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(err(
-            &field,
-            format!("{text:?} must not have a query or fragment"),
-        ));
+        return Err(bad("has no host"));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A refused URL as an error may show it: quoted, without its query and
+/// fragment (where keys go: `?key=...`), and cut short.
+fn shown_url(text: &str) -> String {
+    let end = text.find(['?', '#']).unwrap_or(text.len());
+    let mut shown: String = text[..end].chars().take(100).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
 }
 
 /// Whether `v` can be sent as an HTTP header value (visible ASCII, spaces
@@ -484,6 +542,15 @@ fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)
                 .ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
             if !valid_name || !valid_header_value(v) {
                 return Err(err(&field, format!("{name:?} is not a valid header")));
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+                return Err(err(
+                    format!("{field}.{name}"),
+                    "frames the message or belongs to one hop (content-length, transfer-encoding, \
+                     host, connection, upgrade, te, trailer, keep-alive, proxy-*): the router sets \
+                     it; remove it",
+                ));
             }
             Ok((name.to_ascii_lowercase(), v.to_owned()))
         })
@@ -619,6 +686,95 @@ mod tests {
                 "{e} should mention {needle}"
             );
         }
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut p = provider("a");
+        p[key] = value;
+        json!({ "providers": [p] })
+    }
+
+    #[test]
+    fn body_cap_is_bounded() {
+        let c = parse(with("max_body_bytes", json!(MAX_MAX_BODY_BYTES))).unwrap();
+        assert_eq!(c.providers[0].max_body_bytes, MAX_MAX_BODY_BYTES);
+        for n in [
+            json!(MAX_MAX_BODY_BYTES as u64 + 1),
+            json!(1u64 << 40),
+            json!(u64::MAX),
+            json!(0),
+        ] {
+            let e = parse(with("max_body_bytes", n)).unwrap_err();
+            assert_eq!(e.field, "providers[0].max_body_bytes");
+            assert!(e.message.contains("1 GiB"), "{e}");
+        }
+    }
+
+    #[test]
+    fn framing_and_hop_by_hop_headers_are_refused() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "HOST",
+            "Connection",
+            "upgrade",
+            "TE",
+            "trailer",
+            "keep-alive",
+            "proxy-authorization",
+            "Proxy-Connection",
+        ] {
+            let e = parse(with("headers", json!({ name: "5" }))).unwrap_err();
+            assert_eq!(e.field, format!("providers[0].headers.{name}"));
+            assert!(e.message.contains("router sets it"), "{e}");
+        }
+        let c = parse(with("headers", json!({"OpenAI-Organization": "org-1"}))).unwrap();
+        assert_eq!(
+            c.providers[0].headers,
+            [("openai-organization".to_owned(), "org-1".to_owned())]
+        );
+    }
+
+    #[test]
+    fn refused_urls_never_echo_a_query_or_credentials() {
+        let secret = "sk-QUERY-SECRET-99";
+        for url in [
+            format!("https://h.test/v1?key={secret}"),
+            format!("https://h.test/v1#{secret}"),
+            format!("h.test/v1?key={secret}"),
+            format!("ftp://h.test/v1?key={secret}"),
+            format!("https://user:{secret}@h.test/v1"),
+            format!("https://{secret}@h.test/v1"),
+            format!("http:///v1?key={secret}"),
+            format!("https://h.test/v1\n?key={secret}"),
+        ] {
+            let e = parse(with("base_url", json!(url))).unwrap_err();
+            assert_eq!(e.field, "providers[0].base_url", "{url}");
+            assert!(!e.to_string().contains("SECRET"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn lenient_urls_are_refused() {
+        let long = format!("https://h.test/{}", "a".repeat(100_000));
+        let cases = [
+            ("https://h.test/v\r\n1", "line break"),
+            ("https://h.\ttest/v1", "tab"),
+            ("https://h.test/v 1", "space"),
+            ("http:///v1", "no host"),
+            ("http://", "no host"),
+            ("https://:443/v1", "no host"),
+            ("https:\\\\h.test\\v1", "backslash"),
+            (long.as_str(), "at most 2048"),
+        ];
+        for (url, needle) in cases {
+            let e = parse(with("base_url", json!(url))).unwrap_err();
+            assert_eq!(e.field, "providers[0].base_url", "{url:?}");
+            assert!(e.message.contains(needle), "{url:?}: {e}");
+            assert!(e.message.len() < 400, "{e}");
+        }
+        let c = parse(with("base_url", json!("HTTPS://H.test:8443/v1/"))).unwrap();
+        assert_eq!(c.providers[0].base_url, "https://h.test:8443/v1");
     }
 
     #[test]

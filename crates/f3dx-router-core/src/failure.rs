@@ -50,7 +50,10 @@ pub fn retry_after(head: &ResponseHead) -> Option<Duration> {
 
 fn parse_retry_after(value: &str, head: &ResponseHead) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
+    // Delay-seconds: any run of digits, however long (a number past u64 is
+    // a long wait too, so it is capped like any other).
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
         return Some(Duration::from_secs(secs.min(MAX_COOLDOWN.as_secs())));
     }
     // An HTTP date is relative to the server's clock when it has one (its
@@ -117,6 +120,17 @@ mod tests {
             retry_after(&head(429, &[("retry-after", "86400")])),
             Some(MAX_COOLDOWN)
         );
+        let huge = "184467440737095516160000"; // past u64
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after", huge)])),
+            Some(MAX_COOLDOWN)
+        );
+        assert_eq!(
+            retry_after(&head(429, &[("retry-after-ms", huge)])),
+            Some(MAX_COOLDOWN)
+        );
+        assert_eq!(retry_after(&head(429, &[("retry-after", "-5")])), None);
+        assert_eq!(retry_after(&head(429, &[("retry-after", "+5")])), None);
         assert_eq!(retry_after(&head(500, &[("retry-after", "7")])), None);
         assert_eq!(retry_after(&head(429, &[])), None);
         assert_eq!(retry_after(&head(429, &[("retry-after", "soon")])), None);

@@ -17,19 +17,19 @@ impl ProviderHealth {
 }
 
 /// The providers a call may try, in order: the usable ones in config order;
-/// if every provider is cooling down, the one whose cooldown ends first
-/// (trying it beats failing without a try).
+/// if every provider is cooling down, all of them in the order their
+/// cooldowns end (config order among equals), so a call still fails over as
+/// usual rather than failing after one try: trying beats failing untried.
 pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
-    let usable: Vec<usize> = (0..health.len())
+    let mut order: Vec<usize> = (0..health.len())
         .filter(|&i| health[i].usable(now))
         .collect();
-    if !usable.is_empty() {
-        return usable;
+    if order.is_empty() {
+        order.extend(0..health.len());
+        // Stable: equal cooldowns keep config order.
+        order.sort_by_key(|&i| health[i].cooldown_until);
     }
-    (0..health.len())
-        .min_by_key(|&i| health[i].cooldown_until)
-        .into_iter()
-        .collect()
+    order
 }
 
 #[cfg(test)]
@@ -50,8 +50,10 @@ mod tests {
     }
 
     #[test]
-    fn all_cooling_tries_the_first_to_recover() {
+    fn all_cooling_walks_them_in_the_order_they_recover() {
         let h = [cooling(100), cooling(50), cooling(70)];
-        assert_eq!(candidates(&h, Instant::ZERO), vec![1]);
+        assert_eq!(candidates(&h, Instant::ZERO), vec![1, 2, 0]);
+        let h = [cooling(70), cooling(50), cooling(70)];
+        assert_eq!(candidates(&h, Instant::ZERO), vec![1, 0, 2]);
     }
 }

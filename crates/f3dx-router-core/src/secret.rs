@@ -1,4 +1,5 @@
-//! A string that never prints.
+//! A string that never prints, and the redaction of credentials from
+//! upstream text.
 
 use std::fmt;
 
@@ -31,9 +32,150 @@ impl fmt::Display for Secret {
     }
 }
 
+/// What a redacted credential is replaced with.
+pub const REDACTED: &str = "<redacted>";
+
+/// Shorter values are not redacted: they would match ordinary words.
+pub const MIN_REDACTED_LEN: usize = 4;
+
+/// `text` with every occurrence of each secret replaced by [`REDACTED`],
+/// however JSON escapes it: an upstream that echoes the key may write any
+/// character as `\uXXXX` (either case), `/` as `\/` (PHP) and `"` as `\"`,
+/// and text quoted twice doubles the backslashes. Each character of a secret
+/// is matched literally or by any of those escapes, so one pass over the raw
+/// text covers every mix of them; the decoded text is the plain case.
+///
+/// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
+        out = redact_one(&out, secret.as_bytes());
+    }
+    out
+}
+
+fn redact_one(text: &str, secret: &[u8]) -> String {
+    let bytes = text.as_bytes();
+    let first = secret[0];
+    let mut out = String::new();
+    let mut copied = 0; // bytes of `text` already in `out`
+    let mut i = 0;
+    while i < bytes.len() {
+        // A match starts with the first character or an escape of it.
+        if bytes[i] == first || bytes[i] == b'\\' {
+            if let Some(end) = match_at(bytes, i, secret) {
+                out.push_str(&text[copied..i]);
+                out.push_str(REDACTED);
+                copied = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if copied == 0 {
+        return text.to_owned();
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Where a match of `secret` starting at `at` ends, if one does.
+fn match_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
+    let mut j = at;
+    for &c in secret {
+        j = match_char(text, j, c)?;
+    }
+    Some(j)
+}
+
+/// Match one character of a secret at `j`: literally, or as a JSON escape
+/// behind one or more backslashes. Returns the position after it.
+fn match_char(text: &[u8], j: usize, c: u8) -> Option<usize> {
+    let b = *text.get(j)?;
+    if b == c && c != b'\\' {
+        return Some(j + 1);
+    }
+    if b != b'\\' {
+        return None;
+    }
+    let run = text[j..].iter().take_while(|&&b| b == b'\\').count();
+    let next = j + run;
+    if c == b'\\' {
+        // A backslash of the secret, quoted any number of times.
+        return Some(next);
+    }
+    match *text.get(next)? {
+        b'u' => {
+            let hex = text.get(next + 1..next + 5)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            let code = u32::from_str_radix(hex, 16).ok()?;
+            (code == u32::from(c)).then_some(next + 5)
+        }
+        e if e == c && matches!(c, b'/' | b'"') => Some(next + 1),
+        b't' if c == b'\t' => Some(next + 1),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEY: &str = "sk-ab/cd\"ef";
+
+    fn escaped_forms() -> Vec<String> {
+        let all_u: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let all_u_upper: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
+        vec![
+            KEY.to_owned(),
+            serde_json::to_string(KEY).unwrap(),          // \"
+            KEY.replace('/', "\\/").replace('"', "\\\""), // PHP
+            KEY.replace('/', "\\u002f").replace('"', "\\u0022"), // Go
+            all_u,
+            all_u_upper,
+            // Quoted twice: JSON text inside a JSON string.
+            serde_json::to_string(&serde_json::to_string(KEY).unwrap()).unwrap(),
+            KEY.replace('/', "\\\\\\/").replace('"', "\\\\\\\""),
+        ]
+    }
+
+    #[test]
+    fn every_json_escaping_of_a_secret_is_redacted() {
+        for form in escaped_forms() {
+            let text = format!("{{\"error\": \"bad key {form} given\"}}");
+            let out = redact(&text, &[KEY]);
+            assert!(out.contains(REDACTED), "{form}: {out}");
+            assert!(
+                !out.contains("sk-ab") && !out.contains("cd"),
+                "{form}: {out}"
+            );
+            assert!(out.starts_with("{\"error\": \"bad key ") && out.ends_with(" given\"}"));
+        }
+    }
+
+    #[test]
+    fn text_without_the_secret_is_unchanged() {
+        let text = "no key here: sk-ab\\/c \\u0073k \\\\ \\";
+        assert_eq!(redact(text, &[KEY]), text);
+        assert_eq!(redact("sk-x", &["abc"]), "sk-x"); // too short to redact
+        assert_eq!(redact("", &[KEY]), "");
+    }
+
+    #[test]
+    fn several_occurrences_and_secrets() {
+        let out = redact(
+            "a sk-ab/cd\"ef b sk-ab\\/cd\\\"ef c tok-12345678",
+            &[KEY, "tok-12345678"],
+        );
+        assert_eq!(out, "a <redacted> b <redacted> c <redacted>");
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

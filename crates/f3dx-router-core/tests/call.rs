@@ -163,13 +163,72 @@ fn events_after_completion_are_ignored() {
     let mut call = r.start_call(request(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[1], head(200), ms(1));
-    call.handle_body(sent[1], br#"{"choices":[]}"#.to_vec(), ms(1));
+    call.handle_body(sent[1], br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(), ms(1));
     let (_, done) = actions(&mut call);
     assert_eq!(done.unwrap().unwrap().provider, "b");
     // The cancelled leg's late answer changes nothing and completes nothing.
     call.handle_head(sent[0], head(200), ms(2));
-    call.handle_body(sent[0], br#"{"choices":[]}"#.to_vec(), ms(2));
+    call.handle_body(sent[0], br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(), ms(2));
     call.handle_timeout(ms(60_000));
     assert!(call.poll_action().is_none());
     assert!(call.poll_timeout().is_none());
+}
+
+#[test]
+fn a_key_echoed_in_any_json_escaping_is_redacted_everywhere() {
+    let key = "sk-live/abc+def/0123456789";
+    let forms = [
+        key.replace('/', "\\/"),
+        key.replace('/', "\\u002f"),
+        key.replace('/', "\\u002F"),
+        key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect(),
+        format!("\\\"{key}\\\""),
+        key.replace('/', "\\\\\\/"),
+    ];
+    for form in forms {
+        let mut p = openai("a");
+        p["api_key"] = json!(key);
+        let r = router(json!([p]), json!({}));
+        let mut call = r.start_call(request(), Instant::ZERO);
+        let (sent, _) = actions(&mut call);
+        call.handle_head(sent[0], head(401), Instant::ZERO);
+        let body = format!(r#"{{"error": {{"message": "Incorrect API key provided: {form}."}}}}"#);
+        call.handle_body(sent[0], body.into_bytes(), Instant::ZERO);
+        let (_, done) = actions(&mut call);
+        let err = done.unwrap().unwrap_err();
+        let RouteError::Hard { message, body, .. } = &err else {
+            panic!("{err:?}")
+        };
+        for text in [message, body, &err.to_string(), &format!("{err:?}")] {
+            assert!(!text.contains("abc+def"), "{form}: {text}");
+        }
+        assert!(message.contains("<redacted>"), "{form}: {message}");
+    }
+}
+
+#[test]
+fn typed_fields_the_router_reads_are_checked() {
+    let r = router(json!([openai("a")]), json!({}));
+    for (field, value, needle) in [
+        ("stream", json!(1), "true or false"),
+        ("stream", json!("true"), "true or false"),
+        ("stream", json!({}), "true or false"),
+        ("model", json!(4), "must be a string"),
+    ] {
+        let mut body = request();
+        body[field] = value;
+        let mut call = r.start_call(body, Instant::ZERO);
+        let (sent, done) = actions(&mut call);
+        assert!(sent.is_empty(), "{field}: nothing may be sent");
+        match done {
+            Some(Err(RouteError::InvalidRequest { message, .. })) => {
+                assert!(message.contains(needle), "{message}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut body = request();
+    body["stream"] = json!(false);
+    let mut call = r.start_call(body, Instant::ZERO);
+    assert_eq!(actions(&mut call).0.len(), 1);
 }

@@ -17,15 +17,28 @@ pub fn encode_request(body: &Map<String, Value>, model: Option<&str>) -> Result<
     encoded.map_err(|e| e.to_string())
 }
 
-/// Accept a body that is a chat completion: a JSON object with a `choices`
-/// list. Anything else (an HTML error page with a 200, a truncated proxy
-/// answer) is undecodable and so a soft failure.
+/// Accept a body that is a chat completion: a JSON object with a non-empty
+/// `choices` list whose every entry is an object with a `message` object.
+/// Anything else (an HTML error page with a 200, a truncated proxy answer,
+/// `{"choices": []}`) is undecodable and so a soft failure: the caller
+/// would find no answer in it.
 pub fn decode_response(body: &[u8]) -> Result<Value, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON ({e})"))?;
-    match v.get("choices") {
-        Some(Value::Array(_)) => Ok(v),
-        _ => Err("body is not a chat completion (no \"choices\" list)".to_owned()),
+    let choices = match v.get("choices") {
+        Some(Value::Array(c)) => c,
+        _ => return Err("body is not a chat completion (no \"choices\" list)".to_owned()),
+    };
+    if choices.is_empty() {
+        return Err("body is not a chat completion (\"choices\" is empty)".to_owned());
     }
+    for (i, choice) in choices.iter().enumerate() {
+        if !choice.get("message").is_some_and(Value::is_object) {
+            return Err(format!(
+                "body is not a chat completion (choices[{i}] has no \"message\" object)"
+            ));
+        }
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -52,8 +65,22 @@ mod tests {
 
     #[test]
     fn decodes_only_chat_completions() {
-        assert!(decode_response(br#"{"choices": []}"#).is_ok());
-        assert!(decode_response(br#"{"foo": 1}"#).is_err());
+        assert!(decode_response(br#"{"choices": [{"message": {"content": "x"}}]}"#).is_ok());
+        for bad in [
+            &br#"{"choices": []}"#[..],
+            br#"{"choices": [1, 2]}"#,
+            br#"{"choices": [{"index": 0}]}"#,
+            br#"{"choices": [{"message": {}}, {"message": "x"}]}"#,
+            br#"{"choices": {}}"#,
+            br#"[1]"#,
+            br#"{"foo": 1}"#,
+        ] {
+            assert!(
+                decode_response(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert!(decode_response(b"not json").is_err());
     }
 }
