@@ -163,12 +163,20 @@ fn events_after_completion_are_ignored() {
     let mut call = r.start_call(request(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[1], head(200), ms(1));
-    call.handle_body(sent[1], br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(), ms(1));
+    call.handle_body(
+        sent[1],
+        br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(),
+        ms(1),
+    );
     let (_, done) = actions(&mut call);
     assert_eq!(done.unwrap().unwrap().provider, "b");
     // The cancelled leg's late answer changes nothing and completes nothing.
     call.handle_head(sent[0], head(200), ms(2));
-    call.handle_body(sent[0], br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(), ms(2));
+    call.handle_body(
+        sent[0],
+        br#"{"choices":[{"message":{"content":"x"}}]}"#.to_vec(),
+        ms(2),
+    );
     call.handle_timeout(ms(60_000));
     assert!(call.poll_action().is_none());
     assert!(call.poll_timeout().is_none());
@@ -181,7 +189,9 @@ fn a_key_echoed_in_any_json_escaping_is_redacted_everywhere() {
         key.replace('/', "\\/"),
         key.replace('/', "\\u002f"),
         key.replace('/', "\\u002F"),
-        key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect(),
+        key.chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect(),
         format!("\\\"{key}\\\""),
         key.replace('/', "\\\\\\/"),
     ];

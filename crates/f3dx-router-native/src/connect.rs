@@ -9,13 +9,16 @@
 //! reached directly: the payload would cross the proxy in clear text.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
+use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper::Uri;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -56,7 +59,7 @@ impl ProxyConnector {
 }
 
 impl Service<Uri> for ProxyConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = Stamped<TokioIo<TcpStream>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -67,11 +70,78 @@ impl Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         match self.tunnel_for(&dst) {
-            Some(mut tunnel) => Box::pin(async move { Ok(tunnel.call(dst).await?) }),
+            Some(mut tunnel) => Box::pin(async move { Ok(Stamped::now(tunnel.call(dst).await?)) }),
             None => {
                 let connecting = self.http.call(dst);
-                Box::pin(async move { Ok(connecting.await?) })
+                Box::pin(async move { Ok(Stamped::now(connecting.await?)) })
             }
         }
+    }
+}
+
+/// When a connection was opened: carried in its [`Connected`] extras, so an
+/// error on it tells whether the request went out on a pooled connection
+/// opened before the request (see `executor.rs`, stale connections).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenedAt(pub(crate) Instant);
+
+/// A stream that reports when it was opened; otherwise the stream itself.
+pub(crate) struct Stamped<T> {
+    inner: T,
+    opened: Instant,
+}
+
+impl<T> Stamped<T> {
+    fn now(inner: T) -> Self {
+        Stamped {
+            inner,
+            opened: Instant::now(),
+        }
+    }
+}
+
+impl<T: Connection> Connection for Stamped<T> {
+    fn connected(&self) -> Connected {
+        self.inner.connected().extra(OpenedAt(self.opened))
+    }
+}
+
+impl<T: Read + Unpin> Read for Stamped<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: Write + Unpin> Write for Stamped<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 }

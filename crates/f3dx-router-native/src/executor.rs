@@ -23,7 +23,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::connect::ProxyConnector;
+use crate::connect::{OpenedAt, ProxyConnector};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type HttpClient = Client<HttpsConnector<ProxyConnector>, Full<Bytes>>;
@@ -33,6 +33,10 @@ pub const POOL_IDLE_PER_HOST: usize = 16;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The most a body buffer reserves before bytes arrive: a peer's
+/// `Content-Length` is a claim, not a reason to allocate.
+const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 
 /// Parsed URLs an executor keeps: a router sends to a handful of endpoints
 /// over and over. Past this many (a config with more providers) it starts over.
@@ -46,6 +50,9 @@ const URI_CACHE: usize = 64;
 /// tasks and sleeps belong to that runtime.
 pub struct NativeExecutor {
     client: HttpClient,
+    /// Keeps no idle connection: every request opens its own. Used only to
+    /// retry a request that a stale pooled connection lost.
+    fresh: Arc<HttpClient>,
     origin: std::time::Instant,
     /// The core hands over URL strings; parse each once.
     uris: Mutex<Vec<(String, Uri)>>,
@@ -101,9 +108,13 @@ impl NativeExecutor {
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
+            .build(https.clone());
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(https);
         NativeExecutor {
             client,
+            fresh: Arc::new(fresh),
             origin,
             uris: Mutex::new(Vec::new()),
         }
@@ -125,31 +136,36 @@ impl NativeExecutor {
         uris.push((url.to_owned(), uri.clone()));
         Ok(uri)
     }
+}
 
-    fn build(&self, request: HttpRequest) -> Result<Request<Full<Bytes>>, TransportFault> {
-        let method = Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| TransportFault::Other(format!("invalid method {}", request.method)))?;
-        let mut built = Request::builder()
-            .method(method)
-            .uri(self.uri(&request.url)?)
-            .body(Full::new(Bytes::from(request.body)))
-            .map_err(|e| TransportFault::Other(format!("cannot build the request: {e}")))?;
-        let headers = built.headers_mut();
-        headers.reserve(request.headers.len());
-        for (name, value) in &request.headers {
-            // Names and values were validated with the config; a failure
-            // here is a bug, reported without the value (it may be a key).
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| TransportFault::Other(format!("invalid header name {name:?}")))?;
-            let mut value = HeaderValue::from_str(value)
-                .map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
-            if matches!(name.as_str(), "authorization" | "x-api-key") {
-                value.set_sensitive(true);
-            }
-            headers.insert(name, value);
+/// The hyper request for `request`, to `uri`, with `body`.
+fn build(
+    request: &HttpRequest,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, TransportFault> {
+    let method = Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| TransportFault::Other(format!("invalid method {}", request.method)))?;
+    let mut built = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::new(body))
+        .map_err(|e| TransportFault::Other(format!("cannot build the request: {e}")))?;
+    let headers = built.headers_mut();
+    headers.reserve(request.headers.len());
+    for (name, value) in &request.headers {
+        // Names and values were validated with the config; a failure
+        // here is a bug, reported without the value (it may be a key).
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| TransportFault::Other(format!("invalid header name {name:?}")))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| TransportFault::Other(format!("invalid value for header {name}")))?;
+        if matches!(name.as_str(), "authorization" | "x-api-key") {
+            value.set_sensitive(true);
         }
-        Ok(built)
+        headers.insert(name, value);
     }
+    Ok(built)
 }
 
 impl Executor for NativeExecutor {
@@ -157,11 +173,34 @@ impl Executor for NativeExecutor {
     type Response = BoxFuture<Result<(ResponseHead, Self::Body), TransportFault>>;
     type Sleep = tokio::time::Sleep;
 
-    fn send(&self, request: HttpRequest) -> Self::Response {
+    fn send(&self, mut request: HttpRequest) -> Self::Response {
         let max = request.max_body_bytes;
-        let sent = self.build(request).map(|r| self.client.request(r));
+        let body = Bytes::from(std::mem::take(&mut request.body));
+        let started = std::time::Instant::now();
+        let uri = self.uri(&request.url);
+        let sent = uri
+            .clone()
+            .and_then(|uri| build(&request, uri, body.clone()))
+            .map(|r| self.client.request(r));
+        // Built again only in the one case below.
+        let fresh = Arc::clone(&self.fresh);
+        let retry = move || build(&request, uri?, body).map(|r| fresh.request(r));
         Box::pin(async move {
-            let response = sent?.await.map_err(|e| classify(&e))?;
+            let response = match sent?.await {
+                Ok(response) => response,
+                // A pooled connection the server had closed (without
+                // `Connection: close`) just before we reused it: the
+                // connection ended before any byte of an answer. It is sent
+                // once more, on a new connection, as browsers do for a
+                // reused connection (hyper-util itself retries only requests
+                // it had not written yet). A connection opened for this
+                // request is never retried: a server that drops requests
+                // gets each one once.
+                Err(e) if lost_on_stale_connection(&e, started) => {
+                    retry()?.await.map_err(|e| classify(&e))?
+                }
+                Err(e) => return Err(classify(&e)),
+            };
             let head = ResponseHead {
                 status: response.status().as_u16(),
                 headers: response
@@ -188,6 +227,23 @@ impl Executor for NativeExecutor {
     }
 }
 
+/// Whether `error` is a connection that ended before any answer, on a pooled
+/// connection opened before the request was sent.
+fn lost_on_stale_connection(
+    error: &hyper_util::client::legacy::Error,
+    request_started: std::time::Instant,
+) -> bool {
+    let Some(connected) = error.connect_info() else {
+        return false;
+    };
+    let mut extras = hyper::http::Extensions::new();
+    connected.get_extras(&mut extras);
+    let reused = extras
+        .get::<OpenedAt>()
+        .is_some_and(|opened| opened.0 < request_started);
+    reused && classify(error) == TransportFault::ConnectionReset
+}
+
 /// The core's [`Instant`] on a clock that started at `origin`.
 pub(crate) fn since(origin: std::time::Instant) -> Instant {
     Instant::from_micros(origin.elapsed().as_micros() as u64)
@@ -202,7 +258,10 @@ async fn read_body(response: Response<Incoming>, max: usize) -> Result<Vec<u8>, 
     if declared.is_some_and(|n| n > max as u64) {
         return Err(TransportFault::BodyTooLarge);
     }
-    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    // Grown as bytes arrive: a peer that declares 64 GiB gets a small buffer
+    // and a BodyTooLarge at the cap, never an allocation of its number.
+    let reserve = declared.map_or(0, |n| n.min(INITIAL_BODY_CAPACITY as u64) as usize);
+    let mut body = Vec::with_capacity(reserve.min(max));
     let mut incoming = response.into_body();
     while let Some(frame) = incoming.frame().await {
         let frame = frame.map_err(|e| match classify(&e) {

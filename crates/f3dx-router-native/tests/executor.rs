@@ -170,3 +170,18 @@ async fn dropping_the_request_closes_the_connection() {
         .unwrap();
     assert!(closed, "the server must see the connection close");
 }
+
+#[tokio::test]
+async fn a_huge_declared_length_allocates_nothing_up_front() {
+    // 64 GiB declared, a cap of 1 TiB (larger than the config allows, to
+    // test the reader alone): the body is read as it comes and ends short.
+    let port = serve_once(|mut s| async move {
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 68719476736\r\n\r\n{\"choices\"")
+            .await
+            .unwrap();
+    })
+    .await;
+    let exec = NativeExecutor::new().unwrap();
+    let fault = outcome(&exec, request(port, 1 << 40)).await.unwrap_err();
+    assert_eq!(fault, TransportFault::Truncated);
+}
