@@ -207,7 +207,8 @@ def echo_body(key: str, form: str) -> tuple[bytes, str]:
     """An error body that echoes ``key`` in ``form``; and its content type."""
     said = "Incorrect API key provided: "
     if form in ("text", "padded"):
-        pad = "x" * (195 - len(said)) if form == "padded" else ""
+        # padded: the key begins 10 characters before an excerpt's 200th.
+        pad = "x" * (190 - len("Unauthorized. ") - len(said)) if form == "padded" else ""
         return f"Unauthorized. {pad}{said}{key} (see the docs)\n".encode(), "text/plain"
     if form == "double":
         inner = json.dumps({"detail": f"{said}{key}"})
