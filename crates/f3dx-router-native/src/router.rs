@@ -12,7 +12,9 @@
 //! them apart. Provider health is shared by every lane (the core `Router`).
 
 use std::cell::Cell;
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use f3dx_router_core::{drive, Instant, RouteError, Routed, Router, RouterConfig};
@@ -21,6 +23,23 @@ use thread_local::ThreadLocal;
 use tokio::runtime::Runtime;
 
 use crate::executor::{self, tls_config, NativeExecutor};
+
+/// Run `call`, calling `check` every `every`; an error from it drops the
+/// call (and with it every request in flight) and is returned.
+async fn until_interrupted<T, E>(
+    call: impl Future<Output = T>,
+    every: Duration,
+    mut check: impl FnMut() -> Result<(), E>,
+) -> Result<T, E> {
+    let mut call = std::pin::pin!(call);
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut call => return Ok(result),
+            () = tokio::time::sleep(every) => check()?,
+        }
+    }
+}
 
 /// Idle time of a lane after which a call first lets its runtime retire the
 /// connections servers closed meanwhile (see `route_blocking`).
@@ -115,6 +134,32 @@ impl NativeRouter {
     /// system refused a runtime: out of file descriptors or threads); the
     /// call was then not started.
     pub fn route_blocking(&self, body: Value) -> std::io::Result<Result<Routed, RouteError>> {
+        let never = None::<(Duration, fn() -> Result<(), Infallible>)>;
+        Ok(match self.route_on_lane(body, never)? {
+            Ok(result) => result,
+            Err(never) => match never {},
+        })
+    }
+
+    /// Like [`NativeRouter::route_blocking`], calling `interrupt` every
+    /// `every` while the call runs: when it returns an error, the call is
+    /// abandoned at once (its requests dropped, their connections closed
+    /// before this returns) and the error is returned instead. A Python
+    /// host checks for signals (Ctrl-C) this way.
+    pub fn route_blocking_interruptible<E>(
+        &self,
+        body: Value,
+        every: Duration,
+        interrupt: impl FnMut() -> Result<(), E>,
+    ) -> std::io::Result<Result<Result<Routed, RouteError>, E>> {
+        self.route_on_lane(body, Some((every, interrupt)))
+    }
+
+    fn route_on_lane<E>(
+        &self,
+        body: Value,
+        interrupt: Option<(Duration, impl FnMut() -> Result<(), E>)>,
+    ) -> std::io::Result<Result<Result<Routed, RouteError>, E>> {
         let lane = self.lane()?;
         // Nothing runs a lane's runtime between calls, so a pooled
         // connection the server closed meanwhile (an idle timeout: 5 s in
@@ -130,14 +175,19 @@ impl NativeRouter {
                 tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
-            let result = drive(&self.router, &lane.executor, body).await;
-            // Requests the call gave up on (cancelled hedge legs, timeouts)
-            // were dropped, which wakes their connection tasks to close the
-            // sockets. Nothing runs this runtime between calls, so run those
-            // tasks now: the upstream must stop working on an abandoned
-            // request at once, not at this thread's next call. A call won by
-            // its only attempt abandoned nothing and skips this.
-            if !matches!(&result, Ok(routed) if routed.attempts.len() == 1) {
+            let call = drive(&self.router, &lane.executor, body);
+            let result = match interrupt {
+                None => Ok(call.await),
+                Some((every, check)) => until_interrupted(call, every, check).await,
+            };
+            // Requests the call gave up on (cancelled hedge legs, timeouts,
+            // an interrupted call's legs) were dropped, which wakes their
+            // connection tasks to close the sockets. Nothing runs this
+            // runtime between calls, so run those tasks now: the upstream
+            // must stop working on an abandoned request at once, not at this
+            // thread's next call. A call won by its only attempt abandoned
+            // nothing and skips this.
+            if !matches!(&result, Ok(Ok(routed)) if routed.attempts.len() == 1) {
                 tokio::task::yield_now().await;
             }
             result

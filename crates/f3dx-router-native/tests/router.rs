@@ -228,3 +228,55 @@ fn a_connection_opened_for_the_request_is_not_retried() {
         assert_eq!(requests.load(Ordering::SeqCst), i, "sent once per call");
     }
 }
+
+#[test]
+fn an_interrupted_call_returns_at_once_and_closes_its_connections() {
+    // Two providers that read the request and never answer (hedged: both
+    // legs in flight); the server reports when each connection is closed.
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let closed_tx = closed_tx.clone();
+            std::thread::spawn(move || {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                assert!(read_request(&mut reader));
+                // Blocks until the client closes the connection.
+                let mut rest = Vec::new();
+                let _ = reader.read_to_end(&mut rest);
+                closed_tx.send(()).unwrap();
+            });
+            port
+        })
+        .collect();
+    let config = RouterConfig::from_json(
+        &json!({"providers": [provider("a", ports[0]), provider("b", ports[1])], "policy": "hedged"}),
+        &|_| None,
+        HostLimits::default(),
+    )
+    .unwrap();
+    let r = NativeRouter::new(config).unwrap();
+    let started = std::time::Instant::now();
+    let mut checks = 0;
+    let result = r
+        .route_blocking_interruptible(body(), Duration::from_millis(20), || {
+            checks += 1;
+            if checks == 5 {
+                Err("interrupted")
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    assert_eq!(result.unwrap_err(), "interrupted");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for _ in 0..2 {
+        closed_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("each leg's connection is closed when the call is interrupted");
+    }
+}

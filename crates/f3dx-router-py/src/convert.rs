@@ -8,9 +8,25 @@ use serde_json::{Map, Number, Value};
 /// Nesting deeper than this is refused rather than overflowing the stack.
 const MAX_DEPTH: usize = 128;
 
+/// Why a Python object could not be converted.
+pub enum ConvertError {
+    /// The value is not JSON-like: a `TypeError` or `ValueError` whose
+    /// message says where (`$.messages[0].content: ...`).
+    Refused(PyErr),
+    /// Python code run during the conversion (a Mapping's `items()`, a
+    /// key's `__str__`) raised this, at `path`.
+    Raised {
+        /// Where in the value, e.g. `$.messages[0]`.
+        path: String,
+        /// What was raised.
+        error: PyErr,
+    },
+}
+
 /// Convert a JSON-like Python object (dict/Mapping, list/tuple, str, int,
-/// float, bool, None).
-pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+/// float, bool, None). Never panics: a dict changed during the conversion
+/// (by a Mapping's `items()` or another thread) is read as a snapshot.
+pub fn to_json(obj: &Bound<'_, PyAny>) -> Result<Value, ConvertError> {
     walk(obj, 0).map_err(Refusal::into_err)
 }
 
@@ -50,15 +66,19 @@ impl Refusal {
         self
     }
 
-    fn into_err(self) -> PyErr {
+    fn into_err(self) -> ConvertError {
         let mut path = String::from("$");
         for segment in self.segments.iter().rev() {
             path.push_str(segment);
         }
         match self.kind {
-            RefusalKind::Type(m) => PyTypeError::new_err(format!("{path}: {m}")),
-            RefusalKind::Value(m) => PyValueError::new_err(format!("{path}: {m}")),
-            RefusalKind::Python(e) => e,
+            RefusalKind::Type(m) => {
+                ConvertError::Refused(PyTypeError::new_err(format!("{path}: {m}")))
+            }
+            RefusalKind::Value(m) => {
+                ConvertError::Refused(PyValueError::new_err(format!("{path}: {m}")))
+            }
+            RefusalKind::Python(error) => ConvertError::Raised { path, error },
         }
     }
 }
@@ -88,16 +108,20 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refusal> {
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Value::Bool(b.is_true()));
     }
-    if obj.cast::<PyInt>().is_ok() {
+    if let Ok(int) = obj.cast::<PyInt>() {
         if let Ok(i) = obj.extract::<i64>() {
             return Ok(Value::from(i));
         }
         if let Ok(u) = obj.extract::<u64>() {
             return Ok(Value::from(u));
         }
-        return Err(Refusal::value_error(
-            "integer out of the 64-bit range".to_owned(),
-        ));
+        // Past 64 bits: JSON numbers have no range, and the digits are kept
+        // exactly (serde_json's arbitrary precision).
+        let digits = int.str()?.to_str()?.to_owned();
+        return digits
+            .parse::<Number>()
+            .map(Value::Number)
+            .map_err(|_| Refusal::value_error("integer not representable in JSON".to_owned()));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Number::from_f64(f.value())
@@ -105,6 +129,11 @@ fn walk(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refusal> {
             .ok_or_else(|| Refusal::value_error("NaN and infinity are not JSON".to_owned()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
+        // A shallow copy: converting a value can run Python code (a
+        // Mapping's items(), a str subclass) that changes the dict, and
+        // pyo3's iterator panics on a dict that changes size. The copy is
+        // ours alone; the caller's changes during the call are not seen.
+        let d = d.copy()?;
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
             map.insert(key(&k)?, descend(&v, depth, &k)?);
@@ -156,7 +185,7 @@ fn descend_index(v: &Bound<'_, PyAny>, depth: usize, i: usize) -> Result<Value, 
 }
 
 /// Convert a JSON value to plain Python objects (dict, list, str, int,
-/// float, bool, None).
+/// float, bool, None). Integers are exact whatever their size.
 pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
         Value::Null => py.None().into_bound(py),
@@ -166,6 +195,10 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
                 i.into_pyobject(py)?.into_any()
             } else if let Some(u) = n.as_u64() {
                 u.into_pyobject(py)?.into_any()
+            } else if n.as_str().bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+                // An integer past 64 bits, as written: Python's int() reads
+                // it exactly.
+                py.get_type::<PyInt>().call1((n.as_str(),))?
             } else {
                 n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
             }

@@ -4,12 +4,14 @@
 mod convert;
 mod errors;
 mod router;
+mod signals;
 mod trace;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    signals::note_main_thread(m.py())?;
     m.add_class::<router::PyRouter>()?;
     m.add_class::<trace::PyAttempt>()?;
     m.add_class::<trace::PyRouteResult>()?;

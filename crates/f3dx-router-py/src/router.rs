@@ -4,12 +4,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{HostLimits, Policy, RouteError, Routed, Router, RouterConfig};
 use f3dx_router_native::NativeRouter;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
-use crate::convert::{to_json, to_py};
+use crate::convert::{to_json, to_py, ConvertError};
+use crate::signals;
 use crate::errors::{config_error, route_error};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
@@ -145,12 +146,23 @@ impl PyRouter {
     fn run(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Routed> {
         let body = to_json(body).map_err(|e| invalid_request(py, e))?;
         let native = self.native()?;
-        // The whole routing call runs without the GIL.
-        let result = py.detach(|| native.route_blocking(body));
+        // The whole routing call runs without the GIL. On the thread that
+        // handles Python's signals it wakes every SIGNAL_CHECK to run their
+        // handlers: Ctrl-C raises KeyboardInterrupt at once and abandons the
+        // call, closing its connections, instead of waiting for it.
+        let result = if signals::handled_here() {
+            py.detach(|| {
+                native.route_blocking_interruptible(body, signals::CHECK_EVERY, || {
+                    Python::attach(|py| py.check_signals())
+                })
+            })
+        } else {
+            py.detach(|| native.route_blocking(body).map(Ok))
+        };
         result
             .map_err(|e| {
                 PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
-            })?
+            })??
             .map_err(|e| route_error(py, &e))
     }
 
@@ -182,25 +194,60 @@ fn build_native(router: &Router) -> PyResult<Arc<NativeRouter>> {
 }
 
 /// A config value that is not JSON-like is a config error too.
-fn as_config_error(py: Python<'_>, field: &str, e: PyErr) -> PyErr {
-    let message = e.value(py).to_string();
-    config_error(
-        py,
-        &f3dx_router_core::ConfigError {
-            field: field.into(),
-            message,
-        },
-    )
+fn as_config_error(py: Python<'_>, field: &str, e: ConvertError) -> PyErr {
+    conversion_error(py, e, field, |message| {
+        config_error(
+            py,
+            &f3dx_router_core::ConfigError {
+                field: field.into(),
+                message,
+            },
+        )
+    })
 }
 
 /// A request that is not JSON-like is an invalid request.
-fn invalid_request(py: Python<'_>, e: PyErr) -> PyErr {
-    let message = e.value(py).to_string();
-    route_error(
-        py,
-        &RouteError::InvalidRequest {
-            message,
-            attempts: Vec::new(),
-        },
-    )
+fn invalid_request(py: Python<'_>, e: ConvertError) -> PyErr {
+    conversion_error(py, e, "$", |message| {
+        route_error(
+            py,
+            &RouteError::InvalidRequest {
+                message,
+                attempts: Vec::new(),
+            },
+        )
+    })
+}
+
+/// The router's error for a failed conversion, made by `wrap` from a
+/// message. What Python code raised during the conversion is kept: an
+/// exception that is not an `Exception` (KeyboardInterrupt, SystemExit) or
+/// a MemoryError propagates as it is; any other becomes the `__cause__` of
+/// the router's error, whose message says where and what.
+fn conversion_error(
+    py: Python<'_>,
+    e: ConvertError,
+    root: &str,
+    wrap: impl FnOnce(String) -> PyErr,
+) -> PyErr {
+    match e {
+        ConvertError::Refused(refusal) => wrap(refusal.value(py).to_string()),
+        ConvertError::Raised { path, error } => {
+            if !error.is_instance_of::<PyException>(py) || error.is_instance_of::<PyMemoryError>(py)
+            {
+                return error;
+            }
+            let type_name = error
+                .get_type(py)
+                .name()
+                .map_or_else(|_| "exception".to_owned(), |n| n.to_string());
+            let at = path.replacen('$', root, 1);
+            let wrapped = wrap(format!(
+                "{at}: converting it raised {type_name}: {}",
+                error.value(py)
+            ));
+            wrapped.set_cause(py, Some(error));
+            wrapped
+        }
+    }
 }
