@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Largest `max_body_bytes` a config may set: a response body is held in
 /// memory whole, so the cap must be one the process can afford.
 pub const MAX_MAX_BODY_BYTES: usize = 1 << 30;
+/// Longest provider name accepted.
+pub const MAX_NAME_LEN: usize = 128;
 /// Longest `base_url` accepted: a longer one is a mistake, and every
 /// request would carry it.
 pub const MAX_BASE_URL_LEN: usize = 2048;
@@ -352,6 +354,22 @@ fn parse_provider(
             )
         })?
         .to_owned();
+    // Names travel in headers (the Worker's x-f3dx-provider and
+    // x-f3dx-trace, where `,` `=` `@` separate fields): a name a header
+    // cannot carry would break every answer that names it.
+    if name.len() > MAX_NAME_LEN
+        || !name
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && !b",=@".contains(&b))
+    {
+        return Err(err(
+            format!("{at}.name"),
+            format!(
+                "must be at most {MAX_NAME_LEN} printable ASCII characters, without `,` `=` `@` \
+                 or line breaks"
+            ),
+        ));
+    }
     let kind = match opt_str(obj, "kind", at)? {
         Some("openai") => ProviderKind::OpenAi,
         Some("anthropic") => ProviderKind::Anthropic,
@@ -775,6 +793,16 @@ mod tests {
         }
         let c = parse(with("base_url", json!("HTTPS://H.test:8443/v1/"))).unwrap();
         assert_eq!(c.providers[0].base_url, "https://h.test:8443/v1");
+    }
+
+    #[test]
+    fn names_must_fit_in_a_header() {
+        for bad in ["a\nb", "a,b", "a=b", "a@b", "é", "\t", &"n".repeat(129)] {
+            let e = parse(with("name", json!(bad))).unwrap_err();
+            assert_eq!(e.field, "providers[0].name", "{bad:?}");
+        }
+        let c = parse(with("name", json!("openai east-1 (primary)"))).unwrap();
+        assert_eq!(c.providers[0].name, "openai east-1 (primary)");
     }
 
     #[test]

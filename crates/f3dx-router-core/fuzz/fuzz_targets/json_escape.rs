@@ -7,7 +7,11 @@
 pub fn escape(secret: &str, choices: &[u8]) -> String {
     let mut out = String::with_capacity(secret.len() * 6);
     for (i, c) in secret.chars().enumerate() {
-        let choice = if choices.is_empty() { 0 } else { choices[i % choices.len()] };
+        let choice = if choices.is_empty() {
+            0
+        } else {
+            choices[i % choices.len()]
+        };
         let short = match c {
             '/' => Some("\\/"),
             '"' => Some("\\\""),

@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(value) = values.next() {
             if flags & (1 << bit) == 0 {
                 // Upper case on the wire is the same header.
-                let name = if flags & 0x10 != 0 { name.to_ascii_uppercase() } else { name.to_string() };
+                let name = if flags & 0x10 != 0 {
+                    name.to_ascii_uppercase()
+                } else {
+                    name.to_string()
+                };
                 headers.push((name, value.to_owned()));
             }
         }
@@ -45,6 +49,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(wait <= MAX_COOLDOWN, "{wait:?} for {head:?}");
     }
     // Any other status asks for nothing.
-    let other = ResponseHead { status: 500, ..head };
+    let other = ResponseHead {
+        status: 500,
+        ..head
+    };
     assert_eq!(retry_after(&other), None);
 });

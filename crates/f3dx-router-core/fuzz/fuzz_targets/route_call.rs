@@ -90,7 +90,9 @@ enum Event {
         fault: FaultSpec,
     },
     /// Time passes; the host calls `handle_timeout`.
-    Advance { ms: u16 },
+    Advance {
+        ms: u16,
+    },
     /// The host sleeps until `poll_timeout` and calls `handle_timeout`.
     Wake,
     /// An early `handle_timeout` (harmless by contract).
@@ -208,6 +210,8 @@ fn run(script: Script) {
 /// What a host knows about one call.
 struct Host {
     sent: Vec<AttemptId>,
+    /// The provider of each sent attempt.
+    providers: Vec<usize>,
     result: Option<Result<Routed, RouteError>>,
 }
 
@@ -215,7 +219,10 @@ impl Host {
     /// Carry out every pending action, checking each.
     fn drain(&mut self, call: &mut Call, router: &Router) {
         while let Some(action) = call.poll_action() {
-            assert!(self.result.is_none(), "an action after Complete: {action:?}");
+            assert!(
+                self.result.is_none(),
+                "an action after Complete: {action:?}"
+            );
             match action {
                 Action::Send {
                     attempt,
@@ -227,6 +234,7 @@ impl Host {
                     let key = p.api_key.expose();
                     assert!(request.headers.iter().any(|(_, v)| v.contains(key)));
                     self.sent.push(attempt);
+                    self.providers.push(provider);
                 }
                 Action::Cancel { attempt } => assert!(self.sent.contains(&attempt)),
                 Action::Complete(result) => self.result = Some(result),
@@ -254,6 +262,7 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
     let mut call = router.start_call(request(script.request), *now);
     let mut host = Host {
         sent: Vec::new(),
+        providers: Vec::new(),
         result: None,
     };
     host.drain(&mut call, router);
@@ -271,7 +280,13 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
                 };
                 call.handle_head(host.pick(attempt), head, *now);
             }
-            Event::Body { attempt, body } => call.handle_body(host.pick(attempt), body_bytes(body), *now),
+            Event::Body { attempt, body } => {
+                let id = host.pick(attempt);
+                // An upstream can only echo the secrets it was sent.
+                let provider = host.providers.get(id.0 as usize).copied().unwrap_or(0);
+                let body = body_bytes(body, &secrets(router, provider));
+                call.handle_body(id, body, *now)
+            }
             Event::Fault { attempt, fault } => {
                 call.handle_fault(host.pick(attempt), transport_fault(fault), *now)
             }
@@ -300,10 +315,18 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
         host.drain(&mut call, router);
     }
     let result = host.result.take().expect("the call completed");
-    check_result(&result, &host.sent);
+    check_result(router, &result, &host.sent);
     // A finished call ignores everything.
     for &id in &host.sent {
-        call.handle_head(id, ResponseHead { status: 200, headers: vec![], received_unix_secs: 0 }, *now);
+        call.handle_head(
+            id,
+            ResponseHead {
+                status: 200,
+                headers: vec![],
+                received_unix_secs: 0,
+            },
+            *now,
+        );
         call.handle_body(id, OPENAI_OK.as_bytes().to_vec(), *now);
         call.handle_fault(id, TransportFault::ConnectionReset, *now);
     }
@@ -312,15 +335,26 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
     assert!(call.poll_timeout().is_none());
 }
 
-fn check_result(result: &Result<Routed, RouteError>, sent: &[AttemptId]) {
+/// The secrets of provider `index`: its key and any long header value.
+fn secrets(router: &Router, index: usize) -> Vec<String> {
+    let p = &router.config().providers[index];
+    p.secrets().map(str::to_owned).collect()
+}
+
+fn check_result(router: &Router, result: &Result<Routed, RouteError>, sent: &[AttemptId]) {
     let attempts = match result {
         Ok(routed) => &routed.attempts,
         Err(e) => e.attempts(),
     };
     let ids: Vec<AttemptId> = attempts.iter().map(|a| a.id).collect();
     assert_eq!(ids, sent);
-    assert!(attempts.iter().all(|a| a.outcome != AttemptOutcome::InFlight && a.ended.is_some()));
-    let wins = attempts.iter().filter(|a| a.outcome == AttemptOutcome::Success).count();
+    assert!(attempts
+        .iter()
+        .all(|a| a.outcome != AttemptOutcome::InFlight && a.ended.is_some()));
+    let wins = attempts
+        .iter()
+        .filter(|a| a.outcome == AttemptOutcome::Success)
+        .count();
     match result {
         Ok(routed) => {
             assert_eq!(wins, 1);
@@ -328,21 +362,34 @@ fn check_result(result: &Result<Routed, RouteError>, sent: &[AttemptId]) {
         }
         Err(e) => {
             assert_eq!(wins, 0);
-            // What the caller reads about upstream answers never holds a
-            // secret (the caller's own request text is not checked: it may
-            // spell anything).
-            let mut text = String::new();
-            if let RouteError::Hard { message, body, .. } = e {
-                text.push_str(message);
-                text.push_str(body);
+            // What the caller reads about an upstream's answer never holds
+            // that upstream's secrets (the caller's own request text is not
+            // checked: it may spell anything).
+            let mut texts: Vec<(usize, &str)> = attempts
+                .iter()
+                .filter(|a| !matches!(a.fault, Some(Fault::Transport(TransportFault::Other(_)))))
+                .map(|a| (a.provider_index, a.detail.as_str()))
+                .collect();
+            if let RouteError::Hard {
+                provider,
+                message,
+                body,
+                ..
+            } = e
+            {
+                let config = router.config();
+                let index = config
+                    .providers
+                    .iter()
+                    .position(|p| &p.name == provider)
+                    .unwrap();
+                texts.push((index, message));
+                texts.push((index, body));
             }
-            for a in attempts {
-                if !matches!(a.fault, Some(Fault::Transport(TransportFault::Other(_)))) {
-                    text.push_str(&a.detail);
+            for (index, text) in texts {
+                for secret in secrets(router, index) {
+                    assert!(!text.contains(&secret), "secret {secret:?} leaked: {text}");
                 }
-            }
-            for secret in KEYS.iter().chain([&HEADER_SECRET]) {
-                assert!(!text.contains(secret), "secret {secret:?} leaked: {text}");
             }
         }
     }
@@ -394,7 +441,7 @@ fn header(spec: HeaderSpec) -> (String, String) {
     (name, value)
 }
 
-fn body_bytes(spec: BodySpec) -> Vec<u8> {
+fn body_bytes(spec: BodySpec, secrets: &[String]) -> Vec<u8> {
     match spec {
         BodySpec::OpenAiOk => OPENAI_OK.into(),
         BodySpec::AnthropicOk => ANTHROPIC_OK.into(),
@@ -403,15 +450,15 @@ fn body_bytes(spec: BodySpec) -> Vec<u8> {
             escapes,
             wrap,
         } => {
-            let secret = if which % 5 == 4 {
-                HEADER_SECRET
-            } else {
-                KEYS[usize::from(which % 5)]
-            };
+            let secret = &secrets[usize::from(which) % secrets.len()];
             let s = json_escape::escape(secret, &escapes);
             let text = match wrap {
-                Wrap::OpenAiError => format!(r#"{{"error":{{"message":"Incorrect API key provided: {s}","type":"invalid_request_error"}}}}"#),
-                Wrap::AnthropicError => format!(r#"{{"type":"error","error":{{"type":"authentication_error","message":"invalid x-api-key {s}"}}}}"#),
+                Wrap::OpenAiError => format!(
+                    r#"{{"error":{{"message":"Incorrect API key provided: {s}","type":"invalid_request_error"}}}}"#
+                ),
+                Wrap::AnthropicError => format!(
+                    r#"{{"type":"error","error":{{"type":"authentication_error","message":"invalid x-api-key {s}"}}}}"#
+                ),
                 Wrap::BareString => format!(r#"{{"error":"bad key {s}"}}"#),
                 Wrap::Text => format!("upstream rejected key {s}"),
             };
