@@ -33,6 +33,7 @@ pub mod health;
 pub mod http;
 mod router;
 pub mod secret;
+pub mod sse;
 pub mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
