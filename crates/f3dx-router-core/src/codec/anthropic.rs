@@ -487,7 +487,7 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
     Ok(message)
 }
 
-fn finish_reason(stop_reason: Option<&Value>) -> &'static str {
+pub(crate) fn finish_reason(stop_reason: Option<&Value>) -> &'static str {
     match stop_reason.and_then(Value::as_str) {
         Some("max_tokens") => "length",
         Some("tool_use") => "tool_calls",
@@ -497,7 +497,7 @@ fn finish_reason(stop_reason: Option<&Value>) -> &'static str {
 }
 
 /// Cached input tokens are still prompt tokens to an OpenAI caller.
-fn decode_usage(usage: Option<&Value>) -> Value {
+pub(crate) fn decode_usage(usage: Option<&Value>) -> Value {
     let count = |key: &str| {
         usage
             .and_then(|u| u.get(key))

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod stream;
 
 use serde_json::{Map, Value};
 
