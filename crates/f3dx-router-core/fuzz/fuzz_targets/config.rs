@@ -10,6 +10,8 @@ use serde_json::Value;
 /// A key only the environment knows (unless the input spells it out).
 const ENV_KEY: &str = "sk-env-7f3a9c1e5b2d4068";
 
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -19,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     // The variable's name becomes the key: keys the fuzzer controls,
     // including ones with line breaks or non-ASCII characters.
     let echo = |name: &str| Some(name.to_owned());
-    let envs: [&dyn Fn(&str) -> Option<String>; 3] = [&|_| None, &fixed, &echo];
+    let envs: [Env; 3] = [&|_| None, &fixed, &echo];
     for (i, env) in envs.into_iter().enumerate() {
         let limits = if i == 2 {
             HostLimits { max_hedge_k: 6 }

@@ -171,14 +171,14 @@ fuzz_target!(|script: Script| run(script));
 fn run(script: Script) {
     let n = script.providers.len().clamp(1, 4);
     let mut providers = Vec::new();
-    for i in 0..n {
+    for (i, key) in KEYS.iter().enumerate().take(n) {
         let spec = script.providers.get(i);
         let anthropic = spec.is_some_and(|s| s.anthropic);
         let mut p = json!({
             "name": format!("p{i}"),
             "kind": if anthropic { "anthropic" } else { "openai" },
             "base_url": "http://upstream.test/v1",
-            "api_key": KEYS[i],
+            "api_key": key,
             "timeout_ms": spec.map_or(1000, |s| s.timeout_ms.max(1)),
         });
         if spec.is_some_and(|s| s.header_secret) {
