@@ -75,6 +75,13 @@ cargo test "${WORKER_NATIVE[@]}" --lib
 section "core for wasm32"
 bash scripts/build-core-wasm.sh
 
+# The core's cargo-fuzz targets (their own workspace, libFuzzer, ASan): built
+# only, to keep them compiling; `bash scripts/fuzz.sh run TARGET SECONDS`
+# fuzzes one (see crates/f3dx-router-core/fuzz/README.md).
+section "fuzz targets build"
+cargo fmt --manifest-path crates/f3dx-router-core/fuzz/Cargo.toml --check
+bash scripts/fuzz.sh build
+
 # --- Worker ----------------------------------------------------------------------
 
 section "worker: build (npm ci, wasm32, wasm-bindgen, wasm-opt)"
