@@ -44,10 +44,12 @@ of FAULTS, default ``ok``) and its parameters:
 ``huge_headers``     a 200 whose head carries ``head_bytes`` (default 1 MiB) of
                      headers, then a valid body
 ``slow_drip``        a valid body, one byte every ``interval_ms`` (default 25)
-``informational``    ``103 Early Hints`` and ``100 Continue``, then a valid 200
+``informational``    each of ``codes`` (default ``[103, 100]``; 100, 102, 103) as
+                     an interim response, 20 ms apart, then a valid 200
 ``cl_mismatch``      a valid 200 whose Content-Length covers the body, followed
                      on the same connection by a whole second response (content
-                     SMUGGLED_TEXT); the connection then serves the next request
+                     SMUGGLED_TEXT); the connection then serves the next request,
+                     and is closed once idle for CL_MISMATCH_LINGER_S
 ``gzip_bomb``        ``content-encoding: gzip``: ~1 MiB that inflates to 1 GiB
                      (a JSON prefix, then ``a`` forever)
 ``huge_content_length`` a 200 declaring a Content-Length of 10**12, a few bytes,
@@ -82,6 +84,7 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
 import urllib.request
 import zlib
 from typing import Any
@@ -105,9 +108,16 @@ STALL_CAP_S = 20.0  # the longest any stall, delay or drip holds a connection
 MAX_DELAY_MS = 10_000
 MAX_DRIP_BYTES = 4096
 SHUTDOWN_GRACE_S = 2.0
+CL_MISMATCH_LINGER_S = 1.0  # idle time after which a cl_mismatch connection is closed
 SMUGGLED_TEXT = "SMUGGLED: this answer belongs to no request"
 BOMB_INFLATED = 1 << 30  # the gzip bomb's size once inflated
 BOMB_PREFIX = b'{"id":"bomb","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
+
+INFORMATIONAL = {
+    100: b"HTTP/1.1 100 Continue\r\n\r\n",
+    102: b"HTTP/1.1 102 Processing\r\n\r\n",
+    103: b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n",
+}
 
 FAULTS = {
     "ok", "reset", "stall_head", "stall_body", "truncated", "garbage", "wrong_shape",
@@ -124,6 +134,8 @@ ECHO_FORMS = {
     "double",         # JSON text holding the key, inside a JSON string
     "text",           # text/plain, the key raw
     "padded",         # text/plain, the key straddling the 200th character
+    "mixed",          # every other character as \uXXXX, the hex's case alternating
+    "percent",        # percent-encoded, in an echoed request URL (`?key=...`)
 }
 
 
@@ -225,6 +237,13 @@ def echo_body(key: str, form: str) -> tuple[bytes, str]:
         message = said + escape_all(key, upper=True)
     elif form == "go":
         message = said + escape_go(key)
+    elif form == "mixed":
+        message = said + "".join(
+            (f"\\u{ord(c):04x}" if i % 4 == 1 else f"\\u{ord(c):04X}") if i % 2 else json.dumps(c)[1:-1]
+            for i, c in enumerate(key)
+        )
+    elif form == "percent":
+        message = "API key not valid for https://api.example.test/v1/chat?key=" + urllib.parse.quote(key, safe="")
     else:
         raise ValueError(f"unknown echo form {form!r}")
     raw = '{"error": {"message": "' + message + '", "type": "invalid_request_error", "code": "invalid_api_key"}}'
@@ -268,6 +287,8 @@ class FaultServerCore:
         self.log: list[dict[str, Any]] = []
         self.next_conn = 0
         self.bomb: asyncio.Future[bytes] | None = None
+        # connection -> seconds it may stay idle before it is closed
+        self.linger: dict[int, float] = {}
 
     async def start(self) -> None:
         # Built in a thread while the server starts (zlib releases the GIL).
@@ -315,7 +336,12 @@ class FaultServerCore:
         try:
             for index in range(10_000):  # requests on one connection
                 try:
-                    req = await conn.read_request()
+                    if conn_id in self.linger:
+                        req = await asyncio.wait_for(conn.read_request(), self.linger[conn_id])
+                    else:
+                        req = await conn.read_request()
+                except asyncio.TimeoutError:
+                    return
                 except BadRequest as exc:
                     head, body = render_response(400, {}, f"bad request: {exc}".encode(), "text/plain", True)
                     await conn.write(head + body)
@@ -336,6 +362,7 @@ class FaultServerCore:
             traceback.print_exc(file=sys.stderr)
         finally:
             self.handlers.pop(task, None)
+            self.linger.pop(conn_id, None)
             await conn.close()
 
     async def _control(self, conn: Connection, req: Request) -> bool:
@@ -424,10 +451,9 @@ class FaultServerCore:
                     return False
             return True
         if fault == "informational":
-            await conn.write(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n")
-            await asyncio.sleep(0.02)
-            await conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            await asyncio.sleep(0.02)
+            for code in list(spec.get("codes", [103, 100]))[:10]:
+                await conn.write(INFORMATIONAL[int(code)])
+                await asyncio.sleep(0.02)
             await conn.write(head_bytes(200, "OK", json_head) + body)
             return True
         if fault == "cl_mismatch":
@@ -435,6 +461,9 @@ class FaultServerCore:
             extra = head_bytes(200, "OK", [("content-type", "application/json"),
                                            ("content-length", str(len(smuggled)))]) + smuggled
             await conn.write(head_bytes(200, "OK", json_head) + body + extra)
+            # Serve a next request on this connection (that is the point),
+            # but close it once idle so no pool keeps the stray bytes.
+            self.linger[conn_id] = CL_MISMATCH_LINGER_S
             return True
         if fault == "gzip_bomb":
             assert self.bomb is not None
