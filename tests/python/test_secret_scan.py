@@ -48,7 +48,7 @@ from f3dx_router import (
     Router,
     RouterError,
 )
-from fault_server import ECHO_FORMS, FaultServer, directive, escape_all, escape_go
+from fault_server import ECHO_FORMS, FaultServer, directive, echo_body, escape_all, escape_go
 from workerlib import WranglerDev
 
 CHAT = "/v1/chat/completions"
@@ -386,10 +386,11 @@ class Workers:
                 future.result().close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def workers(request: pytest.FixtureRequest, server: FaultServer) -> Iterator[Workers]:
     """One `wrangler dev` for the upstream scenarios, one per config error;
-    only those the selected tests need, all at once."""
+    only those the selected tests need, started in the background as the
+    module starts (while the native tests run)."""
     names: set[str | None] = set()
     for item in request.session.items:
         if getattr(item, "module", None) is not request.module:
@@ -462,8 +463,6 @@ def test_worker_healthz_never_carries_the_key(workers: Workers) -> None:
 def test_the_scanner_finds_every_escaped_form() -> None:
     for key in KEYS.values():
         for form in ECHO_FORMS:
-            from fault_server import echo_body
-
             raw, _ = echo_body(key, form)
             assert find_leak(raw.decode()), form
         for value in escaped_forms(key).values():
