@@ -74,6 +74,7 @@ For tests there is ``FaultServer``, which runs this file in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import select
@@ -283,7 +284,7 @@ class FaultServerCore:
         self.control_port = 0
         self._refused: socket.socket | None = None
         self.servers: list[asyncio.AbstractServer] = []
-        self.handlers: dict[asyncio.Task, Connection] = {}
+        self.handlers: dict[asyncio.Task[None], Connection] = {}
         self.log: list[dict[str, Any]] = []
         self.next_conn = 0
         self.bomb: asyncio.Future[bytes] | None = None
@@ -297,10 +298,10 @@ class FaultServerCore:
         self._refused.bind((HOST, 0))  # bound, never listening: connections are refused
         self.refused_port = self._refused.getsockname()[1]
         for name in self.names:
-            server = await asyncio.start_server(lambda r, w, n=name: self._serve(r, w, n), HOST, 0)
+            server = await asyncio.start_server(functools.partial(self._serve, name=name), HOST, 0)
             self.servers.append(server)
             self.ports[name] = server.sockets[0].getsockname()[1]
-        control = await asyncio.start_server(lambda r, w: self._serve(r, w, None), HOST, 0)
+        control = await asyncio.start_server(functools.partial(self._serve, name=None), HOST, 0)
         self.servers.append(control)
         self.control_port = control.sockets[0].getsockname()[1]
 

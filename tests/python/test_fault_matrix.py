@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -54,7 +54,8 @@ CLOSE_WITHIN_S = 3.0  # a cancelled or timed-out leg's connection is closed with
 DRIP_INTERVAL_MS = 25  # ~250 bytes of body: ~6 s, well past FAULTY_TIMEOUT_MS
 START_IN_PARALLEL = 4
 
-POLICIES = ("sequential", "hedged")
+Policy = Literal["sequential", "hedged"]
+POLICIES: tuple[Policy, ...] = ("sequential", "hedged")
 HOSTS = ("native", "worker")
 
 # fault -> (the faulty attempt's expected fault names natively, on the Worker).
@@ -233,6 +234,7 @@ def native_call(router: Router, body: dict[str, Any]) -> Outcome:
         except RouterError as e:
             result = e
         elapsed = time.perf_counter() - start
+    attempts: list[tuple[str, str, str | None]]
     if isinstance(result, RouterError):
         attempts = [(a.provider, a.outcome, a.fault) for a in result.attempts]
         return Outcome(False, None, None, attempts, elapsed, error=f"{type(result).__name__}: {result}",
@@ -303,7 +305,7 @@ CELLS = [(host, policy, fault) for host in HOSTS for policy in POLICIES for faul
 
 
 @pytest.mark.parametrize(("host", "policy", "fault"), CELLS, ids=["-".join(c) for c in CELLS])
-def test_fault_cell(server: FaultServer, workers: Workers, host: str, policy: str, fault: str) -> None:
+def test_fault_cell(server: FaultServer, workers: Workers, host: str, policy: Policy, fault: str) -> None:
     calls = 2 if fault == "cl_mismatch" else 1  # the second may reuse the first's connection
     call: Callable[[dict[str, Any]], Outcome]
     if host == "native":

@@ -34,7 +34,7 @@ import traceback
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -85,7 +85,7 @@ def escaped_forms(key: str) -> dict[str, str]:
 
 def fragments(key: str) -> set[str]:
     """Every FRAGMENT-character piece of the key's random (hex) runs."""
-    out = set()
+    out: set[str] = set()
     for run in re.findall(r"[0-9a-f]{16,}", key):
         out.update(run[i : i + FRAGMENT] for i in range(len(run) - FRAGMENT + 1))
     return out
@@ -222,7 +222,7 @@ def chat(marker: str, plays: dict[str, dict[str, Any]], **extra: Any) -> dict[st
 
 
 # name -> (expected type, providers, policy, what each listener plays)
-Route = tuple[type, tuple[str, ...], str, dict[str, dict[str, Any]]]
+Route = tuple[type, tuple[str, ...], Literal["sequential", "hedged"], dict[str, dict[str, Any]]]
 ROUTES: dict[str, Route] = {}
 for _form in FORMS:
     ROUTES[f"hard401-{_form}-KEY1"] = (HardFailure, ("p1", "p2"), "sequential", {"p1": echo(401, _form)})
