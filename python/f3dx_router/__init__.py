@@ -16,6 +16,7 @@ from ._errors import (
     HardFailure,
     InvalidRequest,
     RouterError,
+    StreamInterrupted,
 )
 from ._native import Attempt, RouteResult, Router, __version__
 
@@ -28,5 +29,6 @@ __all__ = [
     "InvalidRequest",
     "HardFailure",
     "AllProvidersFailed",
+    "StreamInterrupted",
     "__version__",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "InvalidRequest",
     "HardFailure",
     "AllProvidersFailed",
+    "StreamInterrupted",
 ]
 
 
@@ -90,3 +91,17 @@ class AllProvidersFailed(RouterError):
     def __repr__(self) -> str:
         parts = ", ".join(f"{a.provider}:{a.status or a.fault}" for a in self.attempts)
         return f"AllProvidersFailed([{parts}])"
+
+
+class StreamInterrupted(RouterError):
+    """A stream failed after its first output (reset, truncation, an error
+    event, no event within ``stream_idle_timeout_ms``). It was not continued
+    on another provider: the caller already has part of this answer."""
+
+    def __init__(self, message: str, *, provider: str = "", attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message, attempts=attempts)
+        #: The provider the stream had committed to.
+        self.provider = provider
+
+    def __repr__(self) -> str:
+        return f"StreamInterrupted(provider={self.provider!r}, message={self.message!r})"

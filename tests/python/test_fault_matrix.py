@@ -262,14 +262,26 @@ def worker_call(worker: WranglerDev, body: dict[str, Any]) -> Outcome:
 # the expectations
 
 
+def succeeds(fault: str, host: str) -> bool:
+    """Whether the faulty provider must win. workerd's fetch (as run by
+    `wrangler dev`) hands over an interim 1xx as if it were the final
+    response; the core classes a final 1xx as soft (failure.rs), so on the
+    Worker those providers fail over instead of answering."""
+    return fault in SUCCEEDS and not (host == "worker" and fault in INFORMATIONAL_CODES)
+
+
 def check(outcome: Outcome, fault: str, policy: str, host: str, call: str = "") -> None:
     what = f"{host}/{policy}/{fault}{call}: {outcome}"
     bound = HEDGED_BOUND_S if policy == "hedged" else FAULTY_TIMEOUT_MS / 1000 + SLACK_S
     assert outcome.ok, what
     assert outcome.elapsed_s <= bound, f"took {outcome.elapsed_s:.2f} s, bound {bound} s: {what}"
-    assert [a[0] for a in outcome.attempts] == (["faulty"] if policy == "sequential" and fault in SUCCEEDS
+    assert [a[0] for a in outcome.attempts] == (["faulty"] if policy == "sequential" and succeeds(fault, host)
                                                  else ["faulty", "healthy"]), what
     (_, faulty_outcome, faulty_fault), *rest = outcome.attempts
+    if fault in INFORMATIONAL_CODES and not succeeds(fault, host):
+        assert (outcome.provider, outcome.content) == ("healthy", "ok from healthy"), what
+        assert faulty_outcome in ({"soft", "cancelled"} if policy == "hedged" else {"soft"}), what
+        return
     if fault in SUCCEEDS:
         assert outcome.content != SMUGGLED_TEXT, (
             f"the stray bytes after an earlier answer were read as this call's answer "
@@ -301,10 +313,17 @@ def check_closed(server: FaultServer, marker: str, listener: str, what: str) -> 
         time.sleep(0.05)
 
 
-CELLS = [(host, policy, fault) for host in HOSTS for policy in POLICIES for fault in FAULTS]
+# workerd keeps a connection whose answer had more bytes than its
+# Content-Length in its pool, and reads the stray bytes as the next answer
+# on it (response desync). The Worker cannot reach fetch's pool: an upstream
+# defect of workerd, kept here as a strict xfail so a fixed workerd shows.
+DESYNC = pytest.mark.xfail(strict=True, reason="workerd's fetch pool reuses a connection with unread bytes")
+CELLS = [pytest.param(host, policy, fault, id=f"{host}-{policy}-{fault}",
+                      marks=[DESYNC] if (host, fault) == ("worker", "cl_mismatch") else [])
+         for host in HOSTS for policy in POLICIES for fault in FAULTS]
 
 
-@pytest.mark.parametrize(("host", "policy", "fault"), CELLS, ids=["-".join(c) for c in CELLS])
+@pytest.mark.parametrize(("host", "policy", "fault"), CELLS)
 def test_fault_cell(server: FaultServer, workers: Workers, host: str, policy: Policy, fault: str) -> None:
     calls = 2 if fault == "cl_mismatch" else 1  # the second may reuse the first's connection
     call: Callable[[dict[str, Any]], Outcome]
@@ -325,7 +344,7 @@ def test_fault_cell(server: FaultServer, workers: Workers, host: str, policy: Po
                 f"{what}: RSS grew {outcome.peak_rss_growth / 2**20:.0f} MiB")
         if fault in HOLDS_OPEN:
             check_closed(server, marker, "faulty", what)
-        if fault in SUCCEEDS and policy == "hedged":
+        if succeeds(fault, host) and policy == "hedged":
             check_closed(server, marker, "healthy", what)
 
 

@@ -4,6 +4,8 @@
 //! [`crate::host`]).
 
 use std::future::Future;
+
+use futures::stream::{self, Stream};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use worker::Delay;
 use crate::host::{self, Body, SendError};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+type LocalStream<T> = Pin<Box<dyn Stream<Item = T>>>;
 
 /// Sends with the runtime's `fetch`. Stateless: one per isolate is enough.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,7 +42,10 @@ impl Drop for AbortOnDrop {
 }
 
 impl Executor for FetchExecutor {
-    type Body = LocalFuture<Result<Vec<u8>, TransportFault>>;
+    /// The body in one piece: read in one call where its length is known
+    /// (the fast path), else by a counted loop that stops at the cap, so a
+    /// huge body never fills the isolate's memory.
+    type Body = LocalStream<Result<Vec<u8>, TransportFault>>;
     type Response = LocalFuture<Result<(ResponseHead, Self::Body), TransportFault>>;
     type Sleep = Delay;
 
@@ -86,7 +92,7 @@ impl Executor for FetchExecutor {
                 headers,
                 received_unix_secs: (js_sys::Date::now() / 1000.0) as u64,
             };
-            let body: Self::Body = Box::pin(async move {
+            let body = stream::once(async move {
                 let body = if too_large {
                     Err(TransportFault::BodyTooLarge)
                 } else {
@@ -95,6 +101,7 @@ impl Executor for FetchExecutor {
                 guard.disarm();
                 body
             });
+            let body: Self::Body = Box::pin(body);
             Ok((head, body))
         })
     }

@@ -57,6 +57,14 @@ impl ErrorReply {
             RouteError::AllFailed { .. } => {
                 Self::new(502, "upstream_error", "all_providers_failed", message)
             }
+            // Only a streamed call can break after its commit point, and
+            // then the answer is already under way: this reply is for a
+            // host that reports it after the fact.
+            RouteError::StreamInterrupted { provider, .. } => {
+                let mut r = Self::new(502, "server_error", "stream_interrupted", message);
+                r.provider = Some(provider.clone());
+                r
+            }
         };
         reply.attempts = attempts;
         reply

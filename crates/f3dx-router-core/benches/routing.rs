@@ -216,6 +216,7 @@ fn carry_out(call: &mut Call, events: &mut VecDeque<Event>) -> Option<Routed> {
             }),
             Action::Complete(Ok(routed)) => return Some(routed),
             Action::Complete(Err(e)) => panic!("the benchmark hit an error path: {e}"),
+            Action::Commit { .. } | Action::Chunk(_) => panic!("the benchmark does not stream"),
         }
     }
     None

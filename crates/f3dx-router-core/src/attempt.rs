@@ -44,8 +44,11 @@ pub enum Fault {
     Timeout,
     /// The transport failed.
     Transport(TransportFault),
-    /// A 2xx whose body does not decode in the provider's shape.
+    /// A 2xx whose body does not decode in the provider's shape (or a
+    /// stream that ended before any output).
     Undecodable,
+    /// An error event inside a stream.
+    StreamError,
 }
 
 impl Fault {
@@ -54,6 +57,7 @@ impl Fault {
         match self {
             Fault::Timeout => "timeout",
             Fault::Undecodable => "undecodable",
+            Fault::StreamError => "stream_error",
             Fault::Transport(t) => match t {
                 TransportFault::ConnectionRefused => "connection_refused",
                 TransportFault::ConnectionReset => "connection_reset",

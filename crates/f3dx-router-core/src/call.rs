@@ -5,11 +5,20 @@
 //!
 //! 1. `poll_*` (output): drain [`Call::poll_action`] until `None` and carry out
 //!    each [`Action`]; ask [`Call::poll_timeout`] when to wake up next.
-//! 2. `handle_*` (input from the world): a response head, a body, a transport
-//!    fault, or the passing of time. Events for an attempt that was already
-//!    cancelled or ended are ignored, so a host never has to race them.
+//! 2. `handle_*` (input from the world): a response head, body bytes as they
+//!    arrive and the body's end, a transport fault, or the passing of time.
+//!    Events for an attempt that was already cancelled or ended are ignored,
+//!    so a host never has to race them.
 //! 3. Back to 1, until an [`Action::Complete`] arrives; after it the call is
 //!    finished and every later call is harmless and does nothing.
+//!
+//! A streamed request (`"stream": true`) adds two actions. An attempt
+//! *commits* at its first event that carries output (text, a tool call, a
+//! refusal, a finish reason): the call then emits [`Action::Commit`], every
+//! chunk held back so far and each later one as [`Action::Chunk`], and
+//! finally [`Action::Complete`]. Before the commit point a streamed attempt
+//! fails over and loses hedge races like any other; after it the stream is
+//! the caller's, and a failure ends it with [`RouteError::StreamInterrupted`].
 //!
 //! `now` never goes backwards between calls. Calling
 //! [`Call::handle_timeout`] early or often is harmless.
@@ -22,12 +31,14 @@ use serde_json::{Map, Value};
 
 use crate::attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 use crate::codec;
+use crate::codec::stream::{StreamDecoder, StreamItem};
 use crate::config::ProviderConfig;
 use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
 use crate::router::Shared;
 use crate::secret;
+use crate::sse::{SseEvent, SseParser};
 use crate::time::Instant;
 
 /// What the call asks its host to do.
@@ -48,6 +59,20 @@ pub enum Action {
         /// The attempt to stop.
         attempt: AttemptId,
     },
+    /// A streamed call reached its commit point on this provider: the
+    /// caller's stream starts now, [`Action::Chunk`]s follow, then
+    /// [`Action::Complete`]. Emitted at most once, before any chunk.
+    Commit {
+        /// The committed provider's name.
+        provider: String,
+        /// Its index in the config.
+        provider_index: usize,
+        /// Every attempt so far, in start order (the committed one last
+        /// among those that ended or were cancelled).
+        attempts: Vec<Attempt>,
+    },
+    /// The next `chat.completion.chunk` of a committed stream, in order.
+    Chunk(Value),
     /// The call is over; this is its result. Emitted exactly once, last.
     Complete(Result<Routed, RouteError>),
 }
@@ -59,6 +84,10 @@ enum Phase {
     AwaitingHead,
     /// A 2xx head arrived; the body decides success.
     ReadingBody,
+    /// A 2xx head of a streamed attempt arrived; no output yet.
+    Streaming,
+    /// The streamed attempt committed: its chunks are the caller's.
+    Committed,
     /// A failure status arrived and the outcome is decided; the body is read
     /// only for the error message.
     Draining,
@@ -73,11 +102,41 @@ struct AttemptState {
     deadline: Instant,
     /// A hard failure's body (redacted), for the caller.
     hard_body: Option<String>,
+    /// The body read so far (buffered answers and error bodies).
+    body: Vec<u8>,
+    /// A streamed attempt's parser and decoder, once its head arrived.
+    stream: Option<Box<StreamState>>,
+}
+
+/// What a streamed attempt needs between its chunks.
+#[derive(Debug)]
+struct StreamState {
+    parser: SseParser,
+    decoder: StreamDecoder,
+    /// Chunks before the commit point (the role chunk...), held back.
+    held: Vec<Value>,
+    /// The protocol's end marker was seen.
+    done: bool,
+}
+
+/// Why a streamed attempt failed, before or after its commit point.
+struct StreamFailure {
+    fault: Fault,
+    detail: String,
+}
+
+/// How the caller asked to stream.
+#[derive(Clone, Copy, Debug)]
+struct StreamMode {
+    include_usage: bool,
 }
 
 /// How long a failed attempt's error body may take after its head: the
 /// outcome is already decided, so a stalled body must not hold the call.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Most of an error body kept for its message: past this it is cut.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// A routed call in progress. Built by [`crate::Router::start_call`].
 #[derive(Debug)]
@@ -95,6 +154,10 @@ pub struct Call {
     last_dispatch: Instant,
     /// A hard failure (or an untranslatable request) stops new attempts.
     stopped: bool,
+    /// Set for a streamed request.
+    stream: Option<StreamMode>,
+    /// The attempt a streamed call committed to.
+    committed: Option<AttemptId>,
     invalid: Option<String>,
     actions: VecDeque<Action>,
     finished: bool,
@@ -122,11 +185,17 @@ impl Call {
             hedge_at: None,
             last_dispatch: now,
             stopped: false,
+            stream: None,
+            committed: None,
             invalid: None,
             actions: VecDeque::new(),
             finished: false,
         };
-        match validate(body).and_then(|body| call.encode_all(&body)) {
+        let checked = validate(body).and_then(|(body, stream)| {
+            call.stream = stream;
+            call.encode_all(&body)
+        });
+        match checked {
             Ok(()) => call.fill(now, Trigger::Start),
             Err(message) => {
                 call.stopped = true;
@@ -174,6 +243,11 @@ impl Call {
         deadlines.chain(self.hedge_at).min()
     }
 
+    /// Whether the request streams (`"stream": true`).
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
     /// Whether the call has produced its result.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -193,10 +267,36 @@ impl Call {
                 self.shared.cool_down(provider, now + wait);
             }
         }
-        let a = &mut self.attempts[id.0 as usize];
-        a.record.status = Some(head.status);
+        self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {
-            StatusClass::Success => a.phase = Phase::ReadingBody,
+            StatusClass::Success => {
+                let p = &self.shared.config.providers[provider];
+                let declared = head
+                    .header("content-length")
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let a = &mut self.attempts[id.0 as usize];
+                match self.stream {
+                    Some(mode) => {
+                        a.phase = Phase::Streaming;
+                        a.stream = Some(Box::new(StreamState {
+                            parser: SseParser::new(p.max_body_bytes),
+                            decoder: StreamDecoder::new(
+                                p.kind,
+                                mode.include_usage,
+                                head.received_unix_secs,
+                            ),
+                            held: Vec::new(),
+                            done: false,
+                        }));
+                    }
+                    // A body the head says is over the cap is refused now,
+                    // without reading it.
+                    None if declared.is_some_and(|n| n > p.max_body_bytes as u64) => {
+                        self.fail_transport(id, TransportFault::BodyTooLarge, now);
+                    }
+                    None => a.phase = Phase::ReadingBody,
+                }
+            }
             StatusClass::Soft => {
                 self.settle(id, AttemptOutcome::Soft, None, now);
                 self.drain(id, now);
@@ -212,13 +312,48 @@ impl Call {
         self.check_done(now);
     }
 
-    /// The body of `id` arrived in full.
+    /// The whole body of `id` arrived: the same as its bytes in one
+    /// [`Call::handle_chunk`] and then [`Call::handle_end`].
     pub fn handle_body(&mut self, id: AttemptId, body: Vec<u8>, now: Instant) {
+        self.handle_chunk(id, &body, now);
+        self.handle_end(id, now);
+    }
+
+    /// More bytes of `id`'s body arrived, in order.
+    pub fn handle_chunk(&mut self, id: AttemptId, bytes: &[u8], now: Instant) {
         if self.finished {
             return;
         }
         match self.phase(id) {
             Some(Phase::ReadingBody) => {
+                let max = self.provider_of(id).max_body_bytes;
+                let body = &mut self.attempts[id.0 as usize].body;
+                if body.len() + bytes.len() > max {
+                    self.fail_transport(id, TransportFault::BodyTooLarge, now);
+                } else {
+                    body.extend_from_slice(bytes);
+                }
+            }
+            Some(Phase::Draining) => {
+                // Only the message is wanted: keep the start of the body.
+                let body = &mut self.attempts[id.0 as usize].body;
+                let room = MAX_ERROR_BODY.saturating_sub(body.len());
+                body.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, bytes, false, now),
+            _ => return,
+        }
+        self.check_done(now);
+    }
+
+    /// The body of `id` ended (the stream closed cleanly).
+    pub fn handle_end(&mut self, id: AttemptId, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match self.phase(id) {
+            Some(Phase::ReadingBody) => {
+                let body = std::mem::take(&mut self.attempts[id.0 as usize].body);
                 let provider = self.provider_of(id);
                 match codec::decode_response(provider.kind, &body) {
                     Ok(response) => return self.win(id, response, now),
@@ -231,13 +366,14 @@ impl Call {
                 }
             }
             Some(Phase::Draining) => {
-                // Redact before anything is cut short, so no piece of a key
-                // survives a truncation.
+                let body = std::mem::take(&mut self.attempts[id.0 as usize].body);
                 let provider = self.provider_of(id);
+                // Redact before anything is cut short, so no piece of a key
+                // survives a truncation; the raw text is redacted in every
+                // escaping, and decoding can still join pieces (a key split
+                // by an escape of an escape), so the message is redacted
+                // once more.
                 let text = redact(&String::from_utf8_lossy(&body), provider);
-                // The raw text is redacted in every escaping; decoding can
-                // still join pieces (a key split by an escape of an escape),
-                // so the message is redacted once more.
                 let message = codec::error_message(text.as_bytes())
                     .unwrap_or_else(|| codec::body_excerpt(text.as_bytes()));
                 let message = redact(&message, provider);
@@ -248,6 +384,7 @@ impl Call {
                     a.hard_body = Some(text);
                 }
             }
+            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &[], true, now),
             _ => return,
         }
         self.check_done(now);
@@ -259,10 +396,12 @@ impl Call {
             return;
         }
         match self.phase(id) {
-            Some(Phase::AwaitingHead | Phase::ReadingBody) => {
-                self.attempts[id.0 as usize].record.detail = fault.to_string();
-                self.settle(id, AttemptOutcome::Soft, Some(Fault::Transport(fault)), now);
-                self.fill(now, Trigger::Failure);
+            Some(Phase::AwaitingHead | Phase::ReadingBody | Phase::Streaming) => {
+                self.fail_transport(id, fault, now)
+            }
+            Some(Phase::Committed) => {
+                let detail = fault.to_string();
+                self.interrupt(id, Fault::Transport(fault), detail, now);
             }
             // The outcome was decided at the head; only the message is lost.
             Some(Phase::Draining) => self.attempts[id.0 as usize].phase = Phase::Ended,
@@ -283,20 +422,197 @@ impl Call {
             }
             let id = a.record.id;
             self.actions.push_back(Action::Cancel { attempt: id });
-            if a.phase == Phase::Draining {
-                self.attempts[i].phase = Phase::Ended;
-            } else {
-                let timeout = self.provider_of(id).timeout;
-                self.attempts[i].record.detail =
-                    format!("no complete answer within {} ms", timeout.as_millis());
-                self.settle(id, AttemptOutcome::Soft, Some(Fault::Timeout), now);
-                self.fill(now, Trigger::Failure);
+            match a.phase {
+                Phase::Draining => self.attempts[i].phase = Phase::Ended,
+                Phase::Committed => {
+                    let idle = self.provider_of(id).stream_idle_timeout;
+                    let detail = format!("no stream event within {} ms", idle.as_millis());
+                    self.interrupt(id, Fault::Timeout, detail, now);
+                }
+                _ => {
+                    let timeout = self.provider_of(id).timeout;
+                    let what = if a.phase == Phase::Streaming {
+                        "no stream output"
+                    } else {
+                        "no complete answer"
+                    };
+                    self.attempts[i].record.detail =
+                        format!("{what} within {} ms", timeout.as_millis());
+                    self.settle(id, AttemptOutcome::Soft, Some(Fault::Timeout), now);
+                    self.fill(now, Trigger::Failure);
+                }
             }
         }
         if self.hedge_at.is_some_and(|t| t <= now) {
             self.fill(now, Trigger::HedgeTimer);
         }
         self.check_done(now);
+    }
+
+    // ---- streams --------------------------------------------------------
+
+    /// Feed a streamed attempt's bytes (`end`: its body ended) through its
+    /// parser and decoder, and act on what comes out.
+    fn stream_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
+        let kind = self.provider_of(id).kind;
+        let a = &mut self.attempts[id.0 as usize];
+        let Some(stream) = a.stream.as_mut() else {
+            return;
+        };
+        let mut events: Vec<SseEvent> = Vec::new();
+        let parsed = if end {
+            stream.parser.finish(&mut events)
+        } else {
+            stream.parser.feed(bytes, &mut events)
+        };
+        let mut items = Vec::new();
+        let mut failure = parsed.err().map(|e| StreamFailure {
+            fault: Fault::Undecodable,
+            detail: e.to_string(),
+        });
+        for event in &events {
+            if let Err(reason) = stream.decoder.decode(event, &mut items) {
+                failure.get_or_insert(StreamFailure {
+                    fault: Fault::Undecodable,
+                    detail: format!("undecodable {} stream event: {reason}", kind.as_str()),
+                });
+                break;
+            }
+        }
+        // Items come before a failure found later in the same bytes.
+        for item in items {
+            if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
+                return;
+            }
+            match item {
+                StreamItem::Chunk { chunk, output } => self.stream_chunk(id, chunk, output, now),
+                StreamItem::Done => {
+                    let a = &mut self.attempts[id.0 as usize];
+                    if let Some(s) = a.stream.as_mut() {
+                        s.done = true;
+                    }
+                    if a.phase == Phase::Committed {
+                        return self.finish_stream(id, now);
+                    }
+                    failure = Some(StreamFailure {
+                        fault: Fault::Undecodable,
+                        detail: "the stream ended before any output".to_owned(),
+                    });
+                    break;
+                }
+                StreamItem::Error(message) => {
+                    let message = redact(&message, self.provider_of(id));
+                    failure = Some(StreamFailure {
+                        fault: Fault::StreamError,
+                        detail: format!("error event in the stream: {message}"),
+                    });
+                    break;
+                }
+            }
+        }
+        if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
+            return;
+        }
+        let done = self.attempts[id.0 as usize]
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.done);
+        if failure.is_none() && end && !done {
+            failure = Some(StreamFailure {
+                fault: Fault::Transport(TransportFault::Truncated),
+                detail: "the stream ended without its end marker".to_owned(),
+            });
+        }
+        if let Some(f) = failure {
+            self.actions.push_back(Action::Cancel { attempt: id });
+            if self.phase(id) == Some(Phase::Committed) {
+                self.interrupt(id, f.fault, f.detail, now);
+            } else {
+                self.attempts[id.0 as usize].record.detail = f.detail;
+                self.settle(id, AttemptOutcome::Soft, Some(f.fault), now);
+                self.fill(now, Trigger::Failure);
+            }
+        }
+    }
+
+    /// One decoded chunk of a streamed attempt.
+    fn stream_chunk(&mut self, id: AttemptId, chunk: Value, output: bool, now: Instant) {
+        let idle = self.provider_of(id).stream_idle_timeout;
+        let a = &mut self.attempts[id.0 as usize];
+        match a.phase {
+            Phase::Committed => {
+                a.deadline = now + idle;
+                self.actions.push_back(Action::Chunk(chunk));
+            }
+            Phase::Streaming if !output => {
+                if let Some(s) = a.stream.as_mut() {
+                    s.held.push(chunk);
+                }
+            }
+            Phase::Streaming => self.commit(id, chunk, now),
+            _ => {}
+        }
+    }
+
+    /// `id` reached its commit point with `chunk`: the stream is the
+    /// caller's from here on.
+    fn commit(&mut self, id: AttemptId, chunk: Value, now: Instant) {
+        let idle = self.provider_of(id).stream_idle_timeout;
+        let a = &mut self.attempts[id.0 as usize];
+        a.phase = Phase::Committed;
+        a.record.outcome = AttemptOutcome::Success;
+        a.deadline = now + idle;
+        let held = a
+            .stream
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.held))
+            .unwrap_or_default();
+        let provider_index = a.record.provider_index;
+        self.committed = Some(id);
+        self.stopped = true;
+        self.hedge_at = None;
+        self.cancel_rest(now);
+        self.actions.push_back(Action::Commit {
+            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider_index,
+            attempts: self.records(),
+        });
+        for c in held {
+            self.actions.push_back(Action::Chunk(c));
+        }
+        self.actions.push_back(Action::Chunk(chunk));
+    }
+
+    /// A committed stream ended properly.
+    fn finish_stream(&mut self, id: AttemptId, now: Instant) {
+        self.attempts[id.0 as usize].record.ended = Some(now - self.started);
+        self.attempts[id.0 as usize].phase = Phase::Ended;
+        self.actions.push_back(Action::Cancel { attempt: id });
+        let provider_index = self.attempts[id.0 as usize].record.provider_index;
+        let routed = Routed {
+            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider_index,
+            response: Value::Null,
+            attempts: self.records(),
+            latency: now - self.started,
+        };
+        self.complete(Ok(routed));
+    }
+
+    /// A committed stream failed: it ends with an error, on no other
+    /// provider (the caller already has part of this answer).
+    /// (The caller cancels the attempt's request where it is still open.)
+    fn interrupt(&mut self, id: AttemptId, fault: Fault, detail: String, now: Instant) {
+        let a = &mut self.attempts[id.0 as usize];
+        a.record.detail = detail.clone();
+        self.settle(id, AttemptOutcome::Soft, Some(fault), now);
+        let provider = self.attempts[id.0 as usize].record.provider.clone();
+        let attempts = self.records();
+        self.complete(Err(RouteError::StreamInterrupted {
+            provider,
+            message: detail,
+            attempts,
+        }));
     }
 
     // ---- internals ------------------------------------------------------
@@ -311,8 +627,25 @@ impl Call {
 
     /// Legs whose outcome is still open.
     fn in_flight(&self) -> usize {
-        let open = |a: &&AttemptState| matches!(a.phase, Phase::AwaitingHead | Phase::ReadingBody);
+        let open = |a: &&AttemptState| {
+            matches!(
+                a.phase,
+                Phase::AwaitingHead | Phase::ReadingBody | Phase::Streaming | Phase::Committed
+            )
+        };
         self.attempts.iter().filter(open).count()
+    }
+
+    /// The transport failed for `id` before it was the caller's: a soft
+    /// failure, and the next leg.
+    fn fail_transport(&mut self, id: AttemptId, fault: TransportFault, now: Instant) {
+        if fault == TransportFault::BodyTooLarge {
+            // Found by the core, not the host: stop reading it.
+            self.actions.push_back(Action::Cancel { attempt: id });
+        }
+        self.attempts[id.0 as usize].record.detail = fault.to_string();
+        self.settle(id, AttemptOutcome::Soft, Some(Fault::Transport(fault)), now);
+        self.fill(now, Trigger::Failure);
     }
 
     /// The outcome is decided; read the error body for its message, briefly.
@@ -389,6 +722,8 @@ impl Call {
             phase: Phase::AwaitingHead,
             deadline: now + provider.timeout,
             hard_body: None,
+            body: Vec::new(),
+            stream: None,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -413,13 +748,17 @@ impl Call {
         self.complete(Ok(routed));
     }
 
+    /// Cancel every attempt still open but the committed one.
     fn cancel_rest(&mut self, now: Instant) {
         let started = self.started;
         for a in &mut self.attempts {
-            if a.phase == Phase::Ended {
+            if a.phase == Phase::Ended || Some(a.record.id) == self.committed {
                 continue;
             }
-            if matches!(a.phase, Phase::AwaitingHead | Phase::ReadingBody) {
+            if matches!(
+                a.phase,
+                Phase::AwaitingHead | Phase::ReadingBody | Phase::Streaming
+            ) {
                 a.record.outcome = AttemptOutcome::Cancelled;
                 a.record.ended = Some(now - started);
             }
@@ -475,8 +814,9 @@ impl Call {
     }
 }
 
-/// Check the caller's request enough to fail fast, before anything is sent.
-fn validate(body: Value) -> Result<Map<String, Value>, String> {
+/// Check the caller's request enough to fail fast, before anything is sent;
+/// say whether (and how) it streams.
+fn validate(body: Value) -> Result<(Map<String, Value>, Option<StreamMode>), String> {
     let Value::Object(body) = body else {
         return Err(
             "the request body must be a JSON object (an OpenAI chat-completions request)"
@@ -492,21 +832,16 @@ fn validate(body: Value) -> Result<Map<String, Value>, String> {
     }
     // Fields the router itself reads must have their JSON type: a truthy
     // `"stream": "true"` forwarded as is would stream at the upstream.
-    match body.get("stream") {
-        None | Some(Value::Null | Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => {
-            return Err(
-                "streaming (\"stream\": true) is not supported yet; omit it or set it to false"
-                    .to_owned(),
-            )
-        }
+    let streams = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
         Some(other) => {
             return Err(format!(
                 "\"stream\" must be true or false, not {}",
                 json_type(other)
             ))
         }
-    }
+    };
     match body.get("model") {
         None | Some(Value::String(_)) => {}
         Some(other) => {
@@ -516,7 +851,27 @@ fn validate(body: Value) -> Result<Map<String, Value>, String> {
             ))
         }
     }
-    Ok(body)
+    let include_usage = match body.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => match o.get("include_usage") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "\"stream_options.include_usage\" must be true or false, not {}",
+                    json_type(other)
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(format!(
+                "\"stream_options\" must be an object, not {}",
+                json_type(other)
+            ))
+        }
+    };
+    let mode = streams.then_some(StreamMode { include_usage });
+    Ok((body, mode))
 }
 
 /// A JSON value's type, for messages that must not echo the value.

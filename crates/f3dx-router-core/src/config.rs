@@ -12,6 +12,8 @@ use crate::secret::Secret;
 
 /// Default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
+/// Default longest gap between events of a committed stream.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_millis(30_000);
 /// Default cap on a response body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Largest `max_body_bytes` a config may set: a response body is held in
@@ -68,8 +70,11 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The credential; never printed.
     pub api_key: Secret,
-    /// Deadline of one attempt, from dispatch to the end of its body.
+    /// Deadline of one attempt, from dispatch to the end of its body (for a
+    /// streamed attempt: to its commit point).
     pub timeout: Duration,
+    /// Longest gap between events of a stream after its commit point.
+    pub stream_idle_timeout: Duration,
     /// Relative share for weighted policies (kept for the schema; >= 1).
     pub weight: u32,
     /// Model to send instead of the caller's.
@@ -90,6 +95,7 @@ impl fmt::Debug for ProviderConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key)
             .field("timeout", &self.timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("weight", &self.weight)
             .field("model", &self.model)
             .field("header_names", &header_names)
@@ -311,6 +317,20 @@ fn opt_uint(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<u
     }
 }
 
+/// A positive number of milliseconds, at most a day.
+fn opt_millis(
+    obj: &Map<String, Value>,
+    key: &str,
+    at: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    let field = format!("{at}.{key}");
+    match opt_uint(obj, key, &field)? {
+        None => Ok(None),
+        Some(ms @ 1..=86_400_000) => Ok(Some(Duration::from_millis(ms))),
+        Some(_) => Err(err(field, "must be between 1 and 86400000 (a day)")),
+    }
+}
+
 fn opt_str<'a>(
     obj: &'a Map<String, Value>,
     key: &str,
@@ -330,6 +350,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "api_key",
     "api_key_env",
     "timeout_ms",
+    "stream_idle_timeout_ms",
     "weight",
     "model",
     "headers",
@@ -388,12 +409,9 @@ fn parse_provider(
     };
     let base_url = parse_base_url(opt_str(obj, "base_url", at)?, at)?;
     let api_key = parse_key(obj, at, env)?;
-    let timeout_ms = opt_uint(obj, "timeout_ms", &format!("{at}.timeout_ms"))?;
-    let timeout = match timeout_ms {
-        Some(0) => return Err(err(format!("{at}.timeout_ms"), "must be at least 1")),
-        Some(ms) => Duration::from_millis(ms),
-        None => DEFAULT_TIMEOUT,
-    };
+    let timeout = opt_millis(obj, "timeout_ms", at)?.unwrap_or(DEFAULT_TIMEOUT);
+    let stream_idle_timeout =
+        opt_millis(obj, "stream_idle_timeout_ms", at)?.unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT);
     let weight = match opt_uint(obj, "weight", &format!("{at}.weight"))? {
         None => 1,
         Some(w @ 1..=1_000_000) => w as u32,
@@ -417,6 +435,7 @@ fn parse_provider(
         base_url,
         api_key,
         timeout,
+        stream_idle_timeout,
         weight,
         model,
         headers,
@@ -510,6 +529,13 @@ fn parse_key(
         (Some(_), Some(_)) => Err(err(at, "give api_key or api_key_env, not both")),
         (Some(k), None) if !k.is_empty() => checked_key(k, &format!("{at}.api_key")),
         (Some(_), None) => Err(err(format!("{at}.api_key"), "is empty")),
+        // A value that cannot be a variable's name may be the key itself,
+        // put in the wrong field: never repeated.
+        (None, Some(var)) if !is_env_name(var) => Err(err(
+            format!("{at}.api_key_env"),
+            "is not an environment variable name (letters, digits and _, not starting with a \
+             digit); to give the key itself, use api_key",
+        )),
         (None, Some(var)) => match env(var) {
             Some(k) if !k.is_empty() => checked_key(&k, &format!("{at}.api_key_env")),
             _ => Err(err(
@@ -522,6 +548,16 @@ fn parse_key(
             "needs api_key or api_key_env (the name of an environment variable holding the key)",
         )),
     }
+}
+
+/// Whether `name` can name an environment variable (POSIX portable names).
+fn is_env_name(name: &str) -> bool {
+    name.len() <= 256
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A key goes into a header, so it must be a valid header value; the
@@ -595,6 +631,7 @@ mod tests {
         assert_eq!(c.policy, Policy::Sequential);
         let p = &c.providers[0];
         assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(p.stream_idle_timeout, DEFAULT_STREAM_IDLE_TIMEOUT);
         assert_eq!(p.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(p.weight, 1);
         assert_eq!(p.base_url, "https://x.test/v1");
@@ -793,6 +830,24 @@ mod tests {
         }
         let c = parse(with("base_url", json!("HTTPS://H.test:8443/v1/"))).unwrap();
         assert_eq!(c.providers[0].base_url, "https://h.test:8443/v1");
+    }
+
+    #[test]
+    fn a_key_given_as_api_key_env_is_never_repeated() {
+        for value in ["sk-live-abc/def+ghi", "9KEY", "", "a b"] {
+            let e = parse(with_key_env(value)).unwrap_err();
+            assert_eq!(e.field, "providers[0].api_key_env");
+            if !value.is_empty() {
+                assert!(!e.to_string().contains(value), "{e}");
+            }
+        }
+        // A proper name that is unset is named, to help.
+        let e = parse(with_key_env("MY_KEY_1")).unwrap_err();
+        assert!(e.to_string().contains("MY_KEY_1"), "{e}");
+    }
+
+    fn with_key_env(var: &str) -> Value {
+        json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key_env": var}]})
     }
 
     #[test]

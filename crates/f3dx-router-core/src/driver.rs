@@ -4,10 +4,11 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures::Stream;
 use serde_json::Value;
 
-use crate::attempt::AttemptId;
-use crate::call::Action;
+use crate::attempt::{Attempt, AttemptId};
+use crate::call::{Action, Call};
 use crate::error::{RouteError, Routed};
 use crate::executor::Executor;
 use crate::http::{ResponseHead, TransportFault};
@@ -22,7 +23,8 @@ enum Leg<E: Executor> {
 
 enum LegEvent {
     Head(ResponseHead),
-    Body(Vec<u8>),
+    Chunk(Vec<u8>),
+    End,
     Fault(TransportFault),
 }
 
@@ -37,76 +39,175 @@ impl<E: Executor> Leg<E> {
                 Poll::Ready(Err(fault)) => Poll::Ready(LegEvent::Fault(fault)),
                 Poll::Pending => Poll::Pending,
             },
-            Leg::Body(f) => f
-                .as_mut()
-                .poll(cx)
-                .map(|r| r.map_or_else(LegEvent::Fault, LegEvent::Body)),
+            Leg::Body(s) => s.as_mut().poll_next(cx).map(|item| match item {
+                Some(Ok(bytes)) => LegEvent::Chunk(bytes),
+                Some(Err(fault)) => LegEvent::Fault(fault),
+                None => LegEvent::End,
+            }),
         }
     }
 }
 
-/// Route one request through `router`, doing its I/O on `executor`.
+/// What a driven call gives its host, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// A streamed call committed to a provider; chunks follow.
+    Commit {
+        /// The committed provider's name.
+        provider: String,
+        /// Its index in the config.
+        provider_index: usize,
+        /// Every attempt so far.
+        attempts: Vec<Attempt>,
+    },
+    /// The next chunk of a committed stream.
+    Chunk(Value),
+    /// The call's result: the last output.
+    Complete(Result<Routed, RouteError>),
+}
+
+/// One call carried out on an executor, pulled by its host: each
+/// [`Driver::next`] runs the call until it has something for the caller.
+/// Dropping the driver drops every request in flight (closing their
+/// connections): that is how a caller that stops reading a stream cancels it.
+pub struct Driver<E: Executor> {
+    executor: E,
+    call: Call,
+    legs: Vec<(AttemptId, Leg<E>)>,
+    sleep: Option<(Instant, Pin<Box<E::Sleep>>)>,
+    done: bool,
+}
+
+impl<E: Executor> Driver<E> {
+    /// Start routing `body` through `router` on `executor` (which may be a
+    /// reference or an `Arc`).
+    pub fn start(router: &Router, executor: E, body: Value) -> Self {
+        let call = router.start_call(body, executor.now());
+        Driver {
+            executor,
+            call,
+            legs: Vec::new(),
+            sleep: None,
+            done: false,
+        }
+    }
+
+    /// Whether the request streams (`"stream": true`).
+    pub fn is_streamed(&self) -> bool {
+        self.call.is_streamed()
+    }
+
+    /// The next output, or `None` after [`Output::Complete`].
+    pub async fn next(&mut self) -> Option<Output> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Poll for the next output.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Output>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            while let Some(action) = self.call.poll_action() {
+                match action {
+                    Action::Send {
+                        attempt, request, ..
+                    } => self
+                        .legs
+                        .push((attempt, Leg::Head(Box::pin(self.executor.send(request))))),
+                    // Dropping the leg's future aborts its request.
+                    Action::Cancel { attempt } => self.legs.retain(|(id, _)| *id != attempt),
+                    Action::Commit {
+                        provider,
+                        provider_index,
+                        attempts,
+                    } => {
+                        return Poll::Ready(Some(Output::Commit {
+                            provider,
+                            provider_index,
+                            attempts,
+                        }))
+                    }
+                    Action::Chunk(chunk) => return Poll::Ready(Some(Output::Chunk(chunk))),
+                    Action::Complete(result) => {
+                        self.done = true;
+                        self.legs.clear();
+                        return Poll::Ready(Some(Output::Complete(result)));
+                    }
+                }
+            }
+            if self.step_legs(cx) {
+                continue;
+            }
+            match self.call.poll_timeout() {
+                None => self.sleep = None,
+                Some(deadline) => {
+                    if self.sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
+                        let sleep = Box::pin(self.executor.sleep_until(deadline));
+                        self.sleep = Some((deadline, sleep));
+                    }
+                    if let Some((_, s)) = self.sleep.as_mut() {
+                        if s.as_mut().poll(cx).is_ready() {
+                            self.sleep = None;
+                            self.call.handle_timeout(self.executor.now());
+                            continue;
+                        }
+                    }
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Hand the first ready leg event to the call; whether there was one.
+    fn step_legs(&mut self, cx: &mut Context<'_>) -> bool {
+        for i in 0..self.legs.len() {
+            let Poll::Ready(event) = self.legs[i].1.poll_event(cx) else {
+                continue;
+            };
+            let id = self.legs[i].0;
+            let now = self.executor.now();
+            match event {
+                LegEvent::Head(head) => self.call.handle_head(id, head, now),
+                LegEvent::Chunk(bytes) => self.call.handle_chunk(id, &bytes, now),
+                LegEvent::End => {
+                    self.legs.swap_remove(i);
+                    self.call.handle_end(id, now);
+                }
+                LegEvent::Fault(fault) => {
+                    self.legs.swap_remove(i);
+                    self.call.handle_fault(id, fault, now);
+                }
+            }
+            // The call may have new actions: carry them out first.
+            return true;
+        }
+        false
+    }
+}
+
+/// Route one request through `router`, doing its I/O on `executor`, and
+/// return its result. For requests that do not stream: a streamed request
+/// needs a [`Driver`] to hand its chunks to the caller, and is refused here
+/// with [`RouteError::InvalidRequest`] before anything is sent.
 pub async fn drive<E: Executor>(
     router: &Router,
     executor: &E,
     body: Value,
 ) -> Result<Routed, RouteError> {
-    let mut call = router.start_call(body, executor.now());
-    let mut legs: Vec<(AttemptId, Leg<E>)> = Vec::new();
-    let mut sleep: Option<(Instant, Pin<Box<E::Sleep>>)> = None;
-    poll_fn(move |cx| loop {
-        while let Some(action) = call.poll_action() {
-            match action {
-                Action::Send {
-                    attempt, request, ..
-                } => legs.push((attempt, Leg::Head(Box::pin(executor.send(request))))),
-                // Dropping the leg's future aborts its request.
-                Action::Cancel { attempt } => legs.retain(|(id, _)| *id != attempt),
-                Action::Complete(result) => return Poll::Ready(result),
-            }
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(RouteError::InvalidRequest {
+            message: "streaming (\"stream\": true) is not supported by this API yet; omit it or set it to false".to_owned(),
+            attempts: Vec::new(),
+        });
+    }
+    let mut driver = Driver::start(router, executor, body);
+    loop {
+        match driver.next().await {
+            Some(Output::Complete(result)) => return result,
+            // Only a streamed call commits or yields chunks.
+            Some(Output::Commit { .. } | Output::Chunk(_)) => {}
+            None => unreachable!("a call always completes before its driver ends"),
         }
-        let mut progressed = false;
-        let mut i = 0;
-        while i < legs.len() {
-            let Poll::Ready(event) = legs[i].1.poll_event(cx) else {
-                i += 1;
-                continue;
-            };
-            let id = legs[i].0;
-            let now = executor.now();
-            match event {
-                LegEvent::Head(head) => call.handle_head(id, head, now),
-                LegEvent::Body(bytes) => {
-                    legs.swap_remove(i);
-                    call.handle_body(id, bytes, now);
-                }
-                LegEvent::Fault(fault) => {
-                    legs.swap_remove(i);
-                    call.handle_fault(id, fault, now);
-                }
-            }
-            progressed = true;
-            break; // the call may have new actions: carry them out first
-        }
-        if progressed {
-            continue;
-        }
-        match call.poll_timeout() {
-            None => sleep = None,
-            Some(deadline) => {
-                if sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
-                    sleep = Some((deadline, Box::pin(executor.sleep_until(deadline))));
-                }
-                if let Some((_, s)) = sleep.as_mut() {
-                    if s.as_mut().poll(cx).is_ready() {
-                        sleep = None;
-                        call.handle_timeout(executor.now());
-                        continue;
-                    }
-                }
-            }
-        }
-        return Poll::Pending;
-    })
-    .await
+    }
 }

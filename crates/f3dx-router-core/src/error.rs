@@ -52,6 +52,16 @@ pub enum RouteError {
         /// Every attempt, in start order.
         attempts: Vec<Attempt>,
     },
+    /// A stream failed after its commit point: the caller has part of the
+    /// answer, so no other provider was tried.
+    StreamInterrupted {
+        /// The committed provider.
+        provider: String,
+        /// What went wrong (reset, truncation, an error event, idle).
+        message: String,
+        /// Every attempt, in start order.
+        attempts: Vec<Attempt>,
+    },
 }
 
 impl RouteError {
@@ -60,17 +70,19 @@ impl RouteError {
         match self {
             RouteError::InvalidRequest { attempts, .. }
             | RouteError::Hard { attempts, .. }
-            | RouteError::AllFailed { attempts } => attempts,
+            | RouteError::AllFailed { attempts }
+            | RouteError::StreamInterrupted { attempts, .. } => attempts,
         }
     }
 
     /// Stable name of the error's class: `invalid_request`, `hard`,
-    /// `all_failed`.
+    /// `all_failed`, `stream_interrupted`.
     pub fn kind(&self) -> &'static str {
         match self {
             RouteError::InvalidRequest { .. } => "invalid_request",
             RouteError::Hard { .. } => "hard",
             RouteError::AllFailed { .. } => "all_failed",
+            RouteError::StreamInterrupted { .. } => "stream_interrupted",
         }
     }
 }
@@ -104,6 +116,13 @@ impl fmt::Display for RouteError {
                 }
                 f.write_str(" (transient failures: retry later, or add providers)")
             }
+            RouteError::StreamInterrupted {
+                provider, message, ..
+            } => write!(
+                f,
+                "the stream from provider {provider:?} broke after it had started: {message} \
+                 (not continued elsewhere: the answer so far came from this provider; retry the call)"
+            ),
         }
     }
 }

@@ -1,19 +1,26 @@
 //! The only door to the world: how a host sends, sleeps and tells the time.
 
 use std::future::Future;
+use std::sync::Arc;
+
+use futures::Stream;
 
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
 use crate::time::Instant;
 
-/// What a host provides so [`crate::drive`] can run a call.
+/// What a host provides so a [`crate::Driver`] (or [`crate::drive`]) can
+/// run a call.
 ///
-/// Futures need not be `Send` (JavaScript's are not). Dropping a future
-/// returned by [`Executor::send`], or the body future it yields, must abort
-/// the request and close its connection: that is how a losing hedge leg is
-/// cancelled.
+/// Futures and streams need not be `Send` (JavaScript's are not). Dropping
+/// a future returned by [`Executor::send`], or the body stream it yields,
+/// must abort the request and close its connection: that is how a losing
+/// hedge leg is cancelled.
 pub trait Executor {
-    /// Reads a response body, bounded by [`HttpRequest::max_body_bytes`].
-    type Body: Future<Output = Result<Vec<u8>, TransportFault>>;
+    /// A response body: its bytes in the pieces they arrive in, then the
+    /// end (`None`), or a fault. The core enforces
+    /// [`HttpRequest::max_body_bytes`]; a host may stop earlier with
+    /// [`TransportFault::BodyTooLarge`].
+    type Body: Stream<Item = Result<Vec<u8>, TransportFault>>;
     /// Sends a request and resolves at its response head.
     type Response: Future<Output = Result<(ResponseHead, Self::Body), TransportFault>>;
     /// Resolves at a deadline.
@@ -25,4 +32,36 @@ pub trait Executor {
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
     /// The current time on this executor's monotonic clock.
     fn now(&self) -> Instant;
+}
+
+impl<E: Executor + ?Sized> Executor for &E {
+    type Body = E::Body;
+    type Response = E::Response;
+    type Sleep = E::Sleep;
+
+    fn send(&self, request: HttpRequest) -> Self::Response {
+        (**self).send(request)
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        (**self).sleep_until(deadline)
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}
+
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    type Body = E::Body;
+    type Response = E::Response;
+    type Sleep = E::Sleep;
+
+    fn send(&self, request: HttpRequest) -> Self::Response {
+        (**self).send(request)
+    }
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        (**self).sleep_until(deadline)
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
 }

@@ -20,11 +20,14 @@ pub enum StatusClass {
     Hard,
 }
 
-/// Class a status code per the failure table.
+/// Class a status code per the failure table. A 1xx is never a final
+/// answer: one that reaches the core (a runtime that hands over an interim
+/// `103 Early Hints` as the response) is a broken exchange, soft like a
+/// reset.
 pub fn classify_status(status: u16) -> StatusClass {
     match status {
         200..=299 => StatusClass::Success,
-        408 | 429 | 500..=599 => StatusClass::Soft,
+        100..=199 | 408 | 429 | 500..=599 => StatusClass::Soft,
         _ => StatusClass::Hard,
     }
 }
@@ -91,10 +94,10 @@ mod tests {
         for s in [200, 201, 204, 299] {
             assert_eq!(classify_status(s), StatusClass::Success);
         }
-        for s in [408, 429, 500, 502, 503, 504, 599] {
+        for s in [100, 103, 199, 408, 429, 500, 502, 503, 504, 599] {
             assert_eq!(classify_status(s), StatusClass::Soft);
         }
-        for s in [100, 301, 400, 401, 403, 404, 409, 413, 422, 451, 600] {
+        for s in [0, 99, 301, 400, 401, 403, 404, 409, 413, 422, 451, 600] {
             assert_eq!(classify_status(s), StatusClass::Hard);
         }
     }

@@ -39,7 +39,7 @@ pub mod time;
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call};
 pub use config::{ConfigError, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig};
-pub use driver::drive;
+pub use driver::{drive, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use executor::Executor;
 pub use http::{HttpRequest, ResponseHead, TransportFault};

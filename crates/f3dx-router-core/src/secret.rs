@@ -41,9 +41,10 @@ pub const MIN_REDACTED_LEN: usize = 4;
 /// `text` with every occurrence of each secret replaced by [`REDACTED`],
 /// however JSON escapes it: an upstream that echoes the key may write any
 /// character as `\uXXXX` (either case), `/` as `\/` (PHP) and `"` as `\"`,
-/// and text quoted twice doubles the backslashes. Each character of a secret
-/// is matched literally or by any of those escapes, so one pass over the raw
-/// text covers every mix of them; the decoded text is the plain case.
+/// and text quoted twice doubles the backslashes; one that echoes a URL
+/// writes it percent-encoded (`%2F`). Each character of a secret is matched
+/// literally or by any of those escapes, so one pass over the raw text
+/// covers every mix of them; the decoded text is the plain case.
 ///
 /// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
@@ -62,7 +63,7 @@ fn redact_one(text: &str, secret: &[u8]) -> String {
     let mut i = 0;
     while i < bytes.len() {
         // A match starts with the first character or an escape of it.
-        if bytes[i] == first || bytes[i] == b'\\' {
+        if bytes[i] == first || bytes[i] == b'\\' || bytes[i] == b'%' {
             if let Some(end) = match_at(bytes, i, secret) {
                 out.push_str(&text[copied..i]);
                 out.push_str(REDACTED);
@@ -95,6 +96,11 @@ fn match_char(text: &[u8], j: usize, c: u8) -> Option<usize> {
     let b = *text.get(j)?;
     if b == c && c != b'\\' {
         return Some(j + 1);
+    }
+    if b == b'%' {
+        let hex = std::str::from_utf8(text.get(j + 1..j + 3)?).ok()?;
+        let code = u8::from_str_radix(hex, 16).ok()?;
+        return (code == c).then_some(j + 3);
     }
     if b != b'\\' {
         return None;
@@ -143,6 +149,9 @@ mod tests {
             // Quoted twice: JSON text inside a JSON string.
             serde_json::to_string(&serde_json::to_string(KEY).unwrap()).unwrap(),
             KEY.replace('/', "\\\\\\/").replace('"', "\\\\\\\""),
+            // Percent-encoded, as in an echoed URL, in either case.
+            KEY.replace('/', "%2F").replace('"', "%22"),
+            KEY.bytes().map(|b| format!("%{b:02x}")).collect(),
         ]
     }
 

@@ -44,7 +44,7 @@ fn actions(
     while let Some(a) = call.poll_action() {
         match a {
             Action::Send { attempt, .. } => sent.push(attempt),
-            Action::Cancel { .. } => {}
+            Action::Cancel { .. } | Action::Commit { .. } | Action::Chunk(_) => {}
             Action::Complete(r) => done = Some(r),
         }
     }
@@ -241,4 +241,153 @@ fn typed_fields_the_router_reads_are_checked() {
     body["stream"] = json!(false);
     let mut call = r.start_call(body, Instant::ZERO);
     assert_eq!(actions(&mut call).0.len(), 1);
+}
+
+fn head_with(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
+    ResponseHead {
+        status,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        received_unix_secs: 0,
+    }
+}
+
+/// Every action, with sends and cancels named by attempt.
+fn all_actions(call: &mut f3dx_router_core::Call) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(a) = call.poll_action() {
+        out.push(match a {
+            Action::Send { attempt, .. } => format!("send {}", attempt.0),
+            Action::Cancel { attempt } => format!("cancel {}", attempt.0),
+            Action::Commit { provider, .. } => format!("commit {provider}"),
+            Action::Chunk(c) => format!("chunk {}", c["choices"][0]["delta"]),
+            Action::Complete(Ok(r)) => format!("ok {}", r.provider),
+            Action::Complete(Err(e)) => format!("err {}: {e}", e.kind()),
+        });
+    }
+    out
+}
+
+#[test]
+fn the_body_cap_is_the_cores_declared_or_counted() {
+    let mut p = openai("a");
+    p["max_body_bytes"] = json!(16);
+    let r = router(json!([p, openai("b")]), json!({}));
+    // Declared over the cap: refused at the head, never read.
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head_with(200, &[("content-length", "17")]), ms(1));
+    let acts = all_actions(&mut call);
+    assert_eq!(acts, ["cancel 0", "send 1"]);
+    // Counted as it arrives, without a declared length.
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], &[b' '; 10], ms(1));
+    assert!(call.poll_action().is_none());
+    call.handle_chunk(sent[0], &[b' '; 7], ms(2));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+    call.handle_head(AttemptId(1), head(200), ms(3));
+    call.handle_body(AttemptId(1), COMPLETION.as_bytes().to_vec(), ms(3));
+    let (_, done) = actions(&mut call);
+    let routed = done.unwrap().unwrap();
+    assert_eq!(
+        routed.attempts[0].fault.as_ref().unwrap().name(),
+        "body_too_large"
+    );
+}
+
+const COMPLETION: &str =
+    r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}]}"#;
+
+fn streamed() -> Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true})
+}
+
+fn data(json: &str) -> Vec<u8> {
+    format!("data: {json}\n\n").into_bytes()
+}
+
+const ROLE: &str = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+const TEXT: &str = r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#;
+
+#[test]
+fn a_streamed_attempt_times_out_before_commit_and_idles_out_after() {
+    let mut a = openai("a");
+    a["timeout_ms"] = json!(1000);
+    a["stream_idle_timeout_ms"] = json!(200);
+    let r = router(json!([a, openai("b")]), json!({}));
+    // Before commit: `timeout_ms` from sending; a role chunk does not count.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(10));
+    call.handle_chunk(sent[0], &data(ROLE), ms(20));
+    assert_eq!(call.poll_timeout(), Some(ms(1000)));
+    call.handle_timeout(ms(1000));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+    // After commit: each event pushes the idle deadline; silence ends the
+    // stream with an error and no second provider.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(10));
+    call.handle_chunk(sent[0], &data(ROLE), ms(20));
+    call.handle_chunk(sent[0], &data(TEXT), ms(30));
+    assert_eq!(call.poll_timeout(), Some(ms(230)));
+    call.handle_chunk(sent[0], &data(TEXT), ms(100));
+    assert_eq!(call.poll_timeout(), Some(ms(300)));
+    call.handle_timeout(ms(300));
+    let acts = all_actions(&mut call);
+    assert_eq!(acts[0], "commit a");
+    assert_eq!(acts[1], r#"chunk {"role":"assistant","content":""}"#);
+    assert_eq!(acts[2], r#"chunk {"content":"Hi"}"#);
+    assert_eq!(acts[3], r#"chunk {"content":"Hi"}"#);
+    assert_eq!(acts[4], "cancel 0");
+    assert!(
+        acts[5].starts_with("err stream_interrupted: ") && acts[5].contains("200 ms"),
+        "{acts:?}"
+    );
+    assert_eq!(acts.len(), 6);
+}
+
+#[test]
+fn a_stream_that_ends_early_fails_over_or_is_interrupted() {
+    let r = router(json!([openai("a"), openai("b")]), json!({}));
+    // Ends (even with [DONE]) before any output: soft, next provider.
+    for body in [
+        data(ROLE),
+        [data(ROLE), b"data: [DONE]\n\n".to_vec()].concat(),
+    ] {
+        let mut call = r.start_call(streamed(), Instant::ZERO);
+        let (sent, _) = actions(&mut call);
+        call.handle_head(sent[0], head(200), ms(1));
+        call.handle_chunk(sent[0], &body, ms(2));
+        call.handle_end(sent[0], ms(3));
+        let acts = all_actions(&mut call);
+        assert!(acts.ends_with(&["send 1".to_owned()]), "{acts:?}");
+    }
+    // After commit, an end without [DONE] is a truncation the caller sees.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], &[data(ROLE), data(TEXT)].concat(), ms(2));
+    call.handle_end(sent[0], ms(3));
+    let acts = all_actions(&mut call);
+    let last = acts.last().unwrap();
+    assert!(
+        last.starts_with("err stream_interrupted") && last.contains("end marker"),
+        "{acts:?}"
+    );
+    // A clean end completes with the committed provider.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(
+        sent[0],
+        &[data(TEXT), b"data: [DONE]\n\n".to_vec()].concat(),
+        ms(2),
+    );
+    let acts = all_actions(&mut call);
+    assert_eq!(acts.last().unwrap(), "ok a", "{acts:?}");
 }

@@ -6,16 +6,22 @@ use std::future::{pending, ready, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 
+use futures::stream::{self, Stream, StreamExt};
+
 use f3dx_router_core::{
-    drive, Executor, HostLimits, HttpRequest, Instant, ResponseHead, Router, RouterConfig,
-    TransportFault,
+    drive, Driver, Executor, HostLimits, HttpRequest, Instant, Output, ResponseHead, RouteError,
+    Router, RouterConfig, TransportFault,
 };
 use serde_json::json;
 
 type Local<T> = Pin<Box<dyn Future<Output = T>>>;
+type Chunks = Pin<Box<dyn Stream<Item = Result<Vec<u8>, TransportFault>>>>;
 
 /// Answers by URL: "ok" hosts answer 200 at once, "busy" hosts 503, "slow"
-/// hosts never. Counts dropped request futures.
+/// hosts never; "sse" hosts stream two text chunks, "sse-error" an error
+/// event before any text, "sse-cut" one text chunk and then a reset, and
+/// "sse-stall" a role chunk and then nothing. Counts dropped request
+/// futures and bodies.
 struct Scripted {
     dropped: Rc<Cell<usize>>,
     clock: Cell<u64>,
@@ -37,13 +43,51 @@ fn head(status: u16) -> ResponseHead {
 }
 
 impl Executor for Scripted {
-    type Body = Local<Result<Vec<u8>, TransportFault>>;
+    type Body = Chunks;
     type Response = Local<Result<(ResponseHead, Self::Body), TransportFault>>;
     type Sleep = Local<()>;
 
     fn send(&self, request: HttpRequest) -> Self::Response {
-        let body = |s: &str| -> Self::Body { Box::pin(ready(Ok(s.as_bytes().to_vec()))) };
-        if request.url.contains("ok") {
+        let body = |s: &str| -> Self::Body { Box::pin(stream::iter([Ok(s.as_bytes().to_vec())])) };
+        let sse = |events: &[&str]| -> Self::Body {
+            let items: Vec<_> = events
+                .iter()
+                .map(|e| Ok(format!("data: {e}\n\n").into_bytes()))
+                .collect();
+            Box::pin(stream::iter(items))
+        };
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+        let text =
+            |t: &str| format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{t}"}}}}]}}"#);
+        if request.url.contains("sse-error") {
+            let b = sse(&[
+                role,
+                r#"{"error":{"message":"overloaded","type":"overloaded_error"}}"#,
+            ]);
+            Box::pin(ready(Ok((head(200), b))))
+        } else if request.url.contains("sse-cut") {
+            let first: Vec<Result<Vec<u8>, TransportFault>> = vec![
+                Ok(format!("data: {}\n\n", text("Hel")).into_bytes()),
+                Err(TransportFault::ConnectionReset),
+            ];
+            Box::pin(ready(Ok((
+                head(200),
+                Box::pin(stream::iter(first)) as Chunks,
+            ))))
+        } else if request.url.contains("sse-stall") {
+            let flag = DropFlag(Rc::clone(&self.dropped));
+            let b = stream::iter([Ok(format!("data: {role}\n\n").into_bytes())]).chain(
+                stream::once(async move {
+                    let _flag = flag;
+                    pending::<()>().await;
+                    unreachable!()
+                }),
+            );
+            Box::pin(ready(Ok((head(200), Box::pin(b) as Chunks))))
+        } else if request.url.contains("sse") {
+            let b = sse(&[role, &text("Hel"), &text("lo"), "[DONE]"]);
+            Box::pin(ready(Ok((head(200), b))))
+        } else if request.url.contains("ok") {
             let b = body(r#"{"choices":[{"message":{"content":"hi"}}]}"#);
             Box::pin(ready(Ok((head(200), b))))
         } else if request.url.contains("busy") {
@@ -128,4 +172,119 @@ fn a_stalled_provider_times_out_on_the_executor_clock() {
     assert_eq!(err.attempts()[0].fault.as_ref().unwrap().name(), "timeout");
     assert_eq!(exec.now(), Instant::from_micros(100_000));
     assert_eq!(exec.dropped.get(), 1);
+}
+
+fn streamed() -> serde_json::Value {
+    json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true})
+}
+
+/// Every output of a driven call.
+fn outputs(r: &Router, exec: &Scripted) -> Vec<Output> {
+    let mut driver = Driver::start(r, exec, streamed());
+    assert!(driver.is_streamed());
+    futures::executor::block_on(async {
+        let mut out = Vec::new();
+        while let Some(o) = driver.next().await {
+            out.push(o);
+        }
+        out
+    })
+}
+
+fn contents(out: &[Output]) -> String {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Chunk(c) => c["choices"][0]["delta"]["content"].as_str(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_fails_over_before_its_commit_point_and_not_after() {
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
+    // An error event before any text: failed over, its bytes never seen.
+    let r = router(&["http://sse-error/v1", "http://sse/v1"], json!({}));
+    let out = outputs(&r, &exec);
+    let Output::Commit {
+        provider, attempts, ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(provider, "p1");
+    assert_eq!(
+        attempts[0].fault.as_ref().map(|f| f.name()),
+        Some("stream_error")
+    );
+    assert_eq!(contents(&out), "Hello");
+    // The held role chunk comes first, then the text.
+    assert_eq!(out[1].chunk()["choices"][0]["delta"]["role"], "assistant");
+    assert!(matches!(out.last(), Some(Output::Complete(Ok(_)))));
+    // After the first text, a reset ends the stream with an error and no
+    // second provider.
+    let r = router(&["http://sse-cut/v1", "http://sse/v1"], json!({}));
+    let out = outputs(&r, &exec);
+    assert_eq!(contents(&out), "Hel");
+    match out.last() {
+        Some(Output::Complete(Err(RouteError::StreamInterrupted {
+            provider, attempts, ..
+        }))) => {
+            assert_eq!(provider, "p0");
+            assert_eq!(attempts.len(), 1, "no provider switch after commit");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_hedged_stream_is_won_by_the_first_leg_to_commit() {
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
+    // The stalled leg sent a role chunk (no output): it cannot win, and it
+    // is dropped when the other commits.
+    let r = router(
+        &["http://sse-stall/v1", "http://sse/v1"],
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
+    let out = outputs(&r, &exec);
+    let Output::Commit {
+        provider, attempts, ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(provider, "p1");
+    assert_eq!(attempts[0].outcome.as_str(), "cancelled");
+    assert_eq!(contents(&out), "Hello");
+    assert_eq!(exec.dropped.get(), 1, "the losing leg's body was dropped");
+}
+
+#[test]
+fn drive_refuses_a_streamed_request() {
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Cell::new(0),
+    };
+    let r = router(&["http://sse/v1"], json!({}));
+    let err = futures::executor::block_on(drive(&r, &exec, streamed())).unwrap_err();
+    assert_eq!(err.kind(), "invalid_request");
+}
+
+trait ChunkOf {
+    fn chunk(&self) -> &serde_json::Value;
+}
+
+impl ChunkOf for Output {
+    fn chunk(&self) -> &serde_json::Value {
+        match self {
+            Output::Chunk(c) => c,
+            other => panic!("not a chunk: {other:?}"),
+        }
+    }
 }

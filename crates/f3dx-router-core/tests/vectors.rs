@@ -148,6 +148,8 @@ fn run_call(
                     }
                 }
                 Action::Cancel { attempt } => queue.retain(|(_, _, id, _)| *id != attempt),
+                // No vector streams yet.
+                Action::Commit { .. } | Action::Chunk(_) => {}
                 Action::Complete(result) => return Ok((result, received, now)),
             }
         }

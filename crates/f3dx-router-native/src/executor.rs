@@ -10,14 +10,17 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use f3dx_router_core::{Executor, HttpRequest, Instant, ResponseHead, TransportFault};
-use http_body_util::{BodyExt, Full};
+use futures_core::Stream;
+use http_body_util::Full;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
-use hyper::{Method, Request, Response, Uri};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -33,10 +36,6 @@ pub const POOL_IDLE_PER_HOST: usize = 16;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The most a body buffer reserves before bytes arrive: a peer's
-/// `Content-Length` is a claim, not a reason to allocate.
-const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 
 /// Parsed URLs an executor keeps: a router sends to a handful of endpoints
 /// over and over. Past this many (a config with more providers) it starts over.
@@ -169,12 +168,11 @@ fn build(
 }
 
 impl Executor for NativeExecutor {
-    type Body = BoxFuture<Result<Vec<u8>, TransportFault>>;
+    type Body = ResponseBody;
     type Response = BoxFuture<Result<(ResponseHead, Self::Body), TransportFault>>;
     type Sleep = tokio::time::Sleep;
 
     fn send(&self, mut request: HttpRequest) -> Self::Response {
-        let max = request.max_body_bytes;
         let body = Bytes::from(std::mem::take(&mut request.body));
         let started = std::time::Instant::now();
         let uri = self.uri(&request.url);
@@ -212,7 +210,9 @@ impl Executor for NativeExecutor {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
             };
-            let body: Self::Body = Box::pin(read_body(response, max));
+            let body = ResponseBody {
+                incoming: response.into_body(),
+            };
             Ok((head, body))
         })
     }
@@ -249,36 +249,41 @@ pub(crate) fn since(origin: std::time::Instant) -> Instant {
     Instant::from_micros(origin.elapsed().as_micros() as u64)
 }
 
-/// Read the body, failing as soon as it passes `max` bytes.
-async fn read_body(response: Response<Incoming>, max: usize) -> Result<Vec<u8>, TransportFault> {
-    let declared = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(TransportFault::BodyTooLarge);
-    }
-    // Grown as bytes arrive: a peer that declares 64 GiB gets a small buffer
-    // and a BodyTooLarge at the cap, never an allocation of its number.
-    let reserve = declared.map_or(0, |n| n.min(INITIAL_BODY_CAPACITY as u64) as usize);
-    let mut body = Vec::with_capacity(reserve.min(max));
-    let mut incoming = response.into_body();
-    while let Some(frame) = incoming.frame().await {
-        let frame = frame.map_err(|e| match classify(&e) {
-            // The head arrived, so a broken body is a truncated one.
-            TransportFault::ConnectionReset | TransportFault::Other(_) => TransportFault::Truncated,
-            other => other,
-        })?;
-        // Trailers (HTTP/2) carry no body bytes.
-        let Ok(chunk) = frame.into_data() else {
-            continue;
-        };
-        if body.len() + chunk.len() > max {
-            return Err(TransportFault::BodyTooLarge);
+/// A response body as the core reads it: each data frame's bytes as they
+/// arrive. Nothing is sized or buffered here: the core counts the bytes
+/// against the provider's cap (a peer's `Content-Length` is only a claim).
+pub struct ResponseBody {
+    incoming: Incoming,
+}
+
+impl Stream for ResponseBody {
+    type Item = Result<Vec<u8>, TransportFault>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let frame = match Pin::new(&mut self.incoming).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => {
+                    // The head arrived, so a broken body is a truncated one.
+                    let fault = match classify(&e) {
+                        TransportFault::ConnectionReset | TransportFault::Other(_) => {
+                            TransportFault::Truncated
+                        }
+                        other => other,
+                    };
+                    return Poll::Ready(Some(Err(fault)));
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            // Trailers (HTTP/2) carry no body bytes.
+            if let Ok(chunk) = frame.into_data() {
+                if !chunk.is_empty() {
+                    return Poll::Ready(Some(Ok(chunk.to_vec())));
+                }
+            }
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(body)
 }
 
 /// Map a client error to the core's faults by walking its causes; anything

@@ -8,7 +8,7 @@ mod connect;
 mod executor;
 mod router;
 
-pub use executor::{tls_config, NativeExecutor, POOL_IDLE_PER_HOST};
+pub use executor::{tls_config, NativeExecutor, ResponseBody, POOL_IDLE_PER_HOST};
 pub use router::{NativeRouter, SETTLE_AFTER_IDLE};
 
 pub use f3dx_router_core::Executor;

@@ -31,6 +31,7 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
     static INVALID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     static HARD: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     static ALL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static INTERRUPTED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let attempts = || -> PyResult<Bound<'_, PyList>> {
         PyList::new(py, e.attempts().iter().map(PyAttempt::from))
     };
@@ -55,6 +56,12 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
         RouteError::AllFailed { .. } => build(py, &ALL, "AllProvidersFailed", &message, |kw| {
             kw.set_item("attempts", attempts()?)
         }),
+        RouteError::StreamInterrupted { provider, .. } => {
+            build(py, &INTERRUPTED, "StreamInterrupted", &message, |kw| {
+                kw.set_item("provider", provider)?;
+                kw.set_item("attempts", attempts()?)
+            })
+        }
     }
 }
 

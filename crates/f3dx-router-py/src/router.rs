@@ -10,8 +10,8 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
 use crate::convert::{to_json, to_py, ConvertError};
-use crate::signals;
 use crate::errors::{config_error, route_error};
+use crate::signals;
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.

@@ -107,6 +107,7 @@ mod tests {
             base_url: "http://h/v1".into(),
             api_key: Secret::new("sk-1"),
             timeout: Duration::from_secs(1),
+            stream_idle_timeout: Duration::from_secs(1),
             weight: 1,
             model: None,
             headers: vec![
