@@ -213,6 +213,7 @@ struct Host {
     /// The provider of each sent attempt.
     providers: Vec<usize>,
     result: Option<Result<Routed, RouteError>>,
+    committed: bool,
 }
 
 impl Host {
@@ -237,6 +238,12 @@ impl Host {
                     self.providers.push(provider);
                 }
                 Action::Cancel { attempt } => assert!(self.sent.contains(&attempt)),
+                // A streamed call: one commit, then its chunks.
+                Action::Commit { .. } => {
+                    assert!(!self.committed, "a second commit");
+                    self.committed = true;
+                }
+                Action::Chunk(_) => assert!(self.committed, "a chunk before the commit"),
                 Action::Complete(result) => self.result = Some(result),
             }
         }
@@ -264,6 +271,7 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
         sent: Vec::new(),
         providers: Vec::new(),
         result: None,
+        committed: false,
     };
     host.drain(&mut call, router);
     for event in script.events.into_iter().take(64) {

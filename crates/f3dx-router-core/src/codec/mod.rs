@@ -17,6 +17,7 @@ pub fn encode_request(
     provider: &ProviderConfig,
     body: &Map<String, Value>,
 ) -> Result<HttpRequest, String> {
+    let streams = body.get("stream").and_then(Value::as_bool) == Some(true);
     let (path, mut headers, body) = match provider.kind {
         ProviderKind::OpenAi => {
             let auth = format!("Bearer {}", provider.api_key.expose());
@@ -43,7 +44,12 @@ pub fn encode_request(
         }
     };
     headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    headers.push(("accept".to_owned(), "application/json".to_owned()));
+    let accept = if streams {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    headers.push(("accept".to_owned(), accept.to_owned()));
     // The provider's own headers come last and win over ours, except that a
     // repeated name is replaced rather than sent twice.
     for (name, value) in &provider.headers {
