@@ -86,7 +86,11 @@ WRITE_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 2.0
 
 EXHAUSTED_TEXT = "mock script exhausted"
-RESPONSE_KEYS = {"delay_ms", "status", "headers", "json", "text", "fault"}
+RESPONSE_KEYS = {"delay_ms", "status", "headers", "json", "text", "fault", "events"}
+# One event of a streamed answer: `data` (a JSON value, or a string sent as
+# is, e.g. "[DONE]"), optional `event` (the SSE event name) and `delay_ms`
+# before it; or a `fault` in the middle of the stream.
+EVENT_KEYS = {"data", "event", "delay_ms", "fault", "raw"}
 FAULTS = {"reset", "stall", "truncate"}
 
 
@@ -145,6 +149,20 @@ def validate_response(resp: Any, where: str) -> None:
         raise VectorError(f"{where}.text: must be a string")
     if "fault" in resp and resp["fault"] not in FAULTS:
         raise VectorError(f"{where}.fault: must be one of {sorted(FAULTS)}")
+    if "events" in resp:
+        if "json" in resp or "text" in resp:
+            raise VectorError(f"{where}: 'events' excludes 'json' and 'text'")
+        events = resp["events"]
+        if not isinstance(events, list):
+            raise VectorError(f"{where}.events: must be a list")
+        for i, ev in enumerate(events):
+            at = f"{where}.events[{i}]"
+            if not isinstance(ev, dict) or set(ev) - EVENT_KEYS:
+                raise VectorError(f"{at}: an object with keys among {sorted(EVENT_KEYS)}")
+            if ("fault" in ev) + ("data" in ev) + ("raw" in ev) != 1:
+                raise VectorError(f"{at}: exactly one of 'data', 'raw' or 'fault'")
+            if "fault" in ev and ev["fault"] not in FAULTS:
+                raise VectorError(f"{at}.fault: must be one of {sorted(FAULTS)}")
 
 
 # --------------------------------------------------------------------------
@@ -563,6 +581,8 @@ class MockServer:
             conn.abort_with_reset()
             return False
 
+        if "events" in entry:
+            return await self._stream(conn, req, record, entry)
         if "json" in entry:
             body, content_type = json_bytes(entry["json"]), "application/json"
         else:
@@ -576,6 +596,51 @@ class MockServer:
             return False
         await conn.write(head + body)
         return True
+
+
+    async def _stream(self, conn: Connection, req: Request, record: dict, entry: dict) -> bool:
+        """A server-sent-events answer, chunked, one chunk per event, with
+        each event's delay before it; a fault cuts the stream where it is."""
+        headers = {"content-type": "text/event-stream", "cache-control": "no-cache", **entry.get("headers", {})}
+        lines = [f"HTTP/1.1 {entry.get('status', 200)} OK"]
+        lines += [f"{k}: {v}" for k, v in headers.items()
+                  if k.lower() not in ("content-length", "connection", "transfer-encoding")]
+        lines.append("transfer-encoding: chunked")
+        if req.wants_close():
+            lines.append("connection: close")
+        await conn.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        for ev in entry["events"]:
+            delay_s = float(ev.get("delay_ms", 0)) / 1000.0
+            if delay_s > 0 and await conn.wait_peer_close(delay_s):
+                record["disconnected_early"] = True
+                record["disconnected_at"] = time.monotonic()
+                return False
+            fault = ev.get("fault")
+            if fault == "stall":
+                if await conn.wait_peer_close(STALL_LIMIT_S):
+                    record["disconnected_early"] = True
+                    record["disconnected_at"] = time.monotonic()
+                return False
+            if fault == "reset":
+                conn.abort_with_reset()
+                return False
+            if fault == "truncate":
+                return False  # closed without the last chunk: a cut stream
+            if "raw" in ev:
+                text = ev["raw"]
+            else:
+                data = ev["data"]
+                text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+                text = (f"event: {ev['event']}\n" if "event" in ev else "") + f"data: {text}\n\n"
+            payload = text.encode("utf-8")
+            try:
+                await conn.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+            except ClientGone:
+                record["disconnected_early"] = True
+                record["disconnected_at"] = time.monotonic()
+                return False
+        await conn.write(b"0\r\n\r\n")
+        return not req.wants_close()
 
 
 class _StdinWatcher(asyncio.Protocol):

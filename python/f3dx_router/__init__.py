@@ -18,12 +18,14 @@ from ._errors import (
     RouterError,
     StreamInterrupted,
 )
-from ._native import Attempt, RouteResult, Router, __version__
+from ._native import Attempt, ChatStream, RouteResult, Router, SseIterator, __version__
 
 __all__ = [
     "Router",
     "RouteResult",
     "Attempt",
+    "ChatStream",
+    "SseIterator",
     "RouterError",
     "ConfigError",
     "InvalidRequest",

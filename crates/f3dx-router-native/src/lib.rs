@@ -7,8 +7,10 @@
 mod connect;
 mod executor;
 mod router;
+mod stream;
 
 pub use executor::{tls_config, NativeExecutor, ResponseBody, POOL_IDLE_PER_HOST};
 pub use router::{NativeRouter, SETTLE_AFTER_IDLE};
+pub use stream::NativeStream;
 
 pub use f3dx_router_core::Executor;

@@ -15,18 +15,20 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use f3dx_router_core::{drive, Instant, RouteError, Routed, Router, RouterConfig};
+use f3dx_router_core::{drive, Driver, Instant, RouteError, Routed, Router, RouterConfig};
 use serde_json::Value;
 use thread_local::ThreadLocal;
 use tokio::runtime::Runtime;
 
 use crate::executor::{self, tls_config, NativeExecutor};
+use crate::stream::NativeStream;
 
 /// Run `call`, calling `check` every `every`; an error from it drops the
 /// call (and with it every request in flight) and is returned.
-async fn until_interrupted<T, E>(
+pub(crate) async fn until_interrupted<T, E>(
     call: impl Future<Output = T>,
     every: Duration,
     mut check: impl FnMut() -> Result<(), E>,
@@ -47,8 +49,9 @@ pub const SETTLE_AFTER_IDLE: Duration = Duration::from_millis(1);
 
 /// One thread's runtime and connection pool.
 struct Lane {
-    runtime: Runtime,
-    executor: NativeExecutor,
+    /// Shared with the lane's open streams, which outlive a call.
+    runtime: Arc<Runtime>,
+    executor: Arc<NativeExecutor>,
     /// When this lane's last call returned.
     last_call_end: Cell<std::time::Instant>,
 }
@@ -64,8 +67,8 @@ impl Lane {
             NativeExecutor::with_tls(origin, tls.clone())
         };
         Ok(Lane {
-            runtime,
-            executor,
+            runtime: Arc::new(runtime),
+            executor: Arc::new(executor),
             last_call_end: Cell::new(std::time::Instant::now()),
         })
     }
@@ -175,7 +178,7 @@ impl NativeRouter {
                 tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
-            let call = drive(&self.router, &lane.executor, body);
+            let call = drive(&self.router, &*lane.executor, body);
             let result = match interrupt {
                 None => Ok(call.await),
                 Some((every, check)) => until_interrupted(call, every, check).await,
@@ -194,6 +197,16 @@ impl NativeRouter {
         });
         lane.last_call_end.set(std::time::Instant::now());
         Ok(result)
+    }
+
+    /// Start a streamed call (`"stream": true`) on this thread's lane; pull
+    /// its outputs with [`NativeStream::next_blocking`]. Nothing is sent
+    /// until the first pull.
+    pub fn start_stream(&self, body: Value) -> std::io::Result<NativeStream> {
+        let lane = self.lane()?;
+        let settle = lane.last_call_end.get().elapsed() >= SETTLE_AFTER_IDLE;
+        let driver = Driver::start(&self.router, Arc::clone(&lane.executor), body);
+        Ok(NativeStream::new(Arc::clone(&lane.runtime), driver, settle))
     }
 
     fn lane(&self) -> std::io::Result<&Lane> {

@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod router;
 mod signals;
+mod stream;
 mod trace;
 
 use pyo3::prelude::*;
@@ -15,6 +16,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<router::PyRouter>()?;
     m.add_class::<trace::PyAttempt>()?;
     m.add_class::<trace::PyRouteResult>()?;
+    m.add_class::<stream::PyChatStream>()?;
+    m.add_class::<stream::PySseIter>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use f3dx_router_core::{HostLimits, Policy, RouteError, Routed, Router, RouterConfig};
+use f3dx_router_core::{HostLimits, Output, Policy, RouteError, Routed, Router, RouterConfig};
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::signals;
+use crate::stream::{next_output, PyChatStream};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.
@@ -67,12 +68,29 @@ impl PyRouter {
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        if streamed(&body) {
+            return Ok(Bound::new(py, self.stream(py, body)?)?.into_any());
+        }
         let routed = self.run(py, body)?;
         to_py(py, &routed.response)
     }
 
     /// Route one request; return the response with its attempts.
     fn route(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<PyRouteResult> {
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        if streamed(&body) {
+            let message = "route() returns a whole answer; for \"stream\": true use \
+                           chat_completions(), which returns a ChatStream (with .provider and \
+                           .attempts)";
+            return Err(route_error(
+                py,
+                &RouteError::InvalidRequest {
+                    message: message.to_owned(),
+                    attempts: Vec::new(),
+                },
+            ));
+        }
         let routed = self.run(py, body)?;
         let attempts = routed
             .attempts
@@ -143,8 +161,27 @@ impl PyRouter {
 }
 
 impl PyRouter {
-    fn run(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Routed> {
-        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+    /// Start a streamed call and run it to its commit point: errors before
+    /// it raise here, as for a whole answer.
+    fn stream(&self, py: Python<'_>, body: Value) -> PyResult<PyChatStream> {
+        let native = self.native()?;
+        let mut stream = native.start_stream(body).map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+        })?;
+        match next_output(py, &mut stream)? {
+            Some(Output::Commit {
+                provider, attempts, ..
+            }) => Ok(PyChatStream::new(stream, provider, attempts)),
+            Some(Output::Complete(Err(e))) => Err(route_error(py, &e)),
+            // The first output of a streamed call is its commit point or
+            // its failure.
+            Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(
+                PyRuntimeError::new_err("the streamed call ended before its first output"),
+            ),
+        }
+    }
+
+    fn run(&self, py: Python<'_>, body: Value) -> PyResult<Routed> {
         let native = self.native()?;
         // The whole routing call runs without the GIL. On the thread that
         // handles Python's signals it wakes every SIGNAL_CHECK to run their
@@ -250,4 +287,9 @@ fn conversion_error(
             wrapped
         }
     }
+}
+
+/// Whether a request asks to stream (the core checks the field's type).
+fn streamed(body: &Value) -> bool {
+    body.get("stream").and_then(Value::as_bool) == Some(true)
 }

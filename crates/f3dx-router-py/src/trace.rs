@@ -9,6 +9,7 @@ use pyo3::types::PyTuple;
 const FAULTS: &[&str] = &[
     "timeout",
     "undecodable",
+    "stream_error",
     "connection_refused",
     "connection_reset",
     "dns",

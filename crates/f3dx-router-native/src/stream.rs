@@ -1,0 +1,113 @@
+//! A streamed call pulled by a blocking caller (a Python iterator): each
+//! pull runs the lane's runtime until the call has its next output.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use f3dx_router_core::{Driver, Output};
+use tokio::runtime::Runtime;
+
+use crate::executor::NativeExecutor;
+use crate::router::until_interrupted;
+
+/// One streamed call, on the runtime of the lane that started it. Pull it
+/// from any thread, one pull at a time. Dropping it (or [`close`]) drops its
+/// requests and closes their connections before it returns.
+///
+/// [`close`]: NativeStream::close
+pub struct NativeStream {
+    runtime: Arc<Runtime>,
+    driver: Option<Driver<Arc<NativeExecutor>>>,
+    /// The lane was idle: let it retire closed connections first (see
+    /// `NativeRouter::route_blocking`).
+    settle: bool,
+}
+
+impl std::fmt::Debug for NativeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeStream")
+            .field("open", &self.driver.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NativeStream {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        driver: Driver<Arc<NativeExecutor>>,
+        settle: bool,
+    ) -> Self {
+        NativeStream {
+            runtime,
+            driver: Some(driver),
+            settle,
+        }
+    }
+
+    /// The next output, blocking the calling thread: the commit point, a
+    /// chunk, or the call's end. `None` once it has ended or was closed.
+    pub fn next_blocking(&mut self) -> Option<Output> {
+        let never = None::<(Duration, fn() -> Result<(), std::convert::Infallible>)>;
+        match self.pull(never) {
+            Ok(output) => output,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Like [`NativeStream::next_blocking`], calling `interrupt` every
+    /// `every` while it waits; its error closes the stream and is returned.
+    pub fn next_blocking_interruptible<E>(
+        &mut self,
+        every: Duration,
+        interrupt: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<Output>, E> {
+        self.pull(Some((every, interrupt)))
+    }
+
+    fn pull<E>(
+        &mut self,
+        interrupt: Option<(Duration, impl FnMut() -> Result<(), E>)>,
+    ) -> Result<Option<Output>, E> {
+        let Some(driver) = self.driver.as_mut() else {
+            return Ok(None);
+        };
+        let settle = std::mem::take(&mut self.settle);
+        let result = self.runtime.block_on(async {
+            if settle {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+            }
+            match interrupt {
+                None => Ok(driver.next().await),
+                Some((every, check)) => until_interrupted(driver.next(), every, check).await,
+            }
+        });
+        match &result {
+            Ok(Some(Output::Complete(_)) | None) | Err(_) => self.close(),
+            Ok(Some(_)) => {}
+        }
+        result
+    }
+
+    /// Stop the call: drop its requests and let their connection tasks
+    /// close the sockets now, not at the lane's next call.
+    pub fn close(&mut self) {
+        // (Inside a runtime, as an async caller dropping it would be, the
+        // sockets close at the lane's next call instead: block_on there
+        // would panic.)
+        if self.driver.take().is_some() && tokio::runtime::Handle::try_current().is_err() {
+            self.runtime.block_on(tokio::task::yield_now());
+        }
+    }
+
+    /// Whether the stream has ended or was closed.
+    pub fn is_closed(&self) -> bool {
+        self.driver.is_none()
+    }
+}
+
+impl Drop for NativeStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,187 @@
+//! `ChatStream`: a streamed answer, as a Python iterator of chunk dicts.
+
+use std::sync::{Mutex, PoisonError};
+
+use f3dx_router_core::{Attempt, Output};
+use f3dx_router_native::NativeStream;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::convert::to_py;
+use crate::errors::route_error;
+use crate::signals;
+use crate::trace::PyAttempt;
+
+/// Wait for the stream's next output without the GIL, answering Ctrl-C on
+/// the main thread (which closes the stream).
+pub fn next_output(py: Python<'_>, stream: &mut NativeStream) -> PyResult<Option<Output>> {
+    if signals::handled_here() {
+        py.detach(|| {
+            stream.next_blocking_interruptible(signals::CHECK_EVERY, || {
+                Python::attach(|py| py.check_signals())
+            })
+        })
+    } else {
+        Ok(py.detach(|| stream.next_blocking()))
+    }
+}
+
+/// A streamed chat completion, from its commit point on: iterate it for
+/// `chat.completion.chunk` dicts. A failure after the first output raises
+/// `StreamInterrupted` from the iterator. Close it (or leave a `with`
+/// block) to stop early: the upstream connection is closed at once.
+#[pyclass(frozen, name = "ChatStream", module = "f3dx_router._native")]
+pub struct PyChatStream {
+    stream: Mutex<NativeStream>,
+    provider: String,
+    attempts: Mutex<Vec<Attempt>>,
+}
+
+impl PyChatStream {
+    pub fn new(stream: NativeStream, provider: String, attempts: Vec<Attempt>) -> Self {
+        PyChatStream {
+            stream: Mutex::new(stream),
+            provider,
+            attempts: Mutex::new(attempts),
+        }
+    }
+
+    /// The next chunk as JSON, `None` at the end.
+    fn next_value(&self, py: Python<'_>) -> PyResult<Option<serde_json::Value>> {
+        // Never wait for the lock: a reader holds it while waiting without
+        // the GIL, and waiting here with the GIL would deadlock.
+        let mut stream = self.stream.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("this ChatStream is being read by another thread")
+        })?;
+        loop {
+            match next_output(py, &mut stream)? {
+                Some(Output::Chunk(chunk)) => return Ok(Some(chunk)),
+                Some(Output::Commit { .. }) => {}
+                Some(Output::Complete(result)) => {
+                    let attempts = match &result {
+                        Ok(routed) => routed.attempts.clone(),
+                        Err(e) => e.attempts().to_vec(),
+                    };
+                    *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = attempts;
+                    return match result {
+                        Ok(_) => Ok(None),
+                        Err(e) => Err(route_error(py, &e)),
+                    };
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyChatStream {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.next_value(py)? {
+            Some(chunk) => to_py(py, &chunk),
+            None => Err(PyStopIteration::new_err(())),
+        }
+    }
+
+    /// The provider the stream committed to.
+    #[getter]
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Every attempt, in start order: as of the commit point, and final
+    /// once the stream has ended.
+    #[getter]
+    fn attempts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        PyList::new(py, attempts.iter().map(PyAttempt::from))
+    }
+
+    /// Stop reading: the upstream connection is closed now. Harmless when
+    /// the stream has ended.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mut stream = self.stream.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("this ChatStream is being read by another thread")
+        })?;
+        let stream: &mut NativeStream = &mut stream;
+        py.detach(|| stream.close());
+        Ok(())
+    }
+
+    /// Whether the stream has ended or was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.stream
+            .try_lock()
+            .is_ok_and(|stream| stream.is_closed())
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// The same stream as OpenAI server-sent events (`data: {...}\n\n`
+    /// each, then `data: [DONE]\n\n`), for a server that forwards it.
+    fn iter_sse(slf: Py<Self>) -> PySseIter {
+        PySseIter {
+            stream: slf,
+            done: Mutex::new(false),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ChatStream(provider={:?}, closed={})",
+            self.provider,
+            self.closed()
+        )
+    }
+}
+
+/// `ChatStream.iter_sse()`: the stream's chunks as SSE bytes.
+#[pyclass(frozen, name = "SseIterator", module = "f3dx_router._native")]
+pub struct PySseIter {
+    stream: Py<PyChatStream>,
+    done: Mutex<bool>,
+}
+
+#[pymethods]
+impl PySseIter {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        if *self.done.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Err(PyStopIteration::new_err(()));
+        }
+        match self.stream.get().next_value(py) {
+            Ok(Some(chunk)) => {
+                let mut line = b"data: ".to_vec();
+                serde_json::to_writer(&mut line, &chunk)
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+                line.extend_from_slice(b"\n\n");
+                Ok(PyBytes::new(py, &line))
+            }
+            Ok(None) => {
+                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                Ok(PyBytes::new(py, b"data: [DONE]\n\n"))
+            }
+            Err(e) => {
+                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                Err(e)
+            }
+        }
+    }
+}
