@@ -10,7 +10,9 @@
 //! "hard", "all_failed"), `status` (the HTTP status to answer with) and
 //! `provider` (for a hard failure).
 
-use f3dx_router_core::{drive, Attempt, RouteError, Routed, Router as CoreRouter, RouterConfig};
+use f3dx_router_core::{
+    drive, Attempt, Driver, RouteError, Routed, Router as CoreRouter, RouterConfig,
+};
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
 use serde_json::Value;
@@ -19,6 +21,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::executor::FetchExecutor;
 use crate::openai_error::ErrorReply;
+use crate::stream_out;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -35,6 +38,7 @@ export interface ProviderConfig {
   model?: string;
   headers?: Record<string, string>;
   max_body_bytes?: number;
+  stream_idle_timeout_ms?: number;
 }
 
 /** The router's config: the same schema as ROUTER_CONFIG. */
@@ -65,9 +69,12 @@ export interface Attempt {
   startedMs: number;
 }
 
-/** What `route` resolves to: the response, the winner and every attempt. */
+/** What `route` resolves to: the response, the winner and every attempt.
+ *  For a request with `stream: true`, `response` is the stream of OpenAI
+ *  server-sent events, and `provider` and `attempts` are as of its commit
+ *  point. */
 export interface RouteResult {
-  response: ChatCompletion;
+  response: ChatCompletion | ReadableStream<Uint8Array>;
   provider: string;
   attempts: Attempt[];
 }
@@ -91,8 +98,8 @@ extern "C" {
     /// `Record<string, unknown>` in TypeScript (a worker's `env`).
     #[wasm_bindgen(typescript_type = "Record<string, unknown>")]
     pub type JsEnv;
-    /// `Promise<ChatCompletion>` in TypeScript.
-    #[wasm_bindgen(typescript_type = "Promise<ChatCompletion>")]
+    /// `Promise<ChatCompletion | ReadableStream<Uint8Array>>` in TypeScript.
+    #[wasm_bindgen(typescript_type = "Promise<ChatCompletion | ReadableStream<Uint8Array>>")]
     pub type JsCompletionPromise;
     /// `Promise<RouteResult>` in TypeScript.
     #[wasm_bindgen(typescript_type = "Promise<RouteResult>")]
@@ -135,11 +142,23 @@ impl EmbeddedRouter {
     }
 
     /// Route one OpenAI chat-completions request; resolves to the
-    /// OpenAI-shaped response, or rejects with a `RouterError`.
+    /// OpenAI-shaped response, or rejects with a `RouterError`. With
+    /// `stream: true` it resolves at the commit point (the first output) to
+    /// a `ReadableStream` of OpenAI server-sent events ending with
+    /// `data: [DONE]`; a failure after it ends the stream with one error
+    /// event instead. Cancelling the stream aborts the upstream fetch.
     #[wasm_bindgen(js_name = chatCompletions)]
     pub fn chat_completions(&self, body: JsValue) -> JsCompletionPromise {
         let router = self.inner.clone();
-        let promise = future_to_promise(async move { to_js(&run(&router, body).await?.response) });
+        let promise = future_to_promise(async move {
+            match run(&router, body).await? {
+                Answer::Whole(routed) => to_js(&routed.response),
+                Answer::Stream(committed) => {
+                    wasm_bindgen_futures::spawn_local(committed.pump);
+                    Ok(committed.readable)
+                }
+            }
+        });
         promise.unchecked_into()
     }
 
@@ -148,20 +167,31 @@ impl EmbeddedRouter {
     pub fn route(&self, body: JsValue) -> JsRoutePromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let routed = run(&router, body).await?;
-            let attempts: Vec<Value> = routed.attempts.iter().map(attempt_json).collect();
-            let result = serde_json::json!({
-                "response": routed.response,
-                "provider": routed.provider,
-                "attempts": attempts,
-            });
-            to_js(&result)
+            let (response, provider, attempts) = match run(&router, body).await? {
+                Answer::Whole(routed) => {
+                    (to_js(&routed.response)?, routed.provider, routed.attempts)
+                }
+                Answer::Stream(committed) => {
+                    wasm_bindgen_futures::spawn_local(committed.pump);
+                    (committed.readable, committed.provider, committed.attempts)
+                }
+            };
+            let attempts: Vec<Value> = attempts.iter().map(attempt_json).collect();
+            let result = to_js(&serde_json::json!({"provider": provider, "attempts": attempts}))?;
+            Reflect::set(&result, &JsValue::from_str("response"), &response)?;
+            Ok(result)
         });
         promise.unchecked_into()
     }
 }
 
-async fn run(router: &CoreRouter, body: JsValue) -> Result<Routed, JsValue> {
+/// A call's answer: whole, or a stream at its commit point.
+enum Answer {
+    Whole(Routed),
+    Stream(stream_out::Committed),
+}
+
+async fn run(router: &CoreRouter, body: JsValue) -> Result<Answer, JsValue> {
     let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
         throwable(
             "invalid_request",
@@ -171,8 +201,16 @@ async fn run(router: &CoreRouter, body: JsValue) -> Result<Routed, JsValue> {
             &format!("the body is not JSON-like: {e}"),
         )
     })?;
+    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+        let driver = Driver::start(router, FetchExecutor, body);
+        return stream_out::commit(driver)
+            .await
+            .map(Answer::Stream)
+            .map_err(|e| route_error(&e));
+    }
     drive(router, &FetchExecutor, body)
         .await
+        .map(Answer::Whole)
         .map_err(|e| route_error(&e))
 }
 

@@ -14,7 +14,8 @@ use wasm_bindgen::JsCast;
 use worker::worker_sys::web_sys;
 use worker::Delay;
 
-use crate::host::{self, Body, SendError};
+use crate::host::{self, Body, ChunkReader, SendError};
+use crate::promise::Settled;
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 type LocalStream<T> = Pin<Box<dyn Stream<Item = T>>>;
@@ -42,9 +43,11 @@ impl Drop for AbortOnDrop {
 }
 
 impl Executor for FetchExecutor {
-    /// The body in one piece: read in one call where its length is known
-    /// (the fast path), else by a counted loop that stops at the cap, so a
-    /// huge body never fills the isolate's memory.
+    /// A whole answer's body in one piece: read in one call where its length
+    /// is known (the fast path), else by a counted loop that stops at the
+    /// cap, so a huge body never fills the isolate's memory. A streamed
+    /// answer's (the core asked for `text/event-stream`) chunk by chunk, as
+    /// the runtime delivers them.
     type Body = LocalStream<Result<Vec<u8>, TransportFault>>;
     type Response = LocalFuture<Result<(ResponseHead, Self::Body), TransportFault>>;
     type Sleep = Delay;
@@ -92,6 +95,20 @@ impl Executor for FetchExecutor {
                 headers,
                 received_unix_secs: (js_sys::Date::now() / 1000.0) as u64,
             };
+            let streamed = request.header("accept") == Some("text/event-stream")
+                && (200..300).contains(&head.status);
+            if streamed {
+                let body: Self::Body = match ChunkReader::of(response.as_ref()) {
+                    Some(reader) => Box::pin(StreamedBody {
+                        reader,
+                        pending: None,
+                        guard,
+                        done: false,
+                    }),
+                    None => Box::pin(stream::empty()),
+                };
+                return Ok((head, body));
+            }
             let body = stream::once(async move {
                 let body = if too_large {
                     Err(TransportFault::BodyTooLarge)
@@ -152,5 +169,57 @@ fn classify(error: &worker::Error) -> TransportFault {
         TransportFault::ConnectionReset
     } else {
         TransportFault::Other(message)
+    }
+}
+
+/// A streamed answer's body, a chunk per read. Dropped before its end (the
+/// caller went away, a hedge lost), it aborts its fetch.
+struct StreamedBody {
+    reader: ChunkReader,
+    pending: Option<Settled>,
+    guard: AbortOnDrop,
+    done: bool,
+}
+
+impl Stream for StreamedBody {
+    type Item = Result<Vec<u8>, TransportFault>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let reader = &this.reader;
+        let pending = this.pending.get_or_insert_with(|| reader.next());
+        let Poll::Ready(read) = Pin::new(pending).poll(cx) else {
+            return Poll::Pending;
+        };
+        this.pending = None;
+        match read {
+            Ok(chunk) if chunk.is_null() || chunk.is_undefined() => {
+                this.done = true;
+                this.guard.disarm();
+                Poll::Ready(None)
+            }
+            Ok(chunk) => Poll::Ready(Some(Ok(chunk
+                .unchecked_into::<js_sys::Uint8Array>()
+                .to_vec()))),
+            Err(_) => {
+                this.done = true;
+                Poll::Ready(Some(Err(TransportFault::Truncated)))
+            }
+        }
+    }
+}
+
+impl Drop for StreamedBody {
+    fn drop(&mut self) {
+        if !self.done {
+            self.reader.cancel();
+        }
     }
 }

@@ -13,7 +13,7 @@
 
 use std::cell::OnceCell;
 
-use f3dx_router_core::{drive, Attempt, Policy, Router, RouterConfig};
+use f3dx_router_core::{drive, Attempt, Driver, Policy, Router, RouterConfig};
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env, Method, Response};
@@ -22,6 +22,7 @@ use crate::auth::bearer_matches;
 use crate::executor::FetchExecutor;
 use crate::host::{self, Body};
 use crate::openai_error::ErrorReply;
+use crate::stream_out;
 
 /// Largest request body accepted.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -65,20 +66,20 @@ fn load(env: &Env) -> Standalone {
 }
 
 #[event(fetch)]
-async fn fetch(
-    req: web_sys::Request,
-    env: Env,
-    _ctx: Context,
-) -> worker::Result<web_sys::Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     // The raw request, not workers-rs' `Request`: converting to that reads
     // `request.cf` on every call, which the runtime builds anew each time.
-    match handle(&req, &env).await {
+    match handle(&req, &env, &ctx).await {
         Ok(response) => Ok(response),
         Err(e) => reply_error(&e),
     }
 }
 
-async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, ErrorReply> {
+async fn handle(
+    req: &web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+) -> Result<web_sys::Response, ErrorReply> {
     let state = state(env);
     let method = Method::from(req.method());
     match path_from_url(&req.url()).as_str() {
@@ -110,6 +111,9 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, 
             }
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
             let body = read_json(req, &headers).await?;
+            if body.get("stream").and_then(Value::as_bool) == Some(true) {
+                return stream_reply(router, body, ctx).await;
+            }
             match drive(router, &FetchExecutor, body).await {
                 Ok(routed) => {
                     let headers = route_headers(Some(&routed.provider), &routed.attempts);
@@ -125,6 +129,33 @@ async fn handle(req: &web_sys::Request, env: &Env) -> Result<web_sys::Response, 
             "no such route; use POST /v1/chat/completions",
         )),
     }
+}
+
+/// A streamed answer: errors before the commit point are answered as for a
+/// whole answer; from it, `200 text/event-stream` with the route headers
+/// (known at the commit point), the chunks as the pump writes them.
+async fn stream_reply(
+    router: &Router,
+    body: Value,
+    ctx: &Context,
+) -> Result<web_sys::Response, ErrorReply> {
+    let driver = Driver::start(router, FetchExecutor, body);
+    let committed = stream_out::commit(driver)
+        .await
+        .map_err(|e| ErrorReply::from_route(&e))?;
+    let mut headers = route_headers(Some(&committed.provider), &committed.attempts);
+    headers.push(("content-type", "text/event-stream".to_owned()));
+    headers.push(("cache-control", "no-cache".to_owned()));
+    let response = host::respond_stream(&committed.readable, 200, &headers).map_err(|e| {
+        ErrorReply::new(
+            500,
+            "server_error",
+            "internal",
+            worker::Error::from(e).to_string(),
+        )
+    })?;
+    ctx.wait_until(committed.pump);
+    Ok(response)
 }
 
 /// The path of an already-serialized WHATWG URL (`Request.url`), as

@@ -113,3 +113,69 @@ export function respond(body, status, headers) {
   }
   return new Response(body, { status, headers: h });
 }
+
+// --- streams --------------------------------------------------------------
+// A streamed answer crosses the boundary a chunk at a time: that is its
+// point, so here each chunk is one promise.
+
+/** A reader of a Response's body, or null when it has none. */
+export function bodyReader(message) {
+  return message.body === null ? null : message.body.getReader();
+}
+
+/**
+ * Report the reader's next chunk as `settle(id, ...)`: a Uint8Array, or
+ * null at the end; a rejection when the body fails mid-way.
+ */
+export function readChunk(reader, id, settle) {
+  watch(
+    reader.read().then(({ done, value }) => (done ? null : value)),
+    id,
+    settle,
+  );
+}
+
+/** Stop reading a body (the rest is not wanted): releases its connection. */
+export function cancelReader(reader) {
+  reader.cancel().catch(() => {});
+}
+
+/**
+ * A channel for a streamed answer: `[readable, writer]`. The readable is
+ * the Response body; what is written to the writer reaches the client.
+ */
+export function channel() {
+  const { readable, writable } = new TransformStream();
+  return [readable, writable.getWriter()];
+}
+
+/** Write `bytes`; `settle(id, ...)` when the client took them (a rejection
+ *  when it has gone). */
+export function write(writer, bytes, id, settle) {
+  watch(writer.write(bytes), id, settle);
+}
+
+/** `settle(id, ...)` when the writer's stream is closed or errored: a
+ *  client that went away rejects it. */
+export function whenClosed(writer, id, settle) {
+  watch(writer.closed, id, settle);
+}
+
+/** End the stream (harmless when the client has gone). */
+export function closeWriter(writer) {
+  writer.close().catch(() => {});
+}
+
+/** A Response streaming `readable`, with `status` and the headers of
+ *  `headers` (JSON `[[name, value], ...]`). */
+export function respondStream(readable, status, headers) {
+  const h = new Headers();
+  for (const [name, value] of JSON.parse(headers)) {
+    try {
+      h.set(name, value);
+    } catch {
+      // left out, as in respond()
+    }
+  }
+  return new Response(readable, { status, headers: h });
+}

@@ -39,6 +39,34 @@ extern "C" {
         status: u16,
         headers: &str,
     ) -> Result<web_sys::Response, JsValue>;
+
+    #[wasm_bindgen(js_name = bodyReader)]
+    fn body_reader_js(message: &JsValue) -> JsValue;
+
+    #[wasm_bindgen(js_name = readChunk)]
+    fn read_chunk_js(reader: &JsValue, id: u32, settle: &JsValue);
+
+    #[wasm_bindgen(js_name = cancelReader)]
+    fn cancel_reader_js(reader: &JsValue);
+
+    #[wasm_bindgen(js_name = channel)]
+    fn channel_js() -> js_sys::Array;
+
+    #[wasm_bindgen(js_name = write)]
+    fn write_js(writer: &JsValue, bytes: &Uint8Array, id: u32, settle: &JsValue);
+
+    #[wasm_bindgen(js_name = whenClosed)]
+    fn when_closed_js(writer: &JsValue, id: u32, settle: &JsValue);
+
+    #[wasm_bindgen(js_name = closeWriter)]
+    fn close_writer_js(writer: &JsValue);
+
+    #[wasm_bindgen(js_name = respondStream, catch)]
+    fn respond_stream_js(
+        readable: &JsValue,
+        status: u16,
+        headers: &str,
+    ) -> Result<web_sys::Response, JsValue>;
 }
 
 // `readBody`'s answers other than the bytes (the same numbers as host.js).
@@ -124,4 +152,79 @@ pub fn respond(
 ) -> Result<web_sys::Response, JsValue> {
     let headers = serde_json::to_string(headers).unwrap_or_default();
     respond_js(&Uint8Array::from(body), status, &headers)
+}
+
+// --- streams ---------------------------------------------------------------
+
+/// A reader over a `Response`'s body, chunk by chunk.
+pub struct ChunkReader {
+    reader: JsValue,
+}
+
+impl ChunkReader {
+    /// The reader of `message`'s body; `None` when it has no body.
+    pub fn of(message: &JsValue) -> Option<Self> {
+        let reader = body_reader_js(message);
+        (!reader.is_null()).then_some(ChunkReader { reader })
+    }
+
+    /// Resolves with the next chunk (`null` at the end) or the runtime's
+    /// error.
+    pub fn next(&self) -> Settled {
+        let ((), settled) = promise::watch(|id, settle| read_chunk_js(&self.reader, id, settle));
+        settled
+    }
+
+    /// Stop reading: the rest of the body is cancelled.
+    pub fn cancel(&self) {
+        cancel_reader_js(&self.reader);
+    }
+}
+
+/// The writing end of a streamed answer.
+pub struct Writer {
+    writer: JsValue,
+}
+
+impl Writer {
+    /// Write `bytes`; resolves when the client took them, fails when it has
+    /// gone.
+    pub fn write(&self, bytes: &[u8]) -> Settled {
+        let bytes = Uint8Array::from(bytes);
+        let ((), settled) = promise::watch(|id, settle| write_js(&self.writer, &bytes, id, settle));
+        settled
+    }
+
+    /// Settles when the stream is closed, or fails when the client went away.
+    pub fn closed(&self) -> Settled {
+        let ((), settled) = promise::watch(|id, settle| when_closed_js(&self.writer, id, settle));
+        settled
+    }
+
+    /// End the stream.
+    pub fn close(&self) {
+        close_writer_js(&self.writer);
+    }
+}
+
+/// A streamed answer's two ends: the readable for the `Response`, and the
+/// writer.
+pub fn channel() -> (JsValue, Writer) {
+    let pair = channel_js();
+    (
+        pair.get(0),
+        Writer {
+            writer: pair.get(1),
+        },
+    )
+}
+
+/// A Response streaming `readable`.
+pub fn respond_stream(
+    readable: &JsValue,
+    status: u16,
+    headers: &[(&str, String)],
+) -> Result<web_sys::Response, JsValue> {
+    let headers = serde_json::to_string(headers).unwrap_or_default();
+    respond_stream_js(readable, status, &headers)
 }

@@ -88,11 +88,18 @@ async function handle(request: Request, env: Env): Promise<Response> {
   } catch {
     throw new HttpError(400, "invalid_request_error", "invalid_json", "the body is not valid JSON");
   }
-  // route() is chatCompletions() plus who answered and every attempt.
+  // route() is chatCompletions() plus who answered and every attempt. With
+  // `stream: true` it resolves at the commit point (the first output), its
+  // response a stream of OpenAI server-sent events: errors before that
+  // point are thrown as for a whole answer, after it they end the stream.
   const { response, provider, attempts } = await router.route(body);
-  return Response.json(response, {
-    headers: { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) },
-  });
+  const headers = { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) };
+  if (response instanceof ReadableStream) {
+    return new Response(response, {
+      headers: { ...headers, "content-type": "text/event-stream", "cache-control": "no-cache" },
+    });
+  }
+  return Response.json(response, { headers });
 }
 
 function isRouterError(e: unknown): e is RouterError {
