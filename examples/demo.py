@@ -2,9 +2,11 @@
 
     bash scripts/demo.sh          # builds what it needs, then runs this
 
-Starts five mock providers on 127.0.0.1 (tests/mock_provider.py): one answers
+Starts mock providers on 127.0.0.1 (tests/mock_provider.py): one answers
 429 with Retry-After, one 503, one slow, one fast, one speaks Anthropic's
-Messages API. Then routes calls through each policy and prints what happened.
+Messages API, two stream. Then routes calls through each policy, and one
+streamed call that fails over before its commit point, and prints what
+happened.
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ MOCKS = {
     # Usually quick, sometimes very slow: the tail that delayed hedging cuts.
     "tail": {"responses": [{"delay_ms": d, "json": openai_reply("hello from tail")} for d in (15, 15, 500, 15, 500)]},
     "badkey": {"responses": [{"status": 401, "json": error("Incorrect API key provided")}]},
+    # Streams: one that answers 200 and then an error event before any text
+    # (failed over before the commit point), one that streams a reply.
+    "overloaded": {"responses": [{"events": [
+        {"data": {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}},
+        {"data": {"error": {"message": "Overloaded", "type": "overloaded_error"}}},
+    ]}]},
+    "streamer": {"responses": [{"events": [
+        {"data": {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}},
+        *[{"delay_ms": 15, "data": {"choices": [{"index": 0, "delta": {"content": word}}]}}
+          for word in ("hello ", "from ", "a ", "stream")],
+        {"data": {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}},
+        {"data": "[DONE]"},
+    ]}]},
 }
 
 REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello."}]}
@@ -56,7 +71,7 @@ REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hell
 def attempts_text(attempts: list[Any]) -> str:
     parts = []
     for a in attempts:
-        what = {"success": "ok", "cancelled": "cancelled"}.get(a.outcome) or str(a.status or a.fault)
+        what = {"success": "ok", "cancelled": "cancelled"}.get(a.outcome) or str(a.fault or a.status)
         parts.append(f"{a.provider}:{what}@{a.started_ms:.0f}ms")
     return " > ".join(parts)
 
@@ -89,6 +104,14 @@ def main() -> int:
         run("hedged k=2", Router([p("slow"), p("fast")], policy="hedged", hedge_k=2), 2)
         run("hedged k=2 delay=60ms", Router([p("tail"), p("fast")], policy="hedged", hedge_k=2, hedge_delay_ms=60), 5)
         run("sequential (hard 401)", Router([p("badkey"), p("fast")]), 1)
+        # A streamed call: the first provider's 200 + error event comes
+        # before any text, so it fails over; the caller reads only streamer's.
+        start = time.perf_counter()
+        with Router([p("overloaded"), p("streamer")]).chat_completions({**REQUEST, "stream": True}) as stream:
+            first_chunk_ms = (time.perf_counter() - start) * 1000
+            text = "".join(c["choices"][0]["delta"].get("content") or "" for c in stream if c["choices"])
+        rows.append(("sequential (stream)", "1", stream.provider, attempts_text(stream.attempts),
+                     f"{(time.perf_counter() - start) * 1000:.0f}"))
         log = m.log()
 
     headers = ("policy", "call", "winner", "attempts (provider:result@start)", "ms")
@@ -101,6 +124,8 @@ def main() -> int:
     sent = {name: len(records) for name, records in log.items()}
     print(f"\nrequests each mock received: {sent}")
     print("fast never saw the request that got a 401 from badkey: a hard failure is not replayed.")
+    print(f"streamed: {text!r} from {stream.provider}, committed after {first_chunk_ms:.0f} ms; "
+          "overloaded's 200 + error event came before any text, so it failed over unseen.")
     return 0
 
 
