@@ -12,7 +12,15 @@ import pytest
 
 # Imported unconditionally: without the built extension this runner must fail
 # loudly, never skip.
-from f3dx_router import AllProvidersFailed, Attempt, HardFailure, InvalidRequest, Router, RouterError
+from f3dx_router import (
+    AllProvidersFailed,
+    Attempt,
+    HardFailure,
+    InvalidRequest,
+    Router,
+    RouterError,
+    StreamInterrupted,
+)
 from mock_provider import MockProviders
 from vectorlib import load_vectors
 from vectorrun import AttemptView, CallResult, run_call
@@ -55,6 +63,8 @@ def build_router(vector: dict, mocks: MockProviders) -> Router:
 
 
 def route(router: Router, body: dict) -> CallResult:
+    if body.get("stream") is True:
+        return stream(router, body)
     try:
         res = router.route(body)
     except RouterError as error:
@@ -74,6 +84,36 @@ def route(router: Router, body: dict) -> CallResult:
     )
 
 
+def stream(router: Router, body: dict) -> CallResult:
+    """A streamed call, read to its end: its chunks' text, and how it ended."""
+    try:
+        s = router.chat_completions(body)
+    except RouterError as error:
+        return failed(error)
+    chunks: list[dict] = []
+    try:
+        with s:
+            for chunk in s:
+                chunks.append(chunk)
+    except StreamInterrupted as error:
+        result = failed(error)
+    else:
+        result = CallResult(outcome="success", provider=s.provider, attempts=[view(a) for a in s.attempts])
+    result.chunks = len(chunks)
+    result.content = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
+    return result
+
+
+def failed(error: RouterError) -> CallResult:
+    return CallResult(
+        outcome=outcome_of(error),
+        provider=getattr(error, "provider", None),
+        status=getattr(error, "status", None),
+        error_message=str(error),
+        attempts=[view(a) for a in error.attempts],
+    )
+
+
 def view(a: Attempt) -> AttemptView:
     return AttemptView(a.provider, a.outcome, a.status, a.fault, a.started_ms, a.ended_ms, a.detail)
 
@@ -85,4 +125,6 @@ def outcome_of(error: BaseException) -> str:
         return "hard"
     if isinstance(error, AllProvidersFailed):
         return "all_failed"
+    if isinstance(error, StreamInterrupted):
+        return "stream_interrupted"
     return f"unclassified {type(error).__name__}"

@@ -67,6 +67,8 @@ def post(worker: WranglerDev, token: str, body: dict) -> CallResult:
     status, headers, reply = worker.post_json("/v1/chat/completions", body, token=token)
     attempts = [AttemptView(**a) for a in parse_trace(headers.get("x-f3dx-trace"))]
     provider = headers.get("x-f3dx-provider")
+    if status == 200 and headers.get("content-type", "").startswith("text/event-stream"):
+        return streamed(reply, provider, attempts)
     if status == 200:
         return CallResult("success", provider=provider, response=reply, attempts=attempts)
     error = reply.get("error", {}) if isinstance(reply, dict) else {}
@@ -82,3 +84,34 @@ def post(worker: WranglerDev, token: str, body: dict) -> CallResult:
         error_message=error.get("message"),
         attempts=attempts,
     )
+
+
+def streamed(text: object, provider: str | None, attempts: list[AttemptView]) -> CallResult:
+    """A streamed answer (OpenAI SSE): the chunks' text, and how it ended:
+    `[DONE]`, or one error event (a failure after the commit point). The
+    route headers were sent at the commit point: the attempts as of then."""
+    assert isinstance(text, str), f"a stream is text, got {text!r}"
+    chunks, content, end = 0, "", None
+    for event in filter(None, text.split("\n\n")):
+        assert event.startswith("data: "), f"not an OpenAI SSE event: {event!r}"
+        data = event[len("data: "):]
+        if data == "[DONE]":
+            end = "done"
+            continue
+        value = json.loads(data)
+        if "error" in value:
+            end = value["error"]
+            continue
+        chunks += 1
+        if value["choices"]:
+            content += value["choices"][0]["delta"].get("content") or ""
+    if end == "done":
+        result = CallResult("success", provider=provider, attempts=attempts)
+    elif isinstance(end, dict) and end.get("code") == "stream_interrupted":
+        result = CallResult("stream_interrupted", provider=provider, error_message=end.get("message"),
+                            attempts=attempts)
+    else:
+        result = CallResult(f"a stream that ended without [DONE] or an error event: {end!r}",
+                            provider=provider, attempts=attempts)
+    result.chunks, result.content = chunks, content
+    return result

@@ -53,13 +53,16 @@ class AttemptView:
 class CallResult:
     """What one call produced, whatever the host."""
 
-    outcome: str  # "success", "hard", "all_failed", "invalid_request", or something unexpected
+    outcome: str  # "success", "hard", "all_failed", "invalid_request", "stream_interrupted", or unexpected
     provider: str | None = None
     status: int | None = None
     response: Any = None
     error_message: str | None = None
     attempts: list[AttemptView] = field(default_factory=list)
     latency_ms: float | None = None  # the host's own measure, if it has one
+    # A streamed call: the chunks the caller received and their text.
+    chunks: int | None = None
+    content: str | None = None
 
 
 def run_call(
@@ -176,6 +179,12 @@ def check_outcome(expect: dict, result: CallResult) -> list[str]:
 
     if "status" in expect and result.status != expect["status"]:
         problems.append(f"status: expected {expect['status']!r}, got {result.status!r}")
+
+    if "content" in expect and result.content != expect["content"]:
+        problems.append(f"content: expected {expect['content']!r}, got {result.content!r}")
+
+    if "chunks" in expect and result.chunks != expect["chunks"]:
+        problems.append(f"chunks: expected {expect['chunks']!r}, got {result.chunks!r}")
 
     if "response" in expect:
         if result.outcome != "success":

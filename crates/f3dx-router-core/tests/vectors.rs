@@ -18,7 +18,18 @@ const WALL_CLOCK_ORIGIN: u64 = 1_700_000_000;
 enum Event {
     Head(ResponseHead),
     Body(Vec<u8>),
+    /// A piece of a streamed body, then its clean end.
+    Chunk(Vec<u8>),
+    End,
     Fault(TransportFault),
+}
+
+/// What the caller of a streamed call received.
+#[derive(Debug, Default)]
+struct Streamed {
+    committed: Option<String>,
+    chunks: usize,
+    content: String,
 }
 
 /// A mock provider's script, played in virtual time.
@@ -99,11 +110,11 @@ fn run_vector(vector: &Value) -> Result<(), String> {
         .enumerate()
     {
         now = now + Duration::from_millis(call["gap_ms"].as_u64().unwrap_or(0));
-        let (result, received, ended) =
+        let (result, received, ended, streamed) =
             run_call(&router, &names, &mut mocks, call["request"].clone(), now)?;
         let latency = ended - now;
         now = ended;
-        check(&call["expect"], &result, &received, latency)
+        check(&call["expect"], &result, &received, latency, &streamed)
             .map_err(|e| format!("call {i}: {e}"))?;
     }
     Ok(())
@@ -119,8 +130,9 @@ fn run_call(
     mocks: &mut HashMap<String, Mock>,
     request: Value,
     start: Instant,
-) -> Result<(CallResult, ReceivedBy, Instant), String> {
+) -> Result<(CallResult, ReceivedBy, Instant, Streamed), String> {
     let mut call = router.start_call(request, start);
+    let mut streamed = Streamed::default();
     let mut now = start;
     // (time, sequence, attempt, event): the sequence keeps arrival order stable.
     let mut queue: Vec<(Instant, u64, AttemptId, Event)> = Vec::new();
@@ -148,9 +160,13 @@ fn run_call(
                     }
                 }
                 Action::Cancel { attempt } => queue.retain(|(_, _, id, _)| *id != attempt),
-                // No vector streams yet.
-                Action::Commit { .. } | Action::Chunk(_) => {}
-                Action::Complete(result) => return Ok((result, received, now)),
+                Action::Commit { provider, .. } => streamed.committed = Some(provider),
+                Action::Chunk(chunk) => {
+                    streamed.chunks += 1;
+                    let delta = &chunk["choices"][0]["delta"]["content"];
+                    streamed.content.push_str(delta.as_str().unwrap_or_default());
+                }
+                Action::Complete(result) => return Ok((result, received, now, streamed)),
             }
         }
         let next_event = queue.iter().map(|(t, s, _, _)| (*t, *s)).min();
@@ -166,6 +182,8 @@ fn run_call(
                 match event {
                     Event::Head(h) => call.handle_head(id, h, now),
                     Event::Body(b) => call.handle_body(id, b, now),
+                    Event::Chunk(b) => call.handle_chunk(id, &b, now),
+                    Event::End => call.handle_end(id, now),
                     Event::Fault(f) => call.handle_fault(id, f, now),
                 }
             }
@@ -227,6 +245,9 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
         headers,
         received_unix_secs: WALL_CLOCK_ORIGIN + delay.as_secs(),
     };
+    if let Some(events) = r["events"].as_array() {
+        return Ok(stream_events(delay, head, events));
+    }
     Ok(match r["fault"].as_str() {
         None => vec![(delay, Event::Head(head)), (delay, Event::Body(body))],
         Some("reset") => vec![(delay, Event::Fault(TransportFault::ConnectionReset))],
@@ -239,12 +260,58 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
     })
 }
 
+/// A streamed answer as the mock plays it (tests/mock_provider.py): the
+/// head, then each event after its own delay (counted from the one before),
+/// then the end. A fault mid-stream cuts the body (the hosts read a reset
+/// after the head as a truncation); a stall sends nothing more.
+fn stream_events(delay: Duration, mut head: ResponseHead, events: &[Value]) -> Vec<(Duration, Event)> {
+    head.headers.retain(|(n, _)| n != "content-type");
+    head.headers
+        .push(("content-type".to_owned(), "text/event-stream".to_owned()));
+    let mut at = delay;
+    let mut out = vec![(at, Event::Head(head))];
+    for ev in events {
+        at += Duration::from_millis(ev["delay_ms"].as_u64().unwrap_or(0));
+        match ev["fault"].as_str() {
+            Some("stall") => return out,
+            Some(_) => {
+                out.push((at, Event::Fault(TransportFault::Truncated)));
+                return out;
+            }
+            None => {}
+        }
+        let text = match (&ev["raw"], &ev["data"]) {
+            (Value::String(raw), _) => raw.clone(),
+            (_, data) => {
+                let data = match data {
+                    Value::String(s) => s.clone(),
+                    other => serde_json::to_string(other).unwrap(),
+                };
+                let name = ev["event"]
+                    .as_str()
+                    .map_or(String::new(), |e| format!("event: {e}\n"));
+                format!("{name}data: {data}\n\n")
+            }
+        };
+        out.push((at, Event::Chunk(text.into_bytes())));
+    }
+    out.push((at, Event::End));
+    out
+}
+
 fn check(
     expect: &Value,
     result: &CallResult,
     received: &ReceivedBy,
     latency: Duration,
+    streamed: &Streamed,
 ) -> Result<(), String> {
+    if let Some(content) = expect.get("content") {
+        expect_eq("content", content, &json!(streamed.content))?;
+    }
+    if let Some(chunks) = expect.get("chunks") {
+        expect_eq("chunks", chunks, &json!(streamed.chunks))?;
+    }
     let outcome = expect["outcome"].as_str().ok_or("expect.outcome")?;
     let (actual_outcome, attempts) = match result {
         Ok(r) => ("success", r.attempts.clone()),
@@ -270,6 +337,9 @@ fn check(
             {
                 expect_eq("provider", &expect["provider"], &json!(provider))?;
                 expect_eq("status", &expect["status"], &json!(status))?;
+            }
+            if let RouteError::StreamInterrupted { provider, .. } = e {
+                expect_eq("provider", &expect["provider"], &json!(provider))?;
             }
             let message = e.to_string();
             for needle in expect["error_contains"].as_array().into_iter().flatten() {
