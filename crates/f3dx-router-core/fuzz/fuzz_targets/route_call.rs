@@ -1,14 +1,17 @@
 //! Whole calls stepped on a virtual clock with fuzzer-chosen events: heads
-//! with any status and headers, bodies (valid, echoing a key, or raw bytes),
-//! transport faults, and the passing of time. Several calls share one
-//! router, so one call's cooldowns shape the next one's candidates.
+//! with any status and headers, bodies whole or in pieces (valid answers,
+//! server-sent event streams, errors echoing a key, raw bytes), transport
+//! faults, and the passing of time. Several calls share one router, so one
+//! call's cooldowns shape the next one's candidates.
 //!
 //! Properties: nothing panics; each call emits exactly one `Complete`, last,
 //! and nothing after it; attempts are numbered in start order and only sent
 //! attempts are cancelled; an unfinished call always has a wake-up time (so
 //! a host never waits forever) and finishes once time runs out; no attempt
-//! is left in flight in the result; no provider secret appears in what a
-//! failed call reports about upstream answers.
+//! is left in flight in the result; only a streamed call commits, at most
+//! once, before its chunks, and then ends on the committed provider (done or
+//! interrupted); no provider secret appears in what a failed call reports
+//! about upstream answers.
 #![no_main]
 
 mod json_escape;
@@ -81,9 +84,20 @@ enum Event {
         status: StatusSpec,
         headers: Vec<HeaderSpec>,
     },
+    /// The whole body: `handle_body`.
     Body {
         attempt: u8,
         body: BodySpec,
+    },
+    /// Bytes of a body in two `handle_chunk`s split at `cut`, no end yet.
+    Part {
+        attempt: u8,
+        body: BodySpec,
+        cut: u16,
+    },
+    /// The body ended: `handle_end`.
+    End {
+        attempt: u8,
     },
     Fault {
         attempt: u8,
@@ -139,6 +153,26 @@ enum BodySpec {
         which: u8,
         escapes: Vec<u8>,
         wrap: Wrap,
+    },
+    /// An OpenAI stream: the role chunk, `pieces % 4` text chunks, then a
+    /// finish chunk and `[DONE]` as chosen.
+    OpenAiSse {
+        pieces: u8,
+        finish: bool,
+        done: bool,
+    },
+    /// An Anthropic stream: `pieces % 4` text deltas, `message_stop` as
+    /// chosen.
+    AnthropicSse {
+        pieces: u8,
+        stop: bool,
+    },
+    /// An error event quoting a secret, after some text or before any.
+    SseError {
+        anthropic: bool,
+        after_text: bool,
+        which: u8,
+        escapes: Vec<u8>,
     },
     Raw(Vec<u8>),
 }
@@ -213,7 +247,8 @@ struct Host {
     /// The provider of each sent attempt.
     providers: Vec<usize>,
     result: Option<Result<Routed, RouteError>>,
-    committed: bool,
+    /// The provider a streamed call committed to.
+    committed: Option<usize>,
 }
 
 impl Host {
@@ -239,11 +274,15 @@ impl Host {
                 }
                 Action::Cancel { attempt } => assert!(self.sent.contains(&attempt)),
                 // A streamed call: one commit, then its chunks.
-                Action::Commit { .. } => {
-                    assert!(!self.committed, "a second commit");
-                    self.committed = true;
+                Action::Commit { provider_index, .. } => {
+                    assert!(
+                        call.is_streamed(),
+                        "a commit of a call that does not stream"
+                    );
+                    assert!(self.committed.is_none(), "a second commit");
+                    self.committed = Some(provider_index);
                 }
-                Action::Chunk(_) => assert!(self.committed, "a chunk before the commit"),
+                Action::Chunk(_) => assert!(self.committed.is_some(), "a chunk before the commit"),
                 Action::Complete(result) => self.result = Some(result),
             }
         }
@@ -271,7 +310,7 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
         sent: Vec::new(),
         providers: Vec::new(),
         result: None,
-        committed: false,
+        committed: None,
     };
     host.drain(&mut call, router);
     for event in script.events.into_iter().take(64) {
@@ -295,6 +334,15 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
                 let body = body_bytes(body, &secrets(router, provider));
                 call.handle_body(id, body, *now)
             }
+            Event::Part { attempt, body, cut } => {
+                let id = host.pick(attempt);
+                let provider = host.providers.get(id.0 as usize).copied().unwrap_or(0);
+                let body = body_bytes(body, &secrets(router, provider));
+                let (first, second) = body.split_at(usize::from(cut) % (body.len() + 1));
+                call.handle_chunk(id, first, *now);
+                call.handle_chunk(id, second, *now);
+            }
+            Event::End { attempt } => call.handle_end(host.pick(attempt), *now),
             Event::Fault { attempt, fault } => {
                 call.handle_fault(host.pick(attempt), transport_fault(fault), *now)
             }
@@ -323,7 +371,13 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
         host.drain(&mut call, router);
     }
     let result = host.result.take().expect("the call completed");
-    check_result(router, &result, &host.sent);
+    check_result(router, &result, &host.sent, host.committed);
+    if call.is_streamed() {
+        assert!(
+            result.is_err() || host.committed.is_some(),
+            "a streamed success without a commit"
+        );
+    }
     // A finished call ignores everything.
     for &id in &host.sent {
         call.handle_head(
@@ -349,7 +403,12 @@ fn secrets(router: &Router, index: usize) -> Vec<String> {
     p.secrets().map(str::to_owned).collect()
 }
 
-fn check_result(router: &Router, result: &Result<Routed, RouteError>, sent: &[AttemptId]) {
+fn check_result(
+    router: &Router,
+    result: &Result<Routed, RouteError>,
+    sent: &[AttemptId],
+    committed: Option<usize>,
+) {
     let attempts = match result {
         Ok(routed) => &routed.attempts,
         Err(e) => e.attempts(),
@@ -366,10 +425,20 @@ fn check_result(router: &Router, result: &Result<Routed, RouteError>, sent: &[At
     match result {
         Ok(routed) => {
             assert_eq!(wins, 1);
-            assert!(routed.response.get("choices").is_some_and(Value::is_array));
+            match committed {
+                // A stream's answer went out as chunks.
+                Some(index) => assert_eq!(routed.provider_index, index),
+                None => assert!(routed.response.get("choices").is_some_and(Value::is_array)),
+            }
         }
         Err(e) => {
             assert_eq!(wins, 0);
+            // After a commit the call ends on that provider.
+            assert_eq!(
+                committed.is_some(),
+                matches!(e, RouteError::StreamInterrupted { .. }),
+                "{e}"
+            );
             // What the caller reads about an upstream's answer never holds
             // that upstream's secrets (the caller's own request text is not
             // checked: it may spell anything).
@@ -393,6 +462,9 @@ fn check_result(router: &Router, result: &Result<Routed, RouteError>, sent: &[At
                     .unwrap();
                 texts.push((index, message));
                 texts.push((index, body));
+            }
+            if let (RouteError::StreamInterrupted { message, .. }, Some(index)) = (e, committed) {
+                texts.push((index, message));
             }
             for (index, text) in texts {
                 for secret in secrets(router, index) {
@@ -472,9 +544,68 @@ fn body_bytes(spec: BodySpec, secrets: &[String]) -> Vec<u8> {
             };
             text.into_bytes()
         }
+        BodySpec::OpenAiSse {
+            pieces,
+            finish,
+            done,
+        } => {
+            let mut events = vec![openai_chunk(r#"{"role":"assistant","content":""}"#, "null")];
+            for _ in 0..pieces % 4 {
+                events.push(openai_chunk(r#"{"content":"hi"}"#, "null"));
+            }
+            if finish {
+                events.push(openai_chunk("{}", r#""stop""#));
+            }
+            if done {
+                events.push("data: [DONE]\n\n".to_owned());
+            }
+            events.concat().into_bytes()
+        }
+        BodySpec::AnthropicSse { pieces, stop } => {
+            let mut text = String::from(ANTHROPIC_START);
+            for _ in 0..pieces % 4 {
+                text.push_str(ANTHROPIC_DELTA);
+            }
+            if stop {
+                text.push_str(ANTHROPIC_STOP);
+            }
+            text.into_bytes()
+        }
+        BodySpec::SseError {
+            anthropic,
+            after_text,
+            which,
+            escapes,
+        } => {
+            let secret = &secrets[usize::from(which) % secrets.len()];
+            let s = json_escape::escape(secret, &escapes);
+            let mut text = String::new();
+            if anthropic {
+                text.push_str(ANTHROPIC_START);
+                if after_text {
+                    text.push_str(ANTHROPIC_DELTA);
+                }
+                text.push_str(&format!("event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"authentication_error\",\"message\":\"invalid key {s}\"}}}}\n\n"));
+            } else {
+                if after_text {
+                    text.push_str(&openai_chunk(r#"{"content":"hi"}"#, "null"));
+                }
+                text.push_str(&format!("data: {{\"error\":{{\"message\":\"Incorrect API key provided: {s}\",\"type\":\"invalid_request_error\"}}}}\n\n"));
+            }
+            text.into_bytes()
+        }
         BodySpec::Raw(bytes) => bytes,
     }
 }
+
+/// One OpenAI `chat.completion.chunk` event.
+fn openai_chunk(delta: &str, finish_reason: &str) -> String {
+    format!("data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish_reason}}}]}}\n\n")
+}
+
+const ANTHROPIC_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+const ANTHROPIC_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
+const ANTHROPIC_STOP: &str = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 fn transport_fault(spec: FaultSpec) -> TransportFault {
     match spec {
