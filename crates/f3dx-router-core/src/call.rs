@@ -315,12 +315,13 @@ impl Call {
     /// The whole body of `id` arrived: the same as its bytes in one
     /// [`Call::handle_chunk`] and then [`Call::handle_end`].
     pub fn handle_body(&mut self, id: AttemptId, body: Vec<u8>, now: Instant) {
-        self.handle_chunk(id, &body, now);
+        self.handle_chunk(id, body, now);
         self.handle_end(id, now);
     }
 
-    /// More bytes of `id`'s body arrived, in order.
-    pub fn handle_chunk(&mut self, id: AttemptId, bytes: &[u8], now: Instant) {
+    /// More bytes of `id`'s body arrived, in order. (Owned: a body that
+    /// arrives in one piece, as most do, is kept without a copy.)
+    pub fn handle_chunk(&mut self, id: AttemptId, bytes: Vec<u8>, now: Instant) {
         if self.finished {
             return;
         }
@@ -330,8 +331,10 @@ impl Call {
                 let body = &mut self.attempts[id.0 as usize].body;
                 if body.len() + bytes.len() > max {
                     self.fail_transport(id, TransportFault::BodyTooLarge, now);
+                } else if body.is_empty() {
+                    *body = bytes;
                 } else {
-                    body.extend_from_slice(bytes);
+                    body.extend_from_slice(&bytes);
                 }
             }
             Some(Phase::Draining) => {
@@ -340,7 +343,7 @@ impl Call {
                 let room = MAX_ERROR_BODY.saturating_sub(body.len());
                 body.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
-            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, bytes, false, now),
+            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &bytes, false, now),
             _ => return,
         }
         self.check_done(now);

@@ -169,7 +169,7 @@ impl<E: Executor> Driver<E> {
             let now = self.executor.now();
             match event {
                 LegEvent::Head(head) => self.call.handle_head(id, head, now),
-                LegEvent::Chunk(bytes) => self.call.handle_chunk(id, &bytes, now),
+                LegEvent::Chunk(bytes) => self.call.handle_chunk(id, bytes, now),
                 LegEvent::End => {
                     self.legs.swap_remove(i);
                     self.call.handle_end(id, now);

@@ -285,9 +285,9 @@ fn the_body_cap_is_the_cores_declared_or_counted() {
     let mut call = r.start_call(request(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(1));
-    call.handle_chunk(sent[0], &[b' '; 10], ms(1));
+    call.handle_chunk(sent[0], vec![b' '; 10], ms(1));
     assert!(call.poll_action().is_none());
-    call.handle_chunk(sent[0], &[b' '; 7], ms(2));
+    call.handle_chunk(sent[0], vec![b' '; 7], ms(2));
     assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
     call.handle_head(AttemptId(1), head(200), ms(3));
     call.handle_body(AttemptId(1), COMPLETION.as_bytes().to_vec(), ms(3));
@@ -323,7 +323,7 @@ fn a_streamed_attempt_times_out_before_commit_and_idles_out_after() {
     let mut call = r.start_call(streamed(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(10));
-    call.handle_chunk(sent[0], &data(ROLE), ms(20));
+    call.handle_chunk(sent[0], data(ROLE), ms(20));
     assert_eq!(call.poll_timeout(), Some(ms(1000)));
     call.handle_timeout(ms(1000));
     assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
@@ -332,10 +332,10 @@ fn a_streamed_attempt_times_out_before_commit_and_idles_out_after() {
     let mut call = r.start_call(streamed(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(10));
-    call.handle_chunk(sent[0], &data(ROLE), ms(20));
-    call.handle_chunk(sent[0], &data(TEXT), ms(30));
+    call.handle_chunk(sent[0], data(ROLE), ms(20));
+    call.handle_chunk(sent[0], data(TEXT), ms(30));
     assert_eq!(call.poll_timeout(), Some(ms(230)));
-    call.handle_chunk(sent[0], &data(TEXT), ms(100));
+    call.handle_chunk(sent[0], data(TEXT), ms(100));
     assert_eq!(call.poll_timeout(), Some(ms(300)));
     call.handle_timeout(ms(300));
     let acts = all_actions(&mut call);
@@ -362,7 +362,7 @@ fn a_stream_that_ends_early_fails_over_or_is_interrupted() {
         let mut call = r.start_call(streamed(), Instant::ZERO);
         let (sent, _) = actions(&mut call);
         call.handle_head(sent[0], head(200), ms(1));
-        call.handle_chunk(sent[0], &body, ms(2));
+        call.handle_chunk(sent[0], body.clone(), ms(2));
         call.handle_end(sent[0], ms(3));
         let acts = all_actions(&mut call);
         assert!(acts.ends_with(&["send 1".to_owned()]), "{acts:?}");
@@ -371,7 +371,7 @@ fn a_stream_that_ends_early_fails_over_or_is_interrupted() {
     let mut call = r.start_call(streamed(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(1));
-    call.handle_chunk(sent[0], &[data(ROLE), data(TEXT)].concat(), ms(2));
+    call.handle_chunk(sent[0], [data(ROLE), data(TEXT)].concat(), ms(2));
     call.handle_end(sent[0], ms(3));
     let acts = all_actions(&mut call);
     let last = acts.last().unwrap();
@@ -385,7 +385,7 @@ fn a_stream_that_ends_early_fails_over_or_is_interrupted() {
     call.handle_head(sent[0], head(200), ms(1));
     call.handle_chunk(
         sent[0],
-        &[data(TEXT), b"data: [DONE]\n\n".to_vec()].concat(),
+        [data(TEXT), b"data: [DONE]\n\n".to_vec()].concat(),
         ms(2),
     );
     let acts = all_actions(&mut call);

@@ -164,7 +164,9 @@ fn run_call(
                 Action::Chunk(chunk) => {
                     streamed.chunks += 1;
                     let delta = &chunk["choices"][0]["delta"]["content"];
-                    streamed.content.push_str(delta.as_str().unwrap_or_default());
+                    streamed
+                        .content
+                        .push_str(delta.as_str().unwrap_or_default());
                 }
                 Action::Complete(result) => return Ok((result, received, now, streamed)),
             }
@@ -182,7 +184,7 @@ fn run_call(
                 match event {
                     Event::Head(h) => call.handle_head(id, h, now),
                     Event::Body(b) => call.handle_body(id, b, now),
-                    Event::Chunk(b) => call.handle_chunk(id, &b, now),
+                    Event::Chunk(b) => call.handle_chunk(id, b, now),
                     Event::End => call.handle_end(id, now),
                     Event::Fault(f) => call.handle_fault(id, f, now),
                 }
@@ -264,7 +266,11 @@ fn play(mock: &mut Mock) -> Result<Vec<(Duration, Event)>, String> {
 /// head, then each event after its own delay (counted from the one before),
 /// then the end. A fault mid-stream cuts the body (the hosts read a reset
 /// after the head as a truncation); a stall sends nothing more.
-fn stream_events(delay: Duration, mut head: ResponseHead, events: &[Value]) -> Vec<(Duration, Event)> {
+fn stream_events(
+    delay: Duration,
+    mut head: ResponseHead,
+    events: &[Value],
+) -> Vec<(Duration, Event)> {
     head.headers.retain(|(n, _)| n != "content-type");
     head.headers
         .push(("content-type".to_owned(), "text/event-stream".to_owned()));

@@ -279,7 +279,8 @@ impl Stream for ResponseBody {
             // Trailers (HTTP/2) carry no body bytes.
             if let Ok(chunk) = frame.into_data() {
                 if !chunk.is_empty() {
-                    return Poll::Ready(Some(Ok(chunk.to_vec())));
+                    // Without a copy when the chunk owns its buffer alone.
+                    return Poll::Ready(Some(Ok(Vec::from(chunk))));
                 }
             }
         }
