@@ -88,7 +88,7 @@ class Router:
         cls,
         providers: Sequence[Mapping[str, Any]],
         *,
-        policy: Literal["sequential", "hedged"] | None = None,
+        policy: Literal["sequential", "weighted", "hedged"] | None = None,
         hedge_k: int | None = None,
         hedge_delay_ms: int | None = None,
     ) -> Router: ...
@@ -100,4 +100,4 @@ class Router:
     @property
     def providers(self) -> list[str]: ...
     @property
-    def policy(self) -> Literal["sequential", "hedged"]: ...
+    def policy(self) -> Literal["sequential", "weighted", "hedged"]: ...

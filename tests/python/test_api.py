@@ -61,7 +61,7 @@ def test_seed_example_runs_unchanged_against_local_mocks() -> None:
         ({"providers": []}, "providers", "at least one provider"),
         ({"providers": [provider("a", "http://x"), provider("a", "http://y")]}, "providers[1].name", "unique"),
         ({"providers": [{**provider("a", "http://x"), "kind": "gemini"}]}, "providers[0].kind", '"openai" or "anthropic"'),
-        ({"providers": [provider("a", "http://x")], "policy": "fastest"}, "policy", '"sequential" or "hedged"'),
+        ({"providers": [provider("a", "http://x")], "policy": "fastest"}, "policy", '"weighted" or "hedged"'),
         ({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}, "providers[0].base_url", "required"),
         ({"providers": [provider("a", "ftp://x")]}, "providers[0].base_url", "http:// or https://"),
         ({"providers": [provider("a", "http://x")], "policy": "hedged", "hedge_k": 3}, "hedge_k", "between 1 and 1"),
@@ -174,7 +174,7 @@ def test_all_providers_failed_lists_every_attempt() -> None:
     [
         ({"model": "gpt-4o"}, "messages"),
         ({"model": "gpt-4o", "messages": []}, "empty"),
-        ({**REQUEST, "stream": True}, "stream"),
+        ({**REQUEST, "stream": "yes"}, "stream"),
         (["not", "an", "object"], "JSON object"),
     ],
 )

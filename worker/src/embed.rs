@@ -44,7 +44,7 @@ export interface ProviderConfig {
 /** The router's config: the same schema as ROUTER_CONFIG. */
 export interface RouterConfig {
   providers: ProviderConfig[];
-  policy?: "sequential" | "hedged";
+  policy?: "sequential" | "weighted" | "hedged";
   hedge_k?: number;
   hedge_delay_ms?: number;
 }

@@ -226,7 +226,7 @@ async fn read_json(
 fn health(router: &Router) -> Value {
     let config = router.config();
     let policy = match config.policy {
-        Policy::Sequential => json!({"policy": "sequential"}),
+        Policy::Sequential | Policy::Weighted => json!({"policy": config.policy.name()}),
         Policy::Hedged { k, delay } => {
             json!({"policy": "hedged", "hedge_k": k, "hedge_delay_ms": delay.map_or(0, |d| d.as_millis() as u64)})
         }

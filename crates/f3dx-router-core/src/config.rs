@@ -75,7 +75,8 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     /// Longest gap between events of a stream after its commit point.
     pub stream_idle_timeout: Duration,
-    /// Relative share for weighted policies (kept for the schema; >= 1).
+    /// Relative share of first tries under the `weighted` policy; 0 means
+    /// "only as a fallback". Ignored by the other policies.
     pub weight: u32,
     /// Model to send instead of the caller's.
     pub model: Option<String>,
@@ -122,6 +123,10 @@ impl ProviderConfig {
 pub enum Policy {
     /// One attempt at a time, in order, falling through on soft failures.
     Sequential,
+    /// One attempt at a time; each call's first provider is picked by
+    /// smooth weighted round-robin over the usable providers, the rest
+    /// follow in descending weight.
+    Weighted,
     /// Up to `k` attempts in flight; the first success wins. With a
     /// `delay`, each further leg starts only if no answer came within it.
     Hedged {
@@ -136,15 +141,24 @@ impl Policy {
     /// Most attempts in flight at once.
     pub fn max_in_flight(self) -> usize {
         match self {
-            Policy::Sequential => 1,
+            Policy::Sequential | Policy::Weighted => 1,
             Policy::Hedged { k, .. } => k,
+        }
+    }
+
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Sequential => "sequential",
+            Policy::Weighted => "weighted",
+            Policy::Hedged { .. } => "hedged",
         }
     }
 
     /// Delay before a further hedged leg, if hedging is delayed.
     pub fn hedge_delay(self) -> Option<Duration> {
         match self {
-            Policy::Sequential => None,
+            Policy::Sequential | Policy::Weighted => None,
             Policy::Hedged { delay, .. } => delay,
         }
     }
@@ -268,7 +282,7 @@ fn parse_policy(
         Some(_) => {
             return Err(err(
                 "policy",
-                "must be a string: \"sequential\" or \"hedged\"",
+                "must be a string: \"sequential\", \"weighted\" or \"hedged\"",
             ))
         }
     };
@@ -276,6 +290,7 @@ fn parse_policy(
     let delay_ms = opt_uint(obj, "hedge_delay_ms", "hedge_delay_ms")?.unwrap_or(0);
     match name {
         "sequential" => Ok(Policy::Sequential),
+        "weighted" => Ok(Policy::Weighted),
         "hedged" => {
             let max = n.min(limits.max_hedge_k);
             // The default K=2 with a single provider simply means one leg.
@@ -302,7 +317,9 @@ fn parse_policy(
         }
         other => Err(err(
             "policy",
-            format!("unknown policy {other:?}; expected \"sequential\" or \"hedged\""),
+            format!(
+                "unknown policy {other:?}; expected \"sequential\", \"weighted\" or \"hedged\""
+            ),
         )),
     }
 }
@@ -414,8 +431,8 @@ fn parse_provider(
         opt_millis(obj, "stream_idle_timeout_ms", at)?.unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT);
     let weight = match opt_uint(obj, "weight", &format!("{at}.weight"))? {
         None => 1,
-        Some(w @ 1..=1_000_000) => w as u32,
-        Some(_) => return Err(err(format!("{at}.weight"), "must be between 1 and 1000000")),
+        Some(w @ 0..=1_000_000) => w as u32,
+        Some(_) => return Err(err(format!("{at}.weight"), "must be between 0 and 1000000")),
     };
     let model = opt_str(obj, "model", at)?.map(str::to_owned);
     let headers = parse_headers(obj.get("headers"), at)?;

@@ -16,20 +16,32 @@ impl ProviderHealth {
     }
 }
 
-/// The providers a call may try, in order: the usable ones in config order;
-/// if every provider is cooling down, all of them in the order their
-/// cooldowns end (config order among equals), so a call still fails over as
-/// usual rather than failing after one try: trying beats failing untried.
-pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..health.len())
+/// The providers usable at `now`, in config order.
+pub fn usable(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
+    (0..health.len())
         .filter(|&i| health[i].usable(now))
-        .collect();
-    if order.is_empty() {
-        order.extend(0..health.len());
-        // Stable: equal cooldowns keep config order.
-        order.sort_by_key(|&i| health[i].cooldown_until);
-    }
+        .collect()
+}
+
+/// Every provider in the order their cooldowns end (config order among
+/// equals): the order to try them in when none is usable, so a call still
+/// fails over as usual rather than failing untried.
+pub fn recovery_order(health: &[ProviderHealth]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..health.len()).collect();
+    // Stable: equal cooldowns keep config order.
+    order.sort_by_key(|&i| health[i].cooldown_until);
     order
+}
+
+/// The providers a call may try, in order: the usable ones in config order;
+/// if every provider is cooling down, all of them in recovery order.
+pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
+    let order = usable(health, now);
+    if order.is_empty() {
+        recovery_order(health)
+    } else {
+        order
+    }
 }
 
 #[cfg(test)]

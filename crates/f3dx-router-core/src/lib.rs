@@ -31,6 +31,7 @@ pub mod executor;
 pub mod failure;
 pub mod health;
 pub mod http;
+pub mod pick;
 mod router;
 pub mod secret;
 pub mod sse;

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::Value;
 
 use crate::call::Call;
-use crate::config::RouterConfig;
+use crate::config::{Policy, RouterConfig};
 use crate::health::{self, ProviderHealth};
+use crate::pick::{weighted_order, Picker};
 use crate::time::Instant;
 
 /// State shared by every call of one router.
@@ -14,6 +15,8 @@ use crate::time::Instant;
 pub(crate) struct Shared {
     pub(crate) config: RouterConfig,
     health: Mutex<Vec<ProviderHealth>>,
+    /// The `weighted` policy's running scores, shared by every call.
+    picker: Mutex<Picker>,
 }
 
 impl Shared {
@@ -22,8 +25,26 @@ impl Shared {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The providers a call starting at `now` tries, in order.
     pub(crate) fn candidates(&self, now: Instant) -> Vec<usize> {
-        health::candidates(&self.health(), now)
+        let usable = {
+            let health = self.health();
+            let usable = health::usable(&health, now);
+            if usable.is_empty() {
+                return health::recovery_order(&health);
+            }
+            usable
+        };
+        if self.config.policy != Policy::Weighted {
+            return usable;
+        }
+        let weight = |i: usize| self.config.providers[i].weight;
+        let first = self
+            .picker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pick(&usable, weight);
+        weighted_order(first, &usable, weight)
     }
 
     pub(crate) fn cool_down(&self, provider: usize, until: Instant) {
@@ -44,8 +65,13 @@ impl Router {
     /// A router over a validated config.
     pub fn new(config: RouterConfig) -> Router {
         let health = Mutex::new(vec![ProviderHealth::default(); config.providers.len()]);
+        let picker = Mutex::new(Picker::new(config.providers.len()));
         Router {
-            shared: Arc::new(Shared { config, health }),
+            shared: Arc::new(Shared {
+                config,
+                health,
+                picker,
+            }),
         }
     }
 

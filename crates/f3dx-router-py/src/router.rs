@@ -118,13 +118,10 @@ impl PyRouter {
         )
     }
 
-    /// The routing policy: "sequential" or "hedged".
+    /// The routing policy: "sequential", "weighted" or "hedged".
     #[getter]
     fn policy(&self) -> &'static str {
-        match self.router.config().policy {
-            Policy::Sequential => "sequential",
-            Policy::Hedged { .. } => "hedged",
-        }
+        self.router.config().policy.name()
     }
 
     /// Seconds until each cooling provider may be called again.
@@ -150,7 +147,7 @@ impl PyRouter {
             .map(|p| format!("{:?} ({}, {})", p.name, p.kind.as_str(), p.base_url))
             .collect();
         let policy = match config.policy {
-            Policy::Sequential => "policy='sequential'".to_owned(),
+            Policy::Sequential | Policy::Weighted => format!("policy='{}'", config.policy.name()),
             Policy::Hedged { k, delay } => format!(
                 "policy='hedged', hedge_k={k}, hedge_delay_ms={}",
                 delay.map_or(0, |d| d.as_millis())

@@ -339,8 +339,8 @@ fn run_call(router: &Router, script: CallScript, now: &mut Instant) {
                 let provider = host.providers.get(id.0 as usize).copied().unwrap_or(0);
                 let body = body_bytes(body, &secrets(router, provider));
                 let (first, second) = body.split_at(usize::from(cut) % (body.len() + 1));
-                call.handle_chunk(id, first, *now);
-                call.handle_chunk(id, second, *now);
+                call.handle_chunk(id, first.to_vec(), *now);
+                call.handle_chunk(id, second.to_vec(), *now);
             }
             Event::End { attempt } => call.handle_end(host.pick(attempt), *now),
             Event::Fault { attempt, fault } => {
