@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import streaming
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKER_DIR = ROOT / "worker"
@@ -148,6 +150,9 @@ class WranglerBench:
     went.
     """
 
+    # target -> binding in the dispatcher: the workers of this session.
+    services = SERVICES
+
     def __init__(self, ok_url: str, fail_url: str, log_path: Path) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="f3dx-bench-wrangler-"))
         self.port = free_port()
@@ -159,20 +164,11 @@ class WranglerBench:
         # dev on the machine (the project's tests may run one meanwhile).
         sfx = f"-{os.getpid()}"
         date = compatibility_date()
-        names = {t: f"bench-{t}{sfx}" for t in SERVICES}
+        names = {t: f"bench-{t}{sfx}" for t in self.services}
         self.idle_name = f"bench-idle{sfx}"
-        js_vars = {"OK_URL": ok_url, "FAIL_URL": fail_url, "API_KEY": API_KEY}
         specs: list[tuple[str, str, Path, dict[str, str]]] = [
             ("dispatch", f"bench-dispatch{sfx}", JS / "dispatch.js", {}),
-            ("forward", names["forward"], JS / "forward.js", js_vars),
-            ("twofetch", names["twofetch"], JS / "twofetch.js", js_vars),
-            ("samework", names["samework"], JS / "samework.js", {**js_vars, "PROVIDERS": "ok"}),
-            ("samework-failover", names["samework-failover"], JS / "samework.js",
-             {**js_vars, "PROVIDERS": "fail,ok"}),
-            ("f3dx", names["f3dx"], BUILD / "shim.mjs",
-             {"ROUTER_CONFIG": router_config(ok_url), "ROUTER_TOKEN": TOKEN}),
-            ("f3dx-failover", names["f3dx-failover"], BUILD / "shim.mjs",
-             {"ROUTER_CONFIG": router_config(fail_url, ok_url), "ROUTER_TOKEN": TOKEN}),
+            *self.worker_specs(names, ok_url, fail_url),
             ("hop", names["hop"], JS / "null.js", {}),
             ("idle", self.idle_name, JS / "null.js", {}),
         ]
@@ -184,7 +180,7 @@ class WranglerBench:
                 # Bundled last, so that wrangler attaches its inspector here.
                 lines += ["[build]", f"command = {_toml(f'sleep {IDLE_BUILD_DELAY_S}')}"]
             if key == "dispatch":
-                for target, binding in SERVICES.items():
+                for target, binding in self.services.items():
                     lines += ["[[services]]", f"binding = {_toml(binding)}",
                               f"service = {_toml(names[target])}"]
             if variables:
@@ -193,6 +189,32 @@ class WranglerBench:
             path = self.dir / f"{key}.toml"
             path.write_text("\n".join(lines) + "\n")
             self.configs.append(path)
+
+    def worker_specs(self, names: dict[str, str], ok_url: str,
+                     fail_url: str) -> list[tuple[str, str, Path, dict[str, str]]]:
+        """(key, worker name, main module, vars) of the measured workers,
+        between the dispatcher and `hop`."""
+        js_vars = {"OK_URL": ok_url, "FAIL_URL": fail_url, "API_KEY": API_KEY}
+        return [
+            ("forward", names["forward"], JS / "forward.js", js_vars),
+            ("twofetch", names["twofetch"], JS / "twofetch.js", js_vars),
+            ("samework", names["samework"], JS / "samework.js", {**js_vars, "PROVIDERS": "ok"}),
+            ("samework-failover", names["samework-failover"], JS / "samework.js",
+             {**js_vars, "PROVIDERS": "fail,ok"}),
+            ("f3dx", names["f3dx"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(ok_url), "ROUTER_TOKEN": TOKEN}),
+            ("f3dx-failover", names["f3dx-failover"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(fail_url, ok_url), "ROUTER_TOKEN": TOKEN}),
+        ]
+
+    def warm(self) -> None:
+        """One call to every target, once all answer."""
+        for target in CALL + FAILOVER + SAMEWORK + RUNTIME:
+            c = Client(self.port, target)
+            try:
+                c.call()
+            finally:
+                c.close()
 
     def inspector_target(self) -> str | None:
         """The worker wrangler's inspector attached to last, from its debug log."""
@@ -248,12 +270,7 @@ class WranglerBench:
         else:
             raise TimeoutError(f"wrangler dev not ready in {READY_TIMEOUT_S:.0f}s ({last}): "
                                f"{self.tail_log()}")
-        for target in CALL + FAILOVER + SAMEWORK + RUNTIME:
-            c = Client(self.port, target)
-            try:
-                c.call()
-            finally:
-                c.close()
+        self.warm()
         return time.perf_counter() - t0
 
     def tail_log(self) -> str:
@@ -334,6 +351,88 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# ------------------------------------------------------- streaming (issue 10)
+
+# The streaming session (a `wrangler dev` of its own): target -> binding.
+STREAM_SERVICES = {"pipe": "PIPE", "pipe-slow": "PIPE_SLOW", "f3dx-stream": "F3DX_STREAM",
+                   "f3dx-stream-slow": "F3DX_STREAM_SLOW", "hop": "NULL"}
+# Per variant (streaming.VARIANTS): (the f3dx worker, the piping JS worker).
+STREAM_PAIRS = {"fast": ("f3dx-stream", "pipe"), "slow": ("f3dx-stream-slow", "pipe-slow")}
+STREAM_BODY = json.dumps(streaming.BODY).encode()
+
+
+class StreamWranglerBench(WranglerBench):
+    """`wrangler dev -c dispatch -c pipe -c pipe-slow -c f3dx-stream
+    -c f3dx-stream-slow -c null -c idle`: the f3dx worker streaming
+    (``stream: true``, one provider) next to ``workers/pipe.js``, which
+    fetches the upstream and answers ``new Response(upstream.body, ...)``,
+    the body piped through as it arrives: the runtime's floor for a stream.
+    ``-slow`` targets stream from the delayed upstream (streammock.py), the
+    others from nginx (no delay). Same dispatcher, hop and idle worker as
+    WranglerBench."""
+
+    services = STREAM_SERVICES
+
+    def __init__(self, fast_url: str, slow_url: str, chunks: int, log_path: Path) -> None:
+        self.chunks = chunks
+        super().__init__(fast_url, slow_url, log_path)
+
+    def worker_specs(self, names: dict[str, str], ok_url: str,
+                     fail_url: str) -> list[tuple[str, str, Path, dict[str, str]]]:
+        fast, slow = ok_url, fail_url
+        return [
+            ("pipe", names["pipe"], JS / "pipe.js", {"UPSTREAM_URL": fast, "API_KEY": API_KEY}),
+            ("pipe-slow", names["pipe-slow"], JS / "pipe.js",
+             {"UPSTREAM_URL": slow, "API_KEY": API_KEY}),
+            ("f3dx-stream", names["f3dx-stream"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(fast), "ROUTER_TOKEN": TOKEN}),
+            ("f3dx-stream-slow", names["f3dx-stream-slow"], BUILD / "shim.mjs",
+             {"ROUTER_CONFIG": router_config(slow), "ROUTER_TOKEN": TOKEN}),
+        ]
+
+    def warm(self) -> None:
+        for target in RUNTIME:
+            c = Client(self.port, target)
+            try:
+                c.call()
+            finally:
+                c.close()
+        for pair in STREAM_PAIRS.values():
+            for target in pair:
+                sc = StreamClient(self.port, target)
+                try:
+                    sc.check(self.chunks)
+                finally:
+                    sc.close()
+
+
+class StreamClient:
+    """One persistent HTTP/1.1 connection to the dispatcher for one streaming
+    target, read the way the native floor reads a stream (streaming.RawSse:
+    every event boundary as it arrives, to the end of the response)."""
+
+    def __init__(self, port: int, target: str) -> None:
+        self.target = target
+        headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}",
+                   "x-bench-target": target, "accept": "text/event-stream"}
+        self.raw = streaming.RawSse(f"http://127.0.0.1:{port}/v1/chat/completions", headers,
+                                    STREAM_BODY)
+
+    def call(self) -> int:
+        """One stream read to its end; perf_counter_ns() at its first event."""
+        return self.raw.stream()[0]
+
+    def check(self, chunks: int) -> None:
+        _, _, head, raw = self.raw.stream()
+        text, n, done = streaming.body_text(head, raw)
+        if text != streaming.expected_text(chunks) or n != chunks or not done:
+            raise CallError(f"{self.target}: {n} chunks with text, [DONE] {done}: "
+                            f"{raw[:200]!r}")
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 def dry_run_size(log_path: Path) -> dict[str, Any]:

@@ -2,6 +2,11 @@
 """Where a contender's time goes: perf (all threads, native) and py-spy.
 
     bench/.venv/bin/python bench/profile.py [--contender f3dx_router] [--seconds 8]
+    bench/.venv/bin/python bench/profile.py --stream [--contender f3dx_router]
+
+With ``--stream`` (issue 10) the loop reads whole streams instead: the
+streaming contender (streaming.py) against the no-delay SSE nginx of the
+stream measure, and the per-call numbers are per stream.
 
 Starts the same private nginx as run.py, runs the contender's sequential
 call loop in a worker, and while it runs:
@@ -32,6 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import streaming  # noqa: E402
 import upstream  # noqa: E402
 from run import Worker  # noqa: E402
 
@@ -45,23 +51,38 @@ def main() -> int:
     ap.add_argument("--contender", default="f3dx_router")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--stat-only", action="store_true", help="perf stat only (per-call counts)")
+    ap.add_argument("--stream", action="store_true",
+                    help="whole streams of the stream measure (no delay) instead of calls")
     args = ap.parse_args()
     out_dir = HERE / "profiles"
     out_dir.mkdir(exist_ok=True)
     name = args.contender
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    report: list[str] = [f"# profile of {name}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name) + (".stream" if args.stream else "")
+    report: list[str] = [f"# profile of {name}{' (streams)' if args.stream else ''}, "
+                         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
 
-    nginx = upstream.Nginx()
+    nginx = upstream.SseNginx(streaming.sse_body()) if args.stream else upstream.Nginx()
     nginx.start()
-    w = Worker(name, nginx.ok_url, nginx.fail_url, out_dir / f"{safe}.worker.log")
+    # Streaming: both of the worker's URLs are the no-delay nginx.
+    w = Worker(name, nginx.ok_url, nginx.ok_url if args.stream else nginx.fail_url,
+               out_dir / f"{safe}.worker.log")
     try:
-        w.cmd(timeout=180, op="setup")
-        w.cmd(timeout=60, op="latency", n=2000, warmup=200)  # warm
+        if args.stream:
+            w.cmd(timeout=180, op="stream_setup", chunks=streaming.CHUNKS, variants=["fast"])
+            w.cmd(timeout=120, op="stream", variant="fast", chunks=streaming.CHUNKS, n=200,
+                  warmup=50)  # warm
+        else:
+            w.cmd(timeout=180, op="setup")
+            w.cmd(timeout=60, op="latency", n=2000, warmup=200)  # warm
         pid = w.proc.pid
         results: dict[str, object] = {}
 
         def loop(tag: str, seconds: float) -> None:
+            if args.stream:
+                results[tag] = w.cmd(timeout=seconds + 120, op="stream", variant="fast",
+                                     chunks=streaming.CHUNKS, n=10_000_000, warmup=0,
+                                     max_s=seconds)
+                return
             results[tag] = w.cmd(timeout=seconds + 120, op="latency", n=10_000_000,
                                  warmup=0, max_s=seconds)
 

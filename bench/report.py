@@ -18,6 +18,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from contenders import AUX, CONTENDERS, SERVERS  # noqa: E402
+import streaming  # noqa: E402
 
 ROUTER = "f3dx_router"
 OLD = "f3dx-0.0.19"
@@ -139,6 +140,7 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
 
     targets_section(L, runs)
     worker_section(L, res, runs, ri)
+    stream_section(L, runs)
     core_section(L, res, rep)
     stack_section(L, res)
     if len(runs) > 1:
@@ -390,7 +392,25 @@ TARGETS = [
      False),
     ("worker_failover_p50",
      "Worker failover p50 <= 1.1x the two-fetch JS worker's (wrangler dev)", "x", 1.1, False),
+    # Issue 10 (the `stream` measure); a row is shown only when measured.
+    ("stream_ttfc", "issue 10, stream, no delay: f3dx_router time to first chunk p50 <= 1.3x "
+     "the floor's", "x", 1.3, False),
+    ("stream_total", "issue 10, stream, no delay: f3dx_router whole stream p50 <= 1.2x the "
+     "floor's", "x", 1.2, False),
+    ("stream_slow_ttfc", "issue 10, stream, delayed chunks: f3dx_router time to first chunk "
+     "p50 <= 1.3x the floor's", "x", 1.3, False),
+    ("stream_slow_total", "issue 10, stream, delayed chunks: f3dx_router whole stream p50 <= "
+     "1.2x the floor's", "x", 1.2, False),
+    ("worker_stream_ttfc", "issue 10, Worker stream, no delay: time to first chunk p50 <= 1.3x "
+     "the piping JS worker's (wrangler dev)", "x", 1.3, False),
+    ("worker_stream_total", "issue 10, Worker stream, no delay: whole stream p50 <= 1.3x the "
+     "piping JS worker's (wrangler dev)", "x", 1.3, False),
+    ("worker_stream_slow_ttfc", "issue 10, Worker stream, delayed chunks: time to first chunk "
+     "p50 <= 1.3x the piping JS worker's (wrangler dev)", "x", 1.3, False),
+    ("worker_stream_slow_total", "issue 10, Worker stream, delayed chunks: whole stream p50 <= "
+     "1.3x the piping JS worker's (wrangler dev)", "x", 1.3, False),
 ]
+STREAM_TARGETS = {key for key, *_ in TARGETS if "stream" in key}
 
 
 TARGET_HIGHER = {key: higher for key, _, _, _, higher in TARGETS}
@@ -443,6 +463,7 @@ def target_values(run: dict[str, Any]) -> dict[str, float]:
     for key, mine in (("worker_p50", "f3dx"), ("worker_failover_p50", "f3dx-failover")):
         if mine in wr:
             out[key] = wr[mine].get("net", wr[mine]["raw"])
+    out.update(stream_values(run))
     return out
 
 
@@ -472,15 +493,20 @@ def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def targets_section(L: list[str], runs: list[dict[str, Any]]) -> None:
+def targets_section(L: list[str], runs: list[dict[str, Any]], issue: str = "Issue 4",
+                    keys: set[str] | None = None) -> None:
     a = L.append
     n = len(runs)
-    a(f"## Issue 4 targets: median of {n} run{'s' if n > 1 else ''}" if n > 1
-      else "## Issue 4 targets, this run")
+    a(f"## {issue} targets: median of {n} run{'s' if n > 1 else ''}" if n > 1
+      else f"## {issue} targets, this run")
     a("")
     a("| target | median | per run | met |")
     a("|---|---|---|---|")
     for t in targets(runs):
+        if keys is not None and t["key"] not in keys:
+            continue
+        if t["median"] is None and t["key"] in STREAM_TARGETS:
+            continue  # the stream measure did not run
         per = ", ".join(fmt_target(v, t["unit"]) for v in t["per_run"])
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         if t["met"] is False:
@@ -493,10 +519,18 @@ def targets_section(L: list[str], runs: list[dict[str, Any]]) -> None:
     if n < 3:
         a(f"{n} run{'s' if n > 1 else ''}; the issue asks for the median of at least three.")
         a("")
-    a("The Worker rows compare p50s inside one `wrangler dev` with the dispatcher's service-"
-      "binding hop taken off both sides (see the Worker section: the raw ratios, hop "
-      "included, are closer to 1).")
-    a("")
+    if keys is None:
+        a("The Worker rows compare p50s inside one `wrangler dev` with the dispatcher's service-"
+          "binding hop taken off both sides (see the Worker section: the raw ratios, hop "
+          "included, are closer to 1).")
+        a("")
+    if any(stream_values(r) for r in runs):
+        delay = next((r["stream"].get("upstream", {}).get("delay_ms") for r in runs
+                      if r.get("stream")), None)
+        a(f"The issue 10 rows: 'delayed chunks' is {fmt(delay, 1)} ms before each chunk; the "
+          "Worker's stream rows take the dispatch hop off both sides too. See the streaming "
+          "section.")
+        a("")
 
 
 def core_time(res: dict[str, Any]) -> str:
@@ -651,6 +685,240 @@ def worker_section(L: list[str], res: dict[str, Any], runs: list[dict[str, Any]]
     if lat:
         a("Plot: [worker_cdf.png](worker_cdf.png).")
         a("")
+
+
+# ------------------------------------------------------- streaming (issue 10)
+
+STREAM_ROWS = {
+    "floor": "raw socket, request prebuilt; finds every event boundary, reads to the end; no "
+             "JSON",
+    "httpx": "httpx.Client.stream, iter_lines, json.loads per data line",
+    "openai": "the openai SDK straight at the upstream, stream=True",
+    "litellm": "LiteLLM Router, completion(stream=True)",
+    ROUTER: "Router.chat_completions with stream: True, the ChatStream iterated",
+    "floor+json": "the floor plus json.loads of every event and its text taken out",
+}
+STREAM_WORKER_ROWS = {
+    "null": "answered by the dispatcher itself (whole small answer)",
+    "hop": "through a service binding to a worker that answers at once (whole small answer)",
+    "pipe": "JavaScript: fetch, `new Response(upstream.body)`: the floor, no delay",
+    "f3dx-stream": "the f3dx worker, stream: true, no delay",
+    "pipe-slow": "the same JavaScript, delayed chunks",
+    "f3dx-stream-slow": "the f3dx worker, delayed chunks",
+}
+
+
+def stream_worker_ratios(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per variant, the f3dx worker against the piping one: p50s of the time
+    to first chunk and of the whole stream, raw and with the dispatch hop
+    (hop p50 - null p50, whole answers) taken off both sides."""
+    w = (run.get("stream") or {}).get("worker") or {}
+    fast = w.get("fast") or {}
+    hop = None
+    if "hop" in fast and "null" in fast:
+        hop = fast["hop"]["total"]["p50"] - fast["null"]["total"]["p50"]
+    out: dict[str, dict[str, float]] = {}
+    for variant, (mine, floor) in (("fast", ("f3dx-stream", "pipe")),
+                                   ("slow", ("f3dx-stream-slow", "pipe-slow"))):
+        d = w.get(variant) or {}
+        if mine not in d or floor not in d:
+            continue
+        r: dict[str, float] = {}
+        for k in ("ttfc", "total"):
+            m, f = d[mine][k]["p50"], d[floor][k]["p50"]
+            r[f"{k}_p50"], r[f"{k}_floor_p50"], r[f"{k}_raw"] = m, f, m / f
+            if hop is not None and f - hop > 0:
+                r["hop"] = hop
+                r[f"{k}_net"] = (m - hop) / (f - hop)
+        out[variant] = r
+    return out
+
+
+def stream_values(run: dict[str, Any]) -> dict[str, float]:
+    st = run.get("stream") or {}
+    out: dict[str, float] = {}
+    for variant, sfx in (("fast", ""), ("slow", "_slow")):
+        d = st.get(variant) or {}
+        if "floor" in d and ROUTER in d:
+            for k in ("ttfc", "total"):
+                out[f"stream{sfx}_{k}"] = d[ROUTER][k]["p50"] / d["floor"][k]["p50"]
+    for variant, r in stream_worker_ratios(run).items():
+        sfx = "" if variant == "fast" else "_slow"
+        for k in ("ttfc", "total"):
+            out[f"worker_stream{sfx}_{k}"] = r.get(f"{k}_net", r[f"{k}_raw"])
+    return out
+
+
+def stream_table(L: list[str], d: dict[str, Any]) -> None:
+    a = L.append
+    fl = d.get("floor")
+    a("| contender | what | n | first chunk p50 | p99 | p50 / floor p50 | p99 / floor p99 | "
+      "whole stream p50 | p99 | p50 / floor p50 | p99 / floor p99 | CPU/call | upstream "
+      "requests per call | first chunk, whole: p50 / floor p50, per round |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in streaming.CONTENDERS + streaming.AUX:
+        if n not in d:
+            continue
+        x = d[n]
+        t, w = x["ttfc"], x["total"]
+        per_round = ""
+        if fl:
+            per_round = "; ".join(
+                f"{r['ttfc']['p50'] / f['ttfc']['p50']:.2f}, {r['total']['p50'] / f['total']['p50']:.2f}"
+                for r, f in zip(x["rounds"], fl["rounds"]))
+        ft, fw = (fl["ttfc"], fl["total"]) if fl else ({}, {})
+        a(f"| {n}{' (breakdown)' if n in streaming.AUX else ''} | {STREAM_ROWS.get(n, '')} | "
+          f"{t['n']} | {fmt(t['p50'])} | {fmt(t['p99'])} | {ratio(t['p50'], ft.get('p50'))} | "
+          f"{ratio(t['p99'], ft.get('p99'))} | {fmt(w['p50'])} | {fmt(w['p99'])} | "
+          f"{ratio(w['p50'], fw.get('p50'))} | {ratio(w['p99'], fw.get('p99'))} | "
+          f"{fmt(x['cpu_us_per_call'])} | {per_call(x)} | {per_round} |")
+    a("")
+    r, fj = d.get(ROUTER), d.get("floor+json")
+    if r and fj:
+        a(f"f3dx_router against `floor+json`: first chunk p50 "
+          f"{ratio(r['ttfc']['p50'], fj['ttfc']['p50'])}, whole stream p50 "
+          f"{ratio(r['total']['p50'], fj['total']['p50'])}, CPU/call "
+          f"{ratio(r['cpu_us_per_call'], fj['cpu_us_per_call'])}.")
+        a("")
+
+
+def stream_section(L: list[str], runs: list[dict[str, Any]]) -> None:
+    a = L.append
+    st_runs = [(i, r["stream"]) for i, r in enumerate(runs) if r.get("stream")]
+    if not st_runs:
+        return
+    # The median run by f3dx_router's first chunk p50 / the floor's (no delay).
+    keyed = sorted((stream_values(r).get("stream_ttfc", 0.0), i) for i, r in enumerate(runs)
+                   if r.get("stream"))
+    si = keyed[(len(keyed) - 1) // 2][1]
+    st = runs[si]["stream"]
+    up = st.get("upstream") or {}
+    which = f", run {si + 1} of {len(runs)}" if len(runs) > 1 else ""
+    a("## Streaming (issue 10)")
+    a("")
+    a(f"A stream is {up.get('chunks')} `chat.completion.chunk` events of 4 words (about 4 "
+      f"tokens) of text each, the first with `role: assistant`, then a chunk with "
+      f"`finish_reason: stop` and `data: [DONE]`: {up.get('body_bytes', 0):,} bytes of "
+      f"OpenAI SSE. **No delay**: a private nginx serves it as a static file (Content-Length), "
+      f"all at once. **Delayed**: `bench/streammock.py` (asyncio, on loopback) sends the head "
+      f"at once, then chunk k at k x {fmt(up.get('delay_ms'), 1)} ms, one HTTP chunk per event "
+      f"(chunked encoding): about {fmt((up.get('chunks') or 0) * (up.get('delay_ms') or 0))} ms "
+      f"a stream. Each contender runs in its own process and reads each stream to its end; "
+      f"one contender at a time, in rounds with the order rotated. 'first chunk' is the time "
+      f"from before the call to when the caller has the first chunk with text (for the floor: "
+      f"the first event boundary; the first event carries text); 'whole stream' is to the end "
+      f"of the stream (`[DONE]` and the end of the response read). CPU/call is the worker "
+      f"process's CPU time (all its threads) per stream. Times in us.")
+    a("")
+    for f, why in (st.get("failed") or {}).items():
+        a(f"- **{f}**: {why}")
+    if st.get("failed"):
+        a("")
+    for variant, title in (("fast", "No delay between chunks (nginx)"),
+                           ("slow", f"{fmt(up.get('delay_ms'), 1)} ms before each chunk "
+                                    f"(streammock.py)")):
+        d = st.get(variant) or {}
+        if not d:
+            continue
+        a(f"### {title}{which}")
+        a("")
+        stream_table(L, d)
+    a("The floor reads with a prebuilt request over one keep-alive socket, finds each "
+      "`\\n\\n` as the bytes arrive and stops at the end of the response (Content-Length, "
+      "or the last chunk); it parses no JSON and takes no text out. Every other contender "
+      "gets each chunk's text (`choices[0].delta.content`), as a caller does: httpx from "
+      "`json.loads` of each `data:` line of `iter_lines()`, the openai SDK and LiteLLM as "
+      "their chunk objects, f3dx_router as dicts from the ChatStream (`with "
+      "router.chat_completions({..., \"stream\": True}) as s: for chunk in s`). LiteLLM's "
+      "Router is configured as in the non-streamed measures (no retries, no cooldowns).")
+    a("")
+    w = st.get("worker") or {}
+    if w.get("error"):
+        a(f"The Worker: **not measured**: {w['error']}")
+        a("")
+        return
+    if not (w.get("fast") or w.get("slow")):
+        return
+    wr = stream_worker_ratios({"stream": st})
+    hop = next((x["hop"] for x in wr.values() if "hop" in x), None)
+    a(f"### The Worker streaming under `wrangler dev`{which}")
+    a("")
+    a(f"A `wrangler dev` of its own (ready in {w.get('start_s', float('nan')):.1f} s; inspector "
+      f"on `{w.get('inspector')}`" + ("" if w.get("inspector_on_idle") else
+                                      ": **a measured worker, so these numbers are biased**")
+      + "), with the worker measure's dispatcher, `hop` and idle worker: the f3dx worker "
+      "(`stream: true`, one provider) against `bench/workers/pipe.js`, which fetches the "
+      "upstream and answers `new Response(upstream.body, ...)`, the body piped through as it "
+      "arrives: the runtime's floor for a stream. Each target streams from the same nginx "
+      "(no delay) or mock (delayed) as above, read by the floor's reader (one keep-alive "
+      "connection per target, sequential, rounds with the order rotated); `null` and `hop` "
+      "(whole small answers, http.client) measure the dispatch hop. CPU/call is wrangler's "
+      "process group's (node and workerd).")
+    a("")
+    a("| target | what | n | first chunk p50 | p99 | whole stream p50 | p99 | wrangler "
+      "CPU/call | upstream requests per call | first chunk p50 / pipe's | same, hop taken off "
+      "| whole p50 / pipe's | same, hop taken off |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant in ("fast", "slow"):
+        d = w.get(variant) or {}
+        r = wr.get(variant, {})
+        for t in STREAM_WORKER_ROWS:
+            if t not in d:
+                continue
+            x = d[t]
+            mine = t.startswith("f3dx")
+            cells = (f"{fmt_target(r.get('ttfc_raw'), 'x')} | {fmt_target(r.get('ttfc_net'), 'x')} | "
+                     f"{fmt_target(r.get('total_raw'), 'x')} | {fmt_target(r.get('total_net'), 'x')}"
+                     if mine and r else " | | | ")
+            a(f"| {t} | {STREAM_WORKER_ROWS[t]} | {x['ttfc']['n']} | {fmt(x['ttfc']['p50'])} | "
+              f"{fmt(x['ttfc']['p99'])} | {fmt(x['total']['p50'])} | {fmt(x['total']['p99'])} | "
+              f"{fmt(x['cpu_us_per_call'])} | {per_call(x)} | {cells} |")
+    a("")
+    if hop is not None:
+        a(f"The dispatch hop (hop p50 - null p50) is {fmt(hop)} us; 'hop taken off' is "
+          f"(p50 - {fmt(hop)}) / (pipe's p50 - {fmt(hop)}), as in the non-streamed Worker measure. The "
+          f"targets use it.")
+        a("")
+
+
+def write_stream_md(res: dict[str, Any], out: Path) -> Path:
+    """STREAM_RESULTS.md: a run of the stream measure alone."""
+    m = res["machine"]
+    v = m["versions"]
+    runs = all_runs(res)
+    s = res["settings"]
+    L: list[str] = []
+    a = L.append
+    a("# Streaming benchmark results (issue 10)" + (" (smoke run: too few calls for real "
+                                                    "numbers)" if res["mode"] == "smoke" else ""))
+    a("")
+    a("`bash bench/run.sh --measures stream`: the `stream` measure of `bench/run.py` alone "
+      "(the other measures' results are in [RESULTS.md](RESULTS.md)).")
+    a("")
+    a(f"- Date: {m['date_utc']}; commit {m['commit']}; {len(runs)} run"
+      f"{'s' if len(runs) > 1 else ''} in {res['wall_s'] / 60:.1f} min ({res['mode']} mode): "
+      + ", ".join(f"{r.get('wall_s', 0):.0f} s" for r in runs))
+    a(f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']}, Linux {m['kernel']}; "
+      f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the "
+      "end; per run: " + ", ".join(f"{r['loadavg_start'][0]:.2f} to {r['loadavg_end'][0]:.2f}"
+                                  for r in runs if "loadavg_start" in r))
+    a(f"- Versions: Python {v['python']}, f3dx_router {v.get('f3dx-router')}, openai SDK "
+      f"{v.get('openai')}, LiteLLM {v.get('litellm')}, httpx {v.get('httpx')}, wrangler "
+      f"{v.get('wrangler')}, nginx {v['nginx']}")
+    a(f"- Settings: {s['stream_chunks']} chunks a stream; no delay: {s['stream_calls']} timed "
+      f"streams per contender and per Worker target in {s['stream_rounds']} rounds after "
+      f"{s['stream_warmup']} warm-up streams; delayed ({s['stream_delay_ms']:g} ms a chunk): "
+      f"{s['stream_slow_calls']} in {s['stream_slow_rounds']} rounds after "
+      f"{s['stream_slow_warmup']}")
+    a("")
+    a("Absolute times drift on a shared machine; the ratios, measured side by side in one "
+      "run, are what to compare.")
+    a("")
+    targets_section(L, runs, issue="Issue 10 (streaming)", keys=STREAM_TARGETS)
+    stream_section(L, runs)
+    path = out / "STREAM_RESULTS.md"
+    path.write_text("\n".join(L))
+    return path
 
 
 # ------------------------------------------------------------------ the core
@@ -918,6 +1186,8 @@ def plot_all(whole: dict[str, Any], out: Path) -> list[Path]:
 
 
 def write_all(res: dict[str, Any], out: Path) -> Path:
+    if res.get("measures") == ["stream"]:  # no plots: they would overwrite the full run's
+        return write_stream_md(res, out)
     plot_all(res, out)
     return write_md(res, out)
 

@@ -11,11 +11,14 @@ heavy-tailed mock on 127.0.0.1, each contender in its own worker process
 (worker.py), measuring in this order: sequential latency (call and
 failover), throughput at 1/4/16/64 threads, the Cloudflare Worker under
 `wrangler dev` (``worker``: cfworker.py), import time, peak RSS after many
-calls (first run only: it is no target and takes minutes), and the tail
-experiment. ``results.json`` keeps every run (rewritten after each one);
-report.py makes ``RESULTS.md`` (each target as the median over the runs)
-and the PNG plots. Everything it started is stopped at the end, whatever
-happens.
+calls (first run only: it is no target and takes minutes), the tail
+experiment, and streaming (``stream``, issue 10: time to first chunk and to
+the end of a 200-chunk stream, natively and on the Worker). ``results.json``
+keeps every run (rewritten after each one); report.py makes ``RESULTS.md``
+(each target as the median over the runs) and the PNG plots. A run of the
+stream measure alone (``--measures stream``) writes ``STREAM_RESULTS.md``
+and ``stream_results.json`` instead, so it never overwrites the full
+results. Everything it started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import cfworker  # noqa: E402
 import contenders  # noqa: E402
+import streaming  # noqa: E402
 import upstream  # noqa: E402
 
 ROOT = HERE.parent
@@ -49,7 +53,7 @@ CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
 STACK = HERE / "stack"
 MEASURES = ("latency", "failover", "throughput", "worker", "import", "rss", "tail", "core",
-            "stack")
+            "stack", "stream")
 
 ENV = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
 
@@ -554,6 +558,216 @@ def worker_throughput(wb: cfworker.WranglerBench, nginx: upstream.Nginx,
     return out
 
 
+# ------------------------------------------------------- streaming (issue 10)
+
+def stream_variant(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    """Calls, rounds, warm-up and the time cap per round of one variant."""
+    if variant == "fast":
+        rounds = max(1, args.stream_rounds)
+        return {"calls": args.stream_calls, "rounds": rounds, "warmup": args.stream_warmup,
+                "max_s": args.stream_max_s / rounds, "call_s": 0.05}
+    rounds = max(1, args.stream_slow_rounds)
+    call_s = args.stream_chunks * args.stream_delay_ms / 1000.0
+    per_round = max(1, args.stream_slow_calls // rounds)
+    return {"calls": args.stream_slow_calls, "rounds": rounds, "warmup": args.stream_slow_warmup,
+            "max_s": per_round * call_s * 1.5 + 10, "call_s": call_s}
+
+
+def stream_summary(d: dict[str, Any]) -> None:
+    d["ttfc"] = summary(d["ttfc_us"])
+    d["total"] = summary(d["total_us"])
+    d["cpu_us_per_call"] = statistics.median(d["cpu_us_per_call"])
+
+
+def measure_stream(args: argparse.Namespace, names: list[str], logs: Path) -> dict[str, Any]:
+    """Streams read to their end, the time to the first chunk with text and to
+    the end of each: every contender (its own worker process, in rounds with
+    the order rotated) against nginx (no delay) and streammock.py (a delay
+    before each chunk); then the Worker streaming against a JavaScript worker
+    that pipes the body through, in a `wrangler dev` of their own."""
+    chunks = args.stream_chunks
+    body = streaming.sse_body(chunks)
+    nginx = upstream.SseNginx(body, workers=args.nginx_workers)
+    mock = upstream.StreamMock(args.stream_delay_ms, chunks)
+    out: dict[str, Any] = {"upstream": {"chunks": chunks, "delay_ms": args.stream_delay_ms,
+                                        "body_bytes": len(body),
+                                        "events": len(streaming.sse_events(chunks))}}
+    failed: dict[str, str] = {}
+    workers: dict[str, Worker] = {}
+    try:
+        nginx.start()
+        mock.start()
+        log(f"  stream upstreams: nginx {nginx.ok_url} ({len(body):,} B a stream), "
+            f"mock {mock.url} ({args.stream_delay_ms:g} ms a chunk)")
+        for name in names:
+            workers[name] = Worker(name, nginx.ok_url, mock.url, logs / f"stream-{name}.log")
+        setup: dict[str, Any] = {}
+        for name, w in workers.items():
+            try:
+                r = w.cmd(timeout=180, op="stream_setup", chunks=chunks)
+                setup[name] = {k: v for k, v in r.items() if k != "ok"}
+                log(f"  stream setup {name}: {r['setup_s'] * 1000:.1f} ms")
+            except WorkerError as e:
+                failed[name] = f"stream setup: {e}"
+                log(f"  stream setup {name}: FAILED {e}")
+        out["setup"] = setup
+        for variant in streaming.VARIANTS:
+            out[variant] = stream_rounds(workers, variant, args, failed, nginx, mock)
+        for w in workers.values():
+            w.stop()
+        workers.clear()
+        why = cfworker.missing()
+        if why:
+            log(f"  stream worker: SKIPPED: {why}")
+            out["worker"] = {"error": why}
+        else:
+            out["worker"] = stream_worker(args, nginx, mock, logs)
+    finally:
+        for w in workers.values():
+            w.stop()
+        mock.stop()
+        nginx.stop()
+    out["failed"] = failed
+    return out
+
+
+def stream_rounds(workers: dict[str, Worker], variant: str, args: argparse.Namespace,
+                  failed: dict[str, str], nginx: upstream.SseNginx,
+                  mock: upstream.StreamMock) -> dict[str, Any]:
+    v = stream_variant(args, variant)
+    names = [n for n in workers if n not in failed]
+    out: dict[str, Any] = {n: {"ttfc_us": [], "total_us": [], "rounds": [],
+                               "cpu_us_per_call": [], "upstream_requests": 0,
+                               "calls_incl_warmup": 0} for n in names}
+    per_round = max(1, v["calls"] // v["rounds"])
+    count = nginx.requests if variant == "fast" else mock.requests
+    for rnd in range(v["rounds"]):
+        for name in rotated(names, rnd):
+            if name in failed:
+                continue
+            warm = v["warmup"] if rnd == 0 else max(1, v["warmup"] // 10)
+            before = count()
+            try:
+                r = workers[name].cmd(
+                    timeout=v["max_s"] + (warm + 1) * v["call_s"] * 3 + 120, op="stream",
+                    variant=variant, chunks=args.stream_chunks, warmup=warm, n=per_round,
+                    max_s=v["max_s"])
+            except WorkerError as e:
+                failed[name] = f"stream {variant}: {e}"
+                log(f"  {name}: FAILED {e}")
+                continue
+            d = out[name]
+            d["ttfc_us"].extend(r["ttfc_us"])
+            d["total_us"].extend(r["total_us"])
+            d["rounds"].append({"ttfc": summary(r["ttfc_us"]), "total": summary(r["total_us"])})
+            d["cpu_us_per_call"].append(r["cpu_us_per_call"])
+            d["upstream_requests"] += count() - before
+            d["calls_incl_warmup"] += r["n"] + r["untimed"]
+            log(f"  stream {variant} round {rnd + 1}/{v['rounds']} {name}: n={r['n']} "
+                f"first chunk p50={pct(r['ttfc_us'], 50):.0f}us "
+                f"p99={pct(r['ttfc_us'], 99):.0f}us; whole p50={pct(r['total_us'], 50):.0f}us "
+                f"p99={pct(r['total_us'], 99):.0f}us; CPU/call={r['cpu_us_per_call']:.0f}us")
+    for name in list(out):
+        if not out[name]["total_us"]:
+            del out[name]
+            continue
+        stream_summary(out[name])
+    return out
+
+
+def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx, mock: upstream.StreamMock,
+                  logs: Path) -> dict[str, Any]:
+    """The f3dx worker streaming next to workers/pipe.js, in one `wrangler
+    dev` (its dispatcher, hop and idle worker as in the worker measure):
+    sequential streams, one keep-alive connection per target, in rounds with
+    the order rotated; `null` and `hop` (whole small answers) measure the
+    dispatch hop in the no-delay rounds."""
+    out: dict[str, Any] = {}
+    wb = None
+    try:
+        for attempt in (1, 2):
+            wb = cfworker.StreamWranglerBench(nginx.ok_url, mock.url, args.stream_chunks,
+                                              logs / "wrangler-stream.log")
+            out["start_s"] = wb.start()
+            out["inspector"] = wb.inspector_target()
+            out["inspector_on_idle"] = out["inspector"] == wb.idle_name
+            log(f"  stream wrangler dev ready in {out['start_s']:.1f}s on port {wb.port}; "
+                f"its inspector on {out['inspector']}")
+            if out["inspector_on_idle"] or attempt == 2:
+                break
+            log("  the inspector is on a measured worker: restarting wrangler dev")
+            wb.stop()
+        assert wb is not None
+        for variant in streaming.VARIANTS:
+            targets = list(cfworker.STREAM_PAIRS[variant])
+            if variant == "fast":
+                targets = cfworker.RUNTIME + targets
+            out[variant] = stream_worker_rounds(wb, variant, targets, args, nginx, mock)
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+        log(f"  stream worker: FAILED {out['error']}")
+    finally:
+        if wb is not None:
+            wb.stop()
+    return out
+
+
+def stream_worker_rounds(wb: cfworker.StreamWranglerBench, variant: str, targets: list[str],
+                         args: argparse.Namespace, nginx: upstream.SseNginx,
+                         mock: upstream.StreamMock) -> dict[str, Any]:
+    v = stream_variant(args, variant)
+    clients: dict[str, Any] = {t: cfworker.Client(wb.port, t) if t in cfworker.RUNTIME
+                               else cfworker.StreamClient(wb.port, t) for t in targets}
+    out: dict[str, Any] = {t: {"ttfc_us": [], "total_us": [], "rounds": [], "cpu_us_per_call": [],
+                               "upstream_requests": 0, "calls_incl_warmup": 0}
+                           for t in targets}
+    per_round = max(1, v["calls"] // v["rounds"])
+    count = nginx.requests if variant == "fast" else mock.requests
+    pc = time.perf_counter_ns
+    try:
+        for rnd in range(v["rounds"]):
+            for t in rotated(targets, rnd):
+                c = clients[t]
+                runtime = t in cfworker.RUNTIME
+                before = count()
+                if not runtime:
+                    c.check(args.stream_chunks)
+                warm = v["warmup"] if rnd == 0 else max(1, v["warmup"] // 10)
+                for _ in range(warm):
+                    c.call()
+                ttfc: list[float] = []
+                total: list[float] = []
+                cpu0 = wb.cpu_seconds()
+                deadline = time.perf_counter() + v["max_s"]
+                for _ in range(per_round):
+                    t0 = pc()
+                    first = c.call()
+                    t1 = pc()
+                    # A whole small answer (null, hop): its first chunk is its end.
+                    ttfc.append(((t1 if runtime else first) - t0) / 1000.0)
+                    total.append((t1 - t0) / 1000.0)
+                    if t0 / 1e9 > deadline and len(total) >= 3:
+                        break
+                cpu = wb.cpu_seconds() - cpu0
+                d = out[t]
+                d["ttfc_us"].extend(ttfc)
+                d["total_us"].extend(total)
+                d["rounds"].append({"ttfc": summary(ttfc), "total": summary(total)})
+                d["cpu_us_per_call"].append(cpu / len(total) * 1e6)
+                d["upstream_requests"] += count() - before
+                d["calls_incl_warmup"] += warm + len(total) + (0 if runtime else 1)
+                log(f"  stream worker {variant} round {rnd + 1}/{v['rounds']} {t}: "
+                    f"n={len(total)} first chunk p50={pct(ttfc, 50):.0f}us "
+                    f"p99={pct(ttfc, 99):.0f}us; whole p50={pct(total, 50):.0f}us "
+                    f"p99={pct(total, 99):.0f}us; wrangler CPU/call={cpu / len(total) * 1e6:.0f}us")
+    finally:
+        for c in clients.values():
+            c.close()
+    for d in out.values():
+        stream_summary(d)
+    return out
+
+
 # ----------------------------------------------------- the core (criterion)
 
 def cargo_step(argv: list[str], cwd: Path, log_path: Path, timeout: float,
@@ -677,6 +891,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--only", default="", help="comma-separated contenders (default: all)")
     ap.add_argument("--skip", default="",
                     help="comma-separated measures to skip: " + ",".join(MEASURES))
+    ap.add_argument("--measures", default="",
+                    help="comma-separated measures to run (default: all; the others are "
+                         "skipped). `--measures stream` alone writes STREAM_RESULTS.md and "
+                         "stream_results.json instead of RESULTS.md and results.json")
     ap.add_argument("--calls", type=int, default=2000, help="timed sequential calls per contender")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=4,
@@ -704,6 +922,21 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--core-timeout-s", type=float, default=1800.0,
                     help="cap of the criterion build, and of its run")
     ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--stream-chunks", type=int, default=streaming.CHUNKS,
+                    help="content chunks per stream (4 words each)")
+    ap.add_argument("--stream-delay-ms", type=float, default=5.0,
+                    help="the delayed upstream's time before each chunk")
+    ap.add_argument("--stream-calls", type=int, default=1000,
+                    help="timed streams per contender and per Worker target, no delay")
+    ap.add_argument("--stream-warmup", type=int, default=100)
+    ap.add_argument("--stream-rounds", type=int, default=4)
+    ap.add_argument("--stream-max-s", type=float, default=40.0,
+                    help="time cap of one contender's no-delay streams (all rounds)")
+    ap.add_argument("--stream-slow-calls", type=int, default=50,
+                    help="timed streams per contender and per Worker target with the delay "
+                         "(each takes chunks x delay: 1 s)")
+    ap.add_argument("--stream-slow-warmup", type=int, default=2)
+    ap.add_argument("--stream-slow-rounds", type=int, default=2)
     ap.add_argument("--no-aux", action="store_true",
                     help="leave out the breakdown rows (floor+json, f3dx_router.route)")
     a = ap.parse_args()
@@ -715,6 +948,8 @@ def parse_args() -> argparse.Namespace:
         a.import_repeats = 2
         a.rss_calls, a.rss_max_s = 3000, 10.0
         a.tail_calls, a.tail_warmup, a.tail_max_s = 300, 20, 30.0
+        a.stream_calls, a.stream_warmup, a.stream_rounds, a.stream_max_s = 200, 20, 2, 20.0
+        a.stream_slow_calls, a.stream_slow_warmup, a.stream_slow_rounds = 4, 1, 2
     if a.runs is None:
         a.runs = 1 if a.smoke else 3
     if a.runs < 1:
@@ -727,7 +962,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: Path,
-             index: int) -> dict[str, Any]:
+             index: int, stream_names: list[str] | None = None) -> dict[str, Any]:
     """One full run: a fresh nginx, every measure not skipped."""
     t0 = time.perf_counter()
     run: dict[str, Any] = {"index": index, "loadavg_start": os.getloadavg()}
@@ -779,6 +1014,10 @@ def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: P
         if "tail" not in skip and ("f3dx_router" in names):
             log("== tail experiment (f3dx_router, heavy-tailed mock) ==")
             run["tail"] = measure_tail(args, logs)
+        if "stream" not in skip:
+            log(f"== streaming: {args.stream_chunks} chunks, no delay (nginx) and "
+                f"{args.stream_delay_ms:g} ms before each (mock); then the Worker ==")
+            run["stream"] = measure_stream(args, stream_names or [], logs)
     finally:
         for w in workers.values():
             w.stop()
@@ -792,16 +1031,24 @@ def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: P
 def main() -> int:
     args = parse_args()
     names = contenders.CONTENDERS + ([] if args.no_aux else contenders.AUX)
+    stream_names = streaming.CONTENDERS + ([] if args.no_aux else streaming.AUX)
     if args.only:
         wanted = args.only.split(",")
-        unknown = set(wanted) - set(names)
+        unknown = set(wanted) - set(names) - set(stream_names)
         if unknown:
-            sys.exit(f"unknown contenders: {sorted(unknown)}; known: {names}")
+            sys.exit(f"unknown contenders: {sorted(unknown)}; known: "
+                     f"{sorted(set(names) | set(stream_names))}")
         names = [n for n in names if n in wanted]
+        stream_names = [n for n in stream_names if n in wanted]
     skip = set(filter(None, args.skip.split(",")))
-    unknown = skip - set(MEASURES)
+    only_measures = set(filter(None, args.measures.split(",")))
+    unknown = (skip | only_measures) - set(MEASURES)
     if unknown:
         sys.exit(f"unknown measures: {sorted(unknown)}; known: {list(MEASURES)}")
+    if only_measures:
+        skip |= set(MEASURES) - only_measures
+    measured = [m for m in MEASURES if m not in skip]
+    stream_only = measured == ["stream"]
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
@@ -812,9 +1059,11 @@ def main() -> int:
     results: dict[str, Any] = {"mode": "smoke" if args.smoke else "full",
                                "settings": {k: (str(v) if isinstance(v, Path) else v)
                                             for k, v in vars(args).items()},
+                               "measures": measured,
                                "runs": []}
     results["machine"] = machine_info(upstream.nginx_version())
-    path = args.out / "results.json"
+    # The stream measure alone never overwrites the full results.
+    path = args.out / ("stream_results.json" if stream_only else "results.json")
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -842,7 +1091,8 @@ def main() -> int:
     for i in range(args.runs):
         log(f"==== run {i + 1} of {args.runs} ====")
         # Peak RSS only in the first run: it is no target, and takes minutes.
-        results["runs"].append(run_once(args, names, skip | ({"rss"} if i else set()), logs, i))
+        results["runs"].append(run_once(args, names, skip | ({"rss"} if i else set()), logs, i,
+                                        stream_names))
         save()
         log(f"wrote {path} (run {i + 1} took {results['runs'][-1]['wall_s']:.0f}s)")
     save()
@@ -850,7 +1100,7 @@ def main() -> int:
 
     import report
     md = report.write_all(results, args.out)
-    log(f"wrote {md} and the plots")
+    log(f"wrote {md}" + ("" if stream_only else " and the plots"))
     return 0
 
 

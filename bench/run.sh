@@ -3,6 +3,7 @@
 #
 #     bash bench/run.sh            # 3 full runs, ~25 min: bench/RESULTS.md, results.json, *.png
 #     bash bench/run.sh --smoke    # one short run, ~4 min: bench/smoke/
+#     bash bench/run.sh --measures stream   # streaming only (issue 10): bench/STREAM_RESULTS.md
 #     bash bench/run.sh --help     # every option of run.py
 #
 # Installs what it needs, idempotently (a second run installs nothing):
@@ -10,7 +11,8 @@
 #     its own nginx from a temp dir, never the system service);
 #   - bench/.venv, a virtual environment of its own (LiteLLM is heavy and
 #     stays out of the project's .venv) with httpx, f3dx==0.0.19 (the
-#     earlier router), litellm, matplotlib, maturin and py-spy;
+#     earlier router), litellm, the openai SDK (3.x, a streaming contender),
+#     matplotlib, maturin and py-spy;
 #   - f3dx_router from this checkout: a release wheel built by maturin into
 #     bench/.wheels (cargo's target dir bench/.target, so the bench never
 #     invalidates the dev build in target/), installed when it changed.
@@ -19,7 +21,8 @@
 #   - Node.js (Debian's nodejs and npm, when no node is on the machine);
 #     bench/node_modules (`npm ci`: the Portkey gateway, pinned in
 #     bench/package.json), when its lock changed;
-#   - the Cloudflare Worker, unless `--skip worker`: worker/node_modules
+#   - the Cloudflare Worker, unless both `worker` and `stream` are skipped
+#     (`--skip worker,stream`, or `--measures` without either): worker/node_modules
 #     (`npm ci`: wrangler, pinned there) and worker/build
 #     (scripts/build-worker.sh, itself idempotent: ~1 s when nothing changed).
 #     A failure there is reported and the run goes on: the worker measure
@@ -32,8 +35,8 @@ ROOT="$(cd "$BENCH/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 VENV="$BENCH/.venv"
 # Pinned so that reruns compare the same incumbents; bump deliberately.
-REQUIREMENTS=("httpx==0.28.1" "f3dx==0.0.19" "litellm==1.110.2" "matplotlib>=3.8"
-              "maturin>=1.9,<2" "py-spy>=0.4")
+REQUIREMENTS=("httpx==0.28.1" "f3dx==0.0.19" "litellm==1.110.2" "openai>=3,<4"
+              "matplotlib>=3.8" "maturin>=1.9,<2" "py-spy>=0.4")
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -129,20 +132,26 @@ if command -v npm >/dev/null 2>&1; then
         echo "npm ci in bench/ failed: portkey will not run" >&2
 fi
 
-# Whether the arguments skip a measure: --skip a,b or --skip=a,b.
+# Whether the arguments skip a measure: --skip a,b or --skip=a,b, or
+# --measures a,b (or --measures=a,b) without it.
 skips() {
-    local want="$1" prev="" arg
+    local want="$1" prev="" arg only=""
     for arg in "${ARGS[@]}"; do
-        case "$arg" in --skip=*) [[ ",${arg#--skip=}," == *",$want,"* ]] && return 0 ;; esac
+        case "$arg" in
+            --skip=*) [[ ",${arg#--skip=}," == *",$want,"* ]] && return 0 ;;
+            --measures=*) only="${arg#--measures=}" ;;
+        esac
         [ "$prev" = "--skip" ] && [[ ",$arg," == *",$want,"* ]] && return 0
+        [ "$prev" = "--measures" ] && only="$arg"
         prev="$arg"
     done
+    [ -n "$only" ] && [[ ",$only," != *",$want,"* ]] && return 0
     return 1
 }
 ARGS=("$@")
 
 export BENCH_WORKER_BUILD_ERROR=""
-if ! skips worker; then
+if ! skips worker || ! skips stream; then
     if ! command -v npm >/dev/null 2>&1; then
         BENCH_WORKER_BUILD_ERROR="npm not found"
     elif ! npm_ci "$ROOT/worker"; then

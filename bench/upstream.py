@@ -253,3 +253,86 @@ class TailMock:
     def stop(self) -> None:
         if self.proc is not None:
             stop_group(self.proc)
+
+
+class SseNginx(Nginx):
+    """The streaming benchmark's no-delay upstream (issue 10): a private
+    nginx like ``Nginx`` whose ``ok`` server answers every request with a
+    fixed OpenAI SSE stream (``streaming.sse_body()``), ``content-type:
+    text/event-stream``, all at once. The body (about 60 KB for 200 chunks)
+    is far over what nginx's ``return`` takes (a config token is at most
+    4 KB), so it is a static file: the static module answers a POST with
+    405, and ``error_page 405 =200`` sends the same file with status 200 (an
+    internal redirect as a GET; the request body is discarded and the
+    connection kept alive). It has a Content-Length (real providers send
+    chunked bodies; the slow mock does). ``fail`` and the status server are
+    ``Nginx``'s."""
+
+    def __init__(self, body: bytes, workers: int = 1) -> None:
+        super().__init__(workers)
+        self.body = body
+
+    def config(self) -> str:
+        base = super().config()
+        d = self.dir
+        ok = f"""
+        location / {{
+            default_type application/json;
+            return 200 '{_nginx_literal(CHAT_COMPLETION)}';
+        }}"""
+        assert ok in base
+        sse = f"""
+        root {d}/sse;
+        etag off;
+        location / {{
+            types {{ }}
+            default_type text/event-stream;
+            add_header cache-control no-cache;
+            open_file_cache max=16;
+            try_files /stream.sse =404;
+            error_page 405 =200 /stream.sse;
+        }}"""
+        return base.replace(ok, sse, 1)
+
+    def start(self) -> None:
+        # nginx's worker (not root) must reach the file: the temp dir is 0700.
+        sse = self.dir / "sse"
+        sse.mkdir(exist_ok=True)
+        (sse / "stream.sse").write_bytes(self.body)
+        os.chmod(self.dir, 0o711)
+        os.chmod(sse, 0o755)
+        os.chmod(sse / "stream.sse", 0o644)
+        super().start()
+
+
+class StreamMock:
+    """streammock.py (the streaming upstream with a delay between chunks)."""
+
+    def __init__(self, delay_ms: float, chunks: int) -> None:
+        self.args = [f"--delay-ms={delay_ms}", f"--chunks={chunks}"]
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "streammock.py"), *self.args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("streammock.py exited before listening")
+        self.port = int(json.loads(line)["port"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def requests(self) -> int:
+        url = f"http://127.0.0.1:{self.port}/__stats"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(json.load(r)["requests"])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)

@@ -21,6 +21,15 @@ chatter cannot corrupt the protocol). Commands:
   K, "delay_ms": D, "warmup": W, "n": N, "max_s": S}``: f3dx_router only;
   a Router over the heavy-tailed mock; answers the per-call times and the
   upstream requests the mock counted during the timed calls.
+* ``{"op": "stream_setup", "chunks": C}`` (streaming, issue 10; OK_URL and
+  FAIL_URL are then the no-delay and the delayed upstream): build the
+  streaming contender (streaming.py) and check one stream of each variant
+  (or of those in ``"variants"``).
+* ``{"op": "stream", "variant": "fast"|"slow", "chunks": C, "warmup": W,
+  "n": N, "max_s": S}``: one checked stream, W untimed ones, then up to N
+  timed sequential streams (at most S seconds), each read to its end;
+  answers per stream the time to the first chunk with text and the time to
+  the end, in microseconds, and the CPU time per stream.
 * ``{"op": "quit"}``.
 
 A contender that is a server of its own (Portkey) reports its process's CPU
@@ -44,6 +53,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contenders  # noqa: E402
+import streaming  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -161,6 +171,42 @@ class Worker:
                 break
         return {"calls": done, "seconds": time.perf_counter() - t0,
                 "rss_before_mib": before, "peak_rss_mib": maxrss_mib(), **self.server_rss()}
+
+    def op_stream_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        rss0 = maxrss_mib()
+        t0 = time.perf_counter()
+        self.c = streaming.FACTORIES[self.name](self.ok_url, self.fail_url)
+        t1 = time.perf_counter()
+        for variant in cmd.get("variants", streaming.VARIANTS):
+            streaming.check(self.name, self.c.stream(variant)[1], int(cmd["chunks"]))
+        return {"setup_s": t1 - t0, "check_s": time.perf_counter() - t1,
+                "rss_before_mib": rss0, "rss_after_setup_mib": maxrss_mib()}
+
+    def op_stream(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        variant = cmd["variant"]
+        fn = self.c.stream
+        streaming.check(self.name, fn(variant)[1], int(cmd["chunks"]))
+        warmup = int(cmd.get("warmup", 0))
+        for _ in range(warmup):
+            fn(variant)
+        n, max_s = int(cmd["n"]), float(cmd.get("max_s", 120))
+        ttfc: list[float] = []
+        total: list[float] = []
+        pc = time.perf_counter_ns
+        cpu0, t_start = self.cpu(), time.perf_counter()
+        deadline = t_start + max_s
+        for _ in range(n):
+            t0 = pc()
+            first, _ = fn(variant)
+            t1 = pc()
+            ttfc.append((first - t0) / 1000.0)
+            total.append((t1 - t0) / 1000.0)
+            if t0 / 1e9 > deadline and len(total) >= 3:
+                break
+        wall = time.perf_counter() - t_start
+        cpu = self.cpu() - cpu0
+        return {"ttfc_us": ttfc, "total_us": total, "wall_s": wall, "untimed": 1 + warmup,
+                "cpu_us_per_call": cpu / len(total) * 1e6, "n": len(total)}
 
     def op_tail(self, cmd: dict[str, Any]) -> dict[str, Any]:
         from f3dx_router import Router

@@ -14,6 +14,11 @@ const TARGETS = {
   f3dx: "F3DX",
   "f3dx-failover": "F3DX_FAILOVER",
   hop: "NULL",
+  // The streaming session's (bench/cfworker.py StreamWranglerBench).
+  pipe: "PIPE",
+  "pipe-slow": "PIPE_SLOW",
+  "f3dx-stream": "F3DX_STREAM",
+  "f3dx-stream-slow": "F3DX_STREAM_SLOW",
 };
 
 export default {
