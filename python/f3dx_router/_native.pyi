@@ -91,6 +91,7 @@ class Router:
         policy: Literal["sequential", "weighted", "hedged"] | None = None,
         hedge_k: int | None = None,
         hedge_delay_ms: int | None = None,
+        health: bool | Mapping[str, float] | None = None,
     ) -> Router: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that
     # code indexing the answer type-checks either way.

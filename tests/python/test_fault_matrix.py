@@ -114,7 +114,9 @@ def config(server: FaultServer, policy: str, refuse: bool) -> dict[str, Any]:
         {"name": "healthy", "kind": "openai", "base_url": server.base_url("healthy"), "api_key": KEY,
          "timeout_ms": HEALTHY_TIMEOUT_MS},
     ]
-    top: dict[str, Any] = {"policy": policy}
+    # Health tracking off: every cell of a policy runs on one `wrangler dev`,
+    # and the faulty provider, ejected after a few cells, would not be asked.
+    top: dict[str, Any] = {"policy": policy, "health": False}
     if policy == "hedged":
         top["hedge_k"] = 2
     return {**top, "providers": providers}

@@ -256,7 +256,7 @@ def echoes_an_error(plays: dict[str, dict[str, Any]]) -> bool:
 # name -> (providers, request body)
 INVALID: dict[str, tuple[tuple[str, ...], Any]] = {
     "no-messages": (("p1", "p2"), {"model": "gpt-4o"}),
-    "stream": (("p1", "p2"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": True}),
+    "stream": (("p1", "p2"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
     "n2-for-anthropic": (("p1", "a1"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "n": 2}),
     "not-an-object": (("p1",), ["not", "a", "request"]),
 }
@@ -356,7 +356,9 @@ def worker_config(server: FaultServer, broken: str | None) -> str:
     providers = [provider(server, "p1"), provider(server, "p2")]
     if broken is not None:
         providers[0] = WORKER_CONFIGS[broken](server)
-    return json.dumps({"policy": "sequential", "providers": providers})
+    # Health tracking off: every scenario runs on this one worker, and a
+    # provider ejected by the previous scenarios' failures would not be asked.
+    return json.dumps({"policy": "sequential", "health": False, "providers": providers})
 
 
 # The config errors the Worker answers (each its own `wrangler dev`).

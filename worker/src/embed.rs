@@ -47,6 +47,11 @@ export interface RouterConfig {
   policy?: "sequential" | "weighted" | "hedged";
   hedge_k?: number;
   hedge_delay_ms?: number;
+  /** Health tracking: the defaults (true or absent), off (false), or some settings. */
+  health?: boolean | {
+    window_s?: number; buckets?: number; min_requests?: number; max_error_rate?: number;
+    consecutive_failures?: number; ejection_s?: number; max_ejection_s?: number;
+  };
 }
 
 /** An OpenAI chat completion (the fields the router guarantees). */

@@ -35,6 +35,7 @@ use crate::codec::stream::{StreamDecoder, StreamItem};
 use crate::config::ProviderConfig;
 use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
+use crate::health::Verdict;
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
 use crate::router::Shared;
 use crate::secret;
@@ -106,6 +107,8 @@ struct AttemptState {
     body: Vec<u8>,
     /// A streamed attempt's parser and decoder, once its head arrived.
     stream: Option<Box<StreamState>>,
+    /// It holds its provider's half-open probe (its end is reported).
+    probe: bool,
 }
 
 /// What a streamed attempt needs between its chunks.
@@ -588,8 +591,11 @@ impl Call {
 
     /// A committed stream ended properly.
     fn finish_stream(&mut self, id: AttemptId, now: Instant) {
-        self.attempts[id.0 as usize].record.ended = Some(now - self.started);
-        self.attempts[id.0 as usize].phase = Phase::Ended;
+        let a = &mut self.attempts[id.0 as usize];
+        a.record.ended = Some(now - self.started);
+        a.phase = Phase::Ended;
+        let (provider, probe) = (a.record.provider_index, a.probe);
+        self.shared.record(provider, Verdict::Success, probe, now);
         self.actions.push_back(Action::Cancel { attempt: id });
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
@@ -671,6 +677,13 @@ impl Call {
         a.record.fault = fault;
         a.record.ended = Some(now - started);
         a.phase = Phase::Ended;
+        let verdict = match outcome {
+            AttemptOutcome::Success => Verdict::Success,
+            AttemptOutcome::Soft => Verdict::Failure,
+            _ => Verdict::Neutral,
+        };
+        let (provider, probe) = (a.record.provider_index, a.probe);
+        self.shared.record(provider, verdict, probe, now);
     }
 
     /// Start legs as the policy allows.
@@ -697,14 +710,25 @@ impl Call {
 
     /// Send to the next candidate. `false` when none is left.
     fn dispatch_next(&mut self, now: Instant) -> bool {
-        let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
-            return false;
+        // A half-open candidate whose probe another call holds is skipped.
+        let (provider_index, probe) = loop {
+            let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
+                return false;
+            };
+            match self.shared.claim(provider_index, now) {
+                Some(probe) => break (provider_index, probe),
+                None => self.next_candidate += 1,
+            }
         };
         let Some(request) = self
             .requests
             .get_mut(self.next_candidate)
             .and_then(Option::take)
         else {
+            if probe {
+                self.shared
+                    .record(provider_index, Verdict::Neutral, true, now);
+            }
             return false;
         };
         self.next_candidate += 1;
@@ -727,6 +751,7 @@ impl Call {
             hard_body: None,
             body: Vec::new(),
             stream: None,
+            probe,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -764,6 +789,11 @@ impl Call {
             ) {
                 a.record.outcome = AttemptOutcome::Cancelled;
                 a.record.ended = Some(now - started);
+                if a.probe {
+                    // Says nothing about health: the probe is free again.
+                    self.shared
+                        .record(a.record.provider_index, Verdict::Neutral, true, now);
+                }
             }
             a.phase = Phase::Ended;
             self.actions.push_back(Action::Cancel {
@@ -814,6 +844,21 @@ impl Call {
 
     fn records(&self) -> Vec<Attempt> {
         self.attempts.iter().map(|a| a.record.clone()).collect()
+    }
+}
+
+/// A call dropped before its end (its host gave up: Ctrl-C, a client gone)
+/// gives back the half-open probes its open attempts held, or their
+/// providers would wait for a verdict that never comes.
+impl Drop for Call {
+    fn drop(&mut self) {
+        for a in &self.attempts {
+            if a.probe && a.phase != Phase::Ended {
+                let at = self.started + a.record.started;
+                self.shared
+                    .record(a.record.provider_index, Verdict::Neutral, true, at);
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use crate::health::HealthConfig;
 use crate::secret::Secret;
 
 /// Default per-attempt timeout.
@@ -171,6 +172,9 @@ pub struct RouterConfig {
     pub providers: Vec<ProviderConfig>,
     /// The routing policy.
     pub policy: Policy,
+    /// Health tracking (windows, ejection, half-open probes); `None` when
+    /// the config says `"health": false`.
+    pub health: Option<HealthConfig>,
 }
 
 /// A configuration the router cannot use, with what to fix.
@@ -229,7 +233,7 @@ impl RouterConfig {
         reject_unknown(
             obj,
             "config",
-            &["providers", "policy", "hedge_k", "hedge_delay_ms"],
+            &["providers", "policy", "hedge_k", "hedge_delay_ms", "health"],
         )?;
         let list = match obj.get("providers") {
             Some(Value::Array(list)) => list,
@@ -257,7 +261,12 @@ impl RouterConfig {
             providers.push(provider);
         }
         let policy = parse_policy(obj, providers.len(), limits)?;
-        Ok(RouterConfig { providers, policy })
+        let health = parse_health(obj.get("health"))?;
+        Ok(RouterConfig {
+            providers,
+            policy,
+            health,
+        })
     }
 }
 
@@ -322,6 +331,75 @@ fn parse_policy(
             ),
         )),
     }
+}
+
+/// `health`: absent or `true` for the defaults, `false` for none, or an
+/// object overriding some of them.
+fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigError> {
+    let obj = match value {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => {
+            return Ok(Some(HealthConfig::default()))
+        }
+        Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(err(
+                "health",
+                "must be an object of settings, true (the defaults) or false (off)",
+            ))
+        }
+    };
+    const KEYS: &[&str] = &[
+        "window_s",
+        "buckets",
+        "min_requests",
+        "max_error_rate",
+        "consecutive_failures",
+        "ejection_s",
+        "max_ejection_s",
+    ];
+    reject_unknown(obj, "health", KEYS)?;
+    let d = HealthConfig::default();
+    let int = |key: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+        let field = format!("health.{key}");
+        match opt_uint(obj, key, &field)? {
+            None => Ok(None),
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            Some(_) => Err(err(field, format!("must be between {min} and {max}"))),
+        }
+    };
+    let secs = |n: u64| Duration::from_secs(n);
+    let window = int("window_s", 1, 86_400)?.map_or(d.window, secs);
+    let buckets = int("buckets", 1, 1000)?.map_or(d.buckets, |n| n as u32);
+    let min_requests = int("min_requests", 1, 1_000_000)?.map_or(d.min_requests, |n| n as u32);
+    let consecutive_failures =
+        int("consecutive_failures", 1, 1_000_000)?.map_or(d.consecutive_failures, |n| n as u32);
+    let ejection = int("ejection_s", 1, 86_400)?.map_or(d.ejection, secs);
+    let max_ejection = int("max_ejection_s", 1, 86_400)?.map_or(d.max_ejection, secs);
+    if max_ejection < ejection {
+        return Err(err("health.max_ejection_s", "must be at least ejection_s"));
+    }
+    let max_error_rate = match obj.get("max_error_rate") {
+        None | Some(Value::Null) => d.max_error_rate,
+        Some(v) => match v.as_f64() {
+            Some(r) if r > 0.0 && r <= 1.0 => r,
+            _ => {
+                return Err(err(
+                    "health.max_error_rate",
+                    "must be a number above 0 and at most 1",
+                ))
+            }
+        },
+    };
+    Ok(Some(HealthConfig {
+        window,
+        buckets,
+        min_requests,
+        max_error_rate,
+        consecutive_failures,
+        ejection,
+        max_ejection,
+    }))
 }
 
 fn opt_uint(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<u64>, ConfigError> {
@@ -875,6 +953,43 @@ mod tests {
         }
         let c = parse(with("name", json!("openai east-1 (primary)"))).unwrap();
         assert_eq!(c.providers[0].name, "openai east-1 (primary)");
+    }
+
+    #[test]
+    fn health_settings() {
+        let base = || json!({"providers": [provider("a")]});
+        assert_eq!(parse(base()).unwrap().health, Some(HealthConfig::default()));
+        let mut v = base();
+        v["health"] = json!(false);
+        assert_eq!(parse(v).unwrap().health, None);
+        let mut v = base();
+        v["health"] = json!({"window_s": 10, "consecutive_failures": 2, "max_error_rate": 0.25});
+        let h = parse(v).unwrap().health.unwrap();
+        assert_eq!(
+            (h.window, h.consecutive_failures, h.max_error_rate),
+            (Duration::from_secs(10), 2, 0.25)
+        );
+        assert_eq!(h.buckets, 10);
+        for (bad, field) in [
+            (json!("on"), "health"),
+            (json!({"window": 5}), "health.window"),
+            (json!({"buckets": 0}), "health.buckets"),
+            (json!({"max_error_rate": 0}), "health.max_error_rate"),
+            (json!({"max_error_rate": 1.5}), "health.max_error_rate"),
+            (
+                json!({"consecutive_failures": -1}),
+                "health.consecutive_failures",
+            ),
+            (
+                json!({"ejection_s": 60, "max_ejection_s": 30}),
+                "health.max_ejection_s",
+            ),
+        ] {
+            let mut v = base();
+            v["health"] = bad.clone();
+            let e = parse(v).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,18 +1,243 @@
-//! What the router remembers about each provider between calls.
+//! What the router remembers about each provider between calls: the
+//! `Retry-After` cooldown, and (unless health tracking is off) a sliding
+//! window of outcomes that ejects a failing provider and readmits it
+//! through a single half-open probe.
+//!
+//! ```text
+//!   healthy --(N soft failures in a row, or error rate >= max over
+//!    ^         >= min_requests in the window)--> ejected
+//!    |                                             | ejection_s x streak
+//!    |                                             v (capped)
+//!    +---- the probe succeeds (fresh window) --- half_open: one probe
+//!                                                  | the probe fails
+//!                                                  +--> ejected (longer)
+//! ```
+//!
+//! Plain data, advanced by the `now` each event carries: a window rotates,
+//! an ejection ends, lazily, at the next look. Nothing runs between calls.
+
+use std::time::Duration;
 
 use crate::time::Instant;
+
+/// The `health` settings of a router.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthConfig {
+    /// Length of the outcome window.
+    pub window: Duration,
+    /// Buckets the window is kept in (it slides a bucket at a time).
+    pub buckets: u32,
+    /// Outcomes the window needs before its error rate may eject.
+    pub min_requests: u32,
+    /// Error rate (soft failures / outcomes) that ejects.
+    pub max_error_rate: f64,
+    /// Soft failures in a row that eject.
+    pub consecutive_failures: u32,
+    /// First ejection's length; each ejection in a row lasts one more of it.
+    pub ejection: Duration,
+    /// Longest ejection.
+    pub max_ejection: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            window: Duration::from_secs(60),
+            buckets: 10,
+            min_requests: 20,
+            max_error_rate: 0.5,
+            consecutive_failures: 5,
+            ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What an attempt's end says about its provider's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It answered.
+    Success,
+    /// A soft failure: 5xx, 408, 429, a transport fault, a timeout, an
+    /// undecodable answer.
+    Failure,
+    /// Says nothing about health (a hard 4xx, a cancelled leg): only a
+    /// probe it held is given back.
+    Neutral,
+}
+
+/// Where a provider stands, as `stats()` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Usable.
+    Healthy,
+    /// Asked to be left alone (`Retry-After`), until the instant.
+    Cooling(Instant),
+    /// Routed around until the instant.
+    Ejected(Instant),
+    /// Its ejection ended: the next call may send it one probe.
+    HalfOpen,
+}
+
+/// Outcomes over a sliding window of time buckets.
+#[derive(Clone, Debug, Default)]
+struct Window {
+    /// `(bucket number, successes, failures)`, a ring.
+    slots: Vec<(u64, u32, u32)>,
+}
+
+impl Window {
+    fn bucket(now: Instant, config: &HealthConfig) -> u64 {
+        let width = (config.window.as_micros() as u64 / u64::from(config.buckets.max(1))).max(1);
+        now.as_micros() / width
+    }
+
+    fn record(&mut self, ok: bool, now: Instant, config: &HealthConfig) {
+        let n = config.buckets.max(1) as usize;
+        if self.slots.len() != n {
+            self.slots = vec![(u64::MAX, 0, 0); n];
+        }
+        let b = Self::bucket(now, config);
+        let slot = &mut self.slots[(b % n as u64) as usize];
+        if slot.0 != b {
+            *slot = (b, 0, 0);
+        }
+        if ok {
+            slot.1 = slot.1.saturating_add(1);
+        } else {
+            slot.2 = slot.2.saturating_add(1);
+        }
+    }
+
+    /// `(successes, failures)` within the window at `now`.
+    fn counts(&self, now: Instant, config: &HealthConfig) -> (u32, u32) {
+        let b = Self::bucket(now, config);
+        let oldest = b.saturating_sub(u64::from(config.buckets.max(1)) - 1);
+        self.slots
+            .iter()
+            .filter(|(at, _, _)| *at != u64::MAX && (oldest..=b).contains(at))
+            .fold((0u32, 0u32), |(s, f), (_, ok, fail)| {
+                (s.saturating_add(*ok), f.saturating_add(*fail))
+            })
+    }
+}
 
 /// Per-provider state shared by all calls of a router.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderHealth {
     /// Set by a `Retry-After`: the provider asked not to be called before.
     pub cooldown_until: Option<Instant>,
+    window: Window,
+    /// Soft failures in a row.
+    consecutive: u32,
+    /// While ejected: when the ejection ends. Past it (and until a probe
+    /// decides) the provider is half-open.
+    ejected_until: Option<Instant>,
+    /// Ejections in a row (the next lasts one `ejection` longer).
+    streak: u32,
+    /// Ejections since the router started.
+    pub ejections: u64,
+    /// A half-open probe is in flight.
+    probing: bool,
 }
 
 impl ProviderHealth {
-    /// Whether the provider may be called at `now`.
+    /// Where the provider stands at `now`.
+    pub fn state(&self, now: Instant) -> State {
+        match self.ejected_until {
+            Some(t) if t > now => return State::Ejected(t),
+            Some(_) => return State::HalfOpen,
+            None => {}
+        }
+        match self.cooldown_until {
+            Some(t) if t > now => State::Cooling(t),
+            _ => State::Healthy,
+        }
+    }
+
+    /// Whether a call starting at `now` may try it: healthy, or half-open
+    /// with no probe in flight (the call must then claim the probe).
     pub fn usable(&self, now: Instant) -> bool {
-        self.cooldown_until.is_none_or(|t| t <= now)
+        let cooling = self.cooldown_until.is_some_and(|t| t > now);
+        match self.state(now) {
+            State::Healthy => true,
+            State::HalfOpen => !self.probing && !cooling,
+            State::Cooling(_) | State::Ejected(_) => false,
+        }
+    }
+
+    /// When the provider can next be tried, for the order of last resort.
+    fn usable_from(&self) -> Option<Instant> {
+        self.cooldown_until.max(self.ejected_until)
+    }
+
+    /// `(successes, failures)` in the window at `now`.
+    pub fn window(&self, now: Instant, config: &HealthConfig) -> (u32, u32) {
+        self.window.counts(now, config)
+    }
+
+    /// Take the half-open probe for a call about to send to it; `false`
+    /// when another call holds it (the caller skips the provider). Always
+    /// `true` for a provider that is not half-open.
+    pub fn claim_probe(&mut self, now: Instant) -> bool {
+        if self.state(now) != State::HalfOpen {
+            return true;
+        }
+        if self.probing {
+            return false;
+        }
+        self.probing = true;
+        true
+    }
+
+    /// An attempt on this provider ended at `now` with `verdict`; `probe`:
+    /// it was the half-open probe.
+    pub fn record(&mut self, verdict: Verdict, probe: bool, now: Instant, config: &HealthConfig) {
+        if probe {
+            self.probing = false;
+        }
+        match verdict {
+            Verdict::Neutral => {}
+            Verdict::Success => {
+                self.consecutive = 0;
+                if probe || self.state(now) == State::HalfOpen {
+                    // Readmitted, with a fresh window.
+                    self.ejected_until = None;
+                    self.streak = 0;
+                    self.window = Window::default();
+                }
+                self.window.record(true, now, config);
+            }
+            Verdict::Failure => {
+                self.consecutive = self.consecutive.saturating_add(1);
+                if probe {
+                    return self.eject(now, config);
+                }
+                if self.ejected_until.is_some() {
+                    // A late answer of an attempt sent before the ejection.
+                    return;
+                }
+                self.window.record(false, now, config);
+                let (ok, failed) = self.window.counts(now, config);
+                let total = ok + failed;
+                let by_rate = total >= config.min_requests.max(1)
+                    && f64::from(failed) >= config.max_error_rate * f64::from(total);
+                if self.consecutive >= config.consecutive_failures.max(1) || by_rate {
+                    self.eject(now, config);
+                }
+            }
+        }
+    }
+
+    fn eject(&mut self, now: Instant, config: &HealthConfig) {
+        self.streak = self.streak.saturating_add(1);
+        self.ejections += 1;
+        self.consecutive = 0;
+        let length = config
+            .ejection
+            .saturating_mul(self.streak)
+            .min(config.max_ejection);
+        self.ejected_until = Some(now + length);
     }
 }
 
@@ -23,18 +248,19 @@ pub fn usable(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
         .collect()
 }
 
-/// Every provider in the order their cooldowns end (config order among
-/// equals): the order to try them in when none is usable, so a call still
-/// fails over as usual rather than failing untried.
+/// Every provider in the order it can next be tried (its cooldown or
+/// ejection ends; config order among equals): the order to try them in
+/// when none is usable, so a call still fails over as usual rather than
+/// failing untried.
 pub fn recovery_order(health: &[ProviderHealth]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..health.len()).collect();
-    // Stable: equal cooldowns keep config order.
-    order.sort_by_key(|&i| health[i].cooldown_until);
+    // Stable: equal times keep config order.
+    order.sort_by_key(|&i| health[i].usable_from());
     order
 }
 
 /// The providers a call may try, in order: the usable ones in config order;
-/// if every provider is cooling down, all of them in recovery order.
+/// if none is usable, all of them in recovery order.
 pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
     let order = usable(health, now);
     if order.is_empty() {
@@ -48,9 +274,14 @@ pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
 mod tests {
     use super::*;
 
+    fn s(secs: u64) -> Instant {
+        Instant::from_micros(secs * 1_000_000)
+    }
+
     fn cooling(until: u64) -> ProviderHealth {
         ProviderHealth {
             cooldown_until: Some(Instant::from_micros(until)),
+            ..ProviderHealth::default()
         }
     }
 
@@ -67,5 +298,105 @@ mod tests {
         assert_eq!(candidates(&h, Instant::ZERO), vec![1, 2, 0]);
         let h = [cooling(70), cooling(50), cooling(70)];
         assert_eq!(candidates(&h, Instant::ZERO), vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn consecutive_failures_eject_with_a_growing_capped_time() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        for i in 0..4 {
+            h.record(Verdict::Failure, false, s(i), &c);
+            assert_eq!(h.state(s(i)), State::Healthy);
+        }
+        h.record(Verdict::Failure, false, s(4), &c);
+        assert_eq!(h.state(s(4)), State::Ejected(s(34)));
+        assert!(!h.usable(s(33)));
+        // Half-open at 34: one probe; a second caller is refused.
+        assert_eq!(h.state(s(34)), State::HalfOpen);
+        assert!(h.usable(s(34)));
+        assert!(h.claim_probe(s(34)));
+        assert!(!h.usable(s(34)) && !h.claim_probe(s(34)));
+        // The probe fails: ejected again, twice as long.
+        h.record(Verdict::Failure, true, s(35), &c);
+        assert_eq!(h.state(s(35)), State::Ejected(s(95)));
+        assert_eq!(h.ejections, 2);
+        // Streaks grow until the cap.
+        let mut at = 95;
+        for _ in 0..20 {
+            assert!(h.claim_probe(s(at)));
+            h.record(Verdict::Failure, true, s(at), &c);
+            let State::Ejected(until) = h.state(s(at)) else {
+                panic!()
+            };
+            assert!(until <= s(at + 300));
+            at = until.as_micros() / 1_000_000;
+        }
+        assert_eq!(h.state(s(at - 1)), State::Ejected(s(at)));
+        // A successful probe readmits with a fresh window and streak.
+        assert!(h.claim_probe(s(at)));
+        h.record(Verdict::Success, true, s(at), &c);
+        assert_eq!(h.state(s(at)), State::Healthy);
+        assert_eq!(h.window(s(at), &c), (1, 0));
+        for i in 0..5 {
+            h.record(Verdict::Failure, false, s(at + i), &c);
+        }
+        assert_eq!(h.state(s(at + 4)), State::Ejected(s(at + 34)));
+    }
+
+    #[test]
+    fn the_error_rate_ejects_only_with_enough_outcomes_in_the_window() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        // 9 successes and 9 failures, alternating: never 5 in a row, 18 < 20.
+        for i in 0..9 {
+            h.record(Verdict::Success, false, s(i), &c);
+            h.record(Verdict::Failure, false, s(i), &c);
+        }
+        assert_eq!(h.state(s(9)), State::Healthy);
+        h.record(Verdict::Success, false, s(9), &c);
+        h.record(Verdict::Failure, false, s(9), &c); // 20 outcomes, 50%
+        assert_eq!(h.state(s(9)), State::Ejected(s(39)));
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        for _ in 0..4 {
+            h.record(Verdict::Failure, false, s(0), &c);
+        }
+        h.record(Verdict::Success, false, s(0), &c);
+        assert_eq!(h.window(s(0), &c), (1, 4));
+        assert_eq!(h.window(s(59), &c), (1, 4));
+        assert_eq!(
+            h.window(s(60), &c),
+            (0, 0),
+            "a minute later the bucket is gone"
+        );
+    }
+
+    #[test]
+    fn neutral_outcomes_change_nothing_but_give_a_probe_back() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        for i in 0..5 {
+            h.record(Verdict::Failure, false, s(i), &c);
+        }
+        assert!(h.claim_probe(s(40)));
+        h.record(Verdict::Neutral, true, s(40), &c);
+        assert_eq!(h.state(s(40)), State::HalfOpen);
+        assert!(h.usable(s(40)), "the probe is free again");
+    }
+
+    #[test]
+    fn ejected_and_cooling_providers_recover_in_order() {
+        let c = HealthConfig::default();
+        let mut ejected = ProviderHealth::default();
+        for _ in 0..5 {
+            ejected.record(Verdict::Failure, false, s(0), &c);
+        }
+        let h = [ejected, cooling(10 * 1_000_000)];
+        assert_eq!(candidates(&h, s(1)), vec![1, 0]);
+        assert_eq!(candidates(&h, s(31)), vec![0, 1], "half-open at 30");
     }
 }

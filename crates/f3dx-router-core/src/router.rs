@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::call::Call;
 use crate::config::{Policy, RouterConfig};
-use crate::health::{self, ProviderHealth};
+use crate::health::{self, ProviderHealth, Verdict};
 use crate::pick::{weighted_order, Picker};
 use crate::time::Instant;
 
@@ -51,6 +51,30 @@ impl Shared {
         let mut h = self.health();
         let slot = &mut h[provider].cooldown_until;
         *slot = Some(slot.map_or(until, |t| t.max(until)));
+    }
+
+    /// A call is about to send to `provider` at `now`: `Some(probe)` if it
+    /// may (`probe`: it holds the half-open probe, and must report back);
+    /// `None` if another call holds the probe of this half-open provider.
+    pub(crate) fn claim(&self, provider: usize, now: Instant) -> Option<bool> {
+        if self.config.health.is_none() {
+            return Some(false);
+        }
+        let mut h = self.health();
+        let p = &mut h[provider];
+        let half_open = p.state(now) == health::State::HalfOpen;
+        p.claim_probe(now).then_some(half_open)
+    }
+
+    /// An attempt on `provider` ended at `now`.
+    pub(crate) fn record(&self, provider: usize, verdict: Verdict, probe: bool, now: Instant) {
+        let Some(config) = &self.config.health else {
+            return;
+        };
+        if verdict == Verdict::Neutral && !probe {
+            return;
+        }
+        self.health()[provider].record(verdict, probe, now, config);
     }
 }
 

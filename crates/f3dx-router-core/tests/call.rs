@@ -391,3 +391,41 @@ fn a_stream_that_ends_early_fails_over_or_is_interrupted() {
     let acts = all_actions(&mut call);
     assert_eq!(acts.last().unwrap(), "ok a", "{acts:?}");
 }
+
+#[test]
+fn a_half_open_provider_gets_one_probe_at_a_time() {
+    let cfg = json!({"health": {"consecutive_failures": 1, "ejection_s": 1}});
+    let r = router(json!([openai("a"), openai("b")]), cfg);
+    // One failure ejects a for 1 s.
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(503), ms(1));
+    let _ = all_actions(&mut call);
+    // At 1.001 s a is half-open: the first call takes the probe, a second
+    // call started meanwhile goes to b.
+    let now = ms(1001);
+    let mut first = r.start_call(request(), now);
+    let mut second = r.start_call(request(), now);
+    assert_eq!(all_actions(&mut first)[0], "send 0");
+    let mut second_sends = Vec::new();
+    while let Some(a) = second.poll_action() {
+        if let Action::Send { provider, .. } = a {
+            second_sends.push(provider);
+        }
+    }
+    assert_eq!(
+        second_sends,
+        [1],
+        "a's probe is taken: the second call goes to b"
+    );
+    // A call dropped unfinished (its host gave up) gives the probe back.
+    drop(first);
+    let mut third = r.start_call(request(), ms(1002));
+    let sends: Vec<usize> = std::iter::from_fn(|| third.poll_action())
+        .filter_map(|a| match a {
+            Action::Send { provider, .. } => Some(provider),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends, [0], "the probe is free again");
+}

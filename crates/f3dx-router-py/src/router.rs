@@ -27,13 +27,14 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (providers, *, policy = None, hedge_k = None, hedge_delay_ms = None))]
+    #[pyo3(signature = (providers, *, policy = None, hedge_k = None, hedge_delay_ms = None, health = None))]
     fn new(
         py: Python<'_>,
         providers: &Bound<'_, PyAny>,
         policy: Option<&Bound<'_, PyAny>>,
         hedge_k: Option<&Bound<'_, PyAny>>,
         hedge_delay_ms: Option<&Bound<'_, PyAny>>,
+        health: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
         // negative hedge_k, a policy that is not a string) is a ConfigError
@@ -43,6 +44,7 @@ impl PyRouter {
             ("policy", policy),
             ("hedge_k", hedge_k),
             ("hedge_delay_ms", hedge_delay_ms),
+            ("health", health),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
