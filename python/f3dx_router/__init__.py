@@ -18,6 +18,7 @@ from ._errors import (
     RouterError,
     StreamInterrupted,
 )
+from ._stats import HedgeStats, LatencyMs, ProviderStats, RouterStats
 from ._native import Attempt, ChatStream, RouteResult, Router, SseIterator, __version__
 
 __all__ = [
@@ -26,6 +27,10 @@ __all__ = [
     "Attempt",
     "ChatStream",
     "SseIterator",
+    "RouterStats",
+    "ProviderStats",
+    "HedgeStats",
+    "LatencyMs",
     "RouterError",
     "ConfigError",
     "InvalidRequest",

@@ -4,6 +4,8 @@
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, final
 
+from ._stats import RouterStats
+
 __all__ = ["Router", "Attempt", "RouteResult", "ChatStream", "SseIterator", "__version__"]
 
 __version__: str
@@ -98,6 +100,7 @@ class Router:
     def chat_completions(self, body: Mapping[str, Any]) -> Any: ...
     def route(self, body: Mapping[str, Any]) -> RouteResult: ...
     def cooldowns(self) -> dict[str, float]: ...
+    def stats(self) -> RouterStats: ...
     @property
     def providers(self) -> list[str]: ...
     @property

@@ -109,6 +109,8 @@ struct AttemptState {
     stream: Option<Box<StreamState>>,
     /// It holds its provider's half-open probe (its end is reported).
     probe: bool,
+    /// It started while another leg was in flight: a hedge.
+    hedge: bool,
 }
 
 /// What a streamed attempt needs between its chunks.
@@ -564,6 +566,9 @@ impl Call {
     /// caller's from here on.
     fn commit(&mut self, id: AttemptId, chunk: Value, now: Instant) {
         let idle = self.provider_of(id).stream_idle_timeout;
+        if self.attempts[id.0 as usize].hedge {
+            self.shared.hedge_won();
+        }
         let a = &mut self.attempts[id.0 as usize];
         a.phase = Phase::Committed;
         a.record.outcome = AttemptOutcome::Success;
@@ -595,7 +600,9 @@ impl Call {
         a.record.ended = Some(now - self.started);
         a.phase = Phase::Ended;
         let (provider, probe) = (a.record.provider_index, a.probe);
-        self.shared.record(provider, Verdict::Success, probe, now);
+        let took = now - (self.started + a.record.started);
+        self.shared
+            .record(provider, Verdict::Success, probe, Some(took), now);
         self.actions.push_back(Action::Cancel { attempt: id });
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
@@ -683,7 +690,8 @@ impl Call {
             _ => Verdict::Neutral,
         };
         let (provider, probe) = (a.record.provider_index, a.probe);
-        self.shared.record(provider, verdict, probe, now);
+        let took = (outcome == AttemptOutcome::Success).then(|| now - (started + a.record.started));
+        self.shared.record(provider, verdict, probe, took, now);
     }
 
     /// Start legs as the policy allows.
@@ -727,11 +735,15 @@ impl Call {
         else {
             if probe {
                 self.shared
-                    .record(provider_index, Verdict::Neutral, true, now);
+                    .record(provider_index, Verdict::Neutral, true, None, now);
             }
             return false;
         };
         self.next_candidate += 1;
+        let hedge = self.in_flight() > 0;
+        if hedge {
+            self.shared.hedge_sent();
+        }
         let provider = &self.shared.config.providers[provider_index];
         let id = AttemptId(self.attempts.len() as u32);
         self.attempts.push(AttemptState {
@@ -752,6 +764,7 @@ impl Call {
             body: Vec::new(),
             stream: None,
             probe,
+            hedge,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -764,6 +777,9 @@ impl Call {
 
     fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
         self.settle(id, AttemptOutcome::Success, None, now);
+        if self.attempts[id.0 as usize].hedge {
+            self.shared.hedge_won();
+        }
         self.cancel_rest(now);
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
@@ -792,7 +808,7 @@ impl Call {
                 if a.probe {
                     // Says nothing about health: the probe is free again.
                     self.shared
-                        .record(a.record.provider_index, Verdict::Neutral, true, now);
+                        .record(a.record.provider_index, Verdict::Neutral, true, None, now);
                 }
             }
             a.phase = Phase::Ended;
@@ -856,7 +872,7 @@ impl Drop for Call {
             if a.probe && a.phase != Phase::Ended {
                 let at = self.started + a.record.started;
                 self.shared
-                    .record(a.record.provider_index, Verdict::Neutral, true, at);
+                    .record(a.record.provider_index, Verdict::Neutral, true, None, at);
             }
         }
     }

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use crate::latency::LatencyWindow;
 use crate::time::Instant;
 
 /// The `health` settings of a router.
@@ -139,6 +140,8 @@ pub struct ProviderHealth {
     pub ejections: u64,
     /// A half-open probe is in flight.
     probing: bool,
+    /// Recent successful latencies.
+    pub latency: LatencyWindow,
 }
 
 impl ProviderHealth {
@@ -191,8 +194,16 @@ impl ProviderHealth {
     }
 
     /// An attempt on this provider ended at `now` with `verdict`; `probe`:
-    /// it was the half-open probe.
-    pub fn record(&mut self, verdict: Verdict, probe: bool, now: Instant, config: &HealthConfig) {
+    /// it was the half-open probe; `eject`: health tracking is on (else the
+    /// window only counts, for stats).
+    pub fn record(
+        &mut self,
+        verdict: Verdict,
+        probe: bool,
+        now: Instant,
+        config: &HealthConfig,
+        eject: bool,
+    ) {
         if probe {
             self.probing = false;
         }
@@ -210,6 +221,9 @@ impl ProviderHealth {
             }
             Verdict::Failure => {
                 self.consecutive = self.consecutive.saturating_add(1);
+                if !eject {
+                    return self.window.record(false, now, config);
+                }
                 if probe {
                     return self.eject(now, config);
                 }
@@ -305,10 +319,10 @@ mod tests {
         let c = HealthConfig::default();
         let mut h = ProviderHealth::default();
         for i in 0..4 {
-            h.record(Verdict::Failure, false, s(i), &c);
+            h.record(Verdict::Failure, false, s(i), &c, true);
             assert_eq!(h.state(s(i)), State::Healthy);
         }
-        h.record(Verdict::Failure, false, s(4), &c);
+        h.record(Verdict::Failure, false, s(4), &c, true);
         assert_eq!(h.state(s(4)), State::Ejected(s(34)));
         assert!(!h.usable(s(33)));
         // Half-open at 34: one probe; a second caller is refused.
@@ -317,14 +331,14 @@ mod tests {
         assert!(h.claim_probe(s(34)));
         assert!(!h.usable(s(34)) && !h.claim_probe(s(34)));
         // The probe fails: ejected again, twice as long.
-        h.record(Verdict::Failure, true, s(35), &c);
+        h.record(Verdict::Failure, true, s(35), &c, true);
         assert_eq!(h.state(s(35)), State::Ejected(s(95)));
         assert_eq!(h.ejections, 2);
         // Streaks grow until the cap.
         let mut at = 95;
         for _ in 0..20 {
             assert!(h.claim_probe(s(at)));
-            h.record(Verdict::Failure, true, s(at), &c);
+            h.record(Verdict::Failure, true, s(at), &c, true);
             let State::Ejected(until) = h.state(s(at)) else {
                 panic!()
             };
@@ -334,11 +348,11 @@ mod tests {
         assert_eq!(h.state(s(at - 1)), State::Ejected(s(at)));
         // A successful probe readmits with a fresh window and streak.
         assert!(h.claim_probe(s(at)));
-        h.record(Verdict::Success, true, s(at), &c);
+        h.record(Verdict::Success, true, s(at), &c, true);
         assert_eq!(h.state(s(at)), State::Healthy);
         assert_eq!(h.window(s(at), &c), (1, 0));
         for i in 0..5 {
-            h.record(Verdict::Failure, false, s(at + i), &c);
+            h.record(Verdict::Failure, false, s(at + i), &c, true);
         }
         assert_eq!(h.state(s(at + 4)), State::Ejected(s(at + 34)));
     }
@@ -349,12 +363,12 @@ mod tests {
         let mut h = ProviderHealth::default();
         // 9 successes and 9 failures, alternating: never 5 in a row, 18 < 20.
         for i in 0..9 {
-            h.record(Verdict::Success, false, s(i), &c);
-            h.record(Verdict::Failure, false, s(i), &c);
+            h.record(Verdict::Success, false, s(i), &c, true);
+            h.record(Verdict::Failure, false, s(i), &c, true);
         }
         assert_eq!(h.state(s(9)), State::Healthy);
-        h.record(Verdict::Success, false, s(9), &c);
-        h.record(Verdict::Failure, false, s(9), &c); // 20 outcomes, 50%
+        h.record(Verdict::Success, false, s(9), &c, true);
+        h.record(Verdict::Failure, false, s(9), &c, true); // 20 outcomes, 50%
         assert_eq!(h.state(s(9)), State::Ejected(s(39)));
     }
 
@@ -363,9 +377,9 @@ mod tests {
         let c = HealthConfig::default();
         let mut h = ProviderHealth::default();
         for _ in 0..4 {
-            h.record(Verdict::Failure, false, s(0), &c);
+            h.record(Verdict::Failure, false, s(0), &c, true);
         }
-        h.record(Verdict::Success, false, s(0), &c);
+        h.record(Verdict::Success, false, s(0), &c, true);
         assert_eq!(h.window(s(0), &c), (1, 4));
         assert_eq!(h.window(s(59), &c), (1, 4));
         assert_eq!(
@@ -380,10 +394,10 @@ mod tests {
         let c = HealthConfig::default();
         let mut h = ProviderHealth::default();
         for i in 0..5 {
-            h.record(Verdict::Failure, false, s(i), &c);
+            h.record(Verdict::Failure, false, s(i), &c, true);
         }
         assert!(h.claim_probe(s(40)));
-        h.record(Verdict::Neutral, true, s(40), &c);
+        h.record(Verdict::Neutral, true, s(40), &c, true);
         assert_eq!(h.state(s(40)), State::HalfOpen);
         assert!(h.usable(s(40)), "the probe is free again");
     }
@@ -393,7 +407,7 @@ mod tests {
         let c = HealthConfig::default();
         let mut ejected = ProviderHealth::default();
         for _ in 0..5 {
-            ejected.record(Verdict::Failure, false, s(0), &c);
+            ejected.record(Verdict::Failure, false, s(0), &c, true);
         }
         let h = [ejected, cooling(10 * 1_000_000)];
         assert_eq!(candidates(&h, s(1)), vec![1, 0]);

@@ -31,6 +31,7 @@ pub mod executor;
 pub mod failure;
 pub mod health;
 pub mod http;
+pub mod latency;
 pub mod pick;
 mod router;
 pub mod secret;
@@ -43,7 +44,8 @@ pub use config::{ConfigError, HostLimits, Policy, ProviderConfig, ProviderKind, 
 pub use driver::{drive, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use executor::Executor;
+pub use health::{HealthConfig, State};
 pub use http::{HttpRequest, ResponseHead, TransportFault};
-pub use router::Router;
+pub use router::{HedgeStats, ProviderStats, Router, Stats};
 pub use secret::Secret;
 pub use time::Instant;

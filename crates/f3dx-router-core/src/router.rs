@@ -1,12 +1,14 @@
 //! The router: a validated config plus what it remembers about providers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::call::Call;
 use crate::config::{Policy, RouterConfig};
-use crate::health::{self, ProviderHealth, Verdict};
+use crate::health::{self, ProviderHealth, State, Verdict};
 use crate::pick::{weighted_order, Picker};
 use crate::time::Instant;
 
@@ -17,6 +19,8 @@ pub(crate) struct Shared {
     health: Mutex<Vec<ProviderHealth>>,
     /// The `weighted` policy's running scores, shared by every call.
     picker: Mutex<Picker>,
+    hedges_sent: AtomicU64,
+    hedges_won: AtomicU64,
 }
 
 impl Shared {
@@ -66,16 +70,73 @@ impl Shared {
         p.claim_probe(now).then_some(half_open)
     }
 
-    /// An attempt on `provider` ended at `now`.
-    pub(crate) fn record(&self, provider: usize, verdict: Verdict, probe: bool, now: Instant) {
-        let Some(config) = &self.config.health else {
-            return;
-        };
+    /// An attempt on `provider` ended at `now`; `took`: a success's latency.
+    pub(crate) fn record(
+        &self,
+        provider: usize,
+        verdict: Verdict,
+        probe: bool,
+        took: Option<Duration>,
+        now: Instant,
+    ) {
         if verdict == Verdict::Neutral && !probe {
             return;
         }
-        self.health()[provider].record(verdict, probe, now, config);
+        // Without health tracking the window still counts, for stats.
+        let eject = self.config.health.is_some();
+        let config = self.config.health.unwrap_or_default();
+        let mut h = self.health();
+        let p = &mut h[provider];
+        p.record(verdict, probe, now, &config, eject);
+        if let Some(took) = took {
+            p.latency.record(took, now, &config);
+        }
     }
+
+    /// A leg was started while another was in flight (a hedge).
+    pub(crate) fn hedge_sent(&self) {
+        self.hedges_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hedge leg won its call.
+    pub(crate) fn hedge_won(&self) {
+        self.hedges_won.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What `stats()` reports of one provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderStats {
+    /// The provider's name.
+    pub name: String,
+    /// Where it stands.
+    pub state: State,
+    /// Successes in the window.
+    pub successes: u32,
+    /// Soft failures in the window.
+    pub soft_failures: u32,
+    /// p50, p95 and p99 of the window's successful latencies, if any.
+    pub latency: Option<[Duration; 3]>,
+    /// Ejections since the router started.
+    pub ejections: u64,
+}
+
+/// What `stats()` reports of hedging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HedgeStats {
+    /// Legs started while another leg of the call was in flight.
+    pub sent: u64,
+    /// Calls won by such a leg.
+    pub won: u64,
+}
+
+/// A read-only view of what the router remembers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Per provider, in config order.
+    pub providers: Vec<ProviderStats>,
+    /// Router-wide hedging counts.
+    pub hedges: HedgeStats,
 }
 
 /// A router. Cheap to clone; clones share provider health. Safe to use from
@@ -95,6 +156,8 @@ impl Router {
                 config,
                 health,
                 picker,
+                hedges_sent: AtomicU64::new(0),
+                hedges_won: AtomicU64::new(0),
             }),
         }
     }
@@ -109,6 +172,43 @@ impl Router {
     /// to [`crate::drive`].
     pub fn start_call(&self, body: Value, now: Instant) -> Call {
         Call::new(Arc::clone(&self.shared), body, now)
+    }
+
+    /// What the router remembers, as of `now`: each provider's state,
+    /// window counts, latency percentiles and ejections; hedging counts.
+    pub fn stats(&self, now: Instant) -> Stats {
+        let config = self.shared.config.health.unwrap_or_default();
+        let health = self.shared.health();
+        let providers = self
+            .shared
+            .config
+            .providers
+            .iter()
+            .zip(health.iter())
+            .map(|(p, h)| {
+                let (successes, soft_failures) = h.window(now, &config);
+                let q = |x| h.latency.quantile(x, now, &config);
+                let latency = match (q(0.5), q(0.95), q(0.99)) {
+                    (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                    _ => None,
+                };
+                ProviderStats {
+                    name: p.name.clone(),
+                    state: h.state(now),
+                    successes,
+                    soft_failures,
+                    latency,
+                    ejections: h.ejections,
+                }
+            })
+            .collect();
+        Stats {
+            providers,
+            hedges: HedgeStats {
+                sent: self.shared.hedges_sent.load(Ordering::Relaxed),
+                won: self.shared.hedges_won.load(Ordering::Relaxed),
+            },
+        }
     }
 
     /// When each provider's cooldown ends, if it is cooling at `now`.

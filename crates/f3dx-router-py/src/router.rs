@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use f3dx_router_core::{HostLimits, Output, Policy, RouteError, Routed, Router, RouterConfig};
+use f3dx_router_core::{
+    HostLimits, Instant, Output, Policy, RouteError, Routed, Router, RouterConfig, State,
+};
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -137,6 +139,54 @@ impl PyRouter {
                 out.set_item(&p.name, (t - now).as_secs_f64())?;
             }
         }
+        Ok(out)
+    }
+
+    /// What the router remembers (see `f3dx_router.RouterStats`).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let native = self.native()?;
+        let now = native.now();
+        let stats = self.router.stats(now);
+        let secs_until = |t: Instant| (t - now).as_secs_f64();
+        let providers = PyDict::new(py);
+        for p in &stats.providers {
+            let (state, until) = match p.state {
+                State::Healthy => ("healthy", None),
+                State::Cooling(t) => ("cooling", Some(secs_until(t))),
+                State::Ejected(t) => ("ejected", Some(secs_until(t))),
+                State::HalfOpen => ("half_open", None),
+            };
+            let requests = p.successes + p.soft_failures;
+            let latency = PyDict::new(py);
+            for (i, name) in ["p50", "p95", "p99"].into_iter().enumerate() {
+                latency.set_item(name, p.latency.map(|l| millis(l[i])))?;
+            }
+            let d = PyDict::new(py);
+            d.set_item("state", state)?;
+            d.set_item("until_s", until)?;
+            d.set_item("requests", requests)?;
+            d.set_item("successes", p.successes)?;
+            d.set_item("soft_failures", p.soft_failures)?;
+            let rate = if requests == 0 {
+                0.0
+            } else {
+                f64::from(p.soft_failures) / f64::from(requests)
+            };
+            d.set_item("error_rate", rate)?;
+            d.set_item("latency_ms", latency)?;
+            d.set_item("ejections", p.ejections)?;
+            // No rate budgets yet: nothing is left or spent.
+            d.set_item("rpm_left", py.None())?;
+            d.set_item("tpm_left", py.None())?;
+            providers.set_item(&p.name, d)?;
+        }
+        let hedges = PyDict::new(py);
+        hedges.set_item("sent", stats.hedges.sent)?;
+        hedges.set_item("won", stats.hedges.won)?;
+        hedges.set_item("skipped_for_budget", 0)?;
+        let out = PyDict::new(py);
+        out.set_item("providers", providers)?;
+        out.set_item("hedges", hedges)?;
         Ok(out)
     }
 
