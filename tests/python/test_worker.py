@@ -594,3 +594,29 @@ def test_ts_example_bad_json_and_routes(worker: WranglerDev) -> None:
     assert (status, json.loads(raw)["error"]["code"]) == (405, "method_not_allowed")
     status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert (status, json.loads(raw)["error"]["code"]) == (404, "not_found")
+
+
+# --------------------------------------------------------------------------
+# GET /stats
+
+
+@on("failover")
+def test_stats_show_this_isolates_router(worker: WranglerDev) -> None:
+    status, _, reply = chat(worker, marker())
+    assert status == 200, reply
+    status, headers, body = worker.request("GET", "/stats", None, {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    stats = json.loads(body)
+    flaky, b = stats["providers"]["flaky"], stats["providers"]["b"]
+    assert flaky["soft_failures"] >= 1 and flaky["state"] in {"healthy", "ejected"}
+    assert b["successes"] >= 1 and b["latency_ms"]["p50"] is not None
+    assert set(stats["hedges"]) == {"sent", "won", "skipped_for_budget"}
+    assert B_KEY.encode() not in body and A_KEY.encode() not in body
+
+
+@on("good")
+def test_stats_need_the_token(worker: WranglerDev) -> None:
+    status, _, body = worker.request("GET", "/stats", None, {}, TIMEOUT_S)
+    assert status == 401
+    status, _, body = worker.request("POST", "/stats", b"{}", {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
+    assert status == 405

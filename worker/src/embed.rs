@@ -167,6 +167,13 @@ impl EmbeddedRouter {
         promise.unchecked_into()
     }
 
+    /// What this router remembers (per provider state, window counts,
+    /// latency percentiles, ejections; hedging), as `GET /stats` answers.
+    /// Each isolate keeps its own.
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        to_js(&crate::stats::stats_json(&self.inner))
+    }
+
     /// As `chatCompletions`, and also which provider answered and every
     /// attempt (for a gateway's headers and logs).
     pub fn route(&self, body: JsValue) -> JsRoutePromise {

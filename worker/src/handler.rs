@@ -22,6 +22,7 @@ use crate::auth::bearer_matches;
 use crate::executor::FetchExecutor;
 use crate::host::{self, Body};
 use crate::openai_error::ErrorReply;
+use crate::stats;
 use crate::stream_out;
 
 /// Largest request body accepted.
@@ -90,25 +91,20 @@ async fn handle(
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
             json_response(200, &health(router), Vec::new())
         }
+        "/stats" => {
+            if method != Method::Get {
+                return Err(method_not_allowed("GET"));
+            }
+            authorize(req, state)?;
+            let router = state.router.as_ref().map_err(|m| config_error(m))?;
+            json_response(200, &stats::stats_json(router), Vec::new())
+        }
         "/v1/chat/completions" => {
             if method != Method::Post {
                 return Err(method_not_allowed("POST"));
             }
-            let Some(token) = &state.token else {
-                let m = "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send";
-                return Err(ErrorReply::new(500, "server_error", "missing_token", m));
-            };
+            authorize(req, state)?;
             let headers = req.headers();
-            let auth = headers.get("authorization").ok().flatten();
-            if !bearer_matches(auth.as_deref(), token) {
-                let m = "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>";
-                return Err(ErrorReply::new(
-                    401,
-                    "invalid_request_error",
-                    "invalid_api_key",
-                    m,
-                ));
-            }
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
             let body = read_json(req, &headers).await?;
             if body.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -126,9 +122,28 @@ async fn handle(
             404,
             "invalid_request_error",
             "not_found",
-            "no such route; use POST /v1/chat/completions",
+            "no such route; use POST /v1/chat/completions (or GET /stats, GET /healthz)",
         )),
     }
+}
+
+/// The caller must send `Authorization: Bearer <ROUTER_TOKEN>`.
+fn authorize(req: &web_sys::Request, state: &Standalone) -> Result<(), ErrorReply> {
+    let Some(token) = &state.token else {
+        let m = "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send";
+        return Err(ErrorReply::new(500, "server_error", "missing_token", m));
+    };
+    let auth = req.headers().get("authorization").ok().flatten();
+    if !bearer_matches(auth.as_deref(), token) {
+        let m = "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>";
+        return Err(ErrorReply::new(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            m,
+        ));
+    }
+    Ok(())
 }
 
 /// A streamed answer: errors before the commit point are answered as for a

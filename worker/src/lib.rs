@@ -17,6 +17,7 @@ pub mod handler;
 pub mod host;
 pub mod openai_error;
 pub mod promise;
+pub mod stats;
 pub mod stream_out;
 
 /// Workers allow six simultaneous outgoing connections per request.
