@@ -19,6 +19,7 @@ pub fn stats_json(router: &Router) -> Value {
             State::Cooling(t) => ("cooling", Some(secs(t))),
             State::Ejected(t) => ("ejected", Some(secs(t))),
             State::HalfOpen => ("half_open", None),
+            State::RateLimited(t) => ("rate_limited", Some(secs(t))),
         };
         let requests = p.successes + p.soft_failures;
         let rate = if requests == 0 {

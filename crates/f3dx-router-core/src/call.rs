@@ -37,6 +37,7 @@ use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::health::Verdict;
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
+use crate::ratelimit;
 use crate::router::Shared;
 use crate::secret;
 use crate::sse::{SseEvent, SseParser};
@@ -271,6 +272,11 @@ impl Call {
             if let Some(wait) = retry_after(&head) {
                 self.shared.cool_down(provider, now + wait);
             }
+        }
+        // Any answer may say a rate limit is spent: wait for its reset
+        // rather than for the 429.
+        if let Some(wait) = ratelimit::exhausted_for(&head) {
+            self.shared.rate_limit(provider, now + wait);
         }
         self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {

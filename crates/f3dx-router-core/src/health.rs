@@ -78,6 +78,8 @@ pub enum State {
     Ejected(Instant),
     /// Its ejection ended: the next call may send it one probe.
     HalfOpen,
+    /// Its own rate-limit headers said a limit is spent, until the instant.
+    RateLimited(Instant),
 }
 
 /// Outcomes over a sliding window of time buckets.
@@ -128,6 +130,8 @@ impl Window {
 pub struct ProviderHealth {
     /// Set by a `Retry-After`: the provider asked not to be called before.
     pub cooldown_until: Option<Instant>,
+    /// Set by the provider's rate-limit headers: a limit is spent until.
+    pub limited_until: Option<Instant>,
     window: Window,
     /// Soft failures in a row.
     consecutive: u32,
@@ -152,6 +156,9 @@ impl ProviderHealth {
             Some(_) => return State::HalfOpen,
             None => {}
         }
+        if let Some(t) = self.limited_until.filter(|&t| t > now) {
+            return State::RateLimited(t);
+        }
         match self.cooldown_until {
             Some(t) if t > now => State::Cooling(t),
             _ => State::Healthy,
@@ -161,17 +168,22 @@ impl ProviderHealth {
     /// Whether a call starting at `now` may try it: healthy, or half-open
     /// with no probe in flight (the call must then claim the probe).
     pub fn usable(&self, now: Instant) -> bool {
-        let cooling = self.cooldown_until.is_some_and(|t| t > now);
+        let waiting = self
+            .cooldown_until
+            .max(self.limited_until)
+            .is_some_and(|t| t > now);
         match self.state(now) {
             State::Healthy => true,
-            State::HalfOpen => !self.probing && !cooling,
-            State::Cooling(_) | State::Ejected(_) => false,
+            State::HalfOpen => !self.probing && !waiting,
+            State::Cooling(_) | State::Ejected(_) | State::RateLimited(_) => false,
         }
     }
 
     /// When the provider can next be tried, for the order of last resort.
     fn usable_from(&self) -> Option<Instant> {
-        self.cooldown_until.max(self.ejected_until)
+        self.cooldown_until
+            .max(self.ejected_until)
+            .max(self.limited_until)
     }
 
     /// `(successes, failures)` in the window at `now`.

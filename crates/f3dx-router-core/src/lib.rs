@@ -33,6 +33,7 @@ pub mod health;
 pub mod http;
 pub mod latency;
 pub mod pick;
+pub mod ratelimit;
 mod router;
 pub mod secret;
 pub mod sse;

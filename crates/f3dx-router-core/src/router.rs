@@ -57,6 +57,13 @@ impl Shared {
         *slot = Some(slot.map_or(until, |t| t.max(until)));
     }
 
+    /// `provider`'s own headers said a limit is spent until `until`.
+    pub(crate) fn rate_limit(&self, provider: usize, until: Instant) {
+        let mut h = self.health();
+        let slot = &mut h[provider].limited_until;
+        *slot = Some(slot.map_or(until, |t| t.max(until)));
+    }
+
     /// A call is about to send to `provider` at `now`: `Some(probe)` if it
     /// may (`probe`: it holds the half-open probe, and must report back);
     /// `None` if another call holds the probe of this half-open provider.

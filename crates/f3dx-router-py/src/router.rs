@@ -155,6 +155,7 @@ impl PyRouter {
                 State::Cooling(t) => ("cooling", Some(secs_until(t))),
                 State::Ejected(t) => ("ejected", Some(secs_until(t))),
                 State::HalfOpen => ("half_open", None),
+                State::RateLimited(t) => ("rate_limited", Some(secs_until(t))),
             };
             let requests = p.successes + p.soft_failures;
             let latency = PyDict::new(py);
