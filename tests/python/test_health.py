@@ -86,3 +86,24 @@ def test_bad_health_settings_are_config_errors(health: Any, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         Router([{"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}], health=health)
     assert info.value.field == field
+
+
+def test_rate_budgets_spill_and_show_in_stats() -> None:
+    mocks = {"a": {"responses": [reply("a")]}, "b": {"responses": [reply("b")]}}
+    with MockProviders({"mocks": mocks}, loop=True) as m:
+        r = Router([{**provider(m, "a"), "rpm": 4, "tpm": 100000}, provider(m, "b")])
+        winners = [r.route(REQUEST).provider for _ in range(8)]
+        s = r.stats()["providers"]
+    # A burst of 2 x rpm calls: exactly rpm go to a, the rest spill to b.
+    assert winners == ["a"] * 4 + ["b"] * 4
+    assert s["a"]["state"] == "rate_limited" and s["a"]["until_s"] is not None
+    assert s["a"]["rpm_left"] is not None and s["a"]["rpm_left"] < 1
+    assert s["a"]["tpm_left"] is not None and s["a"]["tpm_left"] <= 100000
+    assert s["b"]["rpm_left"] is None and s["b"]["tpm_left"] is None
+
+
+@pytest.mark.parametrize(("key", "value"), [("rpm", 0), ("rpm", -1), ("tpm", "many"), ("tpm", 10**10)])
+def test_bad_budgets_are_config_errors(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        Router([{"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", key: value}])
+    assert info.value.field == f"providers[0].{key}"

@@ -34,7 +34,7 @@ pub fn stats_json(router: &Router) -> Value {
                 "state": state, "until_s": until, "requests": requests,
                 "successes": p.successes, "soft_failures": p.soft_failures, "error_rate": rate,
                 "latency_ms": {"p50": ms(0), "p95": ms(1), "p99": ms(2)},
-                "ejections": p.ejections, "rpm_left": null, "tpm_left": null,
+                "ejections": p.ejections, "rpm_left": p.rpm_left, "tpm_left": p.tpm_left,
             }),
         );
     }

@@ -303,7 +303,7 @@ fn route(c: &mut Criterion) {
         let ok = head(200, &[]);
         let now = Instant::from_micros(1_000_000);
         b.iter(|| {
-            let order = candidates(black_box(&health), black_box(now));
+            let order = candidates(black_box(&health), 0, black_box(now));
             let first = classify_status(black_box(&limited).status);
             let wait = retry_after(black_box(&limited));
             let second = classify_status(black_box(&ok).status);

@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
+use crate::budget;
 use crate::codec;
 use crate::codec::stream::{StreamDecoder, StreamItem};
 use crate::config::ProviderConfig;
@@ -112,6 +113,8 @@ struct AttemptState {
     probe: bool,
     /// It started while another leg was in flight: a hedge.
     hedge: bool,
+    /// Tokens it reserved in its provider's `tpm` budget.
+    tokens: u64,
 }
 
 /// What a streamed attempt needs between its chunks.
@@ -164,6 +167,10 @@ pub struct Call {
     stream: Option<StreamMode>,
     /// The attempt a streamed call committed to.
     committed: Option<AttemptId>,
+    /// The request's `tpm` estimate (0 when no provider has a budget).
+    tokens: u64,
+    /// No provider was usable: the candidates are tried all the same.
+    last_resort: bool,
     invalid: Option<String>,
     actions: VecDeque<Action>,
     finished: bool,
@@ -180,7 +187,18 @@ enum Trigger {
 
 impl Call {
     pub(crate) fn new(shared: Arc<Shared>, body: Value, now: Instant) -> Call {
-        let candidates = shared.candidates(now);
+        let checked = validate(body);
+        // The `tpm` estimate, only where a provider has a tokens budget.
+        let tokens = match &checked {
+            Ok((body, _)) if shared.config.providers.iter().any(|p| p.tpm.is_some()) => {
+                budget::estimate_tokens(body)
+            }
+            _ => 0,
+        };
+        let (candidates, last_resort) = match &checked {
+            Ok(_) => shared.candidates(now, tokens),
+            Err(_) => (Vec::new(), false),
+        };
         let mut call = Call {
             shared,
             started: now,
@@ -193,11 +211,15 @@ impl Call {
             stopped: false,
             stream: None,
             committed: None,
+            tokens: 0,
+            last_resort: false,
             invalid: None,
             actions: VecDeque::new(),
             finished: false,
         };
-        let checked = validate(body).and_then(|(body, stream)| {
+        call.tokens = tokens;
+        call.last_resort = last_resort;
+        let checked = checked.and_then(|(body, stream)| {
             call.stream = stream;
             call.encode_all(&body)
         });
@@ -697,6 +719,10 @@ impl Call {
         };
         let (provider, probe) = (a.record.provider_index, a.probe);
         let took = (outcome == AttemptOutcome::Success).then(|| now - (started + a.record.started));
+        if outcome != AttemptOutcome::Success {
+            // Not used: the reservation goes back.
+            self.shared.settle_tokens(provider, a.tokens, None, now);
+        }
         self.shared.record(provider, verdict, probe, took, now);
     }
 
@@ -729,7 +755,12 @@ impl Call {
             let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
                 return false;
             };
-            match self.shared.claim(provider_index, now) {
+            // When every provider was out, the candidates are a last
+            // resort: their budgets are overdrawn rather than refused.
+            match self
+                .shared
+                .claim(provider_index, now, self.tokens, self.last_resort)
+            {
                 Some(probe) => break (provider_index, probe),
                 None => self.next_candidate += 1,
             }
@@ -771,6 +802,11 @@ impl Call {
             stream: None,
             probe,
             hedge,
+            tokens: if provider.tpm.is_some() {
+                self.tokens
+            } else {
+                0
+            },
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -783,6 +819,13 @@ impl Call {
 
     fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
         self.settle(id, AttemptOutcome::Success, None, now);
+        let a = &self.attempts[id.0 as usize];
+        if a.tokens > 0 {
+            if let Some(used) = budget::used_tokens(&response) {
+                self.shared
+                    .settle_tokens(a.record.provider_index, a.tokens, Some(used), now);
+            }
+        }
         if self.attempts[id.0 as usize].hedge {
             self.shared.hedge_won();
         }
@@ -811,6 +854,8 @@ impl Call {
             ) {
                 a.record.outcome = AttemptOutcome::Cancelled;
                 a.record.ended = Some(now - started);
+                self.shared
+                    .settle_tokens(a.record.provider_index, a.tokens, None, now);
                 if a.probe {
                     // Says nothing about health: the probe is free again.
                     self.shared

@@ -85,6 +85,10 @@ pub struct ProviderConfig {
     pub headers: Vec<(String, String)>,
     /// Largest response body accepted.
     pub max_body_bytes: usize,
+    /// Requests per minute this router may send it (a token bucket).
+    pub rpm: Option<u64>,
+    /// Tokens per minute (estimated before, corrected by `usage` after).
+    pub tpm: Option<u64>,
 }
 
 // Header values may be credentials (Azure's `api-key`), so Debug lists names.
@@ -102,6 +106,8 @@ impl fmt::Debug for ProviderConfig {
             .field("model", &self.model)
             .field("header_names", &header_names)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("rpm", &self.rpm)
+            .field("tpm", &self.tpm)
             .finish()
     }
 }
@@ -450,6 +456,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "model",
     "headers",
     "max_body_bytes",
+    "rpm",
+    "tpm",
 ];
 
 fn parse_provider(
@@ -524,6 +532,15 @@ fn parse_provider(
             ))
         }
     };
+    let budget = |key: &str| -> Result<Option<u64>, ConfigError> {
+        let field = format!("{at}.{key}");
+        match opt_uint(obj, key, &field)? {
+            None => Ok(None),
+            Some(n @ 1..=1_000_000_000) => Ok(Some(n)),
+            Some(_) => Err(err(field, "must be between 1 and 1000000000 (per minute)")),
+        }
+    };
+    let (rpm, tpm) = (budget("rpm")?, budget("tpm")?);
     Ok(ProviderConfig {
         name,
         kind,
@@ -535,6 +552,8 @@ fn parse_provider(
         model,
         headers,
         max_body_bytes,
+        rpm,
+        tpm,
     })
 }
 

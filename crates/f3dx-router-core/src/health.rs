@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use crate::budget::Bucket;
 use crate::latency::LatencyWindow;
 use crate::time::Instant;
 
@@ -146,9 +147,22 @@ pub struct ProviderHealth {
     probing: bool,
     /// Recent successful latencies.
     pub latency: LatencyWindow,
+    /// Requests-per-minute budget.
+    pub rpm: Option<Bucket>,
+    /// Tokens-per-minute budget.
+    pub tpm: Option<Bucket>,
 }
 
 impl ProviderHealth {
+    /// A fresh provider with these per-minute budgets.
+    pub fn with_budgets(rpm: Option<u64>, tpm: Option<u64>) -> Self {
+        ProviderHealth {
+            rpm: rpm.map(Bucket::new),
+            tpm: tpm.map(Bucket::new),
+            ..ProviderHealth::default()
+        }
+    }
+
     /// Where the provider stands at `now`.
     pub fn state(&self, now: Instant) -> State {
         match self.ejected_until {
@@ -159,10 +173,43 @@ impl ProviderHealth {
         if let Some(t) = self.limited_until.filter(|&t| t > now) {
             return State::RateLimited(t);
         }
+        if let Some(wait) = self.budget_wait(1, now).filter(|w| !w.is_zero()) {
+            return State::RateLimited(now + wait);
+        }
         match self.cooldown_until {
             Some(t) if t > now => State::Cooling(t),
             _ => State::Healthy,
         }
+    }
+
+    /// How long until its budgets can take one request and `tokens`
+    /// (`None` without budgets). Reads the buckets without taking.
+    fn budget_wait(&self, tokens: u64, now: Instant) -> Option<std::time::Duration> {
+        let mut rpm = self.rpm.clone();
+        let mut tpm = self.tpm.clone();
+        let r = rpm.as_mut().map(|b| b.wait_for(1.0, now));
+        let t = tpm.as_mut().map(|b| b.wait_for(tokens as f64, now));
+        r.max(t)
+    }
+
+    /// Whether its budgets can take a call of `tokens` at `now`.
+    pub fn within_budget(&self, tokens: u64, now: Instant) -> bool {
+        self.budget_wait(tokens, now).is_none_or(|w| w.is_zero())
+    }
+
+    /// Take one request and `tokens` from its budgets; `false` (nothing
+    /// taken) when they cannot.
+    pub fn take_budget(&mut self, tokens: u64, now: Instant) -> bool {
+        if !self.within_budget(tokens, now) {
+            return false;
+        }
+        if let Some(b) = self.rpm.as_mut() {
+            b.take(1.0, now);
+        }
+        if let Some(b) = self.tpm.as_mut() {
+            b.take(tokens as f64, now);
+        }
+        true
     }
 
     /// Whether a call starting at `now` may try it: healthy, or half-open
@@ -179,11 +226,14 @@ impl ProviderHealth {
         }
     }
 
-    /// When the provider can next be tried, for the order of last resort.
-    fn usable_from(&self) -> Option<Instant> {
+    /// When the provider can next be tried by a call of `tokens`, for the
+    /// order of last resort.
+    fn usable_from(&self, tokens: u64, now: Instant) -> Option<Instant> {
+        let budget = self.budget_wait(tokens, now).map(|w| now + w);
         self.cooldown_until
             .max(self.ejected_until)
             .max(self.limited_until)
+            .max(budget)
     }
 
     /// `(successes, failures)` in the window at `now`.
@@ -267,30 +317,30 @@ impl ProviderHealth {
     }
 }
 
-/// The providers usable at `now`, in config order.
-pub fn usable(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
+/// The providers a call of `tokens` may try at `now`, in config order.
+pub fn usable(health: &[ProviderHealth], tokens: u64, now: Instant) -> Vec<usize> {
     (0..health.len())
-        .filter(|&i| health[i].usable(now))
+        .filter(|&i| health[i].usable(now) && health[i].within_budget(tokens, now))
         .collect()
 }
 
-/// Every provider in the order it can next be tried (its cooldown or
-/// ejection ends; config order among equals): the order to try them in
-/// when none is usable, so a call still fails over as usual rather than
-/// failing untried.
-pub fn recovery_order(health: &[ProviderHealth]) -> Vec<usize> {
+/// Every provider in the order it can next be tried (its cooldown,
+/// ejection or rate limit ends, its budget refills; config order among
+/// equals): the order to try them in when none is usable, so a call still
+/// fails over as usual rather than failing untried.
+pub fn recovery_order(health: &[ProviderHealth], tokens: u64, now: Instant) -> Vec<usize> {
     let mut order: Vec<usize> = (0..health.len()).collect();
     // Stable: equal times keep config order.
-    order.sort_by_key(|&i| health[i].usable_from());
+    order.sort_by_key(|&i| health[i].usable_from(tokens, now));
     order
 }
 
 /// The providers a call may try, in order: the usable ones in config order;
 /// if none is usable, all of them in recovery order.
-pub fn candidates(health: &[ProviderHealth], now: Instant) -> Vec<usize> {
-    let order = usable(health, now);
+pub fn candidates(health: &[ProviderHealth], tokens: u64, now: Instant) -> Vec<usize> {
+    let order = usable(health, tokens, now);
     if order.is_empty() {
-        recovery_order(health)
+        recovery_order(health, tokens, now)
     } else {
         order
     }
@@ -314,16 +364,16 @@ mod tests {
     #[test]
     fn skips_cooling_providers_while_others_are_usable() {
         let h = [cooling(100), ProviderHealth::default(), cooling(5)];
-        assert_eq!(candidates(&h, Instant::from_micros(10)), vec![1, 2]);
-        assert_eq!(candidates(&h, Instant::from_micros(100)), vec![0, 1, 2]);
+        assert_eq!(candidates(&h, 0, Instant::from_micros(10)), vec![1, 2]);
+        assert_eq!(candidates(&h, 0, Instant::from_micros(100)), vec![0, 1, 2]);
     }
 
     #[test]
     fn all_cooling_walks_them_in_the_order_they_recover() {
         let h = [cooling(100), cooling(50), cooling(70)];
-        assert_eq!(candidates(&h, Instant::ZERO), vec![1, 2, 0]);
+        assert_eq!(candidates(&h, 0, Instant::ZERO), vec![1, 2, 0]);
         let h = [cooling(70), cooling(50), cooling(70)];
-        assert_eq!(candidates(&h, Instant::ZERO), vec![1, 0, 2]);
+        assert_eq!(candidates(&h, 0, Instant::ZERO), vec![1, 0, 2]);
     }
 
     #[test]
@@ -422,7 +472,7 @@ mod tests {
             ejected.record(Verdict::Failure, false, s(0), &c, true);
         }
         let h = [ejected, cooling(10 * 1_000_000)];
-        assert_eq!(candidates(&h, s(1)), vec![1, 0]);
-        assert_eq!(candidates(&h, s(31)), vec![0, 1], "half-open at 30");
+        assert_eq!(candidates(&h, 0, s(1)), vec![1, 0]);
+        assert_eq!(candidates(&h, 0, s(31)), vec![0, 1], "half-open at 30");
     }
 }

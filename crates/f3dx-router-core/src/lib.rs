@@ -22,6 +22,7 @@
 //! virtual-clock tests) step a [`Call`] directly.
 
 pub mod attempt;
+pub mod budget;
 pub mod call;
 pub mod codec;
 pub mod config;

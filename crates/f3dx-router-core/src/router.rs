@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::budget::Bucket;
 use crate::call::Call;
 use crate::config::{Policy, RouterConfig};
-use crate::health::{self, ProviderHealth, State, Verdict};
+use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::pick::{weighted_order, Picker};
 use crate::time::Instant;
 
@@ -29,18 +30,20 @@ impl Shared {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The providers a call starting at `now` tries, in order.
-    pub(crate) fn candidates(&self, now: Instant) -> Vec<usize> {
+    /// The providers a call of `tokens` (its `tpm` estimate) starting at
+    /// `now` tries, in order; `true` when none was usable and these are the
+    /// last resort (all of them, in the order they recover).
+    pub(crate) fn candidates(&self, now: Instant, tokens: u64) -> (Vec<usize>, bool) {
         let usable = {
             let health = self.health();
-            let usable = health::usable(&health, now);
+            let usable = health::usable(&health, tokens, now);
             if usable.is_empty() {
-                return health::recovery_order(&health);
+                return (health::recovery_order(&health, tokens, now), true);
             }
             usable
         };
         if self.config.policy != Policy::Weighted {
-            return usable;
+            return (usable, false);
         }
         let weight = |i: usize| self.config.providers[i].weight;
         let first = self
@@ -48,7 +51,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pick(&usable, weight);
-        weighted_order(first, &usable, weight)
+        (weighted_order(first, &usable, weight), false)
     }
 
     pub(crate) fn cool_down(&self, provider: usize, until: Instant) {
@@ -67,14 +70,64 @@ impl Shared {
     /// A call is about to send to `provider` at `now`: `Some(probe)` if it
     /// may (`probe`: it holds the half-open probe, and must report back);
     /// `None` if another call holds the probe of this half-open provider.
-    pub(crate) fn claim(&self, provider: usize, now: Instant) -> Option<bool> {
-        if self.config.health.is_none() {
+    /// It also takes one request and `tokens` from the provider's budgets;
+    /// `None` too when they cannot take it (or when every provider was
+    /// out, the budgets are overdrawn rather than refuse the last resort:
+    /// `force`).
+    pub(crate) fn claim(
+        &self,
+        provider: usize,
+        now: Instant,
+        tokens: u64,
+        force: bool,
+    ) -> Option<bool> {
+        let p = &self.config.providers[provider];
+        if self.config.health.is_none() && p.rpm.is_none() && p.tpm.is_none() {
             return Some(false);
         }
         let mut h = self.health();
         let p = &mut h[provider];
-        let half_open = p.state(now) == health::State::HalfOpen;
-        p.claim_probe(now).then_some(half_open)
+        let mut half_open = self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
+        if half_open && !p.claim_probe(now) {
+            if !force {
+                return None;
+            }
+            // A last resort goes even while another call holds the probe.
+            half_open = false;
+        }
+        if !p.take_budget(tokens, now) {
+            if !force {
+                if half_open {
+                    p.record(Verdict::Neutral, true, now, &HealthConfig::default(), false);
+                }
+                return None;
+            }
+            // The call of last resort goes anyway, and is counted.
+            if let Some(b) = p.rpm.as_mut() {
+                b.adjust(-1.0, now);
+            }
+            if let Some(b) = p.tpm.as_mut() {
+                b.adjust(-(tokens as f64), now);
+            }
+        }
+        Some(half_open)
+    }
+
+    /// Correct a `tpm` reservation of `reserved` tokens: by the answer's
+    /// `used` tokens, or given back whole when the attempt did not succeed.
+    pub(crate) fn settle_tokens(
+        &self,
+        provider: usize,
+        reserved: u64,
+        used: Option<u64>,
+        now: Instant,
+    ) {
+        if reserved == 0 {
+            return;
+        }
+        if let Some(b) = self.health()[provider].tpm.as_mut() {
+            b.adjust(reserved as f64 - used.unwrap_or(0) as f64, now);
+        }
     }
 
     /// An attempt on `provider` ended at `now`; `took`: a success's latency.
@@ -126,6 +179,10 @@ pub struct ProviderStats {
     pub latency: Option<[Duration; 3]>,
     /// Ejections since the router started.
     pub ejections: u64,
+    /// Requests left in its `rpm` budget, if it has one.
+    pub rpm_left: Option<f64>,
+    /// Tokens left in its `tpm` budget, if it has one.
+    pub tpm_left: Option<f64>,
 }
 
 /// What `stats()` reports of hedging.
@@ -156,7 +213,12 @@ pub struct Router {
 impl Router {
     /// A router over a validated config.
     pub fn new(config: RouterConfig) -> Router {
-        let health = Mutex::new(vec![ProviderHealth::default(); config.providers.len()]);
+        let health = config
+            .providers
+            .iter()
+            .map(|p| ProviderHealth::with_budgets(p.rpm, p.tpm))
+            .collect();
+        let health = Mutex::new(health);
         let picker = Mutex::new(Picker::new(config.providers.len()));
         Router {
             shared: Arc::new(Shared {
@@ -199,7 +261,10 @@ impl Router {
                     (Some(a), Some(b), Some(c)) => Some([a, b, c]),
                     _ => None,
                 };
+                let left = |b: &Option<Bucket>| b.clone().map(|mut b| b.available(now).max(0.0));
                 ProviderStats {
+                    rpm_left: left(&h.rpm),
+                    tpm_left: left(&h.tpm),
                     name: p.name.clone(),
                     state: h.state(now),
                     successes,

@@ -176,9 +176,8 @@ impl PyRouter {
             d.set_item("error_rate", rate)?;
             d.set_item("latency_ms", latency)?;
             d.set_item("ejections", p.ejections)?;
-            // No rate budgets yet: nothing is left or spent.
-            d.set_item("rpm_left", py.None())?;
-            d.set_item("tpm_left", py.None())?;
+            d.set_item("rpm_left", p.rpm_left)?;
+            d.set_item("tpm_left", p.tpm_left)?;
             providers.set_item(&p.name, d)?;
         }
         let hedges = PyDict::new(py);

@@ -121,6 +121,8 @@ mod tests {
                 ("accept".into(), "*/*".into()),
             ],
             max_body_bytes: 10,
+            rpm: None,
+            tpm: None,
         }
     }
 
