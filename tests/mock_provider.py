@@ -565,22 +565,9 @@ class MockServer:
             await self._send_simple(conn, 500, EXHAUSTED_TEXT, close=req.wants_close())
             return True
 
-        delay_s = float(entry.get("delay_ms", 0)) / 1000.0
-        if delay_s > 0 and await conn.wait_peer_close(delay_s):
-            record["disconnected_early"] = True
-            record["disconnected_at"] = time.monotonic()
+        if not await self._wait_and_fault(conn, record, entry):
             return False
-
         fault = entry.get("fault")
-        if fault == "stall":
-            if await conn.wait_peer_close(STALL_LIMIT_S):
-                record["disconnected_early"] = True
-                record["disconnected_at"] = time.monotonic()
-            return False
-        if fault == "reset":
-            conn.abort_with_reset()
-            return False
-
         if "events" in entry:
             return await self._stream(conn, req, record, entry)
         if "json" in entry:
@@ -597,12 +584,35 @@ class MockServer:
         await conn.write(head + body)
         return True
 
+    async def _wait_and_fault(self, conn: Connection, record: dict, step: dict) -> bool:
+        """A step's `delay_ms`, then its `stall` or `reset`: False when the
+        connection must end (the client left meanwhile, or the fault ends it)."""
+        delay_s = float(step.get("delay_ms", 0)) / 1000.0
+        if delay_s > 0 and await conn.wait_peer_close(delay_s):
+            record["disconnected_early"] = True
+            record["disconnected_at"] = time.monotonic()
+            return False
+        fault = step.get("fault")
+        if fault == "stall":
+            if await conn.wait_peer_close(STALL_LIMIT_S):
+                record["disconnected_early"] = True
+                record["disconnected_at"] = time.monotonic()
+            return False
+        if fault == "reset":
+            conn.abort_with_reset()
+            return False
+        return True
 
     async def _stream(self, conn: Connection, req: Request, record: dict, entry: dict) -> bool:
         """A server-sent-events answer, chunked, one chunk per event, with
         each event's delay before it; a fault cuts the stream where it is."""
         headers = {"content-type": "text/event-stream", "cache-control": "no-cache", **entry.get("headers", {})}
-        lines = [f"HTTP/1.1 {entry.get('status', 200)} OK"]
+        status = entry.get("status", 200)
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        lines = [f"HTTP/1.1 {status} {reason}"]
         lines += [f"{k}: {v}" for k, v in headers.items()
                   if k.lower() not in ("content-length", "connection", "transfer-encoding")]
         lines.append("transfer-encoding: chunked")
@@ -610,21 +620,9 @@ class MockServer:
             lines.append("connection: close")
         await conn.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         for ev in entry["events"]:
-            delay_s = float(ev.get("delay_ms", 0)) / 1000.0
-            if delay_s > 0 and await conn.wait_peer_close(delay_s):
-                record["disconnected_early"] = True
-                record["disconnected_at"] = time.monotonic()
+            if not await self._wait_and_fault(conn, record, ev):
                 return False
-            fault = ev.get("fault")
-            if fault == "stall":
-                if await conn.wait_peer_close(STALL_LIMIT_S):
-                    record["disconnected_early"] = True
-                    record["disconnected_at"] = time.monotonic()
-                return False
-            if fault == "reset":
-                conn.abort_with_reset()
-                return False
-            if fault == "truncate":
+            if ev.get("fault") == "truncate":
                 return False  # closed without the last chunk: a cut stream
             if "raw" in ev:
                 text = ev["raw"]
