@@ -81,47 +81,78 @@ fn redact_one(text: &str, secret: &[u8]) -> String {
     out
 }
 
-/// Where a match of `secret` starting at `at` ends, if one does.
+/// Where a match of `secret` starting at `at` ends, if one does. A
+/// character may be written several ways (a backslash of the secret as
+/// `\`, `\\`, `\\\\` or `\u005c`), so this searches the ways, each
+/// (character, position) pair once: at most `secret.len() * text.len()`
+/// steps, and one step per character when the secret has no backslash.
 fn match_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
-    let mut j = at;
-    for &c in secret {
-        j = match_char(text, j, c)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(0usize, at)];
+    while let Some((k, j)) = stack.pop() {
+        if k == secret.len() {
+            return Some(j);
+        }
+        if !seen.insert((k, j)) {
+            continue;
+        }
+        for end in char_ends(text, j, secret[k]).into_iter().flatten() {
+            stack.push((k + 1, end));
+        }
     }
-    Some(j)
+    None
 }
 
-/// Match one character of a secret at `j`: literally, or as a JSON escape
-/// behind one or more backslashes. Returns the position after it.
-fn match_char(text: &[u8], j: usize, c: u8) -> Option<usize> {
-    let b = *text.get(j)?;
-    if b == c && c != b'\\' {
-        return Some(j + 1);
+/// The positions after one character `c` of a secret written at `j`:
+/// literally, percent-encoded, or as a JSON escape behind one or more
+/// backslashes (text quoted more than once doubles them).
+fn char_ends(text: &[u8], j: usize, c: u8) -> [Option<usize>; 4] {
+    let mut ends = [None; 4];
+    let Some(&b) = text.get(j) else {
+        return ends;
+    };
+    if b == c {
+        ends[0] = Some(j + 1);
     }
     if b == b'%' {
-        let hex = std::str::from_utf8(text.get(j + 1..j + 3)?).ok()?;
-        let code = u8::from_str_radix(hex, 16).ok()?;
-        return (code == c).then_some(j + 3);
+        let code = text
+            .get(j + 1..j + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if code == Some(c) {
+            ends[1] = Some(j + 3);
+        }
     }
     if b != b'\\' {
-        return None;
+        return ends;
     }
     let run = text[j..].iter().take_while(|&&b| b == b'\\').count();
-    let next = j + run;
     if c == b'\\' {
-        // A backslash of the secret, quoted any number of times.
-        return Some(next);
-    }
-    match *text.get(next)? {
-        b'u' => {
-            let hex = text.get(next + 1..next + 5)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            let code = u32::from_str_radix(hex, 16).ok()?;
-            (code == u32::from(c)).then_some(next + 5)
+        // An escaped backslash: `\\` once quoted, `\\\\` twice.
+        if run >= 2 {
+            ends[2] = Some(j + 2);
         }
-        e if e == c && matches!(c, b'/' | b'"') => Some(next + 1),
-        b't' if c == b'\t' => Some(next + 1),
-        _ => None,
+        if run >= 4 {
+            ends[3] = Some(j + 4);
+        }
     }
+    // An escape after the run of backslashes that quote it.
+    let next = j + run;
+    let escaped = match text.get(next) {
+        Some(b'u') => text
+            .get(next + 1..next + 5)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .is_some_and(|code| code == u32::from(c))
+            .then_some(next + 5),
+        Some(&e) if e == c && matches!(c, b'/' | b'"') => Some(next + 1),
+        Some(b't') if c == b'\t' => Some(next + 1),
+        _ => None,
+    };
+    if escaped.is_some() {
+        ends[1] = escaped;
+    }
+    ends
 }
 
 #[cfg(test)]
@@ -175,6 +206,38 @@ mod tests {
         assert_eq!(redact(text, &[KEY]), text);
         assert_eq!(redact("sk-x", &["abc"]), "sk-x"); // too short to redact
         assert_eq!(redact("", &[KEY]), "");
+    }
+
+    #[test]
+    fn backslashes_of_a_key_in_every_form() {
+        let key = "ab\\\\cd\\ef"; // ab\\cd\ef: three backslashes
+        for form in [
+            key.to_owned(),
+            serde_json::to_string(key).unwrap(),
+            serde_json::to_string(&serde_json::to_string(key).unwrap()).unwrap(),
+            key.replace('\\', "\\u005c"),
+            key.replace('\\', "\\u005C"),
+            key.replace('\\', "%5C"),
+        ] {
+            let out = redact(&format!("x {form} y"), &[key]);
+            assert!(
+                out.contains(REDACTED) && !out.contains("ab") && !out.contains("cd"),
+                "{form}: {out}"
+            );
+        }
+        // The fuzzer's cases: a backslash as \u005c right after an escaped
+        // backslash, and two backslashes in a row.
+        for (key, text) in [
+            ("k\\\\u-0123", "k\\\\\\\\u-0123"),
+            ("12345678\\\\", "12345678\\u005c\\\\"),
+            ("\\\\abcdefgh", "\\\\abcdefgh"),
+        ] {
+            let out = redact(text, &[key]);
+            assert!(
+                !out.contains("abcdefgh") && !out.contains("0123") && !out.contains("5678"),
+                "{key:?} in {text:?}: {out}"
+            );
+        }
     }
 
     #[test]
