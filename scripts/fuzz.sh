@@ -14,7 +14,8 @@
 # git); a crash lands in fuzz/artifacts/TARGET. At the end it prints the
 # executions, the coverage (`cov:`, `ft:` of libFuzzer's last status line)
 # and the crashes; it exits non-zero if the target crashed. The full log is
-# kept in fuzz/target/logs/TARGET.log.
+# kept in fuzz/target/logs/TARGET-<UTC time>.log (one per run, so runs
+# at the same time do not mix their logs).
 #
 # A run stops at the first crash. FUZZ_KEEP_GOING=1 runs libFuzzer in fork
 # mode with -ignore_crashes=1 instead: it records every crash and fuzzes on
@@ -110,7 +111,10 @@ cmd_run() {
     local corpus="$FUZZ_DIR/corpus/$target" seeds="$FUZZ_DIR/seeds/$target"
     local artifacts="$FUZZ_DIR/artifacts/$target" logs="$FUZZ_DIR/target/logs"
     mkdir -p "$corpus" "$artifacts" "$logs"
-    local log="$logs/$target.log" marker="$logs/$target.start"
+    local stamp log marker
+    stamp="$(date -u +%Y%m%dT%H%M%SZ)-$$"
+    log="$logs/$target-$stamp.log"
+    marker="$logs/$target-$stamp.start"
     touch "$marker"
     local extra=()
     if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
@@ -135,7 +139,7 @@ summarize() {
     local status execs eps cov ft crashes
     # The last status line: "#N <event> cov: X ft: Y corp: ... exec/s: Z ..."
     # ("#N: cov: ..." in fork mode, where N counts every job's executions).
-    status="$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)"
+    status="$(grep -a -E '^#[0-9]+' "$log" | tail -n 1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     if [ -z "$execs" ] || [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
         execs="$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$status")"
@@ -151,7 +155,7 @@ summarize() {
     if [ -n "$crashes" ]; then
         printf 'crashes (%s):\n' "$(wc -l <<<"$crashes")"
         sed 's/^/  /' <<<"$crashes"
-        grep -E -m 20 "panicked at|ERROR: libFuzzer|SUMMARY" "$log" | sed 's/^/  /' || true
+        grep -a -E -m 20 "panicked at|ERROR: libFuzzer|SUMMARY" "$log" | sed 's/^/  /' || true
     else
         echo "crashes: 0"
     fi
