@@ -397,6 +397,16 @@ class FaultServerCore:
             "marker": directive.get("marker"), "disconnected_early": False,
         }
         self.log.append(record)
+        try:
+            return await self._answer(conn, req, name, spec, record)
+        except ClientGone:
+            # The client left while we wrote (a write, not a wait, saw it go).
+            record["disconnected_early"] = True
+            raise
+
+    async def _answer(self, conn: Connection, req: Request, name: str, spec: dict[str, Any],
+                      record: dict[str, Any]) -> bool:
+        fault = record["fault"]
         if fault not in FAULTS:
             head, body = render_response(500, {}, f"unknown fault {fault!r}".encode(), "text/plain", True)
             await conn.write(head + body)
