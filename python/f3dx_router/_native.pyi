@@ -92,7 +92,9 @@ class Router:
         *,
         policy: Literal["sequential", "weighted", "hedged"] | None = None,
         hedge_k: int | None = None,
-        hedge_delay_ms: int | None = None,
+        hedge_delay_ms: int | Literal["auto"] | None = None,
+        hedge_delay_fallback_ms: int | None = None,
+        hedge_budget: float | None = None,
         health: bool | Mapping[str, float] | None = None,
     ) -> Router: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that

@@ -44,7 +44,8 @@ class HedgeStats(TypedDict):
     sent: int
     #: Calls won by such a leg.
     won: int
-    #: Hedges not sent for lack of hedge budget.
+    #: Extra legs not started for want of hedge budget (a call refused one
+    #: starts no more extra legs; failovers are never refused).
     skipped_for_budget: int
 
 

@@ -74,7 +74,7 @@ def test_seed_example_runs_unchanged_against_local_mocks() -> None:
         ({"providers": [provider("a", "https://user:pw-SECRET@h/v1")]}, "providers[0].base_url", "credentials"),
         ({"providers": [provider("a", "http://h:99999/v1")]}, "providers[0].base_url", "not a valid URL"),
         ({"providers": [provider("a", "http://x")], "policy": "hedged", "hedge_k": -1}, "hedge_k", "non-negative"),
-        ({"providers": [provider("a", "http://x")], "hedge_delay_ms": -5}, "hedge_delay_ms", "non-negative"),
+        ({"providers": [provider("a", "http://x")], "hedge_delay_ms": -5}, "hedge_delay_ms", "between 0 and 86400000"),
         ({"providers": [provider("a", "http://x")], "policy": 1}, "policy", "must be a string"),
         ({"providers": "openai"}, "providers", "list"),
     ],

@@ -107,3 +107,40 @@ def test_bad_budgets_are_config_errors(key: str, value: Any) -> None:
     with pytest.raises(ConfigError) as info:
         Router([{"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", key: value}])
     assert info.value.field == f"providers[0].{key}"
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"hedge_delay_ms": "fast"}, "hedge_delay_ms"),
+    ({"hedge_delay_ms": -5}, "hedge_delay_ms"),
+    ({"hedge_delay_ms": 2.5}, "hedge_delay_ms"),
+    ({"hedge_delay_ms": "auto", "hedge_delay_fallback_ms": 0}, "hedge_delay_fallback_ms"),
+    ({"hedge_delay_ms": "auto", "hedge_delay_fallback_ms": "1s"}, "hedge_delay_fallback_ms"),
+    ({"hedge_delay_ms": "auto", "hedge_delay_fallback_ms": 10**9}, "hedge_delay_fallback_ms"),
+    ({"hedge_delay_ms": 100, "hedge_delay_fallback_ms": 500}, "hedge_delay_fallback_ms"),
+    ({"hedge_budget": -0.5}, "hedge_budget"),
+    ({"hedge_budget": 11}, "hedge_budget"),
+    ({"hedge_budget": "0.1"}, "hedge_budget"),
+    ({"hedge_budget": float("nan")}, "hedge_budget"),
+])
+def test_bad_hedge_settings_are_config_errors(options: dict[str, Any], field: str) -> None:
+    providers = [{"name": n, "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"} for n in "ab"]
+    with pytest.raises(ConfigError) as info:
+        Router(providers, policy="hedged", hedge_k=2, **options)
+    assert info.value.field == field
+
+
+def test_auto_hedging_waits_for_the_fallback_until_20_samples() -> None:
+    # a answers in 30 ms; b is the backup. Before a has 20 successes the
+    # backup waits the fallback (2 s, longer than a takes): no hedge. (The
+    # shared vector hedged_auto_delay_follows_p95 shows the p95 taking over.)
+    mocks = {"a": {"responses": [reply("a", delay_ms=30)]}, "b": {"responses": [reply("b")]}}
+    with MockProviders({"mocks": mocks}, loop=True) as m:
+        r = Router([provider(m, "a"), provider(m, "b")], policy="hedged", hedge_k=2,
+                   hedge_delay_ms="auto", hedge_delay_fallback_ms=2000)
+        assert "hedge_delay_ms='auto', hedge_delay_fallback_ms=2000, hedge_budget=0.1" in repr(r)
+        for _ in range(20):
+            assert r.route(REQUEST).provider == "a"
+        s = r.stats()
+        assert s["hedges"] == {"sent": 0, "won": 0, "skipped_for_budget": 0}
+        p95 = s["providers"]["a"]["latency_ms"]["p95"]
+        assert p95 is not None and 25 <= p95 <= 60

@@ -41,7 +41,8 @@ def test_vector(stem: str, vector: dict) -> None:
     with MockProviders(vector) as mocks:
         router = build_router(vector, mocks)
         for i, call in enumerate(calls):
-            run_call(stem, vector, mocks, lambda body: route(router, body), i, call, LATENCY_SLACK_MS)
+            run_call(stem, vector, mocks, lambda body: with_hedges(router, route(router, body)), i, call,
+                     LATENCY_SLACK_MS)
         log = mocks.log()
         exhausted = [f"{name}[{r['index']}]" for name, recs in log.items() for r in recs if r["exhausted"]]
         assert not exhausted, f"requests beyond the end of a mock script: {exhausted}"
@@ -60,6 +61,11 @@ def build_router(vector: dict, mocks: MockProviders) -> Router:
     # Router's defaults apply to the rest.
     options = {key: value for key, value in config.items() if key != "providers"}
     return Router(providers, **options)
+
+
+def with_hedges(router: Router, result: CallResult) -> CallResult:
+    result.hedges = dict(router.stats()["hedges"])
+    return result
 
 
 def route(router: Router, body: dict) -> CallResult:

@@ -63,6 +63,9 @@ class CallResult:
     # A streamed call: the chunks the caller received and their text.
     chunks: int | None = None
     content: str | None = None
+    # The router's hedge counts after the call (stats()["hedges"]), read by
+    # the runner when the vector expects them.
+    hedges: dict[str, int] | None = None
 
 
 def run_call(
@@ -182,6 +185,11 @@ def check_outcome(expect: dict, result: CallResult) -> list[str]:
 
     if "content" in expect and result.content != expect["content"]:
         problems.append(f"content: expected {expect['content']!r}, got {result.content!r}")
+
+    if "hedges" in expect:
+        found = subset_mismatch(expect["hedges"], result.hedges, "hedges")
+        if found:
+            problems.append(found)
 
     if "chunks" in expect and result.chunks != expect["chunks"]:
         problems.append(f"chunks: expected {expect['chunks']!r}, got {result.chunks!r}")

@@ -133,6 +133,11 @@ class WranglerDev:
             parsed = raw.decode(errors="replace")
         return status, h, parsed
 
+    def get_json(self, path: str, token: str | None = None, timeout: float = 30.0) -> tuple[int, dict[str, str], Any]:
+        headers = {} if token is None else {"authorization": f"Bearer {token}"}
+        status, h, raw = self.request("GET", path, None, headers, timeout)
+        return status, h, json.loads(raw)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:

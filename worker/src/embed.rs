@@ -46,7 +46,12 @@ export interface RouterConfig {
   providers: ProviderConfig[];
   policy?: "sequential" | "weighted" | "hedged";
   hedge_k?: number;
-  hedge_delay_ms?: number;
+  /** Milliseconds before each further leg (0: all together), or "auto": the p95 of the provider waited on. */
+  hedge_delay_ms?: number | "auto";
+  /** "auto"'s delay while that provider has fewer than 20 recent successes (default 1000). */
+  hedge_delay_fallback_ms?: number;
+  /** Tokens each call adds to the hedge bucket (cap 10; an extra leg costs 1). Default 0.1 with a delay, unlimited without. */
+  hedge_budget?: number;
   /** Health tracking: the defaults (true or absent), off (false), or some settings. */
   health?: boolean | {
     window_s?: number; buckets?: number; min_requests?: number; max_error_rate?: number;

@@ -13,7 +13,7 @@
 
 use std::cell::OnceCell;
 
-use f3dx_router_core::{drive, Attempt, Driver, Policy, Router, RouterConfig};
+use f3dx_router_core::{drive, Attempt, Driver, HedgeDelay, Policy, Router, RouterConfig};
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env, Method, Response};
@@ -242,8 +242,17 @@ fn health(router: &Router) -> Value {
     let config = router.config();
     let policy = match config.policy {
         Policy::Sequential | Policy::Weighted => json!({"policy": config.policy.name()}),
-        Policy::Hedged { k, delay } => {
-            json!({"policy": "hedged", "hedge_k": k, "hedge_delay_ms": delay.map_or(0, |d| d.as_millis() as u64)})
+        Policy::Hedged { k, delay, budget } => {
+            let mut routing = json!({"policy": "hedged", "hedge_k": k, "hedge_budget": budget});
+            routing["hedge_delay_ms"] = match delay {
+                HedgeDelay::Immediate => json!(0),
+                HedgeDelay::Fixed(d) => json!(d.as_millis() as u64),
+                HedgeDelay::Auto { fallback } => {
+                    routing["hedge_delay_fallback_ms"] = json!(fallback.as_millis() as u64);
+                    json!("auto")
+                }
+            };
+            routing
         }
     };
     let providers: Vec<Value> = config

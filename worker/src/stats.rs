@@ -40,6 +40,6 @@ pub fn stats_json(router: &Router) -> Value {
     }
     json!({
         "providers": providers,
-        "hedges": {"sent": stats.hedges.sent, "won": stats.hedges.won, "skipped_for_budget": 0},
+        "hedges": {"sent": stats.hedges.sent, "won": stats.hedges.won, "skipped_for_budget": stats.hedges.skipped_for_budget},
     })
 }

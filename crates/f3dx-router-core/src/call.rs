@@ -33,7 +33,7 @@ use crate::attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 use crate::budget;
 use crate::codec;
 use crate::codec::stream::{StreamDecoder, StreamItem};
-use crate::config::ProviderConfig;
+use crate::config::{HedgeDelay, ProviderConfig};
 use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::health::Verdict;
@@ -115,6 +115,8 @@ struct AttemptState {
     hedge: bool,
     /// Tokens it reserved in its provider's `tpm` budget.
     tokens: u64,
+    /// A stream's time to its commit point: its latency sample.
+    time_to_commit: Option<Duration>,
 }
 
 /// What a streamed attempt needs between its chunks.
@@ -160,6 +162,8 @@ pub struct Call {
     attempts: Vec<AttemptState>,
     /// When the next delayed hedge leg fires.
     hedge_at: Option<Instant>,
+    /// The hedge budget refused an extra leg: this call hedges no more.
+    hedge_refused: bool,
     last_dispatch: Instant,
     /// A hard failure (or an untranslatable request) stops new attempts.
     stopped: bool,
@@ -207,6 +211,7 @@ impl Call {
             next_candidate: 0,
             attempts: Vec::new(),
             hedge_at: None,
+            hedge_refused: false,
             last_dispatch: now,
             stopped: false,
             stream: None,
@@ -224,7 +229,10 @@ impl Call {
             call.encode_all(&body)
         });
         match checked {
-            Ok(()) => call.fill(now, Trigger::Start),
+            Ok(()) => {
+                call.shared.fund_hedges();
+                call.fill(now, Trigger::Start);
+            }
             Err(message) => {
                 call.stopped = true;
                 call.invalid = Some(message);
@@ -597,9 +605,11 @@ impl Call {
         if self.attempts[id.0 as usize].hedge {
             self.shared.hedge_won();
         }
+        let started = self.started;
         let a = &mut self.attempts[id.0 as usize];
         a.phase = Phase::Committed;
         a.record.outcome = AttemptOutcome::Success;
+        a.time_to_commit = Some(now - (started + a.record.started));
         a.deadline = now + idle;
         let held = a
             .stream
@@ -628,7 +638,11 @@ impl Call {
         a.record.ended = Some(now - self.started);
         a.phase = Phase::Ended;
         let (provider, probe) = (a.record.provider_index, a.probe);
-        let took = now - (self.started + a.record.started);
+        // A stream's latency is its time to first output: what a hedge
+        // races on, and what a caller waits for.
+        let took = a
+            .time_to_commit
+            .unwrap_or(now - (self.started + a.record.started));
         self.shared
             .record(provider, Verdict::Success, probe, Some(took), now);
         self.actions.push_back(Action::Cancel { attempt: id });
@@ -734,18 +748,54 @@ impl Call {
         }
         let policy = self.shared.config.policy;
         let k = policy.max_in_flight();
-        match policy.hedge_delay() {
-            None => while self.in_flight() < k && self.dispatch_next(now) {},
-            Some(delay) => {
-                if self.in_flight() < k && (self.in_flight() == 0 || trigger != Trigger::Start) {
-                    self.dispatch_next(now);
-                }
-                let more = !self.stopped
-                    && self.in_flight() < k
-                    && self.next_candidate < self.candidates.len();
-                self.hedge_at = more.then(|| self.last_dispatch + delay);
+        let delay = policy.hedge_delay();
+        if delay == HedgeDelay::Immediate {
+            while self.in_flight() < k && self.dispatch_leg(now, trigger) {}
+            return;
+        }
+        if self.in_flight() < k && (self.in_flight() == 0 || trigger != Trigger::Start) {
+            self.dispatch_leg(now, trigger);
+        }
+        let more = !self.stopped
+            && !self.hedge_refused
+            && self.in_flight() < k
+            && self.next_candidate < self.candidates.len();
+        self.hedge_at = more.then(|| self.last_dispatch + self.hedge_wait(delay, now));
+    }
+
+    /// How long after the latest leg the next one waits.
+    fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
+        match delay {
+            HedgeDelay::Immediate => Duration::ZERO,
+            HedgeDelay::Fixed(d) => d,
+            HedgeDelay::Auto { fallback } => {
+                // The call waits on its latest leg's provider.
+                let waited_on = self.attempts.last().map(|a| a.record.provider_index);
+                waited_on.map_or(fallback, |p| self.shared.auto_hedge_delay(p, fallback, now))
             }
         }
+    }
+
+    /// Start one more leg, if a candidate is left and, for an extra leg
+    /// that is not a failover, the hedge budget pays for it.
+    fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
+        let extra = self.in_flight() > 0 && trigger != Trigger::Failure;
+        if extra {
+            if self.hedge_refused || self.next_candidate >= self.candidates.len() {
+                return false;
+            }
+            if !self.shared.take_hedge_token() {
+                self.hedge_refused = true;
+                return false;
+            }
+            if !self.dispatch_next(now) {
+                // No candidate could take it after all: nothing was spent.
+                self.shared.refund_hedge_token();
+                return false;
+            }
+            return true;
+        }
+        self.dispatch_next(now)
     }
 
     /// Send to the next candidate. `false` when none is left.
@@ -807,6 +857,7 @@ impl Call {
             } else {
                 0
             },
+            time_to_commit: None,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {

@@ -40,6 +40,16 @@ pub const RESERVED_HEADERS: &[&str] = &[
 ];
 /// Default number of hedged legs in flight.
 pub const DEFAULT_HEDGE_K: usize = 2;
+/// `hedge_delay_ms: "auto"`'s delay while the provider waited on has fewer
+/// than [`AUTO_HEDGE_MIN_SAMPLES`] recent successes.
+pub const DEFAULT_HEDGE_DELAY_FALLBACK: Duration = Duration::from_millis(1000);
+/// Recent successes a provider needs before `"auto"` trusts its p95.
+pub const AUTO_HEDGE_MIN_SAMPLES: u64 = 20;
+/// Default `hedge_budget` of a delayed hedge: at most about one call in ten
+/// sends an extra leg once the initial tokens are spent.
+pub const DEFAULT_HEDGE_BUDGET: f64 = 0.1;
+/// The hedge token bucket's size, and its content when the router starts.
+pub const HEDGE_BUDGET_CAP: f64 = 10.0;
 
 /// The wire protocol a provider speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,8 +135,25 @@ impl ProviderConfig {
     }
 }
 
-/// How attempts are spread over providers.
+/// When a hedged call starts its further legs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HedgeDelay {
+    /// All legs start together (`hedge_delay_ms: 0`).
+    Immediate,
+    /// Each further leg starts this long after the latest one.
+    Fixed(Duration),
+    /// Each further leg starts after the p95 of the recent successful
+    /// latencies of the provider the call is waiting on, or after
+    /// `fallback` while that provider has fewer than
+    /// [`AUTO_HEDGE_MIN_SAMPLES`] of them (`hedge_delay_ms: "auto"`).
+    Auto {
+        /// The delay without enough samples (`hedge_delay_fallback_ms`).
+        fallback: Duration,
+    },
+}
+
+/// How attempts are spread over providers.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {
     /// One attempt at a time, in order, falling through on soft failures.
     Sequential,
@@ -139,8 +166,12 @@ pub enum Policy {
     Hedged {
         /// Most legs in flight at once.
         k: usize,
-        /// Wait before each further leg; `None` starts `k` legs at once.
-        delay: Option<Duration>,
+        /// When each further leg starts.
+        delay: HedgeDelay,
+        /// Tokens each call adds to the router's hedge bucket (capped at
+        /// [`HEDGE_BUDGET_CAP`]); each extra leg that is not a failover
+        /// costs one. `None`: hedging is not limited.
+        budget: Option<f64>,
     },
 }
 
@@ -162,11 +193,19 @@ impl Policy {
         }
     }
 
-    /// Delay before a further hedged leg, if hedging is delayed.
-    pub fn hedge_delay(self) -> Option<Duration> {
+    /// When a further hedged leg starts (`Immediate` for one-leg policies).
+    pub fn hedge_delay(self) -> HedgeDelay {
+        match self {
+            Policy::Sequential | Policy::Weighted => HedgeDelay::Immediate,
+            Policy::Hedged { delay, .. } => delay,
+        }
+    }
+
+    /// The hedge budget's tokens per call, if hedging is limited.
+    pub fn hedge_budget(self) -> Option<f64> {
         match self {
             Policy::Sequential | Policy::Weighted => None,
-            Policy::Hedged { delay, .. } => delay,
+            Policy::Hedged { budget, .. } => budget,
         }
     }
 }
@@ -239,7 +278,15 @@ impl RouterConfig {
         reject_unknown(
             obj,
             "config",
-            &["providers", "policy", "hedge_k", "hedge_delay_ms", "health"],
+            &[
+                "providers",
+                "policy",
+                "hedge_k",
+                "hedge_delay_ms",
+                "hedge_delay_fallback_ms",
+                "hedge_budget",
+                "health",
+            ],
         )?;
         let list = match obj.get("providers") {
             Some(Value::Array(list)) => list,
@@ -302,7 +349,8 @@ fn parse_policy(
         }
     };
     let given_k = opt_uint(obj, "hedge_k", "hedge_k")?;
-    let delay_ms = opt_uint(obj, "hedge_delay_ms", "hedge_delay_ms")?.unwrap_or(0);
+    let delay = parse_hedge_delay(obj)?;
+    let budget = parse_hedge_budget(obj, delay)?;
     match name {
         "sequential" => Ok(Policy::Sequential),
         "weighted" => Ok(Policy::Weighted),
@@ -327,8 +375,7 @@ fn parse_policy(
                     format!("is {k}; it must be between 1 and {max} ({why})"),
                 ));
             }
-            let delay = (delay_ms > 0).then(|| Duration::from_millis(delay_ms));
-            Ok(Policy::Hedged { k, delay })
+            Ok(Policy::Hedged { k, delay, budget })
         }
         other => Err(err(
             "policy",
@@ -336,6 +383,59 @@ fn parse_policy(
                 "unknown policy {other:?}; expected \"sequential\", \"weighted\" or \"hedged\""
             ),
         )),
+    }
+}
+
+/// `hedge_delay_ms` (milliseconds, or `"auto"`) and
+/// `hedge_delay_fallback_ms`.
+fn parse_hedge_delay(obj: &Map<String, Value>) -> Result<HedgeDelay, ConfigError> {
+    let fallback = opt_millis(obj, "hedge_delay_fallback_ms", "")?;
+    let delay = match obj.get("hedge_delay_ms") {
+        Some(Value::String(s)) if s == "auto" => HedgeDelay::Auto {
+            fallback: fallback.unwrap_or(DEFAULT_HEDGE_DELAY_FALLBACK),
+        },
+        None | Some(Value::Null) => HedgeDelay::Immediate,
+        Some(v) => match v.as_u64() {
+            Some(0) => HedgeDelay::Immediate,
+            Some(ms @ 1..=86_400_000) => HedgeDelay::Fixed(Duration::from_millis(ms)),
+            _ => {
+                return Err(err(
+                    "hedge_delay_ms",
+                    "must be \"auto\" or a number of milliseconds between 0 and 86400000",
+                ))
+            }
+        },
+    };
+    if fallback.is_some() && !matches!(delay, HedgeDelay::Auto { .. }) {
+        return Err(err(
+            "hedge_delay_fallback_ms",
+            "applies only with hedge_delay_ms: \"auto\"",
+        ));
+    }
+    Ok(delay)
+}
+
+/// `hedge_budget`: tokens per call, 0 to [`HEDGE_BUDGET_CAP`]. By default
+/// [`DEFAULT_HEDGE_BUDGET`] when legs are delayed, unlimited when they start
+/// together: that config asks for every leg on every call.
+fn parse_hedge_budget(
+    obj: &Map<String, Value>,
+    delay: HedgeDelay,
+) -> Result<Option<f64>, ConfigError> {
+    match obj.get("hedge_budget") {
+        None | Some(Value::Null) => {
+            Ok((delay != HedgeDelay::Immediate).then_some(DEFAULT_HEDGE_BUDGET))
+        }
+        Some(v) => match v.as_f64() {
+            Some(b) if (0.0..=HEDGE_BUDGET_CAP).contains(&b) => Ok(Some(b)),
+            _ => Err(err(
+                "hedge_budget",
+                format!(
+                    "must be a number from 0 to {HEDGE_BUDGET_CAP} (tokens each call adds; \
+                     an extra leg costs one)"
+                ),
+            )),
+        },
     }
 }
 
@@ -424,7 +524,11 @@ fn opt_millis(
     key: &str,
     at: &str,
 ) -> Result<Option<Duration>, ConfigError> {
-    let field = format!("{at}.{key}");
+    let field = if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    };
     match opt_uint(obj, key, &field)? {
         None => Ok(None),
         Some(ms @ 1..=86_400_000) => Ok(Some(Duration::from_millis(ms))),
@@ -753,12 +857,79 @@ mod tests {
             json!({"providers": [provider("a"), provider("b"), provider("c")], "policy": "hedged"}),
         )
         .unwrap();
-        assert_eq!(c.policy, Policy::Hedged { k: 2, delay: None });
+        assert_eq!(
+            c.policy,
+            Policy::Hedged {
+                k: 2,
+                delay: HedgeDelay::Immediate,
+                budget: None
+            }
+        );
         let c = parse(json!({"providers": [provider("a")], "policy": "hedged"})).unwrap();
-        assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
+        assert_eq!(
+            c.policy,
+            Policy::Hedged {
+                k: 1,
+                delay: HedgeDelay::Immediate,
+                budget: None
+            }
+        );
         let c = parse(json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": null}))
             .unwrap();
-        assert_eq!(c.policy, Policy::Hedged { k: 1, delay: None });
+        assert_eq!(
+            c.policy,
+            Policy::Hedged {
+                k: 1,
+                delay: HedgeDelay::Immediate,
+                budget: None
+            }
+        );
+    }
+
+    #[test]
+    fn hedge_delay_and_budget() {
+        let hedged = |extra: Value| {
+            let mut v = json!({"providers": [provider("a"), provider("b")], "policy": "hedged"});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            parse(v).unwrap().policy
+        };
+        // Legs together: every leg on every call, unless a budget is given.
+        assert_eq!(hedged(json!({})).hedge_budget(), None);
+        assert_eq!(
+            hedged(json!({"hedge_budget": 0.5})).hedge_budget(),
+            Some(0.5)
+        );
+        // Delayed legs are backups: the default budget applies.
+        let p = hedged(json!({"hedge_delay_ms": 250}));
+        assert_eq!(
+            p.hedge_delay(),
+            HedgeDelay::Fixed(Duration::from_millis(250))
+        );
+        assert_eq!(p.hedge_budget(), Some(DEFAULT_HEDGE_BUDGET));
+        let p = hedged(json!({"hedge_delay_ms": "auto"}));
+        assert_eq!(
+            p.hedge_delay(),
+            HedgeDelay::Auto {
+                fallback: DEFAULT_HEDGE_DELAY_FALLBACK
+            }
+        );
+        assert_eq!(p.hedge_budget(), Some(DEFAULT_HEDGE_BUDGET));
+        let p = hedged(
+            json!({"hedge_delay_ms": "auto", "hedge_delay_fallback_ms": 300, "hedge_budget": 0}),
+        );
+        assert_eq!(
+            p.hedge_delay(),
+            HedgeDelay::Auto {
+                fallback: Duration::from_millis(300)
+            }
+        );
+        assert_eq!(p.hedge_budget(), Some(0.0));
+        assert_eq!(
+            hedged(json!({"hedge_delay_ms": 0})).hedge_delay(),
+            HedgeDelay::Immediate
+        );
     }
 
     #[test]
@@ -839,7 +1010,47 @@ mod tests {
             (
                 json!({"providers": [provider("a")], "hedge_delay_ms": -1}),
                 "hedge_delay_ms",
-                "non-negative",
+                "\"auto\" or a number",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": "fast"}),
+                "hedge_delay_ms",
+                "\"auto\" or a number",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": 1.5}),
+                "hedge_delay_ms",
+                "milliseconds",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": "auto", "hedge_delay_fallback_ms": 0}),
+                "hedge_delay_fallback_ms",
+                "between 1 and 86400000",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": "auto", "hedge_delay_fallback_ms": "1s"}),
+                "hedge_delay_fallback_ms",
+                "non-negative integer",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_delay_ms": 100, "hedge_delay_fallback_ms": 500}),
+                "hedge_delay_fallback_ms",
+                "only with hedge_delay_ms: \"auto\"",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_budget": -0.1}),
+                "hedge_budget",
+                "from 0 to 10",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_budget": 10.5}),
+                "hedge_budget",
+                "from 0 to 10",
+            ),
+            (
+                json!({"providers": [provider("a")], "hedge_budget": "0.1"}),
+                "hedge_budget",
+                "from 0 to 10",
             ),
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}),

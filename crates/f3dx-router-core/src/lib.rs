@@ -42,7 +42,9 @@ pub mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call};
-pub use config::{ConfigError, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig};
+pub use config::{
+    ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
+};
 pub use driver::{drive, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use executor::Executor;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::budget::Bucket;
 use crate::call::Call;
-use crate::config::{Policy, RouterConfig};
+use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, HEDGE_BUDGET_CAP};
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::pick::{weighted_order, Picker};
 use crate::time::Instant;
@@ -22,7 +22,14 @@ pub(crate) struct Shared {
     picker: Mutex<Picker>,
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
+    hedges_skipped: AtomicU64,
+    /// The hedge budget's bucket, in thousandths of a token (lock-free:
+    /// every hedged call touches it).
+    hedge_tokens: AtomicU64,
 }
+
+/// Thousandths of a token: the hedge bucket counts in these.
+const MILLI: f64 = 1000.0;
 
 impl Shared {
     fn health(&self) -> MutexGuard<'_, Vec<ProviderHealth>> {
@@ -153,6 +160,68 @@ impl Shared {
         }
     }
 
+    /// The delay before a further leg of an `"auto"` hedge, while the call
+    /// waits on `provider`: its p95, or `fallback` without enough samples.
+    pub(crate) fn auto_hedge_delay(
+        &self,
+        provider: usize,
+        fallback: Duration,
+        now: Instant,
+    ) -> Duration {
+        let config = self.config.health.unwrap_or_default();
+        let latency = &self.health()[provider].latency;
+        if latency.count(now, &config) < AUTO_HEDGE_MIN_SAMPLES {
+            return fallback;
+        }
+        latency.quantile(0.95, now, &config).unwrap_or(fallback)
+    }
+
+    /// A call started: it adds its share to the hedge budget.
+    pub(crate) fn fund_hedges(&self) {
+        let Some(per_call) = self.config.policy.hedge_budget() else {
+            return;
+        };
+        let add = (per_call * MILLI).round() as u64;
+        let cap = (HEDGE_BUDGET_CAP * MILLI) as u64;
+        if add == 0 {
+            return;
+        }
+        let _ = self
+            .hedge_tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t < cap).then(|| (t + add).min(cap))
+            });
+    }
+
+    /// A call wants an extra leg that is not a failover: `true` if the
+    /// budget pays for it (or there is none); `false` is counted.
+    pub(crate) fn take_hedge_token(&self) -> bool {
+        if self.config.policy.hedge_budget().is_none() {
+            return true;
+        }
+        let one = MILLI as u64;
+        let paid = self
+            .hedge_tokens
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(one))
+            .is_ok();
+        if !paid {
+            self.hedges_skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        paid
+    }
+
+    /// A token taken for a leg that did not start goes back.
+    pub(crate) fn refund_hedge_token(&self) {
+        if self.config.policy.hedge_budget().is_some() {
+            let cap = (HEDGE_BUDGET_CAP * MILLI) as u64;
+            let _ = self
+                .hedge_tokens
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some((t + MILLI as u64).min(cap))
+                });
+        }
+    }
+
     /// A leg was started while another was in flight (a hedge).
     pub(crate) fn hedge_sent(&self) {
         self.hedges_sent.fetch_add(1, Ordering::Relaxed);
@@ -192,6 +261,9 @@ pub struct HedgeStats {
     pub sent: u64,
     /// Calls won by such a leg.
     pub won: u64,
+    /// Extra legs not started for want of hedge budget (a call refused
+    /// one starts no more).
+    pub skipped_for_budget: u64,
 }
 
 /// A read-only view of what the router remembers.
@@ -227,6 +299,10 @@ impl Router {
                 picker,
                 hedges_sent: AtomicU64::new(0),
                 hedges_won: AtomicU64::new(0),
+                hedges_skipped: AtomicU64::new(0),
+                // Full at the start, as gRPC's retry throttle: a new router
+                // may hedge its first calls.
+                hedge_tokens: AtomicU64::new((HEDGE_BUDGET_CAP * MILLI) as u64),
             }),
         }
     }
@@ -279,6 +355,7 @@ impl Router {
             hedges: HedgeStats {
                 sent: self.shared.hedges_sent.load(Ordering::Relaxed),
                 won: self.shared.hedges_won.load(Ordering::Relaxed),
+                skipped_for_budget: self.shared.hedges_skipped.load(Ordering::Relaxed),
             },
         }
     }

@@ -429,3 +429,110 @@ fn a_half_open_provider_gets_one_probe_at_a_time() {
         .collect();
     assert_eq!(sends, [0], "the probe is free again");
 }
+
+fn answer() -> Vec<u8> {
+    json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]})
+        .to_string()
+        .into_bytes()
+}
+
+/// One call where the first leg answers after `took` unless the hedge timer
+/// fires first; returns when (from `start`) the second leg was sent, if it was.
+fn hedge_time(r: &Router, start: Instant, took: Duration) -> Option<Duration> {
+    let mut call = r.start_call(request(), start);
+    let (sent, _) = actions(&mut call);
+    assert_eq!(sent.len(), 1, "one leg at the start");
+    let answer_at = start + took;
+    let mut hedged = None;
+    if let Some(t) = call.poll_timeout().filter(|&t| t < answer_at) {
+        call.handle_timeout(t);
+        let (more, _) = actions(&mut call);
+        if !more.is_empty() {
+            hedged = Some(t - start);
+        }
+    }
+    call.handle_head(sent[0], head(200), answer_at);
+    call.handle_body(sent[0], answer(), answer_at);
+    let (_, done) = actions(&mut call);
+    assert!(done.unwrap().is_ok());
+    hedged
+}
+
+/// The delay before a new call's second leg, read from a call that is then
+/// dropped (its leg cancelled: no sample).
+fn next_delay(r: &Router, now: Instant) -> Duration {
+    r.start_call(request(), now).poll_timeout().unwrap() - now
+}
+
+#[test]
+fn auto_hedge_delay_follows_the_p95_of_the_provider_waited_on() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": "auto",
+               "hedge_delay_fallback_ms": 700, "hedge_budget": 10}),
+    );
+    let fallback = Duration::from_millis(700);
+    let mut now = Instant::ZERO;
+    // Fewer than 20 samples: the fallback.
+    for _ in 0..19 {
+        assert_eq!(next_delay(&r, now), fallback);
+        assert_eq!(hedge_time(&r, now, Duration::from_millis(200)), None);
+        now = now + Duration::from_millis(200);
+    }
+    assert_eq!(next_delay(&r, now), fallback);
+    // The 20th sample: a's p95 rules (the 200 ms bin's middle).
+    assert_eq!(hedge_time(&r, now, Duration::from_millis(200)), None);
+    now = now + Duration::from_millis(200);
+    assert_eq!(next_delay(&r, now), Duration::from_micros(212_992));
+    assert_eq!(
+        hedge_time(&r, now, Duration::from_secs(1)),
+        Some(Duration::from_micros(212_992))
+    );
+    now = now + Duration::from_secs(1);
+    // a slows to 1 s (it still wins each call: b never answers here): once
+    // more than 5% of the window is slow, the delay follows it up.
+    for _ in 0..19 {
+        hedge_time(&r, now, Duration::from_secs(1));
+        now = now + Duration::from_secs(1);
+    }
+    assert_eq!(next_delay(&r, now), Duration::from_micros(983_040));
+    // A minute without calls empties the window: the fallback again.
+    now = now + Duration::from_secs(61);
+    assert_eq!(next_delay(&r, now), fallback);
+}
+
+#[test]
+fn hedge_budget_refills_by_its_share_of_each_call() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 50, "hedge_budget": 0.5}),
+    );
+    let slow = Duration::from_millis(100);
+    let mut now = Instant::ZERO;
+    let mut hedged = Vec::new();
+    for _ in 0..40 {
+        hedged.push(hedge_time(&r, now, slow).is_some());
+        now = now + slow;
+    }
+    // A full bucket (10 tokens, which the first call cannot overfill), then
+    // 0.5 a call: 19 calls hedge, then one call in two.
+    assert!(hedged[..19].iter().all(|&h| h), "{hedged:?}");
+    let later: Vec<bool> = (19..40).map(|i| i % 2 == 0).collect();
+    assert_eq!(hedged[19..], later[..], "{hedged:?}");
+    let stats = r.stats(now).hedges;
+    assert_eq!((stats.sent, stats.skipped_for_budget), (29, 11));
+}
+
+#[test]
+fn immediate_hedging_is_unlimited_by_default() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
+    for i in 0..50 {
+        let mut call = r.start_call(request(), ms(i));
+        let (sent, _) = actions(&mut call);
+        assert_eq!(sent.len(), 2);
+    }
+    assert_eq!(r.stats(ms(50)).hedges.skipped_for_budget, 0);
+}

@@ -3,7 +3,8 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    HostLimits, Instant, Output, Policy, RouteError, Routed, Router, RouterConfig, State,
+    HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed, Router, RouterConfig,
+    State,
 };
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError};
@@ -29,13 +30,25 @@ pub struct PyRouter {
 #[pymethods]
 impl PyRouter {
     #[new]
-    #[pyo3(signature = (providers, *, policy = None, hedge_k = None, hedge_delay_ms = None, health = None))]
+    #[pyo3(signature = (
+        providers,
+        *,
+        policy = None,
+        hedge_k = None,
+        hedge_delay_ms = None,
+        hedge_delay_fallback_ms = None,
+        hedge_budget = None,
+        health = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         providers: &Bound<'_, PyAny>,
         policy: Option<&Bound<'_, PyAny>>,
         hedge_k: Option<&Bound<'_, PyAny>>,
         hedge_delay_ms: Option<&Bound<'_, PyAny>>,
+        hedge_delay_fallback_ms: Option<&Bound<'_, PyAny>>,
+        hedge_budget: Option<&Bound<'_, PyAny>>,
         health: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -46,6 +59,8 @@ impl PyRouter {
             ("policy", policy),
             ("hedge_k", hedge_k),
             ("hedge_delay_ms", hedge_delay_ms),
+            ("hedge_delay_fallback_ms", hedge_delay_fallback_ms),
+            ("hedge_budget", hedge_budget),
             ("health", health),
         ];
         let mut config = Map::new();
@@ -183,7 +198,7 @@ impl PyRouter {
         let hedges = PyDict::new(py);
         hedges.set_item("sent", stats.hedges.sent)?;
         hedges.set_item("won", stats.hedges.won)?;
-        hedges.set_item("skipped_for_budget", 0)?;
+        hedges.set_item("skipped_for_budget", stats.hedges.skipped_for_budget)?;
         let out = PyDict::new(py);
         out.set_item("providers", providers)?;
         out.set_item("hedges", hedges)?;
@@ -200,10 +215,19 @@ impl PyRouter {
             .collect();
         let policy = match config.policy {
             Policy::Sequential | Policy::Weighted => format!("policy='{}'", config.policy.name()),
-            Policy::Hedged { k, delay } => format!(
-                "policy='hedged', hedge_k={k}, hedge_delay_ms={}",
-                delay.map_or(0, |d| d.as_millis())
-            ),
+            Policy::Hedged { k, delay, budget } => {
+                let delay = match delay {
+                    HedgeDelay::Immediate => "0".to_owned(),
+                    HedgeDelay::Fixed(d) => d.as_millis().to_string(),
+                    HedgeDelay::Auto { fallback } => {
+                        format!("'auto', hedge_delay_fallback_ms={}", fallback.as_millis())
+                    }
+                };
+                let budget = budget.map_or("None".to_owned(), |b| b.to_string());
+                format!(
+                    "policy='hedged', hedge_k={k}, hedge_delay_ms={delay}, hedge_budget={budget}"
+                )
+            }
         };
         format!("Router(providers=[{}], {policy})", providers.join(", "))
     }

@@ -229,7 +229,17 @@ fn run(script: Script) {
         if let Some(k) = k {
             config["hedge_k"] = json!((usize::from(k) % n) + 1);
         }
-        config["hedge_delay_ms"] = json!(delay_ms);
+        // A quarter of the delays are "auto" (the rest fixed or 0); a third
+        // of the configs set a hedge budget, 0 to 1 token a call.
+        if delay_ms % 4 == 3 {
+            config["hedge_delay_ms"] = json!("auto");
+            config["hedge_delay_fallback_ms"] = json!(u64::from(delay_ms / 4) + 1);
+        } else {
+            config["hedge_delay_ms"] = json!(delay_ms);
+        }
+        if delay_ms % 3 == 0 {
+            config["hedge_budget"] = json!(f64::from(delay_ms % 11) / 10.0);
+        }
     }
     let config = RouterConfig::from_json(&config, &|_| None, HostLimits::default())
         .expect("the generated config is valid");
