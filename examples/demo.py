@@ -4,9 +4,10 @@
 
 Starts mock providers on 127.0.0.1 (tests/mock_provider.py): one answers
 429 with Retry-After, one 503, one slow, one fast, one speaks Anthropic's
-Messages API, two stream. Then routes calls through each policy, and one
-streamed call that fails over before its commit point, and prints what
-happened.
+Messages API, three weighted 5:1:1, one that degrades until it is ejected,
+two stream. Then routes calls through each policy, and one streamed call
+that fails over before its commit point, and prints what happened and what
+the router's stats() say of the degraded provider.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ MOCKS = {
     # Usually quick, sometimes very slow: the tail that delayed hedging cuts.
     "tail": {"responses": [{"delay_ms": d, "json": openai_reply("hello from tail")} for d in (15, 15, 500, 15, 500)]},
     "badkey": {"responses": [{"status": 401, "json": error("Incorrect API key provided")}]},
+    # Weighted 5:1:1: quick providers, so only the order of first picks shows.
+    **{name: {"responses": [{"delay_ms": 5, "json": openai_reply(f"hello from {name}")}]}
+       for name in ("big", "small1", "small2")},
+    # Answers twice, then degrades: 503 from then on, until it is ejected.
+    "flaky": {"responses": [{"delay_ms": 5, "json": openai_reply("hello from flaky")}] * 2
+              + [{"status": 503, "json": error("overloaded")}] * 8},
     # Streams: one that answers 200 and then an error event before any text
     # (failed over before the commit point), one that streams a reply.
     "overloaded": {"responses": [{"events": [
@@ -104,6 +111,14 @@ def main() -> int:
         run("hedged k=2", Router([p("slow"), p("fast")], policy="hedged", hedge_k=2), 2)
         run("hedged k=2 delay=60ms", Router([p("tail"), p("fast")], policy="hedged", hedge_k=2, hedge_delay_ms=60), 5)
         run("sequential (hard 401)", Router([p("badkey"), p("fast")]), 1)
+        # Smooth weighted round-robin: first picks big big small1 big small2 big big.
+        run("weighted 5:1:1", Router([{**p("big"), "weight": 5}, {**p("small1"), "weight": 1},
+                                      {**p("small2"), "weight": 1}], policy="weighted"), 7)
+        # flaky degrades after two answers; after 5 soft failures in a row
+        # health tracking ejects it (30 s) and calls go straight to fast.
+        degrading = Router([p("flaky"), p("fast")])
+        run("sequential (degrades)", degrading, 8)
+        flaky = degrading.stats()["providers"]["flaky"]
         # A streamed call: the first provider's 200 + error event comes
         # before any text, so it fails over; the caller reads only streamer's.
         start = time.perf_counter()
@@ -124,6 +139,11 @@ def main() -> int:
     sent = {name: len(records) for name, records in log.items()}
     print(f"\nrequests each mock received: {sent}")
     print("fast never saw the request that got a 401 from badkey: a hard failure is not replayed.")
+    until = flaky["until_s"]
+    print(f"flaky in router.stats(): state={flaky['state']!r} for {until:.0f} s more, "
+          f"{flaky['soft_failures']} soft failures and {flaky['successes']} successes in the window "
+          f"(error rate {flaky['error_rate']:.2f}), ejections={flaky['ejections']}: calls skip it until then, "
+          "then one probe tests it (half-open).")
     print(f"streamed: {text!r} from {stream.provider}, committed after {first_chunk_ms:.0f} ms; "
           "overloaded's 200 + error event came before any text, so it failed over unseen.")
     return 0

@@ -128,12 +128,28 @@ struct StreamState {
     held: Vec<Value>,
     /// The protocol's end marker was seen.
     done: bool,
+    /// After the commit point, events are decoded as the host asks for
+    /// output, not as they arrive: a read that brings 200 events gives
+    /// the caller its first chunk after one decode, not 200. These are
+    /// parsed and not yet decoded, in order.
+    backlog: VecDeque<SseEvent>,
+    /// What ends the stream once the backlog is through, if known yet.
+    tail: Option<StreamTail>,
+    /// When the backlog's bytes arrived: the time its events happened.
+    arrived: Instant,
 }
 
-/// Why a streamed attempt failed, before or after its commit point.
-struct StreamFailure {
-    fault: Fault,
-    detail: String,
+/// How a committed stream's bytes ended, acted on after its backlog.
+#[derive(Debug)]
+enum StreamTail {
+    /// The body ended.
+    End,
+    /// The bytes broke the event-stream syntax or limits.
+    Unparsable(String),
+    /// The transport failed.
+    Fault(TransportFault),
+    /// The idle timeout passed while events were still waiting.
+    Idle,
 }
 
 /// How the caller asked to stream.
@@ -263,6 +279,9 @@ impl Call {
 
     /// The next thing the host must do, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() && self.committed.is_some() {
+            self.pump();
+        }
         self.actions.pop_front()
     }
 
@@ -328,6 +347,9 @@ impl Call {
                             ),
                             held: Vec::new(),
                             done: false,
+                            backlog: VecDeque::new(),
+                            tail: None,
+                            arrived: now,
                         }));
                     }
                     // A body the head says is over the cap is refused now,
@@ -444,8 +466,9 @@ impl Call {
                 self.fail_transport(id, fault, now)
             }
             Some(Phase::Committed) => {
-                let detail = fault.to_string();
-                self.interrupt(id, Fault::Transport(fault), detail, now);
+                // Events that arrived before the fault reach the caller first.
+                self.end_backlog(id, StreamTail::Fault(fault));
+                self.pump();
             }
             // The outcome was decided at the head; only the message is lost.
             Some(Phase::Draining) => self.attempts[id.0 as usize].phase = Phase::Ended,
@@ -465,14 +488,16 @@ impl Call {
                 continue;
             }
             let id = a.record.id;
+            if a.phase == Phase::Committed {
+                // Events that arrived in time reach the caller first; then
+                // the leg is cancelled and the call interrupted.
+                self.end_backlog(id, StreamTail::Idle);
+                self.pump();
+                continue;
+            }
             self.actions.push_back(Action::Cancel { attempt: id });
             match a.phase {
                 Phase::Draining => self.attempts[i].phase = Phase::Ended,
-                Phase::Committed => {
-                    let idle = self.provider_of(id).stream_idle_timeout;
-                    let detail = format!("no stream event within {} ms", idle.as_millis());
-                    self.interrupt(id, Fault::Timeout, detail, now);
-                }
                 _ => {
                     let timeout = self.provider_of(id).timeout;
                     let what = if a.phase == Phase::Streaming {
@@ -496,9 +521,11 @@ impl Call {
     // ---- streams --------------------------------------------------------
 
     /// Feed a streamed attempt's bytes (`end`: its body ended) through its
-    /// parser and decoder, and act on what comes out.
+    /// parser. Before the commit point every event is decoded at once (the
+    /// legs race, and order decides); after it, events wait in the backlog
+    /// until the host asks for output.
     fn stream_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
-        let kind = self.provider_of(id).kind;
+        let idle = self.provider_of(id).stream_idle_timeout;
         let a = &mut self.attempts[id.0 as usize];
         let Some(stream) = a.stream.as_mut() else {
             return;
@@ -509,21 +536,96 @@ impl Call {
         } else {
             stream.parser.feed(bytes, &mut events)
         };
-        let mut items = Vec::new();
-        let mut failure = parsed.err().map(|e| StreamFailure {
-            fault: Fault::Undecodable,
-            detail: e.to_string(),
-        });
-        for event in &events {
-            if let Err(reason) = stream.decoder.decode(event, &mut items) {
-                failure.get_or_insert(StreamFailure {
-                    fault: Fault::Undecodable,
-                    detail: format!("undecodable {} stream event: {reason}", kind.as_str()),
-                });
-                break;
+        let mut tail = match parsed {
+            Err(e) => Some(StreamTail::Unparsable(e.to_string())),
+            Ok(()) if end => Some(StreamTail::End),
+            Ok(()) => None,
+        };
+        let mut events = events.into_iter();
+        while self.phase(id) == Some(Phase::Streaming) {
+            match events.next() {
+                Some(event) => self.stream_event(id, event, now),
+                None => {
+                    if let Some(t) = tail.take() {
+                        self.stream_tail(id, t, now);
+                    }
+                    return;
+                }
             }
         }
-        // Items come before a failure found later in the same bytes.
+        if self.phase(id) != Some(Phase::Committed) {
+            return;
+        }
+        let a = &mut self.attempts[id.0 as usize];
+        let Some(stream) = a.stream.as_mut() else {
+            return;
+        };
+        let before = stream.backlog.len();
+        stream.backlog.extend(events);
+        if stream.backlog.len() > before {
+            // An event arrived: the stream is not idle, however long the
+            // caller takes to read it.
+            a.deadline = now + idle;
+        }
+        stream.arrived = now;
+        if let Some(t) = tail {
+            stream.tail.get_or_insert(t);
+        }
+    }
+
+    /// A committed stream's bytes ended with `tail`, after its backlog.
+    fn end_backlog(&mut self, id: AttemptId, tail: StreamTail) {
+        if let Some(s) = self.attempts[id.0 as usize].stream.as_mut() {
+            s.tail.get_or_insert(tail);
+        }
+    }
+
+    /// Decode the committed stream's backlog until there is an action for
+    /// the host, or nothing left; then act on its tail.
+    fn pump(&mut self) {
+        let Some(id) = self.committed else {
+            return;
+        };
+        while self.actions.is_empty() && !self.finished {
+            if self.phase(id) != Some(Phase::Committed) {
+                return;
+            }
+            let Some(s) = self.attempts[id.0 as usize].stream.as_mut() else {
+                return;
+            };
+            let now = s.arrived;
+            if let Some(event) = s.backlog.pop_front() {
+                self.stream_event(id, event, now);
+            } else if let Some(tail) = s.tail.take() {
+                self.stream_tail(id, tail, now);
+            } else {
+                return;
+            }
+        }
+        let now = self.attempts[id.0 as usize]
+            .stream
+            .as_ref()
+            .map_or(self.started, |s| s.arrived);
+        self.check_done(now);
+    }
+
+    /// Decode one event of `id`'s stream and act on what it gives.
+    fn stream_event(&mut self, id: AttemptId, event: SseEvent, now: Instant) {
+        let kind = self.provider_of(id).kind;
+        let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
+            return;
+        };
+        let mut items = Vec::new();
+        if let Err(reason) = stream.decoder.decode(&event, &mut items) {
+            let detail = format!("undecodable {} stream event: {reason}", kind.as_str());
+            // Items decoded before the failure come first.
+            self.stream_items(id, items, now);
+            return self.stream_failed(id, Fault::Undecodable, detail, now);
+        }
+        self.stream_items(id, items, now);
+    }
+
+    fn stream_items(&mut self, id: AttemptId, items: Vec<StreamItem>, now: Instant) {
         for item in items {
             if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
                 return;
@@ -538,22 +640,20 @@ impl Call {
                     if a.phase == Phase::Committed {
                         return self.finish_stream(id, now);
                     }
-                    failure = Some(StreamFailure {
-                        fault: Fault::Undecodable,
-                        detail: "the stream ended before any output".to_owned(),
-                    });
-                    break;
+                    let detail = "the stream ended before any output".to_owned();
+                    return self.stream_failed(id, Fault::Undecodable, detail, now);
                 }
                 StreamItem::Error(message) => {
                     let message = redact(&message, self.provider_of(id));
-                    failure = Some(StreamFailure {
-                        fault: Fault::StreamError,
-                        detail: format!("error event in the stream: {message}"),
-                    });
-                    break;
+                    let detail = format!("error event in the stream: {message}");
+                    return self.stream_failed(id, Fault::StreamError, detail, now);
                 }
             }
         }
+    }
+
+    /// `id`'s bytes ended with `tail` and every event before it was acted on.
+    fn stream_tail(&mut self, id: AttemptId, tail: StreamTail, now: Instant) {
         if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
             return;
         }
@@ -561,21 +661,39 @@ impl Call {
             .stream
             .as_ref()
             .is_some_and(|s| s.done);
-        if failure.is_none() && end && !done {
-            failure = Some(StreamFailure {
-                fault: Fault::Transport(TransportFault::Truncated),
-                detail: "the stream ended without its end marker".to_owned(),
-            });
-        }
-        if let Some(f) = failure {
-            self.actions.push_back(Action::Cancel { attempt: id });
-            if self.phase(id) == Some(Phase::Committed) {
-                self.interrupt(id, f.fault, f.detail, now);
-            } else {
-                self.attempts[id.0 as usize].record.detail = f.detail;
-                self.settle(id, AttemptOutcome::Soft, Some(f.fault), now);
-                self.fill(now, Trigger::Failure);
+        let (fault, detail) = match tail {
+            StreamTail::End if done => return,
+            StreamTail::End => (
+                Fault::Transport(TransportFault::Truncated),
+                "the stream ended without its end marker".to_owned(),
+            ),
+            StreamTail::Unparsable(detail) => (Fault::Undecodable, detail),
+            StreamTail::Fault(fault) => {
+                let detail = fault.to_string();
+                (Fault::Transport(fault), detail)
             }
+            StreamTail::Idle => {
+                let idle = self.provider_of(id).stream_idle_timeout;
+                let detail = format!("no stream event within {} ms", idle.as_millis());
+                (Fault::Timeout, detail)
+            }
+        };
+        self.stream_failed(id, fault, detail, now);
+    }
+
+    /// A streamed attempt failed: after its commit point the call is
+    /// interrupted; before it, the attempt fails softly and the call goes on.
+    fn stream_failed(&mut self, id: AttemptId, fault: Fault, detail: String, now: Instant) {
+        if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
+            return;
+        }
+        self.actions.push_back(Action::Cancel { attempt: id });
+        if self.phase(id) == Some(Phase::Committed) {
+            self.interrupt(id, fault, detail, now);
+        } else {
+            self.attempts[id.0 as usize].record.detail = detail;
+            self.settle(id, AttemptOutcome::Soft, Some(fault), now);
+            self.fill(now, Trigger::Failure);
         }
     }
 

@@ -95,25 +95,40 @@ impl SseParser {
             }
             self.at_start = false;
         }
-        for &b in bytes {
-            match b {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' | b'\r' => {
-                    self.after_cr = b == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line, out)?;
-                    // Reuse the buffer's allocation.
-                    self.line = line;
-                    self.line.clear();
-                }
-                _ => {
-                    self.after_cr = false;
-                    if self.line.len() >= self.limit {
-                        return self.fail();
-                    }
-                    self.line.push(b);
-                }
+        // A line at a time, not a byte at a time: a read of a whole stream
+        // is mostly scanning for line ends.
+        while let Some(&first) = bytes.first() {
+            if first == b'\n' && self.after_cr {
+                self.after_cr = false;
+                bytes = &bytes[1..];
+                continue;
             }
+            let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                if self.line.len() + bytes.len() > self.limit {
+                    return self.fail();
+                }
+                self.line.extend_from_slice(bytes);
+                self.after_cr = false;
+                break;
+            };
+            if self.line.len() + end > self.limit {
+                return self.fail();
+            }
+            self.after_cr = bytes[end] == b'\r';
+            let line = if self.line.is_empty() {
+                // The whole line is in this read: no copy.
+                self.line_done(&bytes[..end], out)?;
+                bytes = &bytes[end + 1..];
+                continue;
+            } else {
+                self.line.extend_from_slice(&bytes[..end]);
+                std::mem::take(&mut self.line)
+            };
+            self.line_done(&line, out)?;
+            // Reuse the buffer's allocation.
+            self.line = line;
+            self.line.clear();
+            bytes = &bytes[end + 1..];
         }
         Ok(())
     }

@@ -536,3 +536,32 @@ fn immediate_hedging_is_unlimited_by_default() {
     }
     assert_eq!(r.stats(ms(50)).hedges.skipped_for_budget, 0);
 }
+
+#[test]
+fn a_committed_streams_events_are_handed_out_one_at_a_time_in_order() {
+    let r = router(json!([openai("a"), openai("b")]), json!({}));
+    let texts: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"t{i}"}}}}]}}"#))
+        .collect();
+    // One read brings the whole stream; then the connection resets.
+    let mut read = data(ROLE);
+    for t in &texts {
+        read.extend(data(t));
+    }
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], read, ms(2));
+    call.handle_fault(sent[0], f3dx_router_core::TransportFault::ConnectionReset, ms(3));
+    // The first output comes with what the commit point needed decoded.
+    let acts = all_actions(&mut call);
+    assert_eq!(acts[0], "commit a");
+    assert_eq!(acts[1], r#"chunk {"role":"assistant","content":""}"#);
+    for (i, a) in acts[2..52].iter().enumerate() {
+        assert_eq!(a, &format!(r#"chunk {{"content":"t{i}"}}"#));
+    }
+    // Every event that arrived before the reset, then the error; no switch.
+    assert_eq!(acts[52], "cancel 0");
+    assert!(acts[53].starts_with("err stream_interrupted"), "{acts:?}");
+    assert_eq!(acts.len(), 54);
+}
