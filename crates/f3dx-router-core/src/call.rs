@@ -128,10 +128,14 @@ struct StreamState {
     held: Vec<Value>,
     /// The protocol's end marker was seen.
     done: bool,
-    /// After the commit point, events are decoded as the host asks for
-    /// output, not as they arrive: a read that brings 200 events gives
-    /// the caller its first chunk after one decode, not 200. These are
-    /// parsed and not yet decoded, in order.
+    /// After the commit point, events are parsed and decoded as the host
+    /// asks for output, not as they arrive: a read that brings 200 events
+    /// gives the caller its first chunk after one decode, not 200. The
+    /// rest of the read that committed, not yet parsed (from `raw_at`)...
+    raw: Vec<u8>,
+    raw_at: usize,
+    /// ...and events of later reads, parsed (to know the stream is not
+    /// idle) but not yet decoded, in order after `raw`.
     backlog: VecDeque<SseEvent>,
     /// What ends the stream once the backlog is through, if known yet.
     tail: Option<StreamTail>,
@@ -347,6 +351,8 @@ impl Call {
                             ),
                             held: Vec::new(),
                             done: false,
+                            raw: Vec::new(),
+                            raw_at: 0,
                             backlog: VecDeque::new(),
                             tail: None,
                             arrived: now,
@@ -521,55 +527,87 @@ impl Call {
     // ---- streams --------------------------------------------------------
 
     /// Feed a streamed attempt's bytes (`end`: its body ended) through its
-    /// parser. Before the commit point every event is decoded at once (the
-    /// legs race, and order decides); after it, events wait in the backlog
-    /// until the host asks for output.
+    /// parser. Before the commit point events are decoded as they complete
+    /// (the legs race, and order decides); from the commit point on, they
+    /// wait until the host asks for output (see [`Call::pump`]).
     fn stream_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
-        let idle = self.provider_of(id).stream_idle_timeout;
-        let a = &mut self.attempts[id.0 as usize];
-        let Some(stream) = a.stream.as_mut() else {
-            return;
-        };
-        let mut events: Vec<SseEvent> = Vec::new();
-        let parsed = if end {
-            stream.parser.finish(&mut events)
-        } else {
-            stream.parser.feed(bytes, &mut events)
-        };
-        let mut tail = match parsed {
-            Err(e) => Some(StreamTail::Unparsable(e.to_string())),
-            Ok(()) if end => Some(StreamTail::End),
-            Ok(()) => None,
-        };
-        let mut events = events.into_iter();
-        while self.phase(id) == Some(Phase::Streaming) {
-            match events.next() {
-                Some(event) => self.stream_event(id, event, now),
-                None => {
-                    if let Some(t) = tail.take() {
-                        self.stream_tail(id, t, now);
-                    }
-                    return;
-                }
+        if self.phase(id) == Some(Phase::Committed) {
+            return self.queue_bytes(id, bytes, end, now);
+        }
+        let mut rest = bytes;
+        while self.phase(id) == Some(Phase::Streaming) && !rest.is_empty() {
+            let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
+                return;
+            };
+            let mut events = Vec::new();
+            match stream.parser.feed_until_event(rest, &mut events) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) => return self.stream_failed(id, Fault::Undecodable, e.to_string(), now),
+            }
+            for event in events {
+                self.stream_event(id, event, now);
             }
         }
-        if self.phase(id) != Some(Phase::Committed) {
-            return;
+        match self.phase(id) {
+            Some(Phase::Streaming) if end => {
+                let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
+                    return;
+                };
+                let mut events = Vec::new();
+                let tail = match stream.parser.finish(&mut events) {
+                    Ok(()) => StreamTail::End,
+                    Err(e) => StreamTail::Unparsable(e.to_string()),
+                };
+                for event in events {
+                    self.stream_event(id, event, now);
+                }
+                self.stream_tail(id, tail, now);
+            }
+            Some(Phase::Committed) => {
+                // It committed in this read: the rest waits, unparsed.
+                let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
+                    return;
+                };
+                stream.raw.extend_from_slice(rest);
+                stream.arrived = now;
+                if end {
+                    stream.tail.get_or_insert(StreamTail::End);
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// A later read of a committed stream: parsed now, so that an event in
+    /// it counts against the idle timeout; decoded when the host asks.
+    fn queue_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
+        let idle = self.provider_of(id).stream_idle_timeout;
         let a = &mut self.attempts[id.0 as usize];
-        let Some(stream) = a.stream.as_mut() else {
+        let Some(s) = a.stream.as_mut() else {
             return;
         };
-        let before = stream.backlog.len();
-        stream.backlog.extend(events);
-        if stream.backlog.len() > before {
+        let before = s.backlog.len();
+        let mut events = Vec::new();
+        // What is left of the read that committed comes first.
+        let raw = std::mem::take(&mut s.raw);
+        let mut parsed = s.parser.feed(&raw[s.raw_at.min(raw.len())..], &mut events);
+        s.raw_at = 0;
+        if parsed.is_ok() {
+            parsed = s.parser.feed(bytes, &mut events);
+        }
+        s.backlog.extend(events);
+        if s.backlog.len() > before {
             // An event arrived: the stream is not idle, however long the
             // caller takes to read it.
             a.deadline = now + idle;
         }
-        stream.arrived = now;
-        if let Some(t) = tail {
-            stream.tail.get_or_insert(t);
+        s.arrived = now;
+        match parsed {
+            Err(e) => s.tail = Some(StreamTail::Unparsable(e.to_string())),
+            Ok(()) if end => {
+                s.tail.get_or_insert(StreamTail::End);
+            }
+            Ok(()) => {}
         }
     }
 
@@ -594,7 +632,24 @@ impl Call {
                 return;
             };
             let now = s.arrived;
-            if let Some(event) = s.backlog.pop_front() {
+            if s.raw_at < s.raw.len() {
+                let mut events = Vec::new();
+                match s.parser.feed_until_event(&s.raw[s.raw_at..], &mut events) {
+                    Ok(n) => s.raw_at += n,
+                    // Before anything that came after these bytes.
+                    Err(e) => {
+                        s.raw_at = s.raw.len();
+                        s.tail = Some(StreamTail::Unparsable(e.to_string()));
+                    }
+                }
+                if s.raw_at == s.raw.len() {
+                    s.raw = Vec::new();
+                    s.raw_at = 0;
+                }
+                for event in events {
+                    self.stream_event(id, event, now);
+                }
+            } else if let Some(event) = s.backlog.pop_front() {
                 self.stream_event(id, event, now);
             } else if let Some(tail) = s.tail.take() {
                 self.stream_tail(id, tail, now);

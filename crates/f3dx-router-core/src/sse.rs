@@ -73,10 +73,33 @@ impl SseParser {
 
     /// Parse `bytes`, appending every event they complete to `out`. After an
     /// error the parser is spent: later calls return the same error.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseTooLarge> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseTooLarge> {
+        self.parse(bytes, out, false).map(|_| ())
+    }
+
+    /// Parse `bytes` up to the end of the first event they complete (or all
+    /// of them); return how many were consumed. The rest can be fed later:
+    /// the events are the same as [`SseParser::feed`]'s.
+    pub fn feed_until_event(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<SseEvent>,
+    ) -> Result<usize, SseTooLarge> {
+        self.parse(bytes, out, true)
+    }
+
+    fn parse(
+        &mut self,
+        all: &[u8],
+        out: &mut Vec<SseEvent>,
+        one: bool,
+    ) -> Result<usize, SseTooLarge> {
         if self.failed {
             return Err(SseTooLarge { limit: self.limit });
         }
+        let mut bytes = all;
+        let before = out.len();
+        let consumed = |rest: &[u8]| all.len() - rest.len();
         if self.at_start && !bytes.is_empty() {
             // The BOM may itself arrive split; hold back a partial one.
             const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -87,7 +110,7 @@ impl SseParser {
                 self.line.extend_from_slice(&bytes[..take]);
                 bytes = &bytes[take..];
                 if self.line.len() < BOM.len() {
-                    return Ok(());
+                    return Ok(all.len());
                 }
                 self.line.clear();
             } else {
@@ -115,22 +138,23 @@ impl SseParser {
                 return self.fail();
             }
             self.after_cr = bytes[end] == b'\r';
-            let line = if self.line.is_empty() {
+            if self.line.is_empty() {
                 // The whole line is in this read: no copy.
                 self.line_done(&bytes[..end], out)?;
-                bytes = &bytes[end + 1..];
-                continue;
             } else {
                 self.line.extend_from_slice(&bytes[..end]);
-                std::mem::take(&mut self.line)
-            };
-            self.line_done(&line, out)?;
-            // Reuse the buffer's allocation.
-            self.line = line;
-            self.line.clear();
+                let line = std::mem::take(&mut self.line);
+                self.line_done(&line, out)?;
+                // Reuse the buffer's allocation.
+                self.line = line;
+                self.line.clear();
+            }
             bytes = &bytes[end + 1..];
+            if one && out.len() > before {
+                return Ok(consumed(bytes));
+            }
         }
-        Ok(())
+        Ok(all.len())
     }
 
     /// The stream ended. An unterminated last line is processed as a line;
@@ -150,7 +174,7 @@ impl SseParser {
         Ok(())
     }
 
-    fn fail(&mut self) -> Result<(), SseTooLarge> {
+    fn fail<T>(&mut self) -> Result<T, SseTooLarge> {
         self.failed = true;
         Err(SseTooLarge { limit: self.limit })
     }
@@ -269,6 +293,28 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = text.chunks(1).collect();
         assert_eq!(parse_in(&bytes), whole);
+    }
+
+    #[test]
+    fn one_event_at_a_time_gives_the_same_events() {
+        let text: &[u8] =
+            "\u{feff}event: e\r\ndata: héllo\r\n\r\n: c\rdata: x\r\rdata: [DONE]\n\n".as_bytes();
+        let whole = parse_in(&[text]);
+        for split in 0..=text.len() {
+            let mut p = SseParser::new(1 << 20);
+            let mut out = Vec::new();
+            for piece in [&text[..split], &text[split..]] {
+                let mut rest = piece;
+                while !rest.is_empty() {
+                    let before = out.len();
+                    let n = p.feed_until_event(rest, &mut out).unwrap();
+                    assert!(out.len() <= before + 1, "at most one event a call");
+                    assert!(n > 0 || rest.is_empty());
+                    rest = &rest[n..];
+                }
+            }
+            assert_eq!(out, whole, "{split}");
+        }
     }
 
     #[test]

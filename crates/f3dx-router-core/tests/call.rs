@@ -543,16 +543,23 @@ fn a_committed_streams_events_are_handed_out_one_at_a_time_in_order() {
     let texts: Vec<String> = (0..50)
         .map(|i| format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"t{i}"}}}}]}}"#))
         .collect();
-    // One read brings the whole stream; then the connection resets.
+    // Two reads bring the whole stream (the second, cut mid-event, before
+    // the host asked for any output); then the connection resets.
     let mut read = data(ROLE);
     for t in &texts {
         read.extend(data(t));
     }
+    let second = read.split_off(read.len() - 700);
     let mut call = r.start_call(streamed(), Instant::ZERO);
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(1));
     call.handle_chunk(sent[0], read, ms(2));
-    call.handle_fault(sent[0], f3dx_router_core::TransportFault::ConnectionReset, ms(3));
+    call.handle_chunk(sent[0], second, ms(2));
+    call.handle_fault(
+        sent[0],
+        f3dx_router_core::TransportFault::ConnectionReset,
+        ms(3),
+    );
     // The first output comes with what the commit point needed decoded.
     let acts = all_actions(&mut call);
     assert_eq!(acts[0], "commit a");

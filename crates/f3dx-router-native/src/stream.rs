@@ -2,6 +2,7 @@
 //! pull runs the lane's runtime until the call has its next output.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use f3dx_router_core::{Driver, Output};
@@ -52,6 +53,30 @@ impl NativeStream {
             Ok(output) => output,
             Err(never) => match never {},
         }
+    }
+
+    /// The next output if it is at hand without waiting (a chunk of a read
+    /// already made): `None` when the caller must wait for it with
+    /// [`NativeStream::next_blocking`]. Cheap enough to try before letting
+    /// go of a lock (Python's GIL) to wait.
+    pub fn try_next(&mut self) -> Option<Option<Output>> {
+        if self.settle {
+            return None;
+        }
+        let driver = self.driver.as_mut()?;
+        let polled = {
+            // Timers and I/O the driver touches belong to the lane's runtime.
+            let _context = self.runtime.enter();
+            driver.poll_next(&mut Context::from_waker(Waker::noop()))
+        };
+        let Poll::Ready(output) = polled else {
+            return None;
+        };
+        // Outside the runtime's context, so that closing runs the lane.
+        if matches!(output, Some(Output::Complete(_)) | None) {
+            self.close();
+        }
+        Some(output)
     }
 
     /// Like [`NativeStream::next_blocking`], calling `interrupt` every

@@ -16,6 +16,10 @@ use crate::trace::PyAttempt;
 /// Wait for the stream's next output without the GIL, answering Ctrl-C on
 /// the main thread (which closes the stream).
 pub fn next_output(py: Python<'_>, stream: &mut NativeStream) -> PyResult<Option<Output>> {
+    // A chunk of a read already made needs no wait: no GIL hand-off.
+    if let Some(output) = stream.try_next() {
+        return Ok(output);
+    }
     if signals::handled_here() {
         py.detach(|| {
             stream.next_blocking_interruptible(signals::CHECK_EVERY, || {
