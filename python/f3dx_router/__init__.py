@@ -18,7 +18,7 @@ from ._errors import (
     RouterError,
     StreamInterrupted,
 )
-from ._stats import HedgeStats, LatencyMs, ProviderStats, RouterStats
+from ._stats import HedgeStats, LatencyMs, ProviderStats, QualityKeyStats, RouterStats
 from ._native import Attempt, ChatStream, RouteResult, Router, SseIterator, __version__
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RouterStats",
     "ProviderStats",
     "HedgeStats",
+    "QualityKeyStats",
     "LatencyMs",
     "RouterError",
     "ConfigError",

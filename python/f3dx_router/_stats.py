@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-__all__ = ["LatencyMs", "ProviderStats", "HedgeStats", "RouterStats"]
+__all__ = ["LatencyMs", "QualityKeyStats", "ProviderStats", "HedgeStats", "RouterStats"]
 
 
 class LatencyMs(TypedDict):
@@ -13,6 +13,22 @@ class LatencyMs(TypedDict):
     p50: float | None
     p95: float | None
     p99: float | None
+
+
+class QualityKeyStats(TypedDict):
+    """One (tenant, model) of a provider in quality-aware routing."""
+
+    tenant: str
+    model: str
+    #: Results in the window (checked answers and reported ones).
+    samples: int
+    #: Passes / samples (None without samples).
+    pass_rate: float | None
+    #: "ok", "excluded" (skipped for this tenant and model), or "probing"
+    #: (the exclusion ended: the next matching call may probe).
+    state: Literal["ok", "excluded", "probing"]
+    #: Seconds left in the exclusion (None unless excluded).
+    until_s: float | None
 
 
 class ProviderStats(TypedDict):
@@ -35,6 +51,8 @@ class ProviderStats(TypedDict):
     #: Requests and tokens left in the rate budgets (None without a budget).
     rpm_left: float | None
     tpm_left: float | None
+    #: Its quality keys with the most results (at most 20).
+    quality: list[QualityKeyStats]
 
 
 class HedgeStats(TypedDict):

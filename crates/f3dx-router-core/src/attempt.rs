@@ -49,6 +49,9 @@ pub enum Fault {
     Undecodable,
     /// An error event inside a stream.
     StreamError,
+    /// A 2xx answer that does not match the request's `response_format`
+    /// (with quality `on_failure: "failover"`).
+    SchemaInvalid,
 }
 
 impl Fault {
@@ -58,6 +61,7 @@ impl Fault {
             Fault::Timeout => "timeout",
             Fault::Undecodable => "undecodable",
             Fault::StreamError => "stream_error",
+            Fault::SchemaInvalid => "schema_invalid",
             Fault::Transport(t) => match t {
                 TransportFault::ConnectionRefused => "connection_refused",
                 TransportFault::ConnectionReset => "connection_reset",

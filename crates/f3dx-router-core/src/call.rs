@@ -33,13 +33,14 @@ use crate::attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 use crate::budget;
 use crate::codec;
 use crate::codec::stream::{StreamDecoder, StreamItem};
-use crate::config::{HedgeDelay, ProviderConfig};
+use crate::config::{HedgeDelay, OnFailure, ProviderConfig};
 use crate::error::{RouteError, Routed};
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::health::Verdict;
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
 use crate::ratelimit;
 use crate::router::Shared;
+use crate::schema::{self, Expect};
 use crate::secret;
 use crate::sse::{SseEvent, SseParser};
 use crate::time::Instant;
@@ -117,6 +118,9 @@ struct AttemptState {
     tokens: u64,
     /// A stream's time to its commit point: its latency sample.
     time_to_commit: Option<Duration>,
+    /// It holds its provider's quality probe for the call's tenant and
+    /// model: it records a result, or gives the probe back.
+    quality_probe: bool,
 }
 
 /// What a streamed attempt needs between its chunks.
@@ -169,6 +173,24 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// Most of an error body kept for its message: past this it is cut.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Per-call options beside the request body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Who the call is for, in quality-aware routing: pass rates are kept
+    /// per (provider, tenant, model). Empty: the empty tenant.
+    pub tenant: String,
+}
+
+/// What a call checks its answer against, and for whom.
+#[derive(Debug)]
+struct QualityCheck {
+    expect: Expect,
+    tenant: String,
+    model: String,
+    /// A streamed answer's text so far.
+    text: String,
+}
+
 /// A routed call in progress. Built by [`crate::Router::start_call`].
 #[derive(Debug)]
 pub struct Call {
@@ -198,6 +220,12 @@ pub struct Call {
     invalid: Option<String>,
     actions: VecDeque<Action>,
     finished: bool,
+    /// Set when the request has a checkable `response_format` and quality
+    /// tracking is on.
+    quality: Option<Box<QualityCheck>>,
+    /// The call's tenant and model, when quality tracking may exclude
+    /// providers for them.
+    quality_key: Option<(String, String)>,
 }
 
 /// Why `fill` runs: only a start, a failure or a hedge timer may add a leg in
@@ -211,7 +239,35 @@ enum Trigger {
 
 impl Call {
     pub(crate) fn new(shared: Arc<Shared>, body: Value, now: Instant) -> Call {
+        Call::with_options(shared, body, CallOptions::default(), now)
+    }
+
+    pub(crate) fn with_options(
+        shared: Arc<Shared>,
+        body: Value,
+        options: CallOptions,
+        now: Instant,
+    ) -> Call {
         let checked = validate(body);
+        // What the answer must be, and whose pass rates the call reads.
+        let mut quality = None;
+        let mut quality_key = None;
+        let checked = checked.and_then(|(body, stream)| {
+            if shared.config.quality.is_some() {
+                let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+                let key = (options.tenant, model.to_owned());
+                if let Some(expect) = shared.schemas.expect(&body)? {
+                    quality = Some(Box::new(QualityCheck {
+                        expect,
+                        tenant: key.0.clone(),
+                        model: key.1.clone(),
+                        text: String::new(),
+                    }));
+                }
+                quality_key = Some(key);
+            }
+            Ok((body, stream))
+        });
         // The `tpm` estimate, only where a provider has a tokens budget.
         let tokens = match &checked {
             Ok((body, _)) if shared.config.providers.iter().any(|p| p.tpm.is_some()) => {
@@ -219,10 +275,13 @@ impl Call {
             }
             _ => 0,
         };
-        let (candidates, last_resort) = match &checked {
+        let (mut candidates, last_resort) = match &checked {
             Ok(_) => shared.candidates(now, tokens),
             Err(_) => (Vec::new(), false),
         };
+        if let Some((tenant, model)) = &quality_key {
+            shared.quality_filter(&mut candidates, tenant, model, now);
+        }
         let mut call = Call {
             shared,
             started: now,
@@ -241,6 +300,8 @@ impl Call {
             invalid: None,
             actions: VecDeque::new(),
             finished: false,
+            quality,
+            quality_key,
         };
         call.tokens = tokens;
         call.last_resort = last_resort;
@@ -759,7 +820,7 @@ impl Call {
         match a.phase {
             Phase::Committed => {
                 a.deadline = now + idle;
-                self.actions.push_back(Action::Chunk(chunk));
+                self.emit(chunk);
             }
             Phase::Streaming if !output => {
                 if let Some(s) = a.stream.as_mut() {
@@ -800,7 +861,17 @@ impl Call {
             attempts: self.records(),
         });
         for c in held {
-            self.actions.push_back(Action::Chunk(c));
+            self.emit(c);
+        }
+        self.emit(chunk);
+    }
+
+    /// Hand a committed stream's chunk to the caller (and keep its text
+    /// when the answer is checked at the end).
+    fn emit(&mut self, chunk: Value) {
+        if let Some(q) = self.quality.as_mut() {
+            let text = &chunk["choices"][0]["delta"]["content"];
+            q.text.push_str(text.as_str().unwrap_or_default());
         }
         self.actions.push_back(Action::Chunk(chunk));
     }
@@ -818,6 +889,15 @@ impl Call {
             .unwrap_or(now - (self.started + a.record.started));
         self.shared
             .record(provider, Verdict::Success, probe, Some(took), now);
+        // A stream is checked whole, at its end; it cannot fail over now.
+        let schema_valid = self.quality.as_ref().map(|q| q.expect.check(&q.text));
+        match schema_valid {
+            Some(passed) => self.record_quality(id, passed, now),
+            None if std::mem::take(&mut self.attempts[id.0 as usize].quality_probe) => {
+                self.release_quality(provider)
+            }
+            None => {}
+        }
         self.actions.push_back(Action::Cancel { attempt: id });
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
@@ -826,6 +906,7 @@ impl Call {
             response: Value::Null,
             attempts: self.records(),
             latency: now - self.started,
+            schema_valid,
         };
         self.complete(Ok(routed));
     }
@@ -899,16 +980,24 @@ impl Call {
         a.record.fault = fault;
         a.record.ended = Some(now - started);
         a.phase = Phase::Ended;
+        // An answer in the wrong format came from a provider that answered:
+        // a success for its health, whatever it was for the call.
+        let answered =
+            outcome == AttemptOutcome::Success || a.record.fault == Some(Fault::SchemaInvalid);
         let verdict = match outcome {
-            AttemptOutcome::Success => Verdict::Success,
+            _ if answered => Verdict::Success,
             AttemptOutcome::Soft => Verdict::Failure,
             _ => Verdict::Neutral,
         };
         let (provider, probe) = (a.record.provider_index, a.probe);
-        let took = (outcome == AttemptOutcome::Success).then(|| now - (started + a.record.started));
+        let took = answered.then(|| now - (started + a.record.started));
         if outcome != AttemptOutcome::Success {
             // Not used: the reservation goes back.
             self.shared.settle_tokens(provider, a.tokens, None, now);
+        }
+        if std::mem::take(&mut a.quality_probe) {
+            // Ended without a checked result: another call may probe.
+            self.release_quality(provider);
         }
         self.shared.record(provider, verdict, probe, took, now);
     }
@@ -974,18 +1063,29 @@ impl Call {
     /// Send to the next candidate. `false` when none is left.
     fn dispatch_next(&mut self, now: Instant) -> bool {
         // A half-open candidate whose probe another call holds is skipped.
-        let (provider_index, probe) = loop {
+        let (provider_index, probe, quality_probe) = loop {
             let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
                 return false;
             };
             // When every provider was out, the candidates are a last
             // resort: their budgets are overdrawn rather than refused.
+            // Another call may hold this provider's quality probe for our
+            // tenant and model: skip it then, as a held health probe.
+            let Some(quality_probe) = self.claim_quality(provider_index, now) else {
+                self.next_candidate += 1;
+                continue;
+            };
             match self
                 .shared
                 .claim(provider_index, now, self.tokens, self.last_resort)
             {
-                Some(probe) => break (provider_index, probe),
-                None => self.next_candidate += 1,
+                Some(probe) => break (provider_index, probe, quality_probe),
+                None => {
+                    if quality_probe {
+                        self.release_quality(provider_index);
+                    }
+                    self.next_candidate += 1;
+                }
             }
         };
         let Some(request) = self
@@ -996,6 +1096,9 @@ impl Call {
             if probe {
                 self.shared
                     .record(provider_index, Verdict::Neutral, true, None, now);
+            }
+            if quality_probe {
+                self.release_quality(provider_index);
             }
             return false;
         };
@@ -1031,6 +1134,7 @@ impl Call {
                 0
             },
             time_to_commit: None,
+            quality_probe,
         });
         self.last_dispatch = now;
         self.actions.push_back(Action::Send {
@@ -1041,7 +1145,46 @@ impl Call {
         true
     }
 
+    /// `Some(holds the quality probe)` if this call may send to `provider`.
+    fn claim_quality(&self, provider: usize, now: Instant) -> Option<bool> {
+        match &self.quality_key {
+            Some((tenant, model)) => self.shared.quality_claim(provider, tenant, model, now),
+            None => Some(false),
+        }
+    }
+
+    fn release_quality(&self, provider: usize) {
+        if let Some((tenant, model)) = &self.quality_key {
+            self.shared.quality_release(provider, tenant, model);
+        }
+    }
+
+    /// `id`'s answer was checked: record it (which resolves a probe).
+    fn record_quality(&mut self, id: AttemptId, passed: bool, now: Instant) {
+        let a = &mut self.attempts[id.0 as usize];
+        a.quality_probe = false;
+        let provider = a.record.provider_index;
+        if let Some(q) = &self.quality {
+            self.shared
+                .quality_record(provider, &q.tenant, &q.model, passed, now);
+        }
+    }
+
     fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
+        let mut schema_valid = None;
+        if let Some(q) = &self.quality {
+            let passed = schema::content(&response).is_some_and(|c| q.expect.check(c));
+            self.record_quality(id, passed, now);
+            schema_valid = Some(passed);
+            let failover = self
+                .shared
+                .config
+                .quality
+                .is_some_and(|c| c.on_failure == OnFailure::Failover);
+            if !passed && failover {
+                return self.schema_failover(id, &response, now);
+            }
+        }
         self.settle(id, AttemptOutcome::Success, None, now);
         let a = &self.attempts[id.0 as usize];
         if a.tokens > 0 {
@@ -1061,8 +1204,23 @@ impl Call {
             response,
             attempts: self.records(),
             latency: now - self.started,
+            schema_valid,
         };
         self.complete(Ok(routed));
+    }
+
+    /// `id` answered, but not in the requested format, and the config
+    /// says such an answer fails over: a soft failure for the call, not for
+    /// the provider's health (it answered).
+    fn schema_failover(&mut self, id: AttemptId, response: &Value, now: Instant) {
+        let a = &mut self.attempts[id.0 as usize];
+        let (provider, reserved) = (a.record.provider_index, std::mem::take(&mut a.tokens));
+        a.record.detail = "the answer does not match the request's response_format".to_owned();
+        self.shared
+            .settle_tokens(provider, reserved, budget::used_tokens(response), now);
+        self.settle(id, AttemptOutcome::Soft, Some(Fault::SchemaInvalid), now);
+        self.fill(now, Trigger::Failure);
+        self.check_done(now);
     }
 
     /// Cancel every attempt still open but the committed one.
@@ -1084,6 +1242,12 @@ impl Call {
                     // Says nothing about health: the probe is free again.
                     self.shared
                         .record(a.record.provider_index, Verdict::Neutral, true, None, now);
+                }
+            }
+            if std::mem::take(&mut a.quality_probe) {
+                if let Some((tenant, model)) = &self.quality_key {
+                    self.shared
+                        .quality_release(a.record.provider_index, tenant, model);
                 }
             }
             a.phase = Phase::Ended;
@@ -1148,6 +1312,9 @@ impl Drop for Call {
                 let at = self.started + a.record.started;
                 self.shared
                     .record(a.record.provider_index, Verdict::Neutral, true, None, at);
+            }
+            if a.quality_probe {
+                self.release_quality(a.record.provider_index);
             }
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub use crate::health::HealthConfig;
+pub use crate::quality::{OnFailure, QualityConfig};
 use crate::secret::Secret;
 
 /// Default per-attempt timeout.
@@ -220,6 +221,9 @@ pub struct RouterConfig {
     /// Health tracking (windows, ejection, half-open probes); `None` when
     /// the config says `"health": false`.
     pub health: Option<HealthConfig>,
+    /// Quality-aware routing (schema pass rates per provider, tenant and
+    /// model); `None` when the config says `"quality": false`.
+    pub quality: Option<QualityConfig>,
 }
 
 /// A configuration the router cannot use, with what to fix.
@@ -286,6 +290,7 @@ impl RouterConfig {
                 "hedge_delay_fallback_ms",
                 "hedge_budget",
                 "health",
+                "quality",
             ],
         )?;
         let list = match obj.get("providers") {
@@ -315,10 +320,12 @@ impl RouterConfig {
         }
         let policy = parse_policy(obj, providers.len(), limits)?;
         let health = parse_health(obj.get("health"))?;
+        let quality = parse_quality(obj.get("quality"))?;
         Ok(RouterConfig {
             providers,
             policy,
             health,
+            quality,
         })
     }
 }
@@ -437,6 +444,83 @@ fn parse_hedge_budget(
             )),
         },
     }
+}
+
+/// `quality`: absent or `true` for the defaults, `false` for none, or an
+/// object overriding some of them.
+fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigError> {
+    let obj = match value {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => {
+            return Ok(Some(QualityConfig::default()))
+        }
+        Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => {
+            return Err(err(
+                "quality",
+                "must be an object of settings, true (the defaults) or false (off)",
+            ))
+        }
+    };
+    const KEYS: &[&str] = &[
+        "window",
+        "min_samples",
+        "min_pass_rate",
+        "probe_after_s",
+        "on_failure",
+        "max_keys",
+    ];
+    reject_unknown(obj, "quality", KEYS)?;
+    let d = QualityConfig::default();
+    let int = |key: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+        let field = format!("quality.{key}");
+        match opt_uint(obj, key, &field)? {
+            None => Ok(None),
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            Some(_) => Err(err(field, format!("must be between {min} and {max}"))),
+        }
+    };
+    let window = int("window", 1, 10_000)?.map_or(d.window, |n| n as u32);
+    let min_samples = int("min_samples", 1, 10_000)?.map_or(d.min_samples, |n| n as u32);
+    if min_samples > window {
+        return Err(err(
+            "quality.min_samples",
+            format!("must be at most window ({window})"),
+        ));
+    }
+    let probe_after = int("probe_after_s", 1, 86_400)?.map_or(d.probe_after, Duration::from_secs);
+    let max_keys = int("max_keys", 1, 10_000_000)?.map_or(d.max_keys, |n| n as usize);
+    let min_pass_rate = match obj.get("min_pass_rate") {
+        None | Some(Value::Null) => d.min_pass_rate,
+        Some(v) => match v.as_f64() {
+            Some(r) if r > 0.0 && r <= 1.0 => r,
+            _ => {
+                return Err(err(
+                    "quality.min_pass_rate",
+                    "must be a number above 0 and at most 1",
+                ))
+            }
+        },
+    };
+    let on_failure = match obj.get("on_failure") {
+        None | Some(Value::Null) => d.on_failure,
+        Some(Value::String(s)) if s == "return" => OnFailure::Return,
+        Some(Value::String(s)) if s == "failover" => OnFailure::Failover,
+        Some(_) => {
+            return Err(err(
+                "quality.on_failure",
+                "must be \"return\" (the caller gets a failing answer) or \"failover\" (the next provider is tried)",
+            ))
+        }
+    };
+    Ok(Some(QualityConfig {
+        window,
+        min_samples,
+        min_pass_rate,
+        probe_after,
+        on_failure,
+        max_keys,
+    }))
 }
 
 /// `health`: absent or `true` for the defaults, `false` for none, or an

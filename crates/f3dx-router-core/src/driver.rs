@@ -8,7 +8,7 @@ use futures::Stream;
 use serde_json::Value;
 
 use crate::attempt::{Attempt, AttemptId};
-use crate::call::{Action, Call};
+use crate::call::{Action, Call, CallOptions};
 use crate::error::{RouteError, Routed};
 use crate::executor::Executor;
 use crate::http::{ResponseHead, TransportFault};
@@ -82,7 +82,12 @@ impl<E: Executor> Driver<E> {
     /// Start routing `body` through `router` on `executor` (which may be a
     /// reference or an `Arc`).
     pub fn start(router: &Router, executor: E, body: Value) -> Self {
-        let call = router.start_call(body, executor.now());
+        Self::start_with(router, executor, body, CallOptions::default())
+    }
+
+    /// [`Driver::start`] with per-call options (a tenant).
+    pub fn start_with(router: &Router, executor: E, body: Value, options: CallOptions) -> Self {
+        let call = router.start_call_with(body, options, executor.now());
         Driver {
             executor,
             call,
@@ -195,13 +200,23 @@ pub async fn drive<E: Executor>(
     executor: &E,
     body: Value,
 ) -> Result<Routed, RouteError> {
+    drive_with(router, executor, body, CallOptions::default()).await
+}
+
+/// [`drive`] with per-call options (a tenant).
+pub async fn drive_with<E: Executor>(
+    router: &Router,
+    executor: &E,
+    body: Value,
+    options: CallOptions,
+) -> Result<Routed, RouteError> {
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         return Err(RouteError::InvalidRequest {
             message: "streaming (\"stream\": true) is not supported by this API yet; omit it or set it to false".to_owned(),
             attempts: Vec::new(),
         });
     }
-    let mut driver = Driver::start(router, executor, body);
+    let mut driver = Driver::start_with(router, executor, body, options);
     loop {
         match driver.next().await {
             Some(Output::Complete(result)) => return result,

@@ -20,6 +20,10 @@ pub struct Routed {
     pub attempts: Vec<Attempt>,
     /// From the call's start to its result.
     pub latency: Duration,
+    /// Whether the answer matched the request's `response_format`; `None`
+    /// when nothing was checked (no `response_format` to check, or quality
+    /// tracking off).
+    pub schema_valid: Option<bool>,
 }
 
 /// A routed call's failure.

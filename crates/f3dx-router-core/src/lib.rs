@@ -34,22 +34,25 @@ pub mod health;
 pub mod http;
 pub mod latency;
 pub mod pick;
+pub mod quality;
 pub mod ratelimit;
 mod router;
+pub mod schema;
 pub mod secret;
 pub mod sse;
 pub mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
-pub use call::{Action, Call};
+pub use call::{Action, Call, CallOptions};
 pub use config::{
     ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
 };
-pub use driver::{drive, Driver, Output};
+pub use driver::{drive, drive_with, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use executor::Executor;
 pub use health::{HealthConfig, State};
 pub use http::{HttpRequest, ResponseHead, TransportFault};
+pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};
 pub use router::{HedgeStats, ProviderStats, Router, Stats};
 pub use secret::Secret;
 pub use time::Instant;

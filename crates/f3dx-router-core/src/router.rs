@@ -7,10 +7,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::budget::Bucket;
-use crate::call::Call;
+use crate::call::{Call, CallOptions};
 use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, HEDGE_BUDGET_CAP};
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::pick::{weighted_order, Picker};
+use crate::quality::{KeyState, KeyStats, QualityTable};
+use crate::schema::SchemaCache;
 use crate::time::Instant;
 
 /// State shared by every call of one router.
@@ -20,6 +22,10 @@ pub(crate) struct Shared {
     health: Mutex<Vec<ProviderHealth>>,
     /// The `weighted` policy's running scores, shared by every call.
     picker: Mutex<Picker>,
+    /// Schema pass rates per (provider, tenant, model).
+    quality: Mutex<QualityTable>,
+    /// Compiled `response_format` schemas.
+    pub(crate) schemas: SchemaCache,
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     hedges_skipped: AtomicU64,
@@ -222,6 +228,82 @@ impl Shared {
         }
     }
 
+    fn quality(&self) -> MutexGuard<'_, QualityTable> {
+        self.quality.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drop from `candidates` the providers excluded for `tenant` and
+    /// `model`, unless that leaves none (then all stay, as a last resort).
+    pub(crate) fn quality_filter(
+        &self,
+        candidates: &mut Vec<usize>,
+        tenant: &str,
+        model: &str,
+        now: Instant,
+    ) {
+        if self.config.quality.is_none() {
+            return;
+        }
+        let table = self.quality();
+        if table.is_empty() {
+            return;
+        }
+        let excluded = |&p: &usize| table.state(tenant, model, p, now) == KeyState::Excluded;
+        if candidates.iter().all(excluded) {
+            return;
+        }
+        candidates.retain(|p| !excluded(p));
+    }
+
+    /// A call is about to send to `provider`: `Some(probe)` if it may
+    /// (`probe`: it holds the provider's quality probe for this tenant and
+    /// model, and must record a result or give it back); `None` if another
+    /// call holds that probe.
+    pub(crate) fn quality_claim(
+        &self,
+        provider: usize,
+        tenant: &str,
+        model: &str,
+        now: Instant,
+    ) -> Option<bool> {
+        if self.config.quality.is_none() {
+            return Some(false);
+        }
+        let mut table = self.quality();
+        if table.is_empty() {
+            return Some(false);
+        }
+        match table.state(tenant, model, provider, now) {
+            KeyState::Ok => Some(false),
+            // Only as a last resort (every provider excluded).
+            KeyState::Excluded => Some(false),
+            KeyState::Probing => table
+                .claim_probe(tenant, model, provider, now)
+                .then_some(true),
+        }
+    }
+
+    /// One validation result of `provider` for `tenant` and `model`.
+    pub(crate) fn quality_record(
+        &self,
+        provider: usize,
+        tenant: &str,
+        model: &str,
+        passed: bool,
+        now: Instant,
+    ) {
+        if let Some(config) = self.config.quality {
+            let n = self.config.providers.len();
+            self.quality()
+                .record(tenant, model, provider, n, passed, now, &config);
+        }
+    }
+
+    /// A quality probe ended without a result.
+    pub(crate) fn quality_release(&self, provider: usize, tenant: &str, model: &str) {
+        self.quality().release_probe(tenant, model, provider);
+    }
+
     /// A leg was started while another was in flight (a hedge).
     pub(crate) fn hedge_sent(&self) {
         self.hedges_sent.fetch_add(1, Ordering::Relaxed);
@@ -252,7 +334,13 @@ pub struct ProviderStats {
     pub rpm_left: Option<f64>,
     /// Tokens left in its `tpm` budget, if it has one.
     pub tpm_left: Option<f64>,
+    /// Its quality keys (tenant, model) with the most results, at most
+    /// [`QUALITY_KEYS_IN_STATS`].
+    pub quality: Vec<KeyStats>,
 }
+
+/// Most quality keys `stats()` lists per provider.
+pub const QUALITY_KEYS_IN_STATS: usize = 20;
 
 /// What `stats()` reports of hedging.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -297,6 +385,8 @@ impl Router {
                 config,
                 health,
                 picker,
+                quality: Mutex::new(QualityTable::default()),
+                schemas: SchemaCache::default(),
                 hedges_sent: AtomicU64::new(0),
                 hedges_won: AtomicU64::new(0),
                 hedges_skipped: AtomicU64::new(0),
@@ -323,6 +413,13 @@ impl Router {
     /// window counts, latency percentiles and ejections; hedging counts.
     pub fn stats(&self, now: Instant) -> Stats {
         let config = self.shared.config.health.unwrap_or_default();
+        let quality: Vec<Vec<KeyStats>> = {
+            let table = self.shared.quality();
+            (0..self.shared.config.providers.len())
+                .map(|i| table.stats(i, now, QUALITY_KEYS_IN_STATS))
+                .collect()
+        };
+        let mut quality = quality.into_iter();
         let health = self.shared.health();
         let providers = self
             .shared
@@ -347,6 +444,7 @@ impl Router {
                     soft_failures,
                     latency,
                     ejections: h.ejections,
+                    quality: quality.next().unwrap_or_default(),
                 }
             })
             .collect();
@@ -358,6 +456,49 @@ impl Router {
                 skipped_for_budget: self.shared.hedges_skipped.load(Ordering::Relaxed),
             },
         }
+    }
+
+    /// Start a call with per-call options (the tenant of quality-aware
+    /// routing).
+    pub fn start_call_with(&self, body: Value, options: CallOptions, now: Instant) -> Call {
+        Call::with_options(Arc::clone(&self.shared), body, options, now)
+    }
+
+    /// A result the caller checked itself (pydantic, a test suite): the
+    /// answer `provider` gave for `tenant` and `model` passed validation or
+    /// not. Counts as the core's own checks do.
+    pub fn record_quality(
+        &self,
+        provider: &str,
+        tenant: &str,
+        model: &str,
+        passed: bool,
+        now: Instant,
+    ) -> Result<(), String> {
+        if self.shared.config.quality.is_none() {
+            return Err(
+                "quality-aware routing is off (the config says \"quality\": false)".to_owned(),
+            );
+        }
+        let index = self
+            .shared
+            .config
+            .providers
+            .iter()
+            .position(|p| p.name == provider)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .shared
+                    .config
+                    .providers
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                format!("no provider named {provider:?}; the providers are {names:?}")
+            })?;
+        self.shared
+            .quality_record(index, tenant, model, passed, now);
+        Ok(())
     }
 
     /// When each provider's cooldown ends, if it is cooling at `now`.

@@ -18,7 +18,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use f3dx_router_core::{drive, Driver, Instant, RouteError, Routed, Router, RouterConfig};
+use f3dx_router_core::{
+    drive_with, CallOptions, Driver, Instant, RouteError, Routed, Router, RouterConfig,
+};
 use serde_json::Value;
 use thread_local::ThreadLocal;
 use tokio::runtime::Runtime;
@@ -137,8 +139,17 @@ impl NativeRouter {
     /// system refused a runtime: out of file descriptors or threads); the
     /// call was then not started.
     pub fn route_blocking(&self, body: Value) -> std::io::Result<Result<Routed, RouteError>> {
+        self.route_blocking_with(body, CallOptions::default())
+    }
+
+    /// [`NativeRouter::route_blocking`] with per-call options (a tenant).
+    pub fn route_blocking_with(
+        &self,
+        body: Value,
+        options: CallOptions,
+    ) -> std::io::Result<Result<Routed, RouteError>> {
         let never = None::<(Duration, fn() -> Result<(), Infallible>)>;
-        Ok(match self.route_on_lane(body, never)? {
+        Ok(match self.route_on_lane(body, options, never)? {
             Ok(result) => result,
             Err(never) => match never {},
         })
@@ -152,15 +163,17 @@ impl NativeRouter {
     pub fn route_blocking_interruptible<E>(
         &self,
         body: Value,
+        options: CallOptions,
         every: Duration,
         interrupt: impl FnMut() -> Result<(), E>,
     ) -> std::io::Result<Result<Result<Routed, RouteError>, E>> {
-        self.route_on_lane(body, Some((every, interrupt)))
+        self.route_on_lane(body, options, Some((every, interrupt)))
     }
 
     fn route_on_lane<E>(
         &self,
         body: Value,
+        options: CallOptions,
         interrupt: Option<(Duration, impl FnMut() -> Result<(), E>)>,
     ) -> std::io::Result<Result<Result<Routed, RouteError>, E>> {
         let lane = self.lane()?;
@@ -178,7 +191,7 @@ impl NativeRouter {
                 tokio::task::yield_now().await;
                 tokio::task::yield_now().await;
             }
-            let call = drive(&self.router, &*lane.executor, body);
+            let call = drive_with(&self.router, &*lane.executor, body, options);
             let result = match interrupt {
                 None => Ok(call.await),
                 Some((every, check)) => until_interrupted(call, every, check).await,
@@ -202,10 +215,10 @@ impl NativeRouter {
     /// Start a streamed call (`"stream": true`) on this thread's lane; pull
     /// its outputs with [`NativeStream::next_blocking`]. Nothing is sent
     /// until the first pull.
-    pub fn start_stream(&self, body: Value) -> std::io::Result<NativeStream> {
+    pub fn start_stream(&self, body: Value, options: CallOptions) -> std::io::Result<NativeStream> {
         let lane = self.lane()?;
         let settle = lane.last_call_end.get().elapsed() >= SETTLE_AFTER_IDLE;
-        let driver = Driver::start(&self.router, Arc::clone(&lane.executor), body);
+        let driver = Driver::start_with(&self.router, Arc::clone(&lane.executor), body, options);
         Ok(NativeStream::new(Arc::clone(&lane.runtime), driver, settle))
     }
 

@@ -261,14 +261,19 @@ fn an_interrupted_call_returns_at_once_and_closes_its_connections() {
     let started = std::time::Instant::now();
     let mut checks = 0;
     let result = r
-        .route_blocking_interruptible(body(), Duration::from_millis(20), || {
-            checks += 1;
-            if checks == 5 {
-                Err("interrupted")
-            } else {
-                Ok(())
-            }
-        })
+        .route_blocking_interruptible(
+            body(),
+            Default::default(),
+            Duration::from_millis(20),
+            || {
+                checks += 1;
+                if checks == 5 {
+                    Err("interrupted")
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .unwrap();
     assert_eq!(result.unwrap_err(), "interrupted");
     let took = started.elapsed();

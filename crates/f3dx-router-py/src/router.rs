@@ -3,11 +3,11 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed, Router, RouterConfig,
-    State,
+    CallOptions, HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed, Router,
+    RouterConfig, State,
 };
 use f3dx_router_native::NativeRouter;
-use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError};
+use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
@@ -39,6 +39,7 @@ impl PyRouter {
         hedge_delay_fallback_ms = None,
         hedge_budget = None,
         health = None,
+        quality = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -50,6 +51,7 @@ impl PyRouter {
         hedge_delay_fallback_ms: Option<&Bound<'_, PyAny>>,
         hedge_budget: Option<&Bound<'_, PyAny>>,
         health: Option<&Bound<'_, PyAny>>,
+        quality: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
         // negative hedge_k, a policy that is not a string) is a ConfigError
@@ -62,6 +64,7 @@ impl PyRouter {
             ("hedge_delay_fallback_ms", hedge_delay_fallback_ms),
             ("hedge_budget", hedge_budget),
             ("health", health),
+            ("quality", quality),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
@@ -82,21 +85,31 @@ impl PyRouter {
     }
 
     /// Route one request; return the OpenAI-shaped response.
+    #[pyo3(signature = (body, *, tenant = None))]
     fn chat_completions<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
+        tenant: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let options = call_options(py, tenant)?;
         let body = to_json(body).map_err(|e| invalid_request(py, e))?;
         if streamed(&body) {
-            return Ok(Bound::new(py, self.stream(py, body)?)?.into_any());
+            return Ok(Bound::new(py, self.stream(py, body, options)?)?.into_any());
         }
-        let routed = self.run(py, body)?;
+        let routed = self.run(py, body, options)?;
         to_py(py, &routed.response)
     }
 
     /// Route one request; return the response with its attempts.
-    fn route(&self, py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<PyRouteResult> {
+    #[pyo3(signature = (body, *, tenant = None))]
+    fn route(
+        &self,
+        py: Python<'_>,
+        body: &Bound<'_, PyAny>,
+        tenant: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRouteResult> {
+        let options = call_options(py, tenant)?;
         let body = to_json(body).map_err(|e| invalid_request(py, e))?;
         if streamed(&body) {
             let message = "route() returns a whole answer; for \"stream\": true use \
@@ -110,7 +123,7 @@ impl PyRouter {
                 },
             ));
         }
-        let routed = self.run(py, body)?;
+        let routed = self.run(py, body, options)?;
         let attempts = routed
             .attempts
             .iter()
@@ -121,7 +134,32 @@ impl PyRouter {
             provider: routed.provider,
             attempts,
             latency_ms: millis(routed.latency),
+            schema_valid: routed.schema_valid,
         })
+    }
+
+    /// Report whether an answer `provider` gave passed your own validation
+    /// (pydantic, instructor, a test suite): it counts toward the pass rate
+    /// of (provider, tenant, model) as the router's own checks do. `model`
+    /// is the model the call asked for.
+    #[pyo3(signature = (provider, passed, *, model, tenant = ""))]
+    fn record_quality(
+        &self,
+        py: Python<'_>,
+        provider: &str,
+        passed: &Bound<'_, PyAny>,
+        model: &str,
+        tenant: &str,
+    ) -> PyResult<()> {
+        let passed = passed
+            .cast::<pyo3::types::PyBool>()
+            .map_err(|_| PyTypeError::new_err("record_quality: `passed` must be True or False"))?
+            .is_true();
+        check_tenant(py, tenant)?;
+        let now = self.native()?.now();
+        self.router
+            .record_quality(provider, tenant, model, passed, now)
+            .map_err(|e| PyValueError::new_err(format!("record_quality: {e}")))
     }
 
     /// Provider names, in priority order.
@@ -193,6 +231,18 @@ impl PyRouter {
             d.set_item("ejections", p.ejections)?;
             d.set_item("rpm_left", p.rpm_left)?;
             d.set_item("tpm_left", p.tpm_left)?;
+            let keys = PyList::empty(py);
+            for k in &p.quality {
+                let q = PyDict::new(py);
+                q.set_item("tenant", &k.tenant)?;
+                q.set_item("model", &k.model)?;
+                q.set_item("samples", k.samples)?;
+                q.set_item("pass_rate", k.pass_rate)?;
+                q.set_item("state", k.state.as_str())?;
+                q.set_item("until_s", k.until.map(secs_until))?;
+                keys.append(q)?;
+            }
+            d.set_item("quality", keys)?;
             providers.set_item(&p.name, d)?;
         }
         let hedges = PyDict::new(py);
@@ -236,9 +286,9 @@ impl PyRouter {
 impl PyRouter {
     /// Start a streamed call and run it to its commit point: errors before
     /// it raise here, as for a whole answer.
-    fn stream(&self, py: Python<'_>, body: Value) -> PyResult<PyChatStream> {
+    fn stream(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<PyChatStream> {
         let native = self.native()?;
-        let mut stream = native.start_stream(body).map_err(|e| {
+        let mut stream = native.start_stream(body, options).map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
         })?;
         match next_output(py, &mut stream)? {
@@ -254,7 +304,7 @@ impl PyRouter {
         }
     }
 
-    fn run(&self, py: Python<'_>, body: Value) -> PyResult<Routed> {
+    fn run(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<Routed> {
         let native = self.native()?;
         // The whole routing call runs without the GIL. On the thread that
         // handles Python's signals it wakes every SIGNAL_CHECK to run their
@@ -262,12 +312,12 @@ impl PyRouter {
         // call, closing its connections, instead of waiting for it.
         let result = if signals::handled_here() {
             py.detach(|| {
-                native.route_blocking_interruptible(body, signals::CHECK_EVERY, || {
+                native.route_blocking_interruptible(body, options, signals::CHECK_EVERY, || {
                     Python::attach(|py| py.check_signals())
                 })
             })
         } else {
-            py.detach(|| native.route_blocking(body).map(Ok))
+            py.detach(|| native.route_blocking_with(body, options).map(Ok))
         };
         result
             .map_err(|e| {
@@ -295,6 +345,45 @@ impl PyRouter {
         }
         Ok(Arc::clone(&guard.1))
     }
+}
+
+/// Longest tenant accepted: a tenant is a key the router keeps.
+const MAX_TENANT_LEN: usize = 256;
+
+fn check_tenant(py: Python<'_>, tenant: &str) -> PyResult<()> {
+    if tenant.len() > MAX_TENANT_LEN {
+        let message = format!("tenant is {} bytes; at most {MAX_TENANT_LEN}", tenant.len());
+        return Err(route_error(
+            py,
+            &RouteError::InvalidRequest {
+                message,
+                attempts: Vec::new(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// A call's `tenant=` argument: None or a string.
+fn call_options(py: Python<'_>, tenant: Option<&Bound<'_, PyAny>>) -> PyResult<CallOptions> {
+    let tenant = match tenant {
+        None => String::new(),
+        Some(t) if t.is_none() => String::new(),
+        Some(t) => match t.cast::<pyo3::types::PyString>() {
+            Ok(s) => s.to_str()?.to_owned(),
+            Err(_) => {
+                return Err(route_error(
+                    py,
+                    &RouteError::InvalidRequest {
+                        message: "tenant must be a string or None".to_owned(),
+                        attempts: Vec::new(),
+                    },
+                ))
+            }
+        },
+    };
+    check_tenant(py, &tenant)?;
+    Ok(CallOptions { tenant })
 }
 
 fn build_native(router: &Router) -> PyResult<Arc<NativeRouter>> {

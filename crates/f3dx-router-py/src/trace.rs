@@ -141,13 +141,21 @@ pub struct PyRouteResult {
     pub attempts: Vec<Py<PyAttempt>>,
     /// From the call's start to its result, in ms.
     pub latency_ms: f64,
+    /// Whether the answer matched the request's `response_format`; None
+    /// when nothing was checked.
+    pub schema_valid: Option<bool>,
 }
 
 #[pymethods]
 impl PyRouteResult {
     fn __repr__(&self) -> String {
+        let valid = match self.schema_valid {
+            None => "None",
+            Some(true) => "True",
+            Some(false) => "False",
+        };
         format!(
-            "RouteResult(provider={:?}, attempts={}, latency_ms={:.1})",
+            "RouteResult(provider={:?}, attempts={}, latency_ms={:.1}, schema_valid={valid})",
             self.provider,
             self.attempts.len(),
             self.latency_ms

@@ -1,0 +1,460 @@
+//! Quality-aware routing: the schema pass rate of each (provider, tenant,
+//! model), and the exclusions it decides.
+//!
+//! Each key keeps its last `window` results (an answer that passed or failed
+//! validation, checked by the core or reported by the caller). A key with at
+//! least `min_samples` results and a pass rate under `min_pass_rate` is
+//! *excluded*: calls of that tenant and model skip the provider while
+//! another is usable, as they skip an ejected one. After `probe_after`
+//! (doubling with each failed probe, capped) one call may probe it: a pass
+//! readmits it with a fresh window, a failure excludes it again, for longer.
+//!
+//! Plain data advanced by the caller's clock, like health. The number of
+//! keys is bounded: the least recently used are forgotten first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::time::Instant;
+
+/// What a call does with an answer that fails validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The caller gets the answer; it is recorded as failing.
+    Return,
+    /// A failing answer is a soft failure: the call moves on to the next
+    /// provider.
+    Failover,
+}
+
+/// The classifier's settings (the router config's `quality` object).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QualityConfig {
+    /// Results kept per key.
+    pub window: u32,
+    /// Results a key needs before it may be excluded.
+    pub min_samples: u32,
+    /// A pass rate under this excludes.
+    pub min_pass_rate: f64,
+    /// The first exclusion's length; each failed probe doubles it.
+    pub probe_after: Duration,
+    /// What a failing answer does to its call.
+    pub on_failure: OnFailure,
+    /// Most (provider, tenant, model) keys tracked.
+    pub max_keys: usize,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            window: 50,
+            min_samples: 10,
+            min_pass_rate: 0.8,
+            probe_after: Duration::from_secs(60),
+            on_failure: OnFailure::Return,
+            max_keys: 10_000,
+        }
+    }
+}
+
+/// The longest exclusion, however many probes failed (unless
+/// `probe_after` itself is longer).
+pub const MAX_EXCLUSION: Duration = Duration::from_secs(15 * 60);
+
+/// Where a key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// Routed to as usual.
+    Ok,
+    /// Skipped for its tenant and model until the probe time.
+    Excluded,
+    /// The exclusion ended: the next call may probe it (or one is out).
+    Probing,
+}
+
+impl KeyState {
+    /// The name `stats()` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Ok => "ok",
+            KeyState::Excluded => "excluded",
+            KeyState::Probing => "probing",
+        }
+    }
+}
+
+/// One key's results and exclusion.
+#[derive(Clone, Debug, Default)]
+struct Track {
+    /// The last results, oldest first once full (a ring from `next`).
+    results: Vec<bool>,
+    next: usize,
+    passes: u32,
+    /// Every result recorded, for "top keys by traffic".
+    total: u64,
+    excluded_until: Option<Instant>,
+    /// Exclusions in a row (each failed probe adds one).
+    streak: u32,
+    /// A call holds the probe.
+    probe_out: bool,
+    /// Its last use, for least-recently-used eviction.
+    used: u64,
+}
+
+impl Track {
+    fn samples(&self) -> u32 {
+        self.results.len() as u32
+    }
+
+    fn pass_rate(&self) -> Option<f64> {
+        (!self.results.is_empty()).then(|| f64::from(self.passes) / self.results.len() as f64)
+    }
+
+    fn state(&self, now: Instant) -> KeyState {
+        match self.excluded_until {
+            None => KeyState::Ok,
+            Some(t) if t > now => KeyState::Excluded,
+            Some(_) => KeyState::Probing,
+        }
+    }
+
+    fn push(&mut self, passed: bool, window: u32) {
+        let window = window.max(1) as usize;
+        if self.results.len() < window {
+            self.results.push(passed);
+        } else {
+            let old = std::mem::replace(&mut self.results[self.next], passed);
+            self.passes -= u32::from(old);
+            self.next = (self.next + 1) % window;
+        }
+        self.passes += u32::from(passed);
+        self.total += 1;
+    }
+
+    fn exclude(&mut self, now: Instant, config: &QualityConfig) {
+        let cap = MAX_EXCLUSION.max(config.probe_after);
+        let factor = 1u32.checked_shl(self.streak.min(31)).unwrap_or(u32::MAX);
+        let length = config.probe_after.saturating_mul(factor).min(cap);
+        self.excluded_until = Some(now + length);
+        self.streak = self.streak.saturating_add(1);
+        self.probe_out = false;
+    }
+}
+
+/// What `stats()` reports of one key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyStats {
+    /// The key's tenant ("" when calls gave none).
+    pub tenant: String,
+    /// The model the calls asked for.
+    pub model: String,
+    /// Results in the window.
+    pub samples: u32,
+    /// Passes over samples, `None` without samples.
+    pub pass_rate: Option<f64>,
+    /// Where it stands.
+    pub state: KeyState,
+    /// When its exclusion ends, if excluded.
+    pub until: Option<Instant>,
+    /// Results recorded since it was first seen.
+    pub total: u64,
+}
+
+/// Every tracked key of one router.
+#[derive(Debug, Default)]
+pub struct QualityTable {
+    /// (tenant, model) -> one track per provider index.
+    keys: HashMap<String, Group>,
+    /// Last use -> group key: the eviction order.
+    lru: BTreeMap<u64, String>,
+    /// Tracks held (the bound counts these).
+    tracked: usize,
+    tick: u64,
+}
+
+#[derive(Debug)]
+struct Group {
+    tenant: String,
+    model: String,
+    tracks: Vec<Option<Track>>,
+    used: u64,
+}
+
+/// The map key of (tenant, model): length-prefixed, so no pair collides.
+fn group_key(tenant: &str, model: &str) -> String {
+    format!("{}:{tenant}{model}", tenant.len())
+}
+
+impl QualityTable {
+    /// Whether nothing is tracked (then no call needs a lookup).
+    pub fn is_empty(&self) -> bool {
+        self.tracked == 0
+    }
+
+    /// Keys tracked.
+    pub fn len(&self) -> usize {
+        self.tracked
+    }
+
+    /// For a call of `tenant` and `model` at `now`: per provider (of
+    /// `providers`), whether it is excluded, or may be probed.
+    pub fn state(&self, tenant: &str, model: &str, provider: usize, now: Instant) -> KeyState {
+        self.keys
+            .get(&group_key(tenant, model))
+            .and_then(|g| g.tracks.get(provider))
+            .and_then(Option::as_ref)
+            .map_or(KeyState::Ok, |t| t.state(now))
+    }
+
+    /// A call wants to send to an excluded provider whose probe time came:
+    /// `true` if it may (it then holds the probe until it records a result
+    /// or gives it back).
+    pub fn claim_probe(
+        &mut self,
+        tenant: &str,
+        model: &str,
+        provider: usize,
+        now: Instant,
+    ) -> bool {
+        let Some(t) = self.track_mut(tenant, model, provider) else {
+            return true;
+        };
+        match t.state(now) {
+            KeyState::Ok => true,
+            KeyState::Excluded => false,
+            KeyState::Probing if t.probe_out => false,
+            KeyState::Probing => {
+                t.probe_out = true;
+                true
+            }
+        }
+    }
+
+    /// A probe ended without a result (the attempt failed otherwise, or was
+    /// cancelled): another call may probe.
+    pub fn release_probe(&mut self, tenant: &str, model: &str, provider: usize) {
+        if let Some(t) = self.track_mut(tenant, model, provider) {
+            t.probe_out = false;
+        }
+    }
+
+    fn track_mut(&mut self, tenant: &str, model: &str, provider: usize) -> Option<&mut Track> {
+        self.keys
+            .get_mut(&group_key(tenant, model))
+            .and_then(|g| g.tracks.get_mut(provider))
+            .and_then(Option::as_mut)
+    }
+
+    /// Record one result of `provider` (of `providers` in all) for `tenant`
+    /// and `model` at `now`.
+    pub fn record(
+        &mut self,
+        tenant: &str,
+        model: &str,
+        provider: usize,
+        providers: usize,
+        passed: bool,
+        now: Instant,
+        config: &QualityConfig,
+    ) {
+        self.tick += 1;
+        let tick = self.tick;
+        let key = group_key(tenant, model);
+        let group = self.keys.entry(key.clone()).or_insert_with(|| Group {
+            tenant: tenant.to_owned(),
+            model: model.to_owned(),
+            tracks: Vec::new(),
+            used: 0,
+        });
+        if group.tracks.len() < providers {
+            group.tracks.resize_with(providers, || None);
+        }
+        let Some(slot) = group.tracks.get_mut(provider) else {
+            return;
+        };
+        if slot.is_none() {
+            self.tracked += 1;
+        }
+        let t = slot.get_or_insert_with(Track::default);
+        t.used = tick;
+        match t.state(now) {
+            // A result from a call that started before the exclusion: the
+            // window already said enough.
+            KeyState::Excluded => {}
+            KeyState::Probing => {
+                if passed {
+                    // Readmitted with a fresh window.
+                    *t = Track {
+                        used: tick,
+                        total: t.total,
+                        ..Track::default()
+                    };
+                    t.push(true, config.window);
+                } else {
+                    t.push(false, config.window);
+                    t.exclude(now, config);
+                }
+            }
+            KeyState::Ok => {
+                t.push(passed, config.window);
+                let rate = t.pass_rate().unwrap_or(1.0);
+                if t.samples() >= config.min_samples.max(1) && rate < config.min_pass_rate {
+                    t.exclude(now, config);
+                }
+            }
+        }
+        let old = std::mem::replace(&mut group.used, tick);
+        self.lru.remove(&old);
+        self.lru.insert(tick, key);
+        self.evict(config.max_keys.max(1));
+    }
+
+    /// Forget the least recently used groups until at most `max` keys remain.
+    fn evict(&mut self, max: usize) {
+        while self.tracked > max {
+            let Some((_, key)) = self.lru.pop_first() else {
+                return;
+            };
+            if let Some(g) = self.keys.remove(&key) {
+                self.tracked -= g.tracks.iter().flatten().count();
+            }
+        }
+    }
+
+    /// The keys of `provider`, most results first, at most `limit`.
+    pub fn stats(&self, provider: usize, now: Instant, limit: usize) -> Vec<KeyStats> {
+        let mut out: Vec<KeyStats> = self
+            .keys
+            .values()
+            .filter_map(|g| {
+                let t = g.tracks.get(provider)?.as_ref()?;
+                let state = t.state(now);
+                Some(KeyStats {
+                    tenant: g.tenant.clone(),
+                    model: g.model.clone(),
+                    samples: t.samples(),
+                    pass_rate: t.pass_rate(),
+                    state,
+                    until: t.excluded_until.filter(|_| state == KeyState::Excluded),
+                    total: t.total,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.total
+                .cmp(&a.total)
+                .then_with(|| (&a.tenant, &a.model).cmp(&(&b.tenant, &b.model)))
+        });
+        out.truncate(limit);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: u64) -> Instant {
+        Instant::ZERO + Duration::from_secs(s)
+    }
+
+    fn record(t: &mut QualityTable, tenant: &str, passed: bool, now: Instant) {
+        t.record(tenant, "m", 0, 2, passed, now, &QualityConfig::default());
+    }
+
+    #[test]
+    fn excluded_after_min_samples_under_the_rate_for_that_tenant_only() {
+        let mut t = QualityTable::default();
+        // 6 of 10 pass: 0.6 < 0.8, but only at the 10th result.
+        for i in 0..9 {
+            record(&mut t, "a", i % 5 < 3, at(0));
+            assert_eq!(t.state("a", "m", 0, at(0)), KeyState::Ok, "{i}");
+        }
+        record(&mut t, "a", false, at(0));
+        assert_eq!(t.state("a", "m", 0, at(0)), KeyState::Excluded);
+        assert_eq!(t.state("b", "m", 0, at(0)), KeyState::Ok);
+        assert_eq!(t.state("a", "other", 0, at(0)), KeyState::Ok);
+        assert_eq!(t.state("a", "m", 1, at(0)), KeyState::Ok);
+    }
+
+    #[test]
+    fn probes_readmit_or_exclude_longer_up_to_the_cap() {
+        let mut t = QualityTable::default();
+        for _ in 0..10 {
+            record(&mut t, "a", false, at(0));
+        }
+        assert_eq!(t.state("a", "m", 0, at(59)), KeyState::Excluded);
+        assert_eq!(t.state("a", "m", 0, at(60)), KeyState::Probing);
+        assert!(t.claim_probe("a", "m", 0, at(60)));
+        assert!(!t.claim_probe("a", "m", 0, at(60)), "one probe at a time");
+        record(&mut t, "a", false, at(61));
+        // Excluded again for 120 s, then 240, 480, 900 (capped), 900.
+        let mut now = 61;
+        for length in [120, 240, 480, 900, 900] {
+            assert_eq!(
+                t.state("a", "m", 0, at(now + length - 1)),
+                KeyState::Excluded
+            );
+            now += length;
+            assert!(t.claim_probe("a", "m", 0, at(now)));
+            record(&mut t, "a", false, at(now));
+        }
+        // A passing probe readmits with a fresh window.
+        now += 900;
+        assert!(t.claim_probe("a", "m", 0, at(now)));
+        record(&mut t, "a", true, at(now));
+        assert_eq!(t.state("a", "m", 0, at(now)), KeyState::Ok);
+        let s = &t.stats(0, at(now), 10)[0];
+        assert_eq!((s.samples, s.pass_rate), (1, Some(1.0)));
+        // And its next exclusion starts from probe_after again.
+        for _ in 0..10 {
+            record(&mut t, "a", false, at(now));
+        }
+        assert_eq!(t.state("a", "m", 0, at(now + 60)), KeyState::Probing);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut t = QualityTable::default();
+        for _ in 0..50 {
+            record(&mut t, "a", true, at(0));
+        }
+        // 10 failures in a window of 50: 0.8, not under it.
+        for _ in 0..10 {
+            record(&mut t, "a", false, at(0));
+        }
+        assert_eq!(t.state("a", "m", 0, at(0)), KeyState::Ok);
+        record(&mut t, "a", false, at(0));
+        assert_eq!(t.state("a", "m", 0, at(0)), KeyState::Excluded);
+        assert_eq!(t.stats(0, at(0), 1)[0].samples, 50);
+    }
+
+    #[test]
+    fn keys_are_bounded_least_recently_used_first() {
+        let mut t = QualityTable::default();
+        let config = QualityConfig {
+            max_keys: 100,
+            ..QualityConfig::default()
+        };
+        t.record("keep", "m", 0, 1, true, at(0), &config);
+        for i in 0..10_000 {
+            t.record(&format!("tenant-{i}"), "m", 0, 1, true, at(0), &config);
+            if i % 50 == 0 {
+                t.record("keep", "m", 0, 1, true, at(0), &config);
+            }
+            assert!(t.len() <= 100);
+        }
+        assert_eq!(t.len(), 100);
+        assert!(t.stats(0, at(0), 1000).iter().any(|k| k.tenant == "keep"));
+        assert!(!t
+            .stats(0, at(0), 1000)
+            .iter()
+            .any(|k| k.tenant == "tenant-0"));
+        assert_eq!(t.lru.len(), t.keys.len());
+    }
+
+    #[test]
+    fn tenant_and_model_never_run_together() {
+        assert_ne!(group_key("ab", "c"), group_key("a", "bc"));
+    }
+}
