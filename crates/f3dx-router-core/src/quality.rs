@@ -163,6 +163,8 @@ pub struct KeyStats {
 /// Every tracked key of one router.
 #[derive(Debug, Default)]
 pub struct QualityTable {
+    /// Providers of the router (tracks per key).
+    providers: usize,
     /// (tenant, model) -> one track per provider index.
     keys: HashMap<String, Group>,
     /// Last use -> group key: the eviction order.
@@ -186,6 +188,14 @@ fn group_key(tenant: &str, model: &str) -> String {
 }
 
 impl QualityTable {
+    /// An empty table for a router of `providers` providers.
+    pub fn new(providers: usize) -> Self {
+        QualityTable {
+            providers,
+            ..QualityTable::default()
+        }
+    }
+
     /// Whether nothing is tracked (then no call needs a lookup).
     pub fn is_empty(&self) -> bool {
         self.tracked == 0
@@ -245,14 +255,12 @@ impl QualityTable {
             .and_then(Option::as_mut)
     }
 
-    /// Record one result of `provider` (of `providers` in all) for `tenant`
-    /// and `model` at `now`.
+    /// Record one result of `provider` for `tenant` and `model` at `now`.
     pub fn record(
         &mut self,
         tenant: &str,
         model: &str,
         provider: usize,
-        providers: usize,
         passed: bool,
         now: Instant,
         config: &QualityConfig,
@@ -266,6 +274,7 @@ impl QualityTable {
             tracks: Vec::new(),
             used: 0,
         });
+        let providers = self.providers.max(provider + 1);
         if group.tracks.len() < providers {
             group.tracks.resize_with(providers, || None);
         }
@@ -359,7 +368,7 @@ mod tests {
     }
 
     fn record(t: &mut QualityTable, tenant: &str, passed: bool, now: Instant) {
-        t.record(tenant, "m", 0, 2, passed, now, &QualityConfig::default());
+        t.record(tenant, "m", 0, passed, now, &QualityConfig::default());
     }
 
     #[test]
@@ -436,11 +445,11 @@ mod tests {
             max_keys: 100,
             ..QualityConfig::default()
         };
-        t.record("keep", "m", 0, 1, true, at(0), &config);
+        t.record("keep", "m", 0, true, at(0), &config);
         for i in 0..10_000 {
-            t.record(&format!("tenant-{i}"), "m", 0, 1, true, at(0), &config);
+            t.record(&format!("tenant-{i}"), "m", 0, true, at(0), &config);
             if i % 50 == 0 {
-                t.record("keep", "m", 0, 1, true, at(0), &config);
+                t.record("keep", "m", 0, true, at(0), &config);
             }
             assert!(t.len() <= 100);
         }

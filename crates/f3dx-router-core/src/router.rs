@@ -293,9 +293,8 @@ impl Shared {
         now: Instant,
     ) {
         if let Some(config) = self.config.quality {
-            let n = self.config.providers.len();
             self.quality()
-                .record(tenant, model, provider, n, passed, now, &config);
+                .record(tenant, model, provider, passed, now, &config);
         }
     }
 
@@ -379,13 +378,14 @@ impl Router {
             .map(|p| ProviderHealth::with_budgets(p.rpm, p.tpm))
             .collect();
         let health = Mutex::new(health);
-        let picker = Mutex::new(Picker::new(config.providers.len()));
+        let providers = config.providers.len();
+        let picker = Mutex::new(Picker::new(providers));
         Router {
             shared: Arc::new(Shared {
                 config,
                 health,
                 picker,
-                quality: Mutex::new(QualityTable::default()),
+                quality: Mutex::new(QualityTable::new(providers)),
                 schemas: SchemaCache::default(),
                 hedges_sent: AtomicU64::new(0),
                 hedges_won: AtomicU64::new(0),
