@@ -41,8 +41,13 @@ def test_vector(stem: str, vector: dict) -> None:
     with MockProviders(vector) as mocks:
         router = build_router(vector, mocks)
         for i, call in enumerate(calls):
-            run_call(stem, vector, mocks, lambda body: with_hedges(router, route(router, body)), i, call,
-                     LATENCY_SLACK_MS)
+            if "record_quality" in call:
+                record = call["record_quality"]
+                router.record_quality(record["provider"], record["passed"], model=record["model"],
+                                      tenant=record.get("tenant", ""))
+                continue
+            run_call(stem, vector, mocks, lambda body, tenant: with_hedges(router, route(router, body, tenant)),
+                     i, call, LATENCY_SLACK_MS)
         log = mocks.log()
         exhausted = [f"{name}[{r['index']}]" for name, recs in log.items() for r in recs if r["exhausted"]]
         assert not exhausted, f"requests beyond the end of a mock script: {exhausted}"
@@ -68,11 +73,11 @@ def with_hedges(router: Router, result: CallResult) -> CallResult:
     return result
 
 
-def route(router: Router, body: dict) -> CallResult:
+def route(router: Router, body: dict, tenant: str) -> CallResult:
     if body.get("stream") is True:
-        return stream(router, body)
+        return stream(router, body, tenant)
     try:
-        res = router.route(body)
+        res = router.route(body, tenant=tenant)
     except RouterError as error:
         return CallResult(
             outcome=outcome_of(error),
@@ -87,13 +92,14 @@ def route(router: Router, body: dict) -> CallResult:
         response=res.response,
         attempts=[view(a) for a in res.attempts],
         latency_ms=res.latency_ms,
+        schema_valid=res.schema_valid,
     )
 
 
-def stream(router: Router, body: dict) -> CallResult:
+def stream(router: Router, body: dict, tenant: str) -> CallResult:
     """A streamed call, read to its end: its chunks' text, and how it ended."""
     try:
-        s = router.chat_completions(body)
+        s = router.chat_completions(body, tenant=tenant)
     except RouterError as error:
         return failed(error)
     chunks: list[dict] = []

@@ -49,10 +49,14 @@ def test_vector_on_worker(stem: str, vector: dict) -> None:
         variables = {"ROUTER_CONFIG": json.dumps(config), "ROUTER_TOKEN": token}
         with WranglerDev(variables) as worker:
             for i, call in enumerate(vector["calls"]):
+                if "record_quality" in call:
+                    status, _, reply = worker.post_json("/quality", call["record_quality"], token=token)
+                    assert status == 200, f"POST /quality: {status} {reply!r}"
+                    continue
                 call = as_workerd_reports(call)
                 wants_hedges = "hedges" in call["expect"]
-                run_call(stem, vector, mocks, lambda body: post(worker, token, body, wants_hedges), i, call,
-                         LATENCY_SLACK_MS)
+                run_call(stem, vector, mocks, lambda body, tenant: post(worker, token, body, tenant, wants_hedges),
+                         i, call, LATENCY_SLACK_MS)
 
 
 def as_workerd_reports(call: dict) -> dict:
@@ -65,8 +69,8 @@ def as_workerd_reports(call: dict) -> dict:
     return call
 
 
-def post(worker: WranglerDev, token: str, body: dict, wants_hedges: bool = False) -> CallResult:
-    result = call_worker(worker, token, body)
+def post(worker: WranglerDev, token: str, body: dict, tenant: str, wants_hedges: bool = False) -> CallResult:
+    result = call_worker(worker, token, body, tenant)
     if wants_hedges:
         # One isolate under wrangler dev: its stats are the router's.
         status, _, stats = worker.get_json("/stats", token=token)
@@ -75,14 +79,16 @@ def post(worker: WranglerDev, token: str, body: dict, wants_hedges: bool = False
     return result
 
 
-def call_worker(worker: WranglerDev, token: str, body: dict) -> CallResult:
-    status, headers, reply = worker.post_json("/v1/chat/completions", body, token=token)
+def call_worker(worker: WranglerDev, token: str, body: dict, tenant: str) -> CallResult:
+    extra = {"x-f3dx-tenant": tenant} if tenant else {}
+    status, headers, reply = worker.post_json("/v1/chat/completions", body, token=token, headers=extra)
     attempts = [AttemptView(**a) for a in parse_trace(headers.get("x-f3dx-trace"))]
     provider = headers.get("x-f3dx-provider")
     if status == 200 and headers.get("content-type", "").startswith("text/event-stream"):
         return streamed(reply, provider, attempts)
     if status == 200:
-        return CallResult("success", provider=provider, response=reply, attempts=attempts)
+        valid = {"true": True, "false": False}.get(headers.get("x-f3dx-schema-valid", ""))
+        return CallResult("success", provider=provider, response=reply, attempts=attempts, schema_valid=valid)
     error = reply.get("error", {}) if isinstance(reply, dict) else {}
     outcome = {
         "hard_failure": "hard",

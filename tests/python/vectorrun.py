@@ -66,13 +66,15 @@ class CallResult:
     # The router's hedge counts after the call (stats()["hedges"]), read by
     # the runner when the vector expects them.
     hedges: dict[str, int] | None = None
+    # Whether the answer matched the request's response_format (None: not checked).
+    schema_valid: bool | None = None
 
 
 def run_call(
     stem: str,
     vector: dict,
     mocks: MockProviders,
-    make_call: Callable[[dict], CallResult],
+    make_call: Callable[[dict, str], CallResult],
     i: int,
     call: dict,
     latency_slack_ms: float,
@@ -87,7 +89,7 @@ def run_call(
     before = {name: len(records) for name, records in mocks.log().items()}
     started_mono = time.monotonic()
     t0 = time.perf_counter()
-    result = make_call(call["request"])
+    result = make_call(call["request"], call.get("tenant", ""))
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
     ended_mono = time.monotonic()
 
@@ -185,6 +187,9 @@ def check_outcome(expect: dict, result: CallResult) -> list[str]:
 
     if "content" in expect and result.content != expect["content"]:
         problems.append(f"content: expected {expect['content']!r}, got {result.content!r}")
+
+    if "schema_valid" in expect and result.schema_valid != expect["schema_valid"]:
+        problems.append(f"schema_valid: expected {expect['schema_valid']!r}, got {result.schema_valid!r}")
 
     if "hedges" in expect:
         found = subset_mismatch(expect["hedges"], result.hedges, "hedges")

@@ -122,8 +122,9 @@ class WranglerDev:
             with e:
                 return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
-    def post_json(self, path: str, payload: Any, token: str | None = None, timeout: float = 30.0) -> tuple[int, dict[str, str], Any]:
-        headers = {"content-type": "application/json"}
+    def post_json(self, path: str, payload: Any, token: str | None = None, timeout: float = 30.0,
+                  headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        headers = {"content-type": "application/json", **(headers or {})}
         if token is not None:
             headers["authorization"] = f"Bearer {token}"
         status, h, raw = self.request("POST", path, json.dumps(payload).encode(), headers, timeout)

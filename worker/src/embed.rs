@@ -11,7 +11,8 @@
 //! `provider` (for a hard failure).
 
 use f3dx_router_core::{
-    drive, Attempt, Driver, RouteError, Routed, Router as CoreRouter, RouterConfig,
+    drive_with, Attempt, CallOptions, Driver, Executor, RouteError, Routed, Router as CoreRouter,
+    RouterConfig,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -57,6 +58,24 @@ export interface RouterConfig {
     window_s?: number; buckets?: number; min_requests?: number; max_error_rate?: number;
     consecutive_failures?: number; ejection_s?: number; max_ejection_s?: number;
   };
+  /** Quality-aware routing (schema pass rates per provider, tenant and model): the defaults (true or absent), off (false), or some settings. */
+  quality?: boolean | {
+    window?: number; min_samples?: number; min_pass_rate?: number; probe_after_s?: number;
+    on_failure?: "return" | "failover"; max_keys?: number;
+  };
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Who the call is for: quality pass rates are kept per (provider, tenant, model). */
+  tenant?: string;
+}
+
+/** A result the caller checked itself, for `recordQuality`. */
+export interface QualityReport {
+  /** The model the call asked for. */
+  model: string;
+  tenant?: string;
 }
 
 /** An OpenAI chat completion (the fields the router guarantees). */
@@ -87,6 +106,8 @@ export interface RouteResult {
   response: ChatCompletion | ReadableStream<Uint8Array>;
   provider: string;
   attempts: Attempt[];
+  /** Whether the answer matched the request's response_format; null when nothing was checked (and for a stream, checked only at its end). */
+  schemaValid: boolean | null;
 }
 
 /** What `chatCompletions`, `route` and the constructor throw. */
@@ -114,6 +135,12 @@ extern "C" {
     /// `Promise<RouteResult>` in TypeScript.
     #[wasm_bindgen(typescript_type = "Promise<RouteResult>")]
     pub type JsRoutePromise;
+    /// `CallOptions` in TypeScript.
+    #[wasm_bindgen(typescript_type = "CallOptions")]
+    pub type JsCallOptions;
+    /// `QualityReport` in TypeScript.
+    #[wasm_bindgen(typescript_type = "QualityReport")]
+    pub type JsQualityReport;
 }
 
 /// A router for a TypeScript worker. Build it once (outside the request
@@ -158,10 +185,15 @@ impl EmbeddedRouter {
     /// `data: [DONE]`; a failure after it ends the stream with one error
     /// event instead. Cancelling the stream aborts the upstream fetch.
     #[wasm_bindgen(js_name = chatCompletions)]
-    pub fn chat_completions(&self, body: JsValue) -> JsCompletionPromise {
+    pub fn chat_completions(
+        &self,
+        body: JsValue,
+        options: Option<JsCallOptions>,
+    ) -> JsCompletionPromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            match run(&router, body).await? {
+            let options = call_options(options)?;
+            match run(&router, body, options).await? {
                 Answer::Whole(routed) => to_js(&routed.response),
                 Answer::Stream(committed) => {
                     wasm_bindgen_futures::spawn_local(committed.pump);
@@ -170,6 +202,41 @@ impl EmbeddedRouter {
             }
         });
         promise.unchecked_into()
+    }
+
+    /// Report whether an answer `provider` gave passed the caller's own
+    /// validation; it counts toward (provider, tenant, model)'s pass rate
+    /// as the router's own checks do.
+    #[wasm_bindgen(js_name = recordQuality)]
+    pub fn record_quality(
+        &self,
+        provider: &str,
+        passed: bool,
+        report: JsQualityReport,
+    ) -> Result<(), JsValue> {
+        let report = JsValue::from(report);
+        let field = |k: &str| Reflect::get(&report, &JsValue::from_str(k)).ok();
+        let Some(model) = field("model").and_then(|m| m.as_string()) else {
+            return Err(throwable(
+                "invalid_request",
+                400,
+                None,
+                0,
+                "recordQuality: the report needs `model`, the model the call asked for",
+            ));
+        };
+        let tenant = tenant_of(field("tenant"))?;
+        self.inner
+            .record_quality(provider, &tenant, &model, passed, FetchExecutor.now())
+            .map_err(|m| {
+                throwable(
+                    "invalid_request",
+                    400,
+                    None,
+                    0,
+                    &format!("recordQuality: {m}"),
+                )
+            })
     }
 
     /// What this router remembers (per provider state, window counts,
@@ -181,20 +248,31 @@ impl EmbeddedRouter {
 
     /// As `chatCompletions`, and also which provider answered and every
     /// attempt (for a gateway's headers and logs).
-    pub fn route(&self, body: JsValue) -> JsRoutePromise {
+    pub fn route(&self, body: JsValue, options: Option<JsCallOptions>) -> JsRoutePromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let (response, provider, attempts) = match run(&router, body).await? {
-                Answer::Whole(routed) => {
-                    (to_js(&routed.response)?, routed.provider, routed.attempts)
-                }
+            let options = call_options(options)?;
+            let (response, provider, attempts, valid) = match run(&router, body, options).await? {
+                Answer::Whole(routed) => (
+                    to_js(&routed.response)?,
+                    routed.provider,
+                    routed.attempts,
+                    routed.schema_valid,
+                ),
                 Answer::Stream(committed) => {
                     wasm_bindgen_futures::spawn_local(committed.pump);
-                    (committed.readable, committed.provider, committed.attempts)
+                    (
+                        committed.readable,
+                        committed.provider,
+                        committed.attempts,
+                        None,
+                    )
                 }
             };
             let attempts: Vec<Value> = attempts.iter().map(attempt_json).collect();
-            let result = to_js(&serde_json::json!({"provider": provider, "attempts": attempts}))?;
+            let result = to_js(&serde_json::json!({
+                "provider": provider, "attempts": attempts, "schemaValid": valid,
+            }))?;
             Reflect::set(&result, &JsValue::from_str("response"), &response)?;
             Ok(result)
         });
@@ -208,7 +286,36 @@ enum Answer {
     Stream(stream_out::Committed),
 }
 
-async fn run(router: &CoreRouter, body: JsValue) -> Result<Answer, JsValue> {
+/// Longest tenant accepted: a tenant is a key the router keeps.
+const MAX_TENANT_LEN: usize = 256;
+
+fn tenant_of(value: Option<JsValue>) -> Result<String, JsValue> {
+    let Some(t) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
+        return Ok(String::new());
+    };
+    match t.as_string() {
+        Some(t) if t.len() <= MAX_TENANT_LEN => Ok(t),
+        _ => Err(throwable(
+            "invalid_request",
+            400,
+            None,
+            0,
+            &format!("tenant must be a string of at most {MAX_TENANT_LEN} bytes"),
+        )),
+    }
+}
+
+fn call_options(options: Option<JsCallOptions>) -> Result<CallOptions, JsValue> {
+    let tenant = options
+        .map(JsValue::from)
+        .filter(|o| o.is_object())
+        .and_then(|o| Reflect::get(&o, &JsValue::from_str("tenant")).ok());
+    Ok(CallOptions {
+        tenant: tenant_of(tenant)?,
+    })
+}
+
+async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result<Answer, JsValue> {
     let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
         throwable(
             "invalid_request",
@@ -219,13 +326,13 @@ async fn run(router: &CoreRouter, body: JsValue) -> Result<Answer, JsValue> {
         )
     })?;
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let driver = Driver::start(router, FetchExecutor, body);
+        let driver = Driver::start_with(router, FetchExecutor, body, options);
         return stream_out::commit(driver)
             .await
             .map(Answer::Stream)
             .map_err(|e| route_error(&e));
     }
-    drive(router, &FetchExecutor, body)
+    drive_with(router, &FetchExecutor, body, options)
         .await
         .map(Answer::Whole)
         .map_err(|e| route_error(&e))

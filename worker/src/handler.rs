@@ -13,7 +13,9 @@
 
 use std::cell::OnceCell;
 
-use f3dx_router_core::{drive, Attempt, Driver, HedgeDelay, Policy, Router, RouterConfig};
+use f3dx_router_core::{
+    drive_with, Attempt, CallOptions, Driver, Executor, HedgeDelay, Policy, Router, RouterConfig,
+};
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env, Method, Response};
@@ -106,23 +108,37 @@ async fn handle(
             authorize(req, state)?;
             let headers = req.headers();
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
+            let options = call_options(&headers)?;
             let body = read_json(req, &headers).await?;
             if body.get("stream").and_then(Value::as_bool) == Some(true) {
-                return stream_reply(router, body, ctx).await;
+                return stream_reply(router, body, options, ctx).await;
             }
-            match drive(router, &FetchExecutor, body).await {
+            match drive_with(router, &FetchExecutor, body, options).await {
                 Ok(routed) => {
-                    let headers = route_headers(Some(&routed.provider), &routed.attempts);
+                    let mut headers = route_headers(Some(&routed.provider), &routed.attempts);
+                    if let Some(valid) = routed.schema_valid {
+                        headers.push(("x-f3dx-schema-valid", valid.to_string()));
+                    }
                     json_response(200, &routed.response, headers)
                 }
                 Err(e) => Err(ErrorReply::from_route(&e)),
             }
         }
+        "/quality" => {
+            if method != Method::Post {
+                return Err(method_not_allowed("POST"));
+            }
+            authorize(req, state)?;
+            let router = state.router.as_ref().map_err(|m| config_error(m))?;
+            let body = read_json(req, &req.headers()).await?;
+            record_quality(router, &body)?;
+            json_response(200, &json!({"recorded": true}), Vec::new())
+        }
         _ => Err(ErrorReply::new(
             404,
             "invalid_request_error",
             "not_found",
-            "no such route; use POST /v1/chat/completions (or GET /stats, GET /healthz)",
+            "no such route; use POST /v1/chat/completions (or POST /quality, GET /stats, GET /healthz)",
         )),
     }
 }
@@ -152,9 +168,10 @@ fn authorize(req: &web_sys::Request, state: &Standalone) -> Result<(), ErrorRepl
 async fn stream_reply(
     router: &Router,
     body: Value,
+    options: CallOptions,
     ctx: &Context,
 ) -> Result<web_sys::Response, ErrorReply> {
-    let driver = Driver::start(router, FetchExecutor, body);
+    let driver = Driver::start_with(router, FetchExecutor, body, options);
     let committed = stream_out::commit(driver)
         .await
         .map_err(|e| ErrorReply::from_route(&e))?;
@@ -171,6 +188,56 @@ async fn stream_reply(
     })?;
     ctx.wait_until(committed.pump);
     Ok(response)
+}
+
+/// Longest tenant accepted: a tenant is a key the router keeps.
+const MAX_TENANT_LEN: usize = 256;
+
+fn bad_request(code: &str, message: impl Into<String>) -> ErrorReply {
+    ErrorReply::new(400, "invalid_request_error", code, message.into())
+}
+
+/// The call's tenant, from `x-f3dx-tenant` (none: the empty tenant).
+fn call_options(headers: &web_sys::Headers) -> Result<CallOptions, ErrorReply> {
+    let tenant = headers
+        .get("x-f3dx-tenant")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if tenant.len() > MAX_TENANT_LEN {
+        let m = format!(
+            "x-f3dx-tenant is {} bytes; at most {MAX_TENANT_LEN}",
+            tenant.len()
+        );
+        return Err(bad_request("invalid_tenant", m));
+    }
+    Ok(CallOptions { tenant })
+}
+
+/// `POST /quality`: `{"provider", "passed", "model", "tenant"?}`, a result
+/// the caller checked itself.
+fn record_quality(router: &Router, body: &Value) -> Result<(), ErrorReply> {
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    let (Some(provider), Some(model), Some(passed)) = (
+        text("provider"),
+        text("model"),
+        body.get("passed").and_then(Value::as_bool),
+    ) else {
+        let m = "the body must be {\"provider\": string, \"passed\": true or false, \"model\": string, \"tenant\"?: string}";
+        return Err(bad_request("invalid_quality_report", m));
+    };
+    let tenant = match body.get("tenant") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(t)) if t.len() <= MAX_TENANT_LEN => t.as_str(),
+        Some(_) => {
+            let m = format!("tenant must be a string of at most {MAX_TENANT_LEN} bytes");
+            return Err(bad_request("invalid_tenant", m));
+        }
+    };
+    let now = FetchExecutor.now();
+    router
+        .record_quality(provider, tenant, model, passed, now)
+        .map_err(|m| bad_request("invalid_quality_report", m))
 }
 
 /// The path of an already-serialized WHATWG URL (`Request.url`), as

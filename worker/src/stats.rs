@@ -28,6 +28,16 @@ pub fn stats_json(router: &Router) -> Value {
             f64::from(p.soft_failures) / f64::from(requests)
         };
         let ms = |i: usize| p.latency.map(|l| l[i].as_secs_f64() * 1000.0);
+        let quality: Vec<Value> = p
+            .quality
+            .iter()
+            .map(|k| {
+                json!({
+                    "tenant": k.tenant, "model": k.model, "samples": k.samples,
+                    "pass_rate": k.pass_rate, "state": k.state.as_str(), "until_s": k.until.map(secs),
+                })
+            })
+            .collect();
         providers.insert(
             p.name.clone(),
             json!({
@@ -35,6 +45,7 @@ pub fn stats_json(router: &Router) -> Value {
                 "successes": p.successes, "soft_failures": p.soft_failures, "error_rate": rate,
                 "latency_ms": {"p50": ms(0), "p95": ms(1), "p99": ms(2)},
                 "ejections": p.ejections, "rpm_left": p.rpm_left, "tpm_left": p.tpm_left,
+                "quality": quality,
             }),
         );
     }

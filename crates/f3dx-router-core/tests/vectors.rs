@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use f3dx_router_core::{
-    Action, AttemptId, HostLimits, HttpRequest, Instant, ResponseHead, RouteError, Routed, Router,
-    RouterConfig, TransportFault,
+    Action, AttemptId, CallOptions, HostLimits, HttpRequest, Instant, ResponseHead, RouteError,
+    Routed, Router, RouterConfig, TransportFault,
 };
 use serde_json::{json, Value};
 
@@ -110,8 +110,26 @@ fn run_vector(vector: &Value) -> Result<(), String> {
         .enumerate()
     {
         now = now + Duration::from_millis(call["gap_ms"].as_u64().unwrap_or(0));
-        let (result, received, ended, streamed) =
-            run_call(&router, &names, &mut mocks, call["request"].clone(), now)?;
+        if let Some(r) = call.get("record_quality") {
+            // A result the caller checked itself, reported through the API.
+            let text = |k: &str| r[k].as_str().unwrap_or_default();
+            let passed = r["passed"].as_bool().ok_or("record_quality.passed")?;
+            router
+                .record_quality(text("provider"), text("tenant"), text("model"), passed, now)
+                .map_err(|e| format!("call {i}: record_quality: {e}"))?;
+            continue;
+        }
+        let options = CallOptions {
+            tenant: call["tenant"].as_str().unwrap_or_default().to_owned(),
+        };
+        let (result, received, ended, streamed) = run_call(
+            &router,
+            &names,
+            &mut mocks,
+            call["request"].clone(),
+            options,
+            now,
+        )?;
         let latency = ended - now;
         now = ended;
         check(&call["expect"], &result, &received, latency, &streamed)
@@ -137,9 +155,10 @@ fn run_call(
     names: &[String],
     mocks: &mut HashMap<String, Mock>,
     request: Value,
+    options: CallOptions,
     start: Instant,
 ) -> Result<(CallResult, ReceivedBy, Instant, Streamed), String> {
-    let mut call = router.start_call(request, start);
+    let mut call = router.start_call_with(request, options, start);
     let mut streamed = Streamed::default();
     let mut now = start;
     // (time, sequence, attempt, event): the sequence keeps arrival order stable.
@@ -342,6 +361,9 @@ fn check(
             expect_eq("provider", &expect["provider"], &json!(r.provider))?;
             if let Some(m) = optional_subset(&expect["response"], &r.response, "response") {
                 return Err(m);
+            }
+            if let Some(want) = expect.get("schema_valid") {
+                expect_eq("schema_valid", want, &json!(r.schema_valid))?;
             }
         }
         Err(e) => {

@@ -1,0 +1,139 @@
+"""Quality-aware routing through the Python API: the tenant argument,
+record_quality, schema_valid, the bounded key count and config validation.
+The routing rules themselves are the shared vectors' (quality_*)."""
+
+from __future__ import annotations
+
+import copy
+import resource
+from typing import Any
+
+import pytest
+
+from f3dx_router import ConfigError, InvalidRequest, Router
+from mock_provider import MockProviders
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+REQUEST = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Who is Ada?"}],
+           "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}}}
+VALID = '{"name": "Ada", "age": 36}'
+BROKEN = '{"name": "Ada", "age": '
+
+
+def answer(content: str) -> dict[str, Any]:
+    return {"json": {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                  "finish_reason": "stop"}]}}
+
+
+def provider(m: MockProviders, name: str) -> dict[str, Any]:
+    return {"name": name, "kind": "openai", "base_url": m.base_url(name), "api_key": "k"}
+
+
+def offline(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"} for n in names]
+
+
+def test_broken_json_for_one_tenant_moves_that_tenant_away() -> None:
+    mocks = {"flaky": {"responses": [answer(BROKEN)]}, "steady": {"responses": [answer(VALID)]}}
+    with MockProviders({"mocks": mocks}, loop=True) as m:
+        r = Router([provider(m, "flaky"), provider(m, "steady")], quality={"min_samples": 5})
+        for _ in range(5):
+            res = r.route(REQUEST, tenant="acme")
+            assert (res.provider, res.schema_valid) == ("flaky", False)
+        res = r.route(REQUEST, tenant="acme")
+        assert (res.provider, res.schema_valid) == ("steady", True)
+        # Another tenant, and the same tenant with another model, keep flaky.
+        assert r.route(REQUEST, tenant="globex").provider == "flaky"
+        assert r.route({**REQUEST, "model": "gpt-4o-mini"}, tenant="acme").provider == "flaky"
+        keys = r.stats()["providers"]["flaky"]["quality"]
+    acme = next(k for k in keys if k["tenant"] == "acme" and k["model"] == "gpt-4o")
+    assert acme["state"] == "excluded" and acme["samples"] == 5 and acme["pass_rate"] == 0.0
+    assert acme["until_s"] is not None and 0 < acme["until_s"] <= 60
+
+
+def test_no_response_format_is_not_checked() -> None:
+    with MockProviders({"mocks": {"a": {"responses": [answer("hello")]}}}, loop=True) as m:
+        r = Router([provider(m, "a")])
+        res = r.route({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+        assert res.schema_valid is None
+        assert "schema_valid=None" in repr(res)
+
+
+def test_reported_results_count_and_are_checked() -> None:
+    r = Router(offline("a", "b"), quality={"min_samples": 3})
+    for _ in range(3):
+        r.record_quality("a", False, model="gpt-4o", tenant="acme")
+    keys = r.stats()["providers"]["a"]["quality"]
+    assert [(k["tenant"], k["model"], k["state"]) for k in keys] == [("acme", "gpt-4o", "excluded")]
+    r.record_quality("b", True, model="gpt-4o")  # the empty tenant
+    assert r.stats()["providers"]["b"]["quality"][0]["tenant"] == ""
+    with pytest.raises(ValueError, match='no provider named "c"'):
+        r.record_quality("c", True, model="gpt-4o")
+    with pytest.raises(TypeError, match="passed"):
+        r.record_quality("a", 1, model="gpt-4o")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        r.record_quality("a", True)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="off"):
+        Router(offline("a"), quality=False).record_quality("a", True, model="m")
+
+
+@pytest.mark.parametrize("tenant", [5, b"acme", "x" * 257])
+def test_a_bad_tenant_is_an_invalid_request(tenant: Any) -> None:
+    r = Router(offline("a"))
+    with pytest.raises(InvalidRequest, match="tenant"):
+        r.route(REQUEST, tenant=tenant)
+
+
+def test_a_bad_schema_is_an_invalid_request_before_any_send() -> None:
+    r = Router(offline("a"))
+    body = copy.deepcopy(REQUEST)
+    body["response_format"]["json_schema"]["schema"] = {"type": "nope"}
+    with pytest.raises(InvalidRequest, match="not a valid JSON Schema") as info:
+        r.route(body)
+    assert info.value.attempts == []
+    body["response_format"] = "json"
+    with pytest.raises(InvalidRequest, match="response_format"):
+        r.chat_completions(body)
+
+
+def test_a_million_tenants_stay_within_the_key_bound() -> None:
+    r = Router(offline("a"), quality={"max_keys": 10_000})
+
+    def rss_kib() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    for i in range(100_000):
+        r.record_quality("a", i % 2 == 0, model="gpt-4o", tenant=f"tenant-{i}")
+    warm = rss_kib()
+    for i in range(100_000, 1_000_000):
+        r.record_quality("a", i % 2 == 0, model="gpt-4o", tenant=f"tenant-{i}")
+    grown = rss_kib() - warm
+    # 900,000 more tenants than the bound: the table stays at 10,000 keys
+    # (a few MiB), so RSS stays put (allowing for the allocator's slack).
+    assert grown < 8 * 1024, f"RSS grew {grown} KiB over 900,000 more tenants"
+    keys = r.stats()["providers"]["a"]["quality"]
+    assert len(keys) <= 20
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+@pytest.mark.parametrize(("quality", "field"), [
+    ("on", "quality"),
+    ({"window": 0}, "quality.window"),
+    ({"window": 10, "min_samples": 11}, "quality.min_samples"),
+    ({"min_pass_rate": 0}, "quality.min_pass_rate"),
+    ({"min_pass_rate": 1.5}, "quality.min_pass_rate"),
+    ({"min_pass_rate": "high"}, "quality.min_pass_rate"),
+    ({"probe_after_s": 0}, "quality.probe_after_s"),
+    ({"probe_after_s": 1.5}, "quality.probe_after_s"),
+    ({"on_failure": "retry"}, "quality.on_failure"),
+    ({"max_keys": 0}, "quality.max_keys"),
+    ({"max_keys": -1}, "quality.max_keys"),
+    ({"windows": 5}, "quality.windows"),
+])
+def test_bad_quality_settings_are_config_errors(quality: Any, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Router(offline("a"), quality=quality)
+    assert info.value.field == field
