@@ -23,6 +23,8 @@
 //! | `route/failover_429_ok` | two OpenAI providers, sequential: the first answers 429 (`retry-after: 1`, a small error body), the second 200 |
 //! | `route/hedged_k2_first_wins` | two OpenAI providers, `hedged` with `hedge_k` 2: both legs sent, the first answers 200, the other is cancelled |
 //! | `route/anthropic_ok` | one Anthropic provider answers 200 with a Messages response: the request and the response are translated |
+//! | `schema/check_1kb_20_properties` | quality-aware routing's check of a ~1 KB answer against a compiled 20-property schema (parse the content, validate) |
+//! | `schema/cached_lookup` | a call's `response_format` to its compiled schema, from the cache (the schema serialized to find it) |
 //! | `route/decision_only` | the failover call's decisions without a `Call`: candidate selection over provider health, classifying a 429 and a 200 head, reading the 429's `Retry-After` |
 //!
 //! `decision_only` is partial by necessity: `Router::start_call` always
@@ -355,5 +357,57 @@ fn core_parts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route, core_parts);
+/// The `schema` group: quality-aware routing's check of one answer, a ~1 KB
+/// JSON content against a 20-property schema (compiled once, as the cache
+/// does), and the cache lookup a call makes for its `response_format`.
+fn schema(c: &mut Criterion) {
+    use f3dx_router_core::schema::SchemaCache;
+    let mut group = c.benchmark_group("schema");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut properties = serde_json::Map::new();
+    let mut answer = serde_json::Map::new();
+    for i in 0..20 {
+        let (schema, value) = match i % 4 {
+            0 => (
+                json!({"type": "string", "maxLength": 100}),
+                json!(format!(
+                    "value number {i} of the answer, with some more words in it to make a realistic sentence"
+                )),
+            ),
+            1 => (json!({"type": "integer", "minimum": 0}), json!(i * 1000)),
+            2 => (
+                json!({"type": "array", "items": {"type": "string"}}),
+                json!(["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]),
+            ),
+            _ => (json!({"enum": ["low", "medium", "high"]}), json!("medium")),
+        };
+        properties.insert(format!("field_{i}"), schema);
+        answer.insert(format!("field_{i}"), value);
+    }
+    let required: Vec<&String> = properties.keys().collect();
+    let schema = json!({"type": "object", "properties": properties, "required": required,
+                        "additionalProperties": false});
+    let body = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}});
+    let body = body.as_object().expect("an object");
+    let content = serde_json::to_string(&answer).expect("serializes");
+    assert!(
+        (900..1400).contains(&content.len()),
+        "~1 KB: {}",
+        content.len()
+    );
+    let cache = SchemaCache::default();
+    let expect = cache.expect(body).expect("compiles").expect("a schema");
+    assert!(expect.check(&content));
+    group.bench_function("check_1kb_20_properties", |b| {
+        b.iter(|| assert!(expect.check(black_box(&content))))
+    });
+    group.bench_function("cached_lookup", |b| {
+        b.iter(|| cache.expect(black_box(body)).expect("compiles"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, route, core_parts, schema);
 criterion_main!(benches);

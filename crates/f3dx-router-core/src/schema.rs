@@ -4,11 +4,13 @@
 //! `{"type": "json_schema", "json_schema": {"schema": {...}}}`: the content
 //! must parse as JSON and conform to the schema (JSON Schema 2020-12, as
 //! OpenAI's structured outputs use it). `{"type": "json_object"}`: the
-//! content must parse as a JSON object. Compiled schemas are cached by their
-//! text, a bounded number of them, so a schema sent with every call is
-//! compiled once.
+//! content must parse as a JSON object. Compiled schemas are cached, a
+//! bounded number of them, so a schema sent with every call is compiled
+//! once; finding it costs a walk of the schema (a hash, then an equality
+//! check), no allocation.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
@@ -51,7 +53,8 @@ impl Expect {
     }
 }
 
-/// Compiled schemas by their JSON text, oldest dropped first.
+/// Compiled schemas by their hash (then compared whole), oldest dropped
+/// first.
 #[derive(Debug, Default)]
 pub struct SchemaCache {
     inner: Mutex<CacheInner>,
@@ -59,8 +62,9 @@ pub struct SchemaCache {
 
 #[derive(Default)]
 struct CacheInner {
-    map: HashMap<String, Arc<jsonschema::Validator>>,
-    order: VecDeque<String>,
+    map: HashMap<u64, Vec<(Value, Arc<jsonschema::Validator>)>>,
+    /// Insertion order, for eviction.
+    order: VecDeque<(u64, Value)>,
 }
 
 impl std::fmt::Debug for CacheInner {
@@ -103,17 +107,17 @@ impl SchemaCache {
         if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
             return Err(format!("{WHERE} must be a JSON Schema (an object)"));
         }
-        if depth(schema) > MAX_SCHEMA_DEPTH {
+        let (deepest, bytes, key) = walk(schema);
+        if deepest > MAX_SCHEMA_DEPTH {
             return Err(format!(
                 "{WHERE} nests deeper than {MAX_SCHEMA_DEPTH} levels"
             ));
         }
-        let text = schema.to_string();
-        if text.len() > MAX_SCHEMA_BYTES {
+        if bytes > MAX_SCHEMA_BYTES {
             return Err(format!("{WHERE} is over {MAX_SCHEMA_BYTES} bytes"));
         }
-        if let Some(v) = self.lock().map.get(&text) {
-            return Ok(Arc::clone(v));
+        if let Some(v) = self.lock().find(key, schema) {
+            return Ok(v);
         }
         // Compiled outside the lock: other calls need not wait for it.
         let validator = jsonschema::options()
@@ -122,14 +126,20 @@ impl SchemaCache {
             .map_err(|e| format!("{WHERE} is not a valid JSON Schema: {e}"))?;
         let validator = Arc::new(validator);
         let mut inner = self.lock();
-        if !inner.map.contains_key(&text) {
+        if inner.find(key, schema).is_none() {
             if inner.order.len() >= CACHE_SIZE {
-                if let Some(old) = inner.order.pop_front() {
-                    inner.map.remove(&old);
+                if let Some((old, value)) = inner.order.pop_front() {
+                    if let Some(list) = inner.map.get_mut(&old) {
+                        list.retain(|(v, _)| *v != value);
+                        if list.is_empty() {
+                            inner.map.remove(&old);
+                        }
+                    }
                 }
             }
-            inner.order.push_back(text.clone());
-            inner.map.insert(text, Arc::clone(&validator));
+            inner.order.push_back((key, schema.clone()));
+            let entry = (schema.clone(), Arc::clone(&validator));
+            inner.map.entry(key).or_default().push(entry);
         }
         Ok(validator)
     }
@@ -140,7 +150,7 @@ impl SchemaCache {
 
     /// Schemas held.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().order.len()
     }
 
     /// Whether none is held.
@@ -149,23 +159,56 @@ impl SchemaCache {
     }
 }
 
-/// Nesting depth of a JSON value, without recursion (a hostile value may
-/// nest deeper than the stack allows).
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
+impl CacheInner {
+    fn find(&self, key: u64, schema: &Value) -> Option<Arc<jsonschema::Validator>> {
+        let list = self.map.get(&key)?;
+        list.iter()
+            .find(|(v, _)| v == schema)
+            .map(|(_, validator)| Arc::clone(validator))
+    }
+}
+
+/// One pass over a schema, without recursion (a hostile value may nest
+/// deeper than the stack allows): its nesting depth, about its size as JSON
+/// text, and a hash of its content. Stops early past the limits.
+fn walk(value: &Value) -> (usize, usize, u64) {
+    let mut h = DefaultHasher::new();
+    let (mut deepest, mut bytes) = (0, 0);
     let mut stack = vec![(value, 1usize)];
     while let Some((v, d)) = stack.pop() {
         deepest = deepest.max(d);
-        if d > MAX_SCHEMA_DEPTH {
+        if d > MAX_SCHEMA_DEPTH || bytes > MAX_SCHEMA_BYTES {
             break;
         }
         match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
-            _ => {}
+            Value::Null => 0u8.hash(&mut h),
+            Value::Bool(b) => (1u8, b).hash(&mut h),
+            Value::Number(n) => {
+                2u8.hash(&mut h);
+                n.as_f64().map(f64::to_bits).hash(&mut h);
+                bytes += 8;
+            }
+            Value::String(s) => {
+                (3u8, s).hash(&mut h);
+                bytes += s.len() + 2;
+            }
+            Value::Array(items) => {
+                (4u8, items.len()).hash(&mut h);
+                bytes += 2 + items.len();
+                stack.extend(items.iter().rev().map(|i| (i, d + 1)));
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(&mut h);
+                bytes += 2 + map.len() * 2;
+                for (k, item) in map.iter().rev() {
+                    k.hash(&mut h);
+                    bytes += k.len() + 2;
+                    stack.push((item, d + 1));
+                }
+            }
         }
     }
-    deepest
+    (deepest, bytes, h.finish())
 }
 
 /// The text of an OpenAI-shaped answer's first message, if it has one.
