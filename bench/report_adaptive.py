@@ -74,6 +74,33 @@ def tail_auto(L: list[str], tail: dict[str, Any]) -> None:
       + "; after the warm-up: " + ", ".join(f"{n} {_f(v)} ms" for n, v in warm_p95.items())
       + ". p0 takes every first leg, so its p95 is the delay; p1 only sees hedges.")
     a("")
+    legs_table(L, tail)
+
+
+def legs_table(L: list[str], tail: dict[str, Any]) -> None:
+    """The hedge legs of the delayed variants, from ``route()``'s attempts:
+    when the leg really started, how long it took; a hedged call that the
+    leg wins takes their sum."""
+    rows = [(lbl, d) for lbl, d in (tail.get("variants") or {}).items()
+            if d.get("hedge_legs") and "immediate" not in lbl]
+    if not rows:
+        return
+    a = L.append
+    a("| variant (hedged calls) | delay asked (ms) | leg started at, p50 / p90 (ms) | leg's "
+      "time, p50 / p90 (ms) | legs that won |")
+    a("|---|---|---|---|---|")
+    for lbl, d in rows:
+        legs = d["hedge_legs"]
+        start = sorted(x[0] for x in legs)
+        took = sorted(x[1] for x in legs)
+        asked = d.get("config", {}).get("hedge_delay_ms")
+        if asked == "auto":
+            p0 = (d.get("p95_used_ms") or {}).get("p0")
+            asked = f"auto (p0's p95 at the end: {_f(p0)})"
+        q = lambda s, x: s[min(len(s) - 1, int(len(s) * x))]  # noqa: E731
+        a(f"| {lbl} ({len(legs)}) | {asked} | {q(start, .5):.2f} / {q(start, .9):.2f} | "
+          f"{q(took, .5):.2f} / {q(took, .9):.2f} | {sum(x[2] for x in legs)} |")
+    a("")
 
 
 # ----------------------------------------------------------- tput_health

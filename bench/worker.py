@@ -241,6 +241,7 @@ class Worker:
         c0 = count()
         samples: list[float] = []
         winners: dict[str, int] = {}
+        legs: list[list[float]] = []  # per hedged call: [started_ms, took_ms, won]
         deadline = time.perf_counter() + max_s
         pc = time.perf_counter_ns
         for _ in range(n):
@@ -248,13 +249,20 @@ class Worker:
             res = r.route(contenders.BODY)
             samples.append((pc() - t0) / 1000.0)
             winners[res.provider] = winners.get(res.provider, 0) + 1
+            if len(res.attempts) > 1:
+                # When the hedge leg really started (the delay as the timer
+                # kept it) and how long it took: a hedged call's time is
+                # their sum when the leg wins.
+                leg = res.attempts[1]
+                legs.append([leg.started_ms, (leg.ended_ms or leg.started_ms) - leg.started_ms,
+                             1 if res.provider == leg.provider else 0])
             if time.perf_counter() > deadline:
                 break
         time.sleep(0.05)  # a cancelled leg's request has surely arrived by now
         upstream = count() - c0
         return {"samples_us": samples, "n": len(samples), "upstream_requests": upstream,
                 "winners": winners, "config": kw, "stats_after_warmup": stats_warm,
-                "stats_end": self.router_stats(r)}
+                "stats_end": self.router_stats(r), "hedge_legs": legs}
 
     @staticmethod
     def router_stats(r: Any) -> dict[str, Any]:
