@@ -74,6 +74,11 @@ def tail_auto(L: list[str], tail: dict[str, Any]) -> None:
       + "; after the warm-up: " + ", ".join(f"{n} {_f(v)} ms" for n, v in warm_p95.items())
       + ". p0 takes every first leg, so its p95 is the delay; p1 only sees hedges.")
     a("")
+    trace = auto.get("p95_every_100") or []
+    if trace:
+        a("p0's p95 (the delay \"auto\" waits, ms) after every 100 timed calls: "
+          + ", ".join(_f(x, 1) for x in trace) + ".")
+        a("")
     legs_table(L, tail)
 
 

@@ -242,6 +242,7 @@ class Worker:
         samples: list[float] = []
         winners: dict[str, int] = {}
         legs: list[list[float]] = []  # per hedged call: [started_ms, took_ms, won]
+        p95_trace: list[float | None] = []  # auto: p0's p95 every 100 timed calls
         deadline = time.perf_counter() + max_s
         pc = time.perf_counter_ns
         for _ in range(n):
@@ -256,13 +257,18 @@ class Worker:
                 leg = res.attempts[1]
                 legs.append([leg.started_ms, (leg.ended_ms or leg.started_ms) - leg.started_ms,
                              1 if res.provider == leg.provider else 0])
+            if len(samples) % 100 == 0 and kw.get("hedge_delay_ms") == "auto":
+                # What "auto" waits, as it moves (between timed calls).
+                st = r.stats()
+                p95_trace.append(st["providers"]["p0"]["latency_ms"]["p95"])
             if time.perf_counter() > deadline:
                 break
         time.sleep(0.05)  # a cancelled leg's request has surely arrived by now
         upstream = count() - c0
         return {"samples_us": samples, "n": len(samples), "upstream_requests": upstream,
                 "winners": winners, "config": kw, "stats_after_warmup": stats_warm,
-                "stats_end": self.router_stats(r), "hedge_legs": legs}
+                "stats_end": self.router_stats(r), "hedge_legs": legs,
+                "p95_every_100": p95_trace}
 
     @staticmethod
     def router_stats(r: Any) -> dict[str, Any]:
