@@ -995,7 +995,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tail-slow-frac", type=float, default=0.05)
     ap.add_argument("--health-threads", default="1,16",
                     help="tput_health: thread counts, health on vs off")
-    ap.add_argument("--health-passes", type=int, default=5,
+    ap.add_argument("--health-passes", type=int, default=21,
                     help="tput_health: passes per point (order rotated; median reported)")
     ap.add_argument("--degrade-threads", type=int, default=4)
     ap.add_argument("--degrade-delay-ms", type=float, default=5.0,
