@@ -253,8 +253,16 @@ def summarize(records: list[Record], bad_at: float, rec_at: float, end_at: float
     for sec, rs in enumerate(by_s):
         p = phase(rs, float(sec), float(sec + 1))
         per_s.append({k: p[k] for k in ("calls", "hit_a", "served_a", "ok", "p50_ms",
-                                        "p99_ms")})
-    return {"calls": len(records), "phases": phases, "recovery": recovery, "per_second": per_s}
+                                        "p99_ms", "max_ms")})
+    # The calls from 1 s before to 1 s after A's first attempt after the
+    # recovery (with health on, the half-open probe), one by one: a stall
+    # around the probe shows here (one smoke run had a 1 s one).
+    probe = recovery["first_hit_a_s"]
+    around = [] if probe is None else [
+        [round(r[0], 4), round(r[1] / 1000.0, 3), r[2]] for r in records
+        if rec_at + probe - 1.0 <= r[0] <= rec_at + probe + 1.0]
+    return {"calls": len(records), "phases": phases, "recovery": recovery, "per_second": per_s,
+            "around_return": around}
 
 
 def state_changes(samples: list[dict[str, Any]]) -> list[tuple[float, str]]:
