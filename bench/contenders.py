@@ -413,8 +413,13 @@ class F3dxRouter:
             return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
                     "timeout_ms": int(TIMEOUT_S * 1000)}
 
-        self.router = Router([prov("ok", ok_url)])
-        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)])
+        self.router = Router([prov("ok", ok_url)], **self.router_kwargs())
+        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)],
+                                **self.router_kwargs())
+
+    @staticmethod
+    def router_kwargs() -> dict[str, Any]:
+        return {}
 
     def call(self) -> Any:
         return self.router.chat_completions(BODY)
@@ -454,6 +459,20 @@ class F3dxRouterRoute(F3dxRouter):
         return self.fo_router.route(BODY).response
 
 
+class F3dxRouterNoHealth(F3dxRouter):
+    """f3dx_router with health tracking off (``health=False``): the other
+    side of the health throughput measure (issue 11), where the default
+    (health on) records every outcome under one mutex per router. Not in
+    CONTENDERS: only that measure runs it."""
+
+    @staticmethod
+    def router_kwargs() -> dict[str, Any]:
+        return {"health": False}
+
+
+# Run only by the health throughput measure (run.py measure_tput_health).
+HEALTH_OFF = "f3dx_router.nohealth"
+
 FACTORIES = {
     "floor": Floor,
     "floor+json": FloorJson,
@@ -463,6 +482,7 @@ FACTORIES = {
     "portkey": Portkey,
     "f3dx_router": F3dxRouter,
     "f3dx_router.route": F3dxRouterRoute,
+    HEALTH_OFF: F3dxRouterNoHealth,
 }
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ADAPTIVE = {"tail", "degrade", "tput_health"}  # run.py's: issue 11's measures
 sys.path.insert(0, str(HERE))
 from contenders import AUX, CONTENDERS, SERVERS  # noqa: E402
+import report_adaptive  # noqa: E402
 import streaming  # noqa: E402
 
 ROUTER = "f3dx_router"
@@ -141,6 +143,8 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
     targets_section(L, runs)
     worker_section(L, res, runs, ri)
     stream_section(L, runs)
+    report_adaptive.tput_health_section(L, runs)
+    report_adaptive.degrade_section(L, runs)
     core_section(L, res, rep)
     stack_section(L, res)
     if len(runs) > 1:
@@ -308,10 +312,17 @@ def run_sections(L: list[str], res: dict[str, Any], s: dict[str, Any]) -> None:
           f"{s['rss_max_s']:.0f} s, whichever comes first (LiteLLM reaches the time cap).")
         a("")
 
-    tail = res.get("tail") or {}
+    tail_section(L, res.get("tail") or {})
+
+    # Ratio matrices.
+    ratio_matrices(L, lat, tp)
+
+
+def tail_section(L: list[str], tail: dict[str, Any], suffix: str = "") -> None:
+    a = L.append
     if tail.get("variants"):
         mk = tail["mock"]
-        a("## Tail experiment (f3dx_router, two providers on one heavy-tailed mock)")
+        a("## Tail experiment (f3dx_router, two providers on one heavy-tailed mock)" + suffix)
         a("")
         a(f"The mock answers in {mk['fast_ms']:g} ms with probability "
           f"{1 - mk['slow_frac']:.2f} and in {mk['slow_ms']:g} ms otherwise (an asyncio "
@@ -335,10 +346,13 @@ def run_sections(L: list[str], res: dict[str, Any], s: dict[str, Any]) -> None:
           "2x p50 then needs a delay below the fast mode's p50, i.e. more hedges. Likewise "
           "p99.9 with K=2 is about the slow mode, since 0.25% of calls draw two slow answers.")
         a("")
+        report_adaptive.tail_auto(L, tail)
     elif tail.get("error"):
         a(f"## Tail experiment\n\nFailed: {tail['error']}\n")
 
-    # Ratio matrices.
+
+def ratio_matrices(L: list[str], lat: dict[str, Any], tp: dict[str, Any]) -> None:
+    a = L.append
     if lat:
         names = [n for n in CONTENDERS if n in lat]
         a("## Ratios between contenders")
@@ -410,7 +424,10 @@ TARGETS = [
     ("worker_stream_slow_total", "issue 10, Worker stream, delayed chunks: whole stream p50 <= "
      "1.3x the piping JS worker's (wrangler dev)", "x", 1.3, False),
 ]
+TARGETS += report_adaptive.TARGETS  # issue 11; a row is shown only when measured
 STREAM_TARGETS = {key for key, *_ in TARGETS if "stream" in key}
+# Rows left out when not measured (files from before these measures existed).
+OPTIONAL_TARGETS = STREAM_TARGETS | report_adaptive.KEYS
 
 
 TARGET_HIGHER = {key: higher for key, _, _, _, higher in TARGETS}
@@ -464,6 +481,7 @@ def target_values(run: dict[str, Any]) -> dict[str, float]:
         if mine in wr:
             out[key] = wr[mine].get("net", wr[mine]["raw"])
     out.update(stream_values(run))
+    out.update(report_adaptive.values(run))
     return out
 
 
@@ -505,8 +523,8 @@ def targets_section(L: list[str], runs: list[dict[str, Any]], issue: str = "Issu
     for t in targets(runs):
         if keys is not None and t["key"] not in keys:
             continue
-        if t["median"] is None and t["key"] in STREAM_TARGETS:
-            continue  # the stream measure did not run
+        if t["median"] is None and t["key"] in OPTIONAL_TARGETS:
+            continue  # the stream (or an issue 11) measure did not run
         per = ", ".join(fmt_target(v, t["unit"]) for v in t["per_run"])
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         if t["met"] is False:
@@ -1095,7 +1113,7 @@ def plot_all(whole: dict[str, Any], out: Path) -> list[Path]:
     if tail:
         fig, axes = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [2, 1]})
         ax = axes[0]
-        colors = ["tab:red", "tab:blue", "tab:green"]
+        colors = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
         for (lbl, d), c in zip(tail.items(), colors):
             xs = sorted(x / 1000 for x in d["samples_us"])
             count = len(xs)
@@ -1185,9 +1203,55 @@ def plot_all(whole: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def write_adaptive_md(res: dict[str, Any], out: Path) -> Path:
+    """ADAPTIVE_RESULTS.md: a run of issue 11's measures alone (tail,
+    degrade, tput_health, or some of them)."""
+    m = res["machine"]
+    v = m["versions"]
+    runs = all_runs(res)
+    s = res["settings"]
+    L: list[str] = []
+    a = L.append
+    a("# Adaptive hedging and health tracking: benchmark results (issue 11)"
+      + (" (smoke run: too few calls for real numbers)" if res["mode"] == "smoke" else ""))
+    a("")
+    a(f"`bash bench/run.sh --measures {','.join(res['measures'])}`: those measures of "
+      "`bench/run.py` alone (the full run's results are in [RESULTS.md](RESULTS.md)).")
+    a("")
+    a(f"- Date: {m['date_utc']}; commit {m['commit']}; {len(runs)} run"
+      f"{'s' if len(runs) > 1 else ''} in {res['wall_s'] / 60:.1f} min ({res['mode']} mode): "
+      + ", ".join(f"{r.get('wall_s', 0):.0f} s" for r in runs))
+    a(f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']}, Linux {m['kernel']}; "
+      f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the "
+      "end; per run: " + ", ".join(f"{r['loadavg_start'][0]:.2f} to {r['loadavg_end'][0]:.2f}"
+                                  for r in runs if "loadavg_start" in r))
+    a(f"- Versions: Python {v['python']}, f3dx_router {v.get('f3dx-router')}, nginx {v['nginx']}")
+    a(f"- Settings: tail: {s['tail_calls']} timed calls per variant after {s['tail_warmup']} "
+      f"warm-up calls (auto: at least 30); tput_health: threads {s['health_threads']}, "
+      f"{s['health_passes']} passes of {s['tput_seconds']:g} s; degrade: "
+      f"{s['degrade_threads']} threads, A {s['degrade_frac']:.0%} 503 for {s['degrade_bad_s']:g} "
+      f"s after {s['degrade_warm_s']:g} s")
+    a("")
+    a("Absolute times drift on a shared machine (2 CPUs, another engineer's builds); ratios "
+      "measured side by side in one run are what to compare.")
+    a("")
+    targets_section(L, runs, issue="Issue 11", keys=report_adaptive.KEYS | {"hedge_p99",
+                                                                           "hedge_extra"})
+    tails = [(i, r["tail"]) for i, r in enumerate(runs) if r.get("tail")]
+    for i, t in tails:
+        tail_section(L, t, f" (run {i + 1})" if len(tails) > 1 else "")
+    report_adaptive.tput_health_section(L, runs)
+    report_adaptive.degrade_section(L, runs)
+    path = out / "ADAPTIVE_RESULTS.md"
+    path.write_text("\n".join(L))
+    return path
+
+
 def write_all(res: dict[str, Any], out: Path) -> Path:
     if res.get("measures") == ["stream"]:  # no plots: they would overwrite the full run's
         return write_stream_md(res, out)
+    if res.get("measures") and set(res["measures"]) <= ADAPTIVE:  # no plots either
+        return write_adaptive_md(res, out)
     plot_all(res, out)
     return write_md(res, out)
 

@@ -12,13 +12,19 @@ heavy-tailed mock on 127.0.0.1, each contender in its own worker process
 failover), throughput at 1/4/16/64 threads, the Cloudflare Worker under
 `wrangler dev` (``worker``: cfworker.py), import time, peak RSS after many
 calls (first run only: it is no target and takes minutes), the tail
-experiment, and streaming (``stream``, issue 10: time to first chunk and to
-the end of a 200-chunk stream, natively and on the Worker). ``results.json``
+experiment (with adaptive hedging, issue 11), the degradation scenario
+(``degrade``, issue 11: degrade.py; first run only unless named in
+--measures), and streaming (``stream``, issue 10: time to first chunk and to
+the end of a 200-chunk stream, natively and on the Worker); after the
+throughput, ``tput_health`` (issue 11: f3dx_router with health tracking on
+and off, side by side). ``results.json``
 keeps every run (rewritten after each one); report.py makes ``RESULTS.md``
 (each target as the median over the runs) and the PNG plots. A run of the
 stream measure alone (``--measures stream``) writes ``STREAM_RESULTS.md``
 and ``stream_results.json`` instead, so it never overwrites the full
-results. Everything it started is stopped at the end, whatever happens.
+results; likewise issue 11's measures alone (``--measures
+tail,degrade,tput_health`` or a part of it): ``ADAPTIVE_RESULTS.md`` and
+``adaptive_results.json``. Everything it started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import cfworker  # noqa: E402
 import contenders  # noqa: E402
+import degrade  # noqa: E402
 import streaming  # noqa: E402
 import upstream  # noqa: E402
 
@@ -52,9 +59,13 @@ ROOT = HERE.parent
 CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
 STACK = HERE / "stack"
-MEASURES = ("latency", "failover", "throughput", "worker", "import", "rss", "tail", "core",
-            "stack", "stream")
+MEASURES = ("latency", "failover", "throughput", "tput_health", "worker", "import", "rss",
+            "tail", "degrade", "core", "stack", "stream")
+# The measures of issue 11 (adaptive hedging, health): run alone (any of
+# them, nothing else) they write ADAPTIVE_RESULTS.md and adaptive_results.json.
+ADAPTIVE = {"tail", "degrade", "tput_health"}
 
+ROUTER_NAME = "f3dx_router"
 ENV = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
 
 
@@ -268,6 +279,46 @@ def measure_throughput(workers: dict[str, Worker], args: argparse.Namespace,
     return out
 
 
+def measure_tput_health(args: argparse.Namespace, nginx: upstream.Nginx,
+                        logs: Path) -> dict[str, Any]:
+    """f3dx_router with health tracking on (the default) and off
+    (``health=False``), side by side: the throughput measure's passes (order
+    rotated each pass, median pass) at --health-threads. Health keeps one
+    mutex per router, taken on every outcome: issue 11 asks that 16 threads
+    lose no throughput to it."""
+    names = [ROUTER_NAME, contenders.HEALTH_OFF]
+    workers = {n: Worker(n, nginx.ok_url, nginx.fail_url, logs / f"tput-health-{n}.log")
+               for n in names}
+    failed: dict[str, str] = {}
+    out: dict[str, Any] = {"threads": args.health_threads, "passes": args.health_passes,
+                           "seconds": args.tput_seconds}
+    try:
+        for n, w in workers.items():
+            try:
+                w.cmd(timeout=180, op="setup")
+            except WorkerError as e:
+                failed[n] = f"setup: {e}"
+                log(f"  tput_health setup {n}: FAILED {e}")
+        sub = argparse.Namespace(**{**vars(args), "threads": args.health_threads,
+                                    "tput_passes": args.health_passes})
+        out["throughput"] = measure_throughput(
+            {n: w for n, w in workers.items() if n not in failed}, sub, failed, nginx)
+    finally:
+        for w in workers.values():
+            w.stop()
+    tp = out["throughput"]
+    out["ratio_on_off"] = {}
+    for t in args.health_threads:
+        on = tp.get(ROUTER_NAME, {}).get(str(t), {}).get("rps")
+        off = tp.get(contenders.HEALTH_OFF, {}).get(str(t), {}).get("rps")
+        if on and off:
+            out["ratio_on_off"][str(t)] = on / off
+            log(f"  tput_health x{t}: health on {on:.0f} calls/s, off {off:.0f}: "
+                f"on/off {on / off:.3f}")
+    out["failed"] = failed
+    return out
+
+
 def measure_imports(names: list[str], repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
@@ -354,6 +405,23 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         variants[label] = w.cmd(timeout=args.tail_max_s + 120, **base, policy="hedged",
                                 hedge_k=2, delay_ms=delay)
         _log_tail(label, variants[label])
+        # Adaptive (issue 11): the router's own p95, default budget (0.1) and
+        # fallback (1000 ms). It waits the fallback until the first provider
+        # has 20 successes, so its warm-up is never shorter than that (with a
+        # margin); the timed calls come after it, as for the other variants.
+        auto = variants[AUTO] = w.cmd(timeout=args.tail_max_s + 120,
+                                      **{**base, "warmup": max(args.tail_warmup, AUTO_WARMUP)},
+                                      policy="hedged", hedge_k=2, delay_ms="auto")
+        auto["warmup"] = max(args.tail_warmup, AUTO_WARMUP)
+        end, warm = auto["stats_end"], auto["stats_after_warmup"]
+        auto["hedges_timed"] = {k: end["hedges"][k] - warm["hedges"].get(k, 0)
+                                for k in end["hedges"]}
+        auto["p95_used_ms"] = {n: d.get("p95") for n, d in end["latency_ms"].items()}
+        _log_tail(AUTO, auto)
+        log(f"  tail auto: stats hedges at the end {end['hedges']} (timed calls: "
+            f"{auto['hedges_timed']}); providers' p95 at the end {auto['p95_used_ms']} ms, "
+            f"after the warm-up "
+            f"{ {n: d.get('p95') for n, d in warm['latency_ms'].items()} } ms")
         for v in variants.values():
             v["summary"] = summary(v["samples_us"])
             v["extra_pct"] = (v["upstream_requests"] / v["n"] - 1) * 100
@@ -367,6 +435,10 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         w.stop()
         mock.stop()
     return out
+
+
+AUTO = "hedged K=2, auto"
+AUTO_WARMUP = 30  # > the 20 successes "auto" needs before it trusts its p95
 
 
 def _log_tail(label: str, r: dict[str, Any]) -> None:
@@ -894,7 +966,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--measures", default="",
                     help="comma-separated measures to run (default: all; the others are "
                          "skipped). `--measures stream` alone writes STREAM_RESULTS.md and "
-                         "stream_results.json instead of RESULTS.md and results.json")
+                         "stream_results.json instead of RESULTS.md and results.json; any of "
+                         "tail,degrade,tput_health alone (issue 11) ADAPTIVE_RESULTS.md and "
+                         "adaptive_results.json")
     ap.add_argument("--calls", type=int, default=2000, help="timed sequential calls per contender")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=4,
@@ -919,6 +993,23 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tail-fast-ms", type=float, default=5.0)
     ap.add_argument("--tail-slow-ms", type=float, default=200.0)
     ap.add_argument("--tail-slow-frac", type=float, default=0.05)
+    ap.add_argument("--health-threads", default="1,16",
+                    help="tput_health: thread counts, health on vs off")
+    ap.add_argument("--health-passes", type=int, default=21,
+                    help="tput_health: passes per point (order rotated; median reported)")
+    ap.add_argument("--degrade-threads", type=int, default=4)
+    ap.add_argument("--degrade-delay-ms", type=float, default=5.0,
+                    help="degrade: both providers' answer time")
+    ap.add_argument("--degrade-frac", type=float, default=0.4,
+                    help="degrade: A's share of 503s during the bad spell")
+    ap.add_argument("--degrade-warm-s", type=float, default=10.0)
+    ap.add_argument("--degrade-bad-s", type=float, default=30.0)
+    ap.add_argument("--degrade-after-min-s", type=float, default=10.0,
+                    help="degrade: the loop runs at least this long after the recovery")
+    ap.add_argument("--degrade-after-max-s", type=float, default=60.0,
+                    help="degrade: and at most this long (stops earlier once A has served "
+                         "calls again for --degrade-hold-s)")
+    ap.add_argument("--degrade-hold-s", type=float, default=5.0)
     ap.add_argument("--core-timeout-s", type=float, default=1800.0,
                     help="cap of the criterion build, and of its run")
     ap.add_argument("--nginx-workers", type=int, default=1)
@@ -948,6 +1039,10 @@ def parse_args() -> argparse.Namespace:
         a.import_repeats = 2
         a.rss_calls, a.rss_max_s = 3000, 10.0
         a.tail_calls, a.tail_warmup, a.tail_max_s = 300, 20, 30.0
+        a.health_passes = 2
+        # The ejection (30 s) outlasts this bad spell: A is back ~22 s after it.
+        a.degrade_warm_s, a.degrade_bad_s, a.degrade_hold_s = 3.0, 8.0, 2.0
+        a.degrade_after_min_s, a.degrade_after_max_s = 3.0, 30.0
         a.stream_calls, a.stream_warmup, a.stream_rounds, a.stream_max_s = 200, 20, 2, 20.0
         a.stream_slow_calls, a.stream_slow_warmup, a.stream_slow_rounds = 4, 1, 2
     if a.runs is None:
@@ -958,6 +1053,7 @@ def parse_args() -> argparse.Namespace:
         a.out = HERE / "smoke" if a.smoke else HERE
     a.threads = [int(t) for t in str(a.threads).split(",") if t]
     a.worker_threads = [int(t) for t in str(a.worker_threads).split(",") if t]
+    a.health_threads = [int(t) for t in str(a.health_threads).split(",") if t]
     return a
 
 
@@ -998,6 +1094,9 @@ def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: P
         for w in workers.values():
             w.stop()
         workers.clear()
+        if "tput_health" not in skip and ROUTER_NAME in names:
+            log("== throughput: f3dx_router, health tracking on vs off ==")
+            run["tput_health"] = measure_tput_health(args, nginx, logs)
         if "worker" not in skip:
             log("== Cloudflare Worker: wrangler dev, f3dx worker vs JavaScript floors ==")
             run["worker"] = measure_worker(args, nginx, logs)
@@ -1014,6 +1113,11 @@ def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: P
         if "tail" not in skip and ("f3dx_router" in names):
             log("== tail experiment (f3dx_router, heavy-tailed mock) ==")
             run["tail"] = measure_tail(args, logs)
+        if "degrade" not in skip and ROUTER_NAME in names:
+            s = degrade.settings(args)
+            log(f"== degradation: A {s['frac']:.0%} 503 for {s['bad_s']:g} s after "
+                f"{s['warm_s']:g} s, health off vs on ==")
+            run["degrade"] = degrade.measure(args, logs, Worker, log)
         if "stream" not in skip:
             log(f"== streaming: {args.stream_chunks} chunks, no delay (nginx) and "
                 f"{args.stream_delay_ms:g} ms before each (mock); then the Worker ==")
@@ -1049,6 +1153,7 @@ def main() -> int:
         skip |= set(MEASURES) - only_measures
     measured = [m for m in MEASURES if m not in skip]
     stream_only = measured == ["stream"]
+    adaptive_only = bool(measured) and set(measured) <= ADAPTIVE
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
@@ -1062,8 +1167,9 @@ def main() -> int:
                                "measures": measured,
                                "runs": []}
     results["machine"] = machine_info(upstream.nginx_version())
-    # The stream measure alone never overwrites the full results.
-    path = args.out / ("stream_results.json" if stream_only else "results.json")
+    # The stream measure alone, or issue 11's alone, never overwrite the full results.
+    path = args.out / ("stream_results.json" if stream_only else
+                       "adaptive_results.json" if adaptive_only else "results.json")
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1091,7 +1197,9 @@ def main() -> int:
     for i in range(args.runs):
         log(f"==== run {i + 1} of {args.runs} ====")
         # Peak RSS only in the first run: it is no target, and takes minutes.
-        results["runs"].append(run_once(args, names, skip | ({"rss"} if i else set()), logs, i,
+        # Likewise the degradation scenario (2 minutes), unless asked for by name.
+        later = {"rss"} | (set() if "degrade" in only_measures else {"degrade"})
+        results["runs"].append(run_once(args, names, skip | (later if i else set()), logs, i,
                                         stream_names))
         save()
         log(f"wrote {path} (run {i + 1} took {results['runs'][-1]['wall_s']:.0f}s)")
@@ -1100,7 +1208,7 @@ def main() -> int:
 
     import report
     md = report.write_all(results, args.out)
-    log(f"wrote {md}" + ("" if stream_only else " and the plots"))
+    log(f"wrote {md}" + ("" if stream_only or adaptive_only else " and the plots"))
     return 0
 
 

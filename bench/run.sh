@@ -4,6 +4,7 @@
 #     bash bench/run.sh            # 3 full runs, ~25 min: bench/RESULTS.md, results.json, *.png
 #     bash bench/run.sh --smoke    # one short run, ~4 min: bench/smoke/
 #     bash bench/run.sh --measures stream   # streaming only (issue 10): bench/STREAM_RESULTS.md
+#     bash bench/run.sh --measures tail,degrade,tput_health   # issue 11 only: bench/ADAPTIVE_RESULTS.md
 #     bash bench/run.sh --help     # every option of run.py
 #
 # Installs what it needs, idempotently (a second run installs nothing):

@@ -12,6 +12,8 @@
   milliseconds now and then, which showed up in every contender's p99.
 * ``TailMock``: ``tailmock.py`` in a subprocess, the heavy-tailed upstream
   of the tail experiment.
+* ``FlakyMock``: ``flakymock.py`` in a subprocess, two providers whose 503
+  share the degradation scenario (degrade.py) sets while it runs.
 
 Both run in their own process group and are stopped with it.
 """
@@ -332,6 +334,39 @@ class StreamMock:
         url = f"http://127.0.0.1:{self.port}/__stats"
         with urllib.request.urlopen(url, timeout=5) as r:
             return int(json.load(r)["requests"])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+
+
+class FlakyMock:
+    """flakymock.py on two ports: providers A and B of the degradation
+    scenario, each answering after ``delay_ms``, 503 with the share set by
+    ``fail_url()`` (0 at the start)."""
+
+    def __init__(self, delay_ms: float, seed: int = 1) -> None:
+        self.args = [f"--delay-ms={delay_ms}", f"--seed={seed}"]
+        self.ports: list[int] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "flakymock.py"), "--ports=0,0", *self.args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("flakymock.py exited before listening")
+        self.ports = json.loads(line)["ports"]
+
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p}/v1" for p in self.ports]
+
+    def control_url(self) -> str:
+        """The base of the control requests (``/__fail``, ``/__stats``)."""
+        return f"http://127.0.0.1:{self.ports[0]}"
 
     def stop(self) -> None:
         if self.proc is not None:

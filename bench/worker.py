@@ -21,6 +21,11 @@ chatter cannot corrupt the protocol). Commands:
   K, "delay_ms": D, "warmup": W, "n": N, "max_s": S}``: f3dx_router only;
   a Router over the heavy-tailed mock; answers the per-call times and the
   upstream requests the mock counted during the timed calls.
+  ``D`` may be ``"auto"`` (with optional ``hedge_delay_fallback_ms`` and
+  ``hedge_budget``); the answer has the router's ``stats()`` hedge counters
+  and latency percentiles after the warm-up and at the end.
+* ``{"op": "degrade", ...}``: f3dx_router only; the degradation scenario's
+  call loop (degrade.py ``scenario()``), against flakymock.py.
 * ``{"op": "stream_setup", "chunks": C}`` (streaming, issue 10; OK_URL and
   FAIL_URL are then the no-delay and the delayed upstream): build the
   streaming contender (streaming.py) and check one stream of each variant
@@ -217,7 +222,12 @@ class Worker:
         kw: dict[str, Any] = {"policy": policy}
         if policy == "hedged":
             kw["hedge_k"] = int(cmd.get("hedge_k", 2))
-            kw["hedge_delay_ms"] = int(cmd.get("delay_ms", 0))
+            delay = cmd.get("delay_ms", 0)
+            # "auto": the router picks the delay (the p95 of recent successes).
+            kw["hedge_delay_ms"] = delay if delay == "auto" else int(delay)
+            for key in ("hedge_delay_fallback_ms", "hedge_budget"):
+                if key in cmd:
+                    kw[key] = cmd[key]
         r = Router(provs, **kw)
 
         def count() -> int:
@@ -226,10 +236,13 @@ class Worker:
 
         for _ in range(int(cmd.get("warmup", 0))):
             r.chat_completions(contenders.BODY)
+        stats_warm = self.router_stats(r)
         n, max_s = int(cmd["n"]), float(cmd.get("max_s", 120))
         c0 = count()
         samples: list[float] = []
         winners: dict[str, int] = {}
+        legs: list[list[float]] = []  # per hedged call: [started_ms, took_ms, won]
+        p95_trace: list[float | None] = []  # auto: p0's p95 every 100 timed calls
         deadline = time.perf_counter() + max_s
         pc = time.perf_counter_ns
         for _ in range(n):
@@ -237,12 +250,39 @@ class Worker:
             res = r.route(contenders.BODY)
             samples.append((pc() - t0) / 1000.0)
             winners[res.provider] = winners.get(res.provider, 0) + 1
+            if len(res.attempts) > 1:
+                # When the hedge leg really started (the delay as the timer
+                # kept it) and how long it took: a hedged call's time is
+                # their sum when the leg wins.
+                leg = res.attempts[1]
+                legs.append([leg.started_ms, (leg.ended_ms or leg.started_ms) - leg.started_ms,
+                             1 if res.provider == leg.provider else 0])
+            if len(samples) % 100 == 0 and kw.get("hedge_delay_ms") == "auto":
+                # What "auto" waits, as it moves (between timed calls).
+                st = r.stats()
+                p95_trace.append(st["providers"]["p0"]["latency_ms"]["p95"])
             if time.perf_counter() > deadline:
                 break
         time.sleep(0.05)  # a cancelled leg's request has surely arrived by now
         upstream = count() - c0
         return {"samples_us": samples, "n": len(samples), "upstream_requests": upstream,
-                "winners": winners, "config": kw}
+                "winners": winners, "config": kw, "stats_after_warmup": stats_warm,
+                "stats_end": self.router_stats(r), "hedge_legs": legs,
+                "p95_every_100": p95_trace}
+
+    @staticmethod
+    def router_stats(r: Any) -> dict[str, Any]:
+        """What the tail report reads of ``stats()``: the hedge counters and
+        each provider's latency percentiles (the p95 is what "auto" waits)."""
+        st = r.stats()
+        return {"hedges": dict(st["hedges"]),
+                "latency_ms": {n: dict(p["latency_ms"]) for n, p in st["providers"].items()},
+                "successes": {n: p["successes"] for n, p in st["providers"].items()}}
+
+    def op_degrade(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        import degrade
+
+        return degrade.scenario(cmd)
 
 
 def main() -> None:
