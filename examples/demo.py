@@ -5,7 +5,7 @@
 Starts mock providers on 127.0.0.1 (tests/mock_provider.py): one answers
 429 with Retry-After, one 503, one slow, one fast, one speaks Anthropic's
 Messages API, three weighted 5:1:1, one that degrades until it is ejected,
-two stream. Then routes calls through each policy, and one streamed call
+one that breaks one tenant's JSON, two stream. Then routes calls through each policy, and one streamed call
 that fails over before its commit point, and prints what happened and what
 the router's stats() say of the degraded provider.
 """
@@ -31,6 +31,20 @@ def openai_reply(text: str) -> dict[str, Any]:
     }
 
 
+PERSON = '{"name": "Ada Lovelace", "born": 1815}'
+BROKEN_PERSON = '{"name": "Ada Lovelace", "born": '  # cut short: not JSON
+PERSON_REQUEST = {
+    "model": "gpt-4o", "messages": [{"role": "user", "content": "Who wrote the first program?"}],
+    "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": {
+        "type": "object", "properties": {"name": {"type": "string"}, "born": {"type": "integer"}},
+        "required": ["name", "born"], "additionalProperties": False}}},
+}
+
+
+def openai_reply_content(content: str) -> dict[str, Any]:
+    return {"delay_ms": 5, "json": openai_reply(content)}
+
+
 ANTHROPIC_REPLY = {
     "id": "msg_demo", "type": "message", "role": "assistant", "model": "claude-demo",
     "content": [{"type": "text", "text": "hello from claude"}],
@@ -54,6 +68,12 @@ MOCKS = {
     # Weighted 5:1:1: quick providers, so only the order of first picks shows.
     **{name: {"responses": [{"delay_ms": 5, "json": openai_reply(f"hello from {name}")}]}
        for name in ("big", "small1", "small2")},
+    # Structured output for two tenants, calls alternating acme, globex:
+    # "jsonish" breaks acme's JSON every time (globex's stays valid), "strict"
+    # is always valid. After 5 broken answers acme's calls move to strict.
+    "jsonish": {"responses": [openai_reply_content(BROKEN_PERSON), openai_reply_content(PERSON)] * 5
+                + [openai_reply_content(PERSON)] * 3},
+    "strict": {"responses": [openai_reply_content(PERSON)]},
     # Answers twice, then degrades: 503 from then on, until it is ejected.
     "flaky": {"responses": [{"delay_ms": 5, "json": openai_reply("hello from flaky")}] * 2
               + [{"status": 503, "json": error("overloaded")}] * 8},
@@ -119,6 +139,16 @@ def main() -> int:
         degrading = Router([p("flaky"), p("fast")])
         run("sequential (degrades)", degrading, 8)
         flaky = degrading.stats()["providers"]["flaky"]
+        # Quality-aware routing: jsonish breaks acme's JSON; after 5 broken
+        # answers (min_samples) acme is routed to strict, globex keeps jsonish.
+        quality = Router([p("jsonish"), p("strict")], quality={"min_samples": 5})
+        for i in range(14):
+            tenant = ("acme", "globex")[i % 2]
+            res = quality.route(PERSON_REQUEST, tenant=tenant)
+            rows.append((f"quality ({tenant})", str(i + 1), res.provider,
+                         attempts_text(res.attempts) + f"  schema_valid={res.schema_valid}",
+                         f"{res.latency_ms:.0f}"))
+        jsonish_keys = quality.stats()["providers"]["jsonish"]["quality"]
         # A streamed call: the first provider's 200 + error event comes
         # before any text, so it fails over; the caller reads only streamer's.
         start = time.perf_counter()
@@ -144,6 +174,9 @@ def main() -> int:
           f"{flaky['soft_failures']} soft failures and {flaky['successes']} successes in the window "
           f"(error rate {flaky['error_rate']:.2f}), ejections={flaky['ejections']}: calls skip it until then, "
           "then one probe tests it (half-open).")
+    for k in jsonish_keys:
+        print(f"jsonish for tenant {k['tenant']!r}, model {k['model']!r} in router.stats(): state={k['state']!r}, "
+              f"pass rate {k['pass_rate']:.2f} over {k['samples']} answers")
     print(f"streamed: {text!r} from {stream.provider}, committed after {first_chunk_ms:.0f} ms; "
           "overloaded's 200 + error event came before any text, so it failed over unseen.")
     return 0
