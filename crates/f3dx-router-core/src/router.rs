@@ -232,8 +232,9 @@ impl Shared {
         self.quality.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Drop from `candidates` the providers excluded for `tenant` and
-    /// `model`, unless that leaves none (then all stay, as a last resort).
+    /// Move the providers excluded for `tenant` and `model` to the end of
+    /// `candidates`: tried only when every other one has failed (a last
+    /// resort, in their order).
     pub(crate) fn quality_filter(
         &self,
         candidates: &mut Vec<usize>,
@@ -248,11 +249,8 @@ impl Shared {
         if table.is_empty() {
             return;
         }
-        let excluded = |&p: &usize| table.state(tenant, model, p, now) == KeyState::Excluded;
-        if candidates.iter().all(excluded) {
-            return;
-        }
-        candidates.retain(|p| !excluded(p));
+        // A stable sort: the usable keep their order, then the excluded.
+        candidates.sort_by_key(|&p| table.state(tenant, model, p, now) == KeyState::Excluded);
     }
 
     /// A call is about to send to `provider`: `Some(probe)` if it may
