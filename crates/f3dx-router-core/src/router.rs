@@ -237,7 +237,7 @@ impl Shared {
     /// resort, in their order).
     pub(crate) fn quality_filter(
         &self,
-        candidates: &mut Vec<usize>,
+        candidates: &mut [usize],
         tenant: &str,
         model: &str,
         now: Instant,
