@@ -137,3 +137,25 @@ def test_bad_quality_settings_are_config_errors(quality: Any, field: str) -> Non
     with pytest.raises(ConfigError) as info:
         Router(offline("a"), quality=quality)
     assert info.value.field == field
+
+
+def test_a_stream_is_checked_whole_at_its_end_and_recorded() -> None:
+    def events(pieces: list[str]) -> dict[str, Any]:
+        return {"events": [
+            {"data": {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}},
+            *[{"data": {"choices": [{"index": 0, "delta": {"content": p}}]}} for p in pieces],
+            {"data": {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}},
+            {"data": "[DONE]"},
+        ]}
+    # The valid answer arrives in pieces that are not JSON on their own.
+    mocks = {"a": {"responses": [events(['{"name": "Ada", ', '"age": 36}']),
+                                 events(['{"name": ', '"Ada"}'])]}}
+    with MockProviders({"mocks": mocks}) as m:
+        r = Router([provider(m, "a")], quality={"min_samples": 1, "min_pass_rate": 0.5})
+        for _ in range(2):
+            with r.chat_completions({**REQUEST, "stream": True}, tenant="acme") as stream:
+                text = "".join(c["choices"][0]["delta"].get("content") or "" for c in stream if c["choices"])
+            assert text.startswith('{"name": ')
+        (key,) = r.stats()["providers"]["a"]["quality"]
+    # One pass, then one failure: 0.5 is not under 0.5, so still ok.
+    assert (key["tenant"], key["samples"], key["pass_rate"], key["state"]) == ("acme", 2, 0.5, "ok")
