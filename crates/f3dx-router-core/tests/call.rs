@@ -552,7 +552,11 @@ fn a_committed_streams_events_are_handed_out_one_at_a_time_in_order() {
     let (sent, _) = actions(&mut call);
     call.handle_head(sent[0], head(200), ms(1));
     call.handle_chunk(sent[0], read, ms(2));
-    call.handle_fault(sent[0], f3dx_router_core::TransportFault::ConnectionReset, ms(3));
+    call.handle_fault(
+        sent[0],
+        f3dx_router_core::TransportFault::ConnectionReset,
+        ms(3),
+    );
     // The first output comes with what the commit point needed decoded.
     let acts = all_actions(&mut call);
     assert_eq!(acts[0], "commit a");

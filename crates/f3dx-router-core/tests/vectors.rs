@@ -118,7 +118,8 @@ fn run_vector(vector: &Value) -> Result<(), String> {
             .map_err(|e| format!("call {i}: {e}"))?;
         if let Some(want) = call["expect"].get("hedges") {
             let h = router.stats(now).hedges;
-            let got = json!({"sent": h.sent, "won": h.won, "skipped_for_budget": h.skipped_for_budget});
+            let got =
+                json!({"sent": h.sent, "won": h.won, "skipped_for_budget": h.skipped_for_budget});
             if let Some(m) = subset_mismatch(want, &got, "hedges") {
                 return Err(format!("call {i}: {m}"));
             }
