@@ -46,6 +46,7 @@ import json
 import math
 import os
 import platform
+import queue
 import subprocess
 import sys
 import threading
@@ -327,9 +328,19 @@ def malloc_trim() -> bool:
     return True
 
 
+def heap_owner(machine: dict[str, Any]) -> str:
+    """Whose allocations glibc's heap figures cover."""
+    allocator = machine.get("extension_allocator", "glibc malloc")
+    if allocator == "glibc malloc":
+        return "Python's and the extension's Rust code's allocations"
+    return (f"Python's allocations only: the extension's Rust code allocates with {allocator}, "
+            "which these figures do not see")
+
+
 def malloc_stats() -> dict[str, float] | None:
-    """glibc's heap (every arena; Rust uses the system allocator too): bytes in
-    use, and bytes the arenas hold free (fragmentation, not yet returned)."""
+    """glibc's heap (every arena; the extension's Rust code too when it
+    allocates with glibc, see heap_owner): bytes in use, and bytes the arenas
+    hold free (fragmentation, not yet returned)."""
     if MALLINFO2 is None:
         return None
     mi = MALLINFO2()
@@ -402,6 +413,8 @@ class Soak:
         self.stacks: list[str] = []
         self.idle = 0  # threads done with their calls
         self.release = threading.Event()
+        # Reports due (call counts), taken by the main thread: see calls().
+        self.due: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.failed_traces: dict[str, Counter[str]] = {r.policy: Counter() for r in routers}
 
     # -- the callers --
@@ -469,7 +482,14 @@ class Soak:
                 self.completed += 1
                 done = self.completed
             if done % self.args.report_every == 0:
-                self.report(done)
+                # The main thread measures, always the same one: a report
+                # allocates (len(gc.get_objects()) is a list of every tracked
+                # object, ~140 KiB), and made on the worker that happened to
+                # reach the count it left that much free space in that
+                # thread's glibc arena, a new one each time a report fell on
+                # a new thread: up to 16 x 0.14 MiB of RSS "growth" that was
+                # the soak's own (measured: bench/README.md, "Soak").
+                self.due.put(done)
 
     # -- the reports --
 
@@ -553,7 +573,10 @@ class Soak:
         last_done, last_progress = 0, time.monotonic()
         while True:
             try:
-                time.sleep(0.5)
+                try:
+                    self.report(self.due.get(timeout=0.5))
+                except queue.Empty:
+                    pass
             except KeyboardInterrupt:
                 print("interrupted: finishing the calls in flight", flush=True)
                 self.stop.set()
@@ -561,7 +584,7 @@ class Soak:
             now = time.monotonic()
             with self.lock:
                 done, idle = self.completed, self.idle
-            if idle == len(threads):
+            if idle == len(threads) and self.due.empty():
                 break
             if done != last_done:
                 last_done, last_progress = done, now
@@ -689,6 +712,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "f3dx_router": f3dx_router.__version__,
+        # What the extension's Rust code allocates with; older builds: glibc's.
+        "extension_allocator": getattr(native, "_allocator", "glibc malloc"),
         "extension": str(ext),
         "extension_built": datetime.fromtimestamp(ext.stat().st_mtime, timezone.utc)
         .strftime("%Y-%m-%d %H:%M UTC"),
@@ -803,7 +828,7 @@ def render(data: dict[str, Any]) -> str:
                  f"met: {yes(v['fd_target_met'])}.")
         if v.get("malloc_in_use_base_mib") is not None:
             t = data.get("after_trim")
-            L.append(f"- Where RSS went (glibc's `mallinfo2`, every arena; Rust allocates there too): "
+            L.append(f"- Where RSS went (glibc's `mallinfo2`, every arena; {heap_owner(m)}): "
                      f"heap in use {v['malloc_in_use_base_mib']:.2f} -> "
                      f"{v['malloc_in_use_end_mib']:.2f} MiB, free space malloc holds "
                      f"{v['malloc_free_base_mib']:.2f} -> {v['malloc_free_end_mib']:.2f} MiB"
@@ -834,7 +859,7 @@ def render(data: dict[str, Any]) -> str:
     L.append("## Reports")
     L.append("")
     L.append(f"Every {a['report_every']:,} calls. RSS is VmRSS of /proc/self/status; heap, "
-             "glibc's `mallinfo2` (bytes in use, and free bytes the arenas keep); fds the "
+             f"glibc's `mallinfo2` (bytes in use, and free bytes the arenas keep; {heap_owner(m)}); fds the "
              "entries of /proc/self/fd (sockets among them); threads Python's / the OS's; "
              "latency, CPU per call (the process's, all threads), upstream requests per call "
              "and new connections (nginx's stub_status) are over the window since the previous "
@@ -921,7 +946,8 @@ def render(data: dict[str, Any]) -> str:
              f"load average {data['load_start'][0]:.2f} at the start, {data['load_end'][0]:.2f} "
              "at the end (the machine is shared)")
     L.append(f"- Python {m['python']} (`{m['python_executable']}`), f3dx_router {m['f3dx_router']} "
-             f"(`{m['extension']}`, built {m['extension_built']})")
+             f"(`{m['extension']}`, built {m['extension_built']}; its Rust code allocates with "
+             f"{m.get('extension_allocator', 'glibc malloc')})")
     L.append(f"- nginx {m['nginx']}, libnginx-mod-http-echo {m['nginx_echo_module']}")
     L.append("")
     L.append("Raw numbers: `soak.json` (re-render with `python bench/soak.py --render "
