@@ -6,6 +6,9 @@ Anthropic translation) behind a small Python API::
     from f3dx_router import Router
     r = Router(providers=[...], policy="hedged", hedge_k=2)
     resp = r.chat_completions({"model": "gpt-4o", "messages": [...]})
+    r = Router.from_file("router.toml")          # or .json, .yaml
+
+``python -m f3dx_router check router.toml`` validates a config file offline.
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ from ._errors import (
 )
 from ._stats import HedgeStats, LatencyMs, ProviderStats, QualityKeyStats, RouterStats
 from ._native import Attempt, ChatStream, RouteResult, Router, SseIterator, __version__
+from ._config import router_from_config, router_from_file
+
+# Router is a native class, but its type accepts new attributes: the
+# file-reading constructors are plain Python (parsers are Python's) and live
+# on the class where users look for them. Typed in _native.pyi, checked by
+# stubtest; setattr because mypy (rightly) refuses assigning to a method.
+setattr(Router, "from_file", staticmethod(router_from_file))
+setattr(Router, "from_config", staticmethod(router_from_config))
+del router_from_config, router_from_file
 
 __all__ = [
     "Router",

@@ -1,6 +1,7 @@
 """Type stubs for the native extension (written by hand, checked by
 ``mypy.stubtest`` in CI)."""
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, final
 
@@ -102,6 +103,13 @@ class Router:
         health: bool | Mapping[str, float] | None = None,
         quality: bool | Mapping[str, float | str] | None = None,
     ) -> Router: ...
+    # Attached by f3dx_router/__init__.py (from _config.py): the same schema
+    # as the constructor and the Worker's ROUTER_CONFIG, from a TOML, JSON or
+    # YAML file, or from one mapping.
+    @staticmethod
+    def from_file(path: str | os.PathLike[str]) -> Router: ...
+    @staticmethod
+    def from_config(config: Mapping[str, Any]) -> Router: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that
     # code indexing the answer type-checks either way.
     def chat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any: ...
