@@ -109,6 +109,7 @@ SETUPS: dict[str, Setup] = {
     "config_missing": (lambda m: variables(None), None),
     "ts_good": (lambda m: variables(config(m, "a")), TS_EXAMPLE),
     "ts_failover": (lambda m: variables(config(m, "flaky", "b")), TS_EXAMPLE),
+    "ts_quality": (lambda m: variables(config(m, "a", "b")), TS_EXAMPLE),
     "ts_hard": (lambda m: variables(config(m, "denied", "b")), TS_EXAMPLE),
     "ts_weird": (lambda m: variables(config(m, "weird", "b")), TS_EXAMPLE),
     "ts_config_hedge_k_7": (lambda m: variables(eight_providers(m)), TS_EXAMPLE),
@@ -538,6 +539,33 @@ def test_ts_example_failover(worker: WranglerDev, mocks: MockProviders) -> None:
     assert (headers.get("x-f3dx-provider"), headers.get("x-f3dx-attempts")) == ("b", "2")
     seen = upstream(mocks, m)
     assert (len(seen["flaky"]), len(seen["b"])) == (1, 1)
+
+
+@on("ts_quality")
+def test_ts_example_tenants_and_reported_quality(worker: WranglerDev, mocks: MockProviders) -> None:
+    # recordQuality: a fails 10 of 10 answers for tenant acme and gpt-4o ...
+    for _ in range(10):
+        status, _, reply = worker.post_json("/quality", {"provider": "a", "passed": False, "model": "gpt-4o",
+                                                         "tenant": "acme"}, token=TOKEN, timeout=TIMEOUT_S)
+        assert status == 200, reply
+    # ... so acme's calls go to b first (route(body, {tenant})), globex's to a.
+    for tenant, winner in (("acme", "b"), ("globex", "a")):
+        m = marker()
+        status, headers, reply = worker.post_json(CHAT, chat_body(m), token=TOKEN, timeout=TIMEOUT_S,
+                                                  headers={"x-f3dx-tenant": tenant})
+        assert status == 200, reply
+        assert headers.get("x-f3dx-provider") == winner, (tenant, headers)
+        assert "x-f3dx-schema-valid" not in headers  # nothing to check without response_format
+    # A structured request is checked: schemaValid reaches the header.
+    m = marker()
+    body = {**chat_body(m), "response_format": {"type": "json_object"}}
+    status, headers, reply = worker.post_json(CHAT, body, token=TOKEN, timeout=TIMEOUT_S)
+    assert status == 200, reply
+    assert headers.get("x-f3dx-schema-valid") == "false"  # "hello from a" is not a JSON object
+    # A bad report is a RouterError answered as a 400.
+    status, _, reply = worker.post_json("/quality", {"provider": "nobody", "passed": True, "model": "m"},
+                                        token=TOKEN, timeout=TIMEOUT_S)
+    assert status == 400 and "no provider named" in reply["error"]["message"], reply
 
 
 @on("ts_hard")

@@ -73,27 +73,40 @@ function authorize(request: Request, env: Env): void {
   }
 }
 
+async function readJson(request: Request): Promise<unknown> {
+  try {
+    return await request.json();
+  } catch {
+    throw new HttpError(400, "invalid_request_error", "invalid_json", "the body is not valid JSON");
+  }
+}
+
 async function handle(request: Request, env: Env): Promise<Response> {
-  if (new URL(request.url).pathname !== "/v1/chat/completions") {
-    throw new HttpError(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions");
+  const path = new URL(request.url).pathname;
+  if (path !== "/v1/chat/completions" && path !== "/quality") {
+    throw new HttpError(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions or POST /quality");
   }
   if (request.method !== "POST") {
     throw new HttpError(405, "invalid_request_error", "method_not_allowed", "method not allowed; use POST");
   }
   authorize(request, env);
   const router = getRouter(env);
-  let body: unknown;
-  try {
-    body = await request.json();
-  } catch {
-    throw new HttpError(400, "invalid_request_error", "invalid_json", "the body is not valid JSON");
+  const body = await readJson(request);
+  if (path === "/quality") {
+    // A result the caller checked itself: {provider, passed, model, tenant?}.
+    const { provider, passed, model, tenant } = body as { provider: string; passed: boolean; model: string; tenant?: string };
+    router.recordQuality(provider, passed, { model, tenant });
+    return Response.json({ recorded: true });
   }
+  // The tenant of quality-aware routing, if the caller names one.
+  const tenant = request.headers.get("x-f3dx-tenant") ?? undefined;
   // route() is chatCompletions() plus who answered and every attempt. With
   // `stream: true` it resolves at the commit point (the first output), its
   // response a stream of OpenAI server-sent events: errors before that
   // point are thrown as for a whole answer, after it they end the stream.
-  const { response, provider, attempts } = await router.route(body);
-  const headers = { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) };
+  const { response, provider, attempts, schemaValid } = await router.route(body, { tenant });
+  const headers: Record<string, string> = { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) };
+  if (schemaValid !== null) headers["x-f3dx-schema-valid"] = String(schemaValid);
   if (response instanceof ReadableStream) {
     return new Response(response, {
       headers: { ...headers, "content-type": "text/event-stream", "cache-control": "no-cache" },
