@@ -449,18 +449,10 @@ fn parse_hedge_budget(
 /// `quality`: absent or `true` for the defaults, `false` for none, or an
 /// object overriding some of them.
 fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigError> {
-    let obj = match value {
-        None | Some(Value::Null) | Some(Value::Bool(true)) => {
-            return Ok(Some(QualityConfig::default()))
-        }
-        Some(Value::Bool(false)) => return Ok(None),
-        Some(Value::Object(o)) => o,
-        Some(_) => {
-            return Err(err(
-                "quality",
-                "must be an object of settings, true (the defaults) or false (off)",
-            ))
-        }
+    let obj = match settings(value, "quality")? {
+        Settings::Off => return Ok(None),
+        Settings::Defaults => return Ok(Some(QualityConfig::default())),
+        Settings::Object(o) => o,
     };
     const KEYS: &[&str] = &[
         "window",
@@ -472,14 +464,7 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
     ];
     reject_unknown(obj, "quality", KEYS)?;
     let d = QualityConfig::default();
-    let int = |key: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-        let field = format!("quality.{key}");
-        match opt_uint(obj, key, &field)? {
-            None => Ok(None),
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            Some(_) => Err(err(field, format!("must be between {min} and {max}"))),
-        }
-    };
+    let int = |key: &str, min: u64, max: u64| ranged(obj, "quality", key, min, max);
     let window = int("window", 1, 10_000)?.map_or(d.window, |n| n as u32);
     let min_samples = int("min_samples", 1, 10_000)?.map_or(d.min_samples, |n| n as u32);
     if min_samples > window {
@@ -490,18 +475,7 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
     }
     let probe_after = int("probe_after_s", 1, 86_400)?.map_or(d.probe_after, Duration::from_secs);
     let max_keys = int("max_keys", 1, 10_000_000)?.map_or(d.max_keys, |n| n as usize);
-    let min_pass_rate = match obj.get("min_pass_rate") {
-        None | Some(Value::Null) => d.min_pass_rate,
-        Some(v) => match v.as_f64() {
-            Some(r) if r > 0.0 && r <= 1.0 => r,
-            _ => {
-                return Err(err(
-                    "quality.min_pass_rate",
-                    "must be a number above 0 and at most 1",
-                ))
-            }
-        },
-    };
+    let min_pass_rate = rate(obj, "quality", "min_pass_rate")?.unwrap_or(d.min_pass_rate);
     let on_failure = match obj.get("on_failure") {
         None | Some(Value::Null) => d.on_failure,
         Some(Value::String(s)) if s == "return" => OnFailure::Return,
@@ -526,18 +500,10 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
 /// `health`: absent or `true` for the defaults, `false` for none, or an
 /// object overriding some of them.
 fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigError> {
-    let obj = match value {
-        None | Some(Value::Null) | Some(Value::Bool(true)) => {
-            return Ok(Some(HealthConfig::default()))
-        }
-        Some(Value::Bool(false)) => return Ok(None),
-        Some(Value::Object(o)) => o,
-        Some(_) => {
-            return Err(err(
-                "health",
-                "must be an object of settings, true (the defaults) or false (off)",
-            ))
-        }
+    let obj = match settings(value, "health")? {
+        Settings::Off => return Ok(None),
+        Settings::Defaults => return Ok(Some(HealthConfig::default())),
+        Settings::Object(o) => o,
     };
     const KEYS: &[&str] = &[
         "window_s",
@@ -550,14 +516,7 @@ fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigErr
     ];
     reject_unknown(obj, "health", KEYS)?;
     let d = HealthConfig::default();
-    let int = |key: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
-        let field = format!("health.{key}");
-        match opt_uint(obj, key, &field)? {
-            None => Ok(None),
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            Some(_) => Err(err(field, format!("must be between {min} and {max}"))),
-        }
-    };
+    let int = |key: &str, min: u64, max: u64| ranged(obj, "health", key, min, max);
     let secs = |n: u64| Duration::from_secs(n);
     let window = int("window_s", 1, 86_400)?.map_or(d.window, secs);
     let buckets = int("buckets", 1, 1000)?.map_or(d.buckets, |n| n as u32);
@@ -569,18 +528,7 @@ fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigErr
     if max_ejection < ejection {
         return Err(err("health.max_ejection_s", "must be at least ejection_s"));
     }
-    let max_error_rate = match obj.get("max_error_rate") {
-        None | Some(Value::Null) => d.max_error_rate,
-        Some(v) => match v.as_f64() {
-            Some(r) if r > 0.0 && r <= 1.0 => r,
-            _ => {
-                return Err(err(
-                    "health.max_error_rate",
-                    "must be a number above 0 and at most 1",
-                ))
-            }
-        },
-    };
+    let max_error_rate = rate(obj, "health", "max_error_rate")?.unwrap_or(d.max_error_rate);
     Ok(Some(HealthConfig {
         window,
         buckets,
@@ -590,6 +538,57 @@ fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigErr
         ejection,
         max_ejection,
     }))
+}
+
+/// A router-level settings key (`health`, `quality`).
+enum Settings<'a> {
+    Off,
+    Defaults,
+    Object(&'a Map<String, Value>),
+}
+
+/// Absent, null or `true`: the defaults; `false`: off; an object: some
+/// settings; anything else an error naming `key`.
+fn settings<'a>(value: Option<&'a Value>, key: &str) -> Result<Settings<'a>, ConfigError> {
+    match value {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => Ok(Settings::Defaults),
+        Some(Value::Bool(false)) => Ok(Settings::Off),
+        Some(Value::Object(o)) => Ok(Settings::Object(o)),
+        Some(_) => Err(err(
+            key,
+            "must be an object of settings, true (the defaults) or false (off)",
+        )),
+    }
+}
+
+/// `at.key`: an integer from `min` to `max`, if given.
+fn ranged(
+    obj: &Map<String, Value>,
+    at: &str,
+    key: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let field = format!("{at}.{key}");
+    match opt_uint(obj, key, &field)? {
+        None => Ok(None),
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        Some(_) => Err(err(field, format!("must be between {min} and {max}"))),
+    }
+}
+
+/// `at.key`: a rate above 0 and at most 1, if given.
+fn rate(obj: &Map<String, Value>, at: &str, key: &str) -> Result<Option<f64>, ConfigError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(r) if r > 0.0 && r <= 1.0 => Ok(Some(r)),
+            _ => Err(err(
+                format!("{at}.{key}"),
+                "must be a number above 0 and at most 1",
+            )),
+        },
+    }
 }
 
 fn opt_uint(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<u64>, ConfigError> {

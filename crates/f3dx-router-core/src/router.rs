@@ -1,6 +1,6 @@
 //! The router: a validated config plus what it remembers about providers.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     picker: Mutex<Picker>,
     /// Schema pass rates per (provider, tenant, model).
     quality: Mutex<QualityTable>,
+    /// A result was ever recorded: until then no call takes the quality
+    /// lock (a router that never sees a schema pays nothing for it).
+    quality_used: AtomicBool,
     /// Compiled `response_format` schemas.
     pub(crate) schemas: SchemaCache,
     hedges_sent: AtomicU64,
@@ -242,7 +245,7 @@ impl Shared {
         model: &str,
         now: Instant,
     ) {
-        if self.config.quality.is_none() {
+        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
             return;
         }
         let table = self.quality();
@@ -264,7 +267,7 @@ impl Shared {
         model: &str,
         now: Instant,
     ) -> Option<bool> {
-        if self.config.quality.is_none() {
+        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
             return Some(false);
         }
         let mut table = self.quality();
@@ -293,6 +296,7 @@ impl Shared {
         if let Some(config) = self.config.quality {
             self.quality()
                 .record(tenant, model, provider, passed, now, &config);
+            self.quality_used.store(true, Ordering::Release);
         }
     }
 
@@ -384,6 +388,7 @@ impl Router {
                 health,
                 picker,
                 quality: Mutex::new(QualityTable::new(providers)),
+                quality_used: AtomicBool::new(false),
                 schemas: SchemaCache::default(),
                 hedges_sent: AtomicU64::new(0),
                 hedges_won: AtomicU64::new(0),
