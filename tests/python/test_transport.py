@@ -344,6 +344,37 @@ def test_closing_the_sdk_stream_closes_the_upstream_connection() -> None:
         wait_disconnected(m, "a")
 
 
+def test_an_anthropic_provider_answers_the_sdk_in_openai_shape() -> None:
+    def ev(kind: str, **data: Any) -> dict[str, Any]:
+        return {"event": kind, "data": {"type": kind, **data}}
+
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+               "content": [{"type": "text", "text": "Hello there!"}], "stop_reason": "end_turn",
+               "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 4}}
+    events = [ev("message_start", message={"id": "msg_2", "model": "claude-x", "usage": {"input_tokens": 7}}),
+              ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+              ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"}),
+              ev("content_block_stop", index=0),
+              ev("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 3}),
+              ev("message_stop")]
+    denied = {"status": 401, "json": {"type": "error", "error": {"type": "authentication_error",
+                                                                 "message": "invalid x-api-key"}}}
+    mocks = {"claude": {"responses": [{"json": message}, stream(*events), denied]}}
+    with MockProviders({"mocks": mocks}) as m:
+        client = f3dx_router.openai_client(Router([{**provider(m, "claude"), "kind": "anthropic"}]))
+        reply = client.chat.completions.create(model="claude-x", messages=MESSAGES)
+        assert reply.choices[0].message.content == "Hello there!" and reply.choices[0].finish_reason == "stop"
+        assert reply.usage is not None and reply.usage.total_tokens == 16
+        with client.chat.completions.create(model="claude-x", messages=MESSAGES, stream=True) as s:
+            chunks = list(s)
+        assert contents(chunks) == "Hi" and {c.id for c in chunks} == {"msg_2"}
+        # Anthropic's error body, passed on as it is: the SDK reads its error object.
+        with pytest.raises(openai.AuthenticationError) as info:
+            client.chat.completions.create(model="claude-x", messages=MESSAGES)
+        assert m.log()["claude"][0]["path"].endswith("/messages")
+    assert "invalid x-api-key" in str(info.value) and info.value.type == "authentication_error"
+
+
 def test_tenant_from_the_client_or_a_header_and_schema_valid() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
