@@ -84,7 +84,7 @@ def _error_body(message: str, kind: str, code: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
 
 
-def _error(status: int, message: str, kind: str, code: str, headers: list[tuple[str, str]]) -> Reply:
+def _error(status: int, message: str, kind: str, code: str, headers: Sequence[tuple[str, str]]) -> Reply:
     return Reply(status, [("content-type", _JSON), *headers], _error_body(message, kind, code))
 
 
@@ -112,7 +112,7 @@ def route_headers(provider: str | None, attempts: Sequence[Attempt]) -> list[tup
     return headers
 
 
-_NOTHING_SENT: Final = [("x-f3dx-attempts", "0")]
+_NOTHING_SENT: Final = (("x-f3dx-attempts", "0"),)
 
 
 def not_served(method: str, path: str) -> Reply | None:
@@ -132,7 +132,7 @@ def parse_call(content: bytes, tenant_header: str | None, tenant: str | None) ->
     """The request body as a call, or the 400 for a body that is not JSON."""
     try:
         body = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         # json's message gives the position only, never the text.
         message = f"the request body is not JSON: {exc}"
         return _error(400, message, "invalid_request_error", "invalid_json", _NOTHING_SENT)
@@ -150,7 +150,7 @@ def error_reply(e: RouterError) -> Reply:
             # when it is an error object in OpenAI's (or Anthropic's) shape.
             try:
                 upstream = json.loads(e.body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 upstream = None
             if isinstance(upstream, dict) and isinstance(upstream.get("error"), dict):
                 return Reply(e.status, headers, e.body.encode())
@@ -290,6 +290,7 @@ class RouterTransport:
             raise TypeError(f"{type(self).__name__} needs an f3dx_router.Router, not {type(router).__name__}")
         if tenant is not None and not isinstance(tenant, str):
             raise TypeError(f"tenant must be a string or None, not {type(tenant).__name__}")
+        super().__init__()
         #: The router the transport's calls go to (shared: closing the
         #: transport leaves it as it is).
         self.router = router

@@ -651,3 +651,7 @@ def test_handle_request_directly_answers_with_a_readable_response() -> None:
     assert resp.status_code == 404
     body = json.loads(resp.read())
     assert body["error"]["type"] == "invalid_request_error" and "PUT /v1/chat/completions" in body["error"]["message"]
+    for content, code in ((b"[" * 100_000, "invalid_json"), (b"[1, 2]", "invalid_request"), (b"", "invalid_json")):
+        resp = transport.handle_request(httpx2.Request("POST", URL, content=content))
+        assert resp.status_code == 400
+        assert json.loads(resp.read())["error"]["code"] == code
