@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 # Python tools of the test run and the demo. Changing this list re-runs pip
 # (see the stamp).
 # openai: the tests read the Worker's streams with its SDK, as a user would.
-PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4")
+PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"
