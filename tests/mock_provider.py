@@ -84,6 +84,10 @@ REQUEST_TIMEOUT_S = 30.0  # the rest of a request, once it has started, must arr
 STALL_LIMIT_S = 60.0  # a stall holds the connection at most this long
 WRITE_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 2.0
+# A burst of a thousand concurrent connections (the async tests) must not
+# overflow the accept queue: asyncio's default of 100 drops the excess SYNs,
+# and their clients retry a second or more later.
+LISTEN_BACKLOG = 2048
 
 EXHAUSTED_TEXT = "mock script exhausted"
 RESPONSE_KEYS = {"delay_ms", "status", "headers", "json", "text", "fault", "events"}
@@ -476,7 +480,7 @@ class MockServer:
                     self.ports[name] = s.getsockname()[1]
                     continue
                 server = await asyncio.start_server(
-                    lambda r, w, m=mock: self._serve(r, w, m), HOST, port()
+                    lambda r, w, m=mock: self._serve(r, w, m), HOST, port(), backlog=LISTEN_BACKLOG
                 )
                 self.servers.append(server)
                 self.ports[name] = server.sockets[0].getsockname()[1]

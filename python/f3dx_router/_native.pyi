@@ -2,12 +2,22 @@
 ``mypy.stubtest`` in CI)."""
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, final
 
 from ._stats import RouterStats
 
-__all__ = ["Router", "Attempt", "RouteResult", "ChatStream", "SseIterator", "__version__", "_allocator"]
+__all__ = [
+    "Router",
+    "Attempt",
+    "RouteResult",
+    "ChatStream",
+    "SseIterator",
+    "AsyncChatStream",
+    "AsyncSseIterator",
+    "__version__",
+    "_allocator",
+]
 
 __version__: str
 # What the extension's Rust code allocates with ("mimalloc 2"); bench/soak.py reports it.
@@ -88,6 +98,35 @@ class SseIterator:
     def __next__(self) -> bytes: ...
 
 @final
+class AsyncChatStream:
+    """A streamed answer for asyncio, from its commit point on: an async
+    iterator of ``chat.completion.chunk`` dicts. A failure after the first
+    output raises ``StreamInterrupted``. ``await aclose()`` (or leaving an
+    ``async with`` block, or cancelling a task waiting on it) closes the
+    upstream connection at once."""
+
+    def __aiter__(self) -> AsyncChatStream: ...
+    def __anext__(self) -> Awaitable[dict[str, Any]]: ...
+    def __aenter__(self) -> Awaitable[AsyncChatStream]: ...
+    def __aexit__(self, *_exc: object) -> Awaitable[bool]: ...
+    def aclose(self) -> Awaitable[None]: ...
+    def aiter_sse(self) -> AsyncSseIterator: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def attempts(self) -> list[Attempt]: ...
+    @property
+    def closed(self) -> bool: ...
+
+@final
+class AsyncSseIterator:
+    """``AsyncChatStream.aiter_sse()``: each chunk as ``b"data: {...}\\n\\n"``,
+    then ``b"data: [DONE]\\n\\n"``."""
+
+    def __aiter__(self) -> AsyncSseIterator: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
+
+@final
 class Router:
     """Routes OpenAI chat-completions requests over several providers."""
 
@@ -114,6 +153,13 @@ class Router:
     # code indexing the answer type-checks either way.
     def chat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any: ...
     def route(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult: ...
+    # The async twins, attached by f3dx_router/__init__.py (from _aio.py):
+    # coroutines awaiting the native futures below. A dict, or an
+    # AsyncChatStream when body["stream"] is True.
+    async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any: ...
+    async def aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult: ...
+    def _achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Awaitable[Any]: ...
+    def _aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Awaitable[RouteResult]: ...
     def record_quality(self, provider: str, passed: bool, *, model: str, tenant: str = "") -> None: ...
     def cooldowns(self) -> dict[str, float]: ...
     def stats(self) -> RouterStats: ...

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use f3dx_router_core::{
@@ -91,6 +91,9 @@ pub struct NativeRouter {
     /// Built once; each lane's client gets a copy.
     tls: rustls::ClientConfig,
     lanes: ThreadLocal<Lane>,
+    /// The pool of the calls run on the background runtime (async callers),
+    /// built at the first of them.
+    background: OnceLock<(tokio::runtime::Handle, Arc<NativeExecutor>)>,
 }
 
 impl fmt::Debug for NativeRouter {
@@ -115,6 +118,7 @@ impl NativeRouter {
             origin: std::time::Instant::now(),
             tls: tls_config().map_err(std::io::Error::other)?,
             lanes: ThreadLocal::new(),
+            background: OnceLock::new(),
         };
         // Build the constructing thread's lane now, so that a machine that
         // cannot start a runtime fails here and not at the first call.
@@ -220,6 +224,35 @@ impl NativeRouter {
         let settle = lane.last_call_end.get().elapsed() >= SETTLE_AFTER_IDLE;
         let driver = Driver::start_with(&self.router, Arc::clone(&lane.executor), body, options);
         Ok(NativeStream::new(Arc::clone(&lane.runtime), driver, settle))
+    }
+
+    /// Spawn `task` on the process's background runtime (see
+    /// `background.rs`), giving it the router and the background pool's
+    /// executor: for callers that must not block (an event loop). Dropping
+    /// what it spawns (abort, or the task ending) drops its requests and
+    /// their connections close at once.
+    pub fn spawn<F, Fut>(&self, task: F) -> std::io::Result<tokio::task::AbortHandle>
+    where
+        F: FnOnce(Router, Arc<NativeExecutor>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (handle, executor) = match self.background.get() {
+            Some(built) => built,
+            None => {
+                let handle = crate::background::handle()?;
+                // The client's pool spawns its tasks on the runtime it is
+                // built in.
+                let executor = {
+                    let _guard = handle.enter();
+                    NativeExecutor::with_tls(self.origin, self.tls.clone())
+                };
+                // A racing thread may have built one first: keep the first.
+                let _ = self.background.set((handle, Arc::new(executor)));
+                self.background.get().expect("set above")
+            }
+        };
+        let future = task(self.router.clone(), Arc::clone(executor));
+        Ok(handle.spawn(future).abort_handle())
     }
 
     fn lane(&self) -> std::io::Result<&Lane> {

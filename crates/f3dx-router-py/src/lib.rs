@@ -1,6 +1,7 @@
 //! `f3dx_router._native`: the PyO3 extension. Python code imports it through
 //! the `f3dx_router` package, which defines the exception hierarchy.
 
+mod aio;
 mod convert;
 mod errors;
 mod router;
@@ -30,6 +31,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<trace::PyRouteResult>()?;
     m.add_class::<stream::PyChatStream>()?;
     m.add_class::<stream::PySseIter>()?;
+    m.add_class::<aio::PyAsyncChatStream>()?;
+    m.add_class::<aio::PyAsyncSseIter>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // What the Rust code allocates with, for the soak's report (bench/soak.py).
     m.add("_allocator", ALLOCATOR)?;

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
+use crate::aio;
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::signals;
@@ -124,18 +125,52 @@ impl PyRouter {
             ));
         }
         let routed = self.run(py, body, options)?;
-        let attempts = routed
-            .attempts
-            .iter()
-            .map(|a| Py::new(py, PyAttempt::from(a)))
-            .collect::<PyResult<Vec<_>>>()?;
-        Ok(PyRouteResult {
-            response: to_py(py, &routed.response)?.unbind(),
-            provider: routed.provider,
-            attempts,
-            latency_ms: millis(routed.latency),
-            schema_valid: routed.schema_valid,
-        })
+        route_result(py, routed)
+    }
+
+    /// `achat_completions` (a coroutine in `f3dx_router/_aio.py`) awaits
+    /// this: an asyncio future of the response dict, or of an
+    /// `AsyncChatStream` when `"stream": true`. The call runs on the
+    /// router's background runtime; cancelling the future cancels every
+    /// leg of it.
+    #[pyo3(signature = (body, *, tenant = None))]
+    fn _achat_completions<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        tenant: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = call_options(py, tenant)?;
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let native = self.native()?;
+        if streamed(&body) {
+            aio::start_stream(py, &native, body, options)
+        } else {
+            aio::start_call(py, &native, body, options, false)
+        }
+    }
+
+    /// `aroute` awaits this: an asyncio future of a `RouteResult`.
+    #[pyo3(signature = (body, *, tenant = None))]
+    fn _aroute<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        tenant: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let options = call_options(py, tenant)?;
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        if streamed(&body) {
+            return Err(route_error(
+                py,
+                &RouteError::InvalidRequest {
+                    message: AROUTE_STREAM.to_owned(),
+                    attempts: Vec::new(),
+                },
+            ));
+        }
+        let native = self.native()?;
+        aio::start_call(py, &native, body, options, true)
     }
 
     /// Report whether an answer `provider` gave passed your own validation
@@ -345,6 +380,27 @@ impl PyRouter {
         }
         Ok(Arc::clone(&guard.1))
     }
+}
+
+/// `aroute` refuses a streamed request with this.
+const AROUTE_STREAM: &str = "aroute() returns a whole answer; for \"stream\": true use \
+                             achat_completions(), which returns an AsyncChatStream (with \
+                             .provider and .attempts)";
+
+/// A routed call as Python's `RouteResult`.
+pub(crate) fn route_result(py: Python<'_>, routed: Routed) -> PyResult<PyRouteResult> {
+    let attempts = routed
+        .attempts
+        .iter()
+        .map(|a| Py::new(py, PyAttempt::from(a)))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyRouteResult {
+        response: to_py(py, &routed.response)?.unbind(),
+        provider: routed.provider,
+        attempts,
+        latency_ms: millis(routed.latency),
+        schema_valid: routed.schema_valid,
+    })
 }
 
 /// Longest tenant accepted: a tenant is a key the router keeps.

@@ -1,0 +1,680 @@
+//! asyncio: `achat_completions`, `aroute` and `AsyncChatStream`.
+//!
+//! A call runs on the native background runtime (`f3dx_router_native`'s
+//! `NativeRouter::spawn`), never on a thread of its own. Its result comes
+//! back to the caller's event loop through that loop's [`Bridge`]: a queue
+//! and a socket pair whose reading end the loop watches (`add_reader`). The
+//! runtime's thread pushes onto the queue and writes one byte when the queue
+//! was empty; it never takes the GIL, so it never waits for the loop's
+//! thread. The loop's thread drains the queue in one callback and builds the
+//! Python objects there, so a burst of answers costs one wake-up.
+//!
+//! Cancelling the awaiting task cancels the future, whose done-callback
+//! aborts the call's task: its requests are dropped and their connections
+//! close at once (the runtime's connection tasks run all the time).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use f3dx_router_core::{drive_with, Attempt, CallOptions, Driver, Output, RouteError, Routed};
+use f3dx_router_native::NativeRouter;
+use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList, PyWeakrefReference};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::convert::to_py;
+use crate::errors::route_error;
+use crate::router::route_result;
+use crate::trace::PyAttempt;
+
+/// Outputs a stream reads ahead of its consumer (then the upstream waits,
+/// as a socket's buffer would make it).
+const READ_AHEAD: usize = 32;
+
+/// What finished work hands to its event loop.
+enum Done {
+    /// A whole answer: a `RouteResult` (`aroute`) or the response dict.
+    Call {
+        future: Py<PyAny>,
+        result: Result<Routed, RouteError>,
+        as_route_result: bool,
+    },
+    /// A streamed call reached its commit point (or failed before it).
+    Commit {
+        future: Py<PyAny>,
+        stream: Arc<StreamShared>,
+        result: Result<(String, Vec<Attempt>), Option<RouteError>>,
+    },
+    /// A stream's next output, for the `__anext__` that waited for it.
+    Next {
+        future: Py<PyAny>,
+        stream: Arc<StreamShared>,
+        output: Option<Output>,
+        sse: bool,
+    },
+}
+
+/// The queue of one event loop, filled from the runtime's thread.
+struct Inbox {
+    queue: Mutex<Vec<Done>>,
+    /// A byte was written and not yet drained: later pushes need not write.
+    armed: AtomicBool,
+    writer: UnixStream,
+}
+
+impl Inbox {
+    fn push(&self, done: Done) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(done);
+        if !self.armed.swap(true, Ordering::SeqCst) {
+            // Non-blocking: a full socket already has bytes to wake the loop.
+            // Another error means the loop is gone; its futures with it.
+            while let Err(e) = (&self.writer).write(&[1]) {
+                if e.kind() != ErrorKind::Interrupted {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One event loop's end of the bridge: its reader is registered with the
+/// loop, whose callback [`Bridge::drain`] resolves the futures.
+#[pyclass(frozen, name = "_Bridge", module = "f3dx_router._native")]
+pub struct Bridge {
+    inbox: Arc<Inbox>,
+    reader: UnixStream,
+    /// A weak reference to the loop, to tell it from a later loop at the
+    /// same address.
+    loop_ref: Py<PyWeakrefReference>,
+}
+
+#[pymethods]
+impl Bridge {
+    /// Resolve every future whose work is done (the loop calls this when
+    /// the reader is readable).
+    fn drain(&self, py: Python<'_>) {
+        // Empty the socket, then disarm, then take the queue. A push armed
+        // before the disarm is in the queue taken below; one after it writes
+        // a byte that stays in the socket for the next drain. (Disarming
+        // first would let this read swallow the byte of a push that armed
+        // after it: armed, with nothing to wake the loop, for good.)
+        let mut sink = [0u8; 64];
+        loop {
+            match (&self.reader).read(&mut sink) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.inbox.armed.store(false, Ordering::SeqCst);
+        let done = std::mem::take(
+            &mut *self
+                .inbox
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for d in done {
+            resolve(py, d);
+        }
+    }
+}
+
+thread_local! {
+    /// The bridge of the loop this thread last called from.
+    static BRIDGE: RefCell<Option<Py<Bridge>>> = const { RefCell::new(None) };
+}
+
+/// The running loop and its bridge (made and registered at the loop's first
+/// async call).
+fn running_loop(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<Inbox>)> {
+    static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let get = GET_RUNNING_LOOP.import(py, "asyncio", "get_running_loop")?;
+    let event_loop = get.call0()?;
+    let cached = BRIDGE.with_borrow(|b| {
+        b.as_ref().and_then(|bridge| {
+            let bridge = bridge.bind(py).get();
+            let alive = bridge.loop_ref.bind(py).upgrade();
+            alive
+                .is_some_and(|l| l.is(&event_loop))
+                .then(|| Arc::clone(&bridge.inbox))
+        })
+    });
+    if let Some(inbox) = cached {
+        return Ok((event_loop, inbox));
+    }
+    let (reader, writer) = UnixStream::pair()?;
+    reader.set_nonblocking(true)?;
+    writer.set_nonblocking(true)?;
+    let fd = reader.as_raw_fd();
+    let bridge = Bound::new(
+        py,
+        Bridge {
+            inbox: Arc::new(Inbox {
+                queue: Mutex::new(Vec::new()),
+                armed: AtomicBool::new(false),
+                writer,
+            }),
+            reader,
+            loop_ref: PyWeakrefReference::new(&event_loop)?.unbind(),
+        },
+    )?;
+    event_loop
+        .call_method1("add_reader", (fd, bridge.getattr("drain")?))
+        .map_err(|e| {
+            let message = format!(
+                "f3dx_router's async calls need an event loop that can watch a socket \
+                 (add_reader): {}",
+                e.value(py)
+            );
+            PyRuntimeError::new_err(message)
+        })?;
+    let inbox = Arc::clone(&bridge.get().inbox);
+    BRIDGE.with_borrow_mut(|b| *b = Some(bridge.unbind()));
+    Ok((event_loop, inbox))
+}
+
+/// Aborts a task when the future it resolves is cancelled (the awaiting
+/// asyncio task was cancelled, or timed out).
+#[pyclass(frozen, name = "_Canceller", module = "f3dx_router._native")]
+pub struct Canceller {
+    abort: AbortHandle,
+    /// The stream whose task this is, marked closed too.
+    stream: Option<Arc<StreamShared>>,
+}
+
+#[pymethods]
+impl Canceller {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future.call_method0("cancelled")?.is_truthy()? {
+            match &self.stream {
+                Some(stream) => stream.close(),
+                None => self.abort.abort(),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn spawn_error(e: std::io::Error) -> PyErr {
+    PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+}
+
+/// Start a whole (not streamed) call; return the future of its answer.
+pub fn start_call<'py>(
+    py: Python<'py>,
+    native: &NativeRouter,
+    body: Value,
+    options: CallOptions,
+    as_route_result: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (event_loop, inbox) = running_loop(py)?;
+    let future = event_loop.call_method0("create_future")?;
+    let target = future.clone().unbind();
+    let abort = native
+        .spawn(move |router, executor| async move {
+            let result = drive_with(&router, &*executor, body, options).await;
+            inbox.push(Done::Call {
+                future: target,
+                result,
+                as_route_result,
+            });
+        })
+        .map_err(spawn_error)?;
+    future.call_method1(
+        "add_done_callback",
+        (Canceller {
+            abort,
+            stream: None,
+        },),
+    )?;
+    Ok(future)
+}
+
+/// Start a streamed call; return the future of its [`PyAsyncChatStream`],
+/// resolved at the commit point (or failing as a whole call would).
+pub fn start_stream<'py>(
+    py: Python<'py>,
+    native: &NativeRouter,
+    body: Value,
+    options: CallOptions,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (event_loop, inbox) = running_loop(py)?;
+    let future = event_loop.call_method0("create_future")?;
+    let target = future.clone().unbind();
+    let stream = Arc::new(StreamShared::default());
+    let shared = Arc::clone(&stream);
+    let abort = native
+        .spawn(move |router, executor| async move {
+            let mut driver = Driver::start_with(&router, executor, body, options);
+            let first = match driver.next().await {
+                Some(Output::Commit {
+                    provider, attempts, ..
+                }) => Ok((provider, attempts)),
+                Some(Output::Complete(Err(e))) => Err(Some(e)),
+                // A streamed call's first output is its commit or failure.
+                Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(None),
+            };
+            let committed = first.is_ok();
+            inbox.push(Done::Commit {
+                future: target,
+                stream: Arc::clone(&shared),
+                result: first,
+            });
+            if committed {
+                pump(driver, shared).await;
+            }
+        })
+        .map_err(spawn_error)?;
+    let _ = stream.abort.set(abort.clone());
+    future.call_method1(
+        "add_done_callback",
+        (Canceller {
+            abort,
+            stream: None,
+        },),
+    )?;
+    Ok(future)
+}
+
+/// Read a committed stream's outputs ahead of its consumer, up to
+/// [`READ_AHEAD`], handing each to a waiting `__anext__` if there is one.
+async fn pump<E: f3dx_router_core::Executor>(mut driver: Driver<E>, stream: Arc<StreamShared>) {
+    loop {
+        loop {
+            {
+                let state = stream.lock();
+                if state.closed {
+                    return;
+                }
+                if state.buffered.len() < READ_AHEAD || state.waiter.is_some() {
+                    break;
+                }
+            }
+            // A pop after the check above left a permit: no wake-up is lost.
+            stream.space.notified().await;
+        }
+        let output = driver.next().await;
+        if matches!(output, Some(Output::Commit { .. })) {
+            continue;
+        }
+        let end = matches!(output, None | Some(Output::Complete(_)));
+        let waiter = {
+            let mut state = stream.lock();
+            if state.closed {
+                return;
+            }
+            match state.waiter.take() {
+                Some(waiter) => Some((waiter, output)),
+                None => {
+                    state.buffered.push_back(output);
+                    None
+                }
+            }
+        };
+        if let Some(((future, sse, inbox), output)) = waiter {
+            inbox.push(Done::Next {
+                future,
+                stream: Arc::clone(&stream),
+                output,
+                sse,
+            });
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// An `__anext__` waiting for the pump: its future, whether it wants SSE
+/// bytes, and its loop's inbox.
+type Waiter = (Py<PyAny>, bool, Arc<Inbox>);
+
+#[derive(Default)]
+struct StreamState {
+    buffered: VecDeque<Option<Output>>,
+    waiter: Option<Waiter>,
+    closed: bool,
+    /// The end (or the error) was given to the consumer.
+    finished: bool,
+    /// `aiter_sse` gave its `data: [DONE]`.
+    done_sent: bool,
+    attempts: Vec<Attempt>,
+}
+
+/// A streamed call's state, shared by its pump and its Python object.
+#[derive(Default)]
+pub struct StreamShared {
+    state: Mutex<StreamState>,
+    /// Notified when the consumer takes an output (room to read ahead) or
+    /// closes the stream.
+    space: Notify,
+    abort: OnceLock<AbortHandle>,
+}
+
+impl StreamShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stop the call: its task ends and its connections close now.
+    fn close(self: &Arc<Self>) {
+        let waiter = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.buffered.clear();
+            state.waiter.take()
+        };
+        if let Some(abort) = self.abort.get() {
+            abort.abort();
+        }
+        self.space.notify_one();
+        // A waiting `__anext__` ends like an exhausted iterator; its future
+        // is resolved on its loop (and skipped there if it was cancelled).
+        if let Some((future, sse, inbox)) = waiter {
+            inbox.push(Done::Next {
+                future,
+                stream: Arc::clone(self),
+                output: None,
+                sse,
+            });
+        }
+    }
+}
+
+/// Set a future's result, or its exception, unless it was cancelled.
+fn settle(py: Python<'_>, future: &Bound<'_, PyAny>, value: PyResult<Bound<'_, PyAny>>) {
+    let Ok(cancelled) = future.call_method0("cancelled") else {
+        return;
+    };
+    if cancelled.is_truthy().unwrap_or(true) {
+        return;
+    }
+    let _ = match value {
+        Ok(v) => future.call_method1("set_result", (v,)),
+        Err(e) => future.call_method1("set_exception", (e.into_value(py),)),
+    };
+}
+
+/// Resolve one finished piece of work (on the loop's thread).
+fn resolve(py: Python<'_>, done: Done) {
+    match done {
+        Done::Call {
+            future,
+            result,
+            as_route_result,
+        } => {
+            let value = match result {
+                Err(e) => Err(route_error(py, &e)),
+                Ok(routed) if as_route_result => {
+                    route_result(py, routed).and_then(|r| Ok(Bound::new(py, r)?.into_any()))
+                }
+                Ok(routed) => to_py(py, &routed.response),
+            };
+            settle(py, future.bind(py), value);
+        }
+        Done::Commit {
+            future,
+            stream,
+            result,
+        } => {
+            let value = match result {
+                Ok((provider, attempts)) => {
+                    stream.lock().attempts = attempts;
+                    Bound::new(
+                        py,
+                        PyAsyncChatStream {
+                            stream: Arc::clone(&stream),
+                            provider,
+                        },
+                    )
+                    .map(Bound::into_any)
+                }
+                Err(Some(e)) => Err(route_error(py, &e)),
+                Err(None) => Err(PyRuntimeError::new_err(
+                    "the streamed call ended before its first output",
+                )),
+            };
+            if value.is_err() {
+                stream.close();
+            }
+            settle(py, future.bind(py), value);
+        }
+        Done::Next {
+            future,
+            stream,
+            output,
+            sse,
+        } => {
+            let value = consume(py, &stream, output, sse).and_then(|v| match v {
+                Some(v) => Ok(v),
+                None => Err(PyStopAsyncIteration::new_err(())),
+            });
+            settle(py, future.bind(py), value);
+        }
+    }
+}
+
+/// The Python value of a stream's output for its consumer: a chunk (dict or
+/// SSE bytes), `None` at the end, or the error that ended it.
+fn consume<'py>(
+    py: Python<'py>,
+    stream: &StreamShared,
+    output: Option<Output>,
+    sse: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if stream.lock().closed {
+        return Ok(None);
+    }
+    match output {
+        Some(Output::Chunk(chunk)) if sse => {
+            let mut line = b"data: ".to_vec();
+            serde_json::to_writer(&mut line, &chunk)
+                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            line.extend_from_slice(b"\n\n");
+            Ok(Some(PyBytes::new(py, &line).into_any()))
+        }
+        Some(Output::Chunk(chunk)) => to_py(py, &chunk).map(Some),
+        Some(Output::Complete(result)) => {
+            let mut state = stream.lock();
+            state.finished = true;
+            state.attempts = match &result {
+                Ok(routed) => routed.attempts.clone(),
+                Err(e) => e.attempts().to_vec(),
+            };
+            if result.is_err() {
+                // An error ends an SSE stream too: no `[DONE]` after it.
+                state.done_sent = true;
+            }
+            drop(state);
+            match result {
+                Err(e) => Err(route_error(py, &e)),
+                Ok(_) => Ok(end_of(py, stream, sse)),
+            }
+        }
+        Some(Output::Commit { .. }) | None => {
+            stream.lock().finished = true;
+            Ok(end_of(py, stream, sse))
+        }
+    }
+}
+
+/// What a finished stream gives next: `data: [DONE]` once for SSE, then
+/// nothing.
+fn end_of<'py>(py: Python<'py>, stream: &StreamShared, sse: bool) -> Option<Bound<'py, PyAny>> {
+    let mut state = stream.lock();
+    if sse && !state.done_sent {
+        state.done_sent = true;
+        return Some(PyBytes::new(py, b"data: [DONE]\n\n").into_any());
+    }
+    None
+}
+
+/// A streamed chat completion for asyncio, from its commit point on:
+/// `async for chunk in stream`. A failure after the first output raises
+/// `StreamInterrupted`. `await stream.aclose()` (or leaving `async with`)
+/// closes the upstream connection at once; so does cancelling a task
+/// waiting on it.
+#[pyclass(frozen, name = "AsyncChatStream", module = "f3dx_router._native")]
+pub struct PyAsyncChatStream {
+    stream: Arc<StreamShared>,
+    provider: String,
+}
+
+impl PyAsyncChatStream {
+    /// The awaitable of the next output.
+    fn next<'py>(&self, py: Python<'py>, sse: bool) -> PyResult<Bound<'py, PyAny>> {
+        let (event_loop, inbox) = running_loop(py)?;
+        let future = event_loop.call_method0("create_future")?;
+        let mut state = self.stream.lock();
+        if state.waiter.is_some() {
+            return Err(PyRuntimeError::new_err(
+                "this AsyncChatStream is already being read by another task",
+            ));
+        }
+        if let Some(output) = state.buffered.pop_front() {
+            drop(state);
+            self.stream.space.notify_one();
+            return match consume(py, &self.stream, output, sse)? {
+                Some(v) => {
+                    future.call_method1("set_result", (v,))?;
+                    Ok(future)
+                }
+                None => Err(PyStopAsyncIteration::new_err(())),
+            };
+        }
+        if state.closed {
+            return Err(PyStopAsyncIteration::new_err(()));
+        }
+        if state.finished {
+            drop(state);
+            return match end_of(py, &self.stream, sse) {
+                Some(v) => {
+                    future.call_method1("set_result", (v,))?;
+                    Ok(future)
+                }
+                None => Err(PyStopAsyncIteration::new_err(())),
+            };
+        }
+        state.waiter = Some((future.clone().unbind(), sse, inbox));
+        drop(state);
+        self.stream.space.notify_one();
+        let abort = self
+            .stream
+            .abort
+            .get()
+            .cloned()
+            .ok_or_else(|| PyRuntimeError::new_err("the stream has no task"))?;
+        future.call_method1(
+            "add_done_callback",
+            (Canceller {
+                abort,
+                stream: Some(Arc::clone(&self.stream)),
+            },),
+        )?;
+        Ok(future)
+    }
+
+    /// A done future holding `value` (what `aclose` and `__aenter__` give).
+    fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let (event_loop, _) = running_loop(py)?;
+        let future = event_loop.call_method0("create_future")?;
+        future.call_method1("set_result", (value,))?;
+        Ok(future)
+    }
+}
+
+impl Drop for PyAsyncChatStream {
+    fn drop(&mut self) {
+        self.stream.close();
+    }
+}
+
+#[pymethods]
+impl PyAsyncChatStream {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.next(py, false)
+    }
+
+    /// The provider the stream committed to.
+    #[getter]
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Every attempt, in start order: as of the commit point, and final
+    /// once the stream has ended.
+    #[getter]
+    fn attempts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let state = self.stream.lock();
+        PyList::new(py, state.attempts.iter().map(PyAttempt::from))
+    }
+
+    /// Whether the stream has ended or was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        let state = self.stream.lock();
+        state.closed || state.finished
+    }
+
+    /// Stop reading: the upstream connection is closed now. Harmless when
+    /// the stream has ended.
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.stream.close();
+        Self::ready(py, py.None().into_bound(py))
+    }
+
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::ready(slf.py(), slf.clone().into_any())
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.stream.close();
+        Self::ready(py, false.into_pyobject(py)?.to_owned().into_any())
+    }
+
+    /// The same stream as OpenAI server-sent events (`data: {...}\n\n`
+    /// each, then `data: [DONE]\n\n`): an async iterator of bytes.
+    fn aiter_sse(slf: Py<Self>) -> PyAsyncSseIter {
+        PyAsyncSseIter { stream: slf }
+    }
+}
+
+/// `AsyncChatStream.aiter_sse()`: the stream's chunks as SSE bytes.
+#[pyclass(frozen, name = "AsyncSseIterator", module = "f3dx_router._native")]
+pub struct PyAsyncSseIter {
+    stream: Py<PyAsyncChatStream>,
+}
+
+#[pymethods]
+impl PyAsyncSseIter {
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.stream.get().next(py, true)
+    }
+}
