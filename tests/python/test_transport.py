@@ -6,6 +6,7 @@ providers (loopback only)."""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import os
@@ -575,7 +576,7 @@ async def test_async_streams_interruption_and_close() -> None:
         client = f3dx_router.async_openai_client(router(m, "a", "b"))
         raw = await client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
         assert (raw.headers["x-f3dx-provider"], raw.headers["x-f3dx-attempts"]) == ("b", "2")
-        chunks = [c async for c in await raw.parse()]
+        chunks = [c async for c in raw.parse()]
         assert all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
         assert contents(chunks) == "Hello"
 
@@ -593,6 +594,21 @@ async def test_async_streams_interruption_and_close() -> None:
         await s.close()
         await client.close()
         wait_disconnected(m, "b", 2)
+
+
+@pytest.mark.anyio
+async def test_async_cancelling_a_call_closes_the_upstream_connection() -> None:
+    with MockProviders({"mocks": {"a": {"responses": [{**OK, "delay_ms": 5000}]}}}) as m:
+        client = f3dx_router.async_openai_client(router(m, "a"))
+        task = asyncio.create_task(client.chat.completions.create(model="gpt-4o", messages=MESSAGES))
+        deadline = time.monotonic() + 5
+        while not m.log()["a"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.close()
+        wait_disconnected(m, "a")
 
 
 @pytest.mark.anyio
