@@ -68,7 +68,9 @@ class HTTPTransport(RouterTransport, httpx2.BaseTransport):
 
 class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
     """``HTTPTransport`` for ``httpx2.AsyncClient`` (``openai.AsyncOpenAI``),
-    on the router's asyncio API (``aroute``, ``achat_completions``)."""
+    on the router's asyncio API (``aroute``, ``achat_completions``): an
+    asyncio (or uvloop) event loop, not trio. Cancelling the task that
+    awaits a call cancels its legs; closing a stream closes its upstream."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         answer = await ahandle(

@@ -66,7 +66,8 @@ class HTTPTransport(RouterTransport, httpx.BaseTransport):
 
 class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
     """``HTTPTransport`` for ``httpx.AsyncClient``, on the router's asyncio
-    API (``aroute``, ``achat_completions``)."""
+    API (``aroute``, ``achat_completions``): an asyncio (or uvloop) event
+    loop, not trio."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         answer = await ahandle(
