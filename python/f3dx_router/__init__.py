@@ -110,9 +110,8 @@ __all__ = [
     "HardFailure",
     "AllProvidersFailed",
     "StreamInterrupted",
-    "HTTPTransport",
-    "AsyncHTTPTransport",
-    "openai_client",
-    "async_openai_client",
     "__version__",
 ]
+# Not in __all__: the lazy names above (HTTPTransport, AsyncHTTPTransport,
+# openai_client, async_openai_client, httpx_compat). They need the optional
+# extras, and `from f3dx_router import *` must work without them.
