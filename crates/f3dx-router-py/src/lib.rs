@@ -3,6 +3,7 @@
 
 mod convert;
 mod errors;
+mod observe;
 mod router;
 mod signals;
 mod stream;
