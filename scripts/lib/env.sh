@@ -9,7 +9,9 @@ VENV="$ROOT/.venv"
 # Python tools of the test run and the demo. Changing this list re-runs pip
 # (see the stamp).
 # openai: the tests read the Worker's streams with its SDK, as a user would.
-PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4")
+# opentelemetry-api/-sdk: the otel=True tests (the SDK's in-memory exporter)
+# and mypy's view of f3dx_router/_otel.py.
+PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"

@@ -130,6 +130,7 @@ impl EjectReason {
 impl fmt::Display for EjectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            EjectReason::ConsecutiveFailures(1) => f.write_str("a soft failure"),
             EjectReason::ConsecutiveFailures(n) => write!(f, "{n} soft failures in a row"),
             EjectReason::ErrorRate { failures, outcomes } => write!(
                 f,

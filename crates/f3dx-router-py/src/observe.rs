@@ -208,20 +208,31 @@ impl Observer {
         self.log_health(py)
     }
 
-    /// A streamed call's report, kept by its `ChatStream` from the commit
-    /// point on.
-    pub fn stream_report(self: &Arc<Self>, watch: CallWatch) -> StreamReport {
+    /// A streamed call reached its commit point: its report, kept by its
+    /// `ChatStream` until the stream ends. Logs the health transitions that
+    /// wait (those of attempts that failed before the commit point) now,
+    /// not at the stream's end.
+    pub fn stream_report(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        watch: CallWatch,
+    ) -> PyResult<StreamReport> {
         let chunks = watch.0.as_ref().is_some_and(|w| w.trace.is_some());
-        StreamReport {
+        self.log_health(py)?;
+        Ok(StreamReport {
             observer: Arc::clone(self),
             watch: Mutex::new(Some(watch)),
             chunks,
-        }
+        })
     }
 
     fn debug_enabled(&self, py: Python<'_>) -> PyResult<bool> {
         let enabled = self.is_enabled_for.bind(py).call1((DEBUG,));
-        let enabled = guard(py, &self.is_enabled_for, enabled.and_then(|v| v.is_truthy()))?;
+        let enabled = guard(
+            py,
+            &self.is_enabled_for,
+            enabled.and_then(|v| v.is_truthy()),
+        )?;
         Ok(enabled.unwrap_or(false))
     }
 
@@ -354,24 +365,32 @@ impl Observer {
             return Ok(());
         }
         let rows: Vec<_> = taken.events.iter().map(transition_row).collect();
-        let logged = self
-            .log_transitions
-            .bind(py)
-            .call1((rows, taken.dropped));
+        let logged = self.log_transitions.bind(py).call1((rows, taken.dropped));
         guard(py, &self.log_transitions, logged)?;
         Ok(())
     }
 }
 
 /// `(provider, transition, reason, reason in words, for how long in s)`.
-fn transition_row(e: &HealthEvent) -> (&str, &'static str, Option<&'static str>, String, Option<f64>) {
+fn transition_row(
+    e: &HealthEvent,
+) -> (
+    &str,
+    &'static str,
+    Option<&'static str>,
+    String,
+    Option<f64>,
+) {
     let (reason, words) = match e.kind {
         HealthEventKind::Ejected { reason, .. } => (Some(reason.name()), reason.to_string()),
         HealthEventKind::Readmitted => (None, "it answered while half-open (its probe)".to_owned()),
         HealthEventKind::Cooling {
             cause: CoolingCause::RetryAfter,
             ..
-        } => (Some("retry_after"), "it answered with Retry-After".to_owned()),
+        } => (
+            Some("retry_after"),
+            "it answered with Retry-After".to_owned(),
+        ),
         HealthEventKind::Cooling {
             cause: CoolingCause::RateLimitHeaders,
             ..

@@ -303,7 +303,7 @@ impl PyRouter {
             Some(Output::Commit {
                 provider, attempts, ..
             }) => {
-                let report = self.observer.stream_report(watch);
+                let report = self.observer.stream_report(py, watch)?;
                 Ok(PyChatStream::new(stream, provider, attempts, report))
             }
             Some(Output::Complete(Err(e))) => {
