@@ -92,6 +92,9 @@ def record_call(
         attributes["f3dx.router.stream.closed"] = True
     name = f"chat {model}" if model is not None else "chat"
     span = _tracer.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns)
+    if not span.is_recording():  # sampled out, or no SDK: nothing more to build
+        span.end(end_time=end_ns)
+        return
     for name_, kind, outcome, status, fault, started_ms, ended_ms in attempts:
         event: dict[str, AttributeValue] = {
             "f3dx.router.provider": name_,

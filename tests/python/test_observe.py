@@ -204,12 +204,20 @@ def test_per_call_records_are_built_only_when_debug_is_enabled(
         caplog.set_level(logging.DEBUG, logger="f3dx_router")
         r.chat_completions(REQUEST)
         assert seen == ["success"]
-        logging.getLogger("f3dx_router").disabled = True
+        logging.getLogger("f3dx_router").disabled = True  # as dictConfig does to existing loggers
         try:
             r.chat_completions(REQUEST)
         finally:
             logging.getLogger("f3dx_router").disabled = False
         assert seen == ["success"]
+        logging.disable(logging.DEBUG)
+        try:
+            r.chat_completions(REQUEST)
+        finally:
+            logging.disable(logging.NOTSET)
+        assert seen == ["success"]
+        r.chat_completions(REQUEST)
+        assert seen == ["success", "success"]
 
 
 def test_an_ejection_is_logged_once_as_a_warning_and_the_readmission_as_info(

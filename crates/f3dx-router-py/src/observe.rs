@@ -15,11 +15,13 @@
 //! `ChatStream`, which reports at the stream's end (or close).
 //!
 //! What a call costs when nothing listens (logging not configured, `otel`
-//! off): `logger.isEnabledFor(DEBUG)` at its start (the logging module
-//! caches the answer per level) and one atomic load at its end
-//! ([`Router::has_health_events`]). Nothing is allocated; the model, the
-//! wall clock and the tracing context are read only when a record or a span
-//! will be made.
+//! off): `logger.isEnabledFor(DEBUG)` at its start, read the way that
+//! method reads it (the logger's `disabled`, then the answer the logging
+//! module caches per level, two dictionary lookups without entering the
+//! interpreter; the method itself only when nothing is cached yet), and one
+//! atomic load at its end ([`Router::has_health_events`]). Nothing is
+//! allocated; the model, the wall clock and the tracing context are read
+//! only when a record or a span will be made.
 //!
 //! A logging handler or span processor that raises never breaks a call: its
 //! exception goes to `sys.unraisablehook` (only one that is not an
@@ -32,8 +34,9 @@ use f3dx_router_core::{
     Attempt, CoolingCause, HealthEvent, HealthEventKind, RouteError, Routed, Router,
 };
 use pyo3::exceptions::PyException;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
+use pyo3::types::{PyDict, PyModule};
 use serde_json::Value;
 
 use crate::trace::millis;
@@ -47,6 +50,10 @@ pub struct Observer {
     router: Router,
     /// `_log.logger.isEnabledFor`.
     is_enabled_for: Py<PyAny>,
+    /// `_log.logger.__dict__`, where that method finds `disabled` and its
+    /// per-level `_cache`; `None` when the logger's class has its own
+    /// `isEnabledFor` (then it is always called).
+    logger_attrs: Option<Py<PyDict>>,
     /// `_log.log_call`.
     log_call: Py<PyAny>,
     /// `_log.log_transitions`.
@@ -143,7 +150,20 @@ impl Observer {
     /// OpenTelemetry is not installed.
     pub fn new(py: Python<'_>, router: &Router, otel: bool) -> PyResult<Observer> {
         let log = PyModule::import(py, "f3dx_router._log")?;
-        let is_enabled_for = log.getattr("logger")?.getattr("isEnabledFor")?.unbind();
+        let logger = log.getattr("logger")?;
+        let is_enabled_for = logger.getattr("isEnabledFor")?.unbind();
+        // Logger.isEnabledFor's own fast path can be read from its
+        // attributes only when it is that method.
+        let stock = PyModule::import(py, "logging")?
+            .getattr("Logger")?
+            .getattr("isEnabledFor")?;
+        let own = logger.get_type().getattr("isEnabledFor")?;
+        let logger_attrs = if own.is(&stock) {
+            logger.getattr("__dict__")?.cast_into::<PyDict>().ok()
+        } else {
+            None
+        }
+        .map(Bound::unbind);
         let otel = if otel {
             let m = PyModule::import(py, "f3dx_router._otel")?;
             Some(Otel {
@@ -156,6 +176,7 @@ impl Observer {
         Ok(Observer {
             router: router.clone(),
             is_enabled_for,
+            logger_attrs,
             log_call: log.getattr("log_call")?.unbind(),
             log_transitions: log.getattr("log_transitions")?.unbind(),
             otel,
@@ -226,7 +247,26 @@ impl Observer {
         })
     }
 
+    /// `logger.isEnabledFor(DEBUG)`, as that method finds it: `False` if the
+    /// logger is `disabled`, else the answer cached for the level (the
+    /// logging module clears the cache whenever a level changes, in place),
+    /// else the method's (which fills the cache).
     fn debug_enabled(&self, py: Python<'_>) -> PyResult<bool> {
+        if let Some(attrs) = &self.logger_attrs {
+            let attrs = attrs.bind(py);
+            let disabled = attrs.get_item(intern!(py, "disabled"))?;
+            let cache = attrs.get_item(intern!(py, "_cache"))?;
+            if let (Some(disabled), Some(cache)) = (disabled, cache) {
+                if disabled.is_truthy()? {
+                    return Ok(false);
+                }
+                if let Ok(cache) = cache.cast::<PyDict>() {
+                    if let Some(enabled) = cache.get_item(DEBUG)? {
+                        return enabled.is_truthy();
+                    }
+                }
+            }
+        }
         let enabled = self.is_enabled_for.bind(py).call1((DEBUG,));
         let enabled = guard(
             py,
