@@ -19,11 +19,12 @@ from typing import Any
 from ._errors import ConfigError
 from ._native import Router
 
-__all__ = ["ROUTER_KEYS", "SUFFIXES", "load_config", "load_router", "router_from_config", "router_from_file"]
+__all__ = ["HOST_KEYS", "ROUTER_KEYS", "SUFFIXES", "load_config", "load_router", "router_from_config", "router_from_file"]
 
-#: The top-level keys, in the core's order (its ``unknown key`` message
-#: lists them so). The constructor takes ``providers`` positionally and the
-#: rest as keywords; tests check this against the constructor's signature.
+#: The top-level keys: the core's, in its order (its ``unknown key``
+#: message lists them so), then the Python host's own (``HOST_KEYS``). The
+#: constructor takes ``providers`` positionally and the rest as keywords;
+#: tests check this against the constructor's signature.
 ROUTER_KEYS: tuple[str, ...] = (
     "providers",
     "policy",
@@ -33,7 +34,14 @@ ROUTER_KEYS: tuple[str, ...] = (
     "hedge_budget",
     "health",
     "quality",
+    "otel",
 )
+
+#: Keys only this host reads: ``otel`` (OpenTelemetry spans) is taken by
+#: the Router itself and never reaches the core, whose config (the Worker's
+#: ``ROUTER_CONFIG``) refuses it with a message saying the Worker does not
+#: trace.
+HOST_KEYS: tuple[str, ...] = ("otel",)
 
 #: File formats by extension.
 SUFFIXES: dict[str, str] = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}

@@ -141,6 +141,7 @@ class Router:
         hedge_budget: float | None = None,
         health: bool | Mapping[str, float] | None = None,
         quality: bool | Mapping[str, float | str] | None = None,
+        otel: bool | None = None,
     ) -> Router: ...
     # Attached by f3dx_router/__init__.py (from _config.py): the same schema
     # as the constructor and the Worker's ROUTER_CONFIG, from a TOML, JSON or

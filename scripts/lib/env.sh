@@ -11,8 +11,11 @@ VENV="$ROOT/.venv"
 # openai: the tests read the Worker's streams with its SDK, as a user would,
 # and drive the router through it (f3dx_router.openai_client); httpx: the
 # httpx transports (f3dx_router.httpx_compat); anyio: its pytest plugin runs
-# the async transport tests.
-PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19" "httpx>=0.27" "anyio>=4")
+# the async transport tests; uvloop: the asyncio tests run on it too;
+# opentelemetry-api/-sdk: the otel=True tests (the SDK's in-memory exporter)
+# and mypy's view of f3dx_router/_otel.py.
+PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19" "httpx>=0.27"
+                 "anyio>=4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"

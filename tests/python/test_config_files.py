@@ -184,7 +184,7 @@ def test_core_error_from_toml(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     expected = (
         "invalid router config: config.hedge: unknown key; expected one of: providers, policy, hedge_k, "
-        "hedge_delay_ms, hedge_delay_fallback_ms, hedge_budget, health, quality"
+        "hedge_delay_ms, hedge_delay_fallback_ms, hedge_budget, health, quality, otel"
     )
     e = config_error(Router.from_config, {**CONFIG, "hedge": 2})
     assert (e.field, e.message) == ("config.hedge", expected)

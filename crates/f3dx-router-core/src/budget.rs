@@ -44,6 +44,11 @@ impl Bucket {
         }
     }
 
+    /// What it holds when full (its per-minute rate).
+    pub fn capacity(&self) -> f64 {
+        self.capacity
+    }
+
     /// What is left at `now`.
     pub fn available(&mut self, now: Instant) -> f64 {
         self.refill(now);

@@ -384,13 +384,13 @@ impl Call {
         let provider = self.attempts[id.0 as usize].record.provider_index;
         if class == StatusClass::Soft {
             if let Some(wait) = retry_after(&head) {
-                self.shared.cool_down(provider, now + wait);
+                self.shared.cool_down(provider, now + wait, now);
             }
         }
         // Any answer may say a rate limit is spent: wait for its reset
         // rather than for the 429.
         if let Some(wait) = ratelimit::exhausted_for(&head) {
-            self.shared.rate_limit(provider, now + wait);
+            self.shared.rate_limit(provider, now + wait, now);
         }
         self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {

@@ -279,6 +279,15 @@ impl RouterConfig {
         let obj = value
             .as_object()
             .ok_or_else(|| err("config", "must be an object"))?;
+        if obj.contains_key("otel") {
+            // The Python package's Router takes `otel` itself and never
+            // passes it here; any other host (the Worker) does not trace.
+            return Err(err(
+                "config.otel",
+                "OpenTelemetry tracing is an option of the Python package's Router \
+                 (Router(..., otel=True)); this host does not trace: remove the key",
+            ));
+        }
         reject_unknown(
             obj,
             "config",
@@ -1139,6 +1148,11 @@ mod tests {
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}),
                 "providers[0].timeout",
                 "unknown key",
+            ),
+            (
+                json!({"providers": [provider("a")], "otel": true}),
+                "config.otel",
+                "an option of the Python package's Router",
             ),
         ];
         for (value, field, needle) in cases {

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use crate::budget::Bucket;
+use crate::events::{BudgetKind, EjectReason, HealthEventKind};
 use crate::latency::LatencyWindow;
 use crate::time::Instant;
 
@@ -151,6 +152,9 @@ pub struct ProviderHealth {
     pub rpm: Option<Bucket>,
     /// Tokens-per-minute budget.
     pub tpm: Option<Bucket>,
+    /// A budget ran out and that was reported; reported again only after
+    /// the budgets were seen at least half full.
+    budget_out: bool,
 }
 
 impl ProviderHealth {
@@ -257,7 +261,8 @@ impl ProviderHealth {
 
     /// An attempt on this provider ended at `now` with `verdict`; `probe`:
     /// it was the half-open probe; `eject`: health tracking is on (else the
-    /// window only counts, for stats).
+    /// window only counts, for stats). Returns the transition it caused, if
+    /// any: an ejection (and why) or a readmission.
     pub fn record(
         &mut self,
         verdict: Verdict,
@@ -265,47 +270,66 @@ impl ProviderHealth {
         now: Instant,
         config: &HealthConfig,
         eject: bool,
-    ) {
+    ) -> Option<HealthEventKind> {
         if probe {
             self.probing = false;
         }
         match verdict {
-            Verdict::Neutral => {}
+            Verdict::Neutral => None,
             Verdict::Success => {
                 self.consecutive = 0;
+                let mut change = None;
                 if probe || self.state(now) == State::HalfOpen {
                     // Readmitted, with a fresh window.
-                    self.ejected_until = None;
+                    if self.ejected_until.take().is_some() {
+                        change = Some(HealthEventKind::Readmitted);
+                    }
                     self.streak = 0;
                     self.window = Window::default();
                 }
                 self.window.record(true, now, config);
+                change
             }
             Verdict::Failure => {
                 self.consecutive = self.consecutive.saturating_add(1);
                 if !eject {
-                    return self.window.record(false, now, config);
+                    self.window.record(false, now, config);
+                    return None;
                 }
                 if probe {
-                    return self.eject(now, config);
+                    return Some(self.eject(now, config, EjectReason::FailedProbe));
                 }
                 if self.ejected_until.is_some() {
                     // A late answer of an attempt sent before the ejection.
-                    return;
+                    return None;
                 }
                 self.window.record(false, now, config);
                 let (ok, failed) = self.window.counts(now, config);
                 let total = ok + failed;
                 let by_rate = total >= config.min_requests.max(1)
                     && f64::from(failed) >= config.max_error_rate * f64::from(total);
-                if self.consecutive >= config.consecutive_failures.max(1) || by_rate {
-                    self.eject(now, config);
+                if self.consecutive >= config.consecutive_failures.max(1) {
+                    let reason = EjectReason::ConsecutiveFailures(self.consecutive);
+                    Some(self.eject(now, config, reason))
+                } else if by_rate {
+                    let reason = EjectReason::ErrorRate {
+                        failures: failed,
+                        outcomes: total,
+                    };
+                    Some(self.eject(now, config, reason))
+                } else {
+                    None
                 }
             }
         }
     }
 
-    fn eject(&mut self, now: Instant, config: &HealthConfig) {
+    fn eject(
+        &mut self,
+        now: Instant,
+        config: &HealthConfig,
+        reason: EjectReason,
+    ) -> HealthEventKind {
         self.streak = self.streak.saturating_add(1);
         self.ejections += 1;
         self.consecutive = 0;
@@ -313,7 +337,53 @@ impl ProviderHealth {
             .ejection
             .saturating_mul(self.streak)
             .min(config.max_ejection);
-        self.ejected_until = Some(now + length);
+        let until = now + length;
+        self.ejected_until = Some(until);
+        HealthEventKind::Ejected { until, reason }
+    }
+
+    /// Before a call takes from the budgets at `now`: budgets seen at least
+    /// half full end an episode of exhaustion (the next one is reported).
+    pub(crate) fn budget_before_take(&mut self, now: Instant) {
+        if !self.budget_out {
+            return;
+        }
+        let half = |b: &mut Option<Bucket>| {
+            b.as_mut()
+                .is_none_or(|b| b.available(now) >= b.capacity() / 2.0)
+        };
+        if half(&mut self.rpm) && half(&mut self.tpm) {
+            self.budget_out = false;
+        }
+    }
+
+    /// After a call of `tokens` took from the budgets at `now`: if they
+    /// cannot take another like it, the budget that waits longest ran out
+    /// (reported once per episode).
+    pub(crate) fn budget_after_take(
+        &mut self,
+        tokens: u64,
+        now: Instant,
+    ) -> Option<HealthEventKind> {
+        if self.budget_out {
+            return None;
+        }
+        let rpm = self.rpm.as_mut().map(|b| b.wait_for(1.0, now));
+        let tpm = self.tpm.as_mut().map(|b| b.wait_for(tokens as f64, now));
+        let (wait, budget) = match (rpm, tpm) {
+            (Some(r), Some(t)) if t > r => (t, BudgetKind::Tpm),
+            (Some(r), _) => (r, BudgetKind::Rpm),
+            (None, Some(t)) => (t, BudgetKind::Tpm),
+            (None, None) => return None,
+        };
+        if wait.is_zero() {
+            return None;
+        }
+        self.budget_out = true;
+        Some(HealthEventKind::BudgetExhausted {
+            until: now + wait,
+            budget,
+        })
     }
 }
 
@@ -417,6 +487,120 @@ mod tests {
             h.record(Verdict::Failure, false, s(at + i), &c, true);
         }
         assert_eq!(h.state(s(at + 4)), State::Ejected(s(at + 34)));
+    }
+
+    #[test]
+    fn record_reports_each_transition_once() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        for i in 0..4 {
+            assert_eq!(h.record(Verdict::Failure, false, s(i), &c, true), None);
+        }
+        let ejected = h.record(Verdict::Failure, false, s(4), &c, true);
+        assert_eq!(
+            ejected,
+            Some(HealthEventKind::Ejected {
+                until: s(34),
+                reason: EjectReason::ConsecutiveFailures(5),
+            })
+        );
+        // A late failure while ejected changes nothing.
+        assert_eq!(h.record(Verdict::Failure, false, s(5), &c, true), None);
+        // A failed probe ejects again, for longer.
+        assert!(h.claim_probe(s(34)));
+        assert_eq!(
+            h.record(Verdict::Failure, true, s(34), &c, true),
+            Some(HealthEventKind::Ejected {
+                until: s(94),
+                reason: EjectReason::FailedProbe,
+            })
+        );
+        // A successful probe readmits; the next success is no transition.
+        assert!(h.claim_probe(s(94)));
+        assert_eq!(
+            h.record(Verdict::Success, true, s(94), &c, true),
+            Some(HealthEventKind::Readmitted)
+        );
+        assert_eq!(h.record(Verdict::Success, false, s(95), &c, true), None);
+        // A neutral verdict, or tracking off, never ejects.
+        let mut off = ProviderHealth::default();
+        for i in 0..10 {
+            assert_eq!(off.record(Verdict::Failure, false, s(i), &c, false), None);
+            assert_eq!(off.record(Verdict::Neutral, false, s(i), &c, true), None);
+        }
+    }
+
+    #[test]
+    fn an_error_rate_ejection_says_so() {
+        let c = HealthConfig::default();
+        let mut h = ProviderHealth::default();
+        for i in 0..9 {
+            h.record(Verdict::Success, false, s(i), &c, true);
+            h.record(Verdict::Failure, false, s(i), &c, true);
+        }
+        h.record(Verdict::Success, false, s(9), &c, true);
+        assert_eq!(
+            h.record(Verdict::Failure, false, s(9), &c, true),
+            Some(HealthEventKind::Ejected {
+                until: s(39),
+                reason: EjectReason::ErrorRate {
+                    failures: 10,
+                    outcomes: 20
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn a_budget_running_out_is_reported_once_per_episode() {
+        let mut h = ProviderHealth::with_budgets(Some(60), None); // one a second
+        let mut reported = Vec::new();
+        let mut take = |h: &mut ProviderHealth, at: Instant| {
+            h.budget_before_take(at);
+            assert!(h.take_budget(0, at));
+            if let Some(e) = h.budget_after_take(0, at) {
+                reported.push((at, e));
+            }
+        };
+        for _ in 0..60 {
+            take(&mut h, s(0));
+        }
+        // Refilled by one, taken again: still the same episode.
+        take(&mut h, s(1));
+        take(&mut h, s(2));
+        // Half full again (38 at 40 s) ends the episode; emptying it is a
+        // new one.
+        for _ in 0..38 {
+            take(&mut h, s(40));
+        }
+        assert_eq!(
+            reported,
+            vec![
+                (
+                    s(0),
+                    HealthEventKind::BudgetExhausted {
+                        until: s(1),
+                        budget: BudgetKind::Rpm
+                    }
+                ),
+                (
+                    s(40),
+                    HealthEventKind::BudgetExhausted {
+                        until: s(41),
+                        budget: BudgetKind::Rpm
+                    }
+                ),
+            ]
+        );
+        // The budget that waits longest is the one named.
+        let mut h = ProviderHealth::with_budgets(Some(600), Some(1000));
+        h.budget_before_take(s(0));
+        assert!(h.take_budget(900, s(0)));
+        let Some(HealthEventKind::BudgetExhausted { budget, .. }) = h.budget_after_take(900, s(0))
+        else {
+            panic!("the tpm budget cannot take another such call")
+        };
+        assert_eq!(budget, BudgetKind::Tpm);
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //!
 //! Most hosts only need [`RouterConfig::from_json`], [`Router::new`] and
 //! [`drive`] with their own [`Executor`]. Hosts with their own loop (and the
-//! virtual-clock tests) step a [`Call`] directly.
+//! virtual-clock tests) step a [`Call`] directly. Hosts that log take the
+//! health transitions the core decided (ejections, readmissions, cooldowns,
+//! budgets run out) with [`Router::take_health_events`], after checking
+//! [`Router::has_health_events`] (one atomic load).
 
 pub mod attempt;
 pub mod budget;
@@ -28,6 +31,7 @@ pub mod codec;
 pub mod config;
 mod driver;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod failure;
 pub mod health;
@@ -49,6 +53,9 @@ pub use config::{
 };
 pub use driver::{drive, drive_with, Driver, Output};
 pub use error::{RouteError, Routed};
+pub use events::{
+    BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents,
+};
 pub use executor::Executor;
 pub use health::{HealthConfig, State};
 pub use http::{HttpRequest, ResponseHead, TransportFault};

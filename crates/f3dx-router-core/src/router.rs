@@ -9,6 +9,9 @@ use serde_json::Value;
 use crate::budget::Bucket;
 use crate::call::{Call, CallOptions};
 use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, HEDGE_BUDGET_CAP};
+use crate::events::{
+    CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, HEALTH_EVENTS_CAPACITY,
+};
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::pick::{weighted_order, Picker};
 use crate::quality::{KeyState, KeyStats, QualityTable};
@@ -35,6 +38,11 @@ pub(crate) struct Shared {
     /// The hedge budget's bucket, in thousandths of a token (lock-free:
     /// every hedged call touches it).
     hedge_tokens: AtomicU64,
+    /// Health transitions not yet taken by the host.
+    events: Mutex<EventLog>,
+    /// `events` holds something: a host checks this (one load) after each
+    /// call and takes the lock only when it is set. Written under the lock.
+    events_pending: AtomicBool,
 }
 
 /// Thousandths of a token: the hedge bucket counts in these.
@@ -70,17 +78,47 @@ impl Shared {
         (weighted_order(first, &usable, weight), false)
     }
 
-    pub(crate) fn cool_down(&self, provider: usize, until: Instant) {
-        let mut h = self.health();
-        let slot = &mut h[provider].cooldown_until;
-        *slot = Some(slot.map_or(until, |t| t.max(until)));
+    /// `provider` asked (`Retry-After`) not to be called before `until`.
+    pub(crate) fn cool_down(&self, provider: usize, until: Instant, now: Instant) {
+        let started = {
+            let mut h = self.health();
+            let slot = &mut h[provider].cooldown_until;
+            let started = slot.is_none_or(|t| t <= now);
+            *slot = Some(slot.map_or(until, |t| t.max(until)));
+            started
+        };
+        if started && until > now {
+            let cause = CoolingCause::RetryAfter;
+            self.log(provider, now, HealthEventKind::Cooling { until, cause });
+        }
     }
 
     /// `provider`'s own headers said a limit is spent until `until`.
-    pub(crate) fn rate_limit(&self, provider: usize, until: Instant) {
-        let mut h = self.health();
-        let slot = &mut h[provider].limited_until;
-        *slot = Some(slot.map_or(until, |t| t.max(until)));
+    pub(crate) fn rate_limit(&self, provider: usize, until: Instant, now: Instant) {
+        let started = {
+            let mut h = self.health();
+            let slot = &mut h[provider].limited_until;
+            let started = slot.is_none_or(|t| t <= now);
+            *slot = Some(slot.map_or(until, |t| t.max(until)));
+            started
+        };
+        if started && until > now {
+            let cause = CoolingCause::RateLimitHeaders;
+            self.log(provider, now, HealthEventKind::Cooling { until, cause });
+        }
+    }
+
+    /// Keep a health transition of `provider` for the host.
+    fn log(&self, provider: usize, at: Instant, kind: HealthEventKind) {
+        let event = HealthEvent {
+            at,
+            provider_index: provider,
+            provider: self.config.providers[provider].name.clone(),
+            kind,
+        };
+        let mut log = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        log.push(event);
+        self.events_pending.store(true, Ordering::Release);
     }
 
     /// A call is about to send to `provider` at `now`: `Some(probe)` if it
@@ -101,30 +139,38 @@ impl Shared {
         if self.config.health.is_none() && p.rpm.is_none() && p.tpm.is_none() {
             return Some(false);
         }
-        let mut h = self.health();
-        let p = &mut h[provider];
-        let mut half_open = self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
-        if half_open && !p.claim_probe(now) {
-            if !force {
-                return None;
-            }
-            // A last resort goes even while another call holds the probe.
-            half_open = false;
-        }
-        if !p.take_budget(tokens, now) {
-            if !force {
-                if half_open {
-                    p.record(Verdict::Neutral, true, now, &HealthConfig::default(), false);
+        let (half_open, exhausted) = {
+            let mut h = self.health();
+            let p = &mut h[provider];
+            let mut half_open =
+                self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
+            if half_open && !p.claim_probe(now) {
+                if !force {
+                    return None;
                 }
-                return None;
+                // A last resort goes even while another call holds the probe.
+                half_open = false;
             }
-            // The call of last resort goes anyway, and is counted.
-            if let Some(b) = p.rpm.as_mut() {
-                b.adjust(-1.0, now);
+            p.budget_before_take(now);
+            if !p.take_budget(tokens, now) {
+                if !force {
+                    if half_open {
+                        p.record(Verdict::Neutral, true, now, &HealthConfig::default(), false);
+                    }
+                    return None;
+                }
+                // The call of last resort goes anyway, and is counted.
+                if let Some(b) = p.rpm.as_mut() {
+                    b.adjust(-1.0, now);
+                }
+                if let Some(b) = p.tpm.as_mut() {
+                    b.adjust(-(tokens as f64), now);
+                }
             }
-            if let Some(b) = p.tpm.as_mut() {
-                b.adjust(-(tokens as f64), now);
-            }
+            (half_open, p.budget_after_take(tokens, now))
+        };
+        if let Some(kind) = exhausted {
+            self.log(provider, now, kind);
         }
         Some(half_open)
     }
@@ -161,11 +207,17 @@ impl Shared {
         // Without health tracking the window still counts, for stats.
         let eject = self.config.health.is_some();
         let config = self.config.health.unwrap_or_default();
-        let mut h = self.health();
-        let p = &mut h[provider];
-        p.record(verdict, probe, now, &config, eject);
-        if let Some(took) = took {
-            p.latency.record(took, now, &config);
+        let change = {
+            let mut h = self.health();
+            let p = &mut h[provider];
+            let change = p.record(verdict, probe, now, &config, eject);
+            if let Some(took) = took {
+                p.latency.record(took, now, &config);
+            }
+            change
+        };
+        if let Some(kind) = change {
+            self.log(provider, now, kind);
         }
     }
 
@@ -396,6 +448,8 @@ impl Router {
                 // Full at the start, as gRPC's retry throttle: a new router
                 // may hedge its first calls.
                 hedge_tokens: AtomicU64::new((HEDGE_BUDGET_CAP * MILLI) as u64),
+                events: Mutex::new(EventLog::new(HEALTH_EVENTS_CAPACITY)),
+                events_pending: AtomicBool::new(false),
             }),
         }
     }
@@ -502,6 +556,29 @@ impl Router {
         self.shared
             .quality_record(index, tenant, model, passed, now);
         Ok(())
+    }
+
+    /// Whether health transitions wait to be taken: one atomic load, cheap
+    /// enough to check after every call.
+    pub fn has_health_events(&self) -> bool {
+        self.shared.events_pending.load(Ordering::Acquire)
+    }
+
+    /// The health transitions since the last take (ejections, readmissions,
+    /// cooldowns, budgets run out; see [`crate::events`]), oldest first,
+    /// with the number lost to the log's bound. Each transition is handed
+    /// out once, to one caller. Takes no lock when nothing is pending.
+    pub fn take_health_events(&self) -> HealthEvents {
+        if !self.has_health_events() {
+            return HealthEvents::default();
+        }
+        let mut log = self
+            .shared
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.events_pending.store(false, Ordering::Release);
+        log.take()
     }
 
     /// When each provider's cooldown ends, if it is cooling at `now`.

@@ -4,6 +4,7 @@
 mod aio;
 mod convert;
 mod errors;
+mod observe;
 mod router;
 mod signals;
 mod stream;

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::aio;
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
+use crate::observe::Observer;
 use crate::signals;
 use crate::stream::{next_output, PyChatStream};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
@@ -26,6 +27,8 @@ pub struct PyRouter {
     /// The runtime and pool, with the id of the process that built them: a
     /// forked child has none of the runtime's threads and builds its own.
     native: RwLock<(u32, Arc<NativeRouter>)>,
+    /// Logging and, with `otel=True`, tracing of its calls.
+    observer: Arc<Observer>,
 }
 
 #[pymethods]
@@ -41,6 +44,7 @@ impl PyRouter {
         hedge_budget = None,
         health = None,
         quality = None,
+        otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -53,6 +57,7 @@ impl PyRouter {
         hedge_budget: Option<&Bound<'_, PyAny>>,
         health: Option<&Bound<'_, PyAny>>,
         quality: Option<&Bound<'_, PyAny>>,
+        otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
         // negative hedge_k, a policy that is not a string) is a ConfigError
@@ -78,10 +83,12 @@ impl PyRouter {
         let config = RouterConfig::from_json(&Value::Object(config), &env, HostLimits::default())
             .map_err(|e| config_error(py, &e))?;
         let router = Router::new(config);
+        let observer = Arc::new(Observer::new(py, &router, otel_flag(py, otel)?)?);
         let native = build_native(&router)?;
         Ok(PyRouter {
             router,
             native: RwLock::new((std::process::id(), native)),
+            observer,
         })
     }
 
@@ -322,6 +329,7 @@ impl PyRouter {
     /// Start a streamed call and run it to its commit point: errors before
     /// it raise here, as for a whole answer.
     fn stream(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<PyChatStream> {
+        let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         let mut stream = native.start_stream(body, options).map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
@@ -329,8 +337,14 @@ impl PyRouter {
         match next_output(py, &mut stream)? {
             Some(Output::Commit {
                 provider, attempts, ..
-            }) => Ok(PyChatStream::new(stream, provider, attempts)),
-            Some(Output::Complete(Err(e))) => Err(route_error(py, &e)),
+            }) => {
+                let report = self.observer.stream_report(py, watch)?;
+                Ok(PyChatStream::new(stream, provider, attempts, report))
+            }
+            Some(Output::Complete(Err(e))) => {
+                self.observer.after_call(py, watch, Err(&e))?;
+                Err(route_error(py, &e))
+            }
             // The first output of a streamed call is its commit point or
             // its failure.
             Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(
@@ -340,6 +354,7 @@ impl PyRouter {
     }
 
     fn run(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<Routed> {
+        let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         // The whole routing call runs without the GIL. On the thread that
         // handles Python's signals it wakes every SIGNAL_CHECK to run their
@@ -354,11 +369,11 @@ impl PyRouter {
         } else {
             py.detach(|| native.route_blocking_with(body, options).map(Ok))
         };
-        result
-            .map_err(|e| {
-                PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
-            })??
-            .map_err(|e| route_error(py, &e))
+        let result = result.map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+        })??;
+        self.observer.after_call(py, watch, result.as_ref())?;
+        result.map_err(|e| route_error(py, &e))
     }
 
     /// This process's runtime, rebuilt after a fork.
@@ -418,6 +433,24 @@ fn check_tenant(py: Python<'_>, tenant: &str) -> PyResult<()> {
         ));
     }
     Ok(())
+}
+
+/// The `otel=` argument: None (off), True or False.
+fn otel_flag(py: Python<'_>, otel: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    match otel {
+        None => Ok(false),
+        Some(v) if v.is_none() => Ok(false),
+        Some(v) => match v.cast::<pyo3::types::PyBool>() {
+            Ok(b) => Ok(b.is_true()),
+            Err(_) => Err(config_error(
+                py,
+                &f3dx_router_core::ConfigError {
+                    field: "otel".into(),
+                    message: "must be true or false".into(),
+                },
+            )),
+        },
+    }
 }
 
 /// A call's `tenant=` argument: None or a string.

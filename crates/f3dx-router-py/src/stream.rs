@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::convert::to_py;
 use crate::errors::route_error;
+use crate::observe::StreamReport;
 use crate::signals;
 use crate::trace::PyAttempt;
 
@@ -40,15 +41,30 @@ pub struct PyChatStream {
     stream: Mutex<NativeStream>,
     provider: String,
     attempts: Mutex<Vec<Attempt>>,
+    /// Logs and traces the call when it ends.
+    report: StreamReport,
 }
 
 impl PyChatStream {
-    pub fn new(stream: NativeStream, provider: String, attempts: Vec<Attempt>) -> Self {
+    pub fn new(
+        stream: NativeStream,
+        provider: String,
+        attempts: Vec<Attempt>,
+        report: StreamReport,
+    ) -> Self {
         PyChatStream {
             stream: Mutex::new(stream),
             provider,
             attempts: Mutex::new(attempts),
+            report,
         }
+    }
+
+    fn attempts_now(&self) -> Vec<Attempt> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The next chunk as JSON, `None` at the end.
@@ -60,7 +76,10 @@ impl PyChatStream {
         })?;
         loop {
             match next_output(py, &mut stream)? {
-                Some(Output::Chunk(chunk)) => return Ok(Some(chunk)),
+                Some(Output::Chunk(chunk)) => {
+                    self.report.chunk(&chunk);
+                    return Ok(Some(chunk));
+                }
                 Some(Output::Commit { .. }) => {}
                 Some(Output::Complete(result)) => {
                     let attempts = match &result {
@@ -68,6 +87,7 @@ impl PyChatStream {
                         Err(e) => e.attempts().to_vec(),
                     };
                     *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = attempts;
+                    self.report.end(py, result.as_ref())?;
                     return match result {
                         Ok(_) => Ok(None),
                         Err(e) => Err(route_error(py, &e)),
@@ -112,9 +132,11 @@ impl PyChatStream {
         let mut stream = self.stream.try_lock().map_err(|_| {
             PyRuntimeError::new_err("this ChatStream is being read by another thread")
         })?;
-        let stream: &mut NativeStream = &mut stream;
-        py.detach(|| stream.close());
-        Ok(())
+        let native: &mut NativeStream = &mut stream;
+        py.detach(|| native.close());
+        drop(stream);
+        self.report
+            .close(py, &self.provider, || self.attempts_now())
     }
 
     /// Whether the stream has ended or was closed.
@@ -150,6 +172,13 @@ impl PyChatStream {
             self.provider,
             self.closed()
         )
+    }
+}
+
+/// A stream dropped before its end and unclosed is reported as closed.
+impl Drop for PyChatStream {
+    fn drop(&mut self) {
+        self.report.dropped(&self.provider, || self.attempts_now());
     }
 }
 

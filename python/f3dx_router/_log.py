@@ -1,0 +1,157 @@
+"""The ``f3dx_router`` logger and the records routers write to it.
+
+Silent unless the application configures logging (the logger has a
+``NullHandler``, as a library's should). What it writes:
+
+- DEBUG, for every call the core ran: one record per attempt (provider,
+  outcome, status or fault, start and end in ms from the call's start, the
+  upstream's message) and then one for the call (winner or error class,
+  latency, attempts);
+- WARNING, once per transition, never once per call: a provider ejected
+  (for how long and why), cooling down after a ``Retry-After`` or its
+  rate-limit headers, out of its ``rpm``/``tpm`` budget; INFO when an
+  ejected provider is readmitted.
+
+Every record carries its values as attributes too (``extra=``), for
+structured handlers: see ``CALL_FIELDS``, ``ATTEMPT_FIELDS`` and
+``TRANSITION_FIELDS``. No record holds a key: the core redacts keys from
+upstream messages before anything leaves it, and nothing else here comes
+from a provider's config but its name.
+
+The extension imports this module when the first ``Router`` is built
+(``import f3dx_router`` alone does not import ``logging``) and calls the
+functions below after each call; per-call records are built only when the
+logger is enabled for DEBUG, which the extension checks first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+__all__ = ["ATTEMPT_FIELDS", "CALL_FIELDS", "TRANSITION_FIELDS", "logger", "log_call", "log_transitions"]
+
+logger = logging.getLogger("f3dx_router")
+logger.addHandler(logging.NullHandler())
+
+#: ``extra=`` attributes of an attempt's record.
+ATTEMPT_FIELDS = ("model", "stream", "attempt", "provider", "outcome", "status", "fault", "detail", "started_ms", "ended_ms")
+#: ``extra=`` attributes of a call's record. ``outcome``: ``"success"``,
+#: ``"closed"`` (a stream its reader closed before the end), or the error's
+#: kind: ``"hard"``, ``"all_failed"``, ``"invalid_request"``,
+#: ``"stream_interrupted"``; ``error``: the exception's class name
+#: (``"HardFailure"``...; None otherwise); ``provider``: the winner, or the
+#: provider the error names (None when it names none).
+CALL_FIELDS = ("model", "stream", "provider", "outcome", "error", "latency_ms", "attempts")
+#: ``extra=`` attributes of a transition's record. ``transition``:
+#: ``"ejected"``, ``"readmitted"``, ``"cooling"``, ``"rate_limited"``,
+#: ``"budget_exhausted"``; ``reason``: ``"consecutive_failures"``,
+#: ``"error_rate"``, ``"failed_probe"`` (ejected), ``"retry_after"``,
+#: ``"rate_limit_headers"`` (cooling), ``"rpm"``, ``"tpm"`` (budget);
+#: ``for_s``: how long the state lasts (None for a readmission).
+TRANSITION_FIELDS = ("provider", "transition", "reason", "for_s")
+
+#: (provider, outcome, status, fault, detail, started_ms, ended_ms)
+Attempt = tuple[str, str, int | None, str | None, str, float, float | None]
+#: (provider, transition, reason, reason in words, for_s)
+Transition = tuple[str, str, str | None, str, float | None]
+
+
+def log_call(
+    model: str | None,
+    stream: bool,
+    provider: str | None,
+    outcome: str,
+    error: str | None,
+    latency_ms: float,
+    attempts: Sequence[Attempt],
+) -> None:
+    """One DEBUG record per attempt, then one for the call."""
+    label = f"chat {model}" if model is not None else "chat"
+    if stream:
+        label += " (stream)"
+    n = len(attempts)
+    for i, (name, result, status, fault, detail, started, ended) in enumerate(attempts, 1):
+        why = "".join(part for part in (_status(status), _fault(fault)) if part)
+        end = f"{ended:.1f}" if ended is not None else "..."
+        logger.debug(
+            "%s: attempt %d/%d to %r: %s%s, %.1f-%s ms%s",
+            label,
+            i,
+            n,
+            name,
+            result,
+            why,
+            started,
+            end,
+            f": {detail}" if detail else "",
+            extra={
+                "model": model,
+                "stream": stream,
+                "attempt": i,
+                "provider": name,
+                "outcome": result,
+                "status": status,
+                "fault": fault,
+                "detail": detail,
+                "started_ms": started,
+                "ended_ms": ended,
+            },
+        )
+    what = error or outcome
+    if outcome == "closed":
+        what = "closed by its reader before the end"
+    if provider is not None:
+        what += f" from {provider!r}"
+    logger.debug(
+        "%s: %s in %.1f ms, %d attempt%s",
+        label,
+        what,
+        latency_ms,
+        n,
+        "" if n == 1 else "s",
+        extra={
+            "model": model,
+            "stream": stream,
+            "provider": provider,
+            "outcome": outcome,
+            "error": error,
+            "latency_ms": latency_ms,
+            "attempts": n,
+        },
+    )
+
+
+_TRANSITIONS = {
+    "ejected": (logging.WARNING, "provider %r ejected for %.1f s: %s"),
+    "cooling": (logging.WARNING, "provider %r cooling down for %.1f s: %s"),
+    "rate_limited": (logging.WARNING, "provider %r rate-limited for %.1f s: %s"),
+    "budget_exhausted": (logging.WARNING, "provider %r out of budget for about %.1f s: %s"),
+}
+
+
+def log_transitions(transitions: Sequence[Transition], dropped: int) -> None:
+    """One record per health transition (WARNING; INFO for a readmission),
+    and a WARNING for those the router's log had to drop."""
+    if dropped:
+        logger.warning(
+            "%d provider health transitions were not logged: more happened between two calls than the "
+            "router keeps",
+            dropped,
+            extra={"dropped": dropped},
+        )
+    for name, transition, reason, words, for_s in transitions:
+        extra = {"provider": name, "transition": transition, "reason": reason, "for_s": for_s}
+        if transition == "readmitted" or for_s is None:
+            logger.info("provider %r readmitted: %s", name, words, extra=extra)
+            continue
+        level, message = _TRANSITIONS.get(transition, (logging.WARNING, "provider %r: %.1f s: %s"))
+        logger.log(level, message, name, for_s, words, extra=extra)
+
+
+def _status(status: int | None) -> str:
+    return f", HTTP {status}" if status is not None else ""
+
+
+def _fault(fault: str | None) -> str:
+    return f", {fault}" if fault is not None else ""
