@@ -537,3 +537,45 @@ def test_otel_from_a_config_file(tmp_path: Path, spans: InMemorySpanExporter) ->
                         f'api_key = "k"\n')
         Router.from_file(path)
     assert len(calls(spans)) == 1
+
+
+# -- the async calls ---------------------------------------------------------
+
+
+def test_async_calls_are_logged_and_traced_like_sync_ones(
+    spans: InMemorySpanExporter, debug_log: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    mocks = {"a": {"responses": [ERR, ERR, echo(401)]}, "b": {"responses": [reply("b"), FULL_STREAM]}}
+    with MockProviders({"mocks": mocks}) as m:
+        r = Router([provider(m, "a"), provider(m, "b")], otel=True)
+        tracer = trace.get_tracer("test")
+
+        async def main() -> None:
+            with tracer.start_as_current_span("agent step") as parent:
+                assert (await r.aroute(REQUEST)).provider == "b"
+                stream = await r.achat_completions(STREAM_REQUEST)
+                assert [c async for c in stream]
+            with pytest.raises(HardFailure):
+                await r.achat_completions(REQUEST)
+            parents.append(parent.get_span_context().span_id)
+
+        parents: list[int] = []
+        asyncio.run(main())
+    done = calls(spans)
+    assert [s.name for s in done] == [f"chat {MODEL}"] * 3
+    whole, streamed, failed = done
+    for s in (whole, streamed):
+        assert s.parent is not None and s.parent.span_id == parents[0]
+        assert s.attributes is not None and s.attributes["f3dx.router.provider"] == "b"
+    assert streamed.attributes is not None and streamed.attributes["gen_ai.request.stream"] is True
+    assert streamed.attributes["gen_ai.usage.output_tokens"] == 2
+    assert failed.attributes is not None and failed.attributes["error.type"] == "HardFailure"
+    assert failed.status.status_code == StatusCode.ERROR
+    per_call = [rec for rec in records(debug_log) if hasattr(rec, "latency_ms")]
+    assert [(getattr(rec, "stream"), getattr(rec, "outcome")) for rec in per_call][:2] == [
+        (False, "success"), (True, "success")]
+    assert len(per_call) == 3 and getattr(per_call[2], "error") == "HardFailure"
+    attempts = [rec for rec in records(debug_log) if hasattr(rec, "attempt")]
+    assert [getattr(rec, "provider") for rec in attempts] == ["a", "b", "a", "b", "a"]

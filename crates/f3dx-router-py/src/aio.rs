@@ -33,6 +33,7 @@ use tokio::task::AbortHandle;
 
 use crate::convert::to_py;
 use crate::errors::route_error;
+use crate::observe::{CallWatch, Observer, StreamReport};
 use crate::router::route_result;
 use crate::trace::PyAttempt;
 
@@ -47,12 +48,14 @@ enum Done {
         future: Py<PyAny>,
         result: Result<Routed, RouteError>,
         as_route_result: bool,
+        report: Report,
     },
     /// A streamed call reached its commit point (or failed before it).
     Commit {
         future: Py<PyAny>,
         stream: Arc<StreamShared>,
         result: Result<(String, Vec<Attempt>), Option<RouteError>>,
+        report: Report,
     },
     /// A stream's next output, for the `__anext__` that waited for it.
     Next {
@@ -61,6 +64,12 @@ enum Done {
         output: Option<Output>,
         sse: bool,
     },
+}
+
+/// What the router's observer (logging, tracing) noted at a call's start.
+struct Report {
+    observer: Arc<Observer>,
+    watch: CallWatch,
 }
 
 /// The queue of one event loop, filled from the runtime's thread.
@@ -217,11 +226,16 @@ fn spawn_error(e: std::io::Error) -> PyErr {
 pub fn start_call<'py>(
     py: Python<'py>,
     native: &NativeRouter,
+    observer: &Arc<Observer>,
     body: Value,
     options: CallOptions,
     as_route_result: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (event_loop, inbox) = running_loop(py)?;
+    let report = Report {
+        observer: Arc::clone(observer),
+        watch: observer.start(py, &body)?,
+    };
     let future = event_loop.call_method0("create_future")?;
     let target = future.clone().unbind();
     let abort = native
@@ -231,6 +245,7 @@ pub fn start_call<'py>(
                 future: target,
                 result,
                 as_route_result,
+                report,
             });
         })
         .map_err(spawn_error)?;
@@ -249,10 +264,15 @@ pub fn start_call<'py>(
 pub fn start_stream<'py>(
     py: Python<'py>,
     native: &NativeRouter,
+    observer: &Arc<Observer>,
     body: Value,
     options: CallOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (event_loop, inbox) = running_loop(py)?;
+    let report = Report {
+        observer: Arc::clone(observer),
+        watch: observer.start(py, &body)?,
+    };
     let future = event_loop.call_method0("create_future")?;
     let target = future.clone().unbind();
     let stream = Arc::new(StreamShared::default());
@@ -273,6 +293,7 @@ pub fn start_stream<'py>(
                 future: target,
                 stream: Arc::clone(&shared),
                 result: first,
+                report,
             });
             if committed {
                 pump(driver, shared).await;
@@ -363,6 +384,8 @@ pub struct StreamShared {
     /// closes the stream.
     space: Notify,
     abort: OnceLock<AbortHandle>,
+    /// Logs and traces the call when it ends (set at the commit point).
+    report: OnceLock<StreamReport>,
 }
 
 impl StreamShared {
@@ -416,13 +439,20 @@ fn resolve(py: Python<'_>, done: Done) {
             future,
             result,
             as_route_result,
+            report,
         } => {
-            let value = match result {
-                Err(e) => Err(route_error(py, &e)),
-                Ok(routed) if as_route_result => {
-                    route_result(py, routed).and_then(|r| Ok(Bound::new(py, r)?.into_any()))
-                }
-                Ok(routed) => to_py(py, &routed.response),
+            let observed = report
+                .observer
+                .after_call(py, report.watch, result.as_ref());
+            let value = match (observed, result) {
+                (Err(e), _) => Err(e),
+                (Ok(()), result) => match result {
+                    Err(e) => Err(route_error(py, &e)),
+                    Ok(routed) if as_route_result => {
+                        route_result(py, routed).and_then(|r| Ok(Bound::new(py, r)?.into_any()))
+                    }
+                    Ok(routed) => to_py(py, &routed.response),
+                },
             };
             settle(py, future.bind(py), value);
         }
@@ -430,20 +460,30 @@ fn resolve(py: Python<'_>, done: Done) {
             future,
             stream,
             result,
+            report,
         } => {
             let value = match result {
                 Ok((provider, attempts)) => {
                     stream.lock().attempts = attempts;
-                    Bound::new(
-                        py,
-                        PyAsyncChatStream {
-                            stream: Arc::clone(&stream),
-                            provider,
-                        },
-                    )
-                    .map(Bound::into_any)
+                    report
+                        .observer
+                        .stream_report(py, report.watch)
+                        .and_then(|report| {
+                            let _ = stream.report.set(report);
+                            Bound::new(
+                                py,
+                                PyAsyncChatStream {
+                                    stream: Arc::clone(&stream),
+                                    provider,
+                                },
+                            )
+                        })
+                        .map(Bound::into_any)
                 }
-                Err(Some(e)) => Err(route_error(py, &e)),
+                Err(Some(e)) => report
+                    .observer
+                    .after_call(py, report.watch, Err(&e))
+                    .and_then(|()| Err(route_error(py, &e))),
                 Err(None) => Err(PyRuntimeError::new_err(
                     "the streamed call ended before its first output",
                 )),
@@ -481,13 +521,21 @@ fn consume<'py>(
     }
     match output {
         Some(Output::Chunk(chunk)) if sse => {
+            if let Some(report) = stream.report.get() {
+                report.chunk(&chunk);
+            }
             let mut line = b"data: ".to_vec();
             serde_json::to_writer(&mut line, &chunk)
                 .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
             line.extend_from_slice(b"\n\n");
             Ok(Some(PyBytes::new(py, &line).into_any()))
         }
-        Some(Output::Chunk(chunk)) => to_py(py, &chunk).map(Some),
+        Some(Output::Chunk(chunk)) => {
+            if let Some(report) = stream.report.get() {
+                report.chunk(&chunk);
+            }
+            to_py(py, &chunk).map(Some)
+        }
         Some(Output::Complete(result)) => {
             let mut state = stream.lock();
             state.finished = true;
@@ -500,6 +548,9 @@ fn consume<'py>(
                 state.done_sent = true;
             }
             drop(state);
+            if let Some(report) = stream.report.get() {
+                report.end(py, result.as_ref())?;
+            }
             match result {
                 Err(e) => Err(route_error(py, &e)),
                 Ok(_) => Ok(end_of(py, stream, sse)),
@@ -597,9 +648,25 @@ impl PyAsyncChatStream {
     }
 }
 
+impl PyAsyncChatStream {
+    /// Close the call, and report it closed unless it had ended.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.stream.close();
+        match self.stream.report.get() {
+            Some(report) => {
+                report.close(py, &self.provider, || self.stream.lock().attempts.clone())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 impl Drop for PyAsyncChatStream {
     fn drop(&mut self) {
         self.stream.close();
+        if let Some(report) = self.stream.report.get() {
+            report.dropped(&self.provider, || self.stream.lock().attempts.clone());
+        }
     }
 }
 
@@ -637,7 +704,7 @@ impl PyAsyncChatStream {
     /// Stop reading: the upstream connection is closed now. Harmless when
     /// the stream has ended.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.stream.close();
+        self.close(py)?;
         Self::ready(py, py.None().into_bound(py))
     }
 
@@ -651,7 +718,7 @@ impl PyAsyncChatStream {
         py: Python<'py>,
         _exc: &Bound<'py, pyo3::types::PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.stream.close();
+        self.close(py)?;
         Self::ready(py, false.into_pyobject(py)?.to_owned().into_any())
     }
 

@@ -151,9 +151,9 @@ impl PyRouter {
         let body = to_json(body).map_err(|e| invalid_request(py, e))?;
         let native = self.native()?;
         if streamed(&body) {
-            aio::start_stream(py, &native, body, options)
+            aio::start_stream(py, &native, &self.observer, body, options)
         } else {
-            aio::start_call(py, &native, body, options, false)
+            aio::start_call(py, &native, &self.observer, body, options, false)
         }
     }
 
@@ -177,7 +177,7 @@ impl PyRouter {
             ));
         }
         let native = self.native()?;
-        aio::start_call(py, &native, body, options, true)
+        aio::start_call(py, &native, &self.observer, body, options, true)
     }
 
     /// Report whether an answer `provider` gave passed your own validation
