@@ -38,7 +38,7 @@ T = TypeVar("T")
 KEY = "sk-async-test-0123456789abcdef"
 REQUEST: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 STREAM_REQUEST: dict[str, Any] = {**REQUEST, "stream": True}
-POOL_IDLE_PER_HOST = 16  # f3dx_router_native::POOL_IDLE_PER_HOST
+POOL_IDLE_PER_HOST = 256  # f3dx_router_native::BACKGROUND_POOL_IDLE_PER_HOST, the async calls' pool
 
 
 def ok(text: str = "hello", **extra: Any) -> dict[str, Any]:

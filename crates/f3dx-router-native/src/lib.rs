@@ -11,7 +11,9 @@ mod executor;
 mod router;
 mod stream;
 
-pub use executor::{tls_config, NativeExecutor, ResponseBody, POOL_IDLE_PER_HOST};
+pub use executor::{
+    tls_config, NativeExecutor, ResponseBody, BACKGROUND_POOL_IDLE_PER_HOST, POOL_IDLE_PER_HOST,
+};
 pub use router::{NativeRouter, SETTLE_AFTER_IDLE};
 pub use stream::NativeStream;
 

@@ -244,7 +244,11 @@ impl NativeRouter {
                 // built in.
                 let executor = {
                     let _guard = handle.enter();
-                    NativeExecutor::with_tls(self.origin, self.tls.clone())
+                    NativeExecutor::with_pool(
+                        self.origin,
+                        self.tls.clone(),
+                        crate::executor::BACKGROUND_POOL_IDLE_PER_HOST,
+                    )
                 };
                 // A racing thread may have built one first: keep the first.
                 let _ = self.background.set((handle, Arc::new(executor)));
