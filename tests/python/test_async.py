@@ -409,3 +409,43 @@ def test_uvloop() -> None:
 
         uvloop.run(main())
         assert wait_until(lambda: m.log()["a"][2]["disconnected_early"], timeout=2.0)
+
+
+def unix_sockets() -> int:
+    """AF_UNIX sockets this process holds (the bridges' socket pairs among them)."""
+    unix = {line.split()[6] for line in Path("/proc/net/unix").read_text().splitlines()[1:] if len(line.split()) > 6}
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in unix:
+            count += 1
+    return count
+
+
+def test_loops_that_take_turns_on_a_thread_keep_their_bridge() -> None:
+    with MockProviders({"mocks": {"a": {"responses": [ok()]}}}, loop=True) as m:
+        r = Router([provider("a", m.base_url("a"))])
+        loops = [asyncio.new_event_loop(), asyncio.new_event_loop()]
+        try:
+            for lp in loops:
+                lp.run_until_complete(r.achat_completions(REQUEST))
+            before = unix_sockets()
+            for _ in range(10):
+                for lp in loops:
+                    answer = lp.run_until_complete(r.achat_completions(REQUEST))
+                    assert answer["choices"][0]["message"]["content"] == "hello"
+            # Each loop's first call made its socket pair; taking turns makes no more.
+            assert unix_sockets() == before
+        finally:
+            for lp in loops:
+                lp.close()
+        # Closed and gone: the next loop's first call forgets their bridges.
+        del loops
+        import gc
+
+        gc.collect()
+        run(r.achat_completions(REQUEST))
+        assert unix_sockets() <= before - 4 + 2

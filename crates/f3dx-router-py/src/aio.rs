@@ -142,9 +142,13 @@ impl Bridge {
     }
 }
 
+/// Bridges a thread keeps: one per event loop it ran calls from (a thread
+/// runs one loop at a time, but may switch between a few).
+const BRIDGES_PER_THREAD: usize = 8;
+
 thread_local! {
-    /// The bridge of the loop this thread last called from.
-    static BRIDGE: RefCell<Option<Py<Bridge>>> = const { RefCell::new(None) };
+    /// The bridges of the loops this thread called from, latest first.
+    static BRIDGES: RefCell<Vec<Py<Bridge>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The running loop and its bridge (made and registered at the loop's first
@@ -153,14 +157,18 @@ fn running_loop(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<Inbox>)> {
     static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let get = GET_RUNNING_LOOP.import(py, "asyncio", "get_running_loop")?;
     let event_loop = get.call0()?;
-    let cached = BRIDGE.with_borrow(|b| {
-        b.as_ref().and_then(|bridge| {
-            let bridge = bridge.bind(py).get();
-            let alive = bridge.loop_ref.bind(py).upgrade();
-            alive
-                .is_some_and(|l| l.is(&event_loop))
-                .then(|| Arc::clone(&bridge.inbox))
-        })
+    let cached = BRIDGES.with_borrow_mut(|bridges| {
+        // Forget the bridges of loops that are gone (their sockets close).
+        bridges.retain(|b| b.bind(py).get().loop_ref.bind(py).upgrade().is_some());
+        let at = bridges.iter().position(|b| {
+            let alive = b.bind(py).get().loop_ref.bind(py).upgrade();
+            alive.is_some_and(|l| l.is(&event_loop))
+        })?;
+        if at != 0 {
+            let bridge = bridges.remove(at);
+            bridges.insert(0, bridge);
+        }
+        Some(Arc::clone(&bridges[0].bind(py).get().inbox))
     });
     if let Some(inbox) = cached {
         return Ok((event_loop, inbox));
@@ -192,7 +200,12 @@ fn running_loop(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Arc<Inbox>)> {
             PyRuntimeError::new_err(message)
         })?;
     let inbox = Arc::clone(&bridge.get().inbox);
-    BRIDGE.with_borrow_mut(|b| *b = Some(bridge.unbind()));
+    BRIDGES.with_borrow_mut(|bridges| {
+        bridges.insert(0, bridge.unbind());
+        // A bridge forgotten here stays registered with its loop, which
+        // keeps it alive: only a later call from that loop makes another.
+        bridges.truncate(BRIDGES_PER_THREAD);
+    });
     Ok((event_loop, inbox))
 }
 
