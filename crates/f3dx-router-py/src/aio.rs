@@ -235,6 +235,32 @@ fn spawn_error(e: std::io::Error) -> PyErr {
     PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
 }
 
+/// What every async call starts with: the running loop's inbox, the
+/// observer's watch (taken now, in the caller's context), and the future the
+/// caller awaits (with a second handle to it for the task).
+type Begun<'py> = (Arc<Inbox>, Report, Bound<'py, PyAny>, Py<PyAny>);
+
+fn begin<'py>(py: Python<'py>, observer: &Arc<Observer>, body: &Value) -> PyResult<Begun<'py>> {
+    let (event_loop, inbox) = running_loop(py)?;
+    let report = Report {
+        observer: Arc::clone(observer),
+        watch: observer.start(py, body)?,
+    };
+    let future = event_loop.call_method0("create_future")?;
+    let target = future.clone().unbind();
+    Ok((inbox, report, future, target))
+}
+
+/// Abort the call's task if `future` is cancelled.
+fn cancel_with(future: &Bound<'_, PyAny>, abort: AbortHandle) -> PyResult<()> {
+    let canceller = Canceller {
+        abort,
+        stream: None,
+    };
+    future.call_method1("add_done_callback", (canceller,))?;
+    Ok(())
+}
+
 /// Start a whole (not streamed) call; return the future of its answer.
 pub fn start_call<'py>(
     py: Python<'py>,
@@ -244,13 +270,7 @@ pub fn start_call<'py>(
     options: CallOptions,
     as_route_result: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (event_loop, inbox) = running_loop(py)?;
-    let report = Report {
-        observer: Arc::clone(observer),
-        watch: observer.start(py, &body)?,
-    };
-    let future = event_loop.call_method0("create_future")?;
-    let target = future.clone().unbind();
+    let (inbox, report, future, target) = begin(py, observer, &body)?;
     let abort = native
         .spawn(move |router, executor| async move {
             let result = drive_with(&router, &*executor, body, options).await;
@@ -262,13 +282,7 @@ pub fn start_call<'py>(
             });
         })
         .map_err(spawn_error)?;
-    future.call_method1(
-        "add_done_callback",
-        (Canceller {
-            abort,
-            stream: None,
-        },),
-    )?;
+    cancel_with(&future, abort)?;
     Ok(future)
 }
 
@@ -281,13 +295,7 @@ pub fn start_stream<'py>(
     body: Value,
     options: CallOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (event_loop, inbox) = running_loop(py)?;
-    let report = Report {
-        observer: Arc::clone(observer),
-        watch: observer.start(py, &body)?,
-    };
-    let future = event_loop.call_method0("create_future")?;
-    let target = future.clone().unbind();
+    let (inbox, report, future, target) = begin(py, observer, &body)?;
     let stream = Arc::new(StreamShared::default());
     let shared = Arc::clone(&stream);
     let abort = native
@@ -314,13 +322,7 @@ pub fn start_stream<'py>(
         })
         .map_err(spawn_error)?;
     let _ = stream.abort.set(abort.clone());
-    future.call_method1(
-        "add_done_callback",
-        (Canceller {
-            abort,
-            stream: None,
-        },),
-    )?;
+    cancel_with(&future, abort)?;
     Ok(future)
 }
 
