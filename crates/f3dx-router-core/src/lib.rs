@@ -22,6 +22,8 @@
 //! virtual-clock tests) step a [`Call`] directly.
 
 pub mod attempt;
+#[cfg(test)]
+mod auto_study;
 pub mod budget;
 pub mod call;
 pub mod codec;
