@@ -57,7 +57,7 @@ def tail_auto(L: list[str], tail: dict[str, Any]) -> None:
     r, extra = sm["p99"] / sm["p50"], auto["extra_pct"]
     met = r <= AUTO_P99_LIMIT and extra <= AUTO_EXTRA_LIMIT
     h, ht = auto["stats_end"]["hedges"], auto.get("hedges_timed") or {}
-    warm_p95 = {n: d.get("p95") for n, d in auto["stats_after_warmup"]["latency_ms"].items()}
+    warm_p90 = {n: d.get("p90") for n, d in auto["stats_after_warmup"]["latency_ms"].items()}
     a(f"**Target (issue 11): with `hedge_delay_ms=\"auto\"`, p99 within {AUTO_P99_LIMIT}x p50 "
       f"with at most {AUTO_EXTRA_LIMIT:.0f}% extra upstream requests, no delay chosen by the "
       f"user: p99/p50 {r:.2f}x, extra {extra:+.1f}%: {'met' if met else 'not met'}.**")
@@ -68,15 +68,15 @@ def tail_auto(L: list[str], tail: dict[str, Any]) -> None:
       f"`stats()[\"hedges\"]` at the end: sent {h.get('sent')}, won "
       f"{h.get('won')}, skipped_for_budget {h.get('skipped_for_budget')} (of which during the "
       f"{sm['n']} timed calls: sent {ht.get('sent')}, won {ht.get('won')}, skipped "
-      f"{ht.get('skipped_for_budget')}). The p95 the router waited on at the end (stats, "
-      f"log-scaled histogram): "
-      + ", ".join(f"{n} {_f(v)} ms" for n, v in (auto.get("p95_used_ms") or {}).items())
-      + "; after the warm-up: " + ", ".join(f"{n} {_f(v)} ms" for n, v in warm_p95.items())
-      + ". p0 takes every first leg, so its p95 is the delay; p1 only sees hedges.")
+      f"{ht.get('skipped_for_budget')}). The p90 the router waited on at the end (stats, "
+      f"log-scaled histogram, interpolated in its bin): "
+      + ", ".join(f"{n} {_f(v)} ms" for n, v in (auto.get("p90_used_ms") or {}).items())
+      + "; after the warm-up: " + ", ".join(f"{n} {_f(v)} ms" for n, v in warm_p90.items())
+      + ". p0 takes every first leg, so its p90 is the delay; p1 only sees hedges.")
     a("")
-    trace = auto.get("p95_every_100") or []
+    trace = auto.get("p90_every_100") or []
     if trace:
-        a("p0's p95 (the delay \"auto\" waits, ms) after every 100 timed calls: "
+        a("p0's p90 (the delay \"auto\" waits, ms) after every 100 timed calls: "
           + ", ".join(_f(x, 1) for x in trace) + ".")
         a("")
     legs_table(L, tail)
@@ -100,8 +100,8 @@ def legs_table(L: list[str], tail: dict[str, Any]) -> None:
         took = sorted(x[1] for x in legs)
         asked = d.get("config", {}).get("hedge_delay_ms")
         if asked == "auto":
-            p0 = (d.get("p95_used_ms") or {}).get("p0")
-            asked = f"auto (p0's p95 at the end: {_f(p0)})"
+            p0 = (d.get("p90_used_ms") or {}).get("p0")
+            asked = f"auto (p0's p90 at the end: {_f(p0)})"
         q = lambda s, x: s[min(len(s) - 1, int(len(s) * x))]  # noqa: E731
         a(f"| {lbl} ({len(legs)}) | {asked} | {q(start, .5):.2f} / {q(start, .9):.2f} | "
           f"{q(took, .5):.2f} / {q(took, .9):.2f} | {sum(x[2] for x in legs)} |")

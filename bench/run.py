@@ -405,7 +405,7 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         variants[label] = w.cmd(timeout=args.tail_max_s + 120, **base, policy="hedged",
                                 hedge_k=2, delay_ms=delay)
         _log_tail(label, variants[label])
-        # Adaptive (issue 11): the router's own p95, default budget (0.1) and
+        # Adaptive (issue 11): the router's own p90, default budget (0.1) and
         # fallback (1000 ms). It waits the fallback until the first provider
         # has 20 successes, so its warm-up is never shorter than that (with a
         # margin); the timed calls come after it, as for the other variants.
@@ -416,12 +416,12 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         end, warm = auto["stats_end"], auto["stats_after_warmup"]
         auto["hedges_timed"] = {k: end["hedges"][k] - warm["hedges"].get(k, 0)
                                 for k in end["hedges"]}
-        auto["p95_used_ms"] = {n: d.get("p95") for n, d in end["latency_ms"].items()}
+        auto["p90_used_ms"] = {n: d.get("p90") for n, d in end["latency_ms"].items()}
         _log_tail(AUTO, auto)
         log(f"  tail auto: stats hedges at the end {end['hedges']} (timed calls: "
-            f"{auto['hedges_timed']}); providers' p95 at the end {auto['p95_used_ms']} ms, "
+            f"{auto['hedges_timed']}); providers' p90 at the end {auto['p90_used_ms']} ms, "
             f"after the warm-up "
-            f"{ {n: d.get('p95') for n, d in warm['latency_ms'].items()} } ms")
+            f"{ {n: d.get('p90') for n, d in warm['latency_ms'].items()} } ms")
         for v in variants.values():
             v["summary"] = summary(v["samples_us"])
             v["extra_pct"] = (v["upstream_requests"] / v["n"] - 1) * 100
@@ -438,7 +438,7 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
 
 
 AUTO = "hedged K=2, auto"
-AUTO_WARMUP = 30  # > the 20 successes "auto" needs before it trusts its p95
+AUTO_WARMUP = 30  # > the 20 successes "auto" needs before it trusts its p90
 
 
 def _log_tail(label: str, r: dict[str, Any]) -> None:

@@ -223,7 +223,7 @@ class Worker:
         if policy == "hedged":
             kw["hedge_k"] = int(cmd.get("hedge_k", 2))
             delay = cmd.get("delay_ms", 0)
-            # "auto": the router picks the delay (the p95 of recent successes).
+            # "auto": the router picks the delay (the p90 of recent successes).
             kw["hedge_delay_ms"] = delay if delay == "auto" else int(delay)
             for key in ("hedge_delay_fallback_ms", "hedge_budget"):
                 if key in cmd:
@@ -242,7 +242,7 @@ class Worker:
         samples: list[float] = []
         winners: dict[str, int] = {}
         legs: list[list[float]] = []  # per hedged call: [started_ms, took_ms, won]
-        p95_trace: list[float | None] = []  # auto: p0's p95 every 100 timed calls
+        p90_trace: list[float | None] = []  # auto: p0's p90 every 100 timed calls
         deadline = time.perf_counter() + max_s
         pc = time.perf_counter_ns
         for _ in range(n):
@@ -260,7 +260,7 @@ class Worker:
             if len(samples) % 100 == 0 and kw.get("hedge_delay_ms") == "auto":
                 # What "auto" waits, as it moves (between timed calls).
                 st = r.stats()
-                p95_trace.append(st["providers"]["p0"]["latency_ms"]["p95"])
+                p90_trace.append(st["providers"]["p0"]["latency_ms"]["p90"])
             if time.perf_counter() > deadline:
                 break
         time.sleep(0.05)  # a cancelled leg's request has surely arrived by now
@@ -268,12 +268,12 @@ class Worker:
         return {"samples_us": samples, "n": len(samples), "upstream_requests": upstream,
                 "winners": winners, "config": kw, "stats_after_warmup": stats_warm,
                 "stats_end": self.router_stats(r), "hedge_legs": legs,
-                "p95_every_100": p95_trace}
+                "p90_every_100": p90_trace}
 
     @staticmethod
     def router_stats(r: Any) -> dict[str, Any]:
         """What the tail report reads of ``stats()``: the hedge counters and
-        each provider's latency percentiles (the p95 is what "auto" waits)."""
+        each provider's latency percentiles (the p90 is what "auto" waits)."""
         st = r.stats()
         return {"hedges": dict(st["hedges"]),
                 "latency_ms": {n: dict(p["latency_ms"]) for n, p in st["providers"].items()},

@@ -11,6 +11,8 @@ class LatencyMs(TypedDict):
     """Percentiles of the window's successful latencies, in ms (None without samples)."""
 
     p50: float | None
+    #: What ``hedge_delay_ms="auto"`` waits while a call waits on this provider.
+    p90: float | None
     p95: float | None
     p99: float | None
 

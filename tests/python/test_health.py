@@ -33,7 +33,8 @@ def test_a_failing_provider_is_ejected_and_stats_show_it() -> None:
         r = Router([provider(m, "bad"), provider(m, "good")])
         fresh = r.stats()
         assert fresh["providers"]["bad"]["state"] == "healthy"
-        assert fresh["providers"]["good"]["latency_ms"] == {"p50": None, "p95": None, "p99": None}
+        assert fresh["providers"]["good"]["latency_ms"] == {
+            "p50": None, "p90": None, "p95": None, "p99": None}
         for _ in range(5):
             assert [a.provider for a in r.route(REQUEST).attempts] == ["bad", "good"]
         # Ejected after 5 soft failures in a row: the next calls skip it.
@@ -132,7 +133,7 @@ def test_bad_hedge_settings_are_config_errors(options: dict[str, Any], field: st
 def test_auto_hedging_waits_for_the_fallback_until_20_samples() -> None:
     # a answers in 30 ms; b is the backup. Before a has 20 successes the
     # backup waits the fallback (2 s, longer than a takes): no hedge. (The
-    # shared vector hedged_auto_delay_follows_p95 shows the p95 taking over.)
+    # shared vector hedged_auto_delay_follows_p90 shows the p90 taking over.)
     mocks = {"a": {"responses": [reply("a", delay_ms=30)]}, "b": {"responses": [reply("b")]}}
     with MockProviders({"mocks": mocks}, loop=True) as m:
         r = Router([provider(m, "a"), provider(m, "b")], policy="hedged", hedge_k=2,
@@ -142,5 +143,6 @@ def test_auto_hedging_waits_for_the_fallback_until_20_samples() -> None:
             assert r.route(REQUEST).provider == "a"
         s = r.stats()
         assert s["hedges"] == {"sent": 0, "won": 0, "skipped_for_budget": 0}
-        p95 = s["providers"]["a"]["latency_ms"]["p95"]
-        assert p95 is not None and 25 <= p95 <= 60
+        # The p90 is what "auto" waits from now on.
+        p90 = s["providers"]["a"]["latency_ms"]["p90"]
+        assert p90 is not None and 25 <= p90 <= 60

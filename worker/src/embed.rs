@@ -47,7 +47,7 @@ export interface RouterConfig {
   providers: ProviderConfig[];
   policy?: "sequential" | "weighted" | "hedged";
   hedge_k?: number;
-  /** Milliseconds before each further leg (0: all together), or "auto": the p95 of the provider waited on. */
+  /** Milliseconds before each further leg (0: all together), or "auto": the p90 of the provider waited on. */
   hedge_delay_ms?: number | "auto";
   /** "auto"'s delay while that provider has fewer than 20 recent successes (default 1000). */
   hedge_delay_fallback_ms?: number;

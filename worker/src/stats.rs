@@ -43,7 +43,7 @@ pub fn stats_json(router: &Router) -> Value {
             json!({
                 "state": state, "until_s": until, "requests": requests,
                 "successes": p.successes, "soft_failures": p.soft_failures, "error_rate": rate,
-                "latency_ms": {"p50": ms(0), "p95": ms(1), "p99": ms(2)},
+                "latency_ms": {"p50": ms(0), "p90": ms(1), "p95": ms(2), "p99": ms(3)},
                 "ejections": p.ejections, "rpm_left": p.rpm_left, "tpm_left": p.tpm_left,
                 "quality": quality,
             }),

@@ -1236,6 +1236,11 @@ impl Call {
             ) {
                 a.record.outcome = AttemptOutcome::Cancelled;
                 a.record.ended = Some(now - started);
+                self.shared.record_cancelled(
+                    a.record.provider_index,
+                    now - (started + a.record.started),
+                    now,
+                );
                 self.shared
                     .settle_tokens(a.record.provider_index, a.tokens, None, now);
                 if a.probe {

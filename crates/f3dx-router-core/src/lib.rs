@@ -25,6 +25,8 @@
 //! [`Router::has_health_events`] (one atomic load).
 
 pub mod attempt;
+#[cfg(test)]
+mod auto_study;
 pub mod budget;
 pub mod call;
 pub mod codec;

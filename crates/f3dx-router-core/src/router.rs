@@ -8,11 +8,14 @@ use serde_json::Value;
 
 use crate::budget::Bucket;
 use crate::call::{Call, CallOptions};
-use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, HEDGE_BUDGET_CAP};
+use crate::config::{
+    Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
+};
 use crate::events::{
     CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, HEALTH_EVENTS_CAPACITY,
 };
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
+use crate::latency::Reading;
 use crate::pick::{weighted_order, Picker};
 use crate::quality::{KeyState, KeyStats, QualityTable};
 use crate::schema::SchemaCache;
@@ -43,6 +46,32 @@ pub(crate) struct Shared {
     /// `events` holds something: a host checks this (one load) after each
     /// call and takes the lock only when it is set. Written under the lock.
     events_pending: AtomicBool,
+    pub(crate) rule: AutoRule,
+}
+
+/// How `"auto"` reads its delay from the window of the provider waited
+/// on. Production uses [`AutoRule::DEFAULT`]; the other fields are the
+/// alternatives `crate::auto_study` measured against it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AutoRule {
+    /// The quantile ([`AUTO_HEDGE_QUANTILE`]).
+    pub(crate) quantile: f64,
+    /// Where in its bin it is read.
+    pub(crate) reading: Reading,
+    /// `Some((factor, q))`: at most `factor` times the `q` quantile.
+    pub(crate) cap: Option<(f64, f64)>,
+    /// A cancelled leg's time counts as a sample of its provider (the
+    /// issue's rule is that it does not).
+    pub(crate) censor: bool,
+}
+
+impl AutoRule {
+    pub(crate) const DEFAULT: AutoRule = AutoRule {
+        quantile: AUTO_HEDGE_QUANTILE,
+        reading: Reading::Interpolated,
+        cap: None,
+        censor: false,
+    };
 }
 
 /// Thousandths of a token: the hedge bucket counts in these.
@@ -222,7 +251,7 @@ impl Shared {
     }
 
     /// The delay before a further leg of an `"auto"` hedge, while the call
-    /// waits on `provider`: its p95, or `fallback` without enough samples.
+    /// waits on `provider`: its p90, or `fallback` without enough samples.
     pub(crate) fn auto_hedge_delay(
         &self,
         provider: usize,
@@ -234,7 +263,26 @@ impl Shared {
         if latency.count(now, &config) < AUTO_HEDGE_MIN_SAMPLES {
             return fallback;
         }
-        latency.quantile(0.95, now, &config).unwrap_or(fallback)
+        let rule = &self.rule;
+        let read = |q| latency.quantile_read(q, rule.reading, now, &config);
+        let delay = read(rule.quantile).unwrap_or(fallback);
+        match rule
+            .cap
+            .and_then(|(factor, q)| Some(read(q)?.mul_f64(factor)))
+        {
+            Some(cap) => delay.min(cap),
+            None => delay,
+        }
+    }
+
+    /// A leg on `provider` was cancelled `took` after it started: nothing
+    /// to record, unless a study rule counts it as a sample.
+    pub(crate) fn record_cancelled(&self, provider: usize, took: Duration, now: Instant) {
+        if !self.rule.censor {
+            return;
+        }
+        let config = self.config.health.unwrap_or_default();
+        self.health()[provider].latency.record(took, now, &config);
     }
 
     /// A call started: it adds its share to the hedge budget.
@@ -379,8 +427,9 @@ pub struct ProviderStats {
     pub successes: u32,
     /// Soft failures in the window.
     pub soft_failures: u32,
-    /// p50, p95 and p99 of the window's successful latencies, if any.
-    pub latency: Option<[Duration; 3]>,
+    /// p50, p90, p95 and p99 of the window's successful latencies, if
+    /// any (the p90 is what `"auto"` hedging waits on this provider).
+    pub latency: Option<[Duration; 4]>,
     /// Ejections since the router started.
     pub ejections: u64,
     /// Requests left in its `rpm` budget, if it has one.
@@ -426,6 +475,11 @@ pub struct Router {
 impl Router {
     /// A router over a validated config.
     pub fn new(config: RouterConfig) -> Router {
+        Self::with_rule(config, AutoRule::DEFAULT)
+    }
+
+    /// A router whose `"auto"` hedges follow `rule` (the study's variants).
+    pub(crate) fn with_rule(config: RouterConfig, rule: AutoRule) -> Router {
         let health = config
             .providers
             .iter()
@@ -450,8 +504,15 @@ impl Router {
                 hedge_tokens: AtomicU64::new((HEDGE_BUDGET_CAP * MILLI) as u64),
                 events: Mutex::new(EventLog::new(HEALTH_EVENTS_CAPACITY)),
                 events_pending: AtomicBool::new(false),
+                rule,
             }),
         }
+    }
+
+    /// Spend every token of the hedge budget (the study's empty start).
+    #[cfg(test)]
+    pub(crate) fn empty_hedge_budget(&self) {
+        self.shared.hedge_tokens.store(0, Ordering::Relaxed);
     }
 
     /// The config this router was built with.
@@ -487,8 +548,8 @@ impl Router {
             .map(|(p, h)| {
                 let (successes, soft_failures) = h.window(now, &config);
                 let q = |x| h.latency.quantile(x, now, &config);
-                let latency = match (q(0.5), q(0.95), q(0.99)) {
-                    (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                let latency = match (q(0.5), q(0.9), q(0.95), q(0.99)) {
+                    (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
                     _ => None,
                 };
                 let left = |b: &Option<Bucket>| b.clone().map(|mut b| b.available(now).max(0.0));

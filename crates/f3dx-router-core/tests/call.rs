@@ -465,7 +465,7 @@ fn next_delay(r: &Router, now: Instant) -> Duration {
 }
 
 #[test]
-fn auto_hedge_delay_follows_the_p95_of_the_provider_waited_on() {
+fn auto_hedge_delay_follows_the_p90_of_the_provider_waited_on() {
     let r = router(
         json!([openai("a"), openai("b")]),
         json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": "auto",
@@ -480,25 +480,59 @@ fn auto_hedge_delay_follows_the_p95_of_the_provider_waited_on() {
         now = now + Duration::from_millis(200);
     }
     assert_eq!(next_delay(&r, now), fallback);
-    // The 20th sample: a's p95 rules (the 200 ms bin's middle).
+    // The 20th sample: a's p90 rules. All 20 are in the bin [196.608,
+    // 229.376) ms; the p90, the 18th, is read at 17.5 / 20 of it.
     assert_eq!(hedge_time(&r, now, Duration::from_millis(200)), None);
     now = now + Duration::from_millis(200);
-    assert_eq!(next_delay(&r, now), Duration::from_micros(212_992));
+    assert_eq!(next_delay(&r, now), Duration::from_micros(225_280));
     assert_eq!(
         hedge_time(&r, now, Duration::from_secs(1)),
-        Some(Duration::from_micros(212_992))
+        Some(Duration::from_micros(225_280))
     );
     now = now + Duration::from_secs(1);
     // a slows to 1 s (it still wins each call: b never answers here): once
-    // more than 5% of the window is slow, the delay follows it up.
+    // more than a tenth of the window is slow, the delay follows it up.
+    // 20 of 40 samples in the bin [917.504, 1048.576) ms: the 36th is the
+    // 16th of them, read at 15.5 / 20 of the bin.
     for _ in 0..19 {
         hedge_time(&r, now, Duration::from_secs(1));
         now = now + Duration::from_secs(1);
     }
-    assert_eq!(next_delay(&r, now), Duration::from_micros(983_040));
+    assert_eq!(next_delay(&r, now), Duration::from_micros(1_019_084));
     // A minute without calls empties the window: the fallback again.
     now = now + Duration::from_secs(61);
     assert_eq!(next_delay(&r, now), fallback);
+}
+
+#[test]
+fn auto_hedge_delay_stays_out_of_a_slow_mode_under_a_tenth_of_the_answers() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": "auto",
+               "hedge_delay_fallback_ms": 700, "hedge_budget": 10}),
+    );
+    let mut now = Instant::ZERO;
+    // a answers in 5 ms, but 3 of its first 20 answers take 200 ms (15%:
+    // the p90 is slow). b never answers, so no hedge wins: every answer of
+    // a is a sample. The delay leaves the slow mode at 30 samples, once
+    // the slow ones are a tenth (the p95 would wait for 60).
+    let mut delays = Vec::new();
+    for i in 0..40 {
+        let took = Duration::from_millis(if (5..8).contains(&i) { 200 } else { 5 });
+        hedge_time(&r, now, took);
+        now = now + took;
+        delays.push(next_delay(&r, now));
+    }
+    let slow = |d: &Duration| *d > Duration::from_millis(190) && *d < Duration::from_millis(230);
+    let fast = |d: &Duration| *d < Duration::from_millis(7);
+    assert!(
+        delays[..19]
+            .iter()
+            .all(|d| *d == Duration::from_millis(700)),
+        "{delays:?}"
+    );
+    assert!(delays[19..29].iter().all(slow), "{delays:?}");
+    assert!(delays[29..].iter().all(fast), "{delays:?}");
 }
 
 #[test]

@@ -254,7 +254,7 @@ impl PyRouter {
             };
             let requests = p.successes + p.soft_failures;
             let latency = PyDict::new(py);
-            for (i, name) in ["p50", "p95", "p99"].into_iter().enumerate() {
+            for (i, name) in ["p50", "p90", "p95", "p99"].into_iter().enumerate() {
                 latency.set_item(name, p.latency.map(|l| millis(l[i])))?;
             }
             let d = PyDict::new(py);
