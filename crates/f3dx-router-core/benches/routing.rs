@@ -69,9 +69,12 @@ const OPENAI_429: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o-m
 const ANTHROPIC_OK: &str = r#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-3-5-haiku-20241022","content":[{"type":"text","text":"The capital of France is Paris."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":24,"output_tokens":8}}"#;
 
 /// How far the virtual clock moves from one call to the next: past any
-/// cooldown a 429 left behind, so every iteration starts from the same
-/// provider health.
-const CALL_GAP: Duration = Duration::from_secs(10);
+/// cooldown a 429 left behind, past the health window (60 s) and past the
+/// longest ejection (`max_ejection_s`, 300 s), so that every iteration of a
+/// scenario makes the same attempts. (With 10 s, `failover_429_ok`'s first
+/// provider was ejected after its fifth 429 and the next calls skipped it.)
+/// Its 429 is then a half-open probe that fails: the same path each time.
+const CALL_GAP: Duration = Duration::from_secs(600);
 
 /// How far the virtual clock moves per response event.
 const EVENT_GAP: Duration = Duration::from_millis(1);
