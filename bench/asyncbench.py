@@ -240,6 +240,57 @@ class AsyncSide:
 
 # ------------------------------------------------------------ run.py's side
 
+def _pid_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), in clock ticks; 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def _busy_ticks() -> int:
+    """The machine's busy time, all CPUs (user, nice, system, irq, softirq,
+    steal: everything but idle and iowait), in clock ticks."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
+class OthersMeter:
+    """The CPU the rest of the machine used while a pass ran, in cores (1.0:
+    one CPU kept busy): the machine's busy time minus the contender's
+    process, nginx's processes and this one. A shared 2-CPU machine's other
+    engineers' builds show up here, so a disturbed pass can be told apart."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = [os.getpid(), *pids]
+        for p in pids:
+            self.pids += _children(p)
+        self.t0 = time.perf_counter()
+        self.busy0 = _busy_ticks()
+        self.own0 = sum(_pid_ticks(p) for p in self.pids)
+
+    def cores(self) -> float:
+        wall = time.perf_counter() - self.t0
+        busy = _busy_ticks() - self.busy0
+        own = sum(_pid_ticks(p) for p in self.pids) - self.own0
+        return max(0.0, (busy - own) / os.sysconf("SC_CLK_TCK") / wall) if wall > 0 else 0.0
+
+
 def rotated(names: list[str], k: int) -> list[str]:
     return names[k % len(names):] + names[:k % len(names)] if names else []
 
@@ -309,9 +360,12 @@ def async_passes(workers: dict[str, Any], args: argparse.Namespace, failed: dict
             for name in rotated([n for n in workers if n not in failed], k):
                 try:
                     conns0, reqs0 = nginx.counters()
+                    others = OthersMeter([workers[name].proc.pid]
+                                         + ([nginx.proc.pid] if nginx.proc else []))
                     r = workers[name].cmd(timeout=cap, op="async_pass", concurrency=conc,
                                           warmup_s=args.async_warmup_s,
                                           seconds=args.async_seconds)
+                    r["others_cores"] = others.cores()
                     conns1, reqs1 = nginx.counters()
                     # New upstream connections per 1000 requests over the pass,
                     # its warm-up included (a pool smaller than C reconnects).
@@ -332,14 +386,17 @@ def async_passes(workers: dict[str, Any], args: argparse.Namespace, failed: dict
                 "passes_rps": [r["rps"] for r in rs],
                 "passes_cpu_us_per_call": [r["cpu_us_per_call"] for r in rs],
                 "new_conns_per_1k": mid["new_conns_per_1k"],
+                "others_cores": mid["others_cores"],
+                "passes_others_cores": [r["others_cores"] for r in rs],
                 "error_count": sum(r["error_count"] for r in rs),
                 "errors": [e for r in rs for e in r["errors"]][:3],
                 "stuck_tasks": max(r["stuck_tasks"] for r in rs)}
             d = out[name][str(conc)]
             log(f"  async {name} x{conc}: {d['rps']:.0f} calls/s (passes: "
                 + ", ".join(f"{x:.0f}" for x in d["passes_rps"])
-                + f"), CPU {fmt(d['cpu_us_per_call'])} us/call, "
-                f"{d['new_conns_per_1k']:.1f} new connections per 1000 calls"
+                + f"), CPU {fmt(d['cpu_us_per_call'])} us/call, other processes "
+                + ", ".join(f"{x:.2f}" for x in d["passes_others_cores"]) + " cores, "
+                + f"{d['new_conns_per_1k']:.1f} new connections per 1000 calls"
                 + (f" ({d['error_count']} errors: {d['errors'][:1]})" if d["error_count"] else ""))
     return out
 
@@ -493,8 +550,20 @@ def section(L: list[str], runs: list[dict[str, Any]], source: str | None = None,
           + " | ".join(cpu) + f" | {fmt(last.get('new_conns_per_1k'), 1)} | "
           + (f"{errs} ({sample})" if errs else "0") + " |")
     a("")
+    load = []
+    for j, mm in enumerate(ms):
+        xs = sorted(x for d in (mm.get("async") or {}).values() for c in d.values()
+                    for x in c.get("passes_others_cores", []))
+        if xs:
+            load.append(f"{'run ' + str(j + 1) + ': ' if n > 1 else ''}median "
+                        f"{xs[len(xs) // 2]:.2f}, max {xs[-1]:.2f}")
+    if load:
+        a("Other processes' CPU during the passes (the machine's busy time minus the "
+          "contender's, nginx's and the harness's, in cores; 2 CPUs in all): "
+          + "; ".join(load) + ".")
+        a("")
     a("The passes of each point are in the results file (`passes_rps`, "
-      "`passes_cpu_us_per_call`). On 2 CPUs the client process and nginx share the cores: "
+      "`passes_cpu_us_per_call`, `passes_others_cores`). On 2 CPUs the client process and nginx share the cores: "
       "past a few concurrent calls the loop is CPU-bound, and calls/s is about 1 / (CPU per "
       "call of the client + nginx's). New connections per 1000 calls are nginx's accepts over "
       "a pass (its warm-up included): the SDK keeps 100 idle connections (httpx2 pool, 1000 "

@@ -1320,6 +1320,9 @@ def write_async_md(res: dict[str, Any], out: Path) -> Path:
                 continue
             a(f"## Run {i + 1}: calls/s (median pass) per concurrency, and the passes")
             a("")
+            a("Each point: the median pass (every pass's calls/s, lowest first; and, for the same "
+              "passes, the other processes' CPU in cores).")
+            a("")
             d = r["async"].get("async") or {}
             concs = r["async"].get("concurrency") or []
             a("| contender | " + " | ".join(f"C = {c}: median (passes)" for c in concs) + " |")
@@ -1330,8 +1333,11 @@ def write_async_md(res: dict[str, Any], out: Path) -> Path:
                 cells = []
                 for c in concs:
                     x = d[name].get(str(c)) or {}
+                    oc = x.get("passes_others_cores")
                     cells.append("failed" if "error" in x else
-                                 f"{fmt(x.get('rps'))} ({', '.join(fmt(p) for p in x.get('passes_rps', []))})")
+                                 f"{fmt(x.get('rps'))} ({', '.join(fmt(p) for p in x.get('passes_rps', []))}"
+                                 + (f"; others {', '.join(f'{o:.2f}' for o in oc)}" if oc else "")
+                                 + ")")
                 a(f"| {name} | " + " | ".join(cells) + " |")
             a("")
     path = out / "ASYNC_RESULTS.md"
