@@ -10,9 +10,20 @@ Anthropic translation) behind a small Python API::
     r = Router.from_file("router.toml")          # or .json, .yaml
 
 ``python -m f3dx_router check router.toml`` validates a config file offline.
+
+The openai SDK as a front end (needs ``pip install 'f3dx-router[openai]'``)::
+
+    client = f3dx_router.openai_client(r)         # an openai.OpenAI routed by r
+    client.chat.completions.create(model="gpt-4o", messages=[...])
+
+``HTTPTransport`` / ``AsyncHTTPTransport`` are the httpx2 transports behind
+it; ``f3dx_router.httpx_compat`` has the same for httpx. They are imported on
+first use: ``import f3dx_router`` imports neither openai nor any httpx.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ._errors import (
     AllProvidersFailed,
@@ -47,6 +58,39 @@ setattr(Router, "achat_completions", achat_completions)
 setattr(Router, "aroute", aroute)
 del router_from_config, router_from_file, achat_completions, aroute
 
+if TYPE_CHECKING:
+    from . import httpx_compat
+    from ._httpx2 import AsyncHTTPTransport, HTTPTransport
+    from ._openai import async_openai_client, openai_client
+
+# Names whose modules import optional packages (httpx2, openai, httpx):
+# resolved on first access, so that importing the package stays light.
+_LAZY = {
+    "HTTPTransport": "_httpx2",
+    "AsyncHTTPTransport": "_httpx2",
+    "openai_client": "_openai",
+    "async_openai_client": "_openai",
+    "httpx_compat": "httpx_compat",
+}
+
+
+def __getattr__(name: str) -> object:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    # ImportError (naming the extra to install) when the package is missing.
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = module if name == module_name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "Router",
     "RouteResult",
@@ -68,3 +112,6 @@ __all__ = [
     "StreamInterrupted",
     "__version__",
 ]
+# Not in __all__: the lazy names above (HTTPTransport, AsyncHTTPTransport,
+# openai_client, async_openai_client, httpx_compat). They need the optional
+# extras, and `from f3dx_router import *` must work without them.

@@ -8,8 +8,11 @@ PYTHON="${PYTHON:-python3}"  # interpreter the venv is created from
 VENV="$ROOT/.venv"
 # Python tools of the test run and the demo. Changing this list re-runs pip
 # (see the stamp).
-# openai: the tests read the Worker's streams with its SDK, as a user would.
-PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19")
+# openai: the tests read the Worker's streams with its SDK, as a user would,
+# and drive the router through it (f3dx_router.openai_client); httpx: the
+# httpx transports (f3dx_router.httpx_compat); anyio: its pytest plugin runs
+# the async transport tests.
+PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19" "httpx>=0.27" "anyio>=4")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"

@@ -1,0 +1,82 @@
+"""``f3dx_router.HTTPTransport`` and ``AsyncHTTPTransport``: httpx2
+transports (httpx2 is the openai SDK's HTTP library) that answer chat
+completions from a router. What they answer is ``_transport``'s; this is the
+httpx2 layer only (``httpx_compat`` is the same for httpx)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+try:
+    import httpx2
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "f3dx_router.HTTPTransport and AsyncHTTPTransport need httpx2 (the openai SDK's "
+        "HTTP library): pip install 'f3dx-router[openai]'"
+    ) from exc
+
+from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+
+__all__ = ["HTTPTransport", "AsyncHTTPTransport"]
+
+
+class _SyncBody(httpx2.SyncByteStream):
+    def __init__(self, events: SyncEvents) -> None:
+        self._events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+
+
+class _AsyncBody(httpx2.AsyncByteStream):
+    def __init__(self, events: AsyncEvents) -> None:
+        self._events = events
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events.__aiter__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+
+class HTTPTransport(RouterTransport, httpx2.BaseTransport):
+    """An ``httpx2`` transport that answers ``POST .../chat/completions``
+    from ``router`` (streamed or not) and 404 to anything else::
+
+        client = openai.OpenAI(api_key="unused", base_url="http://f3dx-router.invalid/v1",
+                               http_client=httpx2.Client(transport=HTTPTransport(router)))
+
+    (``f3dx_router.openai_client(router)`` makes that client.) Errors come
+    back as OpenAI-shaped HTTP answers the SDK raises as its own exceptions;
+    ``x-f3dx-provider`` and ``x-f3dx-attempts`` say who answered. ``tenant``
+    is the tenant of calls without an ``x-f3dx-tenant`` header. The request's
+    ``Authorization`` is ignored: the router holds the providers' keys.
+    """
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = handle(
+            self.router, self.tenant, request.method, request.url.path,
+            request.headers.get(TENANT_HEADER), request.read,
+        )
+        if isinstance(answer, SyncEvents):
+            return httpx2.Response(200, headers=answer.headers, stream=_SyncBody(answer))
+        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
+
+
+class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
+    """``HTTPTransport`` for ``httpx2.AsyncClient`` (``openai.AsyncOpenAI``),
+    on the router's asyncio API (``aroute``, ``achat_completions``): an
+    asyncio (or uvloop) event loop, not trio. Cancelling the task that
+    awaits a call cancels its legs; closing a stream closes its upstream."""
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = await ahandle(
+            self.router, self.tenant, request.method, request.url.path,
+            request.headers.get(TENANT_HEADER), request.aread,
+        )
+        if isinstance(answer, AsyncEvents):
+            return httpx2.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
+        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)

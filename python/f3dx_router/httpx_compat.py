@@ -1,0 +1,79 @@
+"""The router's transports for ``httpx`` (``f3dx_router.HTTPTransport`` and
+``AsyncHTTPTransport`` are httpx2's, the openai SDK's HTTP library)::
+
+    import httpx
+    from f3dx_router.httpx_compat import HTTPTransport
+
+    client = httpx.Client(transport=HTTPTransport(router))
+    r = client.post("http://f3dx-router.invalid/v1/chat/completions", json=request)
+    r.headers["x-f3dx-provider"], r.json()
+
+They answer exactly as the httpx2 ones (see ``f3dx_router.HTTPTransport``):
+``POST .../chat/completions``, streamed or not, OpenAI-shaped errors, 404 to
+anything else. Needs ``httpx`` (``pip install 'f3dx-router[httpx]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("f3dx_router.httpx_compat needs httpx: pip install 'f3dx-router[httpx]'") from exc
+
+from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+
+__all__ = ["HTTPTransport", "AsyncHTTPTransport"]
+
+
+class _SyncBody(httpx.SyncByteStream):
+    def __init__(self, events: SyncEvents) -> None:
+        self._events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, events: AsyncEvents) -> None:
+        self._events = events
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events.__aiter__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+
+class HTTPTransport(RouterTransport, httpx.BaseTransport):
+    """An ``httpx`` transport that answers ``POST .../chat/completions``
+    from ``router`` (streamed or not) and 404 to anything else. ``tenant``
+    is the tenant of calls without an ``x-f3dx-tenant`` header."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = handle(
+            self.router, self.tenant, request.method, request.url.path,
+            request.headers.get(TENANT_HEADER), request.read,
+        )
+        if isinstance(answer, SyncEvents):
+            return httpx.Response(200, headers=answer.headers, stream=_SyncBody(answer))
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+
+
+class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
+    """``HTTPTransport`` for ``httpx.AsyncClient``, on the router's asyncio
+    API (``aroute``, ``achat_completions``): an asyncio (or uvloop) event
+    loop, not trio."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await ahandle(
+            self.router, self.tenant, request.method, request.url.path,
+            request.headers.get(TENANT_HEADER), request.aread,
+        )
+        if isinstance(answer, AsyncEvents):
+            return httpx.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
