@@ -2,6 +2,7 @@
 """RESULTS.md and the PNG plots from results.json.
 
     python report.py [results.json]     # re-render without re-running
+    python report.py --no-plots         # RESULTS.md only (the PNGs untouched)
 
 run.py calls ``write_all`` at the end of a run.
 """
@@ -1357,5 +1358,13 @@ def write_all(res: dict[str, Any], out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json"
-    print(write_all(json.loads(src.read_text()), src.parent))
+    # --no-plots: a full run's RESULTS.md alone, the PNGs left as they are (to
+    # re-render it after a run of one measure alone, e.g. async's section).
+    argv = [x for x in sys.argv[1:] if x != "--no-plots"]
+    src = Path(argv[0]) if argv else HERE / "results.json"
+    res = json.loads(src.read_text())
+    if "--no-plots" in sys.argv and res.get("measures") not in (["stream"], ["async"]) and not (
+            res.get("measures") and set(res["measures"]) <= ADAPTIVE):
+        print(write_md(res, src.parent))
+    else:
+        print(write_all(res, src.parent))
