@@ -511,17 +511,36 @@ def section(L: list[str], runs: list[dict[str, Any]], source: str | None = None,
         a("|---|---|")
         L.extend(sync_rows)
         a("")
-    a("Calls/s ratios above 1 favour the first named; CPU and p50 ratios below 1 do. "
-      "`openai+f3dx_router` is the openai SDK with `f3dx_router.async_openai_client(router)` "
-      "(sync: `openai_client`): the SDK builds its request and parses the answer into its "
-      "objects as it always does, but its `http_client` has the router's transport, so "
-      "httpx2's connection pool and HTTP/1.1 code are not used; the router (native, off the "
-      "GIL) sends the request and reads the answer. Against `openai` (the same SDK with its "
-      "own httpx2 stack, pointed straight at nginx) it does more work in one sense (routing: "
-      "the provider choice, health and attempt records, the answer decoded to a dict and "
-      "encoded again for the SDK) and less in another (no Python HTTP stack). A ratio above "
-      "1 in calls/s (below 1 in CPU) means the router costs the SDK less than its own "
-      "HTTP stack does.")
+    load = []
+    for j, mm in enumerate(ms):
+        xs = sorted(x for d in (mm.get("async") or {}).values() for c in d.values()
+                    for x in c.get("passes_others_cores", []))
+        if xs:
+            load.append(f"{'run ' + str(j + 1) + ': ' if n > 1 else ''}median "
+                        f"{xs[len(xs) // 2]:.2f}, max {xs[-1]:.2f}")
+    if load:
+        a("Other processes' CPU during the passes (the machine's busy time minus the "
+          "contender's, nginx's and the harness's, in cores; 2 CPUs in all): "
+          + "; ".join(load) + ".")
+        a("")
+    a("Calls/s ratios above 1 favour the first named; CPU and p50 ratios below 1 do.")
+    a("")
+    a("What `openai+f3dx_router` against `openai` means. Both are the same openai SDK call "
+      "(`client.chat.completions.create`), which builds and JSON-encodes the request, then "
+      "parses the answer's JSON into its `ChatCompletion` object. `openai` sends it with the "
+      "SDK's own HTTP stack (httpx2: its connection pool, HTTP/1.1 over Python sockets, on "
+      "the event loop) straight to nginx. `openai+f3dx_router` is "
+      "`f3dx_router.async_openai_client(router)` (sync: `openai_client`): the SDK's "
+      "`http_client` has the router's transport, which never opens a socket itself: it "
+      "decodes the request's JSON, hands the call to the router (`aroute`: the native client "
+      "sends it and reads the answer off the GIL, on the router's runtime thread), and "
+      "encodes the answer again for the SDK with the `x-f3dx-*` headers. So it does more "
+      "work than the SDK alone in one sense (the routing: provider choice, health, attempt "
+      "records; one more JSON decode and encode in Python) and less in another (no "
+      "httpx2 pool or HTTP/1.1 code in Python). A calls/s ratio above 1 (CPU ratio below 1) "
+      "means the router, routing included, costs the SDK less than its own HTTP stack does. "
+      "`f3dx_router` alone (`achat_completions`: a dict in, a dict out, no SDK objects) shows "
+      "how much of the SDK path's cost is the SDK itself.")
     a("")
     if not detailed:
         return
@@ -550,18 +569,6 @@ def section(L: list[str], runs: list[dict[str, Any]], source: str | None = None,
           + " | ".join(cpu) + f" | {fmt(last.get('new_conns_per_1k'), 1)} | "
           + (f"{errs} ({sample})" if errs else "0") + " |")
     a("")
-    load = []
-    for j, mm in enumerate(ms):
-        xs = sorted(x for d in (mm.get("async") or {}).values() for c in d.values()
-                    for x in c.get("passes_others_cores", []))
-        if xs:
-            load.append(f"{'run ' + str(j + 1) + ': ' if n > 1 else ''}median "
-                        f"{xs[len(xs) // 2]:.2f}, max {xs[-1]:.2f}")
-    if load:
-        a("Other processes' CPU during the passes (the machine's busy time minus the "
-          "contender's, nginx's and the harness's, in cores; 2 CPUs in all): "
-          + "; ".join(load) + ".")
-        a("")
     a("The passes of each point are in the results file (`passes_rps`, "
       "`passes_cpu_us_per_call`, `passes_others_cores`). On 2 CPUs the client process and nginx share the cores: "
       "past a few concurrent calls the loop is CPU-bound, and calls/s is about 1 / (CPU per "
