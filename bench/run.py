@@ -1036,11 +1036,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--stream-slow-rounds", type=int, default=2)
     ap.add_argument("--async-concurrency", default="1,16,256",
                     help="async: concurrent calls from one event loop, per point")
-    ap.add_argument("--async-seconds", type=float, default=2.0,
+    ap.add_argument("--async-seconds", type=float, default=1.5,
                     help="async: the timed window of a pass, after its warm-up")
-    ap.add_argument("--async-warmup-s", type=float, default=1.0,
+    ap.add_argument("--async-warmup-s", type=float, default=0.5,
                     help="async: the untimed start of a pass (the same coroutines)")
-    ap.add_argument("--async-passes", type=int, default=3,
+    ap.add_argument("--async-passes", type=int, default=5,
                     help="async: passes per point (order rotated; median reported)")
     ap.add_argument("--async-sync-calls", type=int, default=2000,
                     help="async's sync pair: timed sequential calls per contender")
