@@ -1042,10 +1042,10 @@ def parse_args() -> argparse.Namespace:
                     help="async: the untimed start of a pass (the same coroutines)")
     ap.add_argument("--async-passes", type=int, default=5,
                     help="async: passes per point (order rotated; median reported)")
-    ap.add_argument("--async-sync-calls", type=int, default=2000,
+    ap.add_argument("--async-sync-calls", type=int, default=3000,
                     help="async's sync pair: timed sequential calls per contender")
     ap.add_argument("--async-sync-warmup", type=int, default=200)
-    ap.add_argument("--async-sync-rounds", type=int, default=4)
+    ap.add_argument("--async-sync-rounds", type=int, default=10)
     ap.add_argument("--no-aux", action="store_true",
                     help="leave out the breakdown rows (floor+json, f3dx_router.route)")
     a = ap.parse_args()
