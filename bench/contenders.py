@@ -490,9 +490,9 @@ def check_response(name: str, resp: Any) -> None:
     """The response really is the upstream's chat completion."""
     if name == "floor":
         ok = b"chatcmpl-bench" in resp
-    elif name == "litellm":
-        ok = resp.choices[0].message.content.startswith("Hello from the benchmark")
-    else:
+    elif isinstance(resp, dict):
         ok = resp["choices"][0]["message"]["content"].startswith("Hello from the benchmark")
+    else:  # LiteLLM's ModelResponse, the openai SDK's ChatCompletion
+        ok = resp.choices[0].message.content.startswith("Hello from the benchmark")
     if not ok:
         raise UpstreamError(f"unexpected response: {resp!r:.200}")

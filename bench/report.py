@@ -2,6 +2,7 @@
 """RESULTS.md and the PNG plots from results.json.
 
     python report.py [results.json]     # re-render without re-running
+    python report.py --no-plots         # RESULTS.md only (the PNGs untouched)
 
 run.py calls ``write_all`` at the end of a run.
 """
@@ -19,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 ADAPTIVE = {"tail", "degrade", "tput_health"}  # run.py's: issue 11's measures
 sys.path.insert(0, str(HERE))
 from contenders import AUX, CONTENDERS, SERVERS  # noqa: E402
+import asyncbench  # noqa: E402
 import report_adaptive  # noqa: E402
 import streaming  # noqa: E402
 
@@ -145,6 +147,7 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
     stream_section(L, runs)
     report_adaptive.tput_health_section(L, runs)
     report_adaptive.degrade_section(L, runs)
+    async_section(L, runs, out)
     core_section(L, res, rep)
     stack_section(L, res)
     if len(runs) > 1:
@@ -1247,9 +1250,107 @@ def write_adaptive_md(res: dict[str, Any], out: Path) -> Path:
     return path
 
 
+def async_section(L: list[str], runs: list[dict[str, Any]], out: Path) -> None:
+    """RESULTS.md's async section: from this run when it measured async;
+    else, short, from the last run of the async measure alone
+    (async_results.json next to it), saying which run that was."""
+    if any(r.get("async") for r in runs):
+        asyncbench.section(L, runs)
+        return
+    src = out / "async_results.json"
+    try:
+        other = json.loads(src.read_text())
+    except (OSError, ValueError):
+        return
+    m = other.get("machine") or {}
+    oruns = all_runs(other)
+    n = len(oruns)
+    cmd = "--measures " + ",".join(other.get("measures") or ["async"])
+    if other.get("mode") == "smoke":
+        cmd += " --smoke"
+    load = ""
+    if m.get("loadavg_start") and m.get("loadavg_end"):
+        load = (f", load average {m['loadavg_start'][0]:.2f} at the start, "
+                f"{m['loadavg_end'][0]:.2f} at the end")
+    source = (f"**Not measured in the run above**: the ratios below are from the last run of "
+              f"the async measure alone, `bash bench/run.sh {cmd} --runs {n}` "
+              f"({m.get('date_utc')}, commit {m.get('commit')}, {n} run{'s' if n > 1 else ''}"
+              f"{load}); its calls/s, CPU per call and the sync pair's latencies are in "
+              f"[ASYNC_RESULTS.md](ASYNC_RESULTS.md). A full run that measures `async` puts its "
+              f"own numbers here.")
+    asyncbench.section(L, oruns, detailed=False, source=source)
+
+
+def write_async_md(res: dict[str, Any], out: Path) -> Path:
+    """ASYNC_RESULTS.md: a run of the async measure alone."""
+    m = res["machine"]
+    v = m["versions"]
+    runs = all_runs(res)
+    s = res["settings"]
+    L: list[str] = []
+    a = L.append
+    a("# Async benchmark results" + (" (smoke run: too few calls for real numbers)"
+                                     if res["mode"] == "smoke" else ""))
+    a("")
+    a("`bash bench/run.sh --measures async`: the `async` measure of `bench/run.py` alone "
+      "(the full run's results are in [RESULTS.md](RESULTS.md), whose async section quotes "
+      "this file's ratios until a full run measures them itself).")
+    a("")
+    a(f"- Date: {m['date_utc']}; commit {m['commit']}; {len(runs)} run"
+      f"{'s' if len(runs) > 1 else ''} in {res['wall_s'] / 60:.1f} min ({res['mode']} mode): "
+      + ", ".join(f"{r.get('wall_s', 0):.0f} s" for r in runs))
+    a(f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']}, Linux {m['kernel']}; "
+      f"load average {m['loadavg_start'][0]:.2f} at the start, {m['loadavg_end'][0]:.2f} at the "
+      "end; per run: " + ", ".join(f"{r['loadavg_start'][0]:.2f} to {r['loadavg_end'][0]:.2f}"
+                                  for r in runs if "loadavg_start" in r))
+    a(f"- Versions: Python {v['python']}, f3dx_router {v.get('f3dx-router')}, openai SDK "
+      f"{v.get('openai')}, LiteLLM {v.get('litellm')}, nginx {v['nginx']}")
+    a(f"- Settings: concurrency {s['async_concurrency']}; {s['async_passes']} passes a point of "
+      f"{s['async_warmup_s']:g} s warm-up + {s['async_seconds']:g} s timed; sync pair: "
+      f"{s['async_sync_calls']} timed sequential calls per contender in "
+      f"{s['async_sync_rounds']} rounds after {s['async_sync_warmup']} warm-up calls; nginx "
+      f"with {s['nginx_workers']} worker process")
+    a("")
+    a("Absolute numbers drift on a shared machine (2 CPUs, other engineers' builds); the "
+      "ratios, measured side by side in one run against the same nginx, are what to compare.")
+    a("")
+    asyncbench.section(L, runs)
+    if len(runs) > 1:
+        for i, r in enumerate(runs):
+            if not r.get("async"):
+                continue
+            a(f"## Run {i + 1}: calls/s (median pass) per concurrency, and the passes")
+            a("")
+            a("Each point: the median pass (every pass's calls/s, lowest first; and, for the same "
+              "passes, the other processes' CPU in cores).")
+            a("")
+            d = r["async"].get("async") or {}
+            concs = r["async"].get("concurrency") or []
+            a("| contender | " + " | ".join(f"C = {c}: median (passes)" for c in concs) + " |")
+            a("|---|" + "---|" * len(concs))
+            for name in asyncbench.ASYNC_CONTENDERS:
+                if name not in d:
+                    continue
+                cells = []
+                for c in concs:
+                    x = d[name].get(str(c)) or {}
+                    oc = x.get("passes_others_cores")
+                    cells.append("failed" if "error" in x else
+                                 f"{fmt(x.get('rps'))} ({', '.join(fmt(p) for p in x.get('passes_rps', []))}"
+                                 + (f"; others {', '.join(f'{o:.2f}' for o in oc)}" if oc else "")
+                                 + ")")
+                a(f"| {name} | " + " | ".join(cells) + " |")
+            a("")
+    path = out / "ASYNC_RESULTS.md"
+    path.write_text("\n".join(L))
+    return path
+
+
 def write_all(res: dict[str, Any], out: Path) -> Path:
     if res.get("measures") == ["stream"]:  # no plots: they would overwrite the full run's
         return write_stream_md(res, out)
+    if res.get("measures") == ["async"]:  # no plots either
+        return write_async_md(res, out)
     if res.get("measures") and set(res["measures"]) <= ADAPTIVE:  # no plots either
         return write_adaptive_md(res, out)
     plot_all(res, out)
@@ -1257,5 +1358,13 @@ def write_all(res: dict[str, Any], out: Path) -> Path:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json"
-    print(write_all(json.loads(src.read_text()), src.parent))
+    # --no-plots: a full run's RESULTS.md alone, the PNGs left as they are (to
+    # re-render it after a run of one measure alone, e.g. async's section).
+    argv = [x for x in sys.argv[1:] if x != "--no-plots"]
+    src = Path(argv[0]) if argv else HERE / "results.json"
+    res = json.loads(src.read_text())
+    if "--no-plots" in sys.argv and res.get("measures") not in (["stream"], ["async"]) and not (
+            res.get("measures") and set(res["measures"]) <= ADAPTIVE):
+        print(write_md(res, src.parent))
+    else:
+        print(write_all(res, src.parent))

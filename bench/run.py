@@ -17,14 +17,18 @@ experiment (with adaptive hedging, issue 11), the degradation scenario
 --measures), and streaming (``stream``, issue 10: time to first chunk and to
 the end of a 200-chunk stream, natively and on the Worker); after the
 throughput, ``tput_health`` (issue 11: f3dx_router with health tracking on
-and off, side by side). ``results.json``
+and off, side by side) and ``async`` (calls/s from one asyncio event loop at
+1, 16 and 256 concurrent calls: f3dx_router, LiteLLM's acompletion, the
+openai SDK's AsyncOpenAI straight at nginx and through f3dx_router's
+transport; and the SDK's sync client both ways: asyncbench.py). ``results.json``
 keeps every run (rewritten after each one); report.py makes ``RESULTS.md``
 (each target as the median over the runs) and the PNG plots. A run of the
 stream measure alone (``--measures stream``) writes ``STREAM_RESULTS.md``
 and ``stream_results.json`` instead, so it never overwrites the full
 results; likewise issue 11's measures alone (``--measures
 tail,degrade,tput_health`` or a part of it): ``ADAPTIVE_RESULTS.md`` and
-``adaptive_results.json``. Everything it started is stopped at the end, whatever happens.
+``adaptive_results.json``; and the async measure alone (``--measures
+async``): ``ASYNC_RESULTS.md`` and ``async_results.json``. Everything it started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import asyncbench  # noqa: E402
 import cfworker  # noqa: E402
 import contenders  # noqa: E402
 import degrade  # noqa: E402
@@ -60,7 +65,7 @@ CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
 STACK = HERE / "stack"
 MEASURES = ("latency", "failover", "throughput", "tput_health", "worker", "import", "rss",
-            "tail", "degrade", "core", "stack", "stream")
+            "tail", "degrade", "core", "stack", "stream", "async")
 # The measures of issue 11 (adaptive hedging, health): run alone (any of
 # them, nothing else) they write ADAPTIVE_RESULTS.md and adaptive_results.json.
 ADAPTIVE = {"tail", "degrade", "tput_health"}
@@ -968,7 +973,8 @@ def parse_args() -> argparse.Namespace:
                          "skipped). `--measures stream` alone writes STREAM_RESULTS.md and "
                          "stream_results.json instead of RESULTS.md and results.json; any of "
                          "tail,degrade,tput_health alone (issue 11) ADAPTIVE_RESULTS.md and "
-                         "adaptive_results.json")
+                         "adaptive_results.json; `--measures async` alone ASYNC_RESULTS.md and "
+                         "async_results.json")
     ap.add_argument("--calls", type=int, default=2000, help="timed sequential calls per contender")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=4,
@@ -1028,6 +1034,18 @@ def parse_args() -> argparse.Namespace:
                          "(each takes chunks x delay: 1 s)")
     ap.add_argument("--stream-slow-warmup", type=int, default=2)
     ap.add_argument("--stream-slow-rounds", type=int, default=2)
+    ap.add_argument("--async-concurrency", default="1,16,256",
+                    help="async: concurrent calls from one event loop, per point")
+    ap.add_argument("--async-seconds", type=float, default=1.5,
+                    help="async: the timed window of a pass, after its warm-up")
+    ap.add_argument("--async-warmup-s", type=float, default=0.5,
+                    help="async: the untimed start of a pass (the same coroutines)")
+    ap.add_argument("--async-passes", type=int, default=5,
+                    help="async: passes per point (order rotated; median reported)")
+    ap.add_argument("--async-sync-calls", type=int, default=3000,
+                    help="async's sync pair: timed sequential calls per contender")
+    ap.add_argument("--async-sync-warmup", type=int, default=200)
+    ap.add_argument("--async-sync-rounds", type=int, default=10)
     ap.add_argument("--no-aux", action="store_true",
                     help="leave out the breakdown rows (floor+json, f3dx_router.route)")
     a = ap.parse_args()
@@ -1045,6 +1063,8 @@ def parse_args() -> argparse.Namespace:
         a.degrade_after_min_s, a.degrade_after_max_s = 3.0, 30.0
         a.stream_calls, a.stream_warmup, a.stream_rounds, a.stream_max_s = 200, 20, 2, 20.0
         a.stream_slow_calls, a.stream_slow_warmup, a.stream_slow_rounds = 4, 1, 2
+        a.async_seconds, a.async_warmup_s, a.async_passes = 0.5, 0.3, 1
+        a.async_sync_calls, a.async_sync_warmup, a.async_sync_rounds = 300, 30, 2
     if a.runs is None:
         a.runs = 1 if a.smoke else 3
     if a.runs < 1:
@@ -1054,11 +1074,13 @@ def parse_args() -> argparse.Namespace:
     a.threads = [int(t) for t in str(a.threads).split(",") if t]
     a.worker_threads = [int(t) for t in str(a.worker_threads).split(",") if t]
     a.health_threads = [int(t) for t in str(a.health_threads).split(",") if t]
+    a.async_concurrency = [int(t) for t in str(a.async_concurrency).split(",") if t]
     return a
 
 
 def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: Path,
-             index: int, stream_names: list[str] | None = None) -> dict[str, Any]:
+             index: int, stream_names: list[str] | None = None,
+             async_names: list[str] | None = None) -> dict[str, Any]:
     """One full run: a fresh nginx, every measure not skipped."""
     t0 = time.perf_counter()
     run: dict[str, Any] = {"index": index, "loadavg_start": os.getloadavg()}
@@ -1097,6 +1119,11 @@ def run_once(args: argparse.Namespace, names: list[str], skip: set[str], logs: P
         if "tput_health" not in skip and ROUTER_NAME in names:
             log("== throughput: f3dx_router, health tracking on vs off ==")
             run["tput_health"] = measure_tput_health(args, nginx, logs)
+        if "async" not in skip:
+            log(f"== async: one event loop, {args.async_concurrency} concurrent calls; "
+                f"the openai SDK direct and through f3dx_router ==")
+            run["async"] = asyncbench.measure(args, nginx, logs, async_names or [], Worker,
+                                              measure_latency, log)
         if "worker" not in skip:
             log("== Cloudflare Worker: wrangler dev, f3dx worker vs JavaScript floors ==")
             run["worker"] = measure_worker(args, nginx, logs)
@@ -1136,14 +1163,16 @@ def main() -> int:
     args = parse_args()
     names = contenders.CONTENDERS + ([] if args.no_aux else contenders.AUX)
     stream_names = streaming.CONTENDERS + ([] if args.no_aux else streaming.AUX)
+    async_names = asyncbench.ASYNC_CONTENDERS + asyncbench.SYNC_CONTENDERS
     if args.only:
         wanted = args.only.split(",")
-        unknown = set(wanted) - set(names) - set(stream_names)
+        unknown = set(wanted) - set(names) - set(stream_names) - set(async_names)
         if unknown:
             sys.exit(f"unknown contenders: {sorted(unknown)}; known: "
-                     f"{sorted(set(names) | set(stream_names))}")
+                     f"{sorted(set(names) | set(stream_names) | set(async_names))}")
         names = [n for n in names if n in wanted]
         stream_names = [n for n in stream_names if n in wanted]
+        async_names = [n for n in async_names if n in wanted]
     skip = set(filter(None, args.skip.split(",")))
     only_measures = set(filter(None, args.measures.split(",")))
     unknown = (skip | only_measures) - set(MEASURES)
@@ -1154,6 +1183,7 @@ def main() -> int:
     measured = [m for m in MEASURES if m not in skip]
     stream_only = measured == ["stream"]
     adaptive_only = bool(measured) and set(measured) <= ADAPTIVE
+    async_only = measured == ["async"]
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
@@ -1167,9 +1197,11 @@ def main() -> int:
                                "measures": measured,
                                "runs": []}
     results["machine"] = machine_info(upstream.nginx_version())
-    # The stream measure alone, or issue 11's alone, never overwrite the full results.
+    # The stream measure alone, issue 11's alone, or the async one alone never
+    # overwrite the full results.
     path = args.out / ("stream_results.json" if stream_only else
-                       "adaptive_results.json" if adaptive_only else "results.json")
+                       "adaptive_results.json" if adaptive_only else
+                       "async_results.json" if async_only else "results.json")
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1200,7 +1232,7 @@ def main() -> int:
         # Likewise the degradation scenario (2 minutes), unless asked for by name.
         later = {"rss"} | (set() if "degrade" in only_measures else {"degrade"})
         results["runs"].append(run_once(args, names, skip | (later if i else set()), logs, i,
-                                        stream_names))
+                                        stream_names, async_names))
         save()
         log(f"wrote {path} (run {i + 1} took {results['runs'][-1]['wall_s']:.0f}s)")
     save()
@@ -1208,7 +1240,7 @@ def main() -> int:
 
     import report
     md = report.write_all(results, args.out)
-    log(f"wrote {md}" + ("" if stream_only or adaptive_only else " and the plots"))
+    log(f"wrote {md}" + ("" if stream_only or adaptive_only or async_only else " and the plots"))
     return 0
 
 

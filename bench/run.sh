@@ -5,6 +5,10 @@
 #     bash bench/run.sh --smoke    # one short run, ~4 min: bench/smoke/
 #     bash bench/run.sh --measures stream   # streaming only (issue 10): bench/STREAM_RESULTS.md
 #     bash bench/run.sh --measures tail,degrade,tput_health   # issue 11 only: bench/ADAPTIVE_RESULTS.md
+#     bash bench/run.sh --measures async   # asyncio only, ~7 min: bench/ASYNC_RESULTS.md
+#         (calls/s from one event loop at 1/16/256 concurrent calls: f3dx_router,
+#         LiteLLM's acompletion, AsyncOpenAI direct and through f3dx_router's
+#         transport; the sync openai SDK both ways; a full run has it too)
 #     bash bench/run.sh --help     # every option of run.py
 #
 # Installs what it needs, idempotently (a second run installs nothing):

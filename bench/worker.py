@@ -35,6 +35,13 @@ chatter cannot corrupt the protocol). Commands:
   timed sequential streams (at most S seconds), each read to its end;
   answers per stream the time to the first chunk with text and the time to
   the end, in microseconds, and the CPU time per stream.
+* ``{"op": "async_setup"}`` (the async measure: asyncbench.py): build the
+  async contender NAME in this process's event loop (one for the life of
+  the process) and check one call; the sync pair's contenders
+  (``openai.sync`` ...) use ``setup`` and ``latency``.
+* ``{"op": "async_pass", "concurrency": C, "warmup_s": W, "seconds": S}``:
+  C coroutines call back to back; answers calls/s and CPU per call over the
+  S seconds after the W of warm-up.
 * ``{"op": "quit"}``.
 
 A contender that is a server of its own (Portkey) reports its process's CPU
@@ -57,6 +64,7 @@ import urllib.request
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import asyncbench  # noqa: E402
 import contenders  # noqa: E402
 import streaming  # noqa: E402
 
@@ -75,6 +83,7 @@ class Worker:
         self.name = name
         self.ok_url, self.fail_url = ok_url, fail_url
         self.c: Any = None
+        self.aio: asyncbench.AsyncSide | None = None
 
     def cpu(self) -> float:
         """This process's CPU time, plus the contender's server's if it has one."""
@@ -88,7 +97,8 @@ class Worker:
     def op_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
         rss0 = maxrss_mib()
         t0 = time.perf_counter()
-        self.c = contenders.FACTORIES[self.name](self.ok_url, self.fail_url)
+        factory = contenders.FACTORIES.get(self.name) or asyncbench.SYNC_FACTORIES[self.name]
+        self.c = factory(self.ok_url, self.fail_url)
         t1 = time.perf_counter()
         contenders.check_response(self.name, self.c.call())
         t2 = time.perf_counter()
@@ -278,6 +288,14 @@ class Worker:
         return {"hedges": dict(st["hedges"]),
                 "latency_ms": {n: dict(p["latency_ms"]) for n, p in st["providers"].items()},
                 "successes": {n: p["successes"] for n, p in st["providers"].items()}}
+
+    def op_async_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        self.aio = asyncbench.AsyncSide(self.name, self.ok_url)
+        return self.aio.setup()
+
+    def op_async_pass(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        assert self.aio is not None, "async_setup first"
+        return self.aio.run(cmd)
 
     def op_degrade(self, cmd: dict[str, Any]) -> dict[str, Any]:
         import degrade
