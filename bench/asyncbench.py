@@ -577,7 +577,8 @@ def section(L: list[str], runs: list[dict[str, Any]], source: str | None = None,
           + (f"{errs} ({sample})" if errs else "0") + " |")
     a("")
     a("The passes of each point are in the results file (`passes_rps`, "
-      "`passes_cpu_us_per_call`, `passes_others_cores`). On 2 CPUs the client process and nginx share the cores: "
+      "`passes_cpu_us_per_call`, `passes_others_cores`). On 2 CPUs the client process and "
+      "nginx share the cores: "
       "past a few concurrent calls the loop is CPU-bound, and calls/s is about 1 / (CPU per "
       "call of the client + nginx's). New connections per 1000 calls are nginx's accepts over "
       "a pass (its warm-up included): the SDK keeps 100 idle connections (httpx2 pool, 1000 "

@@ -28,7 +28,8 @@ and ``stream_results.json`` instead, so it never overwrites the full
 results; likewise issue 11's measures alone (``--measures
 tail,degrade,tput_health`` or a part of it): ``ADAPTIVE_RESULTS.md`` and
 ``adaptive_results.json``; and the async measure alone (``--measures
-async``): ``ASYNC_RESULTS.md`` and ``async_results.json``. Everything it started is stopped at the end, whatever happens.
+async``): ``ASYNC_RESULTS.md`` and ``async_results.json``. Everything it
+started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
