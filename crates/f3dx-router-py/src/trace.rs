@@ -10,6 +10,7 @@ const FAULTS: &[&str] = &[
     "timeout",
     "undecodable",
     "stream_error",
+    "schema_invalid",
     "connection_refused",
     "connection_reset",
     "dns",
