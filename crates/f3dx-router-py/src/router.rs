@@ -100,8 +100,7 @@ impl PyRouter {
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = call_options(py, tenant)?;
-        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let (body, options) = call_input(py, body, tenant)?;
         if streamed(&body) {
             return Ok(Bound::new(py, self.stream(py, body, options)?)?.into_any());
         }
@@ -117,19 +116,9 @@ impl PyRouter {
         body: &Bound<'_, PyAny>,
         tenant: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRouteResult> {
-        let options = call_options(py, tenant)?;
-        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let (body, options) = call_input(py, body, tenant)?;
         if streamed(&body) {
-            let message = "route() returns a whole answer; for \"stream\": true use \
-                           chat_completions(), which returns a ChatStream (with .provider and \
-                           .attempts)";
-            return Err(route_error(
-                py,
-                &RouteError::InvalidRequest {
-                    message: message.to_owned(),
-                    attempts: Vec::new(),
-                },
-            ));
+            return Err(whole_answers_only(py, ROUTE_STREAM));
         }
         let routed = self.run(py, body, options)?;
         route_result(py, routed)
@@ -147,8 +136,7 @@ impl PyRouter {
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = call_options(py, tenant)?;
-        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let (body, options) = call_input(py, body, tenant)?;
         let native = self.native()?;
         if streamed(&body) {
             aio::start_stream(py, &native, &self.observer, body, options)
@@ -165,16 +153,9 @@ impl PyRouter {
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = call_options(py, tenant)?;
-        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        let (body, options) = call_input(py, body, tenant)?;
         if streamed(&body) {
-            return Err(route_error(
-                py,
-                &RouteError::InvalidRequest {
-                    message: AROUTE_STREAM.to_owned(),
-                    attempts: Vec::new(),
-                },
-            ));
+            return Err(whole_answers_only(py, AROUTE_STREAM));
         }
         let native = self.native()?;
         aio::start_call(py, &native, &self.observer, body, options, true)
@@ -397,6 +378,11 @@ impl PyRouter {
     }
 }
 
+/// `route` refuses a streamed request with this.
+const ROUTE_STREAM: &str = "route() returns a whole answer; for \"stream\": true use \
+                            chat_completions(), which returns a ChatStream (with .provider and \
+                            .attempts)";
+
 /// `aroute` refuses a streamed request with this.
 const AROUTE_STREAM: &str = "aroute() returns a whole answer; for \"stream\": true use \
                              achat_completions(), which returns an AsyncChatStream (with \
@@ -451,6 +437,28 @@ fn otel_flag(py: Python<'_>, otel: Option<&Bound<'_, PyAny>>) -> PyResult<bool> 
             )),
         },
     }
+}
+
+/// A call's request (as JSON) and options, from its Python arguments.
+fn call_input(
+    py: Python<'_>,
+    body: &Bound<'_, PyAny>,
+    tenant: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Value, CallOptions)> {
+    let options = call_options(py, tenant)?;
+    let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+    Ok((body, options))
+}
+
+/// The `InvalidRequest` of `route`/`aroute` for a streamed request.
+fn whole_answers_only(py: Python<'_>, message: &str) -> PyErr {
+    route_error(
+        py,
+        &RouteError::InvalidRequest {
+            message: message.to_owned(),
+            attempts: Vec::new(),
+        },
+    )
 }
 
 /// A call's `tenant=` argument: None or a string.
