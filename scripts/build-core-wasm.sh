@@ -84,7 +84,7 @@ log "dependency check: no tokio/mio/reqwest/hyper in $CRATE for $TARGET"
 
 start=$SECONDS
 # `-p` builds only the core for wasm; cargo still resolves the whole workspace
-# (pyo3, reqwest, ...) but compiles none of it.
+# (pyo3, hyper, ...) but compiles none of it.
 "${CARGO[@]}" build -p "$CRATE" --release --target "$TARGET" "${LOCKED[@]}" "${BUILD_FLAGS[@]}"
 log "build ($ROUTE route) finished in $((SECONDS - start))s"
 

@@ -13,14 +13,16 @@ VENV="$ROOT/.venv"
 # httpx transports (f3dx_router.httpx_compat); anyio: its pytest plugin runs
 # the async transport tests; uvloop: the asyncio tests run on it too;
 # opentelemetry-api/-sdk: the otel=True tests (the SDK's in-memory exporter)
-# and mypy's view of f3dx_router/_otel.py.
+# and mypy's view of f3dx_router/_otel.py; pyyaml: Router.from_file reads
+# YAML through it (without it the YAML tests would test only the error that
+# asks for it).
 PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19" "httpx>=0.27"
-                 "anyio>=4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27")
+                 "anyio>=4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27" "pyyaml>=6")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"
 
-# A C toolchain (ring, via reqwest/rustls) and a Python that can make venvs;
+# A C toolchain (ring, via rustls) and a Python that can make venvs;
 # Rust itself comes from rustup. The wasm toolchain is build-core-wasm.sh's.
 ensure_system_packages() {
     local apt_missing=() tool

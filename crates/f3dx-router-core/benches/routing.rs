@@ -108,8 +108,8 @@ fn request(model: &str) -> Value {
     })
 }
 
-/// A response head with the headers a host passes through (reqwest gives
-/// all of them; the core reads only the ones it needs).
+/// A response head with the headers a host passes through (the native
+/// host gives all of them; the core reads only the ones it needs).
 fn head(status: u16, extra: &[(&str, &str)]) -> ResponseHead {
     let mut headers: Vec<(String, String)> = [
         ("content-type", "application/json"),
