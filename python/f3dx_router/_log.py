@@ -98,28 +98,26 @@ def log_call(
                 "ended_ms": ended,
             },
         )
+    extra = {
+        "model": model,
+        "stream": stream,
+        "provider": provider,
+        "outcome": outcome,
+        "error": error,
+        "latency_ms": latency_ms,
+        "attempts": n,
+    }
+    if outcome == "cancelled":
+        # Abandoned before its answer: its attempts went with it.
+        extra["attempts"] = None
+        logger.debug("%s: cancelled by %s after %.1f ms", label, error, latency_ms, extra=extra)
+        return
     what = error or outcome
     if outcome == "closed":
         what = "closed by its reader before the end"
     if provider is not None:
         what += f" from {provider!r}"
-    logger.debug(
-        "%s: %s in %.1f ms, %d attempt%s",
-        label,
-        what,
-        latency_ms,
-        n,
-        "" if n == 1 else "s",
-        extra={
-            "model": model,
-            "stream": stream,
-            "provider": provider,
-            "outcome": outcome,
-            "error": error,
-            "latency_ms": latency_ms,
-            "attempts": n,
-        },
-    )
+    logger.debug("%s: %s in %.1f ms, %d attempt%s", label, what, latency_ms, n, "" if n == 1 else "s", extra=extra)
 
 
 _TRANSITIONS = {

@@ -54,7 +54,7 @@ def record_call(
     provider: tuple[str, str] | None,
     response: tuple[str | None, str | None, Sequence[str], int | None, int | None] | None,
     error: tuple[str, str] | None,
-    closed: bool,
+    end: str,
     attempts: Sequence[Attempt],
 ) -> None:
     """Build and end the span of one finished call.
@@ -62,13 +62,18 @@ def record_call(
     ``provider``: (name, kind) of the winning attempt (on failure, of the
     attempt the error names, else the last); ``response``: (id, model,
     finish reasons, input tokens, output tokens); ``error``: (type,
-    message); ``closed``: a stream its reader closed before the end.
+    message); ``end``: ``"done"``, ``"closed"`` (a stream its reader closed
+    before the end) or ``"cancelled"`` (abandoned before its answer by the
+    exception ``error`` names; its attempts are not known).
     """
     attributes: dict[str, AttributeValue] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.stream": stream,
-        "f3dx.router.attempts": len(attempts),
     }
+    if end == "cancelled":
+        attributes["f3dx.router.cancelled"] = True
+    else:
+        attributes["f3dx.router.attempts"] = len(attempts)
     if model is not None:
         attributes["gen_ai.request.model"] = model
     if provider is not None:
@@ -88,7 +93,7 @@ def record_call(
             attributes["gen_ai.usage.output_tokens"] = output_tokens
     if error is not None:
         attributes["error.type"] = error[0]
-    if closed:
+    if end == "closed":
         attributes["f3dx.router.stream.closed"] = True
     name = f"chat {model}" if model is not None else "chat"
     span = _tracer.start_span(name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns)

@@ -15,8 +15,10 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -579,3 +581,116 @@ def test_async_calls_are_logged_and_traced_like_sync_ones(
     assert len(per_call) == 3 and getattr(per_call[2], "error") == "HardFailure"
     attempts = [rec for rec in records(debug_log) if hasattr(rec, "attempt")]
     assert [getattr(rec, "provider") for rec in attempts] == ["a", "b", "a", "b", "a"]
+
+
+# -- calls abandoned before their answer ---------------------------------------
+# Ctrl-C in a sync call, an async call's task cancelled: the call ends with
+# an exception rather than an answer, and is still logged and traced, as
+# cancelled by that exception (its attempts went with it).
+
+STALL = {"fault": "stall"}  # the mock holds the request and never answers
+
+
+def wait_for_request(m: MockProviders, name: str) -> None:
+    """Until the mock has the request: the call is surely under way."""
+    deadline = time.monotonic() + 10
+    while not m.log()[name] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert m.log()[name], "the request never reached the mock"
+
+
+def interrupt_once_requested(m: MockProviders, name: str) -> threading.Thread:
+    """SIGINT to this process once the call's request reached the mock;
+    Python's default handler raises KeyboardInterrupt in the main thread,
+    from the call's signal check."""
+    def send() -> None:
+        wait_for_request(m, name)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def assert_cancelled(span: ReadableSpan, by: str, stream: bool) -> None:
+    attrs = dict(span.attributes or {})
+    assert attrs["error.type"] == by
+    assert attrs["f3dx.router.cancelled"] is True
+    assert attrs["gen_ai.request.stream"] is stream
+    assert "f3dx.router.attempts" not in attrs and "gen_ai.response.id" not in attrs
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.status.description == f"the call was cancelled by {by} before its answer"
+    assert span.end_time is not None and span.start_time is not None and span.end_time > span.start_time
+
+
+def cancelled_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [rec for rec in records(caplog) if getattr(rec, "outcome", None) == "cancelled"]
+
+
+@pytest.mark.parametrize("body", [REQUEST, STREAM_REQUEST], ids=["whole", "stream"])
+def test_ctrl_c_during_a_call_is_logged_and_traced_as_cancelled(
+    body: dict[str, Any], spans: InMemorySpanExporter, debug_log: pytest.LogCaptureFixture
+) -> None:
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with MockProviders({"mocks": {"a": {"responses": [STALL]}}}) as m:
+        r = Router([provider(m, "a", timeout_ms=8000)], otel=True)
+        thread = interrupt_once_requested(m, "a")
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            r.chat_completions(body)
+        thread.join(timeout=10)
+        assert time.monotonic() - started < 8.0  # the interrupt, not the timeout
+    (span,) = calls(spans)
+    assert_cancelled(span, "KeyboardInterrupt", stream=body is STREAM_REQUEST)
+    (rec,) = cancelled_records(debug_log)
+    assert (getattr(rec, "error"), getattr(rec, "provider"), getattr(rec, "attempts")) == (
+        "KeyboardInterrupt", None, None)
+    assert rec.getMessage() == f"chat {MODEL}{' (stream)' if body is STREAM_REQUEST else ''}: " \
+        f"cancelled by KeyboardInterrupt after {getattr(rec, 'latency_ms'):.1f} ms"
+
+
+@pytest.mark.parametrize("body", [REQUEST, STREAM_REQUEST], ids=["whole", "stream"])
+def test_a_cancelled_async_call_is_logged_and_traced_as_cancelled(
+    body: dict[str, Any], spans: InMemorySpanExporter, debug_log: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    with MockProviders({"mocks": {"a": {"responses": [STALL]}}}) as m:
+        r = Router([provider(m, "a", timeout_ms=8000)], otel=True)
+
+        async def main() -> None:
+            task = asyncio.ensure_future(r.achat_completions(body))
+            deadline = time.monotonic() + 10
+            while not m.log()["a"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The report comes through the loop once the task is dropped.
+            deadline = time.monotonic() + 5
+            while not calls(spans) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+    (span,) = calls(spans)
+    assert_cancelled(span, "CancelledError", stream=body is STREAM_REQUEST)
+    (rec,) = cancelled_records(debug_log)
+    assert getattr(rec, "error") == "CancelledError"
+    assert "cancelled by CancelledError after" in rec.getMessage()
+
+
+def test_an_async_call_that_answered_is_not_reported_twice(
+    spans: InMemorySpanExporter, debug_log: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    with MockProviders({"mocks": {"a": {"responses": [reply("a")] * 20}}}) as m:
+        r = Router([provider(m, "a")], otel=True)
+
+        async def main() -> None:
+            for _ in range(20):
+                assert (await r.achat_completions(REQUEST))["id"] == "chatcmpl-a"
+
+        asyncio.run(main())
+    assert len(calls(spans)) == 20
+    assert not cancelled_records(debug_log)

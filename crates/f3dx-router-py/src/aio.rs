@@ -57,6 +57,9 @@ enum Done {
         result: Result<(String, Vec<Attempt>), Option<RouteError>>,
         report: Report,
     },
+    /// A call's task was dropped before its answer (before a stream's
+    /// commit point): its future was cancelled. Reported as cancelled.
+    Cancelled { report: Report },
     /// A stream's next output, for the `__anext__` that waited for it.
     Next {
         future: Py<PyAny>,
@@ -70,6 +73,34 @@ enum Done {
 struct Report {
     observer: Arc<Observer>,
     watch: CallWatch,
+}
+
+/// A call's report while its task runs, on its way to the loop: handed on
+/// with the answer by [`Pending::push`], or, if the task is dropped first
+/// (aborted because its future was cancelled), as [`Done::Cancelled`], so a
+/// cancelled call is logged and traced too.
+struct Pending {
+    inbox: Arc<Inbox>,
+    report: Option<Report>,
+}
+
+impl Pending {
+    fn push(mut self, done: impl FnOnce(Report) -> Done) {
+        if let Some(report) = self.report.take() {
+            self.inbox.push(done(report));
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        match self.report.take() {
+            Some(report) if report.watch.is_watched() => {
+                self.inbox.push(Done::Cancelled { report });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The queue of one event loop, filled from the runtime's thread.
@@ -238,17 +269,20 @@ fn spawn_error(e: std::io::Error) -> PyErr {
 /// What every async call starts with: the running loop's inbox, the
 /// observer's watch (taken now, in the caller's context), and the future the
 /// caller awaits (with a second handle to it for the task).
-type Begun<'py> = (Arc<Inbox>, Report, Bound<'py, PyAny>, Py<PyAny>);
+type Begun<'py> = (Pending, Bound<'py, PyAny>, Py<PyAny>);
 
 fn begin<'py>(py: Python<'py>, observer: &Arc<Observer>, body: &Value) -> PyResult<Begun<'py>> {
     let (event_loop, inbox) = running_loop(py)?;
-    let report = Report {
-        observer: Arc::clone(observer),
-        watch: observer.start(py, body)?,
-    };
     let future = event_loop.call_method0("create_future")?;
     let target = future.clone().unbind();
-    Ok((inbox, report, future, target))
+    let pending = Pending {
+        inbox,
+        report: Some(Report {
+            observer: Arc::clone(observer),
+            watch: observer.start(py, body)?,
+        }),
+    };
+    Ok((pending, future, target))
 }
 
 /// Abort the call's task if `future` is cancelled.
@@ -270,11 +304,11 @@ pub fn start_call<'py>(
     options: CallOptions,
     as_route_result: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (inbox, report, future, target) = begin(py, observer, &body)?;
+    let (pending, future, target) = begin(py, observer, &body)?;
     let abort = native
         .spawn(move |router, executor| async move {
             let result = drive_with(&router, &*executor, body, options).await;
-            inbox.push(Done::Call {
+            pending.push(|report| Done::Call {
                 future: target,
                 result,
                 as_route_result,
@@ -295,7 +329,7 @@ pub fn start_stream<'py>(
     body: Value,
     options: CallOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (inbox, report, future, target) = begin(py, observer, &body)?;
+    let (pending, future, target) = begin(py, observer, &body)?;
     let stream = Arc::new(StreamShared::default());
     let shared = Arc::clone(&stream);
     let abort = native
@@ -310,7 +344,7 @@ pub fn start_stream<'py>(
                 Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(None),
             };
             let committed = first.is_ok();
-            inbox.push(Done::Commit {
+            pending.push(|report| Done::Commit {
                 future: target,
                 stream: Arc::clone(&shared),
                 result: first,
@@ -507,6 +541,15 @@ fn resolve(py: Python<'_>, done: Done) {
                 stream.close();
             }
             settle(py, future.bind(py), value);
+        }
+        Done::Cancelled { report } => {
+            // The awaiting task saw CancelledError; nobody awaits this.
+            if let Err(e) = report
+                .observer
+                .cancelled(py, report.watch, "CancelledError")
+            {
+                e.write_unraisable(py, None);
+            }
         }
         Done::Next {
             future,

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! and a stream hands its watch to a [`StreamReport`] kept by its
-//! `ChatStream`, which reports at the stream's end (or close).
+//! `ChatStream`, which reports at the stream's end (or close). A call
+//! abandoned before its answer (Ctrl-C in a sync call, an async call's task
+//! cancelled) is reported by [`Observer::cancelled`] instead.
 //!
 //! What a call costs when nothing listens (logging not configured, `otel`
 //! off): `logger.isEnabledFor(DEBUG)` at its start, read the way that
@@ -71,6 +73,13 @@ struct Otel {
 /// Empty (and free) when the call will not be reported.
 #[derive(Default)]
 pub struct CallWatch(Option<Box<Watched>>);
+
+impl CallWatch {
+    /// Whether the call will be logged or traced when it ends.
+    pub fn is_watched(&self) -> bool {
+        self.0.is_some()
+    }
+}
 
 struct Watched {
     /// A DEBUG record will be written.
@@ -140,6 +149,11 @@ enum Finished<'a> {
     Closed {
         provider: &'a str,
         attempts: &'a [Attempt],
+    },
+    /// Abandoned before its answer by the exception `by` (its class name):
+    /// its attempts went with it.
+    Cancelled {
+        by: &'a str,
     },
 }
 
@@ -229,6 +243,34 @@ impl Observer {
         self.log_health(py)
     }
 
+    /// A call was abandoned before its answer (before a stream's commit
+    /// point) by an exception of class `by`: `KeyboardInterrupt` in a sync
+    /// call, `CancelledError` when an async call's task is cancelled.
+    /// Reported with that error and without attempts (they were dropped
+    /// with the call).
+    pub fn cancelled(&self, py: Python<'_>, watch: CallWatch, by: &str) -> PyResult<()> {
+        if let Some(watched) = watch.0 {
+            self.report(py, *watched, Finished::Cancelled { by })?;
+        }
+        self.log_health(py)
+    }
+
+    /// [`Observer::cancelled`] by the exception `e`, which then goes on.
+    pub fn cancelled_by(&self, py: Python<'_>, watch: CallWatch, e: PyErr) -> PyErr {
+        let by = if watch.is_watched() {
+            e.get_type(py)
+                .name()
+                .map_or_else(|_| "BaseException".to_owned(), |n| n.to_string())
+        } else {
+            String::new()
+        };
+        match self.cancelled(py, watch, &by) {
+            Ok(()) => e,
+            // A hook that raised a non-Exception (a second Ctrl-C): that one.
+            Err(second) => second,
+        }
+    }
+
     /// A streamed call reached its commit point: its report, kept by its
     /// `ChatStream` until the stream ends. Logs the health transitions that
     /// wait (those of attempts that failed before the commit point) now,
@@ -289,11 +331,13 @@ impl Observer {
                 (e.attempts(), named)
             }
             Finished::Closed { provider, attempts } => (attempts, Some(provider)),
+            Finished::Cancelled { .. } => (&[], None),
         };
         let (outcome, error) = match finished {
             Finished::Done(Ok(_)) => ("success", None),
             Finished::Done(Err(e)) => (e.kind(), Some(error_class(e))),
             Finished::Closed { .. } => ("closed", None),
+            Finished::Cancelled { by } => ("cancelled", Some(by)),
         };
         if w.log {
             let latency = match finished {
@@ -346,10 +390,14 @@ impl Observer {
                     summary.input_tokens,
                     summary.output_tokens,
                 )),
-                Finished::Done(Err(_)) => None,
+                Finished::Done(Err(_)) | Finished::Cancelled { .. } => None,
             };
             let error = match finished {
                 Finished::Done(Err(e)) => Some((error_class(e), e.to_string())),
+                Finished::Cancelled { by } => Some((
+                    by,
+                    format!("the call was cancelled by {by} before its answer"),
+                )),
                 _ => None,
             };
             let rows: Vec<_> = attempts
@@ -375,7 +423,11 @@ impl Observer {
                 provider,
                 response,
                 error,
-                matches!(finished, Finished::Closed { .. }),
+                match finished {
+                    Finished::Done(_) => "done",
+                    Finished::Closed { .. } => "closed",
+                    Finished::Cancelled { .. } => "cancelled",
+                },
                 rows,
             );
             guard(py, &otel.record_call, otel.record_call.bind(py).call1(args))?;

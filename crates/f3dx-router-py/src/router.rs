@@ -315,7 +315,12 @@ impl PyRouter {
         let mut stream = native.start_stream(body, options).map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
         })?;
-        match next_output(py, &mut stream)? {
+        let first = match next_output(py, &mut stream) {
+            Ok(first) => first,
+            // Ctrl-C before the commit point.
+            Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
+        };
+        match first {
             Some(Output::Commit {
                 provider, attempts, ..
             }) => {
@@ -350,9 +355,14 @@ impl PyRouter {
         } else {
             py.detach(|| native.route_blocking_with(body, options).map(Ok))
         };
-        let result = result.map_err(|e| {
+        let result = match result.map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
-        })??;
+        })? {
+            Ok(result) => result,
+            // Ctrl-C (or another signal handler's exception): the call was
+            // abandoned, its connections closed.
+            Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
+        };
         self.observer.after_call(py, watch, result.as_ref())?;
         result.map_err(|e| route_error(py, &e))
     }
