@@ -47,6 +47,31 @@ impl HealthEvent {
     }
 }
 
+impl fmt::Display for HealthEvent {
+    /// One log line: `provider 'a' ejected for 30.0 s: 3 soft failures in a
+    /// row` (the provider's name is the config's; no secret is in it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            HealthEventKind::Ejected { .. } => "ejected for",
+            HealthEventKind::Readmitted => "readmitted",
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RetryAfter,
+                ..
+            } => "cooling down for",
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RateLimitHeaders,
+                ..
+            } => "rate-limited for",
+            HealthEventKind::BudgetExhausted { .. } => "out of budget for about",
+        };
+        write!(f, "provider '{}' {what}", self.provider)?;
+        if let Some(lasts) = self.lasts() {
+            write!(f, " {:.1} s", lasts.as_secs_f64())?;
+        }
+        write!(f, ": {}", self.kind.reason_words())
+    }
+}
+
 /// What happened to a provider.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum HealthEventKind {
@@ -96,6 +121,43 @@ impl HealthEventKind {
                 ..
             } => "rate_limited",
             HealthEventKind::BudgetExhausted { .. } => "budget_exhausted",
+        }
+    }
+
+    /// Why, as a stable name: an [`EjectReason::name`], `retry_after`,
+    /// `rate_limit_headers`, `rpm` or `tpm`; `None` for a readmission.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            HealthEventKind::Ejected { reason, .. } => Some(reason.name()),
+            HealthEventKind::Readmitted => None,
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RetryAfter,
+                ..
+            } => Some("retry_after"),
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RateLimitHeaders,
+                ..
+            } => Some("rate_limit_headers"),
+            HealthEventKind::BudgetExhausted { budget, .. } => Some(budget.as_str()),
+        }
+    }
+
+    /// Why, in words, for a log line.
+    pub fn reason_words(&self) -> String {
+        match self {
+            HealthEventKind::Ejected { reason, .. } => reason.to_string(),
+            HealthEventKind::Readmitted => "it answered while half-open (its probe)".to_owned(),
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RetryAfter,
+                ..
+            } => "it answered with Retry-After".to_owned(),
+            HealthEventKind::Cooling {
+                cause: CoolingCause::RateLimitHeaders,
+                ..
+            } => "its rate-limit headers say a limit is spent".to_owned(),
+            HealthEventKind::BudgetExhausted { budget, .. } => {
+                format!("the router's {} budget for it is spent", budget.as_str())
+            }
         }
     }
 }

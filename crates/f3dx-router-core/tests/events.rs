@@ -112,6 +112,12 @@ fn an_ejection_and_a_readmission_are_each_reported_once() {
         }
     );
     assert_eq!(e.lasts(), Some(Duration::from_secs(10)));
+    assert_eq!(e.kind.reason(), Some("consecutive_failures"));
+    assert_eq!(e.kind.reason_words(), "3 soft failures in a row");
+    assert_eq!(
+        e.to_string(),
+        "provider 'a' ejected for 10.0 s: 3 soft failures in a row"
+    );
     assert!(!r.has_health_events(), "taken once");
     // Calls while it is ejected go to b and report nothing.
     for i in 0..5 {
@@ -128,9 +134,22 @@ fn an_ejection_and_a_readmission_are_each_reported_once() {
             reason: EjectReason::FailedProbe,
         }
     );
+    assert_eq!(events[0].kind.reason(), Some("failed_probe"));
     // The next probe succeeds.
     assert_eq!(call_once(&r, ms(30_002), 200, &[]), 0);
-    assert_eq!(taken(&r), [("a".to_owned(), "readmitted")]);
+    let events = r.take_health_events().events;
+    assert_eq!(events[0].kind, HealthEventKind::Readmitted);
+    assert_eq!(
+        (
+            events[0].kind.reason(),
+            events[0].kind.reason_words().as_str()
+        ),
+        (None, "it answered while half-open (its probe)")
+    );
+    assert_eq!(
+        events[0].to_string(),
+        "provider 'a' readmitted: it answered while half-open (its probe)"
+    );
     assert_eq!(call_once(&r, ms(30_003), 200, &[]), 0);
     assert!(!r.has_health_events());
 }
@@ -148,6 +167,11 @@ fn a_cooldown_is_reported_when_it_starts_not_when_it_is_extended() {
         }
     );
     assert_eq!(events[0].kind.name(), "cooling");
+    assert_eq!(events[0].kind.reason(), Some("retry_after"));
+    assert_eq!(
+        events[0].kind.reason_words(),
+        "it answered with Retry-After"
+    );
     // A call of last resort meets another 429 while a and b both cool:
     // a's cooldown moves, no new transition for it.
     call_once(&r, ms(1), 429, &[("retry-after", "5")]); // goes to b
@@ -179,6 +203,7 @@ fn a_spent_rate_limit_header_is_reported_as_rate_limited() {
         }
     );
     assert_eq!(events[0].kind.name(), "rate_limited");
+    assert_eq!(events[0].kind.reason(), Some("rate_limit_headers"));
 }
 
 #[test]
@@ -195,6 +220,11 @@ fn a_budget_running_out_is_reported() {
         panic!("{events:?}")
     };
     assert_eq!(budget, BudgetKind::Rpm);
+    assert_eq!(events[0].kind.reason(), Some("rpm"));
+    assert_eq!(
+        events[0].kind.reason_words(),
+        "the router's rpm budget for it is spent"
+    );
     // Two a minute: one refills in 30 s (less what 1 ms refilled).
     assert!(until > ms(29_990) && until <= ms(30_001), "{until:?}");
     // Skipped while it is out: nothing more to report.

@@ -32,9 +32,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use f3dx_router_core::{
-    Attempt, CoolingCause, HealthEvent, HealthEventKind, RouteError, Routed, Router,
-};
+use f3dx_router_core::{Attempt, HealthEvent, RouteError, Routed, Router};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -473,30 +471,13 @@ fn transition_row(
     String,
     Option<f64>,
 ) {
-    let (reason, words) = match e.kind {
-        HealthEventKind::Ejected { reason, .. } => (Some(reason.name()), reason.to_string()),
-        HealthEventKind::Readmitted => (None, "it answered while half-open (its probe)".to_owned()),
-        HealthEventKind::Cooling {
-            cause: CoolingCause::RetryAfter,
-            ..
-        } => (
-            Some("retry_after"),
-            "it answered with Retry-After".to_owned(),
-        ),
-        HealthEventKind::Cooling {
-            cause: CoolingCause::RateLimitHeaders,
-            ..
-        } => (
-            Some("rate_limit_headers"),
-            "its rate-limit headers say a limit is spent".to_owned(),
-        ),
-        HealthEventKind::BudgetExhausted { budget, .. } => (
-            Some(budget.as_str()),
-            format!("the router's {} budget for it is spent", budget.as_str()),
-        ),
-    };
-    let lasts = e.lasts().map(|d| d.as_secs_f64());
-    (e.provider.as_str(), e.kind.name(), reason, words, lasts)
+    (
+        e.provider.as_str(),
+        e.kind.name(),
+        e.kind.reason(),
+        e.kind.reason_words(),
+        e.lasts().map(|d| d.as_secs_f64()),
+    )
 }
 
 /// The Python exception class a route error raises as.
