@@ -648,3 +648,32 @@ def test_stats_need_the_token(worker: WranglerDev) -> None:
     assert status == 401
     status, _, body = worker.request("POST", "/stats", b"{}", {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
     assert status == 405
+
+
+# --------------------------------------------------------------------------
+# health transitions on the console (wrangler tail, Workers Logs)
+
+
+@pytest.mark.parametrize("main", [None, TS_EXAMPLE], ids=["standalone", "ts_example"])
+def test_health_transitions_are_logged_to_the_console(main: Path | None) -> None:
+    # The standalone worker logs them itself; the TypeScript example takes
+    # them with router.takeHealthEvents() and logs them the same way. Its
+    # own mocks and wrangler: the shared ones must not see an ejection.
+    mocks_spec = {"down": {"responses": [upstream_error(503, f"overloaded, key {B_KEY}")]},
+                  "up": {"responses": [completion("up")]}}
+    with MockProviders({"mocks": mocks_spec}, loop=True) as m:
+        router_config = json.dumps({
+            "policy": "sequential", "health": {"consecutive_failures": 2, "ejection_s": 30},
+            "providers": [{"name": n, "kind": "openai", "base_url": m.base_url(n), "api_key": B_KEY} for n in ("down", "up")],
+        })
+        with WranglerDev(variables(router_config), main=main) as worker:
+            for i in range(3):  # the second ejects `down`; the third skips it
+                status, headers, reply = chat(worker, marker())
+                assert status == 200, reply
+            assert headers["x-f3dx-attempts"] == "1"
+            line = "provider 'down' ejected for 30.0 s: 2 soft failures in a row"
+            out = worker.wait_for_output(line)
+    assert out.count(line) == 1, out[-4000:]
+    for field in ("f3dx_router", "consecutive_failures", "ejected"):
+        assert field in out, out[-4000:]
+    assert B_KEY not in out and A_KEY not in out and TOKEN not in out

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -69,7 +70,11 @@ class WranglerDev:
         (self.dir / ".dev.vars").write_text("".join(dev_vars_line(k, v) for k, v in variables.items()))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # What wrangler and the worker print, read as it comes by a thread
+        # (so the pipe never fills, and the worker's console lines can be
+        # waited for: wrangler prints them a little after the request).
         self.output: list[str] = []
+        self._output_lock = threading.Lock()
         env = {**os.environ, "CI": "true", "WRANGLER_SEND_METRICS": "false", "NO_COLOR": "1"}
         self.proc = subprocess.Popen(
             [str(WRANGLER), "dev", "--config", str(self.dir / "wrangler.toml"), "--ip", "127.0.0.1",
@@ -81,6 +86,8 @@ class WranglerDev:
             start_new_session=True,  # its own process group: workerd goes with it
             env=env,
         )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         try:
             self._wait_ready()
         except BaseException:
@@ -104,10 +111,28 @@ class WranglerDev:
                 time.sleep(0.1)
         raise TimeoutError(f"wrangler dev not ready within {READY_TIMEOUT_S:.0f} s:\n{self.logs()}")
 
+    def _read_output(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # ends at EOF, when wrangler exits
+            with self._output_lock:
+                self.output.append(line.decode(errors="replace"))
+
+    def output_text(self) -> str:
+        """Everything wrangler and the worker printed so far."""
+        with self._output_lock:
+            return "".join(self.output)
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        """The output once `text` is in it (or at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while text not in (out := self.output_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return out
+
     def logs(self) -> str:
-        if self.proc.stdout is not None and self.proc.poll() is not None:
-            self.output.append(self.proc.stdout.read().decode(errors="replace"))
-        return "".join(self.output)[-4000:]
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=5)
+        return self.output_text()[-4000:]
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -149,6 +174,7 @@ class WranglerDev:
                 self.proc.wait(timeout=10)
             except ProcessLookupError:
                 pass
+        self._reader.join(timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)

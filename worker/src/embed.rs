@@ -110,6 +110,22 @@ export interface RouteResult {
   schemaValid: boolean | null;
 }
 
+/** A provider health transition (what the standalone worker logs with
+ *  console.warn, console.log for a readmission), or, with `dropped`, how
+ *  many the router had to drop since the last take. */
+export interface HealthEvent {
+  /** One line: "provider 'openai' ejected for 30.0 s: 5 soft failures in a row". */
+  message: string;
+  source: "f3dx_router";
+  provider?: string;
+  transition?: "ejected" | "readmitted" | "cooling" | "rate_limited" | "budget_exhausted";
+  /** consecutive_failures, error_rate, failed_probe, retry_after, rate_limit_headers, rpm, tpm; null for a readmission. */
+  reason?: string | null;
+  /** How long the state lasts, in seconds; null for a readmission. */
+  for_s?: number | null;
+  dropped?: number;
+}
+
 /** What `chatCompletions`, `route` and the constructor throw. */
 export interface RouterError extends Error {
   kind: "config" | "invalid_request" | "hard" | "all_failed";
@@ -141,6 +157,9 @@ extern "C" {
     /// `QualityReport` in TypeScript.
     #[wasm_bindgen(typescript_type = "QualityReport")]
     pub type JsQualityReport;
+    /// `HealthEvent[]` in TypeScript.
+    #[wasm_bindgen(typescript_type = "HealthEvent[]")]
+    pub type JsHealthEvents;
 }
 
 /// A router for a TypeScript worker. Build it once (outside the request
@@ -244,6 +263,16 @@ impl EmbeddedRouter {
     /// Each isolate keeps its own.
     pub fn stats(&self) -> Result<JsValue, JsValue> {
         to_js(&crate::stats::stats_json(&self.inner))
+    }
+
+    /// The provider health transitions since the last take, oldest first
+    /// (ejections, readmissions, cooldowns, budgets run out; each once), for
+    /// the gateway to log: the router keeps up to 256 between two takes.
+    #[wasm_bindgen(js_name = takeHealthEvents)]
+    pub fn take_health_events(&self) -> Result<JsHealthEvents, JsValue> {
+        let lines = crate::health_log::lines(&self.inner.take_health_events());
+        let fields: Vec<Value> = lines.into_iter().map(|l| l.fields).collect();
+        to_js(&Value::from(fields)).map(JsCast::unchecked_into)
     }
 
     /// As `chatCompletions`, and also which provider answered and every

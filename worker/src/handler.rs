@@ -22,6 +22,7 @@ use worker::{event, Context, Env, Method, Response};
 
 use crate::auth::bearer_matches;
 use crate::executor::FetchExecutor;
+use crate::health_log;
 use crate::host::{self, Body};
 use crate::openai_error::ErrorReply;
 use crate::stats;
@@ -72,10 +73,16 @@ fn load(env: &Env) -> Standalone {
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     // The raw request, not workers-rs' `Request`: converting to that reads
     // `request.cf` on every call, which the runtime builds anew each time.
-    match handle(&req, &env, &ctx).await {
+    let reply = match handle(&req, &env, &ctx).await {
         Ok(response) => Ok(response),
         Err(e) => reply_error(&e),
+    };
+    // The health transitions this request caused (a stream's: up to its
+    // commit point; later ones go with the next request).
+    if let Ok(router) = &state(&env).router {
+        health_log::log(router);
     }
+    reply
 }
 
 async fn handle(

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod embed;
 pub mod executor;
 pub mod handler;
+pub mod health_log;
 pub mod host;
 pub mod openai_error;
 pub mod promise;

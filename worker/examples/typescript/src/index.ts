@@ -141,12 +141,23 @@ function errorResponse(e: unknown): Response {
   return Response.json({ error: { message, type, code } }, { status, headers });
 }
 
+/** The provider health transitions the router saw (ejections, cooldowns,
+ *  ...; each once), to `wrangler tail` and Workers Logs. */
+function logHealth(): void {
+  for (const event of router?.takeHealthEvents() ?? []) {
+    if (event.transition === "readmitted") console.log(event);
+    else console.warn(event);
+  }
+}
+
 export default {
   async fetch(request, env): Promise<Response> {
     try {
       return await handle(request, env);
     } catch (e) {
       return errorResponse(e);
+    } finally {
+      logHealth();
     }
   },
 } satisfies ExportedHandler<Env>;
