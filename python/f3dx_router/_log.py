@@ -53,8 +53,9 @@ TRANSITION_FIELDS = ("provider", "transition", "reason", "for_s")
 
 #: (provider, outcome, status, fault, detail, started_ms, ended_ms)
 Attempt = tuple[str, str, int | None, str | None, str, float, float | None]
-#: (provider, transition, reason, reason in words, for_s)
-Transition = tuple[str, str, str | None, str, float | None]
+#: (provider, transition, reason, reason in words, for_s, tenant, model);
+#: tenant and model only for the quality transitions
+Transition = tuple[str, str, str | None, str, float | None, str | None, str | None]
 
 
 def log_call(
@@ -138,8 +139,17 @@ def log_transitions(transitions: Sequence[Transition], dropped: int) -> None:
             dropped,
             extra={"dropped": dropped},
         )
-    for name, transition, reason, words, for_s in transitions:
-        extra = {"provider": name, "transition": transition, "reason": reason, "for_s": for_s}
+    for name, transition, reason, words, for_s, tenant, model in transitions:
+        extra = {"provider": name, "transition": transition, "reason": reason, "for_s": for_s,
+                 "tenant": tenant, "model": model}
+        if tenant is not None:  # quality-aware routing: for one tenant and model
+            if for_s is None:
+                logger.info("provider %r readmitted for tenant %r, model %r: %s", name, tenant, model, words,
+                            extra=extra)
+            else:
+                logger.warning("provider %r excluded for tenant %r, model %r for %.1f s: %s", name, tenant, model,
+                               for_s, words, extra=extra)
+            continue
         if transition == "readmitted" or for_s is None:
             logger.info("provider %r readmitted: %s", name, words, extra=extra)
             continue

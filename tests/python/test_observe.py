@@ -694,3 +694,37 @@ def test_an_async_call_that_answered_is_not_reported_twice(
         asyncio.run(main())
     assert len(calls(spans)) == 20
     assert not cancelled_records(debug_log)
+
+
+def test_quality_exclusions_and_readmissions_are_logged_with_tenant_and_model(caplog: pytest.LogCaptureFixture) -> None:
+    # Quality-aware routing's transitions are per (provider, tenant, model):
+    # a WARNING when one is excluded, INFO when its probe readmits it.
+    caplog.set_level(logging.INFO, logger="f3dx_router")
+    with MockProviders({"mocks": {"a": {"responses": [reply("a")]}, "b": {"responses": [reply("b")]}}},
+                       loop=True) as m:
+        r = Router([provider(m, "a"), provider(m, "b")],
+                   quality={"window": 10, "min_samples": 3, "min_pass_rate": 0.5, "probe_after_s": 1})
+        for _ in range(3):
+            r.record_quality("a", False, model=MODEL, tenant="acme")
+        got = [(x.levelno, x.getMessage()) for x in records(caplog)]
+        assert got == [(logging.WARNING, f"provider 'a' excluded for tenant 'acme', model '{MODEL}' for 1.0 s: "
+                                         "schema pass rate 0.00 (0 of 3 answers)")]
+        (rec,) = records(caplog)
+        assert (getattr(rec, "transition"), getattr(rec, "reason"), getattr(rec, "tenant"), getattr(rec, "model"),
+                getattr(rec, "for_s")) == ("quality_excluded", "pass_rate", "acme", MODEL, 1.0)
+        assert r.route(REQUEST, tenant="acme").provider == "b"  # excluded for acme
+        assert r.route(REQUEST, tenant="globex").provider == "a"  # not for another tenant
+        def acme_state() -> str:
+            return next(k["state"] for k in r.stats()["providers"]["a"]["quality"] if k["tenant"] == "acme")
+
+        deadline = time.monotonic() + 5
+        while acme_state() == "excluded" and time.monotonic() < deadline:  # probe_after_s: 1
+            time.sleep(0.02)
+        assert acme_state() == "probing"
+        r.record_quality("a", True, model=MODEL, tenant="acme")  # the probe passes
+    readmitted = records(caplog)[-1]
+    assert readmitted.levelno == logging.INFO
+    assert readmitted.getMessage() == (f"provider 'a' readmitted for tenant 'acme', model '{MODEL}': "
+                                       "its probe's answer matched the schema")
+    assert getattr(readmitted, "transition") == "quality_readmitted"
+    assert len(records(caplog)) == 2

@@ -664,6 +664,7 @@ def test_health_transitions_are_logged_to_the_console(main: Path | None) -> None
     with MockProviders({"mocks": mocks_spec}, loop=True) as m:
         router_config = json.dumps({
             "policy": "sequential", "health": {"consecutive_failures": 2, "ejection_s": 30},
+            "quality": {"window": 10, "min_samples": 2, "min_pass_rate": 0.5},
             "providers": [{"name": n, "kind": "openai", "base_url": m.base_url(n), "api_key": B_KEY} for n in ("down", "up")],
         })
         with WranglerDev(variables(router_config), main=main) as worker:
@@ -673,7 +674,17 @@ def test_health_transitions_are_logged_to_the_console(main: Path | None) -> None
             assert headers["x-f3dx-attempts"] == "1"
             line = "provider 'down' ejected for 30.0 s: 2 soft failures in a row"
             out = worker.wait_for_output(line)
+            # Quality-aware routing's exclusions, per tenant and model.
+            for _ in range(2):
+                report = {"provider": "up", "passed": False, "model": "gpt-4o", "tenant": "acme"}
+                status, _, reply = worker.post_json("/quality", report, token=TOKEN, timeout=TIMEOUT_S)
+                assert status == 200, reply
+            excluded = ("provider 'up' excluded (tenant 'acme', model 'gpt-4o') for 60.0 s: "
+                        "schema pass rate 0.00 (0 of 2 answers)")
+            out = worker.wait_for_output(excluded)
     assert out.count(line) == 1, out[-4000:]
+    assert out.count(excluded) == 1, out[-4000:]
+    assert "quality_excluded" in out and "pass_rate" in out
     for field in ("f3dx_router", "consecutive_failures", "ejected"):
         assert field in out, out[-4000:]
     assert B_KEY not in out and A_KEY not in out and TOKEN not in out

@@ -118,11 +118,14 @@ export interface HealthEvent {
   message: string;
   source: "f3dx_router";
   provider?: string;
-  transition?: "ejected" | "readmitted" | "cooling" | "rate_limited" | "budget_exhausted";
-  /** consecutive_failures, error_rate, failed_probe, retry_after, rate_limit_headers, rpm, tpm; null for a readmission. */
+  transition?: "ejected" | "readmitted" | "cooling" | "rate_limited" | "budget_exhausted" | "quality_excluded" | "quality_readmitted";
+  /** consecutive_failures, error_rate, failed_probe, retry_after, rate_limit_headers, rpm, tpm, pass_rate; null for a readmission. */
   reason?: string | null;
   /** How long the state lasts, in seconds; null for a readmission. */
   for_s?: number | null;
+  /** The tenant and model of a quality transition (quality-aware routing). */
+  tenant?: string;
+  model?: string;
   dropped?: number;
 }
 

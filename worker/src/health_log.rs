@@ -5,7 +5,7 @@
 //! which Workers Logs index. The standalone worker logs them after each
 //! request; the core keeps them (bounded) until then.
 
-use f3dx_router_core::{HealthEventKind, HealthEvents, Router};
+use f3dx_router_core::{HealthEvents, Router};
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
 
@@ -24,16 +24,23 @@ pub fn lines(taken: &HealthEvents) -> Vec<Line> {
     let mut lines: Vec<Line> = taken
         .events
         .iter()
-        .map(|e| Line {
-            warn: !matches!(e.kind, HealthEventKind::Readmitted),
-            fields: json!({
+        .map(|e| {
+            let mut fields = json!({
                 "message": e.to_string(),
                 "source": "f3dx_router",
                 "provider": e.provider,
                 "transition": e.kind.name(),
                 "reason": e.kind.reason(),
                 "for_s": e.lasts().map(|d| d.as_secs_f64()),
-            }),
+            });
+            if let Some(scope) = &e.scope {
+                fields["tenant"] = Value::from(scope.tenant.as_str());
+                fields["model"] = Value::from(scope.model.as_str());
+            }
+            Line {
+                warn: !e.kind.is_readmission(),
+                fields,
+            }
         })
         .collect();
     if taken.dropped > 0 {
@@ -73,7 +80,7 @@ pub fn log(router: &Router) {
 mod tests {
     use std::time::Duration;
 
-    use f3dx_router_core::{EjectReason, HealthEvent, Instant};
+    use f3dx_router_core::{EjectReason, HealthEvent, HealthEventKind, Instant, QualityScope};
 
     use super::*;
 
@@ -83,6 +90,7 @@ mod tests {
             provider_index: 0,
             provider: "openai".to_owned(),
             kind,
+            scope: None,
         }
     }
 
@@ -120,6 +128,42 @@ mod tests {
         assert!(lines[2].warn);
         assert_eq!(lines[2].fields["dropped"], 3);
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn a_quality_transition_names_its_tenant_and_model() {
+        let mut excluded = event(HealthEventKind::QualityExcluded {
+            until: Instant::from_micros(1_000) + Duration::from_secs(60),
+            passes: 1,
+            samples: 5,
+            failed_probe: false,
+        });
+        excluded.scope = Some(QualityScope {
+            tenant: "acme".to_owned(),
+            model: "gpt-4o".to_owned(),
+        });
+        let mut readmitted = excluded.clone();
+        readmitted.kind = HealthEventKind::QualityReadmitted;
+        let lines = lines(&HealthEvents {
+            events: vec![excluded, readmitted],
+            dropped: 0,
+        });
+        assert_eq!(
+            lines[0].fields,
+            json!({
+                "message": "provider 'openai' excluded (tenant 'acme', model 'gpt-4o') for 60.0 s: schema pass rate 0.20 (1 of 5 answers)",
+                "source": "f3dx_router",
+                "provider": "openai",
+                "transition": "quality_excluded",
+                "reason": "pass_rate",
+                "for_s": 60.0,
+                "tenant": "acme",
+                "model": "gpt-4o",
+            })
+        );
+        assert!(lines[0].warn);
+        assert!(!lines[1].warn, "a readmission is not a warning");
+        assert_eq!(lines[1].fields["transition"], "quality_readmitted");
     }
 
     #[test]

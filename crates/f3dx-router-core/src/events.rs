@@ -32,6 +32,16 @@ pub struct HealthEvent {
     pub provider: String,
     /// What happened.
     pub kind: HealthEventKind,
+    /// The tenant and model a quality transition is for; `None` for the
+    /// others, which are the provider's as a whole.
+    pub scope: Option<QualityScope>,
+}
+
+/// The key of quality-aware routing a transition is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QualityScope {
+    pub tenant: String,
+    pub model: String,
 }
 
 impl HealthEvent {
@@ -39,10 +49,11 @@ impl HealthEvent {
     /// `None` for a readmission.
     pub fn lasts(&self) -> Option<Duration> {
         match self.kind {
-            HealthEventKind::Readmitted => None,
+            HealthEventKind::Readmitted | HealthEventKind::QualityReadmitted => None,
             HealthEventKind::Ejected { until, .. }
             | HealthEventKind::Cooling { until, .. }
-            | HealthEventKind::BudgetExhausted { until, .. } => Some(until - self.at),
+            | HealthEventKind::BudgetExhausted { until, .. }
+            | HealthEventKind::QualityExcluded { until, .. } => Some(until - self.at),
         }
     }
 }
@@ -63,8 +74,16 @@ impl fmt::Display for HealthEvent {
                 ..
             } => "rate-limited for",
             HealthEventKind::BudgetExhausted { .. } => "out of budget for about",
+            HealthEventKind::QualityExcluded { .. } => "excluded",
+            HealthEventKind::QualityReadmitted => "readmitted",
         };
         write!(f, "provider '{}' {what}", self.provider)?;
+        if let Some(scope) = &self.scope {
+            write!(f, " (tenant '{}', model '{}')", scope.tenant, scope.model)?;
+            if self.lasts().is_some() {
+                f.write_str(" for")?;
+            }
+        }
         if let Some(lasts) = self.lasts() {
             write!(f, " {:.1} s", lasts.as_secs_f64())?;
         }
@@ -103,6 +122,20 @@ pub enum HealthEventKind {
         /// Which budget.
         budget: BudgetKind,
     },
+    /// Skipped for one tenant and model ([`HealthEvent::scope`]) until
+    /// `until` (quality-aware routing): its schema pass rate there fell
+    /// under the minimum, or its probe failed.
+    QualityExcluded {
+        until: Instant,
+        /// Answers that matched the schema, of the window's `samples`.
+        passes: u32,
+        samples: u32,
+        /// Excluded again because its probe failed.
+        failed_probe: bool,
+    },
+    /// Its quality probe matched the schema: routed to again for that
+    /// tenant and model, with a fresh window.
+    QualityReadmitted,
 }
 
 impl HealthEventKind {
@@ -121,15 +154,26 @@ impl HealthEventKind {
                 ..
             } => "rate_limited",
             HealthEventKind::BudgetExhausted { .. } => "budget_exhausted",
+            HealthEventKind::QualityExcluded { .. } => "quality_excluded",
+            HealthEventKind::QualityReadmitted => "quality_readmitted",
         }
     }
 
+    /// A readmission (logged as information, not a warning).
+    pub fn is_readmission(&self) -> bool {
+        matches!(
+            self,
+            HealthEventKind::Readmitted | HealthEventKind::QualityReadmitted
+        )
+    }
+
     /// Why, as a stable name: an [`EjectReason::name`], `retry_after`,
-    /// `rate_limit_headers`, `rpm` or `tpm`; `None` for a readmission.
+    /// `rate_limit_headers`, `rpm`, `tpm`, `pass_rate` (a quality
+    /// exclusion) or `failed_probe`; `None` for a readmission.
     pub fn reason(&self) -> Option<&'static str> {
         match self {
             HealthEventKind::Ejected { reason, .. } => Some(reason.name()),
-            HealthEventKind::Readmitted => None,
+            HealthEventKind::Readmitted | HealthEventKind::QualityReadmitted => None,
             HealthEventKind::Cooling {
                 cause: CoolingCause::RetryAfter,
                 ..
@@ -139,6 +183,11 @@ impl HealthEventKind {
                 ..
             } => Some("rate_limit_headers"),
             HealthEventKind::BudgetExhausted { budget, .. } => Some(budget.as_str()),
+            HealthEventKind::QualityExcluded { failed_probe, .. } => Some(if *failed_probe {
+                "failed_probe"
+            } else {
+                "pass_rate"
+            }),
         }
     }
 
@@ -157,6 +206,18 @@ impl HealthEventKind {
             } => "its rate-limit headers say a limit is spent".to_owned(),
             HealthEventKind::BudgetExhausted { budget, .. } => {
                 format!("the router's {} budget for it is spent", budget.as_str())
+            }
+            HealthEventKind::QualityExcluded {
+                failed_probe: true, ..
+            } => "its probe's answer did not match the schema".to_owned(),
+            HealthEventKind::QualityExcluded {
+                passes, samples, ..
+            } => format!(
+                "schema pass rate {:.2} ({passes} of {samples} answers)",
+                f64::from(*passes) / f64::from((*samples).max(1))
+            ),
+            HealthEventKind::QualityReadmitted => {
+                "its probe's answer matched the schema".to_owned()
             }
         }
     }
@@ -292,6 +353,7 @@ mod tests {
             provider_index: 0,
             provider: "a".into(),
             kind: HealthEventKind::Readmitted,
+            scope: None,
         }
     }
 
@@ -325,6 +387,7 @@ mod tests {
                     outcomes: 20,
                 },
             },
+            scope: None,
         };
         assert_eq!(e.kind.name(), "ejected");
         assert_eq!(e.lasts(), Some(Duration::from_secs(30)));

@@ -56,7 +56,7 @@ pub use config::{
 pub use driver::{drive, drive_with, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use events::{
-    BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents,
+    BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
 };
 pub use executor::Executor;
 pub use health::{HealthConfig, State};

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::events::HealthEventKind;
 use crate::time::Instant;
 
 /// What a call does with an answer that fails validation.
@@ -131,13 +132,27 @@ impl Track {
         self.total += 1;
     }
 
-    fn exclude(&mut self, now: Instant, config: &QualityConfig) {
+    /// Exclude it from `now` (longer after each failed probe); the
+    /// transition, as the health log keeps it.
+    fn exclude(
+        &mut self,
+        now: Instant,
+        config: &QualityConfig,
+        failed_probe: bool,
+    ) -> HealthEventKind {
         let cap = MAX_EXCLUSION.max(config.probe_after);
         let factor = 1u32.checked_shl(self.streak.min(31)).unwrap_or(u32::MAX);
         let length = config.probe_after.saturating_mul(factor).min(cap);
-        self.excluded_until = Some(now + length);
+        let until = now + length;
+        self.excluded_until = Some(until);
         self.streak = self.streak.saturating_add(1);
         self.probe_out = false;
+        HealthEventKind::QualityExcluded {
+            until,
+            passes: self.passes,
+            samples: self.samples(),
+            failed_probe,
+        }
     }
 }
 
@@ -255,7 +270,9 @@ impl QualityTable {
             .and_then(Option::as_mut)
     }
 
-    /// Record one result of `provider` for `tenant` and `model` at `now`.
+    /// Record one result of `provider` for `tenant` and `model` at `now`;
+    /// the transition it caused, if any (an exclusion or a readmission),
+    /// for the router's health log.
     pub fn record(
         &mut self,
         tenant: &str,
@@ -264,7 +281,7 @@ impl QualityTable {
         passed: bool,
         now: Instant,
         config: &QualityConfig,
-    ) {
+    ) -> Option<HealthEventKind> {
         self.tick += 1;
         let tick = self.tick;
         let key = group_key(tenant, model);
@@ -278,18 +295,16 @@ impl QualityTable {
         if group.tracks.len() < providers {
             group.tracks.resize_with(providers, || None);
         }
-        let Some(slot) = group.tracks.get_mut(provider) else {
-            return;
-        };
+        let slot = group.tracks.get_mut(provider)?;
         if slot.is_none() {
             self.tracked += 1;
         }
         let t = slot.get_or_insert_with(Track::default);
         t.used = tick;
-        match t.state(now) {
+        let transition = match t.state(now) {
             // A result from a call that started before the exclusion: the
             // window already said enough.
-            KeyState::Excluded => {}
+            KeyState::Excluded => None,
             KeyState::Probing => {
                 if passed {
                     // Readmitted with a fresh window.
@@ -299,23 +314,24 @@ impl QualityTable {
                         ..Track::default()
                     };
                     t.push(true, config.window);
+                    Some(HealthEventKind::QualityReadmitted)
                 } else {
                     t.push(false, config.window);
-                    t.exclude(now, config);
+                    Some(t.exclude(now, config, true))
                 }
             }
             KeyState::Ok => {
                 t.push(passed, config.window);
                 let rate = t.pass_rate().unwrap_or(1.0);
-                if t.samples() >= config.min_samples.max(1) && rate < config.min_pass_rate {
-                    t.exclude(now, config);
-                }
+                (t.samples() >= config.min_samples.max(1) && rate < config.min_pass_rate)
+                    .then(|| t.exclude(now, config, false))
             }
-        }
+        };
         let old = std::mem::replace(&mut group.used, tick);
         self.lru.remove(&old);
         self.lru.insert(tick, key);
         self.evict(config.max_keys.max(1));
+        transition
     }
 
     /// Forget the least recently used groups until at most `max` keys remain.

@@ -12,7 +12,8 @@ use crate::config::{
     Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 use crate::events::{
-    CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, HEALTH_EVENTS_CAPACITY,
+    CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
+    HEALTH_EVENTS_CAPACITY,
 };
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::latency::Reading;
@@ -139,11 +140,23 @@ impl Shared {
 
     /// Keep a health transition of `provider` for the host.
     fn log(&self, provider: usize, at: Instant, kind: HealthEventKind) {
+        self.log_scoped(provider, at, kind, None);
+    }
+
+    /// [`Shared::log`] with the tenant and model of a quality transition.
+    fn log_scoped(
+        &self,
+        provider: usize,
+        at: Instant,
+        kind: HealthEventKind,
+        scope: Option<QualityScope>,
+    ) {
         let event = HealthEvent {
             at,
             provider_index: provider,
             provider: self.config.providers[provider].name.clone(),
             kind,
+            scope,
         };
         let mut log = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         log.push(event);
@@ -394,9 +407,17 @@ impl Shared {
         now: Instant,
     ) {
         if let Some(config) = self.config.quality {
-            self.quality()
+            let transition = self
+                .quality()
                 .record(tenant, model, provider, passed, now, &config);
             self.quality_used.store(true, Ordering::Release);
+            if let Some(kind) = transition {
+                let scope = QualityScope {
+                    tenant: tenant.to_owned(),
+                    model: model.to_owned(),
+                };
+                self.log_scoped(provider, now, kind, Some(scope));
+            }
         }
     }
 

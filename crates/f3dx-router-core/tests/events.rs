@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use f3dx_router_core::{
     Action, AttemptId, BudgetKind, Call, CoolingCause, EjectReason, HealthEventKind, HostLimits,
-    Instant, ResponseHead, Router, RouterConfig,
+    Instant, QualityScope, ResponseHead, Router, RouterConfig,
 };
 use serde_json::{json, Value};
 
@@ -245,4 +245,72 @@ fn the_log_is_bounded_and_counts_what_it_dropped() {
     assert_eq!(events.dropped, 44);
     assert_eq!(events.events[0].at, ms(44 * 2000), "the oldest went first");
     assert!(r.take_health_events().is_empty());
+}
+
+#[test]
+fn quality_exclusions_and_readmissions_are_reported_with_their_tenant_and_model() {
+    let r = router(json!({
+        "providers": [provider("a"), provider("b")],
+        "quality": {"window": 10, "min_samples": 3, "min_pass_rate": 0.5, "probe_after_s": 60}
+    }));
+    let scope = Some(QualityScope {
+        tenant: "acme".to_owned(),
+        model: "m".to_owned(),
+    });
+    for i in 0..2 {
+        r.record_quality("a", "acme", "m", false, ms(i)).unwrap();
+    }
+    r.record_quality("a", "globex", "m", true, ms(2)).unwrap();
+    assert!(!r.has_health_events(), "under min_samples: nothing yet");
+    r.record_quality("a", "acme", "m", false, ms(3)).unwrap();
+    let events = r.take_health_events().events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        e.kind,
+        HealthEventKind::QualityExcluded {
+            until: ms(60_003),
+            passes: 0,
+            samples: 3,
+            failed_probe: false,
+        }
+    );
+    assert_eq!((e.provider.as_str(), &e.scope), ("a", &scope));
+    assert_eq!(e.kind.name(), "quality_excluded");
+    assert_eq!(e.kind.reason(), Some("pass_rate"));
+    assert_eq!(e.lasts(), Some(Duration::from_secs(60)));
+    assert_eq!(
+        e.to_string(),
+        "provider 'a' excluded (tenant 'acme', model 'm') for 60.0 s: \
+         schema pass rate 0.00 (0 of 3 answers)"
+    );
+    // Results of calls that started before the exclusion change nothing.
+    r.record_quality("a", "acme", "m", false, ms(4)).unwrap();
+    assert!(!r.has_health_events());
+    // The probe fails: excluded again, twice as long.
+    r.record_quality("a", "acme", "m", false, ms(60_003))
+        .unwrap();
+    let events = r.take_health_events().events;
+    let HealthEventKind::QualityExcluded {
+        until,
+        failed_probe: true,
+        ..
+    } = events[0].kind
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!(until, ms(180_003));
+    assert_eq!(events[0].kind.reason(), Some("failed_probe"));
+    // The next probe passes: readmitted.
+    r.record_quality("a", "acme", "m", true, ms(180_003))
+        .unwrap();
+    let events = r.take_health_events().events;
+    assert_eq!(events[0].kind, HealthEventKind::QualityReadmitted);
+    assert!(events[0].kind.is_readmission() && events[0].lasts().is_none());
+    assert_eq!(
+        events[0].to_string(),
+        "provider 'a' readmitted (tenant 'acme', model 'm'): its probe's answer matched the schema"
+    );
+    // The provider-level transitions have no scope.
+    assert!(!r.has_health_events());
 }

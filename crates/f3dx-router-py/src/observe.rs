@@ -446,7 +446,7 @@ impl Observer {
     /// Log the health transitions that wait, if any (one atomic load when
     /// none do). Taken even when nothing logs them, so the check stays one
     /// load.
-    fn log_health(&self, py: Python<'_>) -> PyResult<()> {
+    pub fn log_health(&self, py: Python<'_>) -> PyResult<()> {
         if !self.router.has_health_events() {
             return Ok(());
         }
@@ -461,22 +461,27 @@ impl Observer {
     }
 }
 
-/// `(provider, transition, reason, reason in words, for how long in s)`.
-fn transition_row(
-    e: &HealthEvent,
-) -> (
-    &str,
+/// `(provider, transition, reason, reason in words, for how long in s,
+/// tenant, model)`; the last two only for a quality transition.
+type TransitionRow<'a> = (
+    &'a str,
     &'static str,
     Option<&'static str>,
     String,
     Option<f64>,
-) {
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn transition_row(e: &HealthEvent) -> TransitionRow<'_> {
     (
         e.provider.as_str(),
         e.kind.name(),
         e.kind.reason(),
         e.kind.reason_words(),
         e.lasts().map(|d| d.as_secs_f64()),
+        e.scope.as_ref().map(|s| s.tenant.as_str()),
+        e.scope.as_ref().map(|s| s.model.as_str()),
     )
 }
 

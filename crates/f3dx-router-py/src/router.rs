@@ -182,7 +182,9 @@ impl PyRouter {
         let now = self.native()?.now();
         self.router
             .record_quality(provider, tenant, model, passed, now)
-            .map_err(|e| PyValueError::new_err(format!("record_quality: {e}")))
+            .map_err(|e| PyValueError::new_err(format!("record_quality: {e}")))?;
+        // An exclusion or readmission it caused is logged now.
+        self.observer.log_health(py)
     }
 
     /// Provider names, in priority order.
