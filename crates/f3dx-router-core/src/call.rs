@@ -35,6 +35,7 @@ use crate::codec;
 use crate::codec::stream::{StreamDecoder, StreamItem};
 use crate::config::{HedgeDelay, OnFailure, ProviderConfig};
 use crate::error::{RouteError, Routed};
+use crate::events::CoolingCause;
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::health::Verdict;
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
@@ -384,13 +385,15 @@ impl Call {
         let provider = self.attempts[id.0 as usize].record.provider_index;
         if class == StatusClass::Soft {
             if let Some(wait) = retry_after(&head) {
-                self.shared.cool_down(provider, now + wait, now);
+                self.shared
+                    .cool(provider, CoolingCause::RetryAfter, now + wait, now);
             }
         }
         // Any answer may say a rate limit is spent: wait for its reset
         // rather than for the 429.
         if let Some(wait) = ratelimit::exhausted_for(&head) {
-            self.shared.rate_limit(provider, now + wait, now);
+            self.shared
+                .cool(provider, CoolingCause::RateLimitHeaders, now + wait, now);
         }
         self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {

@@ -77,14 +77,15 @@ impl fmt::Display for HealthEvent {
             HealthEventKind::QualityExcluded { .. } => "excluded",
             HealthEventKind::QualityReadmitted => "readmitted",
         };
+        let lasts = self.lasts();
         write!(f, "provider '{}' {what}", self.provider)?;
         if let Some(scope) = &self.scope {
             write!(f, " (tenant '{}', model '{}')", scope.tenant, scope.model)?;
-            if self.lasts().is_some() {
+            if lasts.is_some() {
                 f.write_str(" for")?;
             }
         }
-        if let Some(lasts) = self.lasts() {
+        if let Some(lasts) = lasts {
             write!(f, " {:.1} s", lasts.as_secs_f64())?;
         }
         write!(f, ": {}", self.kind.reason_words())

@@ -108,32 +108,21 @@ impl Shared {
         (weighted_order(first, &usable, weight), false)
     }
 
-    /// `provider` asked (`Retry-After`) not to be called before `until`.
-    pub(crate) fn cool_down(&self, provider: usize, until: Instant, now: Instant) {
+    /// `provider` is to be left alone until `until`: it asked
+    /// (`Retry-After`), or its own headers said a limit is spent. Each
+    /// cause keeps its own end; a cooldown that starts is logged.
+    pub(crate) fn cool(&self, provider: usize, cause: CoolingCause, until: Instant, now: Instant) {
         let started = {
             let mut h = self.health();
-            let slot = &mut h[provider].cooldown_until;
+            let slot = match cause {
+                CoolingCause::RetryAfter => &mut h[provider].cooldown_until,
+                CoolingCause::RateLimitHeaders => &mut h[provider].limited_until,
+            };
             let started = slot.is_none_or(|t| t <= now);
             *slot = Some(slot.map_or(until, |t| t.max(until)));
             started
         };
         if started && until > now {
-            let cause = CoolingCause::RetryAfter;
-            self.log(provider, now, HealthEventKind::Cooling { until, cause });
-        }
-    }
-
-    /// `provider`'s own headers said a limit is spent until `until`.
-    pub(crate) fn rate_limit(&self, provider: usize, until: Instant, now: Instant) {
-        let started = {
-            let mut h = self.health();
-            let slot = &mut h[provider].limited_until;
-            let started = slot.is_none_or(|t| t <= now);
-            *slot = Some(slot.map_or(until, |t| t.max(until)));
-            started
-        };
-        if started && until > now {
-            let cause = CoolingCause::RateLimitHeaders;
             self.log(provider, now, HealthEventKind::Cooling { until, cause });
         }
     }
