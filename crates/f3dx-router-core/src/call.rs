@@ -130,9 +130,16 @@ struct StreamState {
     parser: SseParser,
     decoder: StreamDecoder,
     /// Chunks before the commit point (the role chunk...), held back.
-    held: Vec<Value>,
+    held: Vec<HeldChunk>,
+    /// The bytes of the events held back. With the parser's buffer, what
+    /// a stream without output makes the router hold: counted against
+    /// `max_body_bytes`, as a buffered body is.
+    held_bytes: usize,
     /// The protocol's end marker was seen.
     done: bool,
+    /// A chunk with a finish reason was seen: a clean end after it is a
+    /// complete stream, even without the end marker.
+    finished: bool,
     /// After the commit point, events are parsed and decoded as the host
     /// asks for output, not as they arrive: a read that brings 200 events
     /// gives the caller its first chunk after one decode, not 200. The
@@ -146,6 +153,38 @@ struct StreamState {
     tail: Option<StreamTail>,
     /// When the backlog's bytes arrived: the time its events happened.
     arrived: Instant,
+}
+
+/// A chunk held back before the commit point. The first few stay decoded
+/// (the usual role chunk costs nothing more); later ones, which only a
+/// stream that keeps sending no output has, are kept as JSON text, several
+/// times smaller than a decoded value, so what is held stays close to the
+/// bytes counted for it.
+#[derive(Debug)]
+enum HeldChunk {
+    Decoded(Value),
+    Encoded(String),
+}
+
+/// Held chunks kept decoded; past them, encoded.
+const HELD_DECODED: usize = 4;
+
+impl StreamState {
+    /// Hold `chunk`, which came from an event of `event_bytes` bytes.
+    fn hold(&mut self, chunk: Value, event_bytes: usize) {
+        self.held_bytes = self.held_bytes.saturating_add(event_bytes);
+        if self.held.len() < HELD_DECODED {
+            return self.held.push(HeldChunk::Decoded(chunk));
+        }
+        if let Ok(text) = serde_json::to_string(&chunk) {
+            self.held.push(HeldChunk::Encoded(text));
+        }
+    }
+
+    /// What the attempt holds before its commit point, in bytes.
+    fn holding(&self) -> usize {
+        self.held_bytes.saturating_add(self.parser.buffered())
+    }
 }
 
 /// How a committed stream's bytes ended, acted on after its backlog.
@@ -190,6 +229,32 @@ struct QualityCheck {
     model: String,
     /// A streamed answer's text so far.
     text: String,
+    /// Most text kept for the check: the committed provider's
+    /// `max_body_bytes`, as for an answer that is not streamed.
+    text_cap: usize,
+    /// The text passed the cap: the answer fails its check, and no more
+    /// text is kept.
+    text_over: bool,
+}
+
+impl QualityCheck {
+    /// Keep a streamed answer's `text` for the check at its end.
+    fn keep(&mut self, text: &str) {
+        if self.text_over {
+            return;
+        }
+        if self.text.len().saturating_add(text.len()) > self.text_cap {
+            self.text_over = true;
+            self.text = String::new();
+            return;
+        }
+        self.text.push_str(text);
+    }
+
+    /// Whether the streamed answer passes its check.
+    fn check_text(&self) -> bool {
+        !self.text_over && self.expect.check(&self.text)
+    }
 }
 
 /// A routed call in progress. Built by [`crate::Router::start_call`].
@@ -263,6 +328,8 @@ impl Call {
                         tenant: key.0.clone(),
                         model: key.1.clone(),
                         text: String::new(),
+                        text_cap: 0,
+                        text_over: false,
                     }));
                 }
                 quality_key = Some(key);
@@ -378,6 +445,7 @@ impl Call {
 
     /// A response head arrived for `id`.
     pub fn handle_head(&mut self, id: AttemptId, head: ResponseHead, now: Instant) {
+        self.catch_up(now);
         if self.finished || self.phase(id) != Some(Phase::AwaitingHead) {
             return;
         }
@@ -414,7 +482,9 @@ impl Call {
                                 head.received_unix_secs,
                             ),
                             held: Vec::new(),
+                            held_bytes: 0,
                             done: false,
+                            finished: false,
                             raw: Vec::new(),
                             raw_at: 0,
                             backlog: VecDeque::new(),
@@ -455,6 +525,7 @@ impl Call {
     /// More bytes of `id`'s body arrived, in order. (Owned: a body that
     /// arrives in one piece, as most do, is kept without a copy.)
     pub fn handle_chunk(&mut self, id: AttemptId, bytes: Vec<u8>, now: Instant) {
+        self.catch_up(now);
         if self.finished {
             return;
         }
@@ -484,6 +555,7 @@ impl Call {
 
     /// The body of `id` ended (the stream closed cleanly).
     pub fn handle_end(&mut self, id: AttemptId, now: Instant) {
+        self.catch_up(now);
         if self.finished {
             return;
         }
@@ -528,6 +600,7 @@ impl Call {
 
     /// The transport failed for `id`.
     pub fn handle_fault(&mut self, id: AttemptId, fault: TransportFault, now: Instant) {
+        self.catch_up(now);
         if self.finished {
             return;
         }
@@ -545,6 +618,21 @@ impl Call {
             _ => return,
         }
         self.check_done(now);
+    }
+
+    /// A deadline before the commit point (an attempt's timeout, a drain's
+    /// grace, a delayed hedge) passed before `now`: act on it before the
+    /// event that came after it. A host whose timer loses races against a
+    /// busy body (a flood of events without output) still keeps the
+    /// deadline. A committed stream is left alone: its deadline is idleness,
+    /// and bytes arriving say it is not idle.
+    fn catch_up(&mut self, now: Instant) {
+        let overdue = |a: &AttemptState| {
+            !matches!(a.phase, Phase::Ended | Phase::Committed) && a.deadline < now
+        };
+        if self.hedge_at.is_some_and(|t| t < now) || self.attempts.iter().any(overdue) {
+            self.handle_timeout(now);
+        }
     }
 
     /// Time passed: end attempts past their deadline, start a delayed hedge.
@@ -598,6 +686,7 @@ impl Call {
         if self.phase(id) == Some(Phase::Committed) {
             return self.queue_bytes(id, bytes, end, now);
         }
+        let cap = self.provider_of(id).max_body_bytes;
         let mut rest = bytes;
         while self.phase(id) == Some(Phase::Streaming) && !rest.is_empty() {
             let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
@@ -611,6 +700,7 @@ impl Call {
             for event in events {
                 self.stream_event(id, event, now);
             }
+            self.check_holding(id, cap, now);
         }
         match self.phase(id) {
             Some(Phase::Streaming) if end => {
@@ -640,6 +730,23 @@ impl Call {
             }
             _ => {}
         }
+    }
+
+    /// Before its commit point, a streamed attempt that holds more than
+    /// `cap` bytes (events without output, an unfinished event) fails as a
+    /// body over the cap would.
+    fn check_holding(&mut self, id: AttemptId, cap: usize, now: Instant) {
+        let a = &self.attempts[id.0 as usize];
+        let Some(s) = a.stream.as_ref() else {
+            return;
+        };
+        if a.phase != Phase::Streaming || s.holding() <= cap {
+            return;
+        }
+        let detail =
+            format!("over max_body_bytes ({cap} bytes) held before the stream's first output");
+        let fault = Fault::Transport(TransportFault::BodyTooLarge);
+        self.stream_failed(id, fault, detail, now);
     }
 
     /// A later read of a committed stream: parsed now, so that an event in
@@ -735,22 +842,35 @@ impl Call {
             return;
         };
         let mut items = Vec::new();
+        let size = event.event.len() + event.data.len();
         if let Err(reason) = stream.decoder.decode(&event, &mut items) {
             let detail = format!("undecodable {} stream event: {reason}", kind.as_str());
             // Items decoded before the failure come first.
-            self.stream_items(id, items, now);
+            self.stream_items(id, items, size, now);
             return self.stream_failed(id, Fault::Undecodable, detail, now);
         }
-        self.stream_items(id, items, now);
+        self.stream_items(id, items, size, now);
     }
 
-    fn stream_items(&mut self, id: AttemptId, items: Vec<StreamItem>, now: Instant) {
+    /// Act on what an event of `size` bytes decoded to.
+    fn stream_items(&mut self, id: AttemptId, items: Vec<StreamItem>, size: usize, now: Instant) {
         for item in items {
             if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
                 return;
             }
             match item {
-                StreamItem::Chunk { chunk, output } => self.stream_chunk(id, chunk, output, now),
+                StreamItem::Chunk {
+                    chunk,
+                    output,
+                    finish,
+                } => {
+                    if finish {
+                        if let Some(s) = self.attempts[id.0 as usize].stream.as_mut() {
+                            s.finished = true;
+                        }
+                    }
+                    self.stream_chunk(id, chunk, output, size, now)
+                }
                 StreamItem::Done => {
                     let a = &mut self.attempts[id.0 as usize];
                     if let Some(s) = a.stream.as_mut() {
@@ -776,12 +896,17 @@ impl Call {
         if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
             return;
         }
-        let done = self.attempts[id.0 as usize]
-            .stream
-            .as_ref()
-            .is_some_and(|s| s.done);
+        let a = &self.attempts[id.0 as usize];
+        let done = a.stream.as_ref().is_some_and(|s| s.done);
+        let finished = a.stream.as_ref().is_some_and(|s| s.finished);
         let (fault, detail) = match tail {
             StreamTail::End if done => return,
+            // A clean end after a finish reason: a last `data: [DONE]`
+            // without its blank line (dropped, as the standard says an
+            // unfinished event is) or no marker at all loses nothing.
+            StreamTail::End if finished && a.phase == Phase::Committed => {
+                return self.finish_stream(id, now)
+            }
             StreamTail::End => (
                 Fault::Transport(TransportFault::Truncated),
                 "the stream ended without its end marker".to_owned(),
@@ -816,8 +941,16 @@ impl Call {
         }
     }
 
-    /// One decoded chunk of a streamed attempt.
-    fn stream_chunk(&mut self, id: AttemptId, chunk: Value, output: bool, now: Instant) {
+    /// One decoded chunk of a streamed attempt, from an event of `size`
+    /// bytes.
+    fn stream_chunk(
+        &mut self,
+        id: AttemptId,
+        chunk: Value,
+        output: bool,
+        size: usize,
+        now: Instant,
+    ) {
         let idle = self.provider_of(id).stream_idle_timeout;
         let a = &mut self.attempts[id.0 as usize];
         match a.phase {
@@ -827,7 +960,7 @@ impl Call {
             }
             Phase::Streaming if !output => {
                 if let Some(s) = a.stream.as_mut() {
-                    s.held.push(chunk);
+                    s.hold(chunk, size);
                 }
             }
             Phase::Streaming => self.commit(id, chunk, now),
@@ -854,6 +987,9 @@ impl Call {
             .map(|s| std::mem::take(&mut s.held))
             .unwrap_or_default();
         let provider_index = a.record.provider_index;
+        if let Some(q) = self.quality.as_mut() {
+            q.text_cap = self.shared.config.providers[provider_index].max_body_bytes;
+        }
         self.committed = Some(id);
         self.stopped = true;
         self.hedge_at = None;
@@ -864,7 +1000,15 @@ impl Call {
             attempts: self.records(),
         });
         for c in held {
-            self.emit(c);
+            match c {
+                HeldChunk::Decoded(c) => self.emit(c),
+                // Text this call encoded: it decodes.
+                HeldChunk::Encoded(text) => {
+                    if let Ok(c) = serde_json::from_str(&text) {
+                        self.emit(c);
+                    }
+                }
+            }
         }
         self.emit(chunk);
     }
@@ -874,7 +1018,7 @@ impl Call {
     fn emit(&mut self, chunk: Value) {
         if let Some(q) = self.quality.as_mut() {
             let text = &chunk["choices"][0]["delta"]["content"];
-            q.text.push_str(text.as_str().unwrap_or_default());
+            q.keep(text.as_str().unwrap_or_default());
         }
         self.actions.push_back(Action::Chunk(chunk));
     }
@@ -893,7 +1037,7 @@ impl Call {
         self.shared
             .record(provider, Verdict::Success, probe, Some(took), now);
         // A stream is checked whole, at its end; it cannot fail over now.
-        let schema_valid = self.quality.as_ref().map(|q| q.expect.check(&q.text));
+        let schema_valid = self.quality.as_ref().map(|q| q.check_text());
         match schema_valid {
             Some(passed) => self.record_quality(id, passed, now),
             None if std::mem::take(&mut self.attempts[id.0 as usize].quality_probe) => {

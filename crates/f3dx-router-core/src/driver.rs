@@ -74,6 +74,9 @@ pub struct Driver<E: Executor> {
     executor: E,
     call: Call,
     legs: Vec<(AttemptId, Leg<E>)>,
+    /// The leg polled first next time: the one after the last that had an
+    /// event, so a leg that always has bytes ready cannot starve the others.
+    next_leg: usize,
     sleep: Option<(Instant, Pin<Box<E::Sleep>>)>,
     done: bool,
 }
@@ -92,6 +95,7 @@ impl<E: Executor> Driver<E> {
             executor,
             call,
             legs: Vec::new(),
+            next_leg: 0,
             sleep: None,
             done: false,
         }
@@ -146,6 +150,14 @@ impl<E: Executor> Driver<E> {
             }
             match self.call.poll_timeout() {
                 None => self.sleep = None,
+                // Passed already: no need to win a timer's poll, which a
+                // runtime's cooperative budget, spent on a busy body, may
+                // keep pending.
+                Some(deadline) if deadline <= self.executor.now() => {
+                    self.sleep = None;
+                    self.call.handle_timeout(self.executor.now());
+                    continue;
+                }
                 Some(deadline) => {
                     if self.sleep.as_ref().is_none_or(|(at, _)| *at != deadline) {
                         let sleep = Box::pin(self.executor.sleep_until(deadline));
@@ -164,12 +176,16 @@ impl<E: Executor> Driver<E> {
         }
     }
 
-    /// Hand the first ready leg event to the call; whether there was one.
+    /// Hand the first ready leg event to the call, starting from the leg
+    /// after the last one that had an event; whether there was one.
     fn step_legs(&mut self, cx: &mut Context<'_>) -> bool {
-        for i in 0..self.legs.len() {
+        let n = self.legs.len();
+        for k in 0..n {
+            let i = (self.next_leg + k) % n;
             let Poll::Ready(event) = self.legs[i].1.poll_event(cx) else {
                 continue;
             };
+            self.next_leg = i + 1;
             let id = self.legs[i].0;
             let now = self.executor.now();
             match event {

@@ -157,6 +157,12 @@ impl SseParser {
         Ok(all.len())
     }
 
+    /// Bytes the parser holds for a line or an event not finished yet: a
+    /// caller that holds the events as well counts both against its cap.
+    pub fn buffered(&self) -> usize {
+        self.line.len() + self.event.len() + self.data.len()
+    }
+
     /// The stream ended. An unterminated last line is processed as a line;
     /// an event not yet dispatched by an empty line is discarded, as the
     /// standard says (a stream cut mid-event loses that event).
@@ -315,6 +321,18 @@ mod tests {
             }
             assert_eq!(out, whole, "{split}");
         }
+    }
+
+    #[test]
+    fn buffered_counts_the_unfinished_line_and_event() {
+        let mut p = SseParser::new(1 << 20);
+        let mut out = Vec::new();
+        p.feed(b"event: e\ndata: 0123", &mut out).unwrap();
+        assert_eq!(p.buffered(), 1 + "data: 0123".len());
+        p.feed(b"\ndata: 45\n", &mut out).unwrap();
+        assert_eq!(p.buffered(), 1 + "0123\n45".len());
+        p.feed(b"\n", &mut out).unwrap();
+        assert_eq!((p.buffered(), out.len()), (0, 1));
     }
 
     #[test]

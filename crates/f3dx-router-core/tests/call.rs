@@ -606,3 +606,332 @@ fn a_committed_streams_events_are_handed_out_one_at_a_time_in_order() {
     assert!(acts[53].starts_with("err stream_interrupted"), "{acts:?}");
     assert_eq!(acts.len(), 54);
 }
+
+// ---- what a stream may hold, and when it must end ------------------------
+
+/// The result of a completed call, with every action before it.
+fn finish(call: &mut f3dx_router_core::Call) -> (Vec<String>, Result<Routed, RouteError>) {
+    let mut out = Vec::new();
+    while let Some(a) = call.poll_action() {
+        out.push(match a {
+            Action::Send { attempt, .. } => format!("send {}", attempt.0),
+            Action::Cancel { attempt } => format!("cancel {}", attempt.0),
+            Action::Commit { provider, .. } => format!("commit {provider}"),
+            Action::Chunk(c) => format!("chunk {}", c["choices"][0]["delta"]),
+            Action::Complete(r) => return (out, r),
+        });
+    }
+    panic!("the call did not complete: {out:?}")
+}
+
+fn fault_of(r: &Result<Routed, RouteError>, attempt: usize) -> String {
+    let attempts = match r {
+        Ok(routed) => &routed.attempts,
+        Err(e) => e.attempts(),
+    };
+    attempts[attempt]
+        .fault
+        .as_ref()
+        .map_or("none".to_owned(), |f| f.name().to_owned())
+}
+
+const FINISH: &str = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+
+#[test]
+fn a_stream_without_output_holds_no_more_than_max_body_bytes() {
+    let mut a = openai("a");
+    a["max_body_bytes"] = json!(4096);
+    let r = router(json!([a, openai("b")]), json!({}));
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    // Role chunks, well within the timeout: the bytes, not the clock, end
+    // it. What counts is each event's data.
+    let role = data(ROLE);
+    let fits = 4096 / ROLE.len();
+    for i in 0..fits as u64 {
+        call.handle_chunk(sent[0], role.clone(), ms(2 + i));
+        assert!(call.poll_action().is_none(), "held {i} role chunks");
+    }
+    call.handle_chunk(sent[0], role.clone(), ms(500));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+    // Events arriving for it after that change nothing.
+    call.handle_chunk(sent[0], data(TEXT), ms(501));
+    assert!(call.poll_action().is_none());
+    call.handle_head(AttemptId(1), head(200), ms(502));
+    call.handle_chunk(AttemptId(1), [data(TEXT), data(FINISH)].concat(), ms(503));
+    call.handle_end(AttemptId(1), ms(504));
+    let (_, result) = finish(&mut call);
+    let routed = result.unwrap();
+    assert_eq!(routed.provider, "b");
+    assert_eq!(
+        routed.attempts[0].fault.as_ref().unwrap().name(),
+        "body_too_large"
+    );
+    assert!(
+        routed.attempts[0].detail.contains("max_body_bytes"),
+        "{}",
+        routed.attempts[0].detail
+    );
+}
+
+#[test]
+fn an_unfinished_event_counts_with_the_held_ones() {
+    let mut a = openai("a");
+    a["max_body_bytes"] = json!(4096);
+    let r = router(json!([a, openai("b")]), json!({}));
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    let held = 30;
+    call.handle_chunk(sent[0], data(ROLE).repeat(held), ms(2));
+    assert!(call.poll_action().is_none());
+    // An event still arriving: alone under the cap (the parser's own
+    // limit), with the held ones at it, and then over.
+    let room = 4096 - held * ROLE.len();
+    assert!(room > 100);
+    let mut line = b"data: ".to_vec();
+    line.resize(room, b'x');
+    call.handle_chunk(sent[0], line, ms(3));
+    assert!(call.poll_action().is_none());
+    call.handle_chunk(sent[0], b"x".to_vec(), ms(4));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+}
+
+#[test]
+fn chunks_held_before_the_commit_point_reach_the_caller_in_order() {
+    let r = router(json!([openai("a")]), json!({}));
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    // More than are kept decoded: the rest are kept as text, handed out
+    // the same.
+    let roles: Vec<String> = (0..12)
+        .map(|i| format!(r#"{{"choices":[{{"index":0,"delta":{{"role":"assistant","content":"","n":{i}}}}}]}}"#))
+        .collect();
+    for r in &roles {
+        call.handle_chunk(sent[0], data(r), ms(2));
+    }
+    let done = b"data: [DONE]\n\n".to_vec();
+    call.handle_chunk(sent[0], [data(TEXT), data(FINISH), done].concat(), ms(3));
+    call.handle_end(sent[0], ms(4));
+    let (acts, result) = finish(&mut call);
+    assert_eq!(acts[0], "commit a");
+    for i in 0..12 {
+        assert_eq!(
+            acts[1 + i],
+            format!(r#"chunk {{"role":"assistant","content":"","n":{i}}}"#)
+        );
+    }
+    assert_eq!(acts[13], r#"chunk {"content":"Hi"}"#);
+    assert_eq!(result.unwrap().provider, "a");
+}
+
+#[test]
+fn the_deadline_holds_however_busy_the_stream_is() {
+    let mut a = openai("a");
+    a["timeout_ms"] = json!(1000);
+    let r = router(json!([a, openai("b")]), json!({}));
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    // The host never gets to its timer: each read comes first. Up to the
+    // deadline itself the attempt lives...
+    for t in (10..=1000).step_by(10) {
+        call.handle_chunk(sent[0], data(ROLE), ms(t));
+        assert!(call.poll_action().is_none(), "at {t} ms");
+    }
+    // ...and the first read after it ends the attempt as a timeout.
+    call.handle_chunk(sent[0], data(TEXT), ms(1001));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+    call.handle_head(AttemptId(1), head(200), ms(1002));
+    call.handle_chunk(AttemptId(1), [data(TEXT), data(FINISH)].concat(), ms(1003));
+    call.handle_end(AttemptId(1), ms(1003));
+    let (acts, result) = finish(&mut call);
+    assert_eq!(acts[0], "commit b");
+    let result_fault = fault_of(&result, 0);
+    assert_eq!(result.unwrap().provider, "b");
+    assert_eq!(result_fault, "timeout");
+    // A body read past the deadline, not streamed, is too late as well.
+    let mut call = r.start_call(request(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(999));
+    call.handle_body(sent[0], COMPLETION.as_bytes().to_vec(), ms(1001));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+}
+
+#[test]
+fn a_delayed_hedge_fires_however_busy_the_first_leg_is() {
+    let r = router(
+        json!([openai("a"), openai("b")]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 100}),
+    );
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    assert_eq!(sent.len(), 1);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], data(ROLE), ms(100));
+    assert!(call.poll_action().is_none());
+    call.handle_chunk(sent[0], data(ROLE), ms(101));
+    assert_eq!(all_actions(&mut call), ["send 1"]);
+}
+
+#[test]
+fn a_committed_stream_read_late_is_not_idle() {
+    let mut a = openai("a");
+    a["stream_idle_timeout_ms"] = json!(200);
+    let r = router(json!([a, openai("b")]), json!({}));
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], data(TEXT), ms(2));
+    // The caller came back late; the bytes waited for it, so the stream
+    // was not idle: they are delivered.
+    call.handle_chunk(
+        sent[0],
+        [data(TEXT), data(FINISH), b"data: [DONE]\n\n".to_vec()].concat(),
+        ms(5000),
+    );
+    let (acts, result) = finish(&mut call);
+    assert_eq!(
+        acts.iter().filter(|a| a.starts_with("chunk")).count(),
+        3,
+        "{acts:?}"
+    );
+    assert_eq!(result.unwrap().provider, "a");
+}
+
+#[test]
+fn a_clean_end_after_a_finish_reason_is_a_complete_stream() {
+    let r = router(json!([openai("a"), openai("b")]), json!({}));
+    for tail in [
+        &b"data: [DONE]"[..],
+        b"data: [DONE]\n",
+        b"data: [DONE]\r",
+        b"",
+    ] {
+        let mut call = r.start_call(streamed(), Instant::ZERO);
+        let (sent, _) = actions(&mut call);
+        call.handle_head(sent[0], head(200), ms(1));
+        let body = [data(ROLE), data(TEXT), data(FINISH), tail.to_vec()].concat();
+        call.handle_chunk(sent[0], body, ms(2));
+        call.handle_end(sent[0], ms(3));
+        let (acts, result) = finish(&mut call);
+        let tail = String::from_utf8_lossy(tail);
+        let routed = result.unwrap_or_else(|e| panic!("{tail:?}: {e}"));
+        assert_eq!(routed.provider, "a");
+        assert_eq!(
+            acts.iter().filter(|a| a.starts_with("chunk")).count(),
+            3,
+            "{tail:?}"
+        );
+    }
+    // Without a finish reason, a missing end marker is still a truncation.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(
+        sent[0],
+        [data(TEXT), b"data: [DONE]".to_vec()].concat(),
+        ms(2),
+    );
+    call.handle_end(sent[0], ms(3));
+    let (_, result) = finish(&mut call);
+    assert!(
+        matches!(result, Err(RouteError::StreamInterrupted { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn content_that_is_not_text_is_a_malformed_chunk() {
+    let r = router(json!([openai("a"), openai("b")]), json!({}));
+    let bad = r#"{"choices":[{"index":0,"delta":{"content":123}}]}"#;
+    // Before the commit point: a soft failure that commits nothing.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(sent[0], [data(ROLE), data(bad), data(TEXT)].concat(), ms(2));
+    assert_eq!(all_actions(&mut call), ["cancel 0", "send 1"]);
+    call.handle_head(AttemptId(1), head(200), ms(3));
+    call.handle_chunk(AttemptId(1), [data(TEXT), data(FINISH)].concat(), ms(4));
+    call.handle_end(AttemptId(1), ms(5));
+    let (_, result) = finish(&mut call);
+    assert_eq!(fault_of(&result, 0), "undecodable");
+    let routed = result.unwrap();
+    assert_eq!(routed.provider, "b");
+    assert!(
+        routed.attempts[0].detail.contains("not a string"),
+        "{}",
+        routed.attempts[0].detail
+    );
+    // After it: the stream is interrupted, on no other provider.
+    let mut call = r.start_call(streamed(), Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    call.handle_head(sent[0], head(200), ms(1));
+    call.handle_chunk(
+        sent[0],
+        [data(TEXT), data(bad), data(FINISH)].concat(),
+        ms(2),
+    );
+    let (acts, result) = finish(&mut call);
+    assert!(!acts.iter().any(|a| a.starts_with("send")), "{acts:?}");
+    assert!(
+        matches!(result, Err(RouteError::StreamInterrupted { .. })),
+        "{result:?}"
+    );
+}
+
+fn schema_stream() -> Value {
+    json!({
+        "model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}},
+    })
+}
+
+fn text_chunk(text: &str) -> Vec<u8> {
+    data(&json!({"choices": [{"index": 0, "delta": {"content": text}}]}).to_string())
+}
+
+#[test]
+fn the_text_kept_for_a_streamed_schema_check_is_capped() {
+    let mut a = openai("a");
+    a["max_body_bytes"] = json!(4096);
+    let r = router(json!([a]), json!({}));
+    let answer = |pieces: &[String]| {
+        let mut call = r.start_call(schema_stream(), Instant::ZERO);
+        let (sent, _) = actions(&mut call);
+        call.handle_head(sent[0], head(200), ms(1));
+        for p in pieces {
+            call.handle_chunk(sent[0], text_chunk(p), ms(2));
+        }
+        call.handle_chunk(
+            sent[0],
+            [data(FINISH), b"data: [DONE]\n\n".to_vec()].concat(),
+            ms(3),
+        );
+        let (acts, result) = finish(&mut call);
+        (
+            acts.iter().filter(|a| a.starts_with("chunk")).count(),
+            result.unwrap().schema_valid,
+        )
+    };
+    // An object of 4096 bytes of text, in pieces under the parser's line
+    // limit: kept whole, and valid.
+    let object = |len: usize| {
+        let mut pieces = vec!["{\"k\": \"".to_owned()];
+        let mut left = len - pieces[0].len() - 2;
+        while left > 0 {
+            pieces.push("x".repeat(left.min(1000)));
+            left -= left.min(1000);
+        }
+        pieces.push("\"}".to_owned());
+        assert_eq!(pieces.iter().map(String::len).sum::<usize>(), len);
+        pieces
+    };
+    // (Every piece is a chunk, and the finish reason one more.)
+    assert_eq!(answer(&object(4096)), (object(4096).len() + 1, Some(true)));
+    // One byte more: the caller still gets every chunk, but the answer
+    // fails its check (the text was not kept to check).
+    assert_eq!(answer(&object(4097)), (object(4097).len() + 1, Some(false)));
+}

@@ -20,11 +20,12 @@ type Chunks = Pin<Box<dyn Stream<Item = Result<Vec<u8>, TransportFault>>>>;
 /// Answers by URL: "ok" hosts answer 200 at once, "busy" hosts 503, "slow"
 /// hosts never; "sse" hosts stream two text chunks, "sse-error" an error
 /// event before any text, "sse-cut" one text chunk and then a reset, and
-/// "sse-stall" a role chunk and then nothing. Counts dropped request
-/// futures and bodies.
+/// "sse-stall" a role chunk and then nothing, "sse-flood" role chunks
+/// without end, each ready at once and 1 ms after the one before. Counts
+/// dropped request futures and bodies.
 struct Scripted {
     dropped: Rc<Cell<usize>>,
-    clock: Cell<u64>,
+    clock: Rc<Cell<u64>>,
 }
 
 struct DropFlag(Rc<Cell<usize>>);
@@ -74,6 +75,16 @@ impl Executor for Scripted {
                 head(200),
                 Box::pin(stream::iter(first)) as Chunks,
             ))))
+        } else if request.url.contains("sse-flood") {
+            // Bounded, so that a driver that misses its deadline fails
+            // the test rather than hanging it.
+            let clock = Rc::clone(&self.clock);
+            let chunk = format!("data: {role}\n\n").into_bytes();
+            let b = stream::iter(0..100_000).map(move |_| {
+                clock.set(clock.get() + 1_000);
+                Ok(chunk.clone())
+            });
+            Box::pin(ready(Ok((head(200), Box::pin(b) as Chunks))))
         } else if request.url.contains("sse-stall") {
             let flag = DropFlag(Rc::clone(&self.dropped));
             let b = stream::iter([Ok(format!("data: {role}\n\n").into_bytes())]).chain(
@@ -132,7 +143,7 @@ fn request() -> serde_json::Value {
 fn falls_through_and_returns_the_winner() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     let r = router(&["http://busy/v1", "http://ok/v1"], json!({}));
     let routed = futures::executor::block_on(drive(&r, &exec, request())).unwrap();
@@ -144,7 +155,7 @@ fn falls_through_and_returns_the_winner() {
 fn losing_leg_future_is_dropped() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     let r = router(
         &["http://slow/v1", "http://ok/v1"],
@@ -164,7 +175,7 @@ fn losing_leg_future_is_dropped() {
 fn a_stalled_provider_times_out_on_the_executor_clock() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     let r = router(&["http://slow/v1"], json!({}));
     let err = futures::executor::block_on(drive(&r, &exec, request())).unwrap_err();
@@ -204,7 +215,7 @@ fn contents(out: &[Output]) -> String {
 fn a_stream_fails_over_before_its_commit_point_and_not_after() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     // An error event before any text: failed over, its bytes never seen.
     let r = router(&["http://sse-error/v1", "http://sse/v1"], json!({}));
@@ -244,7 +255,7 @@ fn a_stream_fails_over_before_its_commit_point_and_not_after() {
 fn a_hedged_stream_is_won_by_the_first_leg_to_commit() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     // The stalled leg sent a role chunk (no output): it cannot win, and it
     // is dropped when the other commits.
@@ -269,7 +280,7 @@ fn a_hedged_stream_is_won_by_the_first_leg_to_commit() {
 fn drive_refuses_a_streamed_request() {
     let exec = Scripted {
         dropped: Rc::default(),
-        clock: Cell::new(0),
+        clock: Rc::default(),
     };
     let r = router(&["http://sse/v1"], json!({}));
     let err = futures::executor::block_on(drive(&r, &exec, streamed())).unwrap_err();
@@ -287,4 +298,53 @@ impl ChunkOf for Output {
             other => panic!("not a chunk: {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_flood_without_output_ends_at_the_timeout_and_starves_no_leg() {
+    let exec = Scripted {
+        dropped: Rc::default(),
+        clock: Rc::default(),
+    };
+    // Every read of the flood is ready before the timer: the deadline
+    // (100 ms) holds all the same, and the next provider answers.
+    let r = router(&["http://sse-flood/v1", "http://sse/v1"], json!({}));
+    let out = outputs(&r, &exec);
+    let Output::Commit {
+        provider, attempts, ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(provider, "p1");
+    assert_eq!(
+        attempts[0].fault.as_ref().map(|f| f.name()),
+        Some("timeout")
+    );
+    assert!(
+        exec.now() <= Instant::from_micros(102_000),
+        "{:?}",
+        exec.now()
+    );
+    assert_eq!(contents(&out), "Hello");
+    // Hedged: the flooding leg does not keep the other from being read.
+    exec.clock.set(0);
+    let r = router(
+        &["http://sse-flood/v1", "http://sse/v1"],
+        json!({"policy": "hedged", "hedge_k": 2}),
+    );
+    let out = outputs(&r, &exec);
+    let Output::Commit {
+        provider, attempts, ..
+    } = &out[0]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(provider, "p1");
+    assert_eq!(attempts[0].outcome.as_str(), "cancelled");
+    assert!(
+        exec.now() <= Instant::from_micros(10_000),
+        "{:?}",
+        exec.now()
+    );
 }

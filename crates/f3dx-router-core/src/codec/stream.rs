@@ -24,6 +24,9 @@ pub enum StreamItem {
         chunk: Value,
         /// Whether it carries output.
         output: bool,
+        /// Whether it carries a finish reason: a body that ends cleanly
+        /// after it is a complete stream, with or without its end marker.
+        finish: bool,
     },
     /// The stream ended as the protocol says it should (`[DONE]`,
     /// `message_stop`).
@@ -94,7 +97,11 @@ impl StreamDecoder {
             .and_then(Value::as_str)
             .unwrap_or(&event.event);
         let push = |out: &mut Vec<StreamItem>, chunk, output| {
-            out.push(StreamItem::Chunk { chunk, output })
+            out.push(StreamItem::Chunk {
+                chunk,
+                output,
+                finish: false,
+            })
         };
         match kind {
             "message_start" => {
@@ -200,7 +207,11 @@ impl StreamDecoder {
                 let stop = data.get("delta").and_then(|d| d.get("stop_reason"));
                 if stop.is_some_and(|s| !s.is_null()) {
                     let reason = anthropic::finish_reason(stop);
-                    push(out, self.chunk(json!({}), Value::from(reason)), true);
+                    out.push(StreamItem::Chunk {
+                        chunk: self.chunk(json!({}), Value::from(reason)),
+                        output: true,
+                        finish: true,
+                    });
                 }
             }
             "message_stop" => {
@@ -222,7 +233,8 @@ impl StreamDecoder {
 }
 
 /// An OpenAI-compatible stream passes through: `[DONE]` ends it, an object
-/// with `error` is an error event, anything else must be a chunk object.
+/// with `error` is an error event, anything else must be a chunk object
+/// (whose text, where a choice has some, is a string).
 fn decode_openai(event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
     if event.data.trim() == "[DONE]" {
         out.push(StreamItem::Done);
@@ -241,28 +253,45 @@ fn decode_openai(event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), Stri
         Some(Value::Array(c)) => c,
         _ => return Err("chunk has no `choices` list".to_owned()),
     };
-    let output = choices.iter().any(carries_output);
-    out.push(StreamItem::Chunk { chunk, output });
+    let (mut output, mut finish) = (false, false);
+    for choice in choices {
+        let (o, f) = choice_signals(choice)?;
+        output |= o;
+        finish |= f;
+    }
+    out.push(StreamItem::Chunk {
+        chunk,
+        output,
+        finish,
+    });
     Ok(())
 }
 
-/// Whether an OpenAI chunk's choice carries output.
-fn carries_output(choice: &Value) -> bool {
+/// Whether an OpenAI chunk's choice carries output, and a finish reason.
+/// `Err` when its `content` is neither text nor null: passed on, it would
+/// commit the attempt to an answer the caller cannot read.
+fn choice_signals(choice: &Value) -> Result<(bool, bool), String> {
     let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
-    let delta = choice.get("delta").and_then(Value::as_object);
+    let Some(delta) = choice.get("delta").and_then(Value::as_object) else {
+        return Ok((finished, finished));
+    };
+    let text = match delta.get("content") {
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Null) | None => false,
+        Some(_) => return Err("a choice's `delta.content` is not a string".to_owned()),
+    };
     let has = |d: &Map<String, Value>, key: &str| match d.get(key) {
         Some(Value::String(s)) => !s.is_empty(),
         Some(Value::Array(a)) => !a.is_empty(),
         Some(Value::Null) | None => false,
         Some(_) => true,
     };
-    finished
-        || delta.is_some_and(|d| {
-            has(d, "content")
-                || has(d, "tool_calls")
-                || has(d, "refusal")
-                || has(d, "function_call")
-        })
+    let output = finished
+        || text
+        || has(delta, "tool_calls")
+        || has(delta, "refusal")
+        || has(delta, "function_call");
+    Ok((output, finished))
 }
 
 /// The message of an error event, whatever its shape.
@@ -325,15 +354,18 @@ mod tests {
             [
                 StreamItem::Chunk {
                     chunk: role,
-                    output: false
+                    output: false,
+                    finish: false
                 },
                 StreamItem::Chunk {
                     chunk: text,
-                    output: true
+                    output: true,
+                    finish: false
                 },
                 StreamItem::Chunk {
                     chunk: usage,
-                    output: false
+                    output: false,
+                    finish: false
                 },
                 StreamItem::Done,
             ]
@@ -341,12 +373,27 @@ mod tests {
         let fin = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
         let tool = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0}]}}]});
         let refusal = json!({"choices": [{"index": 0, "delta": {"refusal": "no"}}]});
-        for c in [fin, tool, refusal] {
-            assert!(matches!(
-                run(ProviderKind::OpenAi, false, &[ev("", c)])[0],
-                StreamItem::Chunk { output: true, .. }
-            ));
+        for (c, finishes) in [(fin, true), (tool, false), (refusal, false)] {
+            let out = run(ProviderKind::OpenAi, false, &[ev("", c)]);
+            assert!(
+                matches!(out[0], StreamItem::Chunk { output: true, finish, .. } if finish == finishes),
+                "{out:?}"
+            );
         }
+    }
+
+    #[test]
+    fn openai_content_that_is_not_text_is_undecodable() {
+        let mut d = StreamDecoder::new(ProviderKind::OpenAi, false, 0);
+        for content in [json!(123), json!(["a"]), json!({"text": "a"}), json!(true)] {
+            let c = json!({"choices": [{"index": 0, "delta": {"content": content}}]});
+            let err = d.decode(&ev("", c), &mut Vec::new()).unwrap_err();
+            assert!(err.contains("not a string"), "{err}");
+        }
+        // A null content is no text, as an absent one.
+        let c = json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": null}}]});
+        let out = run(ProviderKind::OpenAi, false, &[ev("", c)]);
+        assert!(matches!(out[0], StreamItem::Chunk { output: false, .. }));
     }
 
     #[test]
@@ -419,7 +466,7 @@ mod tests {
         let chunks: Vec<(&Value, bool)> = out
             .iter()
             .filter_map(|i| match i {
-                StreamItem::Chunk { chunk, output } => Some((chunk, *output)),
+                StreamItem::Chunk { chunk, output, .. } => Some((chunk, *output)),
                 _ => None,
             })
             .collect();
@@ -486,6 +533,7 @@ mod tests {
             let StreamItem::Chunk {
                 chunk,
                 output: true,
+                finish: true,
             } = &out[0]
             else {
                 panic!("{out:?}")
