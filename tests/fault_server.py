@@ -58,6 +58,15 @@ of FAULTS, default ``ok``) and its parameters:
                      key the request carried (``Authorization: Bearer`` or
                      ``x-api-key``) in the escaping ``form`` (ECHO_FORMS); the
                      key is in an ``x-echo-key`` response header too
+``sse_flood``        a 200 ``text/event-stream`` (chunked) of OpenAI chunks
+                     whose delta is ``delta`` (default ``{"role":
+                     "assistant"}``, which carries no output; ``{}`` is an
+                     empty delta), as fast as the client reads, for at most
+                     ``seconds`` (default 10, capped at STALL_CAP_S) and
+                     ``max_bytes`` (default and cap MAX_FLOOD_BYTES); then,
+                     with ``finish: true``, a ``finish_reason`` chunk and
+                     ``data: [DONE]``, and the end of the body. The record
+                     gets ``sent_bytes``: the flood's bytes written
 ==================== ==========================================================
 
 Every stall has a cap (STALL_CAP_S), every loop a bound, and a client that
@@ -109,6 +118,8 @@ STALL_CAP_S = 20.0  # the longest any stall, delay or drip holds a connection
 MAX_DELAY_MS = 10_000
 MAX_DRIP_BYTES = 4096
 SHUTDOWN_GRACE_S = 2.0
+MAX_FLOOD_BYTES = 1 << 30
+FLOOD_WRITE_BYTES = 64 * 1024  # the flood's events go out in writes of about this size
 CL_MISMATCH_LINGER_S = 1.0  # idle time after which a cl_mismatch connection is closed
 SMUGGLED_TEXT = "SMUGGLED: this answer belongs to no request"
 BOMB_INFLATED = 1 << 30  # the gzip bomb's size once inflated
@@ -123,7 +134,7 @@ INFORMATIONAL = {
 FAULTS = {
     "ok", "reset", "stall_head", "stall_body", "truncated", "garbage", "wrong_shape",
     "huge_headers", "slow_drip", "informational", "cl_mismatch", "gzip_bomb",
-    "huge_content_length", "echo",
+    "huge_content_length", "echo", "sse_flood",
 }
 ECHO_FORMS = {
     "plain",          # the key as it is, in a JSON string (json.dumps: only `"` escaped)
@@ -485,6 +496,8 @@ class FaultServerCore:
             for at in range(0, len(bomb), 64 * 1024):
                 await conn.write(bomb[at : at + 64 * 1024])
             return True
+        if fault == "sse_flood":
+            return await self._flood(conn, spec, record)
         if fault == "huge_content_length":
             await conn.write(head_bytes(200, "OK", [("content-type", "application/json"),
                                                     ("content-length", str(10**12))]) + body[:10])
@@ -497,6 +510,32 @@ class FaultServerCore:
                                            ("content-length", str(len(echoed))),
                                            ("x-echo-key", key)])
         await conn.write(head + echoed)
+        return True
+
+    async def _flood(self, conn: Connection, spec: dict[str, Any], record: dict[str, Any]) -> bool:
+        """The ``sse_flood`` answer: the same event, bounded in time and bytes."""
+        def chunk(delta: Any, finish: str | None) -> bytes:
+            return b"data: " + json_bytes({
+                "id": "chatcmpl-flood", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }) + b"\n\n"
+
+        def framed(payload: bytes) -> bytes:
+            return f"{len(payload):x}\r\n".encode() + payload + b"\r\n"
+
+        event = chunk(spec.get("delta", {"role": "assistant"}), None)
+        block = framed(event * max(1, FLOOD_WRITE_BYTES // len(event)))
+        limit = min(int(spec.get("max_bytes", MAX_FLOOD_BYTES)), MAX_FLOOD_BYTES)
+        until = time.monotonic() + min(float(spec.get("seconds", 10)), STALL_CAP_S)
+        record["sent_bytes"] = 0
+        await conn.write(head_bytes(200, "OK", [("content-type", "text/event-stream"),
+                                                ("transfer-encoding", "chunked")]))
+        while record["sent_bytes"] + len(block) <= limit and time.monotonic() < until:
+            await conn.write(block)
+            record["sent_bytes"] += len(block)
+        if spec.get("finish"):
+            await conn.write(framed(chunk({}, "stop") + b"data: [DONE]\n\n"))
+        await conn.write(b"0\r\n\r\n")
         return True
 
 
