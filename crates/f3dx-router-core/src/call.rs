@@ -8,7 +8,9 @@
 //! 2. `handle_*` (input from the world): a response head, body bytes as they
 //!    arrive and the body's end, a transport fault, or the passing of time.
 //!    Events for an attempt that was already cancelled or ended are ignored,
-//!    so a host never has to race them.
+//!    so a host never has to race them; an event whose `now` is past a
+//!    deadline before the commit point comes after that deadline, so a
+//!    host's timer need not win a race against a busy body either.
 //! 3. Back to 1, until an [`Action::Complete`] arrives; after it the call is
 //!    finished and every later call is harmless and does nothing.
 //!
@@ -17,8 +19,10 @@
 //! refusal, a finish reason): the call then emits [`Action::Commit`], every
 //! chunk held back so far and each later one as [`Action::Chunk`], and
 //! finally [`Action::Complete`]. Before the commit point a streamed attempt
-//! fails over and loses hedge races like any other; after it the stream is
-//! the caller's, and a failure ends it with [`RouteError::StreamInterrupted`].
+//! fails over and loses hedge races like any other, and holds at most its
+//! provider's `max_body_bytes`; after it the stream is the caller's, and a
+//! failure ends it with [`RouteError::StreamInterrupted`] (a clean end after
+//! a finish reason is complete, with or without the end marker).
 //!
 //! `now` never goes backwards between calls. Calling
 //! [`Call::handle_timeout`] early or often is harmless.
