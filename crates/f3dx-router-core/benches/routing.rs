@@ -25,6 +25,8 @@
 //! | `route/anthropic_ok` | one Anthropic provider answers 200 with a Messages response: the request and the response are translated |
 //! | `schema/check_1kb_20_properties` | quality-aware routing's check of a ~1 KB answer against a compiled 20-property schema (parse the content, validate) |
 //! | `schema/cached_lookup` | a call's `response_format` to its compiled schema, from the cache (the schema serialized to find it) |
+//! | `stream/openai_200_chunks_one_read` | a streamed call to one OpenAI provider: 200 text chunks (the first with the role), a finish chunk and `[DONE]` (~45 KB), in one read, each chunk handed out |
+//! | `stream/openai_200_chunks_200_reads` | the same stream, one event per read, as an upstream that paces its chunks sends it |
 //! | `route/decision_only` | the failover call's decisions without a `Call`: candidate selection over provider health, classifying a 429 and a 200 head, reading the 429's `Retry-After` |
 //!
 //! `decision_only` is partial by necessity: `Router::start_call` always
@@ -412,5 +414,75 @@ fn schema(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route, core_parts, schema);
+/// A streamed answer's events: `n` text chunks (the first with the role), a
+/// finish chunk and `[DONE]`.
+fn stream_events(n: usize) -> Vec<Vec<u8>> {
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1718000000,
+                       "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {c}\n\n").into_bytes()
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": " The capital is"}),
+        Value::Null,
+    )];
+    events.extend((1..n).map(|_| chunk(json!({"content": " Paris, France."}), Value::Null)));
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(b"data: [DONE]\n\n".to_vec());
+    events
+}
+
+/// The `stream` group: whole streamed calls, each chunk taken by the host.
+fn stream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("stream");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let r = router(json!([provider("a", "openai")]), json!({}));
+    let events = stream_events(200);
+    let mut body = request("gpt-4o-mini");
+    body["stream"] = json!(true);
+    for (id, reads) in [
+        ("openai_200_chunks_one_read", vec![events.concat()]),
+        ("openai_200_chunks_200_reads", events.clone()),
+    ] {
+        let mut t = Instant::ZERO;
+        group.bench_function(id, |b| {
+            b.iter_batched(
+                || (body.clone(), reads.clone()),
+                |(body, reads)| {
+                    t = t + CALL_GAP;
+                    let mut call = r.start_call(body, t);
+                    let mut chunks = 0;
+                    let mut done = None;
+                    let mut drain = |call: &mut Call| {
+                        while let Some(a) = call.poll_action() {
+                            match a {
+                                Action::Chunk(c) => {
+                                    black_box(c);
+                                    chunks += 1;
+                                }
+                                Action::Complete(result) => done = Some(result),
+                                _ => {}
+                            }
+                        }
+                    };
+                    drain(&mut call);
+                    call.handle_head(AttemptId(0), head(200, &[]), t);
+                    for read in reads {
+                        call.handle_chunk(AttemptId(0), read, t);
+                        drain(&mut call);
+                    }
+                    call.handle_end(AttemptId(0), t);
+                    drain(&mut call);
+                    assert!(chunks == 201 && done.is_some_and(|d| d.is_ok()));
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, route, core_parts, schema, stream);
 criterion_main!(benches);
