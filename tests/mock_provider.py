@@ -93,8 +93,13 @@ EXHAUSTED_TEXT = "mock script exhausted"
 RESPONSE_KEYS = {"delay_ms", "status", "headers", "json", "text", "fault", "events"}
 # One event of a streamed answer: `data` (a JSON value, or a string sent as
 # is, e.g. "[DONE]"), optional `event` (the SSE event name) and `delay_ms`
-# before it; or a `fault` in the middle of the stream.
-EVENT_KEYS = {"data", "event", "delay_ms", "fault", "raw"}
+# before it; or a `fault` in the middle of the stream. `flood_s`: the event
+# sent again and again, as fast as the client reads, for that many seconds
+# or until it leaves (a hostile upstream).
+EVENT_KEYS = {"data", "event", "delay_ms", "fault", "raw", "flood_s"}
+FLOOD_LIMIT_S = 60.0
+# Bytes of repeated events per write of a flood.
+FLOOD_WRITE_BYTES = 64 * 1024
 FAULTS = {"reset", "stall", "truncate"}
 
 
@@ -167,6 +172,12 @@ def validate_response(resp: Any, where: str) -> None:
                 raise VectorError(f"{at}: exactly one of 'data', 'raw' or 'fault'")
             if "fault" in ev and ev["fault"] not in FAULTS:
                 raise VectorError(f"{at}.fault: must be one of {sorted(FAULTS)}")
+            if "flood_s" in ev:
+                flood = ev["flood_s"]
+                if "fault" in ev or isinstance(flood, bool) or not isinstance(flood, (int, float)) \
+                        or not 0 < flood <= FLOOD_LIMIT_S:
+                    raise VectorError(f"{at}.flood_s: a number of seconds in (0, {FLOOD_LIMIT_S:g}], "
+                                      "with 'data' or 'raw'")
 
 
 # --------------------------------------------------------------------------
@@ -635,8 +646,16 @@ class MockServer:
                 text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
                 text = (f"event: {ev['event']}\n" if "event" in ev else "") + f"data: {text}\n\n"
             payload = text.encode("utf-8")
+            if "flood_s" in ev:
+                # Many events per chunk, so the flood is as fast as the client reads.
+                payload *= max(1, FLOOD_WRITE_BYTES // len(payload))
             try:
-                await conn.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                deadline = time.monotonic() + float(ev.get("flood_s", 0))
+                while True:  # once, or a flood: bounded by flood_s
+                    await conn.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0)  # the other connections' turn
             except ClientGone:
                 record["disconnected_early"] = True
                 record["disconnected_at"] = time.monotonic()

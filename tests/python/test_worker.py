@@ -430,7 +430,9 @@ def test_healthz_lists_providers_and_policy_without_secrets(worker: WranglerDev)
     body = json.loads(raw)
     assert body["status"] == "ok"
     assert body["routing"] == {"policy": "sequential"}
-    assert body["providers"] == [{"name": "a", "kind": "openai"}, {"name": "b", "kind": "openai"}]
+    # max_body_bytes: the Worker's default (8 MiB), as no provider sets it.
+    assert body["providers"] == [{"name": "a", "kind": "openai", "max_body_bytes": 8 * 1024 * 1024},
+                                 {"name": "b", "kind": "openai", "max_body_bytes": 8 * 1024 * 1024}]
     everything = raw.decode() + json.dumps(headers)
     for secret in (TOKEN, A_KEY, B_KEY):
         assert secret not in everything
@@ -440,7 +442,7 @@ def test_healthz_lists_providers_and_policy_without_secrets(worker: WranglerDev)
 def test_healthz_needs_no_token(worker: WranglerDev) -> None:
     status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert status == 200
-    assert json.loads(raw)["providers"] == [{"name": "a", "kind": "openai"}]
+    assert [p["name"] for p in json.loads(raw)["providers"]] == ["a"]
 
 
 # --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ export interface ProviderConfig {
   weight?: number;
   model?: string;
   headers?: Record<string, string>;
+  /** A larger answer is a soft failure; on the Worker the default is 8 MiB (an isolate has 128 MB). */
   max_body_bytes?: number;
   stream_idle_timeout_ms?: number;
 }

@@ -101,7 +101,8 @@ impl Executor for FetchExecutor {
                 let body: Self::Body = match ChunkReader::of(response.as_ref()) {
                     Some(reader) => Box::pin(StreamedBody {
                         reader,
-                        pending: None,
+                        wait: None,
+                        unpaused: 0,
                         guard,
                         done: false,
                     }),
@@ -172,13 +173,31 @@ fn classify(error: &worker::Error) -> TransportFault {
     }
 }
 
+/// Bytes a streamed body reads before it pauses for a turn of the event
+/// loop (see [`StreamedBody`]).
+const BYTES_PER_TURN: usize = 256 * 1024;
+
 /// A streamed answer's body, a chunk per read. Dropped before its end (the
 /// caller went away, a hedge lost), it aborts its fetch.
+///
+/// The runtime runs no timer while a body's chunks keep arriving: an
+/// upstream sending as fast as it can would hold off every timer of the
+/// isolate (the call's deadline, a hedge's delay, other requests' own) for
+/// as long as it sends. So every [`BYTES_PER_TURN`] bytes the body waits for
+/// a timer of its own before it reads on, and the timers due run first.
 struct StreamedBody {
     reader: ChunkReader,
-    pending: Option<Settled>,
+    wait: Option<Wait>,
+    /// Bytes read since the last pause.
+    unpaused: usize,
     guard: AbortOnDrop,
     done: bool,
+}
+
+/// What a streamed body waits for.
+enum Wait {
+    Read(Settled),
+    Pause(Settled),
 }
 
 impl Stream for StreamedBody {
@@ -193,21 +212,38 @@ impl Stream for StreamedBody {
         if this.done {
             return Poll::Ready(None);
         }
-        let reader = &this.reader;
-        let pending = this.pending.get_or_insert_with(|| reader.next());
-        let Poll::Ready(read) = Pin::new(pending).poll(cx) else {
-            return Poll::Pending;
+        let read = loop {
+            let wait = this.wait.get_or_insert_with(|| {
+                if this.unpaused >= BYTES_PER_TURN {
+                    this.unpaused = 0;
+                    Wait::Pause(host::next_turn())
+                } else {
+                    Wait::Read(this.reader.next())
+                }
+            });
+            match wait {
+                Wait::Pause(pause) => match Pin::new(pause).poll(cx) {
+                    Poll::Ready(_) => this.wait = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+                Wait::Read(read) => match Pin::new(read).poll(cx) {
+                    Poll::Ready(read) => break read,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
         };
-        this.pending = None;
+        this.wait = None;
         match read {
             Ok(chunk) if chunk.is_null() || chunk.is_undefined() => {
                 this.done = true;
                 this.guard.disarm();
                 Poll::Ready(None)
             }
-            Ok(chunk) => Poll::Ready(Some(Ok(chunk
-                .unchecked_into::<js_sys::Uint8Array>()
-                .to_vec()))),
+            Ok(chunk) => {
+                let bytes = chunk.unchecked_into::<js_sys::Uint8Array>().to_vec();
+                this.unpaused += bytes.len();
+                Poll::Ready(Some(Ok(bytes)))
+            }
             Err(_) => {
                 this.done = true;
                 Poll::Ready(Some(Err(TransportFault::Truncated)))

@@ -332,7 +332,7 @@ fn health(router: &Router) -> Value {
     let providers: Vec<Value> = config
         .providers
         .iter()
-        .map(|p| json!({"name": p.name, "kind": p.kind.as_str()}))
+        .map(|p| json!({"name": p.name, "kind": p.kind.as_str(), "max_body_bytes": p.max_body_bytes}))
         .collect();
     json!({"status": "ok", "routing": policy, "providers": providers})
 }

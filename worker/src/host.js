@@ -24,9 +24,10 @@ function watch(promise, id, settle) {
 
 /**
  * Read the whole body of a Request or Response, at most `max` bytes, and
- * report it as `settle(id, ...)`: a Uint8Array, or TOO_LARGE (the rest of the
- * body is cancelled), or NO_BODY; a rejection when the body fails mid-way
- * (the connection dropped).
+ * report it as `settle(id, ...)`: a Uint8Array, or an Array of them (its
+ * pieces, in order: Rust joins them, so the body is never held twice here),
+ * or TOO_LARGE (the rest of the body is cancelled), or NO_BODY; a rejection
+ * when the body fails mid-way (the connection dropped).
  *
  * `whole`: the caller saw a Content-Length of at most `max` and no
  * Content-Encoding, so the body cannot outgrow it and is read in one call
@@ -55,14 +56,7 @@ async function bodyOf(message, max, whole) {
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return chunks.length === 1 ? chunks[0] : chunks;
 }
 
 /** A Headers object as JSON: `[[name, value], ...]`, in iteration order. */
@@ -138,6 +132,11 @@ export function readChunk(reader, id, settle) {
 /** Stop reading a body (the rest is not wanted): releases its connection. */
 export function cancelReader(reader) {
   reader.cancel().catch(() => {});
+}
+
+/** `settle(id, true)` from a timer: after the timers already due. */
+export function nextTurn(id, settle) {
+  setTimeout(() => settle(id, true, undefined), 0);
 }
 
 /**

@@ -49,6 +49,9 @@ extern "C" {
     #[wasm_bindgen(js_name = cancelReader)]
     fn cancel_reader_js(reader: &JsValue);
 
+    #[wasm_bindgen(js_name = nextTurn)]
+    fn next_turn_js(id: u32, settle: &JsValue);
+
     #[wasm_bindgen(js_name = channel)]
     fn channel_js() -> js_sys::Array;
 
@@ -98,7 +101,25 @@ pub async fn read_body(message: &JsValue, max: usize, whole: bool) -> Result<Bod
             Body::None
         });
     }
+    if let Some(pieces) = value.dyn_ref::<js_sys::Array>() {
+        return Ok(Body::Bytes(joined(pieces)));
+    }
     Ok(Body::Bytes(value.unchecked_into::<Uint8Array>().to_vec()))
+}
+
+/// The `Uint8Array`s of `pieces`, one after another, in one `Vec` of
+/// exactly their length.
+fn joined(pieces: &js_sys::Array) -> Vec<u8> {
+    let pieces: Vec<Uint8Array> = pieces.iter().map(JsCast::unchecked_into).collect();
+    let total = pieces.iter().map(|p| p.length() as usize).sum();
+    let mut out = vec![0; total];
+    let mut at = 0;
+    for piece in &pieces {
+        let end = at + piece.length() as usize;
+        piece.copy_to(&mut out[at..end]);
+        at = end;
+    }
+    out
 }
 
 /// Whether a body is known not to outgrow `max`, so it can be read in one
@@ -179,6 +200,13 @@ impl ChunkReader {
     pub fn cancel(&self) {
         cancel_reader_js(&self.reader);
     }
+}
+
+/// Settles from a timer of its own, on a later turn of the event loop: the
+/// timers due by then (and other work waiting for the isolate) run first.
+pub fn next_turn() -> Settled {
+    let ((), settled) = promise::watch(next_turn_js);
+    settled
 }
 
 /// The writing end of a streamed answer.

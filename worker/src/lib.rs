@@ -24,9 +24,16 @@ pub mod stream_out;
 /// Workers allow six simultaneous outgoing connections per request.
 pub const MAX_HEDGE_K: usize = 6;
 
-/// Host limits the core checks at config time.
+/// `max_body_bytes` of a provider that does not set it. A deployed isolate
+/// has 128 MB, and an answer takes several times its size while it passes
+/// through (the README's table has the measurements), so the core's 32 MiB
+/// default would not fit.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Host limits the core checks at config time, and the worker's defaults.
 pub fn limits() -> f3dx_router_core::HostLimits {
     f3dx_router_core::HostLimits {
         max_hedge_k: MAX_HEDGE_K,
+        default_max_body_bytes: DEFAULT_MAX_BODY_BYTES,
     }
 }

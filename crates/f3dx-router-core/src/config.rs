@@ -260,17 +260,22 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 }
 
 /// Extra limits a host imposes on top of the schema (the worker allows at
-/// most 6 outgoing connections per request, for example).
+/// most 6 outgoing connections per request, for example), and the defaults
+/// it needs in place of the schema's.
 #[derive(Clone, Copy, Debug)]
 pub struct HostLimits {
     /// Largest `hedge_k` the host can carry out.
     pub max_hedge_k: usize,
+    /// `max_body_bytes` of a provider that does not set it (the worker's
+    /// isolate has far less memory than a process).
+    pub default_max_body_bytes: usize,
 }
 
 impl Default for HostLimits {
     fn default() -> Self {
         HostLimits {
             max_hedge_k: usize::MAX,
+            default_max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -321,7 +326,7 @@ impl RouterConfig {
         }
         let mut providers = Vec::with_capacity(list.len());
         for (i, p) in list.iter().enumerate() {
-            let provider = parse_provider(p, &format!("providers[{i}]"), env)?;
+            let provider = parse_provider(p, &format!("providers[{i}]"), env, limits)?;
             if providers
                 .iter()
                 .any(|q: &ProviderConfig| q.name == provider.name)
@@ -669,6 +674,7 @@ fn parse_provider(
     value: &Value,
     at: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    limits: HostLimits,
 ) -> Result<ProviderConfig, ConfigError> {
     let obj = value
         .as_object()
@@ -728,7 +734,7 @@ fn parse_provider(
     let model = opt_str(obj, "model", at)?.map(str::to_owned);
     let headers = parse_headers(obj.get("headers"), at)?;
     let max_body_bytes = match opt_uint(obj, "max_body_bytes", &format!("{at}.max_body_bytes"))? {
-        None => DEFAULT_MAX_BODY_BYTES,
+        None => limits.default_max_body_bytes,
         Some(n @ 1..) if n <= MAX_MAX_BODY_BYTES as u64 => n as usize,
         Some(_) => {
             return Err(err(
@@ -1332,7 +1338,25 @@ mod tests {
     fn host_limit_on_hedge_k() {
         let ps: Vec<Value> = (0..8).map(|i| provider(&format!("p{i}"))).collect();
         let v = json!({"providers": ps, "policy": "hedged", "hedge_k": 7});
-        let e = RouterConfig::from_json(&v, &|_| None, HostLimits { max_hedge_k: 6 }).unwrap_err();
+        let limits = HostLimits {
+            max_hedge_k: 6,
+            ..HostLimits::default()
+        };
+        let e = RouterConfig::from_json(&v, &|_| None, limits).unwrap_err();
         assert!(e.message.contains("at most 6"), "{e}");
+    }
+
+    #[test]
+    fn host_default_max_body_bytes_applies_where_a_provider_sets_none() {
+        let limits = HostLimits {
+            default_max_body_bytes: 1234,
+            ..HostLimits::default()
+        };
+        let mut own = provider("b");
+        own["max_body_bytes"] = json!(99);
+        let v = json!({"providers": [provider("a"), own]});
+        let c = RouterConfig::from_json(&v, &|_| None, limits).unwrap();
+        assert_eq!(c.providers[0].max_body_bytes, 1234);
+        assert_eq!(c.providers[1].max_body_bytes, 99);
     }
 }
