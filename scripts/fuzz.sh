@@ -144,10 +144,12 @@ cmd_build() {
 
 cmd_run() {
     local target="$1" seconds="$2"
-    targets | grep -qx -- "$target" || { echo "unknown target: $target (see: list)" >&2; exit 2; }
+    # Not `grep -q`: it may exit before the list is written, and pipefail
+    # would take the writer's SIGPIPE for a failure.
+    targets | grep -x -- "$target" >/dev/null || { echo "unknown target: $target (see: list)" >&2; exit 2; }
     [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number" >&2; exit 2; }
     local python=0
-    python_targets | grep -qx -- "$target" && python=1
+    python_targets | grep -x -- "$target" >/dev/null && python=1
     if [ "$python" = 1 ]; then
         setup_python
         SANITIZER="none; atheris $ATHERIS_VERSION"
