@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# cargo-fuzz targets of the routing core (crates/f3dx-router-core/fuzz):
+# cargo-fuzz targets of the routing core (crates/f3dx-router-core/fuzz), and
+# atheris targets of the Python package (fuzz/python/*.py there):
 #
-#     bash scripts/fuzz.sh build                  build every target
+#     bash scripts/fuzz.sh build                  build every cargo-fuzz target
 #     bash scripts/fuzz.sh run TARGET SECONDS     fuzz one target for SECONDS
 #     bash scripts/fuzz.sh list                   name the targets
 #
 # It installs what it needs, idempotently: cargo-fuzz into the repository's
 # ignored .cache/cargo-fuzz, and a C++ compiler (libFuzzer is C++) through
-# scripts/lib/apt.sh when there is none.
+# scripts/lib/apt.sh when there is none; for an atheris target, the
+# repository's .venv (scripts/lib/env.sh), the package built into it
+# (maturin develop --release, when it does not import) and atheris.
+#
+# Every run has a memory limit: libFuzzer's -rss_limit_mb and
+# -malloc_limit_mb, FUZZ_RSS_LIMIT_MB (default 1024); an input that takes
+# the process past it is a crash ("out-of-memory"), like a panic.
 #
 # `run` fuzzes with the committed seeds (fuzz/seeds/TARGET, read only) and a
 # scratch corpus that grows between runs (fuzz/corpus/TARGET, ignored by
@@ -26,7 +33,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 FUZZ_DIR="$ROOT/crates/f3dx-router-core/fuzz"
+PY_TARGETS_DIR="$FUZZ_DIR/python"
 CARGO_FUZZ_VERSION="0.13.2"
+ATHERIS_VERSION="3.0.0"
+RSS_LIMIT_MB="${FUZZ_RSS_LIMIT_MB:-1024}"
 CARGO_FUZZ_ROOT="$ROOT/.cache/cargo-fuzz"
 
 usage() {
@@ -90,8 +100,37 @@ setup() {
     FUZZ_FLAGS=(--fuzz-dir "$FUZZ_DIR" --release --debug-assertions -s "$SANITIZER")
 }
 
-targets() {
+cargo_targets() {
     sed -n 's/^name = "\(.*\)"$/\1/p' "$FUZZ_DIR/Cargo.toml" | grep -v -- '-fuzz$'
+}
+
+python_targets() {
+    local f
+    for f in "$PY_TARGETS_DIR"/*.py; do
+        [ -e "$f" ] && basename "$f" .py
+    done
+}
+
+targets() {
+    cargo_targets
+    python_targets
+}
+
+# An atheris target runs in the repository's .venv, on the package built
+# there (whatever `maturin develop` built last; rebuilt only when it does
+# not import at all).
+setup_python() {
+    # shellcheck source=scripts/lib/env.sh
+    source "$ROOT/scripts/lib/env.sh"
+    ensure_python_env >/dev/null
+    if ! python -c 'import f3dx_router._native' 2>/dev/null; then
+        echo "building the package into .venv (maturin develop --release)"
+        maturin develop --release
+    fi
+    if [ "$(python -c 'import importlib.metadata as m; print(m.version("atheris"))' 2>/dev/null)" != "$ATHERIS_VERSION" ]; then
+        echo "installing atheris $ATHERIS_VERSION into .venv"
+        python -m pip install -q --disable-pip-version-check "atheris==$ATHERIS_VERSION"
+    fi
 }
 
 # --- commands --------------------------------------------------------------------
@@ -100,14 +139,23 @@ cmd_build() {
     setup
     echo "sanitizer: $SANITIZER; $(cargo fuzz --version)"
     cargo fuzz build "${FUZZ_FLAGS[@]}"
-    echo "built: $(targets | tr '\n' ' ')"
+    echo "built: $(cargo_targets | tr '\n' ' ')"
 }
 
 cmd_run() {
     local target="$1" seconds="$2"
-    targets | grep -qx -- "$target" || { echo "unknown target: $target (see: list)" >&2; exit 2; }
+    # Not `grep -q`: it may exit before the list is written, and pipefail
+    # would take the writer's SIGPIPE for a failure.
+    targets | grep -x -- "$target" >/dev/null || { echo "unknown target: $target (see: list)" >&2; exit 2; }
     [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number" >&2; exit 2; }
-    setup
+    local python=0
+    python_targets | grep -x -- "$target" >/dev/null && python=1
+    if [ "$python" = 1 ]; then
+        setup_python
+        SANITIZER="none; atheris $ATHERIS_VERSION"
+    else
+        setup
+    fi
     local corpus="$FUZZ_DIR/corpus/$target" seeds="$FUZZ_DIR/seeds/$target"
     local artifacts="$FUZZ_DIR/artifacts/$target" logs="$FUZZ_DIR/target/logs"
     mkdir -p "$corpus" "$artifacts" "$logs"
@@ -116,21 +164,28 @@ cmd_run() {
     log="$logs/$target-$stamp.log"
     marker="$logs/$target-$stamp.start"
     touch "$marker"
-    local extra=()
+    local extra=(-rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$RSS_LIMIT_MB")
     if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
-        extra=(-fork=1 -ignore_crashes=1)
+        [ "$python" = 0 ] || { echo "FUZZ_KEEP_GOING is for cargo-fuzz targets" >&2; exit 2; }
+        extra+=(-fork=1 -ignore_crashes=1)
     fi
-    echo "fuzzing $target for ${seconds}s (sanitizer: $SANITIZER${extra[*]:+; ${extra[*]}}); log: ${log#"$ROOT"/}"
+    echo "fuzzing $target for ${seconds}s (sanitizer: $SANITIZER; ${extra[*]}); log: ${log#"$ROOT"/}"
     # New inputs go to the first corpus directory (the scratch one); the
     # seeds are only read. -timeout: an input taking 10 s is a hang.
     local dirs=("$corpus") rc=0
     [ -d "$seeds" ] && dirs+=("$seeds")
-    # Built first, so the timing below is the fuzzing alone.
-    cargo fuzz build "${FUZZ_FLAGS[@]}" "$target"
-    local started=$SECONDS
-    cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "${dirs[@]}" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${extra[@]}" \
-        >"$log" 2>&1 || rc=$?
+    local flags=(-max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${extra[@]}")
+    local started
+    if [ "$python" = 1 ]; then
+        started=$SECONDS
+        python "$PY_TARGETS_DIR/$target.py" "${dirs[@]}" "${flags[@]}" -artifact_prefix="$artifacts/" \
+            >"$log" 2>&1 || rc=$?
+    else
+        # Built first, so the timing below is the fuzzing alone.
+        cargo fuzz build "${FUZZ_FLAGS[@]}" "$target"
+        started=$SECONDS
+        cargo fuzz run "${FUZZ_FLAGS[@]}" "$target" "${dirs[@]}" -- "${flags[@]}" >"$log" 2>&1 || rc=$?
+    fi
     summarize "$target" "$log" "$artifacts" "$marker" "$rc" "$((SECONDS - started))"
 }
 
@@ -155,7 +210,7 @@ summarize() {
     if [ -n "$crashes" ]; then
         printf 'crashes (%s):\n' "$(wc -l <<<"$crashes")"
         sed 's/^/  /' <<<"$crashes"
-        grep -a -E -m 20 "panicked at|ERROR: libFuzzer|SUMMARY" "$log" | sed 's/^/  /' || true
+        grep -a -E -m 20 "panicked at|ERROR: libFuzzer|SUMMARY|Uncaught Python exception|Error:" "$log" | sed 's/^/  /' || true
     else
         echo "crashes: 0"
     fi

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import ConfigError, Router, __version__
-from ._config import ROUTER_KEYS, load_router
+from ._config import ROUTER_KEYS, _Problems, check_file
 
 _DESCRIPTION = """\
 Tools for f3dx_router configs. A config file is TOML (.toml), JSON (.json)
@@ -95,13 +95,23 @@ def describe(path: str, config: Mapping[str, Any], router: Router) -> list[str]:
 
 def _check(path: str) -> int:
     try:
-        config, router = load_router(path)
+        config, router = check_file(path)
+        lines = describe(path, config, router)
     except ConfigError as e:
-        # The message names the file and the key path, never a key's value.
-        print(f"error: {e.message}", file=sys.stderr)
+        # The message names the file and the key path, never a value.
+        errors = [e]
+    except _Problems as p:
+        errors = p.errors
+    except Exception as e:  # the last resort: one line, never a traceback
+        # Its message may quote the file (a key): only its type is named.
+        print(f"error: {path}: cannot check the config: unexpected {type(e).__name__} (a bug: please report it)", file=sys.stderr)
         return 1
-    print("\n".join(describe(path, config, router)))
-    return 0
+    else:
+        print("\n".join(lines))
+        return 0
+    for error in errors:
+        print(f"error: {error.message}", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

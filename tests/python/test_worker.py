@@ -106,6 +106,11 @@ SETUPS: dict[str, Setup] = {
     "config_not_json": (lambda m: variables("{not json"), None),
     "config_unknown_policy": (lambda m: variables(config(m, "a", policy="fastest")), None),
     "config_hedge_k_7": (lambda m: variables(eight_providers(m)), None),
+    # JSON that says `policy` twice: serde_json alone would keep the last.
+    "config_repeated_key": (
+        lambda m: variables(config(m, "a").replace('{"policy": ', '{"policy": "weighted", "policy": ', 1)),
+        None,
+    ),
     "config_missing": (lambda m: variables(None), None),
     "ts_good": (lambda m: variables(config(m, "a")), TS_EXAMPLE),
     "ts_failover": (lambda m: variables(config(m, "flaky", "b")), TS_EXAMPLE),
@@ -397,8 +402,10 @@ def test_wrong_method_or_path(worker: WranglerDev, method: str, path: str, statu
 
 
 BAD_CONFIGS = {
-    "config_not_json": ["ROUTER_CONFIG is not valid JSON"],
-    "config_unknown_policy": ["policy", "unknown policy", "fastest"],
+    "config_not_json": ["ROUTER_CONFIG", "is not valid JSON"],
+    # The value itself is not repeated (it may be a key in the wrong place).
+    "config_unknown_policy": ["policy", "is not a policy", '"sequential", "weighted" or "hedged"'],
+    "config_repeated_key": ["ROUTER_CONFIG", "policy: is given twice"],
     "config_hedge_k_7": ["hedge_k", "at most 6"],
     "config_missing": ["ROUTER_CONFIG is not set"],
 }
@@ -411,6 +418,7 @@ def test_bad_config_is_500_saying_what_is_wrong(worker: WranglerDev, needles: li
     error = assert_openai_error(reply, "bad_config", "server_error")
     for needle in needles:
         assert needle in error["message"], error
+    assert "fastest" not in error["message"]
     status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert status == 500
     assert assert_openai_error(json.loads(raw), "bad_config") == error

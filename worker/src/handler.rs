@@ -57,13 +57,13 @@ pub fn env_string(env: &Env, name: &str) -> Option<String> {
 fn load(env: &Env) -> Standalone {
     let router = match env_string(env, "ROUTER_CONFIG") {
         None => Err("ROUTER_CONFIG is not set: give it the router config as JSON".to_owned()),
-        Some(text) => serde_json::from_str::<Value>(&text)
-            .map_err(|e| format!("ROUTER_CONFIG is not valid JSON: {e}"))
-            .and_then(|v| {
-                RouterConfig::from_json(&v, &|name| env_string(env, name), crate::limits())
-                    .map_err(|e| e.to_string())
-            })
-            .map(Router::new),
+        // Invalid JSON and a repeated key are config errors of field
+        // `config`, as the Python package's file loader has them.
+        Some(text) => {
+            RouterConfig::from_json_text(&text, &|name| env_string(env, name), crate::limits())
+                .map_err(|e| format!("ROUTER_CONFIG: {e}"))
+                .map(Router::new)
+        }
     };
     let token = env_string(env, "ROUTER_TOKEN").filter(|t| !t.is_empty());
     Standalone { router, token }

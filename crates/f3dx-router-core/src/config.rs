@@ -1,7 +1,13 @@
 //! Router configuration: parsed and validated once, immutable afterwards.
 //!
 //! The schema is the one users write in Python and in the worker's
-//! `ROUTER_CONFIG`. Every error names the field and says what to fix.
+//! `ROUTER_CONFIG`. Every error names the field and says what to fix, and
+//! never repeats a value from the config (it may be a key pasted in the
+//! wrong place): it names the key path (`keys`) and what is wrong; the only
+//! words it quotes are the schema's own (key names, allowed kinds and
+//! policies).
+
+mod keys;
 
 use std::fmt;
 use std::time::Duration;
@@ -11,6 +17,7 @@ use serde_json::{Map, Value};
 pub use crate::health::HealthConfig;
 pub use crate::quality::{OnFailure, QualityConfig};
 use crate::secret::Secret;
+use keys::{key_path, reject_unknown, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS};
 
 /// Default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
@@ -281,6 +288,19 @@ impl Default for HostLimits {
 }
 
 impl RouterConfig {
+    /// [`RouterConfig::from_json`] on JSON text (the Worker's
+    /// `ROUTER_CONFIG`). Invalid JSON is a `ConfigError` of field `config`
+    /// saying where (line and column, never the text there), and so is an
+    /// object that repeats a key (`serde_json` alone would keep the last
+    /// silently).
+    pub fn from_json_text(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        Self::from_json(&keys::parse_json_text(text)?, env, limits)
+    }
+
     /// Parse a config object `{providers, policy?, hedge_k?, hedge_delay_ms?}`.
     ///
     /// `env` resolves `api_key_env` names; the core reads no environment
@@ -302,20 +322,7 @@ impl RouterConfig {
                  (Router(..., otel=True)); this host does not trace: remove the key",
             ));
         }
-        reject_unknown(
-            obj,
-            "config",
-            &[
-                "providers",
-                "policy",
-                "hedge_k",
-                "hedge_delay_ms",
-                "hedge_delay_fallback_ms",
-                "hedge_budget",
-                "health",
-                "quality",
-            ],
-        )?;
+        reject_unknown(obj, "config", ROUTER_KEYS)?;
         let list = match obj.get("providers") {
             Some(Value::Array(list)) => list,
             Some(_) => return Err(err("providers", "must be a list of provider objects")),
@@ -327,16 +334,13 @@ impl RouterConfig {
         let mut providers = Vec::with_capacity(list.len());
         for (i, p) in list.iter().enumerate() {
             let provider = parse_provider(p, &format!("providers[{i}]"), env, limits)?;
-            if providers
+            if let Some(first) = providers
                 .iter()
-                .any(|q: &ProviderConfig| q.name == provider.name)
+                .position(|q: &ProviderConfig| q.name == provider.name)
             {
                 return Err(err(
                     format!("providers[{i}].name"),
-                    format!(
-                        "duplicate name {:?}: provider names must be unique",
-                        provider.name
-                    ),
+                    format!("is the name of providers[{first}]: provider names must be unique"),
                 ));
             }
             providers.push(provider);
@@ -350,16 +354,6 @@ impl RouterConfig {
             health,
             quality,
         })
-    }
-}
-
-fn reject_unknown(obj: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), ConfigError> {
-    match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(err(
-            format!("{at}.{k}"),
-            format!("unknown key; expected one of: {}", known.join(", ")),
-        )),
-        None => Ok(()),
     }
 }
 
@@ -402,16 +396,14 @@ fn parse_policy(
                 };
                 return Err(err(
                     "hedge_k",
-                    format!("is {k}; it must be between 1 and {max} ({why})"),
+                    format!("must be between 1 and {max} ({why})"),
                 ));
             }
             Ok(Policy::Hedged { k, delay, budget })
         }
-        other => Err(err(
+        _ => Err(err(
             "policy",
-            format!(
-                "unknown policy {other:?}; expected \"sequential\", \"weighted\" or \"hedged\""
-            ),
+            "is not a policy: \"sequential\", \"weighted\" or \"hedged\"",
         )),
     }
 }
@@ -477,24 +469,13 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
         Settings::Defaults => return Ok(Some(QualityConfig::default())),
         Settings::Object(o) => o,
     };
-    const KEYS: &[&str] = &[
-        "window",
-        "min_samples",
-        "min_pass_rate",
-        "probe_after_s",
-        "on_failure",
-        "max_keys",
-    ];
-    reject_unknown(obj, "quality", KEYS)?;
+    reject_unknown(obj, "quality", QUALITY_KEYS)?;
     let d = QualityConfig::default();
     let int = |key: &str, min: u64, max: u64| ranged(obj, "quality", key, min, max);
     let window = int("window", 1, 10_000)?.map_or(d.window, |n| n as u32);
     let min_samples = int("min_samples", 1, 10_000)?.map_or(d.min_samples, |n| n as u32);
     if min_samples > window {
-        return Err(err(
-            "quality.min_samples",
-            format!("must be at most window ({window})"),
-        ));
+        return Err(err("quality.min_samples", "must be at most quality.window"));
     }
     let probe_after = int("probe_after_s", 1, 86_400)?.map_or(d.probe_after, Duration::from_secs);
     let max_keys = int("max_keys", 1, 10_000_000)?.map_or(d.max_keys, |n| n as usize);
@@ -528,16 +509,7 @@ fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>, ConfigErr
         Settings::Defaults => return Ok(Some(HealthConfig::default())),
         Settings::Object(o) => o,
     };
-    const KEYS: &[&str] = &[
-        "window_s",
-        "buckets",
-        "min_requests",
-        "max_error_rate",
-        "consecutive_failures",
-        "ejection_s",
-        "max_ejection_s",
-    ];
-    reject_unknown(obj, "health", KEYS)?;
+    reject_unknown(obj, "health", HEALTH_KEYS)?;
     let d = HealthConfig::default();
     let int = |key: &str, min: u64, max: u64| ranged(obj, "health", key, min, max);
     let secs = |n: u64| Duration::from_secs(n);
@@ -654,22 +626,6 @@ fn opt_str<'a>(
     }
 }
 
-const PROVIDER_KEYS: &[&str] = &[
-    "name",
-    "kind",
-    "base_url",
-    "api_key",
-    "api_key_env",
-    "timeout_ms",
-    "stream_idle_timeout_ms",
-    "weight",
-    "model",
-    "headers",
-    "max_body_bytes",
-    "rpm",
-    "tpm",
-];
-
 fn parse_provider(
     value: &Value,
     at: &str,
@@ -708,10 +664,10 @@ fn parse_provider(
     let kind = match opt_str(obj, "kind", at)? {
         Some("openai") => ProviderKind::OpenAi,
         Some("anthropic") => ProviderKind::Anthropic,
-        Some(other) => {
+        Some(_) => {
             return Err(err(
                 format!("{at}.kind"),
-                format!("unknown kind {other:?}; expected \"openai\" or \"anthropic\""),
+                "is not a kind: \"openai\" or \"anthropic\"",
             ))
         }
         None => {
@@ -771,12 +727,11 @@ fn parse_provider(
 fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
     let field = format!("{at}.base_url");
     let text = url.ok_or_else(|| err(&field, "is required, e.g. \"https://api.openai.com/v1\""))?;
-    let bad = |why: &str| err(&field, format!("{} {why}", shown_url(text)));
-    // Credentials in a URL would be echoed by errors; refuse them without
-    // repeating the value.
+    // Never quoted: a URL may carry a key (in its query, its user info, or
+    // the whole value may be a key pasted in the wrong field).
+    let bad = |why: &str| err(&field, why);
     if text.contains('@') {
-        return Err(err(
-            &field,
+        return Err(bad(
             "must not contain credentials (user:password@); put the key in api_key",
         ));
     }
@@ -792,21 +747,15 @@ fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
         return Err(bad("contains a backslash"));
     }
     if text.len() > MAX_BASE_URL_LEN {
-        return Err(err(
-            &field,
-            format!(
-                "is {} bytes long; at most {MAX_BASE_URL_LEN} are accepted",
-                text.len()
-            ),
-        ));
+        return Err(bad(&format!(
+            "is {} bytes long; at most {MAX_BASE_URL_LEN} are accepted",
+            text.len()
+        )));
     }
     let Some((scheme, rest)) = text.split_once("://") else {
-        let hint = format!(
-            "{} must start with http:// or https://, e.g. \"https://{}\"",
-            shown_url(text),
-            shown_url(text).trim_matches('"')
-        );
-        return Err(err(&field, hint));
+        return Err(bad(
+            "must start with http:// or https://, e.g. \"https://api.openai.com/v1\"",
+        ));
     };
     if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
         return Err(bad("must start with http:// or https://"));
@@ -816,25 +765,15 @@ fn parse_base_url(url: Option<&str>, at: &str) -> Result<String, ConfigError> {
     }
     if text.contains(['?', '#']) {
         return Err(bad(
-            "must not have a query or fragment (they are not shown here: they may hold a key)",
+            "must not have a query or fragment (they may hold a key)",
         ));
     }
+    // url's ParseError messages are fixed words ("invalid port number").
     let parsed = url::Url::parse(text).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
-}
-
-/// A refused URL as an error may show it: quoted, without its query and
-/// fragment (where keys go: `?key=...`), and cut short.
-fn shown_url(text: &str) -> String {
-    let end = text.find(['?', '#']).unwrap_or(text.len());
-    let mut shown: String = text[..end].chars().take(100).collect();
-    if shown.len() < text.len() {
-        shown.push_str("...");
-    }
-    format!("{shown:?}")
 }
 
 /// Whether `v` can be sent as an HTTP header value (visible ASCII, spaces
@@ -863,9 +802,12 @@ fn parse_key(
         )),
         (None, Some(var)) => match env(var) {
             Some(k) if !k.is_empty() => checked_key(&k, &format!("{at}.api_key_env")),
+            // The name is not repeated either: a key of letters, digits
+            // and `_` (Groq's `gsk_...`) looks like one.
             _ => Err(err(
                 format!("{at}.api_key_env"),
-                format!("environment variable {var:?} is not set or empty; set it or give api_key"),
+                "names an environment variable that is not set or is empty; set it or give \
+                 api_key",
             )),
         },
         (None, None) => Err(err(
@@ -911,27 +853,40 @@ fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)
         }
     };
     obj.iter()
-        .map(|(name, v)| {
+        .enumerate()
+        .map(|(index, (name, v))| {
+            // A header is named by its position: its name may be a value
+            // pasted in the wrong place, like its value.
+            let here = key_path(&field, name, index);
             let valid_name = !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             let v = v
                 .as_str()
-                .ok_or_else(|| err(&field, format!("{name:?}: value must be a string")))?;
-            if !valid_name || !valid_header_value(v) {
-                return Err(err(&field, format!("{name:?} is not a valid header")));
+                .ok_or_else(|| err(&here, "must be a string (the header's value)"))?;
+            if !valid_name {
+                return Err(err(
+                    &here,
+                    "is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)",
+                ));
+            }
+            if !valid_header_value(v) {
+                return Err(err(
+                    &here,
+                    "is not a valid header value (visible ASCII, spaces and tabs; no line breaks)",
+                ));
             }
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
                 return Err(err(
-                    format!("{field}.{name}"),
+                    &here,
                     "frames the message or belongs to one hop (content-length, transfer-encoding, \
                      host, connection, upgrade, te, trailer, keep-alive, proxy-*): the router sets \
                      it; remove it",
                 ));
             }
-            Ok((name.to_ascii_lowercase(), v.to_owned()))
+            Ok((lower, v.to_owned()))
         })
         .collect()
 }
@@ -1067,17 +1022,17 @@ mod tests {
             (
                 json!({"providers": [provider("a"), provider("a")]}),
                 "providers[1].name",
-                "duplicate",
+                "is the name of providers[0]",
             ),
             (
                 json!({"providers": [{"name": "a", "kind": "gemini", "base_url": "http://h", "api_key": "k"}]}),
                 "providers[0].kind",
-                "gemini",
+                "\"openai\" or \"anthropic\"",
             ),
             (
                 json!({"providers": [provider("a")], "policy": "fastest"}),
                 "policy",
-                "fastest",
+                "\"weighted\" or \"hedged\"",
             ),
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}),
@@ -1092,7 +1047,7 @@ mod tests {
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "api.x.com/v1", "api_key": "k"}]}),
                 "providers[0].base_url",
-                "e.g. \"https://api.x.com/v1\"",
+                "e.g. \"https://api.openai.com/v1\"",
             ),
             (
                 json!({"providers": [provider("a")], "policy": "hedged", "hedge_k": 2}),
@@ -1107,7 +1062,7 @@ mod tests {
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key_env": "NOPE"}]}),
                 "providers[0].api_key_env",
-                "NOPE",
+                "not set or is empty",
             ),
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h"}]}),
@@ -1161,8 +1116,8 @@ mod tests {
             ),
             (
                 json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "timeout": 5}]}),
-                "providers[0].timeout",
-                "unknown key",
+                "providers[0].#5",
+                "unknown key (did you mean timeout_ms?)",
             ),
             (
                 json!({"providers": [provider("a")], "otel": true}),
@@ -1217,7 +1172,7 @@ mod tests {
             "Proxy-Connection",
         ] {
             let e = parse(with("headers", json!({ name: "5" }))).unwrap_err();
-            assert_eq!(e.field, format!("providers[0].headers.{name}"));
+            assert_eq!(e.field, "providers[0].headers.#1");
             assert!(e.message.contains("router sets it"), "{e}");
         }
         let c = parse(with("headers", json!({"OpenAI-Organization": "org-1"}))).unwrap();
@@ -1278,9 +1233,13 @@ mod tests {
                 assert!(!e.to_string().contains(value), "{e}");
             }
         }
-        // A proper name that is unset is named, to help.
-        let e = parse(with_key_env("MY_KEY_1")).unwrap_err();
-        assert!(e.to_string().contains("MY_KEY_1"), "{e}");
+        // Nor is a proper name that is unset: a key of letters, digits and
+        // `_` (Groq's `gsk_...`) is one.
+        for value in ["MY_KEY_1", "gsk_0123456789abcdefGHIJ"] {
+            let e = parse(with_key_env(value)).unwrap_err();
+            assert!(e.message.contains("not set"), "{e}");
+            assert!(!e.to_string().contains(value), "{e}");
+        }
     }
 
     fn with_key_env(var: &str) -> Value {
@@ -1332,6 +1291,106 @@ mod tests {
             let e = parse(v).unwrap_err();
             assert_eq!(e.field, field, "{bad}: {e}");
         }
+    }
+
+    /// Every kind of refusal, each with a secret-like value where the
+    /// config has a value: neither the message nor the field repeats it.
+    #[test]
+    fn no_message_repeats_a_value() {
+        const PLANTED: &str = "sk-PLANTED0123456789";
+        let p = |key: &str, value: Value| with(key, value);
+        let top = |key: &str, value: Value| {
+            let mut v = json!({"providers": [provider("a")]});
+            v[key] = value;
+            v
+        };
+        let s = PLANTED;
+        let cases = [
+            p("kind", json!(s)),
+            p("kind", json!(format!("openai{s}"))),
+            p("base_url", json!(s)),
+            p("base_url", json!(format!("{s}.example.com/v1"))),
+            p("base_url", json!(format!("https://{s}.test/v 1"))),
+            p("base_url", json!(format!("https://{s}.test\\v1"))),
+            p("base_url", json!(format!("https://{s}.test:99999/v1"))),
+            p("base_url", json!(format!("ftp://{s}.test/v1"))),
+            p("base_url", json!(format!("https://[{s}]/v1"))),
+            p("base_url", json!(format!("https://h.test/{s}?k=1"))),
+            p(
+                "base_url",
+                json!(format!("https://h.test/{}{s}", "a".repeat(3000))),
+            ),
+            p("api_key_env", json!(s)),
+            p("api_key_env", json!("sk_PLANTED0123456789")),
+            p("api_key", json!(format!("{s}\n"))),
+            p("name", json!(format!("{s}\n"))),
+            p("model", json!(7)),
+            p("headers", json!({ s: "v\n" })),
+            p("headers", json!({ "x-a": format!("{s}\n") })),
+            p("headers", json!({ "x-a": 5 })),
+            p("headers", json!({ "Proxy-sk-PLANTED0123456789": "v" })),
+            p("headers", json!({ format!("{s} x"): "v" })),
+            p(s, json!(1)),
+            p(&format!("timeout{s}"), json!(1)),
+            top(s, json!(1)),
+            top("policy", json!(s)),
+            top("health", json!({ s: 1 })),
+            top("quality", json!({ s: 1 })),
+            top("quality", json!({"on_failure": s})),
+            top("hedge_delay_ms", json!(s)),
+            top("hedge_budget", json!(s)),
+            top("health", json!(s)),
+            json!({"providers": [provider("sk-PLANTED0123456789"), provider("sk-PLANTED0123456789")]}),
+            json!({"providers": s}),
+            json!({"providers": [s]}),
+            json!(s),
+        ];
+        for value in cases {
+            let e = parse(value.clone()).expect_err(&value.to_string());
+            assert!(
+                !e.to_string().contains("PLANTED"),
+                "{value}: the error repeats a value: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_numbered_with_a_suggestion() {
+        let mut v = with("tiemout_ms", json!(5));
+        let e = parse(v.clone()).unwrap_err();
+        assert_eq!(e.field, "providers[0].#5");
+        assert!(
+            e.message.starts_with(
+                "unknown key (did you mean timeout_ms?); expected one of: name, kind,"
+            ),
+            "{e}"
+        );
+        v["polcy"] = json!("hedged");
+        let e = parse(v).unwrap_err();
+        assert_eq!(e.field, "config.#2");
+        assert!(
+            e.message.starts_with("unknown key (did you mean policy?)"),
+            "{e}"
+        );
+        let e = parse(json!({"providers": [provider("a")], "health": {"x": 1}})).unwrap_err();
+        assert_eq!(e.field, "health.#1");
+        assert!(
+            e.message
+                .starts_with("unknown key; expected one of: window_s,"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_text_refuses_repeated_keys() {
+        let env = |_: &str| None;
+        let text = r#"{"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "api_key": "sk-PLANTED"}]}"#;
+        let e = RouterConfig::from_json_text(text, &env, HostLimits::default()).unwrap_err();
+        assert_eq!(e.field, "providers[0].api_key");
+        assert!(e.message.contains("given twice"), "{e}");
+        assert!(!e.to_string().contains("PLANTED"), "{e}");
+        let ok = text.replace(r#", "api_key": "sk-PLANTED""#, "");
+        assert!(RouterConfig::from_json_text(&ok, &env, HostLimits::default()).is_ok());
     }
 
     #[test]
