@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let envs: [Env; 3] = [&|_| None, &fixed, &echo];
     for (i, env) in envs.into_iter().enumerate() {
         let limits = if i == 2 {
-            HostLimits { max_hedge_k: 6, ..HostLimits::default() }
+            HostLimits {
+                max_hedge_k: 6,
+                ..HostLimits::default()
+            }
         } else {
             HostLimits::default()
         };
