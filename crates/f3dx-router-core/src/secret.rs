@@ -38,41 +38,105 @@ pub const REDACTED: &str = "<redacted>";
 /// Shorter values are not redacted: they would match ordinary words.
 pub const MIN_REDACTED_LEN: usize = 4;
 
+/// A run of this many consecutive characters of a secret is redacted, not
+/// only the whole secret: providers echo a key's prefix or suffix
+/// (`sk-proj-abc...xyz`). A secret shorter than this is redacted whole.
+pub const RUN_LEN: usize = 16;
+
+/// Base64 forms are looked for only where the secret's own part of its
+/// encoding is at least this long: shorter ones would match ordinary text.
+const MIN_BASE64_FORM: usize = 8;
+
 /// `text` with every occurrence of each secret replaced by [`REDACTED`],
-/// however JSON escapes it: an upstream that echoes the key may write any
-/// character as `\uXXXX` (either case), `/` as `\/` (PHP) and `"` as `\"`,
-/// and text quoted twice doubles the backslashes; one that echoes a URL
-/// writes it percent-encoded (`%2F`). Each character of a secret is matched
-/// literally or by any of those escapes, so one pass over the raw text
-/// covers every mix of them; the decoded text is the plain case.
+/// and every run of [`RUN_LEN`] or more of its consecutive characters,
+/// however it is written:
 ///
-/// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone.
+/// - each character plain, as a JSON escape (`\uXXXX` in either case, `\/`,
+///   `\"`, `\\`; text quoted twice doubles the backslashes),
+///   percent-encoded (`%2F`, as in an echoed URL), percent-encoded twice
+///   (`%252F`), or as an HTML character reference (`&#47;`, `&#x2f;`, and
+///   the named ones of ASCII punctuation, `&sol;`; `&minus;`, `&hyphen;`
+///   and `&dash;` also count as `-`, for which HTML has no name), in any
+///   mix: one pass over the raw text covers them all;
+/// - in base64 (an echoed `Authorization: Basic` header), standard or
+///   URL-safe, at each of the three alignments the secret may have in the
+///   encoded bytes: the characters that encode only the secret's bits are
+///   matched (and runs of them), the one or two at each end that mix in
+///   neighbouring bytes carry too little of it to matter.
+///
+/// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone. The work is
+/// linear in the text for a given secret (it runs on error bodies only).
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
-        out = redact_one(&out, secret.as_bytes());
+        for form in forms(secret.as_bytes()) {
+            out = redact_one(&out, &form);
+        }
     }
     out
 }
 
+/// The secret, then the parts of its base64 encodings that depend on it
+/// alone (deduplicated).
+fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
+    let mut forms = vec![secret.to_vec()];
+    for alphabet in [BASE64, BASE64_URL] {
+        for align in 0..3 {
+            let form = base64_core(secret, align, alphabet);
+            if form.len() >= MIN_BASE64_FORM && !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The base64 characters of `secret` preceded by `align` other bytes that
+/// encode secret bits only: character `t` holds bits `6t..6t+6` of the
+/// bytes, the secret's are `8 align..8 (align + len)`.
+fn base64_core(secret: &[u8], align: usize, alphabet: &[u8; 64]) -> Vec<u8> {
+    let bit = |i: usize| {
+        let byte = secret[i / 8 - align];
+        (byte >> (7 - i % 8)) & 1
+    };
+    let (first_bit, end_bit) = (8 * align, 8 * (align + secret.len()));
+    let first = first_bit.div_ceil(6);
+    let last = end_bit / 6; // exclusive
+    (first..last)
+        .map(|t| {
+            let index = (6 * t..6 * t + 6).fold(0usize, |v, i| v << 1 | usize::from(bit(i)));
+            alphabet[index]
+        })
+        .collect()
+}
+
+/// `text` with the matches of one form redacted: its whole, or runs of at
+/// least [`RUN_LEN`] of its characters, leftmost first, longest.
 fn redact_one(text: &str, secret: &[u8]) -> String {
     let bytes = text.as_bytes();
-    let first = secret[0];
+    let need = secret.len().min(RUN_LEN);
+    let mut matcher = Matcher::new(secret);
     let mut out = String::new();
     let mut copied = 0; // bytes of `text` already in `out`
     let mut i = 0;
     while i < bytes.len() {
-        // A match starts with the first character or an escape of it.
-        if bytes[i] == first || bytes[i] == b'\\' || bytes[i] == b'%' {
-            if let Some(end) = match_at(bytes, i, secret) {
+        if !text.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
+        match matcher.longest_run_at(bytes, i) {
+            Some((len, end)) if len >= need => {
+                // A run starts and ends on character boundaries.
                 out.push_str(&text[copied..i]);
                 out.push_str(REDACTED);
                 copied = end;
                 i = end;
-                continue;
             }
+            _ => i += 1,
         }
-        i += 1;
     }
     if copied == 0 {
         return text.to_owned();
@@ -81,79 +145,230 @@ fn redact_one(text: &str, secret: &[u8]) -> String {
     out
 }
 
-/// Where a match of `secret` starting at `at` ends, if one does. A
-/// character may be written several ways (a backslash of the secret as
-/// `\`, `\\`, `\\\\` or `\u005c`), so this searches the ways, each
-/// (character, position) pair once: at most `secret.len() * text.len()`
-/// steps, and one step per character when the secret has no backslash.
-fn match_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![(0usize, at)];
-    while let Some((k, j)) = stack.pop() {
-        if k == secret.len() {
-            return Some(j);
-        }
-        if !seen.insert((k, j)) {
-            continue;
-        }
-        for end in char_ends(text, j, secret[k]).into_iter().flatten() {
-            stack.push((k + 1, end));
-        }
-    }
-    None
+/// The search for runs of one secret, with its buffers.
+struct Matcher<'s> {
+    secret: &'s [u8],
+    /// Per byte value, the first index in the secret holding it (then
+    /// `next_same`): where a run may start for a character of the text.
+    first_index: [u32; 256],
+    next_same: Vec<u32>,
+    /// (index in the secret, position in the text) pairs already reached.
+    seen: std::collections::HashSet<(usize, usize)>,
+    stack: Vec<(usize, usize)>,
 }
 
-/// The positions after one character `c` of a secret written at `j`:
-/// literally, percent-encoded, or as a JSON escape behind one or more
-/// backslashes (text quoted more than once doubles them).
-fn char_ends(text: &[u8], j: usize, c: u8) -> [Option<usize>; 4] {
-    let mut ends = [None; 4];
-    let Some(&b) = text.get(j) else {
-        return ends;
-    };
-    if b == c {
-        ends[0] = Some(j + 1);
-    }
-    if b == b'%' {
-        let code = text
-            .get(j + 1..j + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if code == Some(c) {
-            ends[1] = Some(j + 3);
+const NONE: u32 = u32::MAX;
+
+impl<'s> Matcher<'s> {
+    fn new(secret: &'s [u8]) -> Self {
+        let mut first_index = [NONE; 256];
+        let mut next_same = vec![NONE; secret.len()];
+        for (k, &c) in secret.iter().enumerate().rev() {
+            next_same[k] = first_index[usize::from(c)];
+            first_index[usize::from(c)] = k as u32;
+        }
+        Matcher {
+            secret,
+            first_index,
+            next_same,
+            seen: std::collections::HashSet::new(),
+            stack: Vec::new(),
         }
     }
-    if b != b'\\' {
-        return ends;
-    }
-    let run = text[j..].iter().take_while(|&&b| b == b'\\').count();
-    if c == b'\\' {
-        // An escaped backslash: `\\` once quoted, `\\\\` twice.
-        if run >= 2 {
-            ends[2] = Some(j + 2);
+
+    /// The longest run of the secret's characters written from `at`: its
+    /// length in characters and where it ends in the text.
+    fn longest_run_at(&mut self, text: &[u8], at: usize) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for (c, end) in decodings(text, at).into_iter().flatten() {
+            let mut k = self.first_index[usize::from(c)];
+            while k != NONE {
+                if let Some(found) = self.extend(text, k as usize + 1, end) {
+                    let len = found.0 - k as usize;
+                    if best.is_none_or(|(l, e)| (len, found.1) > (l, e)) {
+                        best = Some((len, found.1));
+                    }
+                }
+                k = self.next_same[k as usize];
+            }
         }
-        if run >= 4 {
-            ends[3] = Some(j + 4);
+        best
+    }
+
+    /// From secret index `k` at text position `j` (a character already
+    /// matched before them): the furthest index reachable and where it
+    /// ends, on a character boundary of the text. A character may be
+    /// written several ways (a backslash as `\`, `\\`, `\\\\` or
+    /// `\u005c`), so this searches the ways, each (index, position) pair
+    /// once.
+    fn extend(&mut self, text: &[u8], k: usize, j: usize) -> Option<(usize, usize)> {
+        self.seen.clear();
+        self.stack.clear();
+        self.stack.push((k, j));
+        let mut best = None;
+        while let Some((k, j)) = self.stack.pop() {
+            // (UTF-8 continuation bytes are 0x80..=0xBF.)
+            let boundary = text.get(j).is_none_or(|&b| !(0x80..0xC0).contains(&b));
+            if boundary && best.is_none_or(|b| (k, j) > b) {
+                best = Some((k, j));
+            }
+            if k == self.secret.len() || !self.seen.insert((k, j)) {
+                continue;
+            }
+            let want = self.secret[k];
+            for (c, end) in decodings(text, j).into_iter().flatten() {
+                if c == want {
+                    self.stack.push((k + 1, end));
+                }
+            }
         }
+        best
     }
-    // An escape after the run of backslashes that quote it.
-    let next = j + run;
-    let escaped = match text.get(next) {
-        Some(b'u') => text
-            .get(next + 1..next + 5)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .is_some_and(|code| code == u32::from(c))
-            .then_some(next + 5),
-        Some(&e) if e == c && matches!(c, b'/' | b'"') => Some(next + 1),
-        Some(b't') if c == b'\t' => Some(next + 1),
-        _ => None,
-    };
-    if escaped.is_some() {
-        ends[1] = escaped;
-    }
-    ends
 }
+
+/// Longest run of backslashes looked at: text quoted five times puts 31
+/// before an escape. Bounds the work per position.
+const MAX_BACKSLASHES: usize = 64;
+
+/// The characters that may be written at `j`, each with the position after
+/// it: the byte itself; a percent-encoding (once or twice); an HTML
+/// character reference; an escaped backslash (`\\`, `\\\\`), or a JSON
+/// escape after the run of backslashes that quote it.
+fn decodings(text: &[u8], j: usize) -> [Option<(u8, usize)>; 5] {
+    let mut out = [None; 5];
+    let Some(&b) = text.get(j) else {
+        return out;
+    };
+    out[0] = Some((b, j + 1));
+    match b {
+        b'%' => {
+            out[1] = hex_byte(text, j + 1).map(|c| (c, j + 3));
+            if text.get(j + 1..j + 3) == Some(b"25") {
+                out[2] = hex_byte(text, j + 3).map(|c| (c, j + 5));
+            }
+        }
+        b'&' => out[1] = html_reference(text, j),
+        b'\\' => {
+            let run = text[j..]
+                .iter()
+                .take(MAX_BACKSLASHES)
+                .take_while(|&&b| b == b'\\')
+                .count();
+            // An escaped backslash: `\\` once quoted, `\\\\` twice.
+            if run >= 2 {
+                out[1] = Some((b'\\', j + 2));
+            }
+            if run >= 4 {
+                out[2] = Some((b'\\', j + 4));
+            }
+            // An escape after the run of backslashes that quote it.
+            let next = j + run;
+            out[3] = match text.get(next) {
+                Some(b'u') => text
+                    .get(next + 1..next + 5)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(|code| u8::try_from(code).ok())
+                    .map(|c| (c, next + 5)),
+                Some(&e @ (b'/' | b'"')) => Some((e, next + 1)),
+                Some(b't') => Some((b'\t', next + 1)),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Two hex digits at `at`, as a byte.
+fn hex_byte(text: &[u8], at: usize) -> Option<u8> {
+    let h = text.get(at..at + 2)?;
+    u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+}
+
+/// The HTML character reference at `at` (its `&`): `&#DDD;` or `&#xHH;`
+/// (`;` optional, as browsers read them; up to 8 digits) or a name from
+/// [`HTML_NAMES`], with where it ends.
+fn html_reference(text: &[u8], at: usize) -> Option<(u8, usize)> {
+    let rest = text.get(at + 1..)?;
+    if let Some(number) = rest.strip_prefix(b"#") {
+        let (radix, digits_at) = match number.first() {
+            Some(b'x' | b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let digits = rest[digits_at..]
+            .iter()
+            .take(8)
+            .take_while(|d| d.is_ascii_digit() || (radix == 16 && d.is_ascii_hexdigit()))
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        let mut end = at + 1 + digits_at + digits;
+        let code = std::str::from_utf8(&text[end - digits..end]).ok()?;
+        let code = u8::try_from(u32::from_str_radix(code, radix).ok()?).ok()?;
+        if text.get(end) == Some(&b';') {
+            end += 1;
+        }
+        return Some((code, end));
+    }
+    HTML_NAMES.iter().find_map(|&(name, c)| {
+        let named = rest.strip_prefix(name.as_bytes())?;
+        (named.first() == Some(&b';')).then_some((c, at + 2 + name.len()))
+    })
+}
+
+/// HTML's named references of ASCII punctuation (and three that read as
+/// `-`, which has none), as an escaper may write a key's characters.
+const HTML_NAMES: &[(&str, u8)] = &[
+    ("minus", b'-'),
+    ("hyphen", b'-'),
+    ("dash", b'-'),
+    ("lowbar", b'_'),
+    ("UnderBar", b'_'),
+    ("period", b'.'),
+    ("sol", b'/'),
+    ("bsol", b'\\'),
+    ("plus", b'+'),
+    ("equals", b'='),
+    ("colon", b':'),
+    ("semi", b';'),
+    ("comma", b','),
+    ("excl", b'!'),
+    ("quest", b'?'),
+    ("num", b'#'),
+    ("dollar", b'$'),
+    ("percnt", b'%'),
+    ("amp", b'&'),
+    ("AMP", b'&'),
+    ("quot", b'"'),
+    ("QUOT", b'"'),
+    ("apos", b'\''),
+    ("lpar", b'('),
+    ("rpar", b')'),
+    ("ast", b'*'),
+    ("midast", b'*'),
+    ("lt", b'<'),
+    ("LT", b'<'),
+    ("gt", b'>'),
+    ("GT", b'>'),
+    ("commat", b'@'),
+    ("lsqb", b'['),
+    ("lbrack", b'['),
+    ("rsqb", b']'),
+    ("rbrack", b']'),
+    ("Hat", b'^'),
+    ("grave", b'`'),
+    ("DiacriticalGrave", b'`'),
+    ("lcub", b'{'),
+    ("lbrace", b'{'),
+    ("rcub", b'}'),
+    ("rbrace", b'}'),
+    ("verbar", b'|'),
+    ("vert", b'|'),
+    ("VerticalLine", b'|'),
+    ("Tab", b'\t'),
+];
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +462,147 @@ mod tests {
             &[KEY, "tok-12345678"],
         );
         assert_eq!(out, "a <redacted> b <redacted> c <redacted>");
+    }
+
+    /// A key of the usual shape, longer than [`RUN_LEN`].
+    const LONG_KEY: &str = "sk-proj-Ab3dE_fGh1jKlMn0pQrStUvWxYz2";
+
+    /// Plain base64 with padding, for the tests (the standard alphabet, or
+    /// the URL-safe one).
+    fn base64(bytes: &[u8], url: bool) -> String {
+        let alphabet = if url { BASE64_URL } else { BASE64 };
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            for t in 0..4 {
+                if t <= chunk.len() {
+                    out.push(char::from(alphabet[(n >> (18 - 6 * t) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `out` still holds `secret`'s part of `encoded` (`secret`
+    /// after `align` bytes): the characters that encode only its bits.
+    fn holds_base64_core(out: &str, secret: &str, align: usize, url: bool) -> bool {
+        let alphabet = if url { BASE64_URL } else { BASE64 };
+        let core = base64_core(secret.as_bytes(), align, alphabet);
+        out.contains(std::str::from_utf8(&core).unwrap())
+    }
+
+    #[test]
+    fn percent_encoded_twice_and_html_references_are_redacted() {
+        let hex_all = |f: &dyn Fn(u8) -> String| -> String { LONG_KEY.bytes().map(f).collect() };
+        for form in [
+            LONG_KEY.replace('-', "%252D").replace('_', "%255f"),
+            hex_all(&|b| format!("%25{b:02X}")),
+            LONG_KEY.replace('-', "&#45;"),
+            LONG_KEY.replace('-', "&#x2d;").replace('_', "&#X5F;"),
+            LONG_KEY.replace('-', "&#0045").replace('_', "&lowbar;"),
+            LONG_KEY.replace('-', "&minus;"),
+            LONG_KEY.replace('-', "&hyphen;").replace('_', "&UnderBar;"),
+            hex_all(&|b| format!("&#{b};")),
+            hex_all(&|b| format!("&#x{b:x};")),
+            // Mixed with the JSON forms.
+            LONG_KEY
+                .replace('-', "\\u002d")
+                .replace('_', "&#95;")
+                .replace('p', "%2570"),
+        ] {
+            let text = format!("<p>invalid key {form}</p>");
+            let out = redact(&text, &[LONG_KEY]);
+            assert_eq!(out, "<p>invalid key <redacted></p>", "{form}");
+        }
+        // Not references: left alone.
+        let text = "&#; &#x; &bogus; &amp &#99999999999; %25 %25G0 %2";
+        assert_eq!(redact(text, &[LONG_KEY]), text);
+    }
+
+    #[test]
+    fn base64_at_every_alignment_in_both_alphabets_is_redacted() {
+        for url in [false, true] {
+            for prefix in ["", ":", "u:", "user:", "Bearer "] {
+                let encoded = base64(format!("{prefix}{LONG_KEY}").as_bytes(), url);
+                for text in [
+                    format!("{{\"echo\": \"Authorization: Basic {encoded}\"}}"),
+                    // JSON's escaped slash.
+                    format!("{{\"echo\": \"{}\"}}", encoded.replace('/', "\\/")),
+                ] {
+                    let out = redact(&text, &[LONG_KEY]);
+                    let align = prefix.len() % 3;
+                    assert!(
+                        out.contains(REDACTED) && !holds_base64_core(&out, LONG_KEY, align, url),
+                        "{prefix:?} {url}: {text} -> {out}"
+                    );
+                }
+            }
+        }
+        // A key whose encoding has `+` and `/` (or `-` and `_`).
+        let key = "\u{00fb}\u{00ff}\u{00bf}key-with-high-bytes";
+        for url in [false, true] {
+            let encoded = base64(key.as_bytes(), url);
+            assert!(encoded.contains(if url { '_' } else { '/' }), "{encoded}");
+            let out = redact(&format!("x {encoded} y"), &[key]);
+            assert!(!holds_base64_core(&out, key, 0, url), "{out}");
+        }
+    }
+
+    #[test]
+    fn runs_of_sixteen_characters_are_redacted_shorter_ones_kept() {
+        let prefix = &LONG_KEY[..20];
+        let suffix = &LONG_KEY[LONG_KEY.len() - 16..];
+        let middle = &LONG_KEY[5..25];
+        for (piece, form) in [
+            (prefix, prefix.to_owned()),
+            (suffix, suffix.to_owned()),
+            (middle, middle.to_owned()),
+            (prefix, prefix.replace('-', "\\u002d")),
+            (suffix, suffix.replace('_', "%5F")),
+        ] {
+            let out = redact(&format!("key {form}... was revoked"), &[LONG_KEY]);
+            assert_eq!(out, "key <redacted>... was revoked", "{piece}");
+        }
+        // 15 characters: a prefix too short to identify the key.
+        let short = &LONG_KEY[..15];
+        let text = format!("key {short}... was revoked");
+        assert_eq!(redact(&text, &[LONG_KEY]), text);
+        // A secret shorter than RUN_LEN is redacted only whole.
+        assert_eq!(
+            redact("tok-1234567 tok-123456", &["tok-1234567"]),
+            "<redacted> tok-123456"
+        );
+        // Two runs of one key, and a run of it in base64.
+        let out = redact(&format!("{prefix} and {suffix}"), &[LONG_KEY]);
+        assert_eq!(out, "<redacted> and <redacted>");
+        let encoded = base64(&LONG_KEY.as_bytes()[..18], false);
+        let out = redact(&format!("Basic {encoded}"), &[LONG_KEY]);
+        assert!(out.starts_with("Basic <redacted>"), "{out}");
+    }
+
+    #[test]
+    fn non_ascii_secrets_and_texts_never_split_a_character() {
+        // (Runs count bytes: 31 here, of 2-byte characters.)
+        let key = "ключ-ключ-ключ-ключ-ключ";
+        let cases = [
+            (key.to_owned(), "<redacted>".to_owned()),
+            (format!("é{}é", &key[2..33]), "é<redacted>é".to_owned()),
+            ("ключ-к".to_owned(), "ключ-к".to_owned()),
+            (
+                "é\\u00d0\\u00ba\\u00d0".to_owned(),
+                "é\\u00d0\\u00ba\\u00d0".to_owned(),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact(&text, &[key, "ééééééééééé"]), expected, "{text}");
+        }
     }
 
     #[test]
