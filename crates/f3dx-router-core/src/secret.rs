@@ -67,18 +67,23 @@ const MIN_BASE64_FORM: usize = 8;
 /// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone. The work is
 /// linear in the text for a given secret (it runs on error bodies only).
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
+    let mut forms: Vec<Vec<u8>> = Vec::new();
     for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
-        for form in forms(secret.as_bytes()) {
-            out = redact_one(&out, &form);
+        for form in forms_of(secret.as_bytes()) {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
         }
     }
-    out
+    if forms.is_empty() {
+        return text.to_owned();
+    }
+    Matcher::new(&forms).redact(text)
 }
 
 /// The secret, then the parts of its base64 encodings that depend on it
 /// alone (deduplicated).
-fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
+fn forms_of(secret: &[u8]) -> Vec<Vec<u8>> {
     let mut forms = vec![secret.to_vec()];
     for alphabet in [BASE64, BASE64_URL] {
         for align in 0..3 {
@@ -113,109 +118,183 @@ fn base64_core(secret: &[u8], align: usize, alphabet: &[u8; 64]) -> Vec<u8> {
         .collect()
 }
 
-/// `text` with the matches of one form redacted: its whole, or runs of at
-/// least [`RUN_LEN`] of its characters, leftmost first, longest.
-fn redact_one(text: &str, secret: &[u8]) -> String {
-    let bytes = text.as_bytes();
-    let need = secret.len().min(RUN_LEN);
-    let mut matcher = Matcher::new(secret);
-    let mut out = String::new();
-    let mut copied = 0; // bytes of `text` already in `out`
-    let mut i = 0;
-    while i < bytes.len() {
-        if !text.is_char_boundary(i) {
-            i += 1;
-            continue;
-        }
-        match matcher.longest_run_at(bytes, i) {
-            Some((len, end)) if len >= need => {
-                // A run starts and ends on character boundaries.
-                out.push_str(&text[copied..i]);
-                out.push_str(REDACTED);
-                copied = end;
-                i = end;
-            }
-            _ => i += 1,
-        }
-    }
-    if copied == 0 {
-        return text.to_owned();
-    }
-    out.push_str(&text[copied..]);
-    out
+/// One form of a secret to find.
+struct Form<'f> {
+    bytes: &'f [u8],
+    /// The shortest run redacted: [`RUN_LEN`], or the whole when shorter.
+    need: usize,
+    /// It has a character that may be written two ways at one place (`\`
+    /// as `\` or `\\`, `%` or `%25`, `&` or `&amp;`): the search must
+    /// try each way, and remember where it has been.
+    branches: bool,
 }
 
-/// The search for runs of one secret, with its buffers.
-struct Matcher<'s> {
-    secret: &'s [u8],
-    /// Per byte value, the first index in the secret holding it (then
-    /// `next_same`): where a run may start for a character of the text.
-    first_index: [u32; 256],
-    next_same: Vec<u32>,
-    /// (index in the secret, position in the text) pairs already reached.
-    seen: std::collections::HashSet<(usize, usize)>,
+/// The search for runs of the forms of some secrets, with its buffers.
+struct Matcher<'f> {
+    forms: Vec<Form<'f>>,
+    /// Per byte value, the first (form, index) holding it, then
+    /// `next_same`: where a run may start for a character of the text, in
+    /// increasing index per form.
+    first_at: [u32; 256],
+    starts: Vec<(usize, usize, u32)>,
+    /// The pairs of consecutive bytes in some form, as a bit set: most
+    /// places of a text start no pair, and are passed at once.
+    pairs: Vec<u64>,
+    /// (form, index in it, position in the text) triples already reached.
+    seen: std::collections::HashSet<(usize, usize, usize)>,
     stack: Vec<(usize, usize)>,
 }
 
 const NONE: u32 = u32::MAX;
 
-impl<'s> Matcher<'s> {
-    fn new(secret: &'s [u8]) -> Self {
-        let mut first_index = [NONE; 256];
-        let mut next_same = vec![NONE; secret.len()];
-        for (k, &c) in secret.iter().enumerate().rev() {
-            next_same[k] = first_index[usize::from(c)];
-            first_index[usize::from(c)] = k as u32;
+/// Whether `text[j..]` starts a character (UTF-8 continuation bytes are
+/// 0x80..=0xBF).
+fn boundary(text: &[u8], j: usize) -> bool {
+    text.get(j).is_none_or(|&b| !(0x80..0xC0).contains(&b))
+}
+
+impl<'f> Matcher<'f> {
+    fn new(forms: &'f [Vec<u8>]) -> Self {
+        let forms: Vec<Form<'f>> = forms
+            .iter()
+            .map(|f| Form {
+                bytes: f,
+                need: f.len().min(RUN_LEN),
+                branches: f.iter().any(|b| matches!(b, b'\\' | b'%' | b'&')),
+            })
+            .collect();
+        let mut first_at = [NONE; 256];
+        let mut starts = Vec::new();
+        // Built backwards, so each list runs forwards.
+        for (f, form) in forms.iter().enumerate().rev() {
+            for (k, &c) in form.bytes.iter().enumerate().rev() {
+                starts.push((f, k, first_at[usize::from(c)]));
+                first_at[usize::from(c)] = (starts.len() - 1) as u32;
+            }
+        }
+        let mut pairs = vec![0u64; 65536 / 64];
+        for w in forms.iter().flat_map(|f| f.bytes.windows(2)) {
+            let pair = usize::from(w[0]) << 8 | usize::from(w[1]);
+            pairs[pair / 64] |= 1 << (pair % 64);
         }
         Matcher {
-            secret,
-            first_index,
-            next_same,
+            forms,
+            first_at,
+            starts,
+            pairs,
             seen: std::collections::HashSet::new(),
             stack: Vec::new(),
         }
     }
 
-    /// The longest run of the secret's characters written from `at`: its
-    /// length in characters and where it ends in the text.
-    fn longest_run_at(&mut self, text: &[u8], at: usize) -> Option<(usize, usize)> {
-        let mut best: Option<(usize, usize)> = None;
-        for (c, end) in decodings(text, at).into_iter().flatten() {
-            let mut k = self.first_index[usize::from(c)];
-            while k != NONE {
-                if let Some(found) = self.extend(text, k as usize + 1, end) {
-                    let len = found.0 - k as usize;
-                    if best.is_none_or(|(l, e)| (len, found.1) > (l, e)) {
-                        best = Some((len, found.1));
-                    }
+    /// `text` with every run found replaced, leftmost first, longest.
+    fn redact(&mut self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        let mut copied = 0; // bytes of `text` already in `out`
+        let mut i = 0;
+        while i < bytes.len() {
+            let end = match boundary(bytes, i) {
+                true => self.run_at(bytes, i),
+                false => None,
+            };
+            match end {
+                Some(end) => {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(REDACTED);
+                    copied = end;
+                    i = end;
                 }
-                k = self.next_same[k as usize];
+                None => i += 1,
             }
         }
-        best
+        if copied == 0 {
+            return text.to_owned();
+        }
+        out.push_str(&text[copied..]);
+        out
     }
 
-    /// From secret index `k` at text position `j` (a character already
+    /// Where the longest run long enough for its form, written from `at`,
+    /// ends (on a character boundary), if there is one.
+    fn run_at(&mut self, text: &[u8], at: usize) -> Option<usize> {
+        // (length, end) of the best run so far.
+        let mut best: Option<(usize, usize)> = None;
+        for (c, end) in decodings(text, at).into_iter().flatten() {
+            let mut s = self.first_at[usize::from(c)];
+            // Every form is at least two characters long.
+            let pair = |d: u8| {
+                let pair = usize::from(c) << 8 | usize::from(d);
+                self.pairs[pair / 64] & (1 << (pair % 64)) != 0
+            };
+            if s == NONE
+                || !decodings(text, end)
+                    .into_iter()
+                    .flatten()
+                    .any(|(d, _)| pair(d))
+            {
+                continue;
+            }
+            while s != NONE {
+                let (f, k, next) = self.starts[s as usize];
+                s = next;
+                let (size, need) = (self.forms[f].bytes.len(), self.forms[f].need);
+                // No later index of this form can beat the best.
+                if best.is_some_and(|(len, _)| len >= size - k) {
+                    continue;
+                }
+                let Some((reached, stop)) = self.extend(text, f, k + 1, end) else {
+                    continue;
+                };
+                let len = reached - k;
+                if len >= need && best.is_none_or(|b| (len, stop) > b) {
+                    best = Some((len, stop));
+                }
+            }
+        }
+        best.map(|(_, end)| end)
+    }
+
+    /// From index `k` of form `f` at text position `j` (a character already
     /// matched before them): the furthest index reachable and where it
-    /// ends, on a character boundary of the text. A character may be
-    /// written several ways (a backslash as `\`, `\\`, `\\\\` or
-    /// `\u005c`), so this searches the ways, each (index, position) pair
-    /// once.
-    fn extend(&mut self, text: &[u8], k: usize, j: usize) -> Option<(usize, usize)> {
+    /// ends, on a character boundary of the text.
+    fn extend(&mut self, text: &[u8], f: usize, k: usize, j: usize) -> Option<(usize, usize)> {
+        let form = &self.forms[f];
+        if !form.branches {
+            // One way to write each character here: follow it.
+            let (mut k, mut j) = (k, j);
+            let mut best = boundary(text, j).then_some((k, j));
+            while k < form.bytes.len() {
+                let want = form.bytes[k];
+                let Some((_, end)) = decodings(text, j)
+                    .into_iter()
+                    .flatten()
+                    .find(|&(c, _)| c == want)
+                else {
+                    break;
+                };
+                (k, j) = (k + 1, end);
+                if boundary(text, j) {
+                    best = Some((k, j));
+                }
+            }
+            return best;
+        }
+        // A character may be written several ways (a backslash as `\`,
+        // `\\`, `\\\\` or `\u005c`): search the ways, each (index,
+        // position) pair once.
         self.seen.clear();
         self.stack.clear();
         self.stack.push((k, j));
         let mut best = None;
         while let Some((k, j)) = self.stack.pop() {
-            // (UTF-8 continuation bytes are 0x80..=0xBF.)
-            let boundary = text.get(j).is_none_or(|&b| !(0x80..0xC0).contains(&b));
-            if boundary && best.is_none_or(|b| (k, j) > b) {
+            if boundary(text, j) && best.is_none_or(|b| (k, j) > b) {
                 best = Some((k, j));
             }
-            if k == self.secret.len() || !self.seen.insert((k, j)) {
+            if k == form.bytes.len() || !self.seen.insert((f, k, j)) {
                 continue;
             }
-            let want = self.secret[k];
+            let want = form.bytes[k];
             for (c, end) in decodings(text, j).into_iter().flatten() {
                 if c == want {
                     self.stack.push((k + 1, end));
