@@ -263,13 +263,14 @@ fn json_number(b: &[u8], i: &mut usize) -> bool {
 /// unchecked.
 pub const FORMAT_TYPES: [&str; 3] = ["text", "json_object", "json_schema"];
 
-/// `body`'s `response_format`, if it has one: its type (one of
-/// [`FORMAT_TYPES`]) and the object. An error message for the caller when
-/// it is no object or its type is missing or unknown; the message never
-/// repeats the value.
-pub fn response_format(
-    body: &Map<String, Value>,
-) -> Result<Option<(&str, &Map<String, Value>)>, String> {
+/// A request's `response_format`: its type (one of [`FORMAT_TYPES`]) and
+/// the whole object.
+pub type Format<'a> = (&'static str, &'a Map<String, Value>);
+
+/// `body`'s `response_format`, if it has one. An error message for the
+/// caller when it is no object or its type is missing or unknown; the
+/// message never repeats the value.
+pub fn response_format(body: &Map<String, Value>) -> Result<Option<Format<'_>>, String> {
     let format = match body.get("response_format") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,
