@@ -86,7 +86,11 @@ pub fn base64(bytes: &[u8], url: bool) -> String {
     let alphabet = if url { BASE64_URL } else { BASE64 };
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for t in 0..4 {
             if t <= chunk.len() {

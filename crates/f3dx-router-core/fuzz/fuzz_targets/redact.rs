@@ -37,10 +37,17 @@ enum Shape {
     Whole,
     /// A run from `start` of `len` characters (both wrapped into range, at
     /// least 16 long).
-    Run { start: u8, len: u8 },
+    Run {
+        start: u8,
+        len: u8,
+    },
     /// `align` bytes (0 to 2) before the secret, `tail` after it, in
     /// base64 (URL-safe when `url`).
-    Base64 { align: u8, tail: u8, url: bool },
+    Base64 {
+        align: u8,
+        tail: u8,
+        url: bool,
+    },
 }
 
 fuzz_target!(|input: Input| {
