@@ -83,6 +83,7 @@ For tests there is ``FaultServer``, which runs this file in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import os
@@ -148,6 +149,13 @@ ECHO_FORMS = {
     "padded",         # text/plain, the key straddling the 200th character
     "mixed",          # every other character as \uXXXX, the hex's case alternating
     "percent",        # percent-encoded, in an echoed request URL (`?key=...`)
+    "percent_twice",  # percent-encoded twice (`%252F`), in an echoed URL
+    "html",           # every non-alphanumeric character as &#NN; or &#xNN; (alternating)
+    "base64",         # the key in base64 (aligned at byte 0 of the encoded bytes)
+    "basic",          # an echoed `Authorization: Basic` of ":<key>" (byte 1)
+    "basic_user",     # an echoed `Authorization: Basic` of "user:<key>" (byte 2), URL-safe alphabet
+    "prefix",         # the key's first 20 characters, then "..."
+    "suffix",         # "...", then the key's last 20 characters
 }
 
 
@@ -256,6 +264,21 @@ def echo_body(key: str, form: str) -> tuple[bytes, str]:
         )
     elif form == "percent":
         message = "API key not valid for https://api.example.test/v1/chat?key=" + urllib.parse.quote(key, safe="")
+    elif form == "percent_twice":
+        twice = urllib.parse.quote(urllib.parse.quote(key, safe=""), safe="")
+        message = "API key not valid for https://api.example.test/v1/chat?next=" + twice
+    elif form == "html":
+        message = said + "".join(
+            c if c.isalnum() else (f"&#{ord(c)};" if i % 2 else f"&#x{ord(c):x};") for i, c in enumerate(key)
+        )
+    elif form in ("base64", "basic", "basic_user"):
+        userinfo = {"base64": "", "basic": ":", "basic_user": "user:"}[form] + key
+        encode = base64.urlsafe_b64encode if form == "basic_user" else base64.b64encode
+        message = said + "Authorization: Basic " + encode(userinfo.encode()).decode().replace("/", "\\/")
+    elif form == "prefix":
+        message = said + json.dumps(key[:20])[1:-1] + "..."
+    elif form == "suffix":
+        message = said + "..." + json.dumps(key[-20:])[1:-1]
     else:
         raise ValueError(f"unknown echo form {form!r}")
     raw = '{"error": {"message": "' + message + '", "type": "invalid_request_error", "code": "invalid_api_key"}}'

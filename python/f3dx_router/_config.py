@@ -77,7 +77,7 @@ _HEALTH_KEYS = (
     "window_s", "buckets", "min_requests", "max_error_rate", "consecutive_failures", "ejection_s",
     "max_ejection_s",
 )
-_QUALITY_KEYS = ("window", "min_samples", "min_pass_rate", "probe_after_s", "on_failure", "max_keys")
+_QUALITY_KEYS = ("window", "min_samples", "min_pass_rate", "probe_after_s", "on_failure", "max_keys", "max_bytes")
 _SCHEMA_KEYS = frozenset(ROUTER_KEYS + _PROVIDER_KEYS + _HEALTH_KEYS + _QUALITY_KEYS)
 
 #: File formats by extension.

@@ -74,7 +74,8 @@ class ChatStream:
     """A streamed answer from its commit point on: an iterator of
     ``chat.completion.chunk`` dicts. A failure after the first output raises
     ``StreamInterrupted``. ``close()`` (or leaving a ``with`` block) closes
-    the upstream connection at once."""
+    the upstream connection at once; from another thread, a reader blocked
+    in ``next()`` wakes with ``StreamInterrupted``."""
 
     def __iter__(self) -> ChatStream: ...
     def __next__(self) -> dict[str, Any]: ...

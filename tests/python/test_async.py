@@ -360,6 +360,35 @@ def test_aclose_and_a_cancelled_reader_close_the_upstream() -> None:
         assert wait_until(lambda: [rec["disconnected_early"] for rec in m.log()["a"]] == [True, True], timeout=2.0)
 
 
+def test_aclose_from_another_task_fails_the_waiting_reader() -> None:
+    stalled = {"events": [ROLE, text("a"), {"fault": "stall", "delay_ms": 0}]}
+    with MockProviders({"mocks": {"a": {"responses": [stalled]}}}) as m:
+        r = Router([provider("a", m.base_url("a"), stream_idle_timeout_ms=30000)])
+
+        async def main() -> tuple[BaseException | None, float]:
+            s = await r.achat_completions(STREAM_REQUEST)
+            await s.__anext__()
+            await s.__anext__()
+            reader = asyncio.ensure_future(s.__anext__())
+            # The reader's future is waiting (the upstream stalls).
+            await asyncio.sleep(0)
+            assert not reader.done()
+            closed_at = time.monotonic()
+            await s.aclose()
+            error = None
+            try:
+                await asyncio.wait_for(reader, 5)
+            except StreamInterrupted as e:
+                error = e
+            return error, time.monotonic() - closed_at
+
+        error, took = run(main())
+        assert isinstance(error, StreamInterrupted) and "aclose()" in str(error), error
+        assert error.provider == "a"
+        assert took < 1.0, took
+        assert wait_until(lambda: [rec["disconnected_early"] for rec in m.log()["a"]] == [True], timeout=2.0)
+
+
 # ---------------------------------------------------------------- threads and loops
 
 

@@ -18,13 +18,18 @@ what reached stdout/stderr. On the Worker (under `wrangler dev`) the same
 upstream scenarios and config errors are scanned in the status line, every
 response header (x-f3dx-trace, ...) and the body.
 
-A leak is the key in any of its escaped forms, or any 10 characters of its
-random part, found in the text or in the text with JSON and percent escapes
-undone (repeatedly).
+A leak is the key in any of its escaped forms (JSON, percent-encoded once
+or twice, HTML references, the base64 characters that encode only the key
+at each alignment), or any 10 characters of its random part, found in the
+text or in the text with JSON, percent and HTML escapes undone
+(repeatedly). The upstreams also echo the key in those forms, and a
+20-character prefix or suffix of it.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import logging
 import pickle
@@ -80,7 +85,20 @@ def escaped_forms(key: str) -> dict[str, str]:
         "percent": urllib.parse.quote(key, safe=""),
         "percent_path": urllib.parse.quote(key, safe="/"),
         "percent_plus": urllib.parse.quote_plus(key),
+        "percent_twice": urllib.parse.quote(urllib.parse.quote(key, safe=""), safe=""),
+        "html": "".join(f"&#{ord(c)};" for c in key),
+        "html_escape": html.escape(key),
+        **{f"base64_{align}{'_url' if url else ''}": base64_core(key, align, url)
+           for align in range(3) for url in (False, True)},
     }
+
+
+def base64_core(key: str, align: int, url: bool) -> str:
+    """The characters of the key's base64 (after ``align`` other bytes) that
+    encode only the key's bits."""
+    encode = base64.urlsafe_b64encode if url else base64.b64encode
+    encoded = encode(b"\0" * align + key.encode()).decode()
+    return encoded[-(-8 * align // 6):8 * (align + len(key.encode())) // 6]
 
 
 def fragments(key: str) -> set[str]:
@@ -103,6 +121,7 @@ def unescape(text: str) -> str:
         text = re.sub(r"\\+u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
         text = re.sub(r"\\+([/\"\\])", r"\1", text)
         text = urllib.parse.unquote(text)
+        text = html.unescape(text)
         if text == before:
             break
     return text
@@ -115,6 +134,8 @@ def find_leak(text: str) -> str | None:
         for form, value in forms.items():
             if value in text:
                 return f"{name} in the {form} form"
+            if value in plain:
+                return f"{name} in the {form} form, once unescaped"
         for piece in FRAGMENTS_OF[name]:
             if piece in text:
                 return f"a piece of {name} ({piece!r})"

@@ -6,6 +6,7 @@ raises StreamInterrupted and no other provider is tried."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -174,6 +175,56 @@ def test_closing_early_closes_the_upstream_connection() -> None:
         while not m.log()["a"][0]["disconnected_early"] and time.monotonic() < deadline:
             time.sleep(0.02)
         assert m.log()["a"][0]["disconnected_early"]
+
+
+@pytest.mark.parametrize("sse", [False, True], ids=["chunks", "iter_sse"])
+def test_close_from_another_thread_aborts_a_blocked_reader(sse: bool) -> None:
+    stalled = stream(ROLE, text("Hel"), {"fault": "stall"})
+    with MockProviders({"mocks": {"a": {"responses": [stalled]}}}) as m:
+        r = Router([provider("a", m.base_url("a"), stream_idle_timeout_ms=30_000)])
+        s = r.chat_completions(REQUEST)
+        items = s.iter_sse() if sse else s
+        got: list[Any] = []
+        reading = threading.Event()
+        ended: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                got.append(next(items))  # the role chunk
+                got.append(next(items))  # "Hel"
+                reading.set()
+                # The reader gives up the GIL only inside next(), once it
+                # holds the stream: the main thread closes it while this
+                # waits on the stalled upstream.
+                got.append(next(items))
+            except BaseException as e:  # noqa: BLE001 - checked below
+                ended["error"] = e
+            ended["at"] = time.monotonic()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert reading.wait(5)
+        closed_at = time.monotonic()
+        s.close()  # no error: another thread is reading
+        reader.join(5)
+        assert not reader.is_alive(), "the reader still waits after close()"
+        took = ended["at"] - closed_at
+        assert took < 1.0, f"the reader returned {took:.3f} s after close()"
+        error = ended.get("error")
+        assert isinstance(error, StreamInterrupted), error
+        assert "closed by another thread" in str(error) and error.provider == "a"
+        assert len(got) == 2 and s.closed
+        # Closed for good (iter_sse ended with the error); closing is harmless.
+        if sse:
+            assert list(items) == []
+        else:
+            with pytest.raises(StreamInterrupted):
+                next(items)
+        s.close()
+        deadline = time.monotonic() + 5
+        while not m.log()["a"][0]["disconnected_early"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert m.log()["a"][0]["disconnected_early"], "the upstream connection is closed"
 
 
 def test_iter_sse_gives_openai_server_sent_events() -> None:

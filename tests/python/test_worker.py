@@ -68,6 +68,10 @@ MOCKS = {
     "denied": {"responses": [upstream_error(401, "Incorrect API key provided")]},
     # Not an HTTP status a Response may carry (200..=599), yet a hard failure.
     "weird": {"responses": [upstream_error(600, "nonstandard status")]},
+    # JSON a schema check cannot judge: deeper than the parser goes, and a
+    # number past a double.
+    "deep": {"responses": [completion("[" * 10_000 + "]" * 10_000)]},
+    "huge": {"responses": [completion("1e100000")]},
 }
 
 
@@ -118,6 +122,7 @@ SETUPS: dict[str, Setup] = {
     "ts_hard": (lambda m: variables(config(m, "denied", "b")), TS_EXAMPLE),
     "ts_weird": (lambda m: variables(config(m, "weird", "b")), TS_EXAMPLE),
     "ts_config_hedge_k_7": (lambda m: variables(eight_providers(m)), TS_EXAMPLE),
+    "unjudged": (lambda m: variables(config(m, "deep", "huge", policy="weighted")), None),
 }
 
 
@@ -632,6 +637,94 @@ def test_ts_example_bad_json_and_routes(worker: WranglerDev) -> None:
     assert (status, json.loads(raw)["error"]["code"]) == (405, "method_not_allowed")
     status, _, raw = worker.request("GET", "/healthz", timeout=TIMEOUT_S)
     assert (status, json.loads(raw)["error"]["code"]) == (404, "not_found")
+
+
+# --------------------------------------------------------------------------
+# what quality-aware routing refuses, and answers it cannot judge
+
+
+def post_quality(worker: WranglerDev, report: Any) -> tuple[int, Any]:
+    status, _, reply = worker.post_json("/quality", report, token=TOKEN, timeout=TIMEOUT_S)
+    return status, reply
+
+
+def quality_keys(worker: WranglerDev) -> dict[str, list[dict[str, Any]]]:
+    status, _, body = worker.request("GET", "/stats", None, {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
+    assert status == 200 and len(body) < 64 * 1024, (status, len(body))
+    return {name: p["quality"] for name, p in json.loads(body)["providers"].items()}
+
+
+@on("good")
+def test_quality_reports_refuse_unknown_fields_without_repeating_them(worker: WranglerDev) -> None:
+    long_field = "f" * 100_000
+    for report, position in [
+        ({"provider": "a", "passed": True, "model": "m", "pass": False}, 4),
+        ({"extra": 1, "provider": "a", "passed": True, "model": "m"}, 1),
+        ({"provider": "a", "passed": True, "model": "m", "tenant": "t", long_field: "v" * 100_000}, 5),
+    ]:
+        status, reply = post_quality(worker, report)
+        assert status == 400, reply
+        error = assert_openai_error(reply, "invalid_quality_report")
+        assert f"field number {position} " in error["message"], error
+        assert len(json.dumps(reply)) < 500, "the field is named by its position, not repeated"
+    assert quality_keys(worker)["a"] == []
+
+
+@on("good")
+def test_quality_reports_refuse_long_models_and_control_characters(worker: WranglerDev) -> None:
+    # 20 distinct models of almost 4 MB (before the bound, each was kept).
+    for i in range(20):
+        status, reply = post_quality(worker, {"provider": "a", "passed": False, "model": f"{i}" + "m" * 3_900_000})
+        assert status == 400, reply
+        error = assert_openai_error(reply, "invalid_quality_report")
+        assert "at most 256" in error["message"] and len(error["message"]) < 200, error
+    for tenant in ["a\x00b", "a\r\nb", "\x01"]:
+        status, reply = post_quality(worker, {"provider": "a", "passed": False, "model": "m", "tenant": tenant})
+        assert status == 400, reply
+        assert "control character" in assert_openai_error(reply, "invalid_tenant")["message"]
+    status, reply = post_quality(worker, {"provider": "a", "passed": False, "model": "m\nx"})
+    assert status == 400 and "control character" in reply["error"]["message"], reply
+    assert quality_keys(worker)["a"] == []
+    status, reply = post_quality(worker, {"provider": "a", "passed": True, "model": "m" * 256, "tenant": "t" * 256})
+    assert status == 200, reply
+    assert [(k["tenant"], k["model"]) for k in quality_keys(worker)["a"]] == [("t" * 256, "m" * 256)]
+
+
+@on("good")
+def test_a_tenant_header_with_a_control_character_is_400(worker: WranglerDev, mocks: MockProviders) -> None:
+    for tenant in ["\x01", "a\x7fb", "t" * 257]:
+        m = marker()
+        status, _, reply = worker.post_json(CHAT, chat_body(m), token=TOKEN, timeout=TIMEOUT_S,
+                                            headers={"x-f3dx-tenant": tenant})
+        assert status == 400, reply
+        assert "x-f3dx-tenant" in assert_openai_error(reply, "invalid_tenant")["message"]
+        assert upstream(mocks, m) == {name: [] for name in MOCKS}
+
+
+@on("good")
+def test_an_unknown_response_format_type_or_a_long_model_is_400(worker: WranglerDev, mocks: MockProviders) -> None:
+    for extra in [{"response_format": {"type": "xml"}}, {"response_format": {}}, {"model": "m" * 257},
+                  {"response_format": {"type": "xml"}, "stream": True}]:
+        m = marker()
+        status, _, reply = worker.post_json(CHAT, chat_body(m, **extra), token=TOKEN, timeout=TIMEOUT_S)
+        assert status == 400, (extra, reply)
+        error = assert_openai_error(reply, "invalid_request")
+        assert "response_format.type" in error["message"] or "at most 256" in error["message"], error
+        assert upstream(mocks, m) == {name: [] for name in MOCKS}
+
+
+@on("unjudged")
+def test_an_answer_the_validator_cannot_judge_is_not_counted(worker: WranglerDev) -> None:
+    seen = set()
+    for _ in range(4):
+        body = chat_body(marker(), response_format={"type": "json_object"})
+        status, headers, reply = worker.post_json(CHAT, body, token=TOKEN, timeout=TIMEOUT_S,
+                                                  headers={"x-f3dx-tenant": "acme"})
+        assert status == 200, reply
+        assert "x-f3dx-schema-valid" not in headers, headers
+        seen.add(headers["x-f3dx-provider"])
+    assert seen == {"deep", "huge"}
+    assert quality_keys(worker) == {"deep": [], "huge": []}
 
 
 # --------------------------------------------------------------------------

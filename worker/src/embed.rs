@@ -11,8 +11,8 @@
 //! `provider` (for a hard failure).
 
 use f3dx_router_core::{
-    drive_with, Attempt, CallOptions, Driver, Executor, RouteError, Routed, Router as CoreRouter,
-    RouterConfig,
+    drive_with, quality, Attempt, CallOptions, Driver, Executor, RouteError, Routed,
+    Router as CoreRouter, RouterConfig,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -62,7 +62,7 @@ export interface RouterConfig {
   /** Quality-aware routing (schema pass rates per provider, tenant and model): the defaults (true or absent), off (false), or some settings. */
   quality?: boolean | {
     window?: number; min_samples?: number; min_pass_rate?: number; probe_after_s?: number;
-    on_failure?: "return" | "failover"; max_keys?: number;
+    on_failure?: "return" | "failover"; max_keys?: number; max_bytes?: number;
   };
 }
 
@@ -249,6 +249,15 @@ impl EmbeddedRouter {
             ));
         };
         let tenant = tenant_of(field("tenant"))?;
+        quality::check_model(&model).map_err(|m| {
+            throwable(
+                "invalid_request",
+                400,
+                None,
+                0,
+                &format!("recordQuality: {m}"),
+            )
+        })?;
         self.inner
             .record_quality(provider, &tenant, &model, passed, FetchExecutor.now())
             .map_err(|m| {
@@ -319,23 +328,17 @@ enum Answer {
     Stream(stream_out::Committed),
 }
 
-/// Longest tenant accepted: a tenant is a key the router keeps.
-const MAX_TENANT_LEN: usize = 256;
-
+/// A call's or a report's `tenant`: absent, or a string the core accepts.
 fn tenant_of(value: Option<JsValue>) -> Result<String, JsValue> {
     let Some(t) = value.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(String::new());
     };
-    match t.as_string() {
-        Some(t) if t.len() <= MAX_TENANT_LEN => Ok(t),
-        _ => Err(throwable(
-            "invalid_request",
-            400,
-            None,
-            0,
-            &format!("tenant must be a string of at most {MAX_TENANT_LEN} bytes"),
-        )),
-    }
+    let invalid = |m: &str| throwable("invalid_request", 400, None, 0, m);
+    let tenant = t
+        .as_string()
+        .ok_or_else(|| invalid("tenant must be a string"))?;
+    quality::check_tenant(&tenant).map_err(|m| invalid(&m))?;
+    Ok(tenant)
 }
 
 fn call_options(options: Option<JsCallOptions>) -> Result<CallOptions, JsValue> {

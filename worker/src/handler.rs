@@ -14,7 +14,8 @@
 use std::cell::OnceCell;
 
 use f3dx_router_core::{
-    drive_with, Attempt, CallOptions, Driver, Executor, HedgeDelay, Policy, Router, RouterConfig,
+    drive_with, quality, Attempt, CallOptions, Driver, Executor, HedgeDelay, Policy, Router,
+    RouterConfig,
 };
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
@@ -197,9 +198,6 @@ async fn stream_reply(
     Ok(response)
 }
 
-/// Longest tenant accepted: a tenant is a key the router keeps.
-const MAX_TENANT_LEN: usize = 256;
-
 fn bad_request(code: &str, message: impl Into<String>) -> ErrorReply {
     ErrorReply::new(400, "invalid_request_error", code, message.into())
 }
@@ -211,36 +209,48 @@ fn call_options(headers: &web_sys::Headers) -> Result<CallOptions, ErrorReply> {
         .ok()
         .flatten()
         .unwrap_or_default();
-    if tenant.len() > MAX_TENANT_LEN {
-        let m = format!(
-            "x-f3dx-tenant is {} bytes; at most {MAX_TENANT_LEN}",
-            tenant.len()
-        );
-        return Err(bad_request("invalid_tenant", m));
-    }
+    quality::check_tenant(&tenant)
+        .map_err(|m| bad_request("invalid_tenant", format!("x-f3dx-tenant: {m}")))?;
     Ok(CallOptions { tenant })
 }
+
+/// The fields of a `POST /quality` body.
+const QUALITY_FIELDS: [&str; 4] = ["provider", "passed", "model", "tenant"];
 
 /// `POST /quality`: `{"provider", "passed", "model", "tenant"?}`, a result
 /// the caller checked itself.
 fn record_quality(router: &Router, body: &Value) -> Result<(), ErrorReply> {
+    const SHAPE: &str = "the body must be {\"provider\": string, \"passed\": true or false, \"model\": string, \"tenant\"?: string}";
+    let Some(fields) = body.as_object() else {
+        return Err(bad_request("invalid_quality_report", SHAPE));
+    };
+    // A typo (`"pass"`) must not go unnoticed; the field is named by its
+    // position, as its name may be anything, of any length.
+    if let Some(at) = fields
+        .keys()
+        .position(|k| !QUALITY_FIELDS.contains(&k.as_str()))
+    {
+        let m = format!(
+            "the body's field number {} (counting from 1) is not one of provider, passed, model, tenant",
+            at + 1
+        );
+        return Err(bad_request("invalid_quality_report", m));
+    }
     let text = |key: &str| body.get(key).and_then(Value::as_str);
     let (Some(provider), Some(model), Some(passed)) = (
         text("provider"),
         text("model"),
         body.get("passed").and_then(Value::as_bool),
     ) else {
-        let m = "the body must be {\"provider\": string, \"passed\": true or false, \"model\": string, \"tenant\"?: string}";
-        return Err(bad_request("invalid_quality_report", m));
+        return Err(bad_request("invalid_quality_report", SHAPE));
     };
     let tenant = match body.get("tenant") {
         None | Some(Value::Null) => "",
-        Some(Value::String(t)) if t.len() <= MAX_TENANT_LEN => t.as_str(),
-        Some(_) => {
-            let m = format!("tenant must be a string of at most {MAX_TENANT_LEN} bytes");
-            return Err(bad_request("invalid_tenant", m));
-        }
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return Err(bad_request("invalid_tenant", "tenant must be a string")),
     };
+    quality::check_tenant(tenant).map_err(|m| bad_request("invalid_tenant", m))?;
+    quality::check_model(model).map_err(|m| bad_request("invalid_quality_report", m))?;
     let now = FetchExecutor.now();
     router
         .record_quality(provider, tenant, model, passed, now)

@@ -43,6 +43,7 @@ use crate::events::CoolingCause;
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::health::Verdict;
 use crate::http::{HttpRequest, ResponseHead, TransportFault};
+use crate::quality;
 use crate::ratelimit;
 use crate::router::Shared;
 use crate::schema::{self, Expect};
@@ -255,9 +256,13 @@ impl QualityCheck {
         self.text.push_str(text);
     }
 
-    /// Whether the streamed answer passes its check.
-    fn check_text(&self) -> bool {
-        !self.text_over && self.expect.check(&self.text)
+    /// Whether the streamed answer passes its check (`None`: the
+    /// validator cannot judge it). Text past the cap fails.
+    fn check_text(&self) -> Option<bool> {
+        if self.text_over {
+            return Some(false);
+        }
+        self.expect.check(&self.text)
     }
 }
 
@@ -318,7 +323,8 @@ impl Call {
         options: CallOptions,
         now: Instant,
     ) -> Call {
-        let checked = validate(body);
+        let checked = validate(body)
+            .and_then(|checked| quality::check_tenant(&options.tenant).map(|()| checked));
         // What the answer must be, and whose pass rates the call reads.
         let mut quality = None;
         let mut quality_key = None;
@@ -1041,7 +1047,7 @@ impl Call {
         self.shared
             .record(provider, Verdict::Success, probe, Some(took), now);
         // A stream is checked whole, at its end; it cannot fail over now.
-        let schema_valid = self.quality.as_ref().map(|q| q.check_text());
+        let schema_valid = self.quality.as_ref().and_then(|q| q.check_text());
         match schema_valid {
             Some(passed) => self.record_quality(id, passed, now),
             None if std::mem::take(&mut self.attempts[id.0 as usize].quality_probe) => {
@@ -1310,6 +1316,16 @@ impl Call {
         }
     }
 
+    /// `id`'s answer could not be judged: nothing recorded, and a quality
+    /// probe it held is given back for another call.
+    fn unjudged(&mut self, id: AttemptId) {
+        let a = &mut self.attempts[id.0 as usize];
+        if std::mem::take(&mut a.quality_probe) {
+            let provider = a.record.provider_index;
+            self.release_quality(provider);
+        }
+    }
+
     /// `id`'s answer was checked: record it (which resolves a probe).
     fn record_quality(&mut self, id: AttemptId, passed: bool, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
@@ -1324,7 +1340,12 @@ impl Call {
     fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
         let mut schema_valid = None;
         if let Some(q) = &self.quality {
-            let passed = schema::content(&response).is_some_and(|c| q.expect.check(c));
+            // No text fails; JSON the validator cannot judge is not counted.
+            let verdict = schema::content(&response).map_or(Some(false), |c| q.expect.check(c));
+            let Some(passed) = verdict else {
+                self.unjudged(id);
+                return self.accept(id, response, None, now);
+            };
             self.record_quality(id, passed, now);
             schema_valid = Some(passed);
             let failover = self
@@ -1336,6 +1357,11 @@ impl Call {
                 return self.schema_failover(id, &response, now);
             }
         }
+        self.accept(id, response, schema_valid, now);
+    }
+
+    /// `id`'s answer is the call's.
+    fn accept(&mut self, id: AttemptId, response: Value, schema_valid: Option<bool>, now: Instant) {
         self.settle(id, AttemptOutcome::Success, None, now);
         let a = &self.attempts[id.0 as usize];
         if a.tokens > 0 {
@@ -1505,7 +1531,9 @@ fn validate(body: Value) -> Result<(Map<String, Value>, Option<StreamMode>), Str
         }
     };
     match body.get("model") {
-        None | Some(Value::String(_)) => {}
+        None => {}
+        // The model is part of a quality key, and logged.
+        Some(Value::String(model)) => quality::check_model(model)?,
         Some(other) => {
             return Err(format!(
                 "\"model\" must be a string, not {}",
@@ -1532,6 +1560,7 @@ fn validate(body: Value) -> Result<(Map<String, Value>, Option<StreamMode>), Str
             ))
         }
     };
+    schema::response_format(&body)?;
     let mode = streams.then_some(StreamMode { include_usage });
     Ok((body, mode))
 }

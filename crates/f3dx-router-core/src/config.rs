@@ -479,6 +479,9 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
     }
     let probe_after = int("probe_after_s", 1, 86_400)?.map_or(d.probe_after, Duration::from_secs);
     let max_keys = int("max_keys", 1, 10_000_000)?.map_or(d.max_keys, |n| n as usize);
+    // From 1 MiB (a key of the longest tenant and model fits many times) to
+    // 16 GiB.
+    let max_bytes = int("max_bytes", 1 << 20, 1 << 34)?.unwrap_or(d.max_bytes);
     let min_pass_rate = rate(obj, "quality", "min_pass_rate")?.unwrap_or(d.min_pass_rate);
     let on_failure = match obj.get("on_failure") {
         None | Some(Value::Null) => d.on_failure,
@@ -498,6 +501,7 @@ fn parse_quality(value: Option<&Value>) -> Result<Option<QualityConfig>, ConfigE
         probe_after,
         on_failure,
         max_keys,
+        max_bytes,
     }))
 }
 

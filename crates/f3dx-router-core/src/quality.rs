@@ -9,8 +9,11 @@
 //! (doubling with each failed probe, capped) one call may probe it: a pass
 //! readmits it with a fresh window, a failure excludes it again, for longer.
 //!
-//! Plain data advanced by the caller's clock, like health. The number of
-//! keys is bounded: the least recently used are forgotten first.
+//! Plain data advanced by the caller's clock, like health. The table is
+//! bounded by its number of keys and by its bytes (an estimate: the strings,
+//! the windows and a fixed cost per key): the least recently used keys are
+//! forgotten first. Each tenant and model is bounded too ([`check_tenant`],
+//! [`check_model`]), so no caller can make one key large.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -43,6 +46,8 @@ pub struct QualityConfig {
     pub on_failure: OnFailure,
     /// Most (provider, tenant, model) keys tracked.
     pub max_keys: usize,
+    /// Most bytes the table holds, by [`QualityTable::bytes`]' estimate.
+    pub max_bytes: u64,
 }
 
 impl Default for QualityConfig {
@@ -54,7 +59,42 @@ impl Default for QualityConfig {
             probe_after: Duration::from_secs(60),
             on_failure: OnFailure::Return,
             max_keys: 10_000,
+            max_bytes: 64 * 1024 * 1024,
         }
+    }
+}
+
+/// Longest tenant accepted, in bytes: a tenant is part of a key the router
+/// keeps.
+pub const MAX_TENANT_LEN: usize = 256;
+
+/// Longest model name accepted (a request's `model`, a reported result's),
+/// in bytes: the model is the other part of the key.
+pub const MAX_MODEL_LEN: usize = 256;
+
+/// Why `tenant` cannot be a call's tenant, if it cannot: longer than
+/// [`MAX_TENANT_LEN`], or with a control character (it is logged, and a
+/// `\r\n` in a log line forges another). The message never repeats the value.
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    check_name("tenant", tenant, MAX_TENANT_LEN)
+}
+
+/// Why `model` cannot be a request's (or a reported result's) model, if it
+/// cannot: as [`check_tenant`], with [`MAX_MODEL_LEN`].
+pub fn check_model(model: &str) -> Result<(), String> {
+    check_name("model", model, MAX_MODEL_LEN)
+}
+
+fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!("{what} is {} bytes; at most {max}", value.len()));
+    }
+    match value.char_indices().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(format!(
+            "{what} has a control character (U+{:04X}) at byte {at}; only printable characters are accepted",
+            u32::from(c)
+        )),
+        None => Ok(()),
     }
 }
 
@@ -122,6 +162,9 @@ impl Track {
     fn push(&mut self, passed: bool, window: u32) {
         let window = window.max(1) as usize;
         if self.results.len() < window {
+            // The window's bytes at once, and no more: what the table's
+            // byte bound counts.
+            self.results.reserve_exact(window - self.results.len());
             self.results.push(passed);
         } else {
             let old = std::mem::replace(&mut self.results[self.next], passed);
@@ -186,6 +229,8 @@ pub struct QualityTable {
     lru: BTreeMap<u64, String>,
     /// Tracks held (the bound counts these).
     tracked: usize,
+    /// The estimate of the bytes held: the groups' `bytes`.
+    bytes: u64,
     tick: u64,
 }
 
@@ -195,6 +240,31 @@ struct Group {
     model: String,
     tracks: Vec<Option<Track>>,
     used: u64,
+    /// Its share of [`QualityTable::bytes`].
+    bytes: u64,
+}
+
+/// A group's fixed cost beside its strings and tracks: its map and
+/// eviction-order entries with their spare room. Measured with a counting
+/// allocator (`tests/memory.rs`): the estimate stays above what the table
+/// really holds.
+const GROUP_OVERHEAD: u64 = 256;
+
+impl Group {
+    /// The bytes it holds, about: its key three times (the map's key, the
+    /// eviction order's copy, and tenant and model kept apart), its track
+    /// slots, and each track's window of results.
+    fn cost(&self) -> u64 {
+        let names = (self.tenant.len() + self.model.len() + 8) as u64;
+        let slots = (self.tracks.len() * std::mem::size_of::<Option<Track>>()) as u64;
+        let windows: usize = self
+            .tracks
+            .iter()
+            .flatten()
+            .map(|t| t.results.capacity())
+            .sum();
+        GROUP_OVERHEAD + 3 * names + slots + windows as u64
+    }
 }
 
 /// The map key of (tenant, model): length-prefixed, so no pair collides.
@@ -219,6 +289,11 @@ impl QualityTable {
     /// Keys tracked.
     pub fn len(&self) -> usize {
         self.tracked
+    }
+
+    /// About the bytes the table holds (what `max_bytes` bounds).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// For a call of `tenant` and `model` at `now`: per provider (of
@@ -290,6 +365,7 @@ impl QualityTable {
             model: model.to_owned(),
             tracks: Vec::new(),
             used: 0,
+            bytes: 0,
         });
         let providers = self.providers.max(provider + 1);
         if group.tracks.len() < providers {
@@ -328,20 +404,24 @@ impl QualityTable {
             }
         };
         let old = std::mem::replace(&mut group.used, tick);
+        let cost = group.cost();
+        self.bytes = self.bytes - std::mem::replace(&mut group.bytes, cost) + cost;
         self.lru.remove(&old);
         self.lru.insert(tick, key);
-        self.evict(config.max_keys.max(1));
+        self.evict(config.max_keys.max(1), config.max_bytes);
         transition
     }
 
-    /// Forget the least recently used groups until at most `max` keys remain.
-    fn evict(&mut self, max: usize) {
-        while self.tracked > max {
+    /// Forget the least recently used groups until at most `max_keys` keys
+    /// and `max_bytes` bytes remain.
+    fn evict(&mut self, max_keys: usize, max_bytes: u64) {
+        while self.tracked > max_keys || self.bytes > max_bytes {
             let Some((_, key)) = self.lru.pop_first() else {
                 return;
             };
             if let Some(g) = self.keys.remove(&key) {
                 self.tracked -= g.tracks.iter().flatten().count();
+                self.bytes -= g.bytes;
             }
         }
     }
@@ -476,6 +556,69 @@ mod tests {
             .iter()
             .any(|k| k.tenant == "tenant-0"));
         assert_eq!(t.lru.len(), t.keys.len());
+    }
+
+    #[test]
+    fn keys_are_bounded_by_their_bytes_too() {
+        let mut t = QualityTable::new(2);
+        let config = QualityConfig {
+            max_keys: 10_000_000,
+            max_bytes: 1 << 20,
+            ..QualityConfig::default()
+        };
+        let (tenant, model) = ("t".repeat(MAX_TENANT_LEN - 8), "m".repeat(MAX_MODEL_LEN));
+        let mut most = 0;
+        for i in 0..20_000 {
+            t.record(
+                &format!("{tenant}{i:08}"),
+                &model,
+                i % 2,
+                true,
+                at(0),
+                &config,
+            );
+            assert!(t.bytes() <= config.max_bytes);
+            most = most.max(t.len());
+        }
+        // Each key costs about 2 KB here: some hundreds fit, far fewer
+        // than max_keys.
+        assert!((300..1000).contains(&most), "{most} keys");
+        let last = format!("{tenant}{:08}", 19_999);
+        assert!(t.stats(1, at(0), 1000).iter().any(|k| k.tenant == last));
+        assert_eq!(t.lru.len(), t.keys.len());
+        // Forgetting every key gives every byte back.
+        t.evict(0, 0);
+        assert_eq!((t.len(), t.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn tenants_and_models_are_bounded_and_printable() {
+        assert!(check_tenant("").is_ok() && check_tenant("acme").is_ok());
+        assert!(check_tenant(&"é".repeat(MAX_TENANT_LEN / 2)).is_ok());
+        assert!(check_model("gpt-4o").is_ok() && check_model(&"m".repeat(MAX_MODEL_LEN)).is_ok());
+        let long = "x".repeat(1 << 20);
+        for (result, needle) in [
+            (
+                check_tenant(&"x".repeat(MAX_TENANT_LEN + 1)),
+                "tenant is 257 bytes; at most 256",
+            ),
+            (check_model(&long), "model is 1048576 bytes; at most 256"),
+            (
+                check_tenant("a\x00b"),
+                "tenant has a control character (U+0000) at byte 1",
+            ),
+            (check_tenant("a\r\nb"), "(U+000D)"),
+            (check_tenant("\x01"), "(U+0001)"),
+            (check_tenant("a\u{85}"), "(U+0085)"),
+            (
+                check_model("gpt\x7f"),
+                "model has a control character (U+007F)",
+            ),
+        ] {
+            let message = result.unwrap_err();
+            assert!(message.contains(needle), "{message}");
+            assert!(message.len() < 120, "the value is not repeated: {message}");
+        }
     }
 
     #[test]

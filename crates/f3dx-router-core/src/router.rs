@@ -18,7 +18,7 @@ use crate::events::{
 use crate::health::{self, HealthConfig, ProviderHealth, State, Verdict};
 use crate::latency::Reading;
 use crate::pick::{weighted_order, Picker};
-use crate::quality::{KeyState, KeyStats, QualityTable};
+use crate::quality::{self, KeyState, KeyStats, QualityTable};
 use crate::schema::SchemaCache;
 use crate::time::Instant;
 
@@ -594,7 +594,11 @@ impl Router {
 
     /// A result the caller checked itself (pydantic, a test suite): the
     /// answer `provider` gave for `tenant` and `model` passed validation or
-    /// not. Counts as the core's own checks do.
+    /// not. Counts as the core's own checks do. An error says why it was
+    /// not recorded: quality tracking is off, no such provider, or a tenant
+    /// or model a call could not have ([`crate::quality::check_tenant`],
+    /// [`crate::quality::check_model`]; hosts check those first, to refuse
+    /// them as an invalid request).
     pub fn record_quality(
         &self,
         provider: &str,
@@ -603,6 +607,8 @@ impl Router {
         passed: bool,
         now: Instant,
     ) -> Result<(), String> {
+        quality::check_tenant(tenant)?;
+        quality::check_model(model)?;
         if self.shared.config.quality.is_none() {
             return Err(
                 "quality-aware routing is off (the config says \"quality\": false)".to_owned(),
@@ -622,7 +628,12 @@ impl Router {
                     .iter()
                     .map(|p| p.name.as_str())
                     .collect();
-                format!("no provider named {provider:?}; the providers are {names:?}")
+                // The name is repeated only when it is short: it may be anything.
+                if provider.len() <= 64 {
+                    format!("no provider named {provider:?}; the providers are {names:?}")
+                } else {
+                    format!("no such provider; the providers are {names:?}")
+                }
             })?;
         self.shared
             .quality_record(index, tenant, model, passed, now);

@@ -5,9 +5,9 @@
 //! must parse as JSON and conform to the schema (JSON Schema 2020-12, as
 //! OpenAI's structured outputs use it). `{"type": "json_object"}`: the
 //! content must parse as a JSON object. Compiled schemas are cached, a
-//! bounded number of them, so a schema sent with every call is compiled
-//! once; finding it costs a walk of the schema (a hash, then an equality
-//! check), no allocation.
+//! bounded number of them and of bytes (estimated: [`COST_PER_NODE`]), so a
+//! schema sent with every call is compiled once; finding it costs a walk of
+//! the schema (a hash, then an equality check), no allocation.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -17,6 +17,28 @@ use serde_json::{Map, Value};
 
 /// Most compiled schemas kept.
 pub const CACHE_SIZE: usize = 256;
+/// Most bytes the kept schemas may hold, by their estimate
+/// ([`COST_PER_NODE`]); a schema reckoned larger is refused (it would take
+/// that much to compile at each call).
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The estimate of the bytes a kept schema holds (its validator and its own
+/// value): this much per value or object key in it, plus
+/// [`COST_PER_BYTE`] per byte of its JSON text, plus the estimate of each
+/// regular expression in it (at most [`COST_PER_REGEX`] each). Measured with a counting allocator over many shapes
+/// (`tests/schema_memory.rs`: big enums, many properties, `$ref`s, `anyOf`s
+/// of small schemas, `true` repeated), which checks that the estimate stays
+/// above what the cache really holds: about 200 to 600 bytes per node were
+/// measured, and 1 to 4 per byte of long strings.
+pub const COST_PER_NODE: u64 = 512;
+/// See [`COST_PER_NODE`].
+pub const COST_PER_BYTE: u64 = 8;
+/// The most a regex is reckoned to hold (see [`regex_cost`]): each is
+/// compiled within [`REGEX_SIZE_LIMIT`] (its program, and its lazy DFA's
+/// cache); the most one held in the measurements was about 1.8 MB.
+pub const COST_PER_REGEX: u64 = 2 * 1024 * 1024;
+/// The compiled size limit of each regex of a schema (a larger one makes
+/// the schema invalid), and of its lazy DFA's cache.
+pub const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
 /// Largest schema accepted, as JSON text: a schema is compiled and kept.
 pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 /// Deepest nesting accepted in a schema: compiling recurses.
@@ -41,15 +63,231 @@ impl std::fmt::Debug for Expect {
 }
 
 impl Expect {
-    /// Whether `content` (the answer's message text) is what was asked.
-    pub fn check(&self, content: &str) -> bool {
-        let Ok(value) = serde_json::from_str::<Value>(content) else {
-            return false;
+    /// Whether `content` (the answer's message text) is what was asked:
+    /// `None` when it is JSON the validator cannot judge (nested deeper
+    /// than the parser goes, or a number out of a double's range), which
+    /// says nothing of the provider either way.
+    pub fn check(&self, content: &str) -> Option<bool> {
+        let value = match serde_json::from_str::<Value>(content) {
+            Ok(value) => value,
+            // Not JSON fails; JSON the parser refused is not judged.
+            Err(_) => return (!is_json(content)).then_some(false),
         };
-        match self {
+        if !numbers_fit(&value) {
+            return None;
+        }
+        Some(match self {
             Expect::JsonObject => value.is_object(),
             Expect::Schema(v) => v.is_valid(&value),
+        })
+    }
+}
+
+/// Whether every number of `value` has a double's value (a build with
+/// arbitrary-precision numbers parses `1e100000`; the checks compare
+/// doubles). One pass, without recursion.
+fn numbers_fit(value: &Value) -> bool {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Number(n) if n.as_f64().is_none_or(|f| !f.is_finite()) => return false,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
         }
+    }
+    true
+}
+
+/// Whether `text` is one JSON value by the grammar (RFC 8259), whatever its
+/// depth and the size of its numbers: what the parser refuses for its own
+/// limits. A scan with a stack of open containers, no recursion.
+fn is_json(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    // Open containers: b'[' or b'{'.
+    let mut open: Vec<u8> = Vec::new();
+    let ws = |i: &mut usize| {
+        while matches!(b.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            *i += 1;
+        }
+    };
+    loop {
+        // A value.
+        ws(&mut i);
+        match b.get(i) {
+            Some(b'[') => {
+                i += 1;
+                ws(&mut i);
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                } else {
+                    open.push(b'[');
+                    continue;
+                }
+            }
+            Some(b'{') => {
+                i += 1;
+                ws(&mut i);
+                if b.get(i) == Some(&b'}') {
+                    i += 1;
+                } else {
+                    open.push(b'{');
+                    match json_key(b, &mut i) {
+                        true => continue,
+                        false => return false,
+                    }
+                }
+            }
+            Some(b'"') => {
+                if !json_string(b, &mut i) {
+                    return false;
+                }
+            }
+            Some(b't') if b[i..].starts_with(b"true") => i += 4,
+            Some(b'f') if b[i..].starts_with(b"false") => i += 5,
+            Some(b'n') if b[i..].starts_with(b"null") => i += 4,
+            Some(b'-' | b'0'..=b'9') => {
+                if !json_number(b, &mut i) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+        // After a value: close containers, or the next item.
+        loop {
+            ws(&mut i);
+            match (open.last(), b.get(i)) {
+                (None, None) => return true,
+                (None, Some(_)) => return false,
+                (Some(_), Some(b',')) => {
+                    i += 1;
+                    if open.last() == Some(&b'{') && !json_key(b, &mut i) {
+                        return false;
+                    }
+                    break;
+                }
+                (Some(b'['), Some(b']')) | (Some(b'{'), Some(b'}')) => {
+                    i += 1;
+                    open.pop();
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// An object's key and its colon, from `*i` (white space first).
+fn json_key(b: &[u8], i: &mut usize) -> bool {
+    while matches!(b.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        *i += 1;
+    }
+    if b.get(*i) != Some(&b'"') || !json_string(b, i) {
+        return false;
+    }
+    while matches!(b.get(*i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        *i += 1;
+    }
+    if b.get(*i) != Some(&b':') {
+        return false;
+    }
+    *i += 1;
+    true
+}
+
+/// A string from its opening quote at `*i`; `*i` ends after its closing one.
+fn json_string(b: &[u8], i: &mut usize) -> bool {
+    *i += 1;
+    loop {
+        match b.get(*i) {
+            None | Some(0..=0x1f) => return false,
+            Some(b'"') => {
+                *i += 1;
+                return true;
+            }
+            Some(b'\\') => match b.get(*i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 2,
+                Some(b'u') => {
+                    let hex = b.get(*i + 2..*i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    *i += 6;
+                }
+                _ => return false,
+            },
+            Some(_) => *i += 1,
+        }
+    }
+}
+
+/// A number from `*i`: `-`? int frac? exp?.
+fn json_number(b: &[u8], i: &mut usize) -> bool {
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    if b.get(*i) == Some(&b'-') {
+        *i += 1;
+    }
+    match b.get(*i) {
+        Some(b'0') => *i += 1,
+        Some(b'1'..=b'9') => {
+            digits(i);
+        }
+        _ => return false,
+    }
+    if b.get(*i) == Some(&b'.') {
+        *i += 1;
+        if !digits(i) {
+            return false;
+        }
+    }
+    if matches!(b.get(*i), Some(b'e' | b'E')) {
+        *i += 1;
+        if matches!(b.get(*i), Some(b'+' | b'-')) {
+            *i += 1;
+        }
+        if !digits(i) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The `response_format` types a request may give: an unknown one (a typo,
+/// a format of another API) would otherwise be forwarded and its answer go
+/// unchecked.
+pub const FORMAT_TYPES: [&str; 3] = ["text", "json_object", "json_schema"];
+
+/// A request's `response_format`: its type (one of [`FORMAT_TYPES`]) and
+/// the whole object.
+pub type Format<'a> = (&'static str, &'a Map<String, Value>);
+
+/// `body`'s `response_format`, if it has one. An error message for the
+/// caller when it is no object or its type is missing or unknown; the
+/// message never repeats the value.
+pub fn response_format(body: &Map<String, Value>) -> Result<Option<Format<'_>>, String> {
+    let format = match body.get("response_format") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err("`response_format` must be an object".to_owned()),
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some(kind) => match FORMAT_TYPES.iter().find(|&&t| t == kind) {
+            Some(kind) => Ok(Some((kind, format))),
+            None => Err(
+                "`response_format.type` must be \"text\", \"json_object\" or \"json_schema\""
+                    .to_owned(),
+            ),
+        },
+        None => Err(
+            "`response_format.type` is required: \"text\", \"json_object\" or \"json_schema\""
+                .to_owned(),
+        ),
     }
 }
 
@@ -62,9 +300,18 @@ pub struct SchemaCache {
 
 #[derive(Default)]
 struct CacheInner {
-    map: HashMap<u64, Vec<(Value, Arc<jsonschema::Validator>)>>,
+    map: HashMap<u64, Vec<Entry>>,
     /// Insertion order, for eviction.
-    order: VecDeque<(u64, Value)>,
+    order: VecDeque<(u64, Arc<Value>)>,
+    /// The estimated bytes of every entry.
+    bytes: u64,
+}
+
+/// A compiled schema and its source.
+struct Entry {
+    schema: Arc<Value>,
+    validator: Arc<jsonschema::Validator>,
+    cost: u64,
 }
 
 impl std::fmt::Debug for CacheInner {
@@ -78,17 +325,12 @@ impl SchemaCache {
     /// asks nothing checkable (absent, `text`); an error message for the
     /// caller when it is malformed or its schema does not compile.
     pub fn expect(&self, body: &Map<String, Value>) -> Result<Option<Expect>, String> {
-        let Some(format) = body.get("response_format") else {
+        let Some((kind, format)) = response_format(body)? else {
             return Ok(None);
         };
-        let format = match format {
-            Value::Null => return Ok(None),
-            Value::Object(o) => o,
-            _ => return Err("`response_format` must be an object".to_owned()),
-        };
-        match format.get("type").and_then(Value::as_str) {
-            Some("json_object") => Ok(Some(Expect::JsonObject)),
-            Some("json_schema") => {
+        match kind {
+            "json_object" => Ok(Some(Expect::JsonObject)),
+            "json_schema" => {
                 let schema = format
                     .get("json_schema")
                     .and_then(|j| j.get("schema"))
@@ -97,7 +339,7 @@ impl SchemaCache {
                     )?;
                 self.compile(schema).map(|v| Some(Expect::Schema(v)))
             }
-            // "text", and types this router does not check.
+            // "text" asks nothing checkable.
             _ => Ok(None),
         }
     }
@@ -107,39 +349,52 @@ impl SchemaCache {
         if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
             return Err(format!("{WHERE} must be a JSON Schema (an object)"));
         }
-        let (deepest, bytes, key) = walk(schema);
-        if deepest > MAX_SCHEMA_DEPTH {
+        let shape = walk(schema);
+        if shape.depth > MAX_SCHEMA_DEPTH {
             return Err(format!(
                 "{WHERE} nests deeper than {MAX_SCHEMA_DEPTH} levels"
             ));
         }
-        if bytes > MAX_SCHEMA_BYTES {
+        if shape.bytes > MAX_SCHEMA_BYTES {
             return Err(format!("{WHERE} is over {MAX_SCHEMA_BYTES} bytes"));
+        }
+        let (key, cost) = (shape.hash, shape.cost());
+        if cost > CACHE_BYTES {
+            return Err(format!(
+                "{WHERE} would compile to more than {} MiB (it has {} regular expressions)",
+                CACHE_BYTES >> 20,
+                shape.regexes
+            ));
         }
         if let Some(v) = self.lock().find(key, schema) {
             return Ok(v);
         }
         // Compiled outside the lock: other calls need not wait for it.
+        // Each regex's compiled size is bounded, so COST_PER_REGEX is too.
+        let patterns = jsonschema::PatternOptions::fancy_regex()
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT);
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
+            .with_pattern_options(patterns)
             .build(schema)
             .map_err(|e| format!("{WHERE} is not a valid JSON Schema: {e}"))?;
         let validator = Arc::new(validator);
         let mut inner = self.lock();
         if inner.find(key, schema).is_none() {
-            if inner.order.len() >= CACHE_SIZE {
-                if let Some((old, value)) = inner.order.pop_front() {
-                    if let Some(list) = inner.map.get_mut(&old) {
-                        list.retain(|(v, _)| *v != value);
-                        if list.is_empty() {
-                            inner.map.remove(&old);
-                        }
-                    }
+            while inner.order.len() >= CACHE_SIZE || inner.bytes + cost > CACHE_BYTES {
+                if !inner.evict_oldest() {
+                    break;
                 }
             }
-            inner.order.push_back((key, schema.clone()));
-            let entry = (schema.clone(), Arc::clone(&validator));
-            inner.map.entry(key).or_default().push(entry);
+            let schema = Arc::new(schema.clone());
+            inner.order.push_back((key, Arc::clone(&schema)));
+            inner.bytes += cost;
+            inner.map.entry(key).or_default().push(Entry {
+                schema,
+                validator: Arc::clone(&validator),
+                cost,
+            });
         }
         Ok(validator)
     }
@@ -153,6 +408,11 @@ impl SchemaCache {
         self.lock().order.len()
     }
 
+    /// The estimated bytes they hold (what [`CACHE_BYTES`] bounds).
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -163,23 +423,64 @@ impl CacheInner {
     fn find(&self, key: u64, schema: &Value) -> Option<Arc<jsonschema::Validator>> {
         let list = self.map.get(&key)?;
         list.iter()
-            .find(|(v, _)| v == schema)
-            .map(|(_, validator)| Arc::clone(validator))
+            .find(|e| *e.schema == *schema)
+            .map(|e| Arc::clone(&e.validator))
+    }
+
+    /// Drop the oldest schema; `false` when none is left.
+    fn evict_oldest(&mut self) -> bool {
+        let Some((key, schema)) = self.order.pop_front() else {
+            return false;
+        };
+        if let Some(list) = self.map.get_mut(&key) {
+            if let Some(at) = list.iter().position(|e| Arc::ptr_eq(&e.schema, &schema)) {
+                self.bytes -= list.swap_remove(at).cost;
+            }
+            if list.is_empty() {
+                self.map.remove(&key);
+            }
+        }
+        true
+    }
+}
+
+/// What one pass over a schema learns.
+struct Shape {
+    /// Nesting depth.
+    depth: usize,
+    /// About its size as JSON text.
+    bytes: usize,
+    /// Values and object keys: each becomes some part of the validator.
+    nodes: usize,
+    /// Regular expressions (`pattern` values, `patternProperties` keys).
+    regexes: usize,
+    /// Their estimated bytes, compiled ([`regex_cost`]).
+    regex_bytes: u64,
+    /// A hash of its content.
+    hash: u64,
+}
+
+impl Shape {
+    /// The bytes a kept schema is reckoned to hold: the validator and the
+    /// schema's own value (see [`COST_PER_NODE`]).
+    fn cost(&self) -> u64 {
+        self.nodes as u64 * COST_PER_NODE + self.bytes as u64 * COST_PER_BYTE + self.regex_bytes
     }
 }
 
 /// One pass over a schema, without recursion (a hostile value may nest
-/// deeper than the stack allows): its nesting depth, about its size as JSON
-/// text, and a hash of its content. Stops early past the limits.
-fn walk(value: &Value) -> (usize, usize, u64) {
+/// deeper than the stack allows). Stops early past the limits.
+fn walk(value: &Value) -> Shape {
     let mut h = DefaultHasher::new();
-    let (mut deepest, mut bytes) = (0, 0);
+    let (mut depth, mut bytes, mut nodes) = (0, 0, 0);
+    let mut regexes = Vec::new();
     let mut stack = vec![(value, 1usize)];
     while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
+        depth = depth.max(d);
         if d > MAX_SCHEMA_DEPTH || bytes > MAX_SCHEMA_BYTES {
             break;
         }
+        nodes += 1;
         match v {
             Value::Null => 0u8.hash(&mut h),
             Value::Bool(b) => (1u8, b).hash(&mut h),
@@ -200,15 +501,164 @@ fn walk(value: &Value) -> (usize, usize, u64) {
             Value::Object(map) => {
                 (5u8, map.len()).hash(&mut h);
                 bytes += 2 + map.len() * 2;
+                nodes += map.len();
                 for (k, item) in map.iter().rev() {
                     k.hash(&mut h);
                     bytes += k.len() + 2;
                     stack.push((item, d + 1));
+                    match (k.as_str(), item) {
+                        ("pattern", Value::String(p)) => regexes.push(p.as_str()),
+                        ("patternProperties", Value::Object(o)) => {
+                            regexes.extend(o.keys().map(String::as_str));
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
     }
-    (deepest, bytes, h.finish())
+    Shape {
+        depth,
+        bytes,
+        nodes,
+        regexes: regexes.len(),
+        regex_bytes: regexes.iter().map(|p| regex_cost(p)).sum(),
+        hash: h.finish(),
+    }
+}
+
+/// About the bytes `pattern` holds once compiled (its program and its lazy
+/// DFA's cache): [`BYTES_PER_STATE`] per automaton state ([`regex_states`])
+/// and 16 KiB more, at most [`COST_PER_REGEX`]. A pattern with a
+/// lookaround or a backreference is charged [`COST_PER_REGEX`] whole:
+/// fancy-regex splits it into several regexes, in ways its text does not
+/// tell (one such pattern of 50 characters held 1.8 MB).
+fn regex_cost(pattern: &str) -> u64 {
+    let fancy = ["(?=", "(?!", "(?<=", "(?<!"]
+        .iter()
+        .any(|l| pattern.contains(l))
+        || pattern
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0');
+    if fancy {
+        return COST_PER_REGEX;
+    }
+    regex_states(pattern)
+        .saturating_mul(BYTES_PER_STATE)
+        .saturating_add(16 * 1024)
+        .min(COST_PER_REGEX)
+}
+
+/// The bytes of a compiled regex per automaton state, measured: 30 to 70
+/// for ASCII classes, about 180 for Unicode ones (counted 1024 states each).
+const BYTES_PER_STATE: u64 = 128;
+
+/// About the automaton states `pattern` compiles to: each atom is one (an
+/// ASCII class `\w`, `\d`, `\s` four, `.` sixteen, a Unicode class `\p{..}`
+/// 1024), a group the sum of its parts, and a counted repetition (`{n}`,
+/// `{n,m}`, `{n,}`) multiplies what it repeats by its upper bound
+/// (saturating). One pass over the text, no recursion.
+fn regex_states(pattern: &str) -> u64 {
+    let b = pattern.as_bytes();
+    // Per open group: (states so far, the last atom's states).
+    let mut groups: Vec<(u64, u64)> = vec![(0, 0)];
+    let mut i = 0;
+    while i < b.len() {
+        let (atom, next) = match b[i] {
+            b'\\' => match b.get(i + 1) {
+                Some(b'p' | b'P') => (1024, skip_braces(b, i + 2)),
+                Some(b'w' | b'W' | b'd' | b'D' | b's' | b'S') => (4, i + 2),
+                _ => (1, i + 2),
+            },
+            b'[' => {
+                let end = class_end(b, i);
+                let unicode = b[i..end].windows(2).any(|w| w == b"\\p" || w == b"\\P");
+                (if unicode { 1024 } else { 4 }, end)
+            }
+            b'.' => (16, i + 1),
+            b'(' => {
+                groups.push((0, 0));
+                i += 1;
+                continue;
+            }
+            b')' if groups.len() > 1 => {
+                let (inner, _) = groups.pop().unwrap_or_default();
+                (inner.saturating_add(1), i + 1)
+            }
+            b'{' => match counted(b, i) {
+                Some((high, end)) => {
+                    let top = groups.last_mut().expect("a group is open");
+                    let grown = top.1.saturating_mul(high.max(1));
+                    top.0 = top.0.saturating_sub(top.1).saturating_add(grown);
+                    top.1 = grown;
+                    i = end;
+                    continue;
+                }
+                None => (1, i + 1),
+            },
+            b'*' | b'+' | b'?' | b'|' | b'^' | b'$' => {
+                i += 1;
+                continue;
+            }
+            _ => (1, i + 1),
+        };
+        let top = groups.last_mut().expect("a group is open");
+        top.0 = top.0.saturating_add(atom);
+        top.1 = atom;
+        i = next;
+    }
+    groups.iter().fold(0u64, |sum, g| sum.saturating_add(g.0))
+}
+
+/// After `{...}` at `at`, if there is one.
+fn skip_braces(b: &[u8], at: usize) -> usize {
+    match (
+        b.get(at),
+        b[at.min(b.len())..].iter().position(|&c| c == b'}'),
+    ) {
+        (Some(b'{'), Some(end)) => at + end + 1,
+        _ => at + 1,
+    }
+}
+
+/// The end of the character class opening at `at` (after its `]`).
+fn class_end(b: &[u8], at: usize) -> usize {
+    let mut j = at + 1;
+    // A `]` first in the class is a member.
+    if b.get(j) == Some(&b'^') {
+        j += 1;
+    }
+    if b.get(j) == Some(&b']') {
+        j += 1;
+    }
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b']' => return j + 1,
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+/// The upper bound of the counted repetition `{n}`, `{n,m}` or `{n,}` at
+/// `at` (`{n,}` counts n + 1), and where it ends; `None` when the brace is
+/// a literal.
+fn counted(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let len = b[at + 1..].iter().position(|&c| c == b'}')?;
+    let inside = std::str::from_utf8(&b[at + 1..at + 1 + len]).ok()?;
+    let (low, high) = match inside.split_once(',') {
+        None => (inside, Some(inside)),
+        Some((low, "")) => (low, None),
+        Some((low, high)) => (low, Some(high)),
+    };
+    let low: u64 = low.trim().parse().ok()?;
+    let high = match high {
+        Some(h) => h.trim().parse().ok()?,
+        None => low.saturating_add(1),
+    };
+    Some((high, at + len + 2))
 }
 
 /// The text of an OpenAI-shaped answer's first message, if it has one.
@@ -249,34 +699,132 @@ mod tests {
             expect(json!({"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}))
                 .unwrap()
                 .unwrap();
-        assert!(e.check(r#"{"name": "Ada", "age": 36, "tags": ["a"], "kind": "x"}"#));
-        assert!(!e.check(r#"{"name": "Ada"}"#), "required");
-        assert!(!e.check(r#"{"name": "Ada", "age": -1}"#), "minimum");
-        assert!(!e.check(r#"{"name": "", "age": 1}"#), "minLength");
-        assert!(
-            !e.check(r#"{"name": "Ada", "age": 1, "x": 1}"#),
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": 36, "tags": ["a"], "kind": "x"}"#),
+            Some(true)
+        );
+        assert_eq!(e.check(r#"{"name": "Ada"}"#), Some(false), "required");
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": -1}"#),
+            Some(false),
+            "minimum"
+        );
+        assert_eq!(
+            e.check(r#"{"name": "", "age": 1}"#),
+            Some(false),
+            "minLength"
+        );
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": 1, "x": 1}"#),
+            Some(false),
             "additionalProperties"
         );
-        assert!(
-            !e.check(r#"{"name": "Ada", "age": 1, "tags": ["c"]}"#),
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": 1, "tags": ["c"]}"#),
+            Some(false),
             "enum"
         );
-        assert!(
-            !e.check(r#"{"name": "Ada", "age": 1, "kind": "y"}"#),
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": 1, "kind": "y"}"#),
+            Some(false),
             "$ref anyOf const"
         );
-        assert!(!e.check(r#"{"name": "Ada", "age": 1"#), "not JSON");
-        assert!(!e.check("Sure! Here is the JSON: {}"), "prose");
+        assert_eq!(
+            e.check(r#"{"name": "Ada", "age": 1"#),
+            Some(false),
+            "not JSON"
+        );
+        assert_eq!(e.check("Sure! Here is the JSON: {}"), Some(false), "prose");
     }
 
     #[test]
     fn json_object_mode_and_no_check() {
         let e = expect(json!({"type": "json_object"})).unwrap().unwrap();
-        assert!(e.check(r#"{"a": 1}"#));
-        assert!(!e.check("[1, 2]"));
-        assert!(!e.check("{"));
+        assert_eq!(e.check(r#"{"a": 1}"#), Some(true));
+        assert_eq!(e.check("[1, 2]"), Some(false));
+        assert_eq!(e.check("{"), Some(false));
         assert!(expect(json!({"type": "text"})).unwrap().is_none());
         assert!(expect(Value::Null).unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_or_missing_types_are_errors_that_do_not_repeat_them() {
+        for format in [
+            json!({"type": "xml"}),
+            json!({"type": "JSON_OBJECT"}),
+            json!({"type": 5}),
+            json!({}),
+            json!({"type": "x".repeat(10_000)}),
+        ] {
+            let e = expect(format.clone()).unwrap_err();
+            assert!(
+                e.contains("response_format.type") && e.len() < 100,
+                "{format}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_the_parser_cannot_take_is_not_judged_other_text_fails() {
+        let e = expect(json!({"type": "json_object"})).unwrap().unwrap();
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_object = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        for unjudged in [
+            deep.as_str(),
+            deep_object.as_str(),
+            "1e100000",
+            r#"{"n": -1E+99999}"#,
+            r#"{"big": [1, 2, 1e400]}"#,
+        ] {
+            assert_eq!(e.check(unjudged), None, "{unjudged:.40}");
+        }
+        let broken_deep = format!("{}{}", "[".repeat(10_000), "]".repeat(9_999));
+        for broken in [
+            broken_deep.as_str(),
+            "1e",
+            "01",
+            "[1,]",
+            r#"{"a" 1}"#,
+            r#"{"a": 1,}"#,
+            "\"\\x\"",
+            "\"tab\there\"",
+            "[1] [2]",
+            "",
+            "nul",
+        ] {
+            assert_eq!(e.check(broken), Some(false), "{broken:.40}");
+        }
+    }
+
+    #[test]
+    fn the_json_grammar_scan_agrees_with_the_parser_where_it_parses() {
+        for text in [
+            r#"{"a": [1, -2.5e3, true, false, null, "x\"\u00e9\n", {}, []], "b": {"c": 0}}"#,
+            " [ ] ",
+            "\"\"",
+            "-0",
+            "0.0e-0",
+            "{\"k\":\"\\/\"}",
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_ok(), "{text}");
+            assert!(is_json(text), "{text}");
+        }
+        for text in [
+            "[",
+            "]",
+            "{]",
+            "[}",
+            "{\"a\"}",
+            "{1: 2}",
+            "\"\\u12\"",
+            "+1",
+            ".5",
+            "1.",
+            "tru",
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert!(!is_json(text), "{text}");
+        }
     }
 
     #[test]
@@ -311,5 +859,73 @@ mod tests {
             cache.expect(body.as_object().unwrap()).unwrap();
         }
         assert_eq!(cache.len(), CACHE_SIZE);
+    }
+
+    #[test]
+    fn regex_sizes_are_read_from_their_text() {
+        for (pattern, states) in [
+            ("^\\w{1,64}$", 256),
+            ("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{12}$", 4 * 24 + 2),
+            ("(\\w{100}){100}", 40_100),
+            ("(a(b{3}){2}){10}", 10 * (1 + 2 * 4 + 1)),
+            ("\\p{L}{4}", 4096),
+            ("[\\p{L}\\d]x", 1025),
+            (".{8,}", 16 * 9),
+            ("a{99999999999}{99999999999}", u64::MAX),
+            // Not repetitions, unbalanced, cut short: no panic.
+            ("a{b}c{", 6),
+            ("))((a", 3),
+            ("[abc", 4),
+            ("\\", 1),
+            ("\\p", 1024),
+            ("", 0),
+        ] {
+            assert_eq!(regex_states(pattern), states, "{pattern}");
+        }
+        assert_eq!(regex_cost("^(?=.*\\d).{8}$"), COST_PER_REGEX);
+        assert_eq!(regex_cost("(a)\\1"), COST_PER_REGEX);
+        assert_eq!(regex_cost("^[a-z]+$"), 16 * 1024 + 4 * BYTES_PER_STATE);
+        assert_eq!(regex_cost("(\\w{1000}){1000}"), COST_PER_REGEX);
+    }
+
+    #[test]
+    fn schemas_reckoned_over_the_cache_or_with_huge_regexes_are_refused() {
+        let many: Vec<Value> = (0..40)
+            .map(|i| json!({"pattern": format!("^(?=.*\\d){i}$")}))
+            .collect();
+        let e = expect(json!({"type": "json_schema", "json_schema": {"schema": {"allOf": many}}}))
+            .unwrap_err();
+        assert!(
+            e.contains("more than 64 MiB") && e.contains("40 regular"),
+            "{e}"
+        );
+        let huge = json!({"pattern": "^(\\w{1000}){1000}$"});
+        let e =
+            expect(json!({"type": "json_schema", "json_schema": {"schema": huge}})).unwrap_err();
+        assert!(e.contains("not a valid JSON Schema"), "{e}");
+    }
+
+    #[test]
+    fn big_schemas_are_bounded_by_their_bytes() {
+        let cache = SchemaCache::default();
+        // About 229 KB each, as JSON text: a 20,000-value enum.
+        let big = |i: usize| {
+            let values: Vec<Value> = (0..20_000).map(|v| json!(format!("{i}-{v:05}"))).collect();
+            json!({"response_format": {"type": "json_schema", "json_schema": {"schema": {"enum": values}}}})
+        };
+        for i in 0..12 {
+            let body = big(i);
+            let e = cache.expect(body.as_object().unwrap()).unwrap().unwrap();
+            assert_eq!(e.check(&format!("\"{i}-00042\"")), Some(true));
+            assert!(cache.bytes() <= CACHE_BYTES, "{} bytes", cache.bytes());
+        }
+        let one = cache.bytes() / cache.len() as u64;
+        assert!(one > 8 << 20, "a big schema is costed at {one} bytes");
+        assert_eq!(cache.len() as u64, CACHE_BYTES / one, "as many as fit");
+        // The newest are kept: the last one is found, not compiled again.
+        let body = big(11);
+        let (before, len) = (cache.bytes(), cache.len());
+        cache.expect(body.as_object().unwrap()).unwrap();
+        assert_eq!((cache.bytes(), cache.len()), (before, len));
     }
 }

@@ -38,122 +38,416 @@ pub const REDACTED: &str = "<redacted>";
 /// Shorter values are not redacted: they would match ordinary words.
 pub const MIN_REDACTED_LEN: usize = 4;
 
-/// `text` with every occurrence of each secret replaced by [`REDACTED`],
-/// however JSON escapes it: an upstream that echoes the key may write any
-/// character as `\uXXXX` (either case), `/` as `\/` (PHP) and `"` as `\"`,
-/// and text quoted twice doubles the backslashes; one that echoes a URL
-/// writes it percent-encoded (`%2F`). Each character of a secret is matched
-/// literally or by any of those escapes, so one pass over the raw text
-/// covers every mix of them; the decoded text is the plain case.
-///
-/// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
-        out = redact_one(&out, secret.as_bytes());
-    }
-    out
-}
+/// A run of this many consecutive characters of a secret is redacted, not
+/// only the whole secret: providers echo a key's prefix or suffix
+/// (`sk-proj-abc...xyz`). A secret shorter than this is redacted whole.
+pub const RUN_LEN: usize = 16;
 
-fn redact_one(text: &str, secret: &[u8]) -> String {
-    let bytes = text.as_bytes();
-    let first = secret[0];
-    let mut out = String::new();
-    let mut copied = 0; // bytes of `text` already in `out`
-    let mut i = 0;
-    while i < bytes.len() {
-        // A match starts with the first character or an escape of it.
-        if bytes[i] == first || bytes[i] == b'\\' || bytes[i] == b'%' {
-            if let Some(end) = match_at(bytes, i, secret) {
-                out.push_str(&text[copied..i]);
-                out.push_str(REDACTED);
-                copied = end;
-                i = end;
-                continue;
+/// Base64 forms are looked for only where the secret's own part of its
+/// encoding is at least this long: shorter ones would match ordinary text.
+const MIN_BASE64_FORM: usize = 8;
+
+/// `text` with every occurrence of each secret replaced by [`REDACTED`],
+/// and every run of [`RUN_LEN`] or more of its consecutive characters,
+/// however it is written:
+///
+/// - each character plain, as a JSON escape (`\uXXXX` in either case, `\/`,
+///   `\"`, `\\`; text quoted twice doubles the backslashes),
+///   percent-encoded (`%2F`, as in an echoed URL), percent-encoded twice
+///   (`%252F`), or as an HTML character reference (`&#47;`, `&#x2f;`, and
+///   the named ones of ASCII punctuation, `&sol;`; `&minus;`, `&hyphen;`
+///   and `&dash;` also count as `-`, for which HTML has no name), in any
+///   mix: one pass over the raw text covers them all;
+/// - in base64 (an echoed `Authorization: Basic` header), standard or
+///   URL-safe, at each of the three alignments the secret may have in the
+///   encoded bytes: the characters that encode only the secret's bits are
+///   matched (and runs of them), the one or two at each end that mix in
+///   neighbouring bytes carry too little of it to matter.
+///
+/// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone. The work is
+/// linear in the text for a given secret (it runs on error bodies only).
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut forms: Vec<Vec<u8>> = Vec::new();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
+        for form in forms_of(secret.as_bytes()) {
+            if !forms.contains(&form) {
+                forms.push(form);
             }
         }
-        i += 1;
     }
-    if copied == 0 {
+    if forms.is_empty() {
         return text.to_owned();
     }
-    out.push_str(&text[copied..]);
+    Matcher::new(&forms).redact(text)
+}
+
+/// The secret, then the parts of its base64 encodings that depend on it
+/// alone (deduplicated).
+fn forms_of(secret: &[u8]) -> Vec<Vec<u8>> {
+    let mut forms = vec![secret.to_vec()];
+    for alphabet in [BASE64, BASE64_URL] {
+        for align in 0..3 {
+            let form = base64_core(secret, align, alphabet);
+            if form.len() >= MIN_BASE64_FORM && !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The base64 characters of `secret` preceded by `align` other bytes that
+/// encode secret bits only: character `t` holds bits `6t..6t+6` of the
+/// bytes, the secret's are `8 align..8 (align + len)`.
+fn base64_core(secret: &[u8], align: usize, alphabet: &[u8; 64]) -> Vec<u8> {
+    let bit = |i: usize| {
+        let byte = secret[i / 8 - align];
+        (byte >> (7 - i % 8)) & 1
+    };
+    let (first_bit, end_bit) = (8 * align, 8 * (align + secret.len()));
+    let first = first_bit.div_ceil(6);
+    let last = end_bit / 6; // exclusive
+    (first..last)
+        .map(|t| {
+            let index = (6 * t..6 * t + 6).fold(0usize, |v, i| v << 1 | usize::from(bit(i)));
+            alphabet[index]
+        })
+        .collect()
+}
+
+/// One form of a secret to find.
+struct Form<'f> {
+    bytes: &'f [u8],
+    /// The shortest run redacted: [`RUN_LEN`], or the whole when shorter.
+    need: usize,
+    /// It has a character that may be written two ways at one place (`\`
+    /// as `\` or `\\`, `%` or `%25`, `&` or `&amp;`): the search must
+    /// try each way, and remember where it has been.
+    branches: bool,
+}
+
+/// The search for runs of the forms of some secrets, with its buffers.
+struct Matcher<'f> {
+    forms: Vec<Form<'f>>,
+    /// Per byte value, the first (form, index) holding it, then
+    /// `next_same`: where a run may start for a character of the text, in
+    /// increasing index per form.
+    first_at: [u32; 256],
+    starts: Vec<(usize, usize, u32)>,
+    /// The pairs of consecutive bytes in some form, as a bit set: most
+    /// places of a text start no pair, and are passed at once.
+    pairs: Vec<u64>,
+    /// (form, index in it, position in the text) triples already reached.
+    seen: std::collections::HashSet<(usize, usize, usize)>,
+    stack: Vec<(usize, usize)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Whether `text[j..]` starts a character (UTF-8 continuation bytes are
+/// 0x80..=0xBF).
+fn boundary(text: &[u8], j: usize) -> bool {
+    text.get(j).is_none_or(|&b| !(0x80..0xC0).contains(&b))
+}
+
+impl<'f> Matcher<'f> {
+    fn new(forms: &'f [Vec<u8>]) -> Self {
+        let forms: Vec<Form<'f>> = forms
+            .iter()
+            .map(|f| Form {
+                bytes: f,
+                need: f.len().min(RUN_LEN),
+                branches: f.iter().any(|b| matches!(b, b'\\' | b'%' | b'&')),
+            })
+            .collect();
+        let mut first_at = [NONE; 256];
+        let mut starts = Vec::new();
+        // Built backwards, so each list runs forwards.
+        for (f, form) in forms.iter().enumerate().rev() {
+            for (k, &c) in form.bytes.iter().enumerate().rev() {
+                starts.push((f, k, first_at[usize::from(c)]));
+                first_at[usize::from(c)] = (starts.len() - 1) as u32;
+            }
+        }
+        let mut pairs = vec![0u64; 65536 / 64];
+        for w in forms.iter().flat_map(|f| f.bytes.windows(2)) {
+            let pair = usize::from(w[0]) << 8 | usize::from(w[1]);
+            pairs[pair / 64] |= 1 << (pair % 64);
+        }
+        Matcher {
+            forms,
+            first_at,
+            starts,
+            pairs,
+            seen: std::collections::HashSet::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    /// `text` with every run found replaced, leftmost first, longest.
+    fn redact(&mut self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = String::new();
+        let mut copied = 0; // bytes of `text` already in `out`
+        let mut i = 0;
+        while i < bytes.len() {
+            let end = match boundary(bytes, i) {
+                true => self.run_at(bytes, i),
+                false => None,
+            };
+            match end {
+                Some(end) => {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(REDACTED);
+                    copied = end;
+                    i = end;
+                }
+                None => i += 1,
+            }
+        }
+        if copied == 0 {
+            return text.to_owned();
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
+    /// Where the longest run long enough for its form, written from `at`,
+    /// ends (on a character boundary), if there is one.
+    fn run_at(&mut self, text: &[u8], at: usize) -> Option<usize> {
+        // (length, end) of the best run so far.
+        let mut best: Option<(usize, usize)> = None;
+        for (c, end) in decodings(text, at).into_iter().flatten() {
+            let mut s = self.first_at[usize::from(c)];
+            // Every form is at least two characters long.
+            let pair = |d: u8| {
+                let pair = usize::from(c) << 8 | usize::from(d);
+                self.pairs[pair / 64] & (1 << (pair % 64)) != 0
+            };
+            if s == NONE
+                || !decodings(text, end)
+                    .into_iter()
+                    .flatten()
+                    .any(|(d, _)| pair(d))
+            {
+                continue;
+            }
+            while s != NONE {
+                let (f, k, next) = self.starts[s as usize];
+                s = next;
+                let (size, need) = (self.forms[f].bytes.len(), self.forms[f].need);
+                // No later index of this form can beat the best.
+                if best.is_some_and(|(len, _)| len >= size - k) {
+                    continue;
+                }
+                let Some((reached, stop)) = self.extend(text, f, k + 1, end) else {
+                    continue;
+                };
+                let len = reached - k;
+                if len >= need && best.is_none_or(|b| (len, stop) > b) {
+                    best = Some((len, stop));
+                }
+            }
+        }
+        best.map(|(_, end)| end)
+    }
+
+    /// From index `k` of form `f` at text position `j` (a character already
+    /// matched before them): the furthest index reachable and where it
+    /// ends, on a character boundary of the text.
+    fn extend(&mut self, text: &[u8], f: usize, k: usize, j: usize) -> Option<(usize, usize)> {
+        let form = &self.forms[f];
+        if !form.branches {
+            // One way to write each character here: follow it.
+            let (mut k, mut j) = (k, j);
+            let mut best = boundary(text, j).then_some((k, j));
+            while k < form.bytes.len() {
+                let want = form.bytes[k];
+                let Some((_, end)) = decodings(text, j)
+                    .into_iter()
+                    .flatten()
+                    .find(|&(c, _)| c == want)
+                else {
+                    break;
+                };
+                (k, j) = (k + 1, end);
+                if boundary(text, j) {
+                    best = Some((k, j));
+                }
+            }
+            return best;
+        }
+        // A character may be written several ways (a backslash as `\`,
+        // `\\`, `\\\\` or `\u005c`): search the ways, each (index,
+        // position) pair once.
+        self.seen.clear();
+        self.stack.clear();
+        self.stack.push((k, j));
+        let mut best = None;
+        while let Some((k, j)) = self.stack.pop() {
+            if boundary(text, j) && best.is_none_or(|b| (k, j) > b) {
+                best = Some((k, j));
+            }
+            if k == form.bytes.len() || !self.seen.insert((f, k, j)) {
+                continue;
+            }
+            let want = form.bytes[k];
+            for (c, end) in decodings(text, j).into_iter().flatten() {
+                if c == want {
+                    self.stack.push((k + 1, end));
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Longest run of backslashes looked at: text quoted five times puts 31
+/// before an escape. Bounds the work per position.
+const MAX_BACKSLASHES: usize = 64;
+
+/// The characters that may be written at `j`, each with the position after
+/// it: the byte itself; a percent-encoding (once or twice); an HTML
+/// character reference; an escaped backslash (`\\`, `\\\\`), or a JSON
+/// escape after the run of backslashes that quote it.
+fn decodings(text: &[u8], j: usize) -> [Option<(u8, usize)>; 5] {
+    let mut out = [None; 5];
+    let Some(&b) = text.get(j) else {
+        return out;
+    };
+    out[0] = Some((b, j + 1));
+    match b {
+        b'%' => {
+            out[1] = hex_byte(text, j + 1).map(|c| (c, j + 3));
+            if text.get(j + 1..j + 3) == Some(b"25") {
+                out[2] = hex_byte(text, j + 3).map(|c| (c, j + 5));
+            }
+        }
+        b'&' => out[1] = html_reference(text, j),
+        b'\\' => {
+            let run = text[j..]
+                .iter()
+                .take(MAX_BACKSLASHES)
+                .take_while(|&&b| b == b'\\')
+                .count();
+            // An escaped backslash: `\\` once quoted, `\\\\` twice.
+            if run >= 2 {
+                out[1] = Some((b'\\', j + 2));
+            }
+            if run >= 4 {
+                out[2] = Some((b'\\', j + 4));
+            }
+            // An escape after the run of backslashes that quote it.
+            let next = j + run;
+            out[3] = match text.get(next) {
+                Some(b'u') => text
+                    .get(next + 1..next + 5)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(|code| u8::try_from(code).ok())
+                    .map(|c| (c, next + 5)),
+                Some(&e @ (b'/' | b'"')) => Some((e, next + 1)),
+                Some(b't') => Some((b'\t', next + 1)),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
     out
 }
 
-/// Where a match of `secret` starting at `at` ends, if one does. A
-/// character may be written several ways (a backslash of the secret as
-/// `\`, `\\`, `\\\\` or `\u005c`), so this searches the ways, each
-/// (character, position) pair once: at most `secret.len() * text.len()`
-/// steps, and one step per character when the secret has no backslash.
-fn match_at(text: &[u8], at: usize, secret: &[u8]) -> Option<usize> {
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![(0usize, at)];
-    while let Some((k, j)) = stack.pop() {
-        if k == secret.len() {
-            return Some(j);
-        }
-        if !seen.insert((k, j)) {
-            continue;
-        }
-        for end in char_ends(text, j, secret[k]).into_iter().flatten() {
-            stack.push((k + 1, end));
-        }
-    }
-    None
+/// Two hex digits at `at`, as a byte.
+fn hex_byte(text: &[u8], at: usize) -> Option<u8> {
+    let h = text.get(at..at + 2)?;
+    u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
 }
 
-/// The positions after one character `c` of a secret written at `j`:
-/// literally, percent-encoded, or as a JSON escape behind one or more
-/// backslashes (text quoted more than once doubles them).
-fn char_ends(text: &[u8], j: usize, c: u8) -> [Option<usize>; 4] {
-    let mut ends = [None; 4];
-    let Some(&b) = text.get(j) else {
-        return ends;
-    };
-    if b == c {
-        ends[0] = Some(j + 1);
-    }
-    if b == b'%' {
-        let code = text
-            .get(j + 1..j + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if code == Some(c) {
-            ends[1] = Some(j + 3);
+/// The HTML character reference at `at` (its `&`): `&#DDD;` or `&#xHH;`
+/// (`;` optional, as browsers read them; up to 8 digits) or a name from
+/// [`HTML_NAMES`], with where it ends.
+fn html_reference(text: &[u8], at: usize) -> Option<(u8, usize)> {
+    let rest = text.get(at + 1..)?;
+    if let Some(number) = rest.strip_prefix(b"#") {
+        let (radix, digits_at) = match number.first() {
+            Some(b'x' | b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let digits = rest[digits_at..]
+            .iter()
+            .take(8)
+            .take_while(|d| d.is_ascii_digit() || (radix == 16 && d.is_ascii_hexdigit()))
+            .count();
+        if digits == 0 {
+            return None;
         }
-    }
-    if b != b'\\' {
-        return ends;
-    }
-    let run = text[j..].iter().take_while(|&&b| b == b'\\').count();
-    if c == b'\\' {
-        // An escaped backslash: `\\` once quoted, `\\\\` twice.
-        if run >= 2 {
-            ends[2] = Some(j + 2);
+        let mut end = at + 1 + digits_at + digits;
+        let code = std::str::from_utf8(&text[end - digits..end]).ok()?;
+        let code = u8::try_from(u32::from_str_radix(code, radix).ok()?).ok()?;
+        if text.get(end) == Some(&b';') {
+            end += 1;
         }
-        if run >= 4 {
-            ends[3] = Some(j + 4);
-        }
+        return Some((code, end));
     }
-    // An escape after the run of backslashes that quote it.
-    let next = j + run;
-    let escaped = match text.get(next) {
-        Some(b'u') => text
-            .get(next + 1..next + 5)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .is_some_and(|code| code == u32::from(c))
-            .then_some(next + 5),
-        Some(&e) if e == c && matches!(c, b'/' | b'"') => Some(next + 1),
-        Some(b't') if c == b'\t' => Some(next + 1),
-        _ => None,
-    };
-    if escaped.is_some() {
-        ends[1] = escaped;
-    }
-    ends
+    HTML_NAMES.iter().find_map(|&(name, c)| {
+        let named = rest.strip_prefix(name.as_bytes())?;
+        (named.first() == Some(&b';')).then_some((c, at + 2 + name.len()))
+    })
 }
+
+/// HTML's named references of ASCII punctuation (and three that read as
+/// `-`, which has none), as an escaper may write a key's characters.
+const HTML_NAMES: &[(&str, u8)] = &[
+    ("minus", b'-'),
+    ("hyphen", b'-'),
+    ("dash", b'-'),
+    ("lowbar", b'_'),
+    ("UnderBar", b'_'),
+    ("period", b'.'),
+    ("sol", b'/'),
+    ("bsol", b'\\'),
+    ("plus", b'+'),
+    ("equals", b'='),
+    ("colon", b':'),
+    ("semi", b';'),
+    ("comma", b','),
+    ("excl", b'!'),
+    ("quest", b'?'),
+    ("num", b'#'),
+    ("dollar", b'$'),
+    ("percnt", b'%'),
+    ("amp", b'&'),
+    ("AMP", b'&'),
+    ("quot", b'"'),
+    ("QUOT", b'"'),
+    ("apos", b'\''),
+    ("lpar", b'('),
+    ("rpar", b')'),
+    ("ast", b'*'),
+    ("midast", b'*'),
+    ("lt", b'<'),
+    ("LT", b'<'),
+    ("gt", b'>'),
+    ("GT", b'>'),
+    ("commat", b'@'),
+    ("lsqb", b'['),
+    ("lbrack", b'['),
+    ("rsqb", b']'),
+    ("rbrack", b']'),
+    ("Hat", b'^'),
+    ("grave", b'`'),
+    ("DiacriticalGrave", b'`'),
+    ("lcub", b'{'),
+    ("lbrace", b'{'),
+    ("rcub", b'}'),
+    ("rbrace", b'}'),
+    ("verbar", b'|'),
+    ("vert", b'|'),
+    ("VerticalLine", b'|'),
+    ("Tab", b'\t'),
+];
 
 #[cfg(test)]
 mod tests {
@@ -247,6 +541,147 @@ mod tests {
             &[KEY, "tok-12345678"],
         );
         assert_eq!(out, "a <redacted> b <redacted> c <redacted>");
+    }
+
+    /// A key of the usual shape, longer than [`RUN_LEN`].
+    const LONG_KEY: &str = "sk-proj-Ab3dE_fGh1jKlMn0pQrStUvWxYz2";
+
+    /// Plain base64 with padding, for the tests (the standard alphabet, or
+    /// the URL-safe one).
+    fn base64(bytes: &[u8], url: bool) -> String {
+        let alphabet = if url { BASE64_URL } else { BASE64 };
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+            for t in 0..4 {
+                if t <= chunk.len() {
+                    out.push(char::from(alphabet[(n >> (18 - 6 * t) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `out` still holds `secret`'s part of `encoded` (`secret`
+    /// after `align` bytes): the characters that encode only its bits.
+    fn holds_base64_core(out: &str, secret: &str, align: usize, url: bool) -> bool {
+        let alphabet = if url { BASE64_URL } else { BASE64 };
+        let core = base64_core(secret.as_bytes(), align, alphabet);
+        out.contains(std::str::from_utf8(&core).unwrap())
+    }
+
+    #[test]
+    fn percent_encoded_twice_and_html_references_are_redacted() {
+        let hex_all = |f: &dyn Fn(u8) -> String| -> String { LONG_KEY.bytes().map(f).collect() };
+        for form in [
+            LONG_KEY.replace('-', "%252D").replace('_', "%255f"),
+            hex_all(&|b| format!("%25{b:02X}")),
+            LONG_KEY.replace('-', "&#45;"),
+            LONG_KEY.replace('-', "&#x2d;").replace('_', "&#X5F;"),
+            LONG_KEY.replace('-', "&#0045").replace('_', "&lowbar;"),
+            LONG_KEY.replace('-', "&minus;"),
+            LONG_KEY.replace('-', "&hyphen;").replace('_', "&UnderBar;"),
+            hex_all(&|b| format!("&#{b};")),
+            hex_all(&|b| format!("&#x{b:x};")),
+            // Mixed with the JSON forms.
+            LONG_KEY
+                .replace('-', "\\u002d")
+                .replace('_', "&#95;")
+                .replace('p', "%2570"),
+        ] {
+            let text = format!("<p>invalid key {form}</p>");
+            let out = redact(&text, &[LONG_KEY]);
+            assert_eq!(out, "<p>invalid key <redacted></p>", "{form}");
+        }
+        // Not references: left alone.
+        let text = "&#; &#x; &bogus; &amp &#99999999999; %25 %25G0 %2";
+        assert_eq!(redact(text, &[LONG_KEY]), text);
+    }
+
+    #[test]
+    fn base64_at_every_alignment_in_both_alphabets_is_redacted() {
+        for url in [false, true] {
+            for prefix in ["", ":", "u:", "user:", "Bearer "] {
+                let encoded = base64(format!("{prefix}{LONG_KEY}").as_bytes(), url);
+                for text in [
+                    format!("{{\"echo\": \"Authorization: Basic {encoded}\"}}"),
+                    // JSON's escaped slash.
+                    format!("{{\"echo\": \"{}\"}}", encoded.replace('/', "\\/")),
+                ] {
+                    let out = redact(&text, &[LONG_KEY]);
+                    let align = prefix.len() % 3;
+                    assert!(
+                        out.contains(REDACTED) && !holds_base64_core(&out, LONG_KEY, align, url),
+                        "{prefix:?} {url}: {text} -> {out}"
+                    );
+                }
+            }
+        }
+        // A key whose encoding has `+` and `/` (or `-` and `_`).
+        let key = "\u{00fb}\u{00ff}\u{00bf}key-with-high-bytes";
+        for url in [false, true] {
+            let encoded = base64(key.as_bytes(), url);
+            assert!(encoded.contains(if url { '_' } else { '/' }), "{encoded}");
+            let out = redact(&format!("x {encoded} y"), &[key]);
+            assert!(!holds_base64_core(&out, key, 0, url), "{out}");
+        }
+    }
+
+    #[test]
+    fn runs_of_sixteen_characters_are_redacted_shorter_ones_kept() {
+        let prefix = &LONG_KEY[..20];
+        let suffix = &LONG_KEY[LONG_KEY.len() - 16..];
+        let middle = &LONG_KEY[5..25];
+        for (piece, form) in [
+            (prefix, prefix.to_owned()),
+            (suffix, suffix.to_owned()),
+            (middle, middle.to_owned()),
+            (prefix, prefix.replace('-', "\\u002d")),
+            (suffix, suffix.replace('_', "%5F")),
+        ] {
+            let out = redact(&format!("key {form}... was revoked"), &[LONG_KEY]);
+            assert_eq!(out, "key <redacted>... was revoked", "{piece}");
+        }
+        // 15 characters: a prefix too short to identify the key.
+        let short = &LONG_KEY[..15];
+        let text = format!("key {short}... was revoked");
+        assert_eq!(redact(&text, &[LONG_KEY]), text);
+        // A secret shorter than RUN_LEN is redacted only whole.
+        assert_eq!(
+            redact("tok-1234567 tok-123456", &["tok-1234567"]),
+            "<redacted> tok-123456"
+        );
+        // Two runs of one key, and a run of it in base64.
+        let out = redact(&format!("{prefix} and {suffix}"), &[LONG_KEY]);
+        assert_eq!(out, "<redacted> and <redacted>");
+        let encoded = base64(&LONG_KEY.as_bytes()[..18], false);
+        let out = redact(&format!("Basic {encoded}"), &[LONG_KEY]);
+        assert!(out.starts_with("Basic <redacted>"), "{out}");
+    }
+
+    #[test]
+    fn non_ascii_secrets_and_texts_never_split_a_character() {
+        // (Runs count bytes: 31 here, of 2-byte characters.)
+        let key = "ключ-ключ-ключ-ключ-ключ";
+        let cases = [
+            (key.to_owned(), "<redacted>".to_owned()),
+            (format!("é{}é", &key[2..33]), "é<redacted>é".to_owned()),
+            ("ключ-к".to_owned(), "ключ-к".to_owned()),
+            (
+                "é\\u00d0\\u00ba\\u00d0".to_owned(),
+                "é\\u00d0\\u00ba\\u00d0".to_owned(),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(redact(&text, &[key, "ééééééééééé"]), expected, "{text}");
+        }
     }
 
     #[test]

@@ -15,6 +15,6 @@ pub use executor::{
     tls_config, NativeExecutor, ResponseBody, BACKGROUND_POOL_IDLE_PER_HOST, POOL_IDLE_PER_HOST,
 };
 pub use router::{NativeRouter, SETTLE_AFTER_IDLE};
-pub use stream::NativeStream;
+pub use stream::{NativeStream, StreamCloser};
 
 pub use f3dx_router_core::Executor;

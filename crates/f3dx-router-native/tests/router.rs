@@ -285,3 +285,68 @@ fn an_interrupted_call_returns_at_once_and_closes_its_connections() {
             .expect("each leg's connection is closed when the call is interrupted");
     }
 }
+
+#[test]
+fn a_stream_closed_from_another_thread_ends_the_blocked_pull_and_its_connection() {
+    // A stream that commits ("Hel"), then stalls until the client closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed_tx, closed_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        assert!(read_request(&mut reader));
+        let events = [
+            r#"{"id":"s","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"id":"s","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"}}]}"#,
+        ];
+        let mut reply =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+                .to_owned();
+        for e in events {
+            reply.push_str(&format!("data: {e}\n\n"));
+        }
+        stream.write_all(reply.as_bytes()).unwrap();
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        closed_tx.send(()).unwrap();
+    });
+    let r = router(json!([provider("a", port)]));
+    let mut body = body();
+    body["stream"] = json!(true);
+    let mut stream = r.start_stream(body, Default::default()).unwrap();
+    let closer = stream.closer();
+    // To the committed text: the next pull waits on the stalled upstream.
+    loop {
+        match stream.next_blocking() {
+            Some(f3dx_router_core::Output::Chunk(c)) if c.to_string().contains("Hel") => break,
+            Some(f3dx_router_core::Output::Complete(r)) => panic!("ended early: {r:?}"),
+            Some(_) => {}
+            None => panic!("ended early"),
+        }
+    }
+    let (ended_tx, ended_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let output = stream.next_blocking();
+        ended_tx.send(std::time::Instant::now()).unwrap();
+        (output.is_none(), stream.is_closed())
+    });
+    // Whether the reader is blocked yet or not: a close before its pull
+    // leaves a wake-up it finds at once.
+    std::thread::sleep(Duration::from_millis(50));
+    let closed_at = std::time::Instant::now();
+    closer.close();
+    let ended = ended_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the blocked pull ends");
+    assert!(ended.duration_since(closed_at) < Duration::from_secs(1));
+    assert_eq!(
+        reader.join().unwrap(),
+        (true, true),
+        "no output, and closed"
+    );
+    assert!(closer.is_closed());
+    closed_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the upstream connection is closed");
+}

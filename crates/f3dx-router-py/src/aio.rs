@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::convert::to_py;
-use crate::errors::route_error;
+use crate::errors::{closed_while_read, route_error};
 use crate::observe::{CallWatch, Observer, StreamReport};
 use crate::router::route_result;
 use crate::trace::PyAttempt;
@@ -60,6 +60,11 @@ enum Done {
     /// A call's task was dropped before its answer (before a stream's
     /// commit point): its future was cancelled. Reported as cancelled.
     Cancelled { report: Report },
+    /// The stream was closed while an `__anext__` waited for it.
+    ClosedWhileRead {
+        future: Py<PyAny>,
+        stream: Arc<StreamShared>,
+    },
     /// A stream's next output, for the `__anext__` that waited for it.
     Next {
         future: Py<PyAny>,
@@ -423,6 +428,8 @@ struct StreamState {
     /// `aiter_sse` gave its `data: [DONE]`.
     done_sent: bool,
     attempts: Vec<Attempt>,
+    /// The provider it committed to.
+    provider: String,
 }
 
 /// A streamed call's state, shared by its pump and its Python object.
@@ -454,14 +461,13 @@ impl StreamShared {
             abort.abort();
         }
         self.space.notify_one();
-        // A waiting `__anext__` ends like an exhausted iterator; its future
-        // is resolved on its loop (and skipped there if it was cancelled).
-        if let Some((future, sse, inbox)) = waiter {
-            inbox.push(Done::Next {
+        // A waiting `__anext__` raises (the answer is incomplete, and must
+        // not look complete); its future is resolved on its loop (and
+        // skipped there if it was cancelled).
+        if let Some((future, _, inbox)) = waiter {
+            inbox.push(Done::ClosedWhileRead {
                 future,
                 stream: Arc::clone(self),
-                output: None,
-                sse,
             });
         }
     }
@@ -513,7 +519,11 @@ fn resolve(py: Python<'_>, done: Done) {
         } => {
             let value = match result {
                 Ok((provider, attempts)) => {
-                    stream.lock().attempts = attempts;
+                    {
+                        let mut state = stream.lock();
+                        state.attempts = attempts;
+                        state.provider.clone_from(&provider);
+                    }
                     report
                         .observer
                         .stream_report(py, report.watch)
@@ -550,6 +560,15 @@ fn resolve(py: Python<'_>, done: Done) {
             {
                 e.write_unraisable(py, None);
             }
+        }
+        Done::ClosedWhileRead { future, stream } => {
+            let (provider, attempts) = {
+                let state = stream.lock();
+                (state.provider.clone(), state.attempts.clone())
+            };
+            let how = "(aclose(), or the stream dropped)";
+            let error = closed_while_read(py, &provider, attempts, how);
+            settle(py, future.bind(py), Err(error));
         }
         Done::Next {
             future,

@@ -1,7 +1,7 @@
 //! Raising the package's exception hierarchy (defined in Python, in
 //! `f3dx_router/_errors.py`) from Rust.
 
-use f3dx_router_core::{ConfigError, RouteError};
+use f3dx_router_core::{Attempt, ConfigError, RouteError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
@@ -63,6 +63,28 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
             })
         }
     }
+}
+
+/// The `StreamInterrupted` of a reader whose stream was closed (`how`)
+/// while it waited for the next chunk.
+pub fn closed_while_read(
+    py: Python<'_>,
+    provider: &str,
+    attempts: Vec<Attempt>,
+    how: &str,
+) -> PyErr {
+    static INTERRUPTED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let message = format!(
+        "the stream from provider {provider:?} was closed {how} while it was being read: the \
+         answer so far is incomplete"
+    );
+    build(py, &INTERRUPTED, "StreamInterrupted", &message, |kw| {
+        kw.set_item("provider", provider)?;
+        kw.set_item(
+            "attempts",
+            PyList::new(py, attempts.iter().map(PyAttempt::from))?,
+        )
+    })
 }
 
 fn build(

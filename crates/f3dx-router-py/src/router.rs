@@ -3,8 +3,8 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    CallOptions, HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed, Router,
-    RouterConfig, State,
+    quality, CallOptions, HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed,
+    Router, RouterConfig, State,
 };
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
@@ -178,7 +178,10 @@ impl PyRouter {
             .cast::<pyo3::types::PyBool>()
             .map_err(|_| PyTypeError::new_err("record_quality: `passed` must be True or False"))?
             .is_true();
-        check_tenant(py, tenant)?;
+        // A key a call could not have is an invalid request, as for a call.
+        quality::check_tenant(tenant)
+            .and_then(|()| quality::check_model(model))
+            .map_err(|m| invalid_request_error(py, m))?;
         let now = self.native()?.now();
         self.router
             .record_quality(provider, tenant, model, passed, now)
@@ -416,21 +419,15 @@ pub(crate) fn route_result(py: Python<'_>, routed: Routed) -> PyResult<PyRouteRe
     })
 }
 
-/// Longest tenant accepted: a tenant is a key the router keeps.
-const MAX_TENANT_LEN: usize = 256;
-
-fn check_tenant(py: Python<'_>, tenant: &str) -> PyResult<()> {
-    if tenant.len() > MAX_TENANT_LEN {
-        let message = format!("tenant is {} bytes; at most {MAX_TENANT_LEN}", tenant.len());
-        return Err(route_error(
-            py,
-            &RouteError::InvalidRequest {
-                message,
-                attempts: Vec::new(),
-            },
-        ));
-    }
-    Ok(())
+/// An `InvalidRequest` that nothing was sent for.
+fn invalid_request_error(py: Python<'_>, message: String) -> PyErr {
+    route_error(
+        py,
+        &RouteError::InvalidRequest {
+            message,
+            attempts: Vec::new(),
+        },
+    )
 }
 
 /// The `otel=` argument: None (off), True or False.
@@ -464,13 +461,7 @@ fn call_input(
 
 /// The `InvalidRequest` of `route`/`aroute` for a streamed request.
 fn whole_answers_only(py: Python<'_>, message: &str) -> PyErr {
-    route_error(
-        py,
-        &RouteError::InvalidRequest {
-            message: message.to_owned(),
-            attempts: Vec::new(),
-        },
-    )
+    invalid_request_error(py, message.to_owned())
 }
 
 /// A call's `tenant=` argument: None or a string.
@@ -491,7 +482,7 @@ fn call_options(py: Python<'_>, tenant: Option<&Bound<'_, PyAny>>) -> PyResult<C
             }
         },
     };
-    check_tenant(py, &tenant)?;
+    quality::check_tenant(&tenant).map_err(|m| invalid_request_error(py, m))?;
     Ok(CallOptions { tenant })
 }
 
@@ -516,15 +507,7 @@ fn as_config_error(py: Python<'_>, field: &str, e: ConvertError) -> PyErr {
 
 /// A request that is not JSON-like is an invalid request.
 fn invalid_request(py: Python<'_>, e: ConvertError) -> PyErr {
-    conversion_error(py, e, "$", |message| {
-        route_error(
-            py,
-            &RouteError::InvalidRequest {
-                message,
-                attempts: Vec::new(),
-            },
-        )
-    })
+    conversion_error(py, e, "$", |message| invalid_request_error(py, message))
 }
 
 /// The router's error for a failed conversion, made by `wrap` from a

@@ -3,13 +3,13 @@
 use std::sync::{Mutex, PoisonError};
 
 use f3dx_router_core::{Attempt, Output};
-use f3dx_router_native::NativeStream;
+use f3dx_router_native::{NativeStream, StreamCloser};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::convert::to_py;
-use crate::errors::route_error;
+use crate::errors::{closed_while_read, route_error};
 use crate::observe::StreamReport;
 use crate::signals;
 use crate::trace::PyAttempt;
@@ -39,6 +39,8 @@ pub fn next_output(py: Python<'_>, stream: &mut NativeStream) -> PyResult<Option
 #[pyclass(frozen, name = "ChatStream", module = "f3dx_router._native")]
 pub struct PyChatStream {
     stream: Mutex<NativeStream>,
+    /// Closes it while another thread holds `stream`, blocked reading.
+    closer: StreamCloser,
     provider: String,
     attempts: Mutex<Vec<Attempt>>,
     /// Logs and traces the call when it ends.
@@ -53,6 +55,7 @@ impl PyChatStream {
         report: StreamReport,
     ) -> Self {
         PyChatStream {
+            closer: stream.closer(),
             stream: Mutex::new(stream),
             provider,
             attempts: Mutex::new(attempts),
@@ -93,6 +96,17 @@ impl PyChatStream {
                         Err(e) => Err(route_error(py, &e)),
                     };
                 }
+                // Another thread's close() ended this read: say so, rather
+                // than end like a complete answer.
+                None if self.closer.is_closed() => {
+                    let how = "by another thread (close())";
+                    return Err(closed_while_read(
+                        py,
+                        &self.provider,
+                        self.attempts_now(),
+                        how,
+                    ));
+                }
                 None => return Ok(None),
             }
         }
@@ -127,14 +141,18 @@ impl PyChatStream {
     }
 
     /// Stop reading: the upstream connection is closed now. Harmless when
-    /// the stream has ended.
+    /// the stream has ended. From another thread, while one is blocked
+    /// reading it, the reader wakes at once (it closes the connection and
+    /// raises `StreamInterrupted`).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let mut stream = self.stream.try_lock().map_err(|_| {
-            PyRuntimeError::new_err("this ChatStream is being read by another thread")
-        })?;
-        let native: &mut NativeStream = &mut stream;
-        py.detach(|| native.close());
-        drop(stream);
+        match self.stream.try_lock() {
+            Ok(mut stream) => {
+                let native: &mut NativeStream = &mut stream;
+                py.detach(|| native.close());
+            }
+            // Never wait for a reader: it holds the lock while it waits.
+            Err(_) => self.closer.close(),
+        }
         self.report
             .close(py, &self.provider, || self.attempts_now())
     }
@@ -142,9 +160,11 @@ impl PyChatStream {
     /// Whether the stream has ended or was closed.
     #[getter]
     fn closed(&self) -> bool {
-        self.stream
-            .try_lock()
-            .is_ok_and(|stream| stream.is_closed())
+        self.closer.is_closed()
+            || self
+                .stream
+                .try_lock()
+                .is_ok_and(|stream| stream.is_closed())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -66,6 +66,7 @@ pub(super) const QUALITY_KEYS: &[&str] = &[
     "probe_after_s",
     "on_failure",
     "max_keys",
+    "max_bytes",
 ];
 
 /// Keys of the Python host only (refused here with their own message).
