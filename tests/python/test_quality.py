@@ -209,7 +209,7 @@ def test_a_million_tenants_stay_within_the_key_bound() -> None:
     ({"max_keys": -1}, "quality.max_keys"),
     ({"max_bytes": 1000}, "quality.max_bytes"),
     ({"max_bytes": 1 << 40}, "quality.max_bytes"),
-    ({"windows": 5}, "quality.windows"),
+    ({"windows": 5}, "quality.#1"),  # an unknown key: named by position
 ])
 def test_bad_quality_settings_are_config_errors(quality: Any, field: str) -> None:
     with pytest.raises(ConfigError) as info:
