@@ -508,7 +508,7 @@ class FaultServerCore:
             await conn.write(head_bytes(200, "OK", json_head) + body + extra)
             # Serve a next request on this connection (that is the point),
             # but close it once idle so no pool keeps the stray bytes.
-            self.linger[conn_id] = CL_MISMATCH_LINGER_S
+            self.linger[record["conn"]] = CL_MISMATCH_LINGER_S
             return True
         if fault == "gzip_bomb":
             assert self.bomb is not None
