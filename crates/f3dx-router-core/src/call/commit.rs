@@ -341,14 +341,14 @@ impl Call {
             .unwrap_or_default();
         let provider_index = a.record.provider_index;
         if let Some(q) = self.quality.as_mut() {
-            q.text_cap = self.shared.config.providers[provider_index].max_body_bytes;
+            q.text_cap = self.shared.config().providers[provider_index].max_body_bytes;
         }
         self.committed = Some(id);
         self.stopped = true;
         self.hedge_at = None;
         self.cancel_rest(now);
         self.actions.push_back(Action::Commit {
-            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             attempts: self.records(),
         });
@@ -401,7 +401,7 @@ impl Call {
         self.actions.push_back(Action::Cancel { attempt: id });
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
-            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response: Value::Null,
             attempts: self.records(),

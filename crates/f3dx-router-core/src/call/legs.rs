@@ -27,7 +27,7 @@ impl Call {
             self.hedge_at = None;
             return;
         }
-        let policy = self.shared.config.policy;
+        let policy = self.shared.config().policy;
         let k = policy.max_in_flight();
         let delay = policy.hedge_delay();
         if delay == HedgeDelay::Immediate {
@@ -126,7 +126,7 @@ impl Call {
         if hedge {
             self.shared.hedge_sent();
         }
-        let provider = &self.shared.config.providers[provider_index];
+        let provider = &self.shared.config().providers[provider_index];
         let id = AttemptId(self.attempts.len() as u32);
         self.attempts.push(AttemptState {
             record: Attempt {

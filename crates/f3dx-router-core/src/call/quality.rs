@@ -60,7 +60,7 @@ impl Call {
             schema_valid = Some(passed);
             let failover = self
                 .shared
-                .config
+                .config()
                 .quality
                 .is_some_and(|c| c.on_failure == OnFailure::Failover);
             if !passed && failover {
