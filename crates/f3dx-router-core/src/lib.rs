@@ -23,6 +23,10 @@
 //! health transitions the core decided (ejections, readmissions, cooldowns,
 //! budgets run out) with [`Router::take_health_events`], after checking
 //! [`Router::has_health_events`] (one atomic load).
+//!
+//! Everything a host needs is re-exported here; the modules themselves are
+//! private (`docs/core.md` maps them). The `internals` module is a door for
+//! this crate's own fuzz targets, benches and tests, not a stable API.
 
 // Private: hosts use the re-exports below (and `quality`'s checks);
 // this crate's fuzz targets, benches and tests reach further through
@@ -56,6 +60,7 @@ pub use call::{Action, Call, CallOptions};
 pub use config::HealthConfig;
 pub use config::{
     ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
+    AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 pub use driver::{drive, drive_with, Driver, Output};
 pub use error::{RouteError, Routed};
@@ -68,7 +73,7 @@ pub use http::{HttpRequest, ResponseHead, TransportFault};
 pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};
 pub use router::Router;
 pub use secret::Secret;
-pub use stats::{HedgeStats, ProviderStats, Stats};
+pub use stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
 pub use time::Instant;
 
 /// Internals for this crate's own fuzz targets, benches and tests.

@@ -45,7 +45,7 @@ impl Call {
     }
 
     /// How long after the latest leg the next one waits.
-    pub(super) fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
+    fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
         match delay {
             HedgeDelay::Immediate => Duration::ZERO,
             HedgeDelay::Fixed(d) => d,
@@ -59,7 +59,7 @@ impl Call {
 
     /// Start one more leg, if a candidate is left and, for an extra leg
     /// that is not a failover, the hedge budget pays for it.
-    pub(super) fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
+    fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
         let extra = self.in_flight() > 0 && trigger != Trigger::Failure;
         if extra {
             if self.hedge_refused || self.next_candidate >= self.candidates.len() {
@@ -80,7 +80,7 @@ impl Call {
     }
 
     /// Send to the next candidate. `false` when none is left.
-    pub(super) fn dispatch_next(&mut self, now: Instant) -> bool {
+    fn dispatch_next(&mut self, now: Instant) -> bool {
         // A half-open candidate whose probe another call holds is skipped.
         let (provider_index, probe, quality_probe) = loop {
             let Some(&provider_index) = self.candidates.get(self.next_candidate) else {

@@ -109,7 +109,7 @@ impl Call {
     /// Translate the request for every provider, cooling ones included, so
     /// whether a request is accepted never depends on provider health; keep
     /// the requests of this call's candidates.
-    pub(super) fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
+    fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
         let providers = &self.shared.config().providers;
         let mut encoded = Vec::with_capacity(providers.len());
         for p in providers {
