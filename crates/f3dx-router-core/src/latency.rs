@@ -47,7 +47,7 @@ fn point(bin: usize, at: f64) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reading {
     /// The `k`-th of a bin's `n` samples at `(k - 1/2) / n` of its width
-    /// (as if they spread evenly over it): what [`LatencyWindow::quantile`]
+    /// (as if they spread evenly over it): what `LatencyWindow::quantile`
     /// answers. A bin with one sample reads as its middle.
     Interpolated,
     /// The bin's middle, whatever the rank (how "auto" read its p95 before

@@ -46,7 +46,7 @@ pub struct QualityConfig {
     pub on_failure: OnFailure,
     /// Most (provider, tenant, model) keys tracked.
     pub max_keys: usize,
-    /// Most bytes the table holds, by [`QualityTable::bytes`]' estimate.
+    /// Most bytes the quality table holds, by its own estimate of its keys.
     pub max_bytes: u64,
 }
 
