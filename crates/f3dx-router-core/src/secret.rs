@@ -67,18 +67,102 @@ const MIN_BASE64_FORM: usize = 8;
 /// Secrets shorter than [`MIN_REDACTED_LEN`] are left alone. The work is
 /// linear in the text for a given secret (it runs on error bodies only).
 pub fn redact(text: &str, secrets: &[&str]) -> String {
-    let mut forms: Vec<Vec<u8>> = Vec::new();
-    for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
-        for form in forms_of(secret.as_bytes()) {
-            if !forms.contains(&form) {
-                forms.push(form);
+    Redactor::new(secrets).redact(text)
+}
+
+/// The search for some secrets, compiled: what [`redact`] does, with the
+/// work that depends only on the secrets (their base64 forms, the lookup
+/// tables) done once. A router keeps one per provider, so an error body
+/// pays only for its own bytes.
+pub struct Redactor {
+    forms: Vec<Form>,
+    /// Per byte value, the first (form, index) holding it, then
+    /// `next_same`: where a run may start for a character of the text, in
+    /// increasing index per form.
+    first_at: [u32; 256],
+    starts: Vec<(usize, usize, u32)>,
+    /// The pairs of consecutive bytes in some form, as a bit set: most
+    /// places of a text start no pair, and are passed at once.
+    pairs: Vec<u64>,
+    /// Bytes that may start a run: one of some form, or the first byte of
+    /// an escape (`\`, `%`, `&`). Every other byte is passed at once.
+    lead: [bool; 256],
+}
+
+// The forms are the secrets themselves: never printed.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} forms)", self.forms.len())
+    }
+}
+
+impl Redactor {
+    /// The search for `secrets` (those shorter than [`MIN_REDACTED_LEN`]
+    /// are left alone).
+    pub fn new(secrets: &[&str]) -> Self {
+        let mut forms: Vec<Vec<u8>> = Vec::new();
+        for secret in secrets.iter().filter(|s| s.len() >= MIN_REDACTED_LEN) {
+            for form in forms_of(secret.as_bytes()) {
+                if !forms.contains(&form) {
+                    forms.push(form);
+                }
             }
         }
+        let forms: Vec<Form> = forms
+            .into_iter()
+            .map(|bytes| Form {
+                need: bytes.len().min(RUN_LEN),
+                branches: bytes.iter().any(|b| matches!(b, b'\\' | b'%' | b'&')),
+                bytes,
+            })
+            .collect();
+        let mut first_at = [NONE; 256];
+        let mut starts = Vec::new();
+        // Built backwards, so each list runs forwards.
+        for (f, form) in forms.iter().enumerate().rev() {
+            for (k, &c) in form.bytes.iter().enumerate().rev() {
+                starts.push((f, k, first_at[usize::from(c)]));
+                first_at[usize::from(c)] = (starts.len() - 1) as u32;
+            }
+        }
+        let mut pairs = Vec::new();
+        if !forms.is_empty() {
+            pairs = vec![0u64; 65536 / 64];
+            for w in forms.iter().flat_map(|f| f.bytes.windows(2)) {
+                let pair = usize::from(w[0]) << 8 | usize::from(w[1]);
+                pairs[pair / 64] |= 1 << (pair % 64);
+            }
+        }
+        let mut lead = [false; 256];
+        for (c, lead) in lead.iter_mut().enumerate() {
+            *lead = first_at[c] != NONE || matches!(c as u8, b'\\' | b'%' | b'&');
+        }
+        Redactor {
+            forms,
+            first_at,
+            starts,
+            pairs,
+            lead,
+        }
     }
-    if forms.is_empty() {
-        return text.to_owned();
+
+    /// Whether there is nothing to look for (every secret too short).
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
     }
-    Matcher::new(&forms).redact(text)
+
+    /// `text` with every run found replaced, leftmost first, longest.
+    pub fn redact(&self, text: &str) -> String {
+        if self.forms.is_empty() {
+            return text.to_owned();
+        }
+        Search {
+            r: self,
+            seen: std::collections::HashSet::new(),
+            stack: Vec::new(),
+        }
+        .redact(text)
+    }
 }
 
 /// The secret, then the parts of its base64 encodings that depend on it
@@ -119,8 +203,8 @@ fn base64_core(secret: &[u8], align: usize, alphabet: &[u8; 64]) -> Vec<u8> {
 }
 
 /// One form of a secret to find.
-struct Form<'f> {
-    bytes: &'f [u8],
+struct Form {
+    bytes: Vec<u8>,
     /// The shortest run redacted: [`RUN_LEN`], or the whole when shorter.
     need: usize,
     /// It has a character that may be written two ways at one place (`\`
@@ -129,17 +213,9 @@ struct Form<'f> {
     branches: bool,
 }
 
-/// The search for runs of the forms of some secrets, with its buffers.
-struct Matcher<'f> {
-    forms: Vec<Form<'f>>,
-    /// Per byte value, the first (form, index) holding it, then
-    /// `next_same`: where a run may start for a character of the text, in
-    /// increasing index per form.
-    first_at: [u32; 256],
-    starts: Vec<(usize, usize, u32)>,
-    /// The pairs of consecutive bytes in some form, as a bit set: most
-    /// places of a text start no pair, and are passed at once.
-    pairs: Vec<u64>,
+/// One redaction's walk over a text, with its buffers.
+struct Search<'r> {
+    r: &'r Redactor,
     /// (form, index in it, position in the text) triples already reached.
     seen: std::collections::HashSet<(usize, usize, usize)>,
     stack: Vec<(usize, usize)>,
@@ -153,40 +229,7 @@ fn boundary(text: &[u8], j: usize) -> bool {
     text.get(j).is_none_or(|&b| !(0x80..0xC0).contains(&b))
 }
 
-impl<'f> Matcher<'f> {
-    fn new(forms: &'f [Vec<u8>]) -> Self {
-        let forms: Vec<Form<'f>> = forms
-            .iter()
-            .map(|f| Form {
-                bytes: f,
-                need: f.len().min(RUN_LEN),
-                branches: f.iter().any(|b| matches!(b, b'\\' | b'%' | b'&')),
-            })
-            .collect();
-        let mut first_at = [NONE; 256];
-        let mut starts = Vec::new();
-        // Built backwards, so each list runs forwards.
-        for (f, form) in forms.iter().enumerate().rev() {
-            for (k, &c) in form.bytes.iter().enumerate().rev() {
-                starts.push((f, k, first_at[usize::from(c)]));
-                first_at[usize::from(c)] = (starts.len() - 1) as u32;
-            }
-        }
-        let mut pairs = vec![0u64; 65536 / 64];
-        for w in forms.iter().flat_map(|f| f.bytes.windows(2)) {
-            let pair = usize::from(w[0]) << 8 | usize::from(w[1]);
-            pairs[pair / 64] |= 1 << (pair % 64);
-        }
-        Matcher {
-            forms,
-            first_at,
-            starts,
-            pairs,
-            seen: std::collections::HashSet::new(),
-            stack: Vec::new(),
-        }
-    }
-
+impl Search<'_> {
     /// `text` with every run found replaced, leftmost first, longest.
     fn redact(&mut self, text: &str) -> String {
         let bytes = text.as_bytes();
@@ -194,7 +237,8 @@ impl<'f> Matcher<'f> {
         let mut copied = 0; // bytes of `text` already in `out`
         let mut i = 0;
         while i < bytes.len() {
-            let end = match boundary(bytes, i) {
+            // Only a lead byte can start a run.
+            let end = match self.r.lead[usize::from(bytes[i])] && boundary(bytes, i) {
                 true => self.run_at(bytes, i),
                 false => None,
             };
@@ -221,11 +265,11 @@ impl<'f> Matcher<'f> {
         // (length, end) of the best run so far.
         let mut best: Option<(usize, usize)> = None;
         for (c, end) in decodings(text, at).into_iter().flatten() {
-            let mut s = self.first_at[usize::from(c)];
+            let mut s = self.r.first_at[usize::from(c)];
             // Every form is at least two characters long.
             let pair = |d: u8| {
                 let pair = usize::from(c) << 8 | usize::from(d);
-                self.pairs[pair / 64] & (1 << (pair % 64)) != 0
+                self.r.pairs[pair / 64] & (1 << (pair % 64)) != 0
             };
             if s == NONE
                 || !decodings(text, end)
@@ -236,9 +280,9 @@ impl<'f> Matcher<'f> {
                 continue;
             }
             while s != NONE {
-                let (f, k, next) = self.starts[s as usize];
+                let (f, k, next) = self.r.starts[s as usize];
                 s = next;
-                let (size, need) = (self.forms[f].bytes.len(), self.forms[f].need);
+                let (size, need) = (self.r.forms[f].bytes.len(), self.r.forms[f].need);
                 // No later index of this form can beat the best.
                 if best.is_some_and(|(len, _)| len >= size - k) {
                     continue;
@@ -259,7 +303,7 @@ impl<'f> Matcher<'f> {
     /// matched before them): the furthest index reachable and where it
     /// ends, on a character boundary of the text.
     fn extend(&mut self, text: &[u8], f: usize, k: usize, j: usize) -> Option<(usize, usize)> {
-        let form = &self.forms[f];
+        let form = &self.r.forms[f];
         if !form.branches {
             // One way to write each character here: follow it.
             let (mut k, mut j) = (k, j);
@@ -454,6 +498,27 @@ mod tests {
     use super::*;
 
     const KEY: &str = "sk-ab/cd\"ef";
+
+    #[test]
+    fn a_compiled_redactor_is_reused_and_never_prints_its_secrets() {
+        let long = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyz";
+        let r = Redactor::new(&[long, KEY, "abc"]);
+        assert!(!format!("{r:?}").contains("sk-"));
+        for text in [
+            format!("key {long} echoed"),
+            format!("{{\"error\": \"bad key {KEY}\"}}"),
+            "nothing to hide here \\ % &amp;".to_owned(),
+            format!("prefix {} only", &long[..20]),
+        ] {
+            // The same text twice through one Redactor, and through the
+            // one-off function: one answer.
+            let once = redact(&text, &[long, KEY, "abc"]);
+            assert_eq!(r.redact(&text), once);
+            assert_eq!(r.redact(&text), once);
+        }
+        assert_eq!(r.redact(&format!("a {long} b")), "a <redacted> b");
+        assert!(Redactor::new(&["abc"]).is_empty());
+    }
 
     fn escaped_forms() -> Vec<String> {
         let all_u: String = KEY

@@ -20,6 +20,7 @@ use crate::latency::AutoRule;
 use crate::pick::{weighted_order, Picker};
 use crate::quality::{KeyState, KeyStats, QualityTable};
 use crate::schema::{Expect, SchemaCache};
+use crate::secret::Redactor;
 use crate::stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
 use crate::time::Instant;
 
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     quality_used: AtomicBool,
     /// Compiled `response_format` schemas.
     schemas: SchemaCache,
+    /// Per provider, the search for its credentials in upstream text.
+    redactors: Vec<Redactor>,
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     hedges_skipped: AtomicU64,
@@ -67,6 +70,11 @@ impl Shared {
             quality: Mutex::new(QualityTable::new(providers)),
             quality_used: AtomicBool::new(false),
             schemas: SchemaCache::default(),
+            redactors: config
+                .providers
+                .iter()
+                .map(|p| Redactor::new(&p.secrets().collect::<Vec<_>>()))
+                .collect(),
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             hedges_skipped: AtomicU64::new(0),
@@ -94,6 +102,11 @@ impl Shared {
         return self.rule;
         #[cfg(not(feature = "study"))]
         AutoRule::DEFAULT
+    }
+
+    /// `text` without provider `provider`'s credentials.
+    pub(crate) fn redact(&self, provider: usize, text: &str) -> String {
+        self.redactors[provider].redact(text)
     }
 
     /// The config the router was built with.

@@ -7,7 +7,6 @@ use serde_json::Value;
 use super::action::Action;
 use super::legs::Trigger;
 use super::phase::{Phase, Step};
-use super::settle::redact;
 use super::state::Call;
 use super::stream::{HeldChunk, StreamTail};
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
@@ -224,7 +223,7 @@ impl Call {
                     return self.stream_failed(id, Fault::Undecodable, detail, now);
                 }
                 StreamItem::Error(message) => {
-                    let message = redact(&message, self.provider_of(id));
+                    let message = self.redact(id, &message);
                     let detail = format!("error event in the stream: {message}");
                     return self.stream_failed(id, Fault::StreamError, detail, now);
                 }

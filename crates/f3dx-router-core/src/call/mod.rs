@@ -66,7 +66,6 @@ use crate::time::Instant;
 pub use action::{Action, CallOptions};
 use legs::Trigger;
 use phase::{Phase, Step};
-use settle::redact;
 pub use state::Call;
 use stream::{StreamState, StreamTail};
 
@@ -210,7 +209,7 @@ impl Call {
                 match codec::decode_response(provider.kind, &body) {
                     Ok(response) => return self.win(id, response, now),
                     Err(reason) => {
-                        let detail = redact(&reason, provider);
+                        let detail = self.redact(id, &reason);
                         self.attempts[id.0 as usize].record.detail = detail;
                         self.settle(id, AttemptOutcome::Soft, Some(Fault::Undecodable), now);
                         self.fill(now, Trigger::Failure);
@@ -219,16 +218,15 @@ impl Call {
             }
             Some(Phase::Draining) => {
                 let body = std::mem::take(&mut self.attempts[id.0 as usize].body);
-                let provider = self.provider_of(id);
                 // Redact before anything is cut short, so no piece of a key
                 // survives a truncation; the raw text is redacted in every
                 // escaping, and decoding can still join pieces (a key split
                 // by an escape of an escape), so the message is redacted
                 // once more.
-                let text = redact(&String::from_utf8_lossy(&body), provider);
+                let text = self.redact(id, &String::from_utf8_lossy(&body));
                 let message = codec::error_message(text.as_bytes())
                     .unwrap_or_else(|| codec::body_excerpt(text.as_bytes()));
-                let message = redact(&message, provider);
+                let message = self.redact(id, &message);
                 let a = &mut self.attempts[id.0 as usize];
                 a.record.detail = message;
                 a.step(Step::Drained);

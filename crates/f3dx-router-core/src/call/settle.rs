@@ -11,11 +11,9 @@ use super::phase::{Phase, Step};
 use super::state::Call;
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
 use crate::budget;
-use crate::config::ProviderConfig;
 use crate::error::{RouteError, Routed};
 use crate::health::Verdict;
 use crate::http::TransportFault;
-use crate::secret;
 use crate::time::Instant;
 
 /// How long a failed attempt's error body may take after its head: the
@@ -163,11 +161,4 @@ impl Call {
         self.hedge_at = None;
         self.actions.push_back(Action::Complete(result));
     }
-}
-
-/// Remove the provider's credentials from upstream text before it reaches
-/// errors or logs: some servers echo the key they were given, escaped or not.
-pub(super) fn redact(text: &str, provider: &ProviderConfig) -> String {
-    let secrets: Vec<&str> = provider.secrets().collect();
-    secret::redact(text, &secrets)
 }

@@ -96,6 +96,14 @@ impl Call {
         &self.shared.config().providers[self.attempts[id.0 as usize].record.provider_index]
     }
 
+    /// `text` from `id`'s upstream without that provider's credentials,
+    /// before it reaches errors or logs: some servers echo the key they
+    /// were given, escaped or not.
+    pub(super) fn redact(&self, id: AttemptId, text: &str) -> String {
+        let provider = self.attempts[id.0 as usize].record.provider_index;
+        self.shared.redact(provider, text)
+    }
+
     /// Legs whose outcome is still open.
     pub(super) fn in_flight(&self) -> usize {
         self.attempts.iter().filter(|a| a.phase.is_open()).count()
