@@ -7,6 +7,7 @@
 //! words it quotes are the schema's own (key names, allowed kinds and
 //! policies).
 
+mod check;
 mod keys;
 
 use std::fmt;
@@ -17,7 +18,9 @@ use serde_json::{Map, Value};
 pub use crate::health::HealthConfig;
 pub use crate::quality::{OnFailure, QualityConfig};
 use crate::secret::Secret;
-use keys::{key_path, reject_unknown, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS};
+pub use check::{ConfigProblem, ConfigReport, MAX_PROBLEMS};
+use keys::{key_path, reject_unknown};
+pub use keys::{HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS};
 
 /// Default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);

@@ -46,6 +46,7 @@ mod router;
 pub mod schema;
 pub mod secret;
 pub mod sse;
+mod stats_json;
 pub mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
