@@ -3,8 +3,7 @@
 //! environment variable), logged once per isolate when the config is
 //! loaded, as `console.warn` objects like the health transitions'.
 
-use f3dx_router_core::config::ConfigProblem;
-use f3dx_router_core::RouterConfig;
+use f3dx_router_core::{ConfigProblem, RouterConfig};
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
 

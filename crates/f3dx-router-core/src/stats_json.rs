@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::health::State;
 use crate::quality::KeyStats;
-use crate::router::{ProviderStats, Stats};
+use crate::stats::{ProviderStats, Stats};
 use crate::time::Instant;
 
 /// Decimal places of milliseconds (latency percentiles).
@@ -110,7 +110,7 @@ mod tests {
 
     use super::*;
     use crate::quality::KeyState;
-    use crate::router::HedgeStats;
+    use crate::stats::HedgeStats;
 
     fn stats(latency_us: u64, soft_failures: u32) -> Stats {
         let l = Duration::from_micros(latency_us);

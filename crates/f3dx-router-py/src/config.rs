@@ -4,10 +4,10 @@
 
 use std::cell::RefCell;
 
-use f3dx_router_core::config::{
-    ConfigProblem, HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+use f3dx_router_core::config_schema::{
+    HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
 };
-use f3dx_router_core::{ConfigError, HostLimits, RouterConfig};
+use f3dx_router_core::{ConfigError, ConfigProblem, HostLimits, RouterConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `repr(router)`: every setting that differs from its default, in the
 //! constructor's own words, and never a secret (no key, no header value).
 
-use f3dx_router_core::config::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
+use f3dx_router_core::config_schema::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 use f3dx_router_core::{
     HealthConfig, HedgeDelay, OnFailure, Policy, ProviderConfig, QualityConfig, RouterConfig,
 };

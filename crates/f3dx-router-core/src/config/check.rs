@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::keys::{
     key_path, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
 };
+use super::provider::is_env_name;
 use super::{
     err, parse_health, parse_policy, parse_provider, parse_quality, ConfigError, HostLimits,
     RouterConfig,
@@ -422,7 +423,7 @@ fn looks_like_env_reference(key: &str) -> bool {
         .or_else(|| key.strip_prefix("${").and_then(|k| k.strip_suffix('}')))
         .or_else(|| key.strip_prefix('$'))
         .or_else(|| key.strip_prefix("env:"));
-    name.is_some_and(super::is_env_name)
+    name.is_some_and(is_env_name)
 }
 
 #[cfg(test)]
