@@ -4,7 +4,7 @@
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, final
 
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 from ._stats import RouterStats
 from ._types import HealthConfig, PolicyName, ProviderConfig, QualityConfig
@@ -141,6 +141,7 @@ class AsyncSseIterator:
     def __aiter__(self) -> AsyncSseIterator: ...
     def __anext__(self) -> Awaitable[bytes]: ...
 
+@disjoint_base
 class Router:
     """Routes OpenAI chat-completions requests over several providers.
     ``f3dx_router.Router`` (``_router.py``) is a subclass with the methods
