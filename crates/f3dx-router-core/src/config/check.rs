@@ -12,14 +12,15 @@
 
 use serde_json::{Map, Value};
 
+use super::error::{err, ConfigError};
+use super::host::HostLimits;
 use super::keys::{
-    key_path, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+    key_path, otel_refused, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS,
+    ROUTER_KEYS,
 };
-use super::provider::is_env_name;
-use super::{
-    err, parse_health, parse_policy, parse_provider, parse_quality, ConfigError, HostLimits,
-    RouterConfig,
-};
+use super::monitoring::{parse_health, parse_quality};
+use super::policy::parse_policy;
+use super::provider::{is_env_name, parse_provider};
 
 /// Most errors reported (a hostile config could have millions).
 pub const MAX_PROBLEMS: usize = 50;
@@ -35,46 +36,6 @@ pub struct ConfigProblem {
     pub provider: Option<String>,
 }
 
-/// What [`RouterConfig::check_json`] found.
-#[derive(Clone, Debug, Default)]
-pub struct ConfigReport {
-    /// The config, when it has no error.
-    pub config: Option<RouterConfig>,
-    /// Every error, the first being the one `from_json` gives (at most
-    /// [`MAX_PROBLEMS`]).
-    pub errors: Vec<ConfigProblem>,
-    /// Settings that have no effect, values that look like a mistake: the
-    /// config is valid without them, but probably not what was meant.
-    pub warnings: Vec<ConfigProblem>,
-}
-
-impl RouterConfig {
-    /// Check a config object: every error and every warning. `env` as for
-    /// [`RouterConfig::from_json`].
-    pub fn check_json(
-        value: &Value,
-        env: &dyn Fn(&str) -> Option<String>,
-        limits: HostLimits,
-    ) -> ConfigReport {
-        let mut report = ConfigReport::default();
-        match RouterConfig::from_json(value, env, limits) {
-            Ok(config) => report.config = Some(config),
-            Err(_) => report.errors = all_errors(value, env, limits),
-        }
-        if let Some(obj) = value.as_object() {
-            report.warnings = warnings(obj);
-        }
-        report.errors.truncate(MAX_PROBLEMS);
-        report
-    }
-
-    /// The warnings of a config object alone (a host that already parsed
-    /// it logs them).
-    pub fn config_warnings(value: &Value) -> Vec<ConfigProblem> {
-        value.as_object().map(warnings).unwrap_or_default()
-    }
-}
-
 fn problem(error: ConfigError) -> ConfigProblem {
     ConfigProblem {
         error,
@@ -82,8 +43,9 @@ fn problem(error: ConfigError) -> ConfigProblem {
     }
 }
 
-/// Every error of `value`, in the order `from_json` meets them.
-fn all_errors(
+/// Every error of `value`, in the order `from_json` meets them (at most
+/// [`MAX_PROBLEMS`]).
+pub(super) fn all_errors(
     value: &Value,
     env: &dyn Fn(&str) -> Option<String>,
     limits: HostLimits,
@@ -93,14 +55,7 @@ fn all_errors(
     };
     let mut errors = Vec::new();
     if obj.contains_key("otel") {
-        // from_json's own message for it.
-        if let Err(e) = RouterConfig::from_json(
-            &Value::Object(Map::from_iter([("otel".to_owned(), Value::Null)])),
-            env,
-            limits,
-        ) {
-            errors.push(problem(e));
-        }
+        errors.push(problem(otel_refused()));
     }
     let (known, unknown) = split_unknown(obj, "config", ROUTER_KEYS, &["otel"]);
     errors.extend(unknown.into_iter().map(problem));
@@ -338,7 +293,7 @@ fn key_of<'f>(field: &'f str, at: &str) -> &'f str {
 
 /// Settings that do nothing under the config's policy, and api_key values
 /// that look like another tool's reference to an environment variable.
-fn warnings(obj: &Map<String, Value>) -> Vec<ConfigProblem> {
+pub(super) fn warnings(obj: &Map<String, Value>) -> Vec<ConfigProblem> {
     let policy = obj
         .get("policy")
         .and_then(Value::as_str)
@@ -431,6 +386,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::config::{ConfigReport, RouterConfig};
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -72,6 +72,17 @@ pub const QUALITY_KEYS: &[&str] = &[
 /// Keys of the Python host only (refused here with their own message).
 pub const HOST_KEYS: &[&str] = &["otel"];
 
+/// The error for `otel` in a core config: the Python package's Router
+/// takes it itself and never passes it here; any other host (the Worker)
+/// does not trace.
+pub(super) fn otel_refused() -> ConfigError {
+    err(
+        "config.otel",
+        "OpenTelemetry tracing is an option of the Python package's Router \
+         (Router(..., otel=True)); this host does not trace: remove the key",
+    )
+}
+
 /// Whether an error may name `key`: it is one of the schema's own words.
 pub(super) fn is_schema_key(key: &str) -> bool {
     [
