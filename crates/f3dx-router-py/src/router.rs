@@ -97,7 +97,13 @@ impl PyRouter {
         })
     }
 
-    /// Route one request; return the OpenAI-shaped response.
+    /// Route one request (an OpenAI chat-completions body, a dict) and
+    /// return the OpenAI-shaped response dict, whichever provider answered.
+    /// With `"stream": True`, return a `ChatStream` at the commit point
+    /// (its first output). `tenant` (a str) keys quality-aware routing.
+    /// Raises `InvalidRequest` (nothing sent), `HardFailure` (a 4xx other
+    /// than 408/429: not replayed elsewhere) or `AllProvidersFailed`; the
+    /// GIL is released while the call runs.
     #[pyo3(signature = (body, *, tenant = None))]
     fn chat_completions<'py>(
         &self,
@@ -113,7 +119,10 @@ impl PyRouter {
         to_py(py, &routed.response)
     }
 
-    /// Route one request; return the response with its attempts.
+    /// Route one request, as `chat_completions`, and return a
+    /// `RouteResult`: the response, the provider that answered, the
+    /// latency and every attempt (provider, outcome, status, timing). A
+    /// whole answer only: a streamed request is an `InvalidRequest`.
     #[pyo3(signature = (body, *, tenant = None))]
     fn route(
         &self,
@@ -218,7 +227,8 @@ impl PyRouter {
         self.current().router().config().policy.name()
     }
 
-    /// Seconds until each cooling provider may be called again.
+    /// Seconds until each cooling provider (after a 429's `Retry-After`,
+    /// say) may be called again, by provider name.
     fn cooldowns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let native = self.native()?;
         let now = native.now();
