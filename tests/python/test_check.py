@@ -161,3 +161,19 @@ def test_warnings_with_errors_keep_stderr_for_errors(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert all(line.startswith("error: ") for line in done.stderr.splitlines())
     assert done.stdout.startswith(f'warning: {path}: hedge_k: has no effect')
+
+
+def test_router_logs_the_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="f3dx_router"):
+        Router([provider("a"), provider("b", api_key="os.environ/B_KEY")], hedge_k=2, hedge_budget=None)
+    messages = [r.getMessage() for r in caplog.records if r.name == "f3dx_router"]
+    assert messages == [
+        'router config: hedge_k: has no effect: the policy is "sequential", not "hedged"',
+        "router config: providers[1].api_key: looks like another tool's reference to an environment variable "
+        "(os.environ/NAME, ${NAME}, $NAME), which would be sent as the key itself; to read the key from the "
+        'variable NAME, write api_key_env = "NAME" instead (provider b)',
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="f3dx_router"):
+        Router([provider("a"), provider("b")], policy="hedged", hedge_k=2)
+    assert [r for r in caplog.records if r.name == "f3dx_router"] == []

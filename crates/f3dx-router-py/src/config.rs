@@ -119,6 +119,36 @@ pub fn all_errors(py: Python<'_>, value: &Value, env: &dyn Fn(&str) -> Option<St
     config_error(py, &all)
 }
 
+/// Log the core's warnings about a valid config (settings that have no
+/// effect, another tool's key reference) to the `f3dx_router` logger, as
+/// `check` prints them: silent unless the application configures logging.
+pub fn log_warnings(py: Python<'_>, value: &Value) -> PyResult<()> {
+    let warnings = RouterConfig::config_warnings(value);
+    if warnings.is_empty() {
+        return Ok(());
+    }
+    let logger = py
+        .import("logging")?
+        .call_method1("getLogger", ("f3dx_router",))?;
+    for w in &warnings {
+        let provider = w
+            .provider
+            .as_deref()
+            .map(|p| format!(" (provider {p})"))
+            .unwrap_or_default();
+        logger.call_method1(
+            "warning",
+            (
+                "router config: %s: %s%s",
+                &w.error.field,
+                &w.error.message,
+                provider,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// The key lists and the check, on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_config_keys, m)?)?;

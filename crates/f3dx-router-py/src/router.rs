@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
 use crate::aio;
-use crate::config::all_errors;
+use crate::config::{all_errors, log_warnings};
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
@@ -85,10 +85,11 @@ impl PyRouter {
             }
         }
         let env = |name: &str| std::env::var(name).ok();
-        let config = Value::Object(config);
+        let parsed_from = Value::Object(config);
         // Every error at once; the common case (a valid config) parses once.
-        let config = RouterConfig::from_json(&config, &env, HostLimits::default())
-            .map_err(|_| all_errors(py, &config, &env))?;
+        let config = RouterConfig::from_json(&parsed_from, &env, HostLimits::default())
+            .map_err(|_| all_errors(py, &parsed_from, &env))?;
+        log_warnings(py, &parsed_from)?;
         let router = Router::new(config);
         let observer = Arc::new(Observer::new(py, &router, otel_flag(py, otel)?)?);
         Ok(PyRouter {
