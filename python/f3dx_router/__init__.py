@@ -4,14 +4,18 @@ One Rust routing core (failover, hedging, Retry-After cooldowns, OpenAI and
 Anthropic translation) behind a small Python API::
 
     from f3dx_router import Router
-    r = Router(providers=[...], policy="hedged", hedge_k=2)
+    r = Router(providers=[...], policy="hedged", hedge_k=2, hedge_delay_ms=500)
     resp = r.chat_completions({"model": "gpt-4o", "messages": [...]})
     resp = await r.achat_completions({...})      # asyncio, on the native runtime
     r = Router.from_file("router.toml")          # or .json, .yaml
+    print(f3dx_router.format_stats(r.stats()))
 
-``python -m f3dx_router check router.toml`` validates a config file offline.
+``help(Router)`` documents every constructor parameter; the config's
+shapes are typed (``ProviderConfig``, ``HealthConfig``, ``QualityConfig``,
+``RouterConfig``). ``python -m f3dx_router check router.toml`` validates a
+config file offline.
 
-The openai SDK as a front end (needs ``pip install 'f3dx-router[openai]'``)::
+The openai SDK as a front end (needs the ``openai`` extra)::
 
     client = f3dx_router.openai_client(r)         # an openai.OpenAI routed by r
     client.chat.completions.create(model="gpt-4o", messages=[...])
@@ -25,43 +29,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._errors import (
-    AllProvidersFailed,
-    ConfigError,
-    HardFailure,
-    InvalidRequest,
-    RouterError,
-    StreamInterrupted,
-)
-from ._stats import HedgeStats, LatencyMs, ProviderStats, QualityKeyStats, RouterStats
-from ._native import (
-    AsyncChatStream,
-    AsyncSseIterator,
-    Attempt,
-    ChatStream,
-    RouteResult,
-    Router,
-    SseIterator,
-    __version__,
-)
-from ._aio import achat_completions, aroute
-from ._config import router_from_config, router_from_file
-
-# Router is a native class, but its type accepts new attributes: the
-# file-reading constructors are plain Python (parsers are Python's) and live
-# on the class where users look for them. Typed in _native.pyi, checked by
-# stubtest; setattr because mypy (rightly) refuses assigning to a method.
-setattr(Router, "from_file", staticmethod(router_from_file))
-setattr(Router, "from_config", staticmethod(router_from_config))
-# The async twins are coroutines written in Python around native futures.
-setattr(Router, "achat_completions", achat_completions)
-setattr(Router, "aroute", aroute)
-del router_from_config, router_from_file, achat_completions, aroute
+from ._errors import AllProvidersFailed as AllProvidersFailed
+from ._errors import ConfigError as ConfigError
+from ._errors import HardFailure as HardFailure
+from ._errors import InvalidRequest as InvalidRequest
+from ._errors import RouterError as RouterError
+from ._errors import StreamInterrupted as StreamInterrupted
+from ._native import AsyncChatStream as AsyncChatStream
+from ._native import AsyncSseIterator as AsyncSseIterator
+from ._native import Attempt as Attempt
+from ._native import ChatStream as ChatStream
+from ._native import RouteResult as RouteResult
+from ._native import SseIterator as SseIterator
+from ._native import __version__ as __version__
+from ._router import Router as Router
+from ._stats import HedgeStats as HedgeStats
+from ._stats import LatencyMs as LatencyMs
+from ._stats import ProviderStats as ProviderStats
+from ._stats import QualityKeyStats as QualityKeyStats
+from ._stats import RouterStats as RouterStats
+from ._stats import format_stats as format_stats
+from ._types import HealthConfig as HealthConfig
+from ._types import PolicyName as PolicyName
+from ._types import ProviderConfig as ProviderConfig
+from ._types import QualityConfig as QualityConfig
+from ._types import RouterConfig as RouterConfig
 
 if TYPE_CHECKING:
-    from . import httpx_compat
-    from ._httpx2 import AsyncHTTPTransport, HTTPTransport
-    from ._openai import async_openai_client, openai_client
+    # Explicit re-exports (`x as x`), so that `mypy --strict` accepts
+    # `from f3dx_router import openai_client`; at run time `__getattr__`
+    # below imports them on first use.
+    from . import httpx_compat as httpx_compat
+    from ._httpx2 import AsyncHTTPTransport as AsyncHTTPTransport
+    from ._httpx2 import HTTPTransport as HTTPTransport
+    from ._openai import async_openai_client as async_openai_client
+    from ._openai import openai_client as openai_client
 
 # Names whose modules import optional packages (httpx2, openai, httpx):
 # resolved on first access, so that importing the package stays light.
@@ -99,11 +101,17 @@ __all__ = [
     "SseIterator",
     "AsyncChatStream",
     "AsyncSseIterator",
+    "ProviderConfig",
+    "HealthConfig",
+    "QualityConfig",
+    "RouterConfig",
+    "PolicyName",
     "RouterStats",
     "ProviderStats",
     "HedgeStats",
     "QualityKeyStats",
     "LatencyMs",
+    "format_stats",
     "RouterError",
     "ConfigError",
     "InvalidRequest",

@@ -1,8 +1,11 @@
 """``python -m f3dx_router``: command-line tools.
 
-``check FILE`` validates a config file offline (building a Router opens no
-connection) and prints what the router would use, never a key.
-Exit status: 0 valid, 1 invalid (the error on stderr), 2 usage error.
+``check FILE`` validates a config file offline (nothing is sent) by the
+core's rules, the Worker's too: every error at once (each with its key path,
+and the provider's name), warnings for settings that have no effect, and for
+a valid file what the router would use, defaults included, never a key.
+Exit status: 0 valid (warnings or not), 1 invalid (errors on stderr), 2
+usage error.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import ConfigError, Router, __version__
-from ._config import ROUTER_KEYS, _Problems, check_file
+from . import __version__
+from ._config import ROUTER_KEYS, Report, _Problems, _read_config, check_config
+from ._errors import ConfigError
 
 _DESCRIPTION = """\
 Tools for f3dx_router configs. A config file is TOML (.toml), JSON (.json)
@@ -23,20 +27,22 @@ keys (policy, hedge_k, hedge_delay_ms, ...).
 """
 
 _CHECK_HELP = """\
-Validate FILE offline (nothing is sent to any provider) and print the
-providers (name, kind, base_url, the key masked), the policy and the
-router-level settings. Keys given through api_key_env must be set in the
-environment. Exit status: 0 valid, 1 invalid (the error on stderr), 2 usage
-error.
+Validate FILE offline (nothing is sent to any provider): print every error
+at once (stderr), warnings for settings that have no effect or values that
+look like a mistake, and for a valid file the providers (name, kind,
+base_url, the key masked) and every router-level setting, defaults
+included. Keys given through api_key_env must be set in the environment,
+unless --no-env. Exit status: 0 valid (with or without warnings), 1 invalid,
+2 usage error.
 """
 
 _EPILOG = """\
-example:
+examples:
   python -m f3dx_router check router.toml
+  python -m f3dx_router check --no-env router.toml   # in CI, without the keys
 """
 
-# Provider keys shown as given; api_key and headers are handled apart
-# (secrets), name/kind/base_url lead the line.
+# Provider settings shown after the key, by config key (header names apart).
 _PROVIDER_EXTRAS = ("model", "weight", "timeout_ms", "stream_idle_timeout_ms", "rpm", "tpm", "max_body_bytes")
 
 
@@ -53,9 +59,10 @@ def mask_key(key: str) -> str:
     return f"{prefix}…{key[-4:]}"
 
 
-def _key_source(provider: Mapping[str, Any]) -> str:
+def _key_source(provider: Mapping[str, Any], no_env: bool) -> str:
     if "api_key_env" in provider:
-        return f"(from ${provider['api_key_env']})"
+        verb = "would read" if no_env else "from"
+        return f"({verb} ${provider['api_key_env']})"
     key = provider.get("api_key")
     return mask_key(key) if isinstance(key, str) else "(hidden)"
 
@@ -70,48 +77,61 @@ def _scalar(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
 
 
-def describe(path: str, config: Mapping[str, Any], router: Router) -> list[str]:
-    """The lines ``check`` prints for a config the core accepted."""
+def describe(path: str, config: Mapping[str, Any], report: Report, no_env: bool = False) -> list[str]:
+    """The lines ``check`` prints for a config the core accepted: the
+    providers as given (keys masked), then every router-level setting as
+    resolved, ``(default)`` after those the file does not set."""
+    resolved: Mapping[str, Any] = report.resolved
     lines = [f"{path}: valid", "providers:"]
-    providers: Sequence[Mapping[str, Any]] = config["providers"]
-    name_w = max(len(str(p["name"])) for p in providers)
-    url_w = max(len(str(p["base_url"])) for p in providers)
-    for p in providers:
-        parts = [f"  {str(p['name']):<{name_w}}", f"{p['kind']:<9}", f"{p['base_url']:<{url_w}}", f"key {_key_source(p)}"]
+    given: Sequence[Mapping[str, Any]] = config["providers"]
+    name_w = max(len(str(p["name"])) for p in given)
+    url_w = max(len(str(p["base_url"])) for p in given)
+    for p, r in zip(given, resolved["providers"]):
+        parts = [f"  {str(p['name']):<{name_w}}", f"{p['kind']:<9}", f"{r['base_url']:<{url_w}}", f"key {_key_source(p, no_env)}"]
         parts += [f"{k}={_scalar(p[k])}" for k in _PROVIDER_EXTRAS if p.get(k) is not None]
-        headers = p.get("headers")
-        if headers:
+        if r["header_names"]:
             # Header values can be secrets (the core redacts them too).
-            parts.append(f"headers={','.join(sorted(headers))}")
+            parts.append(f"headers={','.join(sorted(p['headers']))}")
         lines.append("  ".join(parts))
-    lines.append(f"policy: {router.policy}")
     for key in ROUTER_KEYS:
-        if key in ("providers", "policy"):
+        if key == "providers":
             continue
-        value = config.get(key)
-        lines.append(f"{key}: {'(default)' if value is None else _scalar(value)}")
+        value = resolved.get(key, config.get(key, False))
+        if key in config and config[key] is not None:
+            lines.append(f"{key}: {_scalar(config[key])}")
+        elif value is None:
+            lines.append(f"{key}: (default: not used by this policy)")
+        else:
+            lines.append(f"{key}: {_scalar(value)} (default)")
     return lines
 
 
-def _check(path: str) -> int:
+def _check(path: str, no_env: bool) -> int:
     try:
-        config, router = check_file(path)
-        lines = describe(path, config, router)
+        config = _read_config(path)
+        report = check_config(config, env=not no_env)
+        errors = [f"{path}: {e}" for e in report.errors]
+        lines = describe(path, config, report, no_env) if not errors else []
     except ConfigError as e:
         # The message names the file and the key path, never a value.
-        errors = [e]
+        errors = e.message.splitlines()
+        report = Report([], [], [], None)
     except _Problems as p:
-        errors = p.errors
+        errors = [line for e in p.errors for line in e.message.splitlines()]
+        report = Report([], [], [], None)
     except Exception as e:  # the last resort: one line, never a traceback
         # Its message may quote the file (a key): only its type is named.
         print(f"error: {path}: cannot check the config: unexpected {type(e).__name__} (a bug: please report it)", file=sys.stderr)
         return 1
-    else:
-        print("\n".join(lines))
-        return 0
     for error in errors:
-        print(f"error: {error.message}", file=sys.stderr)
-    return 1
+        print(f"error: {error}", file=sys.stderr)
+    # Warnings go with the report on stdout: stderr holds errors only.
+    for warning in report.warnings:
+        print(f"warning: {path}: {warning}")
+    if errors:
+        return 1
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,13 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    check.add_argument(
+        "--no-env",
+        action="store_true",
+        help="read no environment variable: an api_key_env is reported as the variable it would read "
+        "(check a config in CI without its keys)",
+    )
     check.add_argument("file", metavar="FILE", help="a .toml, .json, .yaml or .yml config file")
     args = parser.parse_args(argv)  # exits 2 on a usage error
     if args.command is None:
         parser.print_usage(sys.stderr)
         print(f"{parser.prog}: error: a command is required (see --help)", file=sys.stderr)
         return 2
-    return _check(args.file)
+    return _check(args.file, args.no_env)
 
 
 if __name__ == "__main__":

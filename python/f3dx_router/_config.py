@@ -29,8 +29,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import _native
 from ._errors import ConfigError
-from ._native import Router
+from ._router import Router
 
 __all__ = [
     "HOST_KEYS",
@@ -39,45 +40,34 @@ __all__ = [
     "MAX_YAML_VALUES",
     "ROUTER_KEYS",
     "SUFFIXES",
+    "Report",
+    "check_config",
     "load_config",
     "load_router",
     "router_from_config",
     "router_from_file",
 ]
 
-#: The top-level keys: the core's, in its order (its ``unknown key``
-#: message lists them so), then the Python host's own (``HOST_KEYS``). The
-#: constructor takes ``providers`` positionally and the rest as keywords;
-#: tests check this against the constructor's signature.
-ROUTER_KEYS: tuple[str, ...] = (
-    "providers",
-    "policy",
-    "hedge_k",
-    "hedge_delay_ms",
-    "hedge_delay_fallback_ms",
-    "hedge_budget",
-    "health",
-    "quality",
-    "otel",
-)
+#: The config's keys, from the core (``config/keys.rs``) so that they
+#: cannot drift: only these words may appear in a key path; any other key
+#: is a value and is named by its position.
+_KEYS: dict[str, tuple[str, ...]] = _native._config_keys()
 
 #: Keys only this host reads: ``otel`` (OpenTelemetry spans) is taken by
 #: the Router itself and never reaches the core, whose config (the Worker's
 #: ``ROUTER_CONFIG``) refuses it with a message saying the Worker does not
 #: trace.
-HOST_KEYS: tuple[str, ...] = ("otel",)
+HOST_KEYS: tuple[str, ...] = _KEYS["host"]
 
-# The core's other key lists (tests check them against its messages). Only
-# these words may appear in a key path; any other key is a value.
-_PROVIDER_KEYS = (
-    "name", "kind", "base_url", "api_key", "api_key_env", "timeout_ms", "stream_idle_timeout_ms",
-    "weight", "model", "headers", "max_body_bytes", "rpm", "tpm",
-)
-_HEALTH_KEYS = (
-    "window_s", "buckets", "min_requests", "max_error_rate", "consecutive_failures", "ejection_s",
-    "max_ejection_s",
-)
-_QUALITY_KEYS = ("window", "min_samples", "min_pass_rate", "probe_after_s", "on_failure", "max_keys", "max_bytes")
+#: The top-level keys: the core's, in its order (its ``unknown key``
+#: message lists them so), then the Python host's own (``HOST_KEYS``). The
+#: constructor takes ``providers`` positionally and the rest as keywords;
+#: tests check this against the constructor's signature.
+ROUTER_KEYS: tuple[str, ...] = _KEYS["router"] + HOST_KEYS
+
+_PROVIDER_KEYS = _KEYS["provider"]
+_HEALTH_KEYS = _KEYS["health"]
+_QUALITY_KEYS = _KEYS["quality"]
 _SCHEMA_KEYS = frozenset(ROUTER_KEYS + _PROVIDER_KEYS + _HEALTH_KEYS + _QUALITY_KEYS)
 
 #: File formats by extension.
@@ -162,18 +152,18 @@ def _repeated_key(at: str, key: str, first: int, index: int) -> ConfigError:
 # -- building a router -----------------------------------------------------------
 
 
-def router_from_config(config: Mapping[str, Any]) -> Router:
-    """``Router(**config)``, with the checks the core applies to the Worker's
+def router_from_config(config: Mapping[str, Any], cls: type[Router] = Router) -> Router:
+    """``cls(**config)``, with the checks the core applies to the Worker's
     ``ROUTER_CONFIG``: an unknown or missing top-level key is a ConfigError,
     never a TypeError; so is a value that is not a string, number, boolean,
     null, list or mapping."""
     try:
-        return _router_from_config(config)
+        return _router_from_config(config, cls)
     except _Problems as p:
         raise p.errors[0] from None
 
 
-def _router_from_config(config: Any) -> Router:
+def _router_from_config(config: Any, cls: type[Router]) -> Router:
     problems = _check_tree(config)
     if problems:
         raise _Problems(problems)
@@ -187,36 +177,92 @@ def _router_from_config(config: Any) -> Router:
     if "providers" not in config:
         raise _invalid("providers", "is required: give at least one provider")
     kwargs = {k: v for k, v in config.items() if k != "providers"}
-    return Router(config["providers"], **kwargs)
+    return cls(config["providers"], **kwargs)
 
 
-def router_from_file(path: str | os.PathLike[str]) -> Router:
+def router_from_file(path: str | os.PathLike[str], cls: type[Router] = Router) -> Router:
     """Read a TOML, JSON or YAML config file (by extension) and build the
     router. Every ConfigError's message starts with the file's path; its
     ``field`` is the key path (``providers[1].timeout_ms``)."""
-    return load_router(path)[1]
+    return load_router(path, cls)[1]
 
 
-def load_router(path: str | os.PathLike[str]) -> tuple[Any, Router]:
+def load_router(path: str | os.PathLike[str], cls: type[Router] = Router) -> tuple[Any, Router]:
     """The parsed file and the router built from it (``check`` prints the
     very object that was validated)."""
     try:
-        return check_file(path)
+        return check_file(path, cls)
     except _Problems as p:
         raise p.errors[0] from None
 
 
-def check_file(path: str | os.PathLike[str]) -> tuple[Any, Router]:
+def check_file(path: str | os.PathLike[str], cls: type[Router] = Router) -> tuple[Any, Router]:
     """``load_router``, raising ``_Problems`` (every problem found, for
     ``check``) where the others raise the first ConfigError."""
     name = os.fspath(path)
     config = _read_config(name)
     try:
-        return config, _router_from_config(config)
+        return config, _router_from_config(config, cls)
     except ConfigError as e:
-        raise ConfigError(f"{name}: {e.message}", field=e.field) from e
+        raise ConfigError(_in_file(name, e.message), field=e.field) from e
     except _Problems as p:
-        raise _Problems([ConfigError(f"{name}: {e.message}", field=e.field) for e in p.errors]) from None
+        raise _Problems([ConfigError(_in_file(name, e.message), field=e.field) for e in p.errors]) from None
+
+
+def _in_file(name: str, message: str) -> str:
+    """``message`` with the file's name in front of each of its lines (a
+    ConfigError lists every error of a config, one a line)."""
+    return "\n".join(f"{name}: {line}" for line in message.splitlines())
+
+
+class Report:
+    """What ``check`` found in a config: every error and warning as text
+    (``field: message``, and the provider's name when known), the
+    ``api_key_env`` variables it reads, and every setting with its default
+    filled in (None when there is an error)."""
+
+    __slots__ = ("errors", "warnings", "env_names", "resolved")
+
+    def __init__(self, errors: list[str], warnings: list[str], env_names: list[str], resolved: Any) -> None:
+        self.errors = errors
+        self.warnings = warnings
+        self.env_names = env_names
+        self.resolved = resolved
+
+
+def _problem_text(field: str, message: str, provider: str | None) -> str:
+    where = f" (provider {provider})" if provider else ""
+    return f"invalid router config: {field}: {message}{where}"
+
+
+def check_config(config: Any, *, env: bool = True) -> Report:
+    """Every problem of a parsed config, by the core's rules (the Worker's
+    ``ROUTER_CONFIG`` gets the same): with ``env=False`` no environment
+    variable is read (each ``api_key_env`` is taken as set)."""
+    from . import _native
+
+    problems = _check_tree(config)
+    if problems:
+        return Report([e.message for e in problems], [], [], None)
+    if not isinstance(config, Mapping):
+        return Report([_invalid("config", "must be an object").message], [], [], None)
+    errors = [_unknown_key("config", key, i, ROUTER_KEYS).message for i, key in enumerate(config) if key not in ROUTER_KEYS]
+    otel = config.get("otel")
+    if otel is not None and not isinstance(otel, bool):
+        errors.append(_invalid("otel", "must be true or false").message)
+    core = {k: v for k, v in config.items() if k in ROUTER_KEYS and k not in HOST_KEYS}
+    found, warned, env_names, resolved = _native._check_config(core, env=env)
+    errors += [_problem_text(*p) for p in found]
+    warnings = [f"{field}: {message}{f' (provider {name})' if name else ''}" for field, message, name in warned]
+    if not errors and env:
+        # What only building it finds (otel=True without opentelemetry).
+        try:
+            _router_from_config(config, Router)
+        except ConfigError as e:
+            errors.append(e.message)
+        except _Problems as p:
+            errors += [e.message for e in p.errors]
+    return Report(errors[:_MAX_PROBLEMS], warnings, env_names, None if errors else resolved)
 
 
 def load_config(path: str | os.PathLike[str]) -> Any:

@@ -1,11 +1,13 @@
 """Type stubs for the native extension (written by hand, checked by
 ``mypy.stubtest`` in CI)."""
 
-import os
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, final
 
+from typing_extensions import Self, disjoint_base
+
 from ._stats import RouterStats
+from ._types import HealthConfig, PolicyName, ProviderConfig, QualityConfig
 
 __all__ = [
     "Router",
@@ -17,11 +19,23 @@ __all__ = [
     "AsyncSseIterator",
     "__version__",
     "_allocator",
+    "_config_keys",
+    "_check_config",
 ]
 
 __version__: str
 # What the extension's Rust code allocates with ("mimalloc 2"); bench/soak.py reports it.
 _allocator: str
+
+# The core's config keys: "router", "provider", "health", "quality", "host".
+def _config_keys() -> dict[str, tuple[str, ...]]: ...
+
+# Every problem of a config (without the host's keys), by the core's rules:
+# (errors, warnings, api_key_env names read, every setting resolved or None),
+# each problem (field, message, provider name or None).
+def _check_config(
+    config: Mapping[str, Any], *, env: bool = True
+) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str, str | None]], list[str], dict[str, Any] | None]: ...
 
 @final
 class Attempt:
@@ -127,39 +141,31 @@ class AsyncSseIterator:
     def __aiter__(self) -> AsyncSseIterator: ...
     def __anext__(self) -> Awaitable[bytes]: ...
 
-@final
+@disjoint_base
 class Router:
-    """Routes OpenAI chat-completions requests over several providers."""
+    """Routes OpenAI chat-completions requests over several providers.
+    ``f3dx_router.Router`` (``_router.py``) is a subclass with the methods
+    written in Python and the documentation."""
 
     def __new__(
         cls,
-        providers: Sequence[Mapping[str, Any]],
+        providers: Sequence[ProviderConfig],
         *,
-        policy: Literal["sequential", "weighted", "hedged"] | None = None,
+        policy: PolicyName | None = None,
         hedge_k: int | None = None,
         hedge_delay_ms: int | Literal["auto"] | None = None,
         hedge_delay_fallback_ms: int | None = None,
         hedge_budget: float | None = None,
-        health: bool | Mapping[str, float] | None = None,
-        quality: bool | Mapping[str, float | str] | None = None,
+        health: bool | HealthConfig | None = None,
+        quality: bool | QualityConfig | None = None,
         otel: bool | None = None,
-    ) -> Router: ...
-    # Attached by f3dx_router/__init__.py (from _config.py): the same schema
-    # as the constructor and the Worker's ROUTER_CONFIG, from a TOML, JSON or
-    # YAML file, or from one mapping.
-    @staticmethod
-    def from_file(path: str | os.PathLike[str]) -> Router: ...
-    @staticmethod
-    def from_config(config: Mapping[str, Any]) -> Router: ...
+    ) -> Self: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that
     # code indexing the answer type-checks either way.
     def chat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any: ...
     def route(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult: ...
-    # The async twins, attached by f3dx_router/__init__.py (from _aio.py):
-    # coroutines awaiting the native futures below. A dict, or an
-    # AsyncChatStream when body["stream"] is True.
-    async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any: ...
-    async def aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult: ...
+    # What f3dx_router.Router's achat_completions and aroute await: the
+    # call started on the background runtime, as an asyncio future.
     def _achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Awaitable[Any]: ...
     def _aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Awaitable[RouteResult]: ...
     def record_quality(self, provider: str, passed: bool, *, model: str, tenant: str = "") -> None: ...
@@ -168,4 +174,4 @@ class Router:
     @property
     def providers(self) -> list[str]: ...
     @property
-    def policy(self) -> Literal["sequential", "weighted", "hedged"]: ...
+    def policy(self) -> PolicyName: ...

@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._httpx2 import AsyncHTTPTransport, HTTPTransport
-from ._native import Router
+from ._router import Router
 
 __all__ = ["openai_client", "async_openai_client", "BASE_URL", "API_KEY_PLACEHOLDER"]
 

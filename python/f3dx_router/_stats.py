@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
-__all__ = ["LatencyMs", "QualityKeyStats", "ProviderStats", "HedgeStats", "RouterStats"]
+__all__ = ["LatencyMs", "QualityKeyStats", "ProviderStats", "HedgeStats", "RouterStats", "ReadableStats", "format_stats"]
 
 
 class LatencyMs(TypedDict):
@@ -74,3 +74,102 @@ class RouterStats(TypedDict):
 
     providers: dict[str, ProviderStats]
     hedges: HedgeStats
+
+
+# -- reading it -------------------------------------------------------------------
+
+#: The columns of ``format_stats``, in order.
+_COLUMNS = ("provider", "state", "calls", "failures", "error", "p50 ms", "p95 ms", "ejections", "budget", "quality")
+#: Right-aligned (numbers).
+_NUMERIC = frozenset({"calls", "failures", "error", "p50 ms", "p95 ms", "ejections"})
+
+
+def _number(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:g}" if abs(x) < 1e6 else f"{x:.0f}"
+
+
+def _state(p: ProviderStats) -> str:
+    until = p["until_s"]
+    return p["state"] if until is None else f"{p['state']} ({until:.1f} s)"
+
+
+def _budget(p: ProviderStats) -> str:
+    """What is left of the rate budgets: ``rpm 59.5 tpm 1200``, or ``-``."""
+    parts = [f"{name} {_number(left)}" for name, left in (("rpm", p["rpm_left"]), ("tpm", p["tpm_left"])) if left is not None]
+    return " ".join(parts) or "-"
+
+
+def _quality(p: ProviderStats) -> str:
+    """Its quality keys: how many, the lowest pass rate, how many excluded."""
+    keys = p["quality"]
+    if not keys:
+        return "-"
+    rates = [k["pass_rate"] for k in keys if k["pass_rate"] is not None]
+    excluded = sum(k["state"] == "excluded" for k in keys)
+    text = f"{len(keys)} key{'s' if len(keys) != 1 else ''}"
+    if rates:
+        text += f", pass >= {min(rates):.0%}"
+    if excluded:
+        text += f", {excluded} excluded"
+    return text
+
+
+def _rows(stats: RouterStats) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for name, p in stats["providers"].items():
+        latency = p["latency_ms"]
+        rows.append((
+            name,
+            _state(p),
+            str(p["requests"]),
+            str(p["soft_failures"]),
+            f"{p['error_rate']:.1%}" if p["requests"] else "-",
+            _number(latency["p50"]),
+            _number(latency["p95"]),
+            str(p["ejections"]),
+            _budget(p),
+            _quality(p),
+        ))
+    return rows
+
+
+def _hedges_line(stats: RouterStats) -> str:
+    h = stats["hedges"]
+    return f"hedges: {h['sent']} sent, {h['won']} won, {h['skipped_for_budget']} skipped for budget"
+
+
+def format_stats(stats: RouterStats) -> str:
+    """``router.stats()`` as a compact text table: one row per provider
+    (state, calls and soft failures in the health window, error rate,
+    p50/p95 latency, ejections, rate budget left, quality keys), then a
+    line on hedging."""
+    rows = [_COLUMNS, *_rows(stats)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(w) if col in _NUMERIC else cell.ljust(w) for cell, w, col in zip(row, widths, _COLUMNS)]
+        lines.append("  ".join(cells).rstrip())
+    lines.append(_hedges_line(stats))
+    return "\n".join(lines)
+
+
+class ReadableStats(dict[str, Any]):
+    """What ``Router.stats()`` returns: the ``RouterStats`` dict, which
+    ``rich`` (when the application has it) prints as a table. ``rich`` is
+    imported only when rich itself asks for the table."""
+
+    __slots__ = ()
+
+    def __rich__(self) -> Any:
+        from rich.table import Table  # type: ignore[import-not-found,unused-ignore]  # only rich calls this
+
+        stats = cast(RouterStats, self)
+        table = Table(*_COLUMNS, title="f3dx_router stats", caption=_hedges_line(stats), caption_justify="left")
+        for column in table.columns:
+            if str(column.header) in _NUMERIC:
+                column.justify = "right"
+        for row in _rows(stats):
+            table.add_row(*row)
+        return table

@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import AllProvidersFailed, HardFailure, InvalidRequest, RouterError
-from ._native import Router
+from ._router import Router
 
 if TYPE_CHECKING:
     from ._native import AsyncChatStream, Attempt, ChatStream, RouteResult

@@ -318,7 +318,10 @@ def test_check_valid(tmp_path: Path) -> None:
     assert "hedge_k: 2" in out
     assert "hedge_delay_ms: auto" in out
     assert 'health: {"consecutive_failures": 3}' in out
-    assert "hedge_budget: (default)" in out
+    # What the file does not set, resolved.
+    assert "hedge_budget: 0.1 (default)" in out
+    assert "hedge_delay_fallback_ms: 1000 (default)" in out
+    assert 'quality: {"window": 50, "min_samples": 10, "min_pass_rate": 0.8, "probe_after_s": 60, "on_failure": "return", "max_keys": 10000, "max_bytes": 67108864} (default)' in out
     assert KEY_MIDDLE not in done.stdout
 
 

@@ -61,6 +61,7 @@ fn load(env: &Env) -> Standalone {
         // Invalid JSON and a repeated key are config errors of field
         // `config`, as the Python package's file loader has them.
         Some(text) => {
+            crate::config_log::log_warnings(&text);
             RouterConfig::from_json_text(&text, &|name| env_string(env, name), crate::limits())
                 .map_err(|e| format!("ROUTER_CONFIG: {e}"))
                 .map(Router::new)

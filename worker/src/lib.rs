@@ -11,6 +11,7 @@
 //!   constructs and awaits (`await router.chatCompletions(body)`).
 
 pub mod auth;
+pub mod config_log;
 pub mod embed;
 pub mod executor;
 pub mod handler;

@@ -53,14 +53,15 @@ mod secret;
 mod shared;
 mod sse;
 mod stats;
+mod stats_json;
 mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call, CallOptions};
 pub use config::HealthConfig;
 pub use config::{
-    ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
-    AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
+    ConfigError, ConfigProblem, ConfigReport, HedgeDelay, HostLimits, Policy, ProviderConfig,
+    ProviderKind, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 pub use driver::{drive, drive_with, Driver, Output};
 pub use error::{RouteError, Routed};
@@ -75,6 +76,15 @@ pub use router::Router;
 pub use secret::Secret;
 pub use stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
 pub use time::Instant;
+
+/// The config's schema words and defaults, for hosts that describe a
+/// config (the Python package's typed dicts, `check` and `repr`).
+pub mod config_schema {
+    pub use crate::config::{
+        DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, HEALTH_KEYS, HOST_KEYS, MAX_PROBLEMS,
+        PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+    };
+}
 
 /// Internals for this crate's own fuzz targets, benches and tests.
 ///

@@ -2,9 +2,11 @@
 //! the `f3dx_router` package, which defines the exception hierarchy.
 
 mod aio;
+mod config;
 mod convert;
 mod errors;
 mod observe;
+mod repr;
 mod router;
 mod signals;
 mod stream;
@@ -34,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PySseIter>()?;
     m.add_class::<aio::PyAsyncChatStream>()?;
     m.add_class::<aio::PyAsyncSseIter>()?;
+    config::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // What the Rust code allocates with, for the soak's report (bench/soak.py).
     m.add("_allocator", ALLOCATOR)?;

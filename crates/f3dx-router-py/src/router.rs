@@ -3,8 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    quality, CallOptions, HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed,
-    Router, RouterConfig, State,
+    quality, CallOptions, HostLimits, Output, RouteError, Routed, Router, RouterConfig,
 };
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
@@ -13,20 +12,26 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
 use crate::aio;
+use crate::config::{all_errors, log_warnings};
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
+use crate::repr::router_repr;
 use crate::signals;
 use crate::stream::{next_output, PyChatStream};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.
-#[pyclass(frozen, name = "Router", module = "f3dx_router._native")]
+///
+/// `subclass`: `f3dx_router.Router` is a Python class over this one, where
+/// the methods written in Python (`from_file`, `achat_completions`, ...)
+/// are defined.
+#[pyclass(frozen, subclass, name = "Router", module = "f3dx_router._native")]
 pub struct PyRouter {
-    router: Router,
-    /// The runtime and pool, with the id of the process that built them: a
-    /// forked child has none of the runtime's threads and builds its own.
-    native: RwLock<(u32, Arc<NativeRouter>)>,
+    /// The router (config, provider health) and this process's runtime and
+    /// pools around it: the one handle, replaced after a fork (see
+    /// `native`).
+    native: RwLock<Lanes>,
     /// Logging and, with `otel=True`, tracing of its calls.
     observer: Arc<Observer>,
 }
@@ -80,19 +85,26 @@ impl PyRouter {
             }
         }
         let env = |name: &str| std::env::var(name).ok();
-        let config = RouterConfig::from_json(&Value::Object(config), &env, HostLimits::default())
-            .map_err(|e| config_error(py, &e))?;
+        let parsed_from = Value::Object(config);
+        // Every error at once; the common case (a valid config) parses once.
+        let config = RouterConfig::from_json(&parsed_from, &env, HostLimits::default())
+            .map_err(|_| all_errors(py, &parsed_from, &env))?;
+        log_warnings(py, &parsed_from)?;
         let router = Router::new(config);
         let observer = Arc::new(Observer::new(py, &router, otel_flag(py, otel)?)?);
-        let native = build_native(&router)?;
         Ok(PyRouter {
-            router,
-            native: RwLock::new((std::process::id(), native)),
+            native: RwLock::new(Lanes::new(router)?),
             observer,
         })
     }
 
-    /// Route one request; return the OpenAI-shaped response.
+    /// Route one request (an OpenAI chat-completions body, a dict) and
+    /// return the OpenAI-shaped response dict, whichever provider answered.
+    /// With `"stream": True`, return a `ChatStream` at the commit point
+    /// (its first output). `tenant` (a str) keys quality-aware routing.
+    /// Raises `InvalidRequest` (nothing sent), `HardFailure` (a 4xx other
+    /// than 408/429: not replayed elsewhere) or `AllProvidersFailed`; the
+    /// GIL is released while the call runs.
     #[pyo3(signature = (body, *, tenant = None))]
     fn chat_completions<'py>(
         &self,
@@ -108,7 +120,10 @@ impl PyRouter {
         to_py(py, &routed.response)
     }
 
-    /// Route one request; return the response with its attempts.
+    /// Route one request, as `chat_completions`, and return a
+    /// `RouteResult`: the response, the provider that answered, the
+    /// latency and every attempt (provider, outcome, status, timing). A
+    /// whole answer only: a streamed request is an `InvalidRequest`.
     #[pyo3(signature = (body, *, tenant = None))]
     fn route(
         &self,
@@ -124,7 +139,7 @@ impl PyRouter {
         route_result(py, routed)
     }
 
-    /// `achat_completions` (a coroutine in `f3dx_router/_aio.py`) awaits
+    /// `achat_completions` (a coroutine in `f3dx_router/_router.py`) awaits
     /// this: an asyncio future of the response dict, or of an
     /// `AsyncChatStream` when `"stream": true`. The call runs on the
     /// router's background runtime; cancelling the future cancels every
@@ -182,8 +197,10 @@ impl PyRouter {
         quality::check_tenant(tenant)
             .and_then(|()| quality::check_model(model))
             .map_err(|m| invalid_request_error(py, m))?;
-        let now = self.native()?.now();
-        self.router
+        let native = self.native()?;
+        let now = native.now();
+        native
+            .router()
             .record_quality(provider, tenant, model, passed, now)
             .map_err(|e| PyValueError::new_err(format!("record_quality: {e}")))?;
         // An exclusion or readmission it caused is logged now.
@@ -193,9 +210,11 @@ impl PyRouter {
     /// Provider names, in priority order.
     #[getter]
     fn providers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let native = self.current();
         PyList::new(
             py,
-            self.router
+            native
+                .router()
                 .config()
                 .providers
                 .iter()
@@ -206,16 +225,18 @@ impl PyRouter {
     /// The routing policy: "sequential", "weighted" or "hedged".
     #[getter]
     fn policy(&self) -> &'static str {
-        self.router.config().policy.name()
+        self.current().router().config().policy.name()
     }
 
-    /// Seconds until each cooling provider may be called again.
+    /// Seconds until each cooling provider (after a 429's `Retry-After`,
+    /// say) may be called again, by provider name.
     fn cooldowns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let native = self.native()?;
         let now = native.now();
         let out = PyDict::new(py);
-        let config = self.router.config();
-        for (p, until) in config.providers.iter().zip(self.router.cooldowns(now)) {
+        let router = native.router();
+        let config = router.config();
+        for (p, until) in config.providers.iter().zip(router.cooldowns(now)) {
             if let Some(t) = until {
                 out.set_item(&p.name, (t - now).as_secs_f64())?;
             }
@@ -223,91 +244,20 @@ impl PyRouter {
         Ok(out)
     }
 
-    /// What the router remembers (see `f3dx_router.RouterStats`).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let native = self.native()?;
+    /// What the router remembers (see `f3dx_router.RouterStats`), with
+    /// numbers rounded for reading (by the core, as on the Worker).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let native = self.current();
         let now = native.now();
-        let stats = self.router.stats(now);
-        let secs_until = |t: Instant| (t - now).as_secs_f64();
-        let providers = PyDict::new(py);
-        for p in &stats.providers {
-            let (state, until) = match p.state {
-                State::Healthy => ("healthy", None),
-                State::Cooling(t) => ("cooling", Some(secs_until(t))),
-                State::Ejected(t) => ("ejected", Some(secs_until(t))),
-                State::HalfOpen => ("half_open", None),
-                State::RateLimited(t) => ("rate_limited", Some(secs_until(t))),
-            };
-            let requests = p.successes + p.soft_failures;
-            let latency = PyDict::new(py);
-            for (i, name) in ["p50", "p90", "p95", "p99"].into_iter().enumerate() {
-                latency.set_item(name, p.latency.map(|l| millis(l[i])))?;
-            }
-            let d = PyDict::new(py);
-            d.set_item("state", state)?;
-            d.set_item("until_s", until)?;
-            d.set_item("requests", requests)?;
-            d.set_item("successes", p.successes)?;
-            d.set_item("soft_failures", p.soft_failures)?;
-            let rate = if requests == 0 {
-                0.0
-            } else {
-                f64::from(p.soft_failures) / f64::from(requests)
-            };
-            d.set_item("error_rate", rate)?;
-            d.set_item("latency_ms", latency)?;
-            d.set_item("ejections", p.ejections)?;
-            d.set_item("rpm_left", p.rpm_left)?;
-            d.set_item("tpm_left", p.tpm_left)?;
-            let keys = PyList::empty(py);
-            for k in &p.quality {
-                let q = PyDict::new(py);
-                q.set_item("tenant", &k.tenant)?;
-                q.set_item("model", &k.model)?;
-                q.set_item("samples", k.samples)?;
-                q.set_item("pass_rate", k.pass_rate)?;
-                q.set_item("state", k.state.as_str())?;
-                q.set_item("until_s", k.until.map(secs_until))?;
-                keys.append(q)?;
-            }
-            d.set_item("quality", keys)?;
-            providers.set_item(&p.name, d)?;
-        }
-        let hedges = PyDict::new(py);
-        hedges.set_item("sent", stats.hedges.sent)?;
-        hedges.set_item("won", stats.hedges.won)?;
-        hedges.set_item("skipped_for_budget", stats.hedges.skipped_for_budget)?;
-        let out = PyDict::new(py);
-        out.set_item("providers", providers)?;
-        out.set_item("hedges", hedges)?;
-        Ok(out)
+        to_py(py, &native.router().stats(now).to_json(now))
     }
 
     fn __repr__(&self) -> String {
-        // Names, kinds and URLs only: never keys or headers.
-        let config = self.router.config();
-        let providers: Vec<String> = config
-            .providers
-            .iter()
-            .map(|p| format!("{:?} ({}, {})", p.name, p.kind.as_str(), p.base_url))
-            .collect();
-        let policy = match config.policy {
-            Policy::Sequential | Policy::Weighted => format!("policy='{}'", config.policy.name()),
-            Policy::Hedged { k, delay, budget } => {
-                let delay = match delay {
-                    HedgeDelay::Immediate => "0".to_owned(),
-                    HedgeDelay::Fixed(d) => d.as_millis().to_string(),
-                    HedgeDelay::Auto { fallback } => {
-                        format!("'auto', hedge_delay_fallback_ms={}", fallback.as_millis())
-                    }
-                };
-                let budget = budget.map_or("None".to_owned(), |b| b.to_string());
-                format!(
-                    "policy='hedged', hedge_k={k}, hedge_delay_ms={delay}, hedge_budget={budget}"
-                )
-            }
-        };
-        format!("Router(providers=[{}], {policy})", providers.join(", "))
+        let native = self.current();
+        router_repr(
+            native.router().config(),
+            HostLimits::default().default_max_body_bytes,
+        )
     }
 }
 
@@ -372,24 +322,54 @@ impl PyRouter {
         result.map_err(|e| route_error(py, &e))
     }
 
-    /// This process's runtime, rebuilt after a fork.
+    /// This process's runtime and pools, rebuilt after a fork: the one
+    /// place that notices one. For a call (it needs this process's lanes).
     fn native(&self) -> PyResult<Arc<NativeRouter>> {
         let pid = std::process::id();
-        {
-            let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);
-            if guard.0 == pid {
-                return Ok(Arc::clone(&guard.1));
-            }
+        if let Some(native) = self.current_if(|lanes| lanes.owner == pid) {
+            return Ok(native);
         }
         let mut guard = self.native.write().unwrap_or_else(PoisonError::into_inner);
-        if guard.0 != pid {
-            let fresh = build_native(&self.router)?;
-            let stale = std::mem::replace(&mut *guard, (pid, fresh));
+        if guard.owner != pid {
+            let fresh = Lanes::new(guard.native.router().clone())?;
+            let stale = std::mem::replace(&mut *guard, fresh);
             // The parent's runtime threads do not exist in this process:
             // dropping the runtime would wait for them forever.
             std::mem::forget(stale);
         }
-        Ok(Arc::clone(&guard.1))
+        Ok(Arc::clone(&guard.native))
+    }
+
+    /// The handle as it is, for what needs no lane: the config, the
+    /// remembered state, the clock (a rebuild after a fork shares the
+    /// router, so these read the same either way).
+    fn current(&self) -> Arc<NativeRouter> {
+        let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&guard.native)
+    }
+
+    fn current_if(&self, usable: impl FnOnce(&Lanes) -> bool) -> Option<Arc<NativeRouter>> {
+        let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);
+        usable(&guard).then(|| Arc::clone(&guard.native))
+    }
+}
+
+/// The native router with the id of the process that built its runtime: a
+/// forked child has none of the runtime's threads and builds its own.
+struct Lanes {
+    owner: u32,
+    native: Arc<NativeRouter>,
+}
+
+impl Lanes {
+    fn new(router: Router) -> PyResult<Lanes> {
+        let native = NativeRouter::with_router(router).map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
+        })?;
+        Ok(Lanes {
+            owner: std::process::id(),
+            native: Arc::new(native),
+        })
     }
 }
 
@@ -484,12 +464,6 @@ fn call_options(py: Python<'_>, tenant: Option<&Bound<'_, PyAny>>) -> PyResult<C
     };
     quality::check_tenant(&tenant).map_err(|m| invalid_request_error(py, m))?;
     Ok(CallOptions { tenant })
-}
-
-fn build_native(router: &Router) -> PyResult<Arc<NativeRouter>> {
-    NativeRouter::with_router(router.clone())
-        .map(Arc::new)
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}")))
 }
 
 /// A config value that is not JSON-like is a config error too.

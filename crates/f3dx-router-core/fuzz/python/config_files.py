@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 
@@ -34,6 +35,7 @@ with atheris.instrument_imports(include=["f3dx_router", "yaml", "tomllib", "json
 SUFFIXES = {ord("T"): ".toml", ord("J"): ".json", ord("Y"): ".yaml", ord("y"): ".yml"}
 ORDER = (".toml", ".json", ".yaml", ".yml")
 PLANTED = "PLANTED"
+PROVIDER_SUFFIX = re.compile(r" \(provider [^\n]*\)$")
 DIR = tempfile.mkdtemp(prefix="f3dx-fuzz-config-")
 # check resolves api_key_env from the environment: one variable is set.
 os.environ["F3DX_FUZZ_KEY"] = "sk-env-0123456789abcdef"
@@ -57,7 +59,11 @@ def test_one_input(data: bytes) -> None:
     for line in lines:
         assert line.startswith(f"error: {path}: "), line
         assert "(a bug: please report it)" not in line, line
-        assert PLANTED not in line, line
+        # A valid provider name is named after an error inside that
+        # provider, as stats, logs and x-f3dx-provider name it: a name is
+        # not a secret (a seed planting a key there plants a valid name).
+        message = PROVIDER_SUFFIX.sub("", line)
+        assert PLANTED not in message, line
 
 
 def main() -> None:

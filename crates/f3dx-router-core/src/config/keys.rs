@@ -19,7 +19,7 @@ use super::error::{err, ConfigError};
 
 /// The router-level keys (the config object's own), in the order the
 /// unknown-key message lists them.
-pub(super) const ROUTER_KEYS: &[&str] = &[
+pub const ROUTER_KEYS: &[&str] = &[
     "providers",
     "policy",
     "hedge_k",
@@ -31,7 +31,7 @@ pub(super) const ROUTER_KEYS: &[&str] = &[
 ];
 
 /// A provider's keys.
-pub(super) const PROVIDER_KEYS: &[&str] = &[
+pub const PROVIDER_KEYS: &[&str] = &[
     "name",
     "kind",
     "base_url",
@@ -48,7 +48,7 @@ pub(super) const PROVIDER_KEYS: &[&str] = &[
 ];
 
 /// `health`'s keys.
-pub(super) const HEALTH_KEYS: &[&str] = &[
+pub const HEALTH_KEYS: &[&str] = &[
     "window_s",
     "buckets",
     "min_requests",
@@ -59,7 +59,7 @@ pub(super) const HEALTH_KEYS: &[&str] = &[
 ];
 
 /// `quality`'s keys.
-pub(super) const QUALITY_KEYS: &[&str] = &[
+pub const QUALITY_KEYS: &[&str] = &[
     "window",
     "min_samples",
     "min_pass_rate",
@@ -70,7 +70,18 @@ pub(super) const QUALITY_KEYS: &[&str] = &[
 ];
 
 /// Keys of the Python host only (refused here with their own message).
-const HOST_KEYS: &[&str] = &["otel"];
+pub const HOST_KEYS: &[&str] = &["otel"];
+
+/// The error for `otel` in a core config: the Python package's Router
+/// takes it itself and never passes it here; any other host (the Worker)
+/// does not trace.
+pub(super) fn otel_refused() -> ConfigError {
+    err(
+        "config.otel",
+        "OpenTelemetry tracing is an option of the Python package's Router \
+         (Router(..., otel=True)); this host does not trace: remove the key",
+    )
+}
 
 /// Whether an error may name `key`: it is one of the schema's own words.
 pub(super) fn is_schema_key(key: &str) -> bool {

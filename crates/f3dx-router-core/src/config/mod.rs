@@ -10,8 +10,10 @@
 //! One file per thing configured: `provider` (one upstream), `policy`
 //! (how attempts spread), `monitoring` (`health` and `quality`), `host`
 //! (a host's limits); `keys` names fields and rejects unknown ones,
-//! `values` reads typed values.
+//! `values` reads typed values; `check` finds every problem at once
+//! (all errors, and warnings).
 
+mod check;
 mod error;
 mod host;
 mod keys;
@@ -23,10 +25,12 @@ mod values;
 use serde_json::Value;
 
 pub use crate::quality::{OnFailure, QualityConfig};
+pub use check::{ConfigProblem, MAX_PROBLEMS};
 use error::err;
 pub use error::ConfigError;
 pub use host::HostLimits;
-use keys::{reject_unknown, ROUTER_KEYS};
+use keys::{otel_refused, reject_unknown};
+pub use keys::{HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS};
 pub use monitoring::HealthConfig;
 use monitoring::{parse_health, parse_quality};
 use policy::parse_policy;
@@ -34,7 +38,7 @@ pub use policy::{
     HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 use provider::parse_provider;
-pub use provider::{ProviderConfig, ProviderKind};
+pub use provider::{ProviderConfig, ProviderKind, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 
 /// A validated router configuration.
 #[derive(Clone, Debug)]
@@ -78,13 +82,7 @@ impl RouterConfig {
             .as_object()
             .ok_or_else(|| err("config", "must be an object"))?;
         if obj.contains_key("otel") {
-            // The Python package's Router takes `otel` itself and never
-            // passes it here; any other host (the Worker) does not trace.
-            return Err(err(
-                "config.otel",
-                "OpenTelemetry tracing is an option of the Python package's Router \
-                 (Router(..., otel=True)); this host does not trace: remove the key",
-            ));
+            return Err(otel_refused());
         }
         reject_unknown(obj, "config", ROUTER_KEYS)?;
         let list = match obj.get("providers") {
@@ -118,6 +116,47 @@ impl RouterConfig {
             health,
             quality,
         })
+    }
+}
+
+/// What [`RouterConfig::check_json`] found.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigReport {
+    /// The config, when it has no error.
+    pub config: Option<RouterConfig>,
+    /// Every error, the first being the one `from_json` gives (at most
+    /// [`MAX_PROBLEMS`]).
+    pub errors: Vec<ConfigProblem>,
+    /// Settings that have no effect, values that look like a mistake: the
+    /// config is valid without them, but probably not what was meant.
+    pub warnings: Vec<ConfigProblem>,
+}
+
+impl RouterConfig {
+    /// Check a config object: every error (not only the first, where
+    /// [`RouterConfig::from_json`] stops) and every warning (`check`, a
+    /// host's error message). `env` as for `from_json`.
+    pub fn check_json(
+        value: &Value,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> ConfigReport {
+        let mut report = ConfigReport::default();
+        match RouterConfig::from_json(value, env, limits) {
+            Ok(config) => report.config = Some(config),
+            Err(_) => {
+                report.errors = check::all_errors(value, env, limits);
+                report.errors.truncate(MAX_PROBLEMS);
+            }
+        }
+        report.warnings = RouterConfig::config_warnings(value);
+        report
+    }
+
+    /// The warnings of a config object alone (a host that parses it
+    /// itself logs them).
+    pub fn config_warnings(value: &Value) -> Vec<ConfigProblem> {
+        value.as_object().map(check::warnings).unwrap_or_default()
     }
 }
 

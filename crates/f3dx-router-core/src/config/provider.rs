@@ -313,7 +313,7 @@ fn parse_key(
 }
 
 /// Whether `name` can name an environment variable (POSIX portable names).
-fn is_env_name(name: &str) -> bool {
+pub(super) fn is_env_name(name: &str) -> bool {
     name.len() <= 256
         && name
             .bytes()

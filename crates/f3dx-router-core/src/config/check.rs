@@ -1,0 +1,551 @@
+//! Every problem of a config at once, for `check` and for a host's error:
+//! all the errors (not only the first, which [`RouterConfig::from_json`]
+//! stops at) and warnings for settings that have no effect or values that
+//! look like a mistake. One place, so the Python package and the Worker's
+//! `ROUTER_CONFIG` say the same things.
+//!
+//! Errors are found by the parsers themselves: after each error the
+//! offending key is removed (an optional one) or replaced by a valid
+//! placeholder (a required one) and the part is parsed again, so every
+//! message is the one `from_json` would give for that key, and the first
+//! error is `from_json`'s.
+
+use serde_json::{Map, Value};
+
+use super::error::{err, ConfigError};
+use super::host::HostLimits;
+use super::keys::{
+    key_path, otel_refused, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS,
+    ROUTER_KEYS,
+};
+use super::monitoring::{parse_health, parse_quality};
+use super::policy::parse_policy;
+use super::provider::{is_env_name, parse_provider};
+
+/// Most errors reported (a hostile config could have millions).
+pub const MAX_PROBLEMS: usize = 50;
+
+/// One problem: where, what, and the name of the provider it is in (when
+/// that provider's name is itself valid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where and what, as in [`ConfigError`].
+    pub error: ConfigError,
+    /// The provider's name, for a problem inside a provider with a valid
+    /// name.
+    pub provider: Option<String>,
+}
+
+fn problem(error: ConfigError) -> ConfigProblem {
+    ConfigProblem {
+        error,
+        provider: None,
+    }
+}
+
+/// Every error of `value`, in the order `from_json` meets them (at most
+/// [`MAX_PROBLEMS`]).
+pub(super) fn all_errors(
+    value: &Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    limits: HostLimits,
+) -> Vec<ConfigProblem> {
+    let Some(obj) = value.as_object() else {
+        return vec![problem(err("config", "must be an object"))];
+    };
+    let mut errors = Vec::new();
+    if obj.contains_key("otel") {
+        errors.push(problem(otel_refused()));
+    }
+    let (known, unknown) = split_unknown(obj, "config", ROUTER_KEYS, &["otel"]);
+    errors.extend(unknown.into_iter().map(problem));
+    let providers = match known.get("providers") {
+        Some(Value::Array(list)) if !list.is_empty() => list.as_slice(),
+        Some(Value::Array(_)) => {
+            errors.push(problem(err(
+                "providers",
+                "is empty: give at least one provider",
+            )));
+            &[]
+        }
+        Some(_) => {
+            errors.push(problem(err(
+                "providers",
+                "must be a list of provider objects",
+            )));
+            &[]
+        }
+        None => {
+            errors.push(problem(err(
+                "providers",
+                "is required: give at least one provider",
+            )));
+            &[]
+        }
+    };
+    let mut names: Vec<Option<String>> = Vec::new();
+    for (i, p) in providers.iter().enumerate() {
+        if errors.len() >= MAX_PROBLEMS {
+            return errors;
+        }
+        let at = format!("providers[{i}]");
+        let (name, found) = provider_errors(p, &at, env, limits);
+        errors.extend(found.into_iter().map(|error| ConfigProblem {
+            error,
+            provider: name.clone(),
+        }));
+        if let Some(first) = name
+            .as_ref()
+            .and_then(|n| names.iter().position(|m| m.as_ref() == Some(n)))
+        {
+            errors.push(ConfigProblem {
+                error: err(
+                    format!("{at}.name"),
+                    format!("is the name of providers[{first}]: provider names must be unique"),
+                ),
+                provider: name.clone(),
+            });
+        }
+        names.push(name);
+    }
+    let n = providers.len().max(1);
+    let policy_keys: Map<String, Value> = known
+        .iter()
+        .filter(|(k, _)| k.as_str() == "policy" || k.starts_with("hedge_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    errors.extend(
+        retried(policy_keys, |o| parse_policy(o, n, limits).map(|_| ()), "")
+            .into_iter()
+            .map(problem),
+    );
+    for (key, keys) in [("health", HEALTH_KEYS), ("quality", QUALITY_KEYS)] {
+        errors.extend(
+            settings_errors(known.get(key), key, keys)
+                .into_iter()
+                .map(problem),
+        );
+    }
+    errors
+}
+
+/// `obj` without its unknown keys (and `skip`), and an error for each
+/// unknown key, named by its position in `obj`.
+fn split_unknown(
+    obj: &Map<String, Value>,
+    at: &str,
+    known: &[&str],
+    skip: &[&str],
+) -> (Map<String, Value>, Vec<ConfigError>) {
+    let mut kept = Map::new();
+    let mut errors = Vec::new();
+    for (index, (key, value)) in obj.iter().enumerate() {
+        if known.contains(&key.as_str()) {
+            kept.insert(key.clone(), value.clone());
+        } else if !skip.contains(&key.as_str()) {
+            errors.push(err(
+                key_path(at, key, index),
+                unknown_key_message(key, known),
+            ));
+        }
+    }
+    (kept, errors)
+}
+
+/// Errors of `health` or `quality` (settings objects).
+fn settings_errors(value: Option<&Value>, key: &str, keys: &[&str]) -> Vec<ConfigError> {
+    let Some(Value::Object(obj)) = value else {
+        let parsed = match key {
+            "health" => parse_health(value).map(|_| ()),
+            _ => parse_quality(value).map(|_| ()),
+        };
+        return parsed.err().into_iter().collect();
+    };
+    let (known, mut errors) = split_unknown(obj, key, keys, &[]);
+    let parse = |o: &Map<String, Value>| {
+        let v = Value::Object(o.clone());
+        match key {
+            "health" => parse_health(Some(&v)).map(|_| ()),
+            _ => parse_quality(Some(&v)).map(|_| ()),
+        }
+    };
+    errors.extend(retried(known, parse, key));
+    errors
+}
+
+/// Errors of one provider, and its name if that is valid.
+fn provider_errors(
+    value: &Value,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    limits: HostLimits,
+) -> (Option<String>, Vec<ConfigError>) {
+    let Some(obj) = value.as_object() else {
+        return (None, vec![err(at, "must be an object")]);
+    };
+    let (known, mut errors) = split_unknown(obj, at, PROVIDER_KEYS, &[]);
+    let mut name_valid = known.contains_key("name");
+    let found = retried_with(
+        known,
+        |o| parse_provider(&Value::Object(o.clone()), at, env, limits).map(|_| ()),
+        at,
+        |o, key| {
+            if key == "name" {
+                name_valid = false;
+            }
+            replace_provider_key(o, key);
+        },
+    );
+    errors.extend(found);
+    let name = obj
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|_| name_valid)
+        .map(str::to_owned);
+    (name, errors)
+}
+
+/// Take `key` out of a provider after an error: an optional key is
+/// removed, a required one replaced by a valid placeholder (so the other
+/// keys are still checked), and either of the key's two forms replaced by
+/// a literal placeholder key.
+fn replace_provider_key(obj: &mut Map<String, Value>, key: &str) {
+    let placeholder = match key {
+        "name" => Some("unnamed"),
+        "kind" => Some("openai"),
+        "base_url" => Some("http://placeholder.invalid"),
+        "api_key" | "api_key_env" | "" => {
+            obj.remove("api_key_env");
+            Some("placeholder")
+        }
+        _ => None,
+    };
+    let key = if key.is_empty() || key == "api_key_env" {
+        "api_key"
+    } else {
+        key
+    };
+    match placeholder {
+        Some(v) => {
+            obj.insert(key.to_owned(), Value::String(v.to_owned()));
+        }
+        None => {
+            obj.remove(key);
+        }
+    }
+}
+
+/// Errors of `parse` on `obj` (a part of the config at `at`), each key's
+/// first error: after one, its key is removed and `parse` runs again.
+fn retried(
+    obj: Map<String, Value>,
+    parse: impl Fn(&Map<String, Value>) -> Result<(), ConfigError>,
+    at: &str,
+) -> Vec<ConfigError> {
+    retried_with(obj, parse, at, |o, key| {
+        o.remove(key);
+    })
+}
+
+/// [`retried`] with `take` deciding how a key is taken out (`""`: the
+/// error named the part itself).
+fn retried_with(
+    mut obj: Map<String, Value>,
+    parse: impl Fn(&Map<String, Value>) -> Result<(), ConfigError>,
+    at: &str,
+    mut take: impl FnMut(&mut Map<String, Value>, &str),
+) -> Vec<ConfigError> {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    // Each round takes a key out or ends: bounded by the keys, plus the
+    // placeholders a provider's required keys get once.
+    for _ in 0..obj.len() + 4 {
+        let Err(e) = parse(&obj) else { break };
+        let key = key_of(&e.field, at).to_owned();
+        let repeated = errors.iter().any(|f| f.field == e.field);
+        if !repeated {
+            errors.push(e);
+        }
+        let before = obj.clone();
+        take(&mut obj, &key);
+        if repeated && obj == before {
+            break;
+        }
+    }
+    errors
+}
+
+/// The key of the part at `at` that `field` is in: `timeout_ms` for
+/// `providers[0].timeout_ms`, `headers` for `providers[0].headers.#2`,
+/// `""` for the part itself.
+fn key_of<'f>(field: &'f str, at: &str) -> &'f str {
+    let rest = if at.is_empty() {
+        field
+    } else {
+        match field.strip_prefix(at) {
+            Some(rest) => rest.strip_prefix('.').unwrap_or(""),
+            None => field,
+        }
+    };
+    rest.split(['.', '[']).next().unwrap_or("")
+}
+
+// -- warnings -----------------------------------------------------------------
+
+/// Settings that do nothing under the config's policy, and api_key values
+/// that look like another tool's reference to an environment variable.
+pub(super) fn warnings(obj: &Map<String, Value>) -> Vec<ConfigProblem> {
+    let policy = obj
+        .get("policy")
+        .and_then(Value::as_str)
+        .unwrap_or("sequential");
+    let mut out = Vec::new();
+    if policy != "hedged" {
+        // (hedge_delay_fallback_ms without "auto" is an error already.)
+        let auto = obj.get("hedge_delay_ms").and_then(Value::as_str) == Some("auto");
+        for key in [
+            "hedge_k",
+            "hedge_delay_ms",
+            "hedge_delay_fallback_ms",
+            "hedge_budget",
+        ] {
+            if key == "hedge_delay_fallback_ms" && !auto {
+                continue;
+            }
+            if obj.get(key).is_some_and(|v| !v.is_null()) {
+                out.push(problem(err(
+                    key,
+                    format!(
+                        "has no effect: the policy is \"{}\", not \"hedged\"",
+                        policy_word(policy)
+                    ),
+                )));
+            }
+        }
+    }
+    let Some(Value::Array(providers)) = obj.get("providers") else {
+        return out;
+    };
+    for (i, p) in providers.iter().enumerate() {
+        let Some(p) = p.as_object() else { continue };
+        let name = p.get("name").and_then(Value::as_str).map(str::to_owned);
+        let at = format!("providers[{i}]");
+        if policy != "weighted" && p.get("weight").is_some_and(|v| !v.is_null()) {
+            out.push(ConfigProblem {
+                error: err(
+                    format!("{at}.weight"),
+                    format!(
+                        "has no effect: the policy is \"{}\", not \"weighted\"",
+                        policy_word(policy)
+                    ),
+                ),
+                provider: name.clone(),
+            });
+        }
+        if p.get("api_key")
+            .and_then(Value::as_str)
+            .is_some_and(looks_like_env_reference)
+        {
+            out.push(ConfigProblem {
+                error: err(
+                    format!("{at}.api_key"),
+                    "looks like another tool's reference to an environment variable \
+                     (os.environ/NAME, ${NAME}, $NAME), which would be sent as the key itself; \
+                     to read the key from the variable NAME, write api_key_env = \"NAME\" instead",
+                ),
+                provider: name,
+            });
+        }
+    }
+    out
+}
+
+/// The policy as a word a message may repeat (a known policy), or
+/// "unknown" (an error says so).
+fn policy_word(policy: &str) -> &'static str {
+    match policy {
+        "sequential" => "sequential",
+        "weighted" => "weighted",
+        "hedged" => "hedged",
+        _ => "unknown",
+    }
+}
+
+/// `os.environ/NAME` (LiteLLM), `${NAME}` or `$NAME` (shells, compose
+/// files), `env:NAME`.
+fn looks_like_env_reference(key: &str) -> bool {
+    let name = key
+        .strip_prefix("os.environ/")
+        .or_else(|| key.strip_prefix("${").and_then(|k| k.strip_suffix('}')))
+        .or_else(|| key.strip_prefix('$'))
+        .or_else(|| key.strip_prefix("env:"));
+    name.is_some_and(is_env_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{ConfigReport, RouterConfig};
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn check(v: Value) -> ConfigReport {
+        RouterConfig::check_json(&v, &no_env, HostLimits::default())
+    }
+
+    fn fields(problems: &[ConfigProblem]) -> Vec<&str> {
+        problems.iter().map(|p| p.error.field.as_str()).collect()
+    }
+
+    fn good(name: &str) -> Value {
+        json!({"name": name, "kind": "openai", "base_url": "https://a.test/v1", "api_key": "k"})
+    }
+
+    #[test]
+    fn every_error_at_once_with_the_provider_name() {
+        let v = json!({
+            "providers": [
+                {"name": "a", "kind": "openai", "base_url": "https://a.test/v1", "api_key": "k",
+                 "timeout_ms": 0, "rpm": -1, "tiemout": 1},
+                {"kind": "grpc", "base_url": "ftp://x", "api_key_env": "UNSET_F3DX_VAR"},
+                good("a"),
+            ],
+            "policy": "hedged", "hedge_k": 9, "hedge_budget": 99,
+            "health": {"window_s": 0, "nope": 1},
+            "quality": {"min_pass_rate": 2},
+            "polcy": 1,
+        });
+        let r = check(v.clone());
+        assert!(r.config.is_none());
+        assert_eq!(
+            fields(&r.errors),
+            [
+                "config.#7",
+                "providers[0].#7",
+                "providers[0].timeout_ms",
+                "providers[0].rpm",
+                "providers[1].name",
+                "providers[1].kind",
+                "providers[1].base_url",
+                "providers[1].api_key_env",
+                "providers[2].name",
+                "hedge_budget",
+                "hedge_k",
+                "health.#2",
+                "health.window_s",
+                "quality.min_pass_rate",
+            ]
+        );
+        let first = RouterConfig::from_json(&v, &no_env, HostLimits::default()).unwrap_err();
+        assert_eq!(r.errors[0].error, first);
+        assert_eq!(r.errors[2].provider.as_deref(), Some("a"));
+        assert_eq!(r.errors[5].provider, None); // providers[1] has no name
+        assert!(r.errors[0].error.message.contains("did you mean policy?"));
+    }
+
+    #[test]
+    fn the_first_error_is_from_jsons() {
+        let cases = [
+            json!(7),
+            json!({}),
+            json!({"providers": []}),
+            json!({"providers": [good("a"), good("a")]}),
+            json!({"providers": [good("a")], "otel": true}),
+            json!({"providers": [good("a")], "policy": "fastest"}),
+            json!({"providers": [{"name": "a"}]}),
+            json!({"providers": [7], "health": 3}),
+            json!({"providers": [good("a")], "quality": {"window": 5, "min_samples": 9}}),
+            json!({"providers": [good("a")], "hedge_delay_fallback_ms": 5}),
+        ];
+        for v in cases {
+            let r = check(v.clone());
+            let first = RouterConfig::from_json(&v, &no_env, HostLimits::default()).unwrap_err();
+            assert_eq!(r.errors[0].error, first, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_valid_config_has_no_errors() {
+        let r =
+            check(json!({"providers": [good("a"), good("b")], "policy": "hedged", "hedge_k": 2}));
+        assert!(r.errors.is_empty());
+        assert!(r.warnings.is_empty());
+        assert!(r.config.is_some());
+    }
+
+    #[test]
+    fn warnings_for_settings_without_effect() {
+        let mut b = good("b");
+        b["weight"] = json!(3);
+        let r = check(json!({"providers": [good("a"), b], "hedge_k": 2, "hedge_delay_ms": 100}));
+        assert!(r.config.is_some());
+        assert_eq!(
+            fields(&r.warnings),
+            ["hedge_k", "hedge_delay_ms", "providers[1].weight"]
+        );
+        assert!(r.warnings[0]
+            .error
+            .message
+            .contains("\"sequential\", not \"hedged\""));
+        assert_eq!(r.warnings[2].provider.as_deref(), Some("b"));
+        let r = check(json!({"providers": [good("a"), good("b")], "policy": "weighted"}));
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn warnings_for_key_references_of_other_tools() {
+        for key in [
+            "os.environ/OPENAI_API_KEY",
+            "${OPENAI_API_KEY}",
+            "$OPENAI_API_KEY",
+            "env:OPENAI_API_KEY",
+        ] {
+            let mut p = good("a");
+            p["api_key"] = json!(key);
+            let r = check(json!({"providers": [p]}));
+            assert_eq!(fields(&r.warnings), ["providers[0].api_key"], "{key}");
+            let message = &r.warnings[0].error.message;
+            assert!(
+                message.contains("api_key_env") && !message.contains("OPENAI"),
+                "{message}"
+            );
+        }
+        for key in ["sk-abc$def", "$", "${}", "os.environ/", "$1ABC"] {
+            let mut p = good("a");
+            p["api_key"] = json!(key);
+            assert!(
+                check(json!({"providers": [p]})).warnings.is_empty(),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_are_bounded() {
+        let providers: Vec<Value> = (0..200).map(|_| json!({"timeout_ms": -1})).collect();
+        assert_eq!(
+            check(json!({"providers": providers})).errors.len(),
+            MAX_PROBLEMS
+        );
+    }
+
+    #[test]
+    fn no_problem_repeats_a_value() {
+        const PLANTED: &str = "sk-PLANTED0123456789";
+        let v = json!({
+            "providers": [
+                {"name": PLANTED, "kind": PLANTED, "base_url": PLANTED, "api_key_env": PLANTED, PLANTED: 1,
+                 "headers": {PLANTED: PLANTED}, "model": 7, "api_key": format!("${PLANTED}")},
+            ],
+            "policy": PLANTED, PLANTED: 1, "health": {PLANTED: 1}, "quality": {"on_failure": PLANTED},
+            "hedge_delay_ms": PLANTED,
+        });
+        let r = check(v);
+        for p in r.errors.iter().chain(&r.warnings) {
+            assert!(!p.error.to_string().contains("PLANTED"), "{}", p.error);
+        }
+    }
+}

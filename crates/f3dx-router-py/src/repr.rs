@@ -1,0 +1,251 @@
+//! `repr(router)`: every setting that differs from its default, in the
+//! constructor's own words, and never a secret (no key, no header value).
+
+use f3dx_router_core::config_schema::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
+use f3dx_router_core::{
+    HealthConfig, HedgeDelay, OnFailure, Policy, ProviderConfig, QualityConfig, RouterConfig,
+};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// `Router([{...}, ...], policy=..., ...)` for `config`, whose providers
+/// got `default_max_body_bytes` when they set none.
+pub(crate) fn router_repr(config: &RouterConfig, default_max_body_bytes: usize) -> String {
+    let providers: Vec<String> = config
+        .providers
+        .iter()
+        .map(|p| provider_repr(p, default_max_body_bytes))
+        .collect();
+    let mut parts = vec![format!("providers=[{}]", providers.join(", "))];
+    parts.push(policy_repr(config.policy));
+    match config.health {
+        None => parts.push("health=False".to_owned()),
+        Some(h) => parts.extend(settings("health", &health_settings(&h))),
+    }
+    match config.quality {
+        None => parts.push("quality=False".to_owned()),
+        Some(q) => parts.extend(settings("quality", &quality_settings(&q))),
+    }
+    format!("Router({})", parts.join(", "))
+}
+
+/// A provider as the mapping that configures it: name, kind and base_url,
+/// then each other setting given. The key is never shown (the config does
+/// not keep where it came from); headers show their names only.
+fn provider_repr(p: &ProviderConfig, default_max_body_bytes: usize) -> String {
+    let mut items = vec![
+        ("name", py_str(&p.name)),
+        ("kind", py_str(p.kind.as_str())),
+        ("base_url", py_str(&p.base_url)),
+    ];
+    if let Some(model) = &p.model {
+        items.push(("model", py_str(model)));
+    }
+    if p.weight != 1 {
+        items.push(("weight", p.weight.to_string()));
+    }
+    if p.timeout != DEFAULT_TIMEOUT {
+        items.push(("timeout_ms", millis(p.timeout)));
+    }
+    if p.stream_idle_timeout != DEFAULT_STREAM_IDLE_TIMEOUT {
+        items.push(("stream_idle_timeout_ms", millis(p.stream_idle_timeout)));
+    }
+    if p.max_body_bytes != default_max_body_bytes {
+        items.push(("max_body_bytes", p.max_body_bytes.to_string()));
+    }
+    if let Some(rpm) = p.rpm {
+        items.push(("rpm", rpm.to_string()));
+    }
+    if let Some(tpm) = p.tpm {
+        items.push(("tpm", tpm.to_string()));
+    }
+    if !p.headers.is_empty() {
+        // Values may be credentials (Azure's api-key).
+        let names: Vec<String> = p
+            .headers
+            .iter()
+            .map(|(name, _)| format!("{}: '(hidden)'", py_str(name)))
+            .collect();
+        items.push(("headers", format!("{{{}}}", names.join(", "))));
+    }
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|(k, v)| format!("'{k}': {v}"))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// The policy and, when hedged, its hedging settings (all of them: they
+/// decide what a call costs).
+fn policy_repr(policy: Policy) -> String {
+    match policy {
+        Policy::Sequential | Policy::Weighted => format!("policy='{}'", policy.name()),
+        Policy::Hedged { k, delay, budget } => {
+            let delay = match delay {
+                HedgeDelay::Immediate => "0".to_owned(),
+                HedgeDelay::Fixed(d) => millis(d),
+                HedgeDelay::Auto { fallback } => {
+                    format!("'auto', hedge_delay_fallback_ms={}", millis(fallback))
+                }
+            };
+            let budget = budget.map_or("None".to_owned(), |b| b.to_string());
+            format!("policy='hedged', hedge_k={k}, hedge_delay_ms={delay}, hedge_budget={budget}")
+        }
+    }
+}
+
+/// `name={...}` with the settings that differ from the defaults, or
+/// nothing when none does.
+fn settings(name: &str, changed: &[(&str, String)]) -> Option<String> {
+    if changed.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = changed.iter().map(|(k, v)| format!("'{k}': {v}")).collect();
+    Some(format!("{name}={{{}}}", items.join(", ")))
+}
+
+/// `health`'s settings that differ from the defaults, by config key, in
+/// the config's order.
+fn health_settings(h: &HealthConfig) -> Vec<(&'static str, String)> {
+    let d = HealthConfig::default();
+    let secs = |v: Duration| v.as_secs().to_string();
+    let all = [
+        ("window_s", h.window != d.window, secs(h.window)),
+        ("buckets", h.buckets != d.buckets, h.buckets.to_string()),
+        (
+            "min_requests",
+            h.min_requests != d.min_requests,
+            h.min_requests.to_string(),
+        ),
+        (
+            "max_error_rate",
+            h.max_error_rate != d.max_error_rate,
+            h.max_error_rate.to_string(),
+        ),
+        (
+            "consecutive_failures",
+            h.consecutive_failures != d.consecutive_failures,
+            h.consecutive_failures.to_string(),
+        ),
+        ("ejection_s", h.ejection != d.ejection, secs(h.ejection)),
+        (
+            "max_ejection_s",
+            h.max_ejection != d.max_ejection,
+            secs(h.max_ejection),
+        ),
+    ];
+    all.into_iter()
+        .filter(|(_, changed, _)| *changed)
+        .map(|(key, _, value)| (key, value))
+        .collect()
+}
+
+/// `quality`'s settings that differ from the defaults, by config key.
+fn quality_settings(q: &QualityConfig) -> Vec<(&'static str, String)> {
+    let d = QualityConfig::default();
+    let mut out = Vec::new();
+    if q.window != d.window {
+        out.push(("window", q.window.to_string()));
+    }
+    if q.min_samples != d.min_samples {
+        out.push(("min_samples", q.min_samples.to_string()));
+    }
+    if q.min_pass_rate != d.min_pass_rate {
+        out.push(("min_pass_rate", q.min_pass_rate.to_string()));
+    }
+    if q.probe_after != d.probe_after {
+        out.push(("probe_after_s", q.probe_after.as_secs().to_string()));
+    }
+    if q.on_failure != d.on_failure {
+        let name = match q.on_failure {
+            OnFailure::Return => "'return'",
+            OnFailure::Failover => "'failover'",
+        };
+        out.push(("on_failure", name.to_owned()));
+    }
+    if q.max_keys != d.max_keys {
+        out.push(("max_keys", q.max_keys.to_string()));
+    }
+    if q.max_bytes != d.max_bytes {
+        out.push(("max_bytes", q.max_bytes.to_string()));
+    }
+    out
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// `s` as a Python string literal in single quotes.
+fn py_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Every setting of `config` with the defaults filled in, by config key
+/// (`check` prints it): never a key or a header value.
+pub(crate) fn resolved(config: &RouterConfig) -> Value {
+    let providers: Vec<Value> = config
+        .providers
+        .iter()
+        .map(|p| {
+            let header_names: Vec<&str> = p.headers.iter().map(|(n, _)| n.as_str()).collect();
+            json!({
+                "name": p.name, "kind": p.kind.as_str(), "base_url": p.base_url,
+                "model": p.model, "weight": p.weight,
+                "timeout_ms": p.timeout.as_millis() as u64,
+                "stream_idle_timeout_ms": p.stream_idle_timeout.as_millis() as u64,
+                "max_body_bytes": p.max_body_bytes, "rpm": p.rpm, "tpm": p.tpm,
+                "header_names": header_names,
+            })
+        })
+        .collect();
+    let (hedge_k, delay, fallback, budget) = match config.policy {
+        Policy::Sequential | Policy::Weighted => {
+            (Value::Null, Value::Null, Value::Null, Value::Null)
+        }
+        Policy::Hedged { k, delay, budget } => {
+            let (delay, fallback) = match delay {
+                HedgeDelay::Immediate => (json!(0), Value::Null),
+                HedgeDelay::Fixed(d) => (json!(d.as_millis() as u64), Value::Null),
+                HedgeDelay::Auto { fallback } => {
+                    (json!("auto"), json!(fallback.as_millis() as u64))
+                }
+            };
+            (json!(k), delay, fallback, json!(budget))
+        }
+    };
+    let health = config.health.map_or(json!(false), |h| {
+        json!({
+            "window_s": h.window.as_secs(), "buckets": h.buckets, "min_requests": h.min_requests,
+            "max_error_rate": h.max_error_rate, "consecutive_failures": h.consecutive_failures,
+            "ejection_s": h.ejection.as_secs(), "max_ejection_s": h.max_ejection.as_secs(),
+        })
+    });
+    let quality = config.quality.map_or(json!(false), |q| {
+        let on_failure = match q.on_failure {
+            OnFailure::Return => "return",
+            OnFailure::Failover => "failover",
+        };
+        json!({
+            "window": q.window, "min_samples": q.min_samples, "min_pass_rate": q.min_pass_rate,
+            "probe_after_s": q.probe_after.as_secs(), "on_failure": on_failure,
+            "max_keys": q.max_keys, "max_bytes": q.max_bytes,
+        })
+    });
+    json!({
+        "providers": providers, "policy": config.policy.name(), "hedge_k": hedge_k,
+        "hedge_delay_ms": delay, "hedge_delay_fallback_ms": fallback, "hedge_budget": budget,
+        "health": health, "quality": quality,
+    })
+}

@@ -1,0 +1,124 @@
+"""``f3dx_router.Router``: the native router with its Python-written methods.
+
+The routing itself is native (``_native.Router``); what is written in Python
+is defined here, on the class: the config-file constructors (the parsers are
+Python's) and the async twins (coroutines around native futures). The
+native class is a ``subclass`` one, so this costs a call nothing: methods
+are found through the type's cache either way, and ``__slots__ = ()`` keeps
+instances as small as the native ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, cast
+
+from . import _native
+from ._native import RouteResult
+from ._stats import ReadableStats, RouterStats
+from ._types import RouterConfig
+
+__all__ = ["Router"]
+
+
+class Router(_native.Router):
+    """Routes OpenAI chat-completions requests over several providers.
+
+    ``Router(providers, *, policy=None, hedge_k=None, hedge_delay_ms=None,
+    hedge_delay_fallback_ms=None, hedge_budget=None, health=None,
+    quality=None, otel=None)``
+
+    Building a router opens no connection; a bad config raises
+    ``ConfigError`` naming the key path (never a value: it may be a key).
+
+    Parameters (each None means its default):
+
+    providers
+        A list of provider mappings (``ProviderConfig``), in priority
+        order: ``name``, ``kind`` ("openai" or "anthropic"), ``base_url``,
+        ``api_key`` or ``api_key_env`` (the name of an environment
+        variable), and optionally ``timeout_ms`` (per attempt, default
+        30000 ms), ``stream_idle_timeout_ms`` (default 30000 ms),
+        ``weight`` (default 1), ``model``, ``headers``,
+        ``max_body_bytes`` (default 32 MiB), ``rpm``, ``tpm``.
+    policy
+        "sequential" (default): one provider at a time, in order, the next
+        on a soft failure (408, 429, 5xx, timeout, connection error).
+        "weighted": the first try spread by ``weight``. "hedged": up to
+        ``hedge_k`` providers in flight, the first answer wins.
+    hedge_k
+        With "hedged": most attempts in flight at once (default 2, at most
+        the number of providers).
+    hedge_delay_ms
+        With "hedged": ms to wait before each further leg (default 0: all
+        legs at once, so every call is billed ``hedge_k`` times), or
+        "auto": the p90 latency of the provider being waited on.
+    hedge_delay_fallback_ms
+        With ``hedge_delay_ms="auto"``: the delay until a provider has 20
+        samples (default 1000 ms).
+    hedge_budget
+        With "hedged": tokens each call adds to the hedge budget, 0 to 10;
+        an extra leg costs one (default 0.1 with a delay, unlimited
+        without).
+    health
+        Routing around failing providers: True or None (default
+        settings), False (off), or a ``HealthConfig`` mapping overriding
+        some (``window_s`` 60 s, ``buckets`` 10, ``min_requests`` 20,
+        ``max_error_rate`` 0.5, ``consecutive_failures`` 5, ``ejection_s``
+        30 s, ``max_ejection_s`` 300 s).
+    quality
+        Routing around providers whose answers fail the request's JSON
+        schema: True or None (default settings), False (off), or a
+        ``QualityConfig`` mapping (``window`` 50, ``min_samples`` 10,
+        ``min_pass_rate`` 0.8, ``probe_after_s`` 60 s, ``on_failure``
+        "return", ``max_keys`` 10000, ``max_bytes`` 64 MiB).
+    otel
+        True: one OpenTelemetry span per call (needs opentelemetry-api);
+        default False.
+
+    Main methods: ``chat_completions`` (and ``achat_completions`` for
+    asyncio), ``route`` / ``aroute`` (with the attempts), ``stats()``,
+    ``record_quality``; ``Router.from_file`` / ``Router.from_config`` build
+    one from a config file or mapping. ``repr(router)`` shows every
+    setting that is not a default, never a key.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Router:
+        """A router from a TOML, JSON or YAML file (by extension) holding
+        the same object as the constructor's arguments and the Worker's
+        ``ROUTER_CONFIG``. Every ``ConfigError`` names the file and the
+        key path."""
+        from ._config import router_from_file
+
+        return router_from_file(path, cls)
+
+    @classmethod
+    def from_config(cls, config: RouterConfig | Mapping[str, Any]) -> Router:
+        """``Router(**config)`` with the core's checks of a whole config: an
+        unknown or missing key is a ``ConfigError``, never a TypeError."""
+        from ._config import router_from_config
+
+        return router_from_config(config, cls)
+
+    def stats(self) -> RouterStats:
+        """What the router remembers, per provider (state, calls and soft
+        failures in the health window, latency percentiles, rate budgets
+        left, quality keys) and of hedging: a ``RouterStats`` dict, numbers
+        rounded for reading. ``f3dx_router.format_stats(r.stats())`` makes a
+        text table of it; ``rich`` prints it as one."""
+        return cast(RouterStats, ReadableStats(super().stats()))
+
+    async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any:
+        """``chat_completions`` for asyncio: the call runs on the router's
+        background runtime; cancelling the awaiting task cancels every leg.
+        Returns the response dict, or an ``AsyncChatStream`` at the commit
+        point when ``body["stream"]`` is True."""
+        return await self._achat_completions(body, tenant=tenant)
+
+    async def aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult:
+        """``route`` for asyncio: the response with its attempts."""
+        return await self._aroute(body, tenant=tenant)

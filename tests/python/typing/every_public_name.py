@@ -1,0 +1,96 @@
+"""Checked by ``mypy --strict`` (tests/python/test_typing.py), never run:
+a user's script that uses every public name of f3dx_router, the lazy ones
+included, and a providers list with mixed value types."""
+
+from __future__ import annotations
+
+import asyncio
+
+import f3dx_router
+from f3dx_router import (
+    AllProvidersFailed,
+    AsyncChatStream,
+    AsyncHTTPTransport,
+    AsyncSseIterator,
+    Attempt,
+    ChatStream,
+    ConfigError,
+    HardFailure,
+    HealthConfig,
+    HedgeStats,
+    HTTPTransport,
+    InvalidRequest,
+    LatencyMs,
+    PolicyName,
+    ProviderConfig,
+    ProviderStats,
+    QualityConfig,
+    QualityKeyStats,
+    RouteResult,
+    Router,
+    RouterConfig,
+    RouterError,
+    RouterStats,
+    SseIterator,
+    StreamInterrupted,
+    __version__,
+    async_openai_client,
+    format_stats,
+    httpx_compat,
+    openai_client,
+)
+
+# A list built apart from the call, with str, int and mapping values.
+providers: list[ProviderConfig] = [
+    {"name": "a", "kind": "openai", "base_url": "https://api.example.com/v1", "api_key_env": "A_KEY", "timeout_ms": 5000},
+    {
+        "name": "b",
+        "kind": "anthropic",
+        "base_url": "https://api.anthropic.com/v1",
+        "api_key": "sk-ant-placeholder",
+        "weight": 2,
+        "rpm": 600,
+        "headers": {"x-team": "search"},
+    },
+]
+health: HealthConfig = {"window_s": 30, "max_error_rate": 0.25}
+quality: QualityConfig = {"min_pass_rate": 0.9, "on_failure": "failover"}
+policy: PolicyName = "hedged"
+r = Router(providers, policy=policy, hedge_k=2, hedge_delay_ms=200, health=health, quality=quality)
+# Inline, as most code writes it.
+r2 = Router([{"name": "c", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "max_body_bytes": 1024}], health=False)
+config: RouterConfig = {"providers": providers, "policy": "sequential", "quality": True}
+r3: Router = Router.from_config(config)
+r4: Router = Router.from_file("router.toml")
+
+stats: RouterStats = r.stats()
+row: ProviderStats = stats["providers"]["a"]
+latency: LatencyMs = row["latency_ms"]
+keys: list[QualityKeyStats] = row["quality"]
+hedges: HedgeStats = stats["hedges"]
+table: str = format_stats(stats)
+version: str = __version__
+
+result: RouteResult = r.route({"model": "m", "messages": []})
+attempts: list[Attempt] = result.attempts
+stream = r.chat_completions({"model": "m", "messages": [], "stream": True})
+if isinstance(stream, ChatStream):
+    sse: SseIterator = stream.iter_sse()
+
+
+async def use_async() -> None:
+    answer = await r.achat_completions({"model": "m", "messages": []}, tenant="t")
+    if isinstance(answer, AsyncChatStream):
+        events: AsyncSseIterator = answer.aiter_sse()
+    routed: RouteResult = await r.aroute({"model": "m", "messages": []})
+
+
+asyncio.run(use_async())
+
+errors: tuple[type[RouterError], ...] = (ConfigError, InvalidRequest, HardFailure, AllProvidersFailed, StreamInterrupted)
+client = openai_client(r)
+aclient = async_openai_client(r)
+transport = HTTPTransport(r)
+atransport = AsyncHTTPTransport(r)
+compat_module = httpx_compat
+also_module = f3dx_router.httpx_compat
