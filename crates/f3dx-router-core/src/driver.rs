@@ -207,6 +207,14 @@ impl<E: Executor> Driver<E> {
     }
 }
 
+/// Whether a request asks for a streamed answer (`"stream": true`): the
+/// one test hosts use to choose between [`drive`] and a [`Driver`] they
+/// read as a stream. (A `"stream"` that is not a boolean is refused when
+/// the call starts.)
+pub fn is_stream_request(body: &Value) -> bool {
+    body.get("stream") == Some(&Value::Bool(true))
+}
+
 /// Route one request through `router`, doing its I/O on `executor`, and
 /// return its result. For requests that do not stream: a streamed request
 /// needs a [`Driver`] to hand its chunks to the caller, and is refused here
@@ -226,7 +234,7 @@ pub async fn drive_with<E: Executor>(
     body: Value,
     options: CallOptions,
 ) -> Result<Routed, RouteError> {
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    if is_stream_request(&body) {
         return Err(RouteError::InvalidRequest {
             message: "streaming (\"stream\": true) is not supported by this API yet; omit it or set it to false".to_owned(),
             attempts: Vec::new(),

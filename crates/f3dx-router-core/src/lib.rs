@@ -17,6 +17,10 @@
 //!     +----- poll_action: Send / Cancel / Complete, poll_timeout
 //! ```
 //!
+//! A host that serves the OpenAI-compatible HTTP front door takes its whole
+//! contract (routes, parsing, error answers, headers, SSE framing) from
+//! [`endpoint`].
+//!
 //! Most hosts only need [`RouterConfig::from_json`], [`Router::new`] and
 //! [`drive`] with their own [`Executor`]. Hosts with their own loop (and the
 //! virtual-clock tests) step a [`Call`] directly. Hosts that log take the
@@ -32,6 +36,7 @@ pub mod call;
 pub mod codec;
 pub mod config;
 mod driver;
+pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod executor;
@@ -53,7 +58,7 @@ pub use call::{Action, Call, CallOptions};
 pub use config::{
     ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
 };
-pub use driver::{drive, drive_with, Driver, Output};
+pub use driver::{drive, drive_with, is_stream_request, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use events::{
     BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
