@@ -1,7 +1,8 @@
 """``f3dx_router.HTTPTransport`` and ``AsyncHTTPTransport``: httpx2
 transports (httpx2 is the openai SDK's HTTP library) that answer chat
-completions from a router. What they answer is ``_transport``'s; this is the
-httpx2 layer only (``httpx_compat`` is the same for httpx)."""
+completions from a router. What they answer is the router's native front
+door's (see ``_transport``); this is the httpx2 layer only (``httpx_compat``
+is the same for httpx)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "HTTP library): pip install 'f3dx-router[openai]'"
     ) from exc
 
-from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+from ._native import AsyncFrontDoorStream, FrontDoorStream, aserve, serve
+from ._transport import TENANT_HEADER, RouterTransport
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
 class _SyncBody(httpx2.SyncByteStream):
-    def __init__(self, events: SyncEvents) -> None:
+    def __init__(self, events: FrontDoorStream) -> None:
         self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
@@ -32,7 +34,7 @@ class _SyncBody(httpx2.SyncByteStream):
 
 
 class _AsyncBody(httpx2.AsyncByteStream):
-    def __init__(self, events: AsyncEvents) -> None:
+    def __init__(self, events: AsyncFrontDoorStream) -> None:
         self._events = events
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -57,13 +59,13 @@ class HTTPTransport(RouterTransport, httpx2.BaseTransport):
     """
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = handle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.read,
+        status, headers, body = serve(
+            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
+            request.read(),
         )
-        if isinstance(answer, SyncEvents):
-            return httpx2.Response(200, headers=answer.headers, stream=_SyncBody(answer))
-        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
+        if isinstance(body, bytes):
+            return httpx2.Response(status, headers=headers, content=body)
+        return httpx2.Response(status, headers=headers, stream=_SyncBody(body))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
@@ -73,10 +75,10 @@ class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
     awaits a call cancels its legs; closing a stream closes its upstream."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = await ahandle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.aread,
+        status, headers, body = await aserve(
+            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
+            await request.aread(),
         )
-        if isinstance(answer, AsyncEvents):
-            return httpx2.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
-        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
+        if isinstance(body, bytes):
+            return httpx2.Response(status, headers=headers, content=body)
+        return httpx2.Response(status, headers=headers, stream=_AsyncBody(body))

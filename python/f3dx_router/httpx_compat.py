@@ -22,13 +22,14 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("f3dx_router.httpx_compat needs httpx: pip install 'f3dx-router[httpx]'") from exc
 
-from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+from ._native import AsyncFrontDoorStream, FrontDoorStream, aserve, serve
+from ._transport import TENANT_HEADER, RouterTransport
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
 class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, events: SyncEvents) -> None:
+    def __init__(self, events: FrontDoorStream) -> None:
         self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
@@ -39,7 +40,7 @@ class _SyncBody(httpx.SyncByteStream):
 
 
 class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, events: AsyncEvents) -> None:
+    def __init__(self, events: AsyncFrontDoorStream) -> None:
         self._events = events
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -55,13 +56,13 @@ class HTTPTransport(RouterTransport, httpx.BaseTransport):
     is the tenant of calls without an ``x-f3dx-tenant`` header."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = handle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.read,
+        status, headers, body = serve(
+            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
+            request.read(),
         )
-        if isinstance(answer, SyncEvents):
-            return httpx.Response(200, headers=answer.headers, stream=_SyncBody(answer))
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+        if isinstance(body, bytes):
+            return httpx.Response(status, headers=headers, content=body)
+        return httpx.Response(status, headers=headers, stream=_SyncBody(body))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
@@ -70,10 +71,10 @@ class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
     loop, not trio."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        answer = await ahandle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.aread,
+        status, headers, body = await aserve(
+            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
+            await request.aread(),
         )
-        if isinstance(answer, AsyncEvents):
-            return httpx.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+        if isinstance(body, bytes):
+            return httpx.Response(status, headers=headers, content=body)
+        return httpx.Response(status, headers=headers, stream=_AsyncBody(body))

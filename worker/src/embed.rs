@@ -10,9 +10,10 @@
 //! "hard", "all_failed"), `status` (the HTTP status to answer with) and
 //! `provider` (for a hard failure).
 
+use f3dx_router_core::endpoint;
 use f3dx_router_core::{
-    drive_with, quality, Attempt, CallOptions, Driver, Executor, RouteError, Routed,
-    Router as CoreRouter, RouterConfig,
+    drive_with, is_stream_request, quality, Attempt, CallOptions, Driver, Executor, RouteError,
+    Routed, Router as CoreRouter, RouterConfig,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -21,7 +22,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::executor::FetchExecutor;
-use crate::openai_error::ErrorReply;
 use crate::stream_out;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -361,7 +361,7 @@ async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result
             &format!("the body is not JSON-like: {e}"),
         )
     })?;
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    if is_stream_request(&body) {
         let driver = Driver::start_with(router, FetchExecutor, body, options);
         return stream_out::commit(driver)
             .await
@@ -398,12 +398,20 @@ pub fn to_js(value: &Value) -> Result<JsValue, JsValue> {
 }
 
 fn route_error(e: &RouteError) -> JsValue {
-    let reply = ErrorReply::from_route(e);
+    // The status the front door answers with (the upstream's for a hard
+    // 4xx, 502 for the rest of the upstream failures, 400 for a bad request).
+    let status = endpoint::route_error(e).status;
+    let provider = match e {
+        RouteError::Hard { provider, .. } | RouteError::StreamInterrupted { provider, .. } => {
+            Some(provider.as_str())
+        }
+        RouteError::InvalidRequest { .. } | RouteError::AllFailed { .. } => None,
+    };
     throwable(
         e.kind(),
-        reply.status,
-        reply.provider.as_deref(),
-        reply.attempts.len(),
+        status,
+        provider,
+        e.attempts().len(),
         &e.to_string(),
     )
 }

@@ -66,6 +66,18 @@ pub enum Output {
     Complete(Result<Routed, RouteError>),
 }
 
+/// A streamed call at its commit point: the chunks follow from
+/// [`Driver::next`].
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The committed provider's name.
+    pub provider: String,
+    /// Its index in the config.
+    pub provider_index: usize,
+    /// Every attempt so far.
+    pub attempts: Vec<Attempt>,
+}
+
 /// One call carried out on an executor, pulled by its host: each
 /// [`Driver::next`] runs the call until it has something for the caller.
 /// Dropping the driver drops every request in flight (closing their
@@ -104,6 +116,14 @@ impl<E: Executor> Driver<E> {
     /// Whether the request streams (`"stream": true`).
     pub fn is_streamed(&self) -> bool {
         self.call.is_streamed()
+    }
+
+    /// Run a streamed call (a request [`is_stream_request`] says streams)
+    /// to its commit point: the committed stream, or the failure before it
+    /// (answered as a whole call's failure would be). Then read the chunks
+    /// with [`Driver::next`].
+    pub async fn commit(&mut self) -> Result<Commit, RouteError> {
+        commit_of(self.next().await)
     }
 
     /// The next output, or `None` after [`Output::Complete`].
@@ -204,6 +224,31 @@ impl<E: Executor> Driver<E> {
             return true;
         }
         false
+    }
+}
+
+/// What a streamed call's first output (from [`Driver::next`]) says: it
+/// committed, or it failed before its commit point. For a host that pulls
+/// outputs itself; [`Driver::commit`] is the same for one that awaits.
+pub fn commit_of(first: Option<Output>) -> Result<Commit, RouteError> {
+    match first {
+        Some(Output::Commit {
+            provider,
+            provider_index,
+            attempts,
+        }) => Ok(Commit {
+            provider,
+            provider_index,
+            attempts,
+        }),
+        Some(Output::Complete(Err(e))) => Err(e),
+        // A streamed call's first output is its commit point or its
+        // failure: the call holds every chunk back until it commits, and a
+        // stream that ends without output is a failure. So this arm is for
+        // the impossible, in one place for every host.
+        Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(RouteError::AllFailed {
+            attempts: Vec::new(),
+        }),
     }
 }
 

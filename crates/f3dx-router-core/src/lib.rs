@@ -58,7 +58,7 @@ pub use call::{Action, Call, CallOptions};
 pub use config::{
     ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
 };
-pub use driver::{drive, drive_with, is_stream_request, Driver, Output};
+pub use driver::{commit_of, drive, drive_with, is_stream_request, Commit, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use events::{
     BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,

@@ -3,8 +3,8 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    quality, CallOptions, HedgeDelay, HostLimits, Instant, Output, Policy, RouteError, Routed,
-    Router, RouterConfig, State,
+    quality, CallOptions, HedgeDelay, HostLimits, Instant, Policy, RouteError, Routed, Router,
+    RouterConfig, State,
 };
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
@@ -17,7 +17,7 @@ use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
 use crate::signals;
-use crate::stream::{next_output, PyChatStream};
+use crate::stream::{commit_blocking, PyChatStream};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.
@@ -315,36 +315,56 @@ impl PyRouter {
     /// Start a streamed call and run it to its commit point: errors before
     /// it raise here, as for a whole answer.
     fn stream(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<PyChatStream> {
+        self.start_stream(py, body, options)?
+            .map_err(|e| route_error(py, &e))
+    }
+
+    /// [`Self::stream`], its routing failure as a value (for the front door).
+    pub(crate) fn start_stream(
+        &self,
+        py: Python<'_>,
+        body: Value,
+        options: CallOptions,
+    ) -> PyResult<Result<PyChatStream, RouteError>> {
         let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         let mut stream = native.start_stream(body, options).map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
         })?;
-        let first = match next_output(py, &mut stream) {
-            Ok(first) => first,
+        let commit = match commit_blocking(py, &mut stream) {
+            Ok(commit) => commit,
             // Ctrl-C before the commit point.
             Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
         };
-        match first {
-            Some(Output::Commit {
-                provider, attempts, ..
-            }) => {
+        match commit {
+            Ok(commit) => {
                 let report = self.observer.stream_report(py, watch)?;
-                Ok(PyChatStream::new(stream, provider, attempts, report))
+                Ok(Ok(PyChatStream::new(
+                    stream,
+                    commit.provider,
+                    commit.attempts,
+                    report,
+                )))
             }
-            Some(Output::Complete(Err(e))) => {
+            Err(e) => {
                 self.observer.after_call(py, watch, Err(&e))?;
-                Err(route_error(py, &e))
+                Ok(Err(e))
             }
-            // The first output of a streamed call is its commit point or
-            // its failure.
-            Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(
-                PyRuntimeError::new_err("the streamed call ended before its first output"),
-            ),
         }
     }
 
     fn run(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<Routed> {
+        self.run_call(py, body, options)?
+            .map_err(|e| route_error(py, &e))
+    }
+
+    /// [`Self::run`], its routing failure as a value (for the front door).
+    pub(crate) fn run_call(
+        &self,
+        py: Python<'_>,
+        body: Value,
+        options: CallOptions,
+    ) -> PyResult<Result<Routed, RouteError>> {
         let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         // The whole routing call runs without the GIL. On the thread that
@@ -369,11 +389,16 @@ impl PyRouter {
             Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
         };
         self.observer.after_call(py, watch, result.as_ref())?;
-        result.map_err(|e| route_error(py, &e))
+        Ok(result)
+    }
+
+    /// Logging and tracing of its calls.
+    pub(crate) fn observer(&self) -> &Arc<Observer> {
+        &self.observer
     }
 
     /// This process's runtime, rebuilt after a fork.
-    fn native(&self) -> PyResult<Arc<NativeRouter>> {
+    pub(crate) fn native(&self) -> PyResult<Arc<NativeRouter>> {
         let pid = std::process::id();
         {
             let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);

@@ -56,6 +56,11 @@ fn error_answer(
     json_answer(status, &body, headers)
 }
 
+/// A JSON answer with no route headers (a host's own routes: health, stats).
+pub fn json(status: u16, body: &Value) -> Answer {
+    json_answer(status, body, Vec::new())
+}
+
 fn json_answer(status: u16, body: &Value, mut headers: Vec<(&'static str, String)>) -> Answer {
     headers.insert(0, ("content-type", JSON.to_owned()));
     Answer {

@@ -24,8 +24,8 @@ mod answer;
 mod frame;
 
 pub use answer::{
-    error, not_found, request_too_large, route_error, route_headers, routed, stream_head, trace,
-    Answer,
+    error, json, not_found, request_too_large, route_error, route_headers, routed, stream_head,
+    trace, Answer,
 };
 pub use frame::{interrupted_event, write_event, write_output, DONE};
 
