@@ -16,14 +16,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "HTTP library): pip install 'f3dx-router[openai]'"
     ) from exc
 
-from ._native import AsyncFrontDoorStream, FrontDoorStream, aserve, serve
-from ._transport import TENANT_HEADER, RouterTransport
+from ._native import AsyncSseIterator, SseIterator, aserve, serve
+from ._transport import RouterTransport, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
 class _SyncBody(httpx2.SyncByteStream):
-    def __init__(self, events: FrontDoorStream) -> None:
+    def __init__(self, events: SseIterator) -> None:
         self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
@@ -34,7 +34,7 @@ class _SyncBody(httpx2.SyncByteStream):
 
 
 class _AsyncBody(httpx2.AsyncByteStream):
-    def __init__(self, events: AsyncFrontDoorStream) -> None:
+    def __init__(self, events: AsyncSseIterator) -> None:
         self._events = events
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -59,13 +59,8 @@ class HTTPTransport(RouterTransport, httpx2.BaseTransport):
     """
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        status, headers, body = serve(
-            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
-            request.read(),
-        )
-        if isinstance(body, bytes):
-            return httpx2.Response(status, headers=headers, content=body)
-        return httpx2.Response(status, headers=headers, stream=_SyncBody(body))
+        status, headers, body = serve(self.router, request_of(self, request, request.read()))
+        return httpx2.Response(status, headers=headers, **body_of(body, _SyncBody))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
@@ -75,10 +70,5 @@ class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
     awaits a call cancels its legs; closing a stream closes its upstream."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        status, headers, body = await aserve(
-            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
-            await request.aread(),
-        )
-        if isinstance(body, bytes):
-            return httpx2.Response(status, headers=headers, content=body)
-        return httpx2.Response(status, headers=headers, stream=_AsyncBody(body))
+        status, headers, body = await aserve(self.router, request_of(self, request, await request.aread()))
+        return httpx2.Response(status, headers=headers, **body_of(body, _AsyncBody))

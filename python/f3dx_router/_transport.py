@@ -38,11 +38,15 @@ forwarded: the router sends each provider its configured key.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from ._native import Router
 
-__all__ = ["RouterTransport", "TENANT_HEADER"]
+if TYPE_CHECKING:
+    from ._native import AsyncSseIterator, SseIterator
+
+__all__ = ["RouterTransport", "TENANT_HEADER", "request_of", "body_of"]
 
 #: The request header naming the call's tenant.
 TENANT_HEADER: Final = "x-f3dx-tenant"
@@ -65,3 +69,38 @@ class RouterTransport:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(router={self.router!r}, tenant={self.tenant!r})"
+
+
+class _Url(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+class _Request(Protocol):
+    """What the front door reads of an httpx or httpx2 request."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def url(self) -> _Url: ...
+    @property
+    def headers(self) -> Any: ...
+
+
+def request_of(
+    transport: RouterTransport, request: _Request, body: bytes
+) -> tuple[str, str, str | None, str | None, bytes]:
+    """The request as the native front door takes it."""
+    return request.method, request.url.path, request.headers.get(TENANT_HEADER), transport.tenant, body
+
+
+_Body = TypeVar("_Body", "SseIterator", "AsyncSseIterator")
+
+
+def body_of(body: bytes | _Body, stream: Callable[[_Body], object]) -> dict[str, Any]:
+    """The HTTP library's response arguments for the front door's body:
+    ``content`` for bytes, else ``stream`` (wrapped in the library's byte
+    stream class)."""
+    if isinstance(body, bytes):
+        return {"content": body}
+    return {"stream": stream(body)}

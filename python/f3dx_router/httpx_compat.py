@@ -22,14 +22,14 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("f3dx_router.httpx_compat needs httpx: pip install 'f3dx-router[httpx]'") from exc
 
-from ._native import AsyncFrontDoorStream, FrontDoorStream, aserve, serve
-from ._transport import TENANT_HEADER, RouterTransport
+from ._native import AsyncSseIterator, SseIterator, aserve, serve
+from ._transport import RouterTransport, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
 class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, events: FrontDoorStream) -> None:
+    def __init__(self, events: SseIterator) -> None:
         self._events = events
 
     def __iter__(self) -> Iterator[bytes]:
@@ -40,7 +40,7 @@ class _SyncBody(httpx.SyncByteStream):
 
 
 class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, events: AsyncFrontDoorStream) -> None:
+    def __init__(self, events: AsyncSseIterator) -> None:
         self._events = events
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -56,13 +56,8 @@ class HTTPTransport(RouterTransport, httpx.BaseTransport):
     is the tenant of calls without an ``x-f3dx-tenant`` header."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        status, headers, body = serve(
-            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
-            request.read(),
-        )
-        if isinstance(body, bytes):
-            return httpx.Response(status, headers=headers, content=body)
-        return httpx.Response(status, headers=headers, stream=_SyncBody(body))
+        status, headers, body = serve(self.router, request_of(self, request, request.read()))
+        return httpx.Response(status, headers=headers, **body_of(body, _SyncBody))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
@@ -71,10 +66,5 @@ class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
     loop, not trio."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        status, headers, body = await aserve(
-            self.router, request.method, request.url.path, request.headers.get(TENANT_HEADER), self.tenant,
-            await request.aread(),
-        )
-        if isinstance(body, bytes):
-            return httpx.Response(status, headers=headers, content=body)
-        return httpx.Response(status, headers=headers, stream=_AsyncBody(body))
+        status, headers, body = await aserve(self.router, request_of(self, request, await request.aread()))
+        return httpx.Response(status, headers=headers, **body_of(body, _AsyncBody))

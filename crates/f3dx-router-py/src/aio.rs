@@ -329,25 +329,9 @@ fn cancel_with(future: &Bound<'_, PyAny>, abort: AbortHandle) -> PyResult<()> {
     Ok(())
 }
 
-/// Start a whole (not streamed) call; return the future of its answer.
+/// Start a whole (not streamed) call; return the future of its answer, as
+/// `shape` says.
 pub fn start_call<'py>(
-    py: Python<'py>,
-    native: &NativeRouter,
-    observer: &Arc<Observer>,
-    body: Value,
-    options: CallOptions,
-    as_route_result: bool,
-) -> PyResult<Bound<'py, PyAny>> {
-    let shape = if as_route_result {
-        Shape::RouteResult
-    } else {
-        Shape::Dict
-    };
-    start_call_as(py, native, observer, body, options, shape)
-}
-
-/// [`start_call`], resolving to `shape`.
-pub fn start_call_as<'py>(
     py: Python<'py>,
     native: &NativeRouter,
     observer: &Arc<Observer>,
@@ -372,21 +356,11 @@ pub fn start_call_as<'py>(
 }
 
 /// Start a streamed call; return the future of its [`PyAsyncChatStream`],
-/// resolved at the commit point (or failing as a whole call would).
+/// resolved at the commit point (or failing as a whole call would). With
+/// `front_door`, the future resolves to the front door's `(status, headers,
+/// body)` instead: a failure before the commit point is an error answer, the
+/// stream an async iterator of SSE bytes.
 pub fn start_stream<'py>(
-    py: Python<'py>,
-    native: &NativeRouter,
-    observer: &Arc<Observer>,
-    body: Value,
-    options: CallOptions,
-) -> PyResult<Bound<'py, PyAny>> {
-    start_stream_as(py, native, observer, body, options, false)
-}
-
-/// [`start_stream`]; with `front_door`, the future resolves to the front
-/// door's `(status, headers, body)`: a failure before the commit point is
-/// an error answer, the stream an async iterator of SSE bytes.
-pub fn start_stream_as<'py>(
     py: Python<'py>,
     native: &NativeRouter,
     observer: &Arc<Observer>,
@@ -560,7 +534,7 @@ fn resolve(py: Python<'_>, done: Done) {
                         Ok(routed) => endpoint::routed(routed),
                         Err(e) => endpoint::route_error(e),
                     };
-                    front_door::whole(py, answer)
+                    front_door::whole(py, &answer)
                 }
                 (Ok(()), Err(e), _) => Err(route_error(py, &e)),
                 (Ok(()), Ok(routed), Shape::RouteResult) => {
@@ -600,11 +574,14 @@ fn resolve(py: Python<'_>, done: Done) {
                             )
                         })
                         .and_then(|s| {
-                            if front_door {
-                                front_door::async_stream(py, head, s)
-                            } else {
-                                Ok(s.into_any())
+                            if !front_door {
+                                return Ok(s.into_any());
                             }
+                            let body = PyAsyncSseIter {
+                                stream: s.unbind(),
+                                framing: Framing::FrontDoor,
+                            };
+                            front_door::answer(py, &head, Bound::new(py, body)?.into_any())
                         })
                 }
                 Err(e) => report
@@ -612,7 +589,7 @@ fn resolve(py: Python<'_>, done: Done) {
                     .after_call(py, report.watch, Err(&e))
                     .and_then(|()| {
                         if front_door {
-                            front_door::whole(py, endpoint::route_error(&e))
+                            front_door::whole(py, &endpoint::route_error(&e))
                         } else {
                             Err(route_error(py, &e))
                         }
@@ -858,7 +835,7 @@ impl PyAsyncChatStream {
 
     /// Stop reading: the upstream connection is closed now. Harmless when
     /// the stream has ended.
-    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.close(py)?;
         Self::ready(py, py.None().into_bound(py))
     }
@@ -880,14 +857,20 @@ impl PyAsyncChatStream {
     /// The same stream as OpenAI server-sent events (`data: {...}\n\n`
     /// each, then `data: [DONE]\n\n`): an async iterator of bytes.
     fn aiter_sse(slf: Py<Self>) -> PyAsyncSseIter {
-        PyAsyncSseIter { stream: slf }
+        PyAsyncSseIter {
+            stream: slf,
+            framing: Framing::Sse,
+        }
     }
 }
 
-/// `AsyncChatStream.aiter_sse()`: the stream's chunks as SSE bytes.
+/// `AsyncChatStream.aiter_sse()`: the stream's chunks as SSE bytes; a
+/// failure raises. As the front door's body (`_native.aserve`), a failure is
+/// its interrupted event instead, the last item.
 #[pyclass(frozen, name = "AsyncSseIterator", module = "f3dx_router._native")]
 pub struct PyAsyncSseIter {
     stream: Py<PyAsyncChatStream>,
+    framing: Framing,
 }
 
 #[pymethods]
@@ -897,6 +880,12 @@ impl PyAsyncSseIter {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.stream.get().next(py, Framing::Sse)
+        self.stream.get().next(py, self.framing)
+    }
+
+    /// Stop reading: the upstream connection is closed now (the stream's
+    /// `aclose()`).
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.stream.get().aclose(py)
     }
 }

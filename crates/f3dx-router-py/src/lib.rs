@@ -35,8 +35,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PySseIter>()?;
     m.add_class::<aio::PyAsyncChatStream>()?;
     m.add_class::<aio::PyAsyncSseIter>()?;
-    m.add_class::<front_door::PyFrontDoorStream>()?;
-    m.add_class::<front_door::PyAsyncFrontDoorStream>()?;
     m.add_function(wrap_pyfunction!(front_door::serve, m)?)?;
     m.add_function(wrap_pyfunction!(front_door::aserve, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
-use crate::aio;
+use crate::aio::{self, Shape};
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
@@ -139,9 +139,9 @@ impl PyRouter {
         let (body, options) = call_input(py, body, tenant)?;
         let native = self.native()?;
         if streamed(&body) {
-            aio::start_stream(py, &native, &self.observer, body, options)
+            aio::start_stream(py, &native, &self.observer, body, options, false)
         } else {
-            aio::start_call(py, &native, &self.observer, body, options, false)
+            aio::start_call(py, &native, &self.observer, body, options, Shape::Dict)
         }
     }
 
@@ -158,7 +158,14 @@ impl PyRouter {
             return Err(whole_answers_only(py, AROUTE_STREAM));
         }
         let native = self.native()?;
-        aio::start_call(py, &native, &self.observer, body, options, true)
+        aio::start_call(
+            py,
+            &native,
+            &self.observer,
+            body,
+            options,
+            Shape::RouteResult,
+        )
     }
 
     /// Report whether an answer `provider` gave passed your own validation

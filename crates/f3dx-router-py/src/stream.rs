@@ -218,6 +218,7 @@ impl PyChatStream {
         PySseIter {
             stream: slf,
             done: Mutex::new(false),
+            front_door: false,
         }
     }
 
@@ -237,11 +238,46 @@ impl Drop for PyChatStream {
     }
 }
 
-/// `ChatStream.iter_sse()`: the stream's chunks as SSE bytes.
+/// `ChatStream.iter_sse()`: the stream's chunks as SSE bytes; a failure
+/// raises. As the front door's body (`_native.serve`), a failure is its
+/// interrupted event instead, the last item.
 #[pyclass(frozen, name = "SseIterator", module = "f3dx_router._native")]
 pub struct PySseIter {
     stream: Py<PyChatStream>,
     done: Mutex<bool>,
+    front_door: bool,
+}
+
+impl PySseIter {
+    /// The front door's body for a committed `stream`.
+    pub(crate) fn front_door(stream: Py<PyChatStream>) -> Self {
+        PySseIter {
+            stream,
+            done: Mutex::new(false),
+            front_door: true,
+        }
+    }
+
+    /// The next bytes to send, and whether they are the last.
+    fn next_bytes(&self, py: Python<'_>) -> PyResult<(Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        let last = match self.stream.get().next_step(py)? {
+            Step::Chunk(chunk) => {
+                endpoint::write_event(&mut out, &chunk);
+                false
+            }
+            Step::End => {
+                out.extend_from_slice(endpoint::DONE);
+                true
+            }
+            Step::Failed(e) if self.front_door => {
+                out.extend_from_slice(&endpoint::interrupted_event(&e));
+                true
+            }
+            Step::Failed(e) => return Err(route_error(py, &e)),
+        };
+        Ok((out, last))
+    }
 }
 
 #[pymethods]
@@ -254,20 +290,16 @@ impl PySseIter {
         if *self.done.lock().unwrap_or_else(PoisonError::into_inner) {
             return Err(PyStopIteration::new_err(()));
         }
-        match self.stream.get().next_value(py) {
-            Ok(Some(chunk)) => {
-                let mut line = Vec::new();
-                endpoint::write_event(&mut line, &chunk);
-                Ok(PyBytes::new(py, &line))
-            }
-            Ok(None) => {
-                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                Ok(PyBytes::new(py, endpoint::DONE))
-            }
-            Err(e) => {
-                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                Err(e)
-            }
+        let next = self.next_bytes(py);
+        if next.as_ref().map_or(true, |(_, last)| *last) {
+            *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
         }
+        next.map(|(bytes, _)| PyBytes::new(py, &bytes))
+    }
+
+    /// Stop reading: the upstream connection is closed now (the stream's
+    /// `close()`).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.stream.get().close(py)
     }
 }
