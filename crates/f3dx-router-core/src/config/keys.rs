@@ -15,7 +15,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{err, ConfigError};
+use super::error::{err, ConfigError};
 
 /// The router-level keys (the config object's own), in the order the
 /// unknown-key message lists them.

@@ -1,0 +1,205 @@
+//! Leg planning and hedging: which candidate is sent next, and when a
+//! further leg starts.
+
+use std::time::Duration;
+
+use super::action::Action;
+use super::phase::{Phase, Step};
+use super::state::{AttemptState, Call};
+use crate::attempt::{Attempt, AttemptId, AttemptOutcome};
+use crate::config::HedgeDelay;
+use crate::health::Verdict;
+use crate::time::Instant;
+
+/// Why `fill` runs: only a start, a failure or a hedge timer may add a leg in
+/// delayed mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Trigger {
+    Start,
+    Failure,
+    HedgeTimer,
+}
+
+impl Call {
+    /// Start legs as the policy allows.
+    pub(super) fn fill(&mut self, now: Instant, trigger: Trigger) {
+        if self.stopped {
+            self.hedge_at = None;
+            return;
+        }
+        let policy = self.shared.config.policy;
+        let k = policy.max_in_flight();
+        let delay = policy.hedge_delay();
+        if delay == HedgeDelay::Immediate {
+            while self.in_flight() < k && self.dispatch_leg(now, trigger) {}
+            return;
+        }
+        if self.in_flight() < k && (self.in_flight() == 0 || trigger != Trigger::Start) {
+            self.dispatch_leg(now, trigger);
+        }
+        let more = !self.stopped
+            && !self.hedge_refused
+            && self.in_flight() < k
+            && self.next_candidate < self.candidates.len();
+        self.hedge_at = more.then(|| self.last_dispatch + self.hedge_wait(delay, now));
+    }
+
+    /// How long after the latest leg the next one waits.
+    pub(super) fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
+        match delay {
+            HedgeDelay::Immediate => Duration::ZERO,
+            HedgeDelay::Fixed(d) => d,
+            HedgeDelay::Auto { fallback } => {
+                // The call waits on its latest leg's provider.
+                let waited_on = self.attempts.last().map(|a| a.record.provider_index);
+                waited_on.map_or(fallback, |p| self.shared.auto_hedge_delay(p, fallback, now))
+            }
+        }
+    }
+
+    /// Start one more leg, if a candidate is left and, for an extra leg
+    /// that is not a failover, the hedge budget pays for it.
+    pub(super) fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
+        let extra = self.in_flight() > 0 && trigger != Trigger::Failure;
+        if extra {
+            if self.hedge_refused || self.next_candidate >= self.candidates.len() {
+                return false;
+            }
+            if !self.shared.take_hedge_token() {
+                self.hedge_refused = true;
+                return false;
+            }
+            if !self.dispatch_next(now) {
+                // No candidate could take it after all: nothing was spent.
+                self.shared.refund_hedge_token();
+                return false;
+            }
+            return true;
+        }
+        self.dispatch_next(now)
+    }
+
+    /// Send to the next candidate. `false` when none is left.
+    pub(super) fn dispatch_next(&mut self, now: Instant) -> bool {
+        // A half-open candidate whose probe another call holds is skipped.
+        let (provider_index, probe, quality_probe) = loop {
+            let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
+                return false;
+            };
+            // When every provider was out, the candidates are a last
+            // resort: their budgets are overdrawn rather than refused.
+            // Another call may hold this provider's quality probe for our
+            // tenant and model: skip it then, as a held health probe.
+            let Some(quality_probe) = self.claim_quality(provider_index, now) else {
+                self.next_candidate += 1;
+                continue;
+            };
+            match self
+                .shared
+                .claim(provider_index, now, self.tokens, self.last_resort)
+            {
+                Some(probe) => break (provider_index, probe, quality_probe),
+                None => {
+                    if quality_probe {
+                        self.release_quality(provider_index);
+                    }
+                    self.next_candidate += 1;
+                }
+            }
+        };
+        let Some(request) = self
+            .requests
+            .get_mut(self.next_candidate)
+            .and_then(Option::take)
+        else {
+            if probe {
+                self.shared
+                    .record(provider_index, Verdict::Neutral, true, None, now);
+            }
+            if quality_probe {
+                self.release_quality(provider_index);
+            }
+            return false;
+        };
+        self.next_candidate += 1;
+        let hedge = self.in_flight() > 0;
+        if hedge {
+            self.shared.hedge_sent();
+        }
+        let provider = &self.shared.config.providers[provider_index];
+        let id = AttemptId(self.attempts.len() as u32);
+        self.attempts.push(AttemptState {
+            record: Attempt {
+                id,
+                provider_index,
+                provider: provider.name.clone(),
+                started: now - self.started,
+                ended: None,
+                outcome: AttemptOutcome::InFlight,
+                status: None,
+                fault: None,
+                detail: String::new(),
+            },
+            phase: Phase::AwaitingHead,
+            deadline: now + provider.timeout,
+            hard_body: None,
+            body: Vec::new(),
+            stream: None,
+            probe,
+            hedge,
+            tokens: if provider.tpm.is_some() {
+                self.tokens
+            } else {
+                0
+            },
+            time_to_commit: None,
+            quality_probe,
+        });
+        self.last_dispatch = now;
+        self.actions.push_back(Action::Send {
+            attempt: id,
+            provider: provider_index,
+            request,
+        });
+        true
+    }
+
+    /// Cancel every attempt still open but the committed one.
+    pub(super) fn cancel_rest(&mut self, now: Instant) {
+        let started = self.started;
+        for a in &mut self.attempts {
+            if a.phase == Phase::Ended || Some(a.record.id) == self.committed {
+                continue;
+            }
+            if matches!(
+                a.phase,
+                Phase::AwaitingHead | Phase::ReadingBody | Phase::Streaming
+            ) {
+                a.record.outcome = AttemptOutcome::Cancelled;
+                a.record.ended = Some(now - started);
+                self.shared.record_cancelled(
+                    a.record.provider_index,
+                    now - (started + a.record.started),
+                    now,
+                );
+                self.shared
+                    .settle_tokens(a.record.provider_index, a.tokens, None, now);
+                if a.probe {
+                    // Says nothing about health: the probe is free again.
+                    self.shared
+                        .record(a.record.provider_index, Verdict::Neutral, true, None, now);
+                }
+            }
+            if std::mem::take(&mut a.quality_probe) {
+                if let Some((tenant, model)) = &self.quality_key {
+                    self.shared
+                        .quality_release(a.record.provider_index, tenant, model);
+                }
+            }
+            a.step(Step::Cancel);
+            self.actions.push_back(Action::Cancel {
+                attempt: a.record.id,
+            });
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Ending attempts and the call: an attempt's outcome recorded for health
+//! and budgets, the winner accepted, the call's result decided.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::action::Action;
+use super::legs::Trigger;
+use super::phase::{Phase, Step};
+use super::state::Call;
+use crate::attempt::{AttemptId, AttemptOutcome, Fault};
+use crate::budget;
+use crate::config::ProviderConfig;
+use crate::error::{RouteError, Routed};
+use crate::health::Verdict;
+use crate::http::TransportFault;
+use crate::secret;
+use crate::time::Instant;
+
+/// How long a failed attempt's error body may take after its head: the
+/// outcome is already decided, so a stalled body must not hold the call.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+impl Call {
+    /// The transport failed for `id` before it was the caller's: a soft
+    /// failure, and the next leg.
+    pub(super) fn fail_transport(&mut self, id: AttemptId, fault: TransportFault, now: Instant) {
+        if fault == TransportFault::BodyTooLarge {
+            // Found by the core, not the host: stop reading it.
+            self.actions.push_back(Action::Cancel { attempt: id });
+        }
+        self.attempts[id.0 as usize].record.detail = fault.to_string();
+        self.settle(id, AttemptOutcome::Soft, Some(Fault::Transport(fault)), now);
+        self.fill(now, Trigger::Failure);
+    }
+
+    /// A failure head decided `id`'s outcome; its error body is still read
+    /// for the message, briefly.
+    pub(super) fn drain(&mut self, id: AttemptId, outcome: AttemptOutcome, now: Instant) {
+        self.decide(id, outcome, None, Step::HeadFailed, now);
+        let a = &mut self.attempts[id.0 as usize];
+        a.deadline = a.deadline.min(now + DRAIN_GRACE);
+    }
+
+    /// `id`'s outcome is decided and nothing more is read from it.
+    pub(super) fn settle(
+        &mut self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        fault: Option<Fault>,
+        now: Instant,
+    ) {
+        self.decide(id, outcome, fault, Step::Settle, now);
+    }
+
+    /// Record `id`'s outcome (for the caller, its provider's health and
+    /// budgets) and move it on by `step`.
+    fn decide(
+        &mut self,
+        id: AttemptId,
+        outcome: AttemptOutcome,
+        fault: Option<Fault>,
+        step: Step,
+        now: Instant,
+    ) {
+        let started = self.started;
+        let a = &mut self.attempts[id.0 as usize];
+        a.record.outcome = outcome;
+        a.record.fault = fault;
+        a.record.ended = Some(now - started);
+        a.step(step);
+        // An answer in the wrong format came from a provider that answered:
+        // a success for its health, whatever it was for the call.
+        let answered =
+            outcome == AttemptOutcome::Success || a.record.fault == Some(Fault::SchemaInvalid);
+        let verdict = match outcome {
+            _ if answered => Verdict::Success,
+            AttemptOutcome::Soft => Verdict::Failure,
+            _ => Verdict::Neutral,
+        };
+        let (provider, probe) = (a.record.provider_index, a.probe);
+        let took = answered.then(|| now - (started + a.record.started));
+        if outcome != AttemptOutcome::Success {
+            // Not used: the reservation goes back.
+            self.shared.settle_tokens(provider, a.tokens, None, now);
+        }
+        if std::mem::take(&mut a.quality_probe) {
+            // Ended without a checked result: another call may probe.
+            self.release_quality(provider);
+        }
+        self.shared.record(provider, verdict, probe, took, now);
+    }
+
+    /// `id`'s answer is the call's.
+    pub(super) fn accept(
+        &mut self,
+        id: AttemptId,
+        response: Value,
+        schema_valid: Option<bool>,
+        now: Instant,
+    ) {
+        self.settle(id, AttemptOutcome::Success, None, now);
+        let a = &self.attempts[id.0 as usize];
+        if a.tokens > 0 {
+            if let Some(used) = budget::used_tokens(&response) {
+                self.shared
+                    .settle_tokens(a.record.provider_index, a.tokens, Some(used), now);
+            }
+        }
+        if self.attempts[id.0 as usize].hedge {
+            self.shared.hedge_won();
+        }
+        self.cancel_rest(now);
+        let provider_index = self.attempts[id.0 as usize].record.provider_index;
+        let routed = Routed {
+            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider_index,
+            response,
+            attempts: self.records(),
+            latency: now - self.started,
+            schema_valid,
+        };
+        self.complete(Ok(routed));
+    }
+
+    /// Finish with an error once nothing more can happen.
+    pub(super) fn check_done(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if let Some(message) = self.invalid.take() {
+            self.cancel_rest(now);
+            let attempts = self.records();
+            return self.complete(Err(RouteError::InvalidRequest { message, attempts }));
+        }
+        let busy = self.attempts.iter().any(|a| a.phase != Phase::Ended);
+        let more = !self.stopped && self.next_candidate < self.candidates.len();
+        if busy || more {
+            return;
+        }
+        let attempts = self.records();
+        // The first hard failure in start order is the one reported.
+        let hard = self
+            .attempts
+            .iter_mut()
+            .find(|a| a.record.outcome == AttemptOutcome::Hard);
+        let err = match hard {
+            Some(h) => RouteError::Hard {
+                provider: h.record.provider.clone(),
+                status: h.record.status.unwrap_or(0),
+                message: h.record.detail.clone(),
+                body: h.hard_body.take().unwrap_or_default(),
+                attempts,
+            },
+            None => RouteError::AllFailed { attempts },
+        };
+        self.complete(Err(err));
+    }
+
+    pub(super) fn complete(&mut self, result: Result<Routed, RouteError>) {
+        self.finished = true;
+        self.hedge_at = None;
+        self.actions.push_back(Action::Complete(result));
+    }
+}
+
+/// Remove the provider's credentials from upstream text before it reaches
+/// errors or logs: some servers echo the key they were given, escaped or not.
+pub(super) fn redact(text: &str, provider: &ProviderConfig) -> String {
+    let secrets: Vec<&str> = provider.secrets().collect();
+    secret::redact(text, &secrets)
+}

@@ -1,0 +1,125 @@
+//! What a call holds: the [`Call`] itself and each attempt's state.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::action::Action;
+use super::check::QualityCheck;
+use super::phase::{Phase, Step};
+use super::request::StreamMode;
+use super::stream::StreamState;
+use crate::attempt::{Attempt, AttemptId};
+use crate::config::ProviderConfig;
+use crate::health::Verdict;
+use crate::http::HttpRequest;
+use crate::router::Shared;
+use crate::time::Instant;
+
+/// One attempt of a call: its record for the caller, and what the call
+/// needs to act on its events.
+#[derive(Debug)]
+pub(super) struct AttemptState {
+    pub(super) record: Attempt,
+    /// Where it is in its life; moved only by [`AttemptState::step`].
+    pub(super) phase: Phase,
+    pub(super) deadline: Instant,
+    /// A hard failure's body (redacted), for the caller.
+    pub(super) hard_body: Option<String>,
+    /// The body read so far (buffered answers and error bodies).
+    pub(super) body: Vec<u8>,
+    /// A streamed attempt's parser and decoder, once its head arrived.
+    pub(super) stream: Option<Box<StreamState>>,
+    /// It holds its provider's half-open probe (its end is reported).
+    pub(super) probe: bool,
+    /// It started while another leg was in flight: a hedge.
+    pub(super) hedge: bool,
+    /// Tokens it reserved in its provider's `tpm` budget.
+    pub(super) tokens: u64,
+    /// A stream's time to its commit point: its latency sample.
+    pub(super) time_to_commit: Option<Duration>,
+    /// It holds its provider's quality probe for the call's tenant and
+    /// model: it records a result, or gives the probe back.
+    pub(super) quality_probe: bool,
+}
+
+/// A routed call in progress. Built by [`crate::Router::start_call`].
+#[derive(Debug)]
+pub struct Call {
+    pub(super) shared: Arc<Shared>,
+    pub(super) started: Instant,
+    pub(super) candidates: Vec<usize>,
+    /// The request for each candidate, encoded up front so a request some
+    /// provider cannot carry is refused before anything is sent.
+    pub(super) requests: Vec<Option<HttpRequest>>,
+    pub(super) next_candidate: usize,
+    pub(super) attempts: Vec<AttemptState>,
+    /// When the next delayed hedge leg fires.
+    pub(super) hedge_at: Option<Instant>,
+    /// The hedge budget refused an extra leg: this call hedges no more.
+    pub(super) hedge_refused: bool,
+    pub(super) last_dispatch: Instant,
+    /// A hard failure (or an untranslatable request) stops new attempts.
+    pub(super) stopped: bool,
+    /// Set for a streamed request.
+    pub(super) stream: Option<StreamMode>,
+    /// The attempt a streamed call committed to.
+    pub(super) committed: Option<AttemptId>,
+    /// The request's `tpm` estimate (0 when no provider has a budget).
+    pub(super) tokens: u64,
+    /// No provider was usable: the candidates are tried all the same.
+    pub(super) last_resort: bool,
+    pub(super) invalid: Option<String>,
+    pub(super) actions: VecDeque<Action>,
+    pub(super) finished: bool,
+    /// Set when the request has a checkable `response_format` and quality
+    /// tracking is on.
+    pub(super) quality: Option<Box<QualityCheck>>,
+    /// The call's tenant and model, when quality tracking may exclude
+    /// providers for them.
+    pub(super) quality_key: Option<(String, String)>,
+}
+
+impl AttemptState {
+    /// Move the attempt on by `step`, as the phase table allows.
+    pub(super) fn step(&mut self, step: Step) {
+        self.phase = self.phase.after(step);
+    }
+}
+
+impl Call {
+    pub(super) fn phase(&self, id: AttemptId) -> Option<Phase> {
+        self.attempts.get(id.0 as usize).map(|a| a.phase)
+    }
+
+    pub(super) fn provider_of(&self, id: AttemptId) -> &ProviderConfig {
+        &self.shared.config.providers[self.attempts[id.0 as usize].record.provider_index]
+    }
+
+    /// Legs whose outcome is still open.
+    pub(super) fn in_flight(&self) -> usize {
+        self.attempts.iter().filter(|a| a.phase.is_open()).count()
+    }
+
+    pub(super) fn records(&self) -> Vec<Attempt> {
+        self.attempts.iter().map(|a| a.record.clone()).collect()
+    }
+}
+
+/// A call dropped before its end (its host gave up: Ctrl-C, a client gone)
+/// gives back the half-open probes its open attempts held, or their
+/// providers would wait for a verdict that never comes.
+impl Drop for Call {
+    fn drop(&mut self) {
+        for a in &self.attempts {
+            if a.probe && a.phase != Phase::Ended {
+                let at = self.started + a.record.started;
+                self.shared
+                    .record(a.record.provider_index, Verdict::Neutral, true, None, at);
+            }
+            if a.quality_probe {
+                self.release_quality(a.record.provider_index);
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Router configuration: parsed and validated once, immutable afterwards.
+//!
+//! The schema is the one users write in Python and in the worker's
+//! `ROUTER_CONFIG`. Every error names the field and says what to fix, and
+//! never repeats a value from the config (it may be a key pasted in the
+//! wrong place): it names the key path (`keys`) and what is wrong; the only
+//! words it quotes are the schema's own (key names, allowed kinds and
+//! policies).
+//!
+//! One file per thing configured: `provider` (one upstream), `policy`
+//! (how attempts spread), `monitoring` (`health` and `quality`), `host`
+//! (a host's limits); `keys` names fields and rejects unknown ones,
+//! `values` reads typed values.
+
+mod error;
+mod host;
+mod keys;
+mod monitoring;
+mod policy;
+mod provider;
+mod values;
+
+use serde_json::Value;
+
+pub use crate::health::HealthConfig;
+pub use crate::quality::{OnFailure, QualityConfig};
+use error::err;
+pub use error::ConfigError;
+pub use host::{HostLimits, DEFAULT_MAX_BODY_BYTES};
+use keys::{reject_unknown, ROUTER_KEYS};
+use monitoring::{parse_health, parse_quality};
+use policy::parse_policy;
+pub use policy::{
+    HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, DEFAULT_HEDGE_BUDGET,
+    DEFAULT_HEDGE_DELAY_FALLBACK, DEFAULT_HEDGE_K, HEDGE_BUDGET_CAP,
+};
+use provider::parse_provider;
+pub use provider::{
+    ProviderConfig, ProviderKind, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, MAX_BASE_URL_LEN,
+    MAX_MAX_BODY_BYTES, MAX_NAME_LEN, RESERVED_HEADERS,
+};
+
+/// A validated router configuration.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Providers in priority order.
+    pub providers: Vec<ProviderConfig>,
+    /// The routing policy.
+    pub policy: Policy,
+    /// Health tracking (windows, ejection, half-open probes); `None` when
+    /// the config says `"health": false`.
+    pub health: Option<HealthConfig>,
+    /// Quality-aware routing (schema pass rates per provider, tenant and
+    /// model); `None` when the config says `"quality": false`.
+    pub quality: Option<QualityConfig>,
+}
+
+impl RouterConfig {
+    /// [`RouterConfig::from_json`] on JSON text (the Worker's
+    /// `ROUTER_CONFIG`). Invalid JSON is a `ConfigError` of field `config`
+    /// saying where (line and column, never the text there), and so is an
+    /// object that repeats a key (`serde_json` alone would keep the last
+    /// silently).
+    pub fn from_json_text(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        Self::from_json(&keys::parse_json_text(text)?, env, limits)
+    }
+
+    /// Parse a config object `{providers, policy?, hedge_k?, hedge_delay_ms?}`.
+    ///
+    /// `env` resolves `api_key_env` names; the core reads no environment
+    /// itself.
+    pub fn from_json(
+        value: &Value,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| err("config", "must be an object"))?;
+        if obj.contains_key("otel") {
+            // The Python package's Router takes `otel` itself and never
+            // passes it here; any other host (the Worker) does not trace.
+            return Err(err(
+                "config.otel",
+                "OpenTelemetry tracing is an option of the Python package's Router \
+                 (Router(..., otel=True)); this host does not trace: remove the key",
+            ));
+        }
+        reject_unknown(obj, "config", ROUTER_KEYS)?;
+        let list = match obj.get("providers") {
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(err("providers", "must be a list of provider objects")),
+            None => return Err(err("providers", "is required: give at least one provider")),
+        };
+        if list.is_empty() {
+            return Err(err("providers", "is empty: give at least one provider"));
+        }
+        let mut providers = Vec::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            let provider = parse_provider(p, &format!("providers[{i}]"), env, limits)?;
+            if let Some(first) = providers
+                .iter()
+                .position(|q: &ProviderConfig| q.name == provider.name)
+            {
+                return Err(err(
+                    format!("providers[{i}].name"),
+                    format!("is the name of providers[{first}]: provider names must be unique"),
+                ));
+            }
+            providers.push(provider);
+        }
+        let policy = parse_policy(obj, providers.len(), limits)?;
+        let health = parse_health(obj.get("health"))?;
+        let quality = parse_quality(obj.get("quality"))?;
+        Ok(RouterConfig {
+            providers,
+            policy,
+            health,
+            quality,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
