@@ -6,8 +6,6 @@ is the same for httpx)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 try:
     import httpx2
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -16,32 +14,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "HTTP library): pip install 'f3dx-router[openai]'"
     ) from exc
 
-from ._native import AsyncSseIterator, SseIterator, aserve, serve
-from ._transport import RouterTransport, body_of, request_of
+from ._native import aserve, serve
+from ._transport import AsyncBody, RouterTransport, SyncBody, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
-class _SyncBody(httpx2.SyncByteStream):
-    def __init__(self, events: SseIterator) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._events)
-
-    def close(self) -> None:
-        self._events.close()
+class _SyncBody(SyncBody, httpx2.SyncByteStream):
+    pass
 
 
-class _AsyncBody(httpx2.AsyncByteStream):
-    def __init__(self, events: AsyncSseIterator) -> None:
-        self._events = events
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._events.__aiter__()
-
-    async def aclose(self) -> None:
-        await self._events.aclose()
+class _AsyncBody(AsyncBody, httpx2.AsyncByteStream):
+    pass
 
 
 class HTTPTransport(RouterTransport, httpx2.BaseTransport):

@@ -38,7 +38,7 @@ forwarded: the router sends each provider its configured key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from ._native import Router
@@ -46,7 +46,7 @@ from ._native import Router
 if TYPE_CHECKING:
     from ._native import AsyncSseIterator, SseIterator
 
-__all__ = ["RouterTransport", "TENANT_HEADER", "request_of", "body_of"]
+__all__ = ["RouterTransport", "TENANT_HEADER", "SyncBody", "AsyncBody", "request_of", "body_of"]
 
 #: The request header naming the call's tenant.
 TENANT_HEADER: Final = "x-f3dx-tenant"
@@ -104,3 +104,31 @@ def body_of(body: bytes | _Body, stream: Callable[[_Body], object]) -> dict[str,
     if isinstance(body, bytes):
         return {"content": body}
     return {"stream": stream(body)}
+
+
+class SyncBody:
+    """A streamed answer's body for an HTTP library (mixed into its
+    ``SyncByteStream``): the front door's SSE bytes; ``close()`` closes the
+    upstream connection."""
+
+    def __init__(self, events: SseIterator) -> None:
+        self._events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+
+
+class AsyncBody:
+    """``SyncBody`` for asyncio (mixed into an ``AsyncByteStream``)."""
+
+    def __init__(self, events: AsyncSseIterator) -> None:
+        self._events = events
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._events.__aiter__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()

@@ -15,39 +15,23 @@ anything else. Needs ``httpx`` (``pip install 'f3dx-router[httpx]'``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("f3dx_router.httpx_compat needs httpx: pip install 'f3dx-router[httpx]'") from exc
 
-from ._native import AsyncSseIterator, SseIterator, aserve, serve
-from ._transport import RouterTransport, body_of, request_of
+from ._native import aserve, serve
+from ._transport import AsyncBody, RouterTransport, SyncBody, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
-class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, events: SseIterator) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._events)
-
-    def close(self) -> None:
-        self._events.close()
+class _SyncBody(SyncBody, httpx.SyncByteStream):
+    pass
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, events: AsyncSseIterator) -> None:
-        self._events = events
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._events.__aiter__()
-
-    async def aclose(self) -> None:
-        await self._events.aclose()
+class _AsyncBody(AsyncBody, httpx.AsyncByteStream):
+    pass
 
 
 class HTTPTransport(RouterTransport, httpx.BaseTransport):

@@ -64,24 +64,21 @@ pub fn serve<'py>(
     router: &Bound<'py, PyRouter>,
     request: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let call = match call_of(request)? {
-        Ok(call) => call,
-        Err(a) => return whole(py, &a),
-    };
     let router = router.get();
-    if !call.streamed {
-        return match router.run_call(py, call.body, call.options)? {
+    match call_of(request)? {
+        Err(a) => whole(py, &a),
+        Ok(call) if call.streamed => match router.start_stream(py, call.body, call.options)? {
+            Err(e) => whole(py, &endpoint::route_error(&e)),
+            Ok(stream) => {
+                let head = endpoint::stream_head(stream.committed_to(), &stream.attempts_now());
+                let body = PySseIter::front_door(Py::new(py, stream)?);
+                answer(py, &head, Bound::new(py, body)?.into_any())
+            }
+        },
+        Ok(call) => match router.run_call(py, call.body, call.options)? {
             Ok(routed) => whole(py, &endpoint::routed(&routed)),
             Err(e) => whole(py, &endpoint::route_error(&e)),
-        };
-    }
-    match router.start_stream(py, call.body, call.options)? {
-        Err(e) => whole(py, &endpoint::route_error(&e)),
-        Ok(stream) => {
-            let head = endpoint::stream_head(stream.committed_to(), &stream.attempts_now());
-            let body = PySseIter::front_door(Py::new(py, stream)?);
-            answer(py, &head, Bound::new(py, body)?.into_any())
-        }
+        },
     }
 }
 
@@ -95,12 +92,7 @@ pub fn aserve<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let call = match call_of(request)? {
         Ok(call) => call,
-        Err(a) => {
-            let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
-            let future = event_loop.call_method0("create_future")?;
-            future.call_method1("set_result", (whole(py, &a)?,))?;
-            return Ok(future);
-        }
+        Err(a) => return ready(py, whole(py, &a)?),
     };
     let router = router.get();
     let (native, observer) = (router.native()?, router.observer());
@@ -116,4 +108,12 @@ pub fn aserve<'py>(
             Shape::Answer,
         )
     }
+}
+
+/// A future of the running loop that holds `value` already.
+fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let future = event_loop.call_method0("create_future")?;
+    future.call_method1("set_result", (value,))?;
+    Ok(future)
 }

@@ -102,9 +102,11 @@ impl PyRouter {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (body, options) = call_input(py, body, tenant)?;
         if streamed(&body) {
-            return Ok(Bound::new(py, self.stream(py, body, options)?)?.into_any());
+            return Ok(
+                Bound::new(py, raised(py, self.start_stream(py, body, options))?)?.into_any(),
+            );
         }
-        let routed = self.run(py, body, options)?;
+        let routed = raised(py, self.run_call(py, body, options))?;
         to_py(py, &routed.response)
     }
 
@@ -120,7 +122,7 @@ impl PyRouter {
         if streamed(&body) {
             return Err(whole_answers_only(py, ROUTE_STREAM));
         }
-        let routed = self.run(py, body, options)?;
+        let routed = raised(py, self.run_call(py, body, options))?;
         route_result(py, routed)
     }
 
@@ -319,14 +321,9 @@ impl PyRouter {
 }
 
 impl PyRouter {
-    /// Start a streamed call and run it to its commit point: errors before
-    /// it raise here, as for a whole answer.
-    fn stream(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<PyChatStream> {
-        self.start_stream(py, body, options)?
-            .map_err(|e| route_error(py, &e))
-    }
-
-    /// [`Self::stream`], its routing failure as a value (for the front door).
+    /// Start a streamed call and run it to its commit point; a failure
+    /// before it is the routing failure (for the API to raise, for the front
+    /// door to answer).
     pub(crate) fn start_stream(
         &self,
         py: Python<'_>,
@@ -360,12 +357,8 @@ impl PyRouter {
         }
     }
 
-    fn run(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<Routed> {
-        self.run_call(py, body, options)?
-            .map_err(|e| route_error(py, &e))
-    }
-
-    /// [`Self::run`], its routing failure as a value (for the front door).
+    /// Route a whole call, without the GIL; a failure is the routing failure
+    /// (for the API to raise, for the front door to answer).
     pub(crate) fn run_call(
         &self,
         py: Python<'_>,
@@ -423,6 +416,11 @@ impl PyRouter {
         }
         Ok(Arc::clone(&guard.1))
     }
+}
+
+/// A call's routing failure raised as the Python exception for it.
+fn raised<T>(py: Python<'_>, result: PyResult<Result<T, RouteError>>) -> PyResult<T> {
+    result?.map_err(|e| route_error(py, &e))
 }
 
 /// `route` refuses a streamed request with this.
