@@ -295,3 +295,42 @@ pub async fn drive_with<E: Executor>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_streamed_calls_first_output_is_its_commit_or_its_failure() {
+        let commit = Output::Commit {
+            provider: "a".into(),
+            provider_index: 1,
+            attempts: Vec::new(),
+        };
+        let c = commit_of(Some(commit)).unwrap();
+        assert_eq!((c.provider.as_str(), c.provider_index), ("a", 1));
+        let failed = RouteError::AllFailed {
+            attempts: Vec::new(),
+        };
+        let e = commit_of(Some(Output::Complete(Err(failed)))).unwrap_err();
+        assert_eq!(e.kind(), "all_failed");
+        // What cannot come first still gives a failure, never a panic.
+        assert!(commit_of(Some(Output::Chunk(json!({})))).is_err());
+        assert!(commit_of(None).is_err());
+    }
+
+    #[test]
+    fn only_a_json_true_streams() {
+        assert!(is_stream_request(&json!({"stream": true})));
+        for body in [
+            json!({}),
+            json!({"stream": "true"}),
+            json!({"stream": 1}),
+            json!([]),
+        ] {
+            assert!(!is_stream_request(&body), "{body}");
+        }
+    }
+}
