@@ -591,8 +591,10 @@ def test_ts_example_hard_failure(worker: WranglerDev, mocks: MockProviders) -> N
     m = marker()
     status, headers, reply = chat(worker, m)
     assert status == 401
-    error = assert_openai_error(reply, "hard_failure", "upstream_error")
-    assert "401" in error["message"]
+    # The standalone worker's answer (the core's endpoint, through the
+    # embedded API's error): the provider's own error, the router's message.
+    error = assert_openai_error(reply, None, "server_error")
+    assert "401" in error["message"] and "Incorrect API key provided" in error["message"]
     assert headers["x-f3dx-provider"] == "denied"
     assert headers["x-f3dx-attempts"] == "1"
     assert upstream(mocks, m)["b"] == []

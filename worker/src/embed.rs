@@ -138,6 +138,11 @@ export interface RouterError extends Error {
   provider?: string;
   /** Upstream attempts made. */
   attempts: number;
+  /** For a routing failure ("invalid_request", "hard", "all_failed"): the
+   *  front door's OpenAI-shaped error, as the standalone worker answers it
+   *  (with `status`): a hard failure's is the provider's own `type`, `code`
+   *  and `param`, with the router's message. */
+  error?: { message: string; type: string; code: string | number | null; param?: string };
 }
 "#;
 
@@ -398,22 +403,29 @@ pub fn to_js(value: &Value) -> Result<JsValue, JsValue> {
 }
 
 fn route_error(e: &RouteError) -> JsValue {
-    // The status the front door answers with (the upstream's for a hard
-    // 4xx, 502 for the rest of the upstream failures, 400 for a bad request).
-    let status = endpoint::route_error(e).status;
+    // The front door's answer (the core's endpoint): its status (the
+    // upstream's for a hard 4xx, 502 for the rest of the upstream failures,
+    // 400 for a bad request) and its OpenAI-shaped `error` object, so a
+    // gateway answers exactly as the standalone worker does.
+    let answer = endpoint::route_error(e);
     let provider = match e {
         RouteError::Hard { provider, .. } | RouteError::StreamInterrupted { provider, .. } => {
             Some(provider.as_str())
         }
         RouteError::InvalidRequest { .. } | RouteError::AllFailed { .. } => None,
     };
-    throwable(
+    let err = throwable(
         e.kind(),
-        status,
+        answer.status,
         provider,
         e.attempts().len(),
         &e.to_string(),
-    )
+    );
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    if let Ok(error) = to_js(&body["error"]) {
+        let _ = Reflect::set(&err, &JsValue::from_str("error"), &error);
+    }
+    err
 }
 
 fn throwable(
