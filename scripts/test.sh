@@ -67,9 +67,15 @@ WORKER_NATIVE=(--manifest-path worker/Cargo.toml --target-dir target/worker-nati
 section "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy "${WORKER_NATIVE[@]}" --all-targets -- -D warnings
+# The "auto" hedge study (tests/auto_study.rs) builds only with its feature.
+cargo clippy -p f3dx-router-core --all-targets --features study -- -D warnings
+
+section "core structure (no import cycle, no oversized file)"
+python3 scripts/check_structure.py
 
 section "cargo test"
 cargo test --workspace
+cargo test -p f3dx-router-core --features study --test auto_study
 cargo test "${WORKER_NATIVE[@]}" --lib
 
 section "core for wasm32"

@@ -49,9 +49,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use f3dx_router_core::codec;
-use f3dx_router_core::failure::{classify_status, retry_after, StatusClass};
-use f3dx_router_core::health::{candidates, ProviderHealth};
+use f3dx_router_core::internals::codec;
+use f3dx_router_core::internals::failure::{classify_status, retry_after, StatusClass};
+use f3dx_router_core::internals::health::{candidates, ProviderHealth};
 use f3dx_router_core::{
     Action, AttemptId, Call, HostLimits, Instant, ProviderKind, ResponseHead, Routed, Router,
     RouterConfig,
@@ -366,7 +366,7 @@ fn core_parts(c: &mut Criterion) {
 /// JSON content against a 20-property schema (compiled once, as the cache
 /// does), and the cache lookup a call makes for its `response_format`.
 fn schema(c: &mut Criterion) {
-    use f3dx_router_core::schema::SchemaCache;
+    use f3dx_router_core::internals::schema::SchemaCache;
     let mut group = c.benchmark_group("schema");
     group
         .warm_up_time(Duration::from_millis(500))

@@ -6,12 +6,82 @@
 //! back when the attempt did not succeed. A provider whose bucket cannot
 //! take the call is skipped like a cooling one. Time is a value: a bucket
 //! refills lazily, at the next look.
+//!
+//! Beside them, the router-wide [`HedgeBudget`]: what pays for extra
+//! hedged legs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::HEDGE_BUDGET_CAP;
 use crate::time::Instant;
+
+/// The hedge budget, after tower's retry budget: every call deposits its
+/// share (`hedge_budget` tokens), every extra leg that is not a failover
+/// withdraws one whole token, and the balance is capped at
+/// [`HEDGE_BUDGET_CAP`]. It starts full, as gRPC's retry throttle does, so
+/// a new router may hedge its first calls. Lock-free: every hedged call
+/// touches it.
+#[derive(Debug)]
+pub struct HedgeBudget {
+    /// What each call deposits, in thousandths of a token.
+    per_call: u64,
+    /// The balance, in thousandths of a token.
+    balance: AtomicU64,
+}
+
+/// Thousandths of a token: the hedge budget counts in these.
+const MILLI: f64 = 1000.0;
+/// One whole token, and the cap, in thousandths.
+const ONE: u64 = MILLI as u64;
+const CAP: u64 = (HEDGE_BUDGET_CAP * MILLI) as u64;
+
+impl HedgeBudget {
+    /// A full budget to which each call adds `per_call` tokens.
+    pub fn new(per_call: f64) -> Self {
+        HedgeBudget {
+            per_call: (per_call * MILLI).round() as u64,
+            balance: AtomicU64::new(CAP),
+        }
+    }
+
+    /// A call started: add its share, up to the cap.
+    pub fn deposit(&self) {
+        let add = self.per_call;
+        if add == 0 {
+            return;
+        }
+        let _ = self
+            .balance
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                (t < CAP).then(|| (t + add).min(CAP))
+            });
+    }
+
+    /// Take one token for an extra leg: `false` if the balance holds less.
+    pub fn withdraw(&self) -> bool {
+        self.balance
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(ONE))
+            .is_ok()
+    }
+
+    /// Give back a token withdrawn for a leg that did not start.
+    pub fn refund(&self) {
+        let _ = self
+            .balance
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some((t + ONE).min(CAP))
+            });
+    }
+
+    /// Spend every token (a study's empty start).
+    #[cfg(any(test, feature = "study"))]
+    pub fn drain(&self) {
+        self.balance.store(0, Ordering::Relaxed);
+    }
+}
 
 /// Completion tokens assumed for a request that gives no `max_tokens` (or
 /// `max_completion_tokens`), in the `tpm` estimate.
@@ -163,5 +233,39 @@ mod tests {
             Some(42)
         );
         assert_eq!(used_tokens(&json!({})), None);
+    }
+
+    #[test]
+    fn hedge_budget_starts_full_pays_whole_tokens_and_caps_deposits() {
+        let b = HedgeBudget::new(0.5);
+        let full = HEDGE_BUDGET_CAP as usize;
+        for _ in 0..full {
+            assert!(b.withdraw());
+        }
+        assert!(!b.withdraw(), "empty after the starting tokens");
+        b.deposit();
+        assert!(!b.withdraw(), "half a token pays for nothing");
+        b.deposit();
+        assert!(b.withdraw(), "two calls' shares pay for one leg");
+        b.refund();
+        assert!(b.withdraw(), "a refunded token pays again");
+        for _ in 0..1000 {
+            b.deposit();
+        }
+        let mut paid = 0;
+        while b.withdraw() {
+            paid += 1;
+        }
+        assert_eq!(paid, full, "deposits stop at the cap");
+    }
+
+    #[test]
+    fn a_zero_share_never_refills() {
+        let b = HedgeBudget::new(0.0);
+        b.drain();
+        for _ in 0..100 {
+            b.deposit();
+        }
+        assert!(!b.withdraw());
     }
 }

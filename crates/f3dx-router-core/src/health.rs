@@ -16,45 +16,11 @@
 //! Plain data, advanced by the `now` each event carries: a window rotates,
 //! an ejection ends, lazily, at the next look. Nothing runs between calls.
 
-use std::time::Duration;
-
 use crate::budget::Bucket;
+use crate::config::HealthConfig;
 use crate::events::{BudgetKind, EjectReason, HealthEventKind};
 use crate::latency::LatencyWindow;
 use crate::time::Instant;
-
-/// The `health` settings of a router.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct HealthConfig {
-    /// Length of the outcome window.
-    pub window: Duration,
-    /// Buckets the window is kept in (it slides a bucket at a time).
-    pub buckets: u32,
-    /// Outcomes the window needs before its error rate may eject.
-    pub min_requests: u32,
-    /// Error rate (soft failures / outcomes) that ejects.
-    pub max_error_rate: f64,
-    /// Soft failures in a row that eject.
-    pub consecutive_failures: u32,
-    /// First ejection's length; each ejection in a row lasts one more of it.
-    pub ejection: Duration,
-    /// Longest ejection.
-    pub max_ejection: Duration,
-}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        HealthConfig {
-            window: Duration::from_secs(60),
-            buckets: 10,
-            min_requests: 20,
-            max_error_rate: 0.5,
-            consecutive_failures: 5,
-            ejection: Duration::from_secs(30),
-            max_ejection: Duration::from_secs(300),
-        }
-    }
-}
 
 /// What an attempt's end says about its provider's health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

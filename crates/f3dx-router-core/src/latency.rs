@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::health::HealthConfig;
+use crate::config::{HealthConfig, AUTO_HEDGE_QUANTILE};
 use crate::time::Instant;
 
 /// Bits after the leading one that pick a bin: four bins per power of two
@@ -45,18 +45,44 @@ fn point(bin: usize, at: f64) -> f64 {
 
 /// Where in its bin a percentile is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reading {
+pub enum Reading {
     /// The `k`-th of a bin's `n` samples at `(k - 1/2) / n` of its width
-    /// (as if they spread evenly over it): what [`LatencyWindow::quantile`]
+    /// (as if they spread evenly over it): what `LatencyWindow::quantile`
     /// answers. A bin with one sample reads as its middle.
     Interpolated,
     /// The bin's middle, whatever the rank (how "auto" read its p95 before
-    /// the study in `crate::auto_study`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// the study in `tests/auto_study.rs`).
+    #[cfg_attr(not(any(test, feature = "study")), allow(dead_code))]
     Middle,
     /// The bin's upper edge: at least the sample percentile.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(not(any(test, feature = "study")), allow(dead_code))]
     Upper,
+}
+
+/// How `"auto"` reads its delay from the window of the provider waited
+/// on. Production uses [`AutoRule::DEFAULT`]; the other fields are the
+/// alternatives the study (`tests/auto_study.rs`) measured against it.
+#[derive(Clone, Copy, Debug)]
+pub struct AutoRule {
+    /// The quantile ([`AUTO_HEDGE_QUANTILE`]).
+    pub quantile: f64,
+    /// Where in its bin it is read.
+    pub reading: Reading,
+    /// `Some((factor, q))`: at most `factor` times the `q` quantile.
+    pub cap: Option<(f64, f64)>,
+    /// A cancelled leg's time counts as a sample of its provider (the
+    /// issue's rule is that it does not).
+    pub censor: bool,
+}
+
+impl AutoRule {
+    /// The rule production follows.
+    pub const DEFAULT: AutoRule = AutoRule {
+        quantile: AUTO_HEDGE_QUANTILE,
+        reading: Reading::Interpolated,
+        cap: None,
+        censor: false,
+    };
 }
 
 impl LatencyWindow {

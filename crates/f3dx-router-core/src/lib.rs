@@ -27,36 +27,48 @@
 //! health transitions the core decided (ejections, readmissions, cooldowns,
 //! budgets run out) with [`Router::take_health_events`], after checking
 //! [`Router::has_health_events`] (one atomic load).
+//!
+//! Everything a host needs is re-exported here; the modules themselves are
+//! private (`docs/core.md` maps them). The `internals` module is a door for
+//! this crate's own fuzz targets, benches and tests, not a stable API.
 
-pub mod attempt;
-#[cfg(test)]
-mod auto_study;
-pub mod budget;
-pub mod call;
-pub mod codec;
-pub mod config;
+// Private: hosts use the re-exports below (and `quality`'s checks, and
+// the front door's `endpoint`);
+// this crate's fuzz targets, benches and tests reach further through
+// `internals`.
+mod attempt;
+mod budget;
+mod call;
+mod codec;
+mod config;
 mod driver;
+// Public: every front door (the Worker, the Python transports) answers
+// through it.
 pub mod endpoint;
-pub mod error;
-pub mod events;
-pub mod executor;
-pub mod failure;
-pub mod health;
-pub mod http;
-pub mod latency;
-pub mod pick;
+mod error;
+mod events;
+mod executor;
+mod failure;
+mod health;
+mod http;
+mod latency;
+mod pick;
 pub mod quality;
-pub mod ratelimit;
+mod ratelimit;
 mod router;
-pub mod schema;
-pub mod secret;
-pub mod sse;
-pub mod time;
+mod schema;
+mod secret;
+mod shared;
+mod sse;
+mod stats;
+mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call, CallOptions};
+pub use config::HealthConfig;
 pub use config::{
     ConfigError, HedgeDelay, HostLimits, Policy, ProviderConfig, ProviderKind, RouterConfig,
+    AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 pub use driver::{commit_of, drive, drive_with, is_stream_request, Commit, Driver, Output};
 pub use error::{RouteError, Routed};
@@ -64,9 +76,47 @@ pub use events::{
     BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
 };
 pub use executor::Executor;
-pub use health::{HealthConfig, State};
+pub use health::State;
 pub use http::{HttpRequest, ResponseHead, TransportFault};
 pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};
-pub use router::{HedgeStats, ProviderStats, Router, Stats};
+pub use router::Router;
 pub use secret::Secret;
+pub use stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
 pub use time::Instant;
+
+/// Internals for this crate's own fuzz targets, benches and tests.
+///
+/// **Not a stable API**: anything here may change or go in any release,
+/// without notice. Hosts use the crate root's re-exports.
+#[doc(hidden)]
+pub mod internals {
+    /// The provider codecs: requests encoded, answers and streams decoded.
+    pub mod codec {
+        pub use crate::codec::*;
+    }
+    /// Status classes and `Retry-After`.
+    pub mod failure {
+        pub use crate::failure::*;
+    }
+    /// Provider health: candidate selection.
+    pub mod health {
+        pub use crate::health::{candidates, ProviderHealth};
+    }
+    /// Compiled `response_format` schemas.
+    pub mod schema {
+        pub use crate::schema::SchemaCache;
+    }
+    /// Secrets and their redaction.
+    pub mod secret {
+        pub use crate::secret::*;
+    }
+    /// The event-stream parser.
+    pub mod sse {
+        pub use crate::sse::*;
+    }
+    /// How `"auto"` reads its delay (the study's variants).
+    #[cfg(feature = "study")]
+    pub mod latency {
+        pub use crate::latency::{AutoRule, Reading};
+    }
+}

@@ -46,7 +46,7 @@ pub struct QualityConfig {
     pub on_failure: OnFailure,
     /// Most (provider, tenant, model) keys tracked.
     pub max_keys: usize,
-    /// Most bytes the table holds, by [`QualityTable::bytes`]' estimate.
+    /// Most bytes the quality table holds, by its own estimate of its keys.
     pub max_bytes: u64,
 }
 
@@ -220,7 +220,7 @@ pub struct KeyStats {
 
 /// Every tracked key of one router.
 #[derive(Debug, Default)]
-pub struct QualityTable {
+pub(crate) struct QualityTable {
     /// Providers of the router (tracks per key).
     providers: usize,
     /// (tenant, model) -> one track per provider index.
@@ -287,11 +287,13 @@ impl QualityTable {
     }
 
     /// Keys tracked.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.tracked
     }
 
     /// About the bytes the table holds (what `max_bytes` bounds).
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.bytes
     }

@@ -9,7 +9,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use f3dx_router_core::schema::SchemaCache;
+use f3dx_router_core::internals::schema::SchemaCache;
 use serde_json::{json, Map, Value};
 
 /// Counts the bytes allocated and not yet freed.

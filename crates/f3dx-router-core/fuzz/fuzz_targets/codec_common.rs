@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use f3dx_router_core::codec;
+use f3dx_router_core::internals::codec;
 use f3dx_router_core::{HostLimits, ProviderConfig, ProviderKind, RouterConfig};
 use serde_json::{json, Value};
 

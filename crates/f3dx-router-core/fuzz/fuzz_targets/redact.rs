@@ -14,7 +14,7 @@
 mod json_escape;
 
 use arbitrary::Arbitrary;
-use f3dx_router_core::secret::{redact, REDACTED};
+use f3dx_router_core::internals::secret::{redact, REDACTED};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -7,7 +7,7 @@
 //! separated by newlines.
 #![no_main]
 
-use f3dx_router_core::failure::{retry_after, MAX_COOLDOWN};
+use f3dx_router_core::internals::failure::{retry_after, MAX_COOLDOWN};
 use f3dx_router_core::ResponseHead;
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,7 @@
 //! whole; nothing panics; an event's data never passes the cap.
 #![no_main]
 
-use f3dx_router_core::sse::{SseEvent, SseParser};
+use f3dx_router_core::internals::sse::{SseEvent, SseParser};
 use libfuzzer_sys::fuzz_target;
 
 const LIMIT: usize = 4096;

@@ -4,8 +4,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use f3dx_router_core::codec::stream::{StreamDecoder, StreamItem};
-use f3dx_router_core::sse::SseEvent;
+use f3dx_router_core::internals::codec::stream::{StreamDecoder, StreamItem};
+use f3dx_router_core::internals::sse::SseEvent;
 use f3dx_router_core::ProviderKind;
 use libfuzzer_sys::fuzz_target;
 

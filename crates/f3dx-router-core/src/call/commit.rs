@@ -76,7 +76,7 @@ impl Call {
     /// Before its commit point, a streamed attempt that holds more than
     /// `cap` bytes (events without output, an unfinished event) fails as a
     /// body over the cap would.
-    pub(super) fn check_holding(&mut self, id: AttemptId, cap: usize, now: Instant) {
+    fn check_holding(&mut self, id: AttemptId, cap: usize, now: Instant) {
         let a = &self.attempts[id.0 as usize];
         let Some(s) = a.stream.as_ref() else {
             return;
@@ -92,7 +92,7 @@ impl Call {
 
     /// A later read of a committed stream: parsed now, so that an event in
     /// it counts against the idle timeout; decoded when the host asks.
-    pub(super) fn queue_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
+    fn queue_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
         let idle = self.provider_of(id).stream_idle_timeout;
         let a = &mut self.attempts[id.0 as usize];
         let Some(s) = a.stream.as_mut() else {
@@ -177,7 +177,7 @@ impl Call {
     }
 
     /// Decode one event of `id`'s stream and act on what it gives.
-    pub(super) fn stream_event(&mut self, id: AttemptId, event: SseEvent, now: Instant) {
+    fn stream_event(&mut self, id: AttemptId, event: SseEvent, now: Instant) {
         let kind = self.provider_of(id).kind;
         let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
             return;
@@ -194,13 +194,7 @@ impl Call {
     }
 
     /// Act on what an event of `size` bytes decoded to.
-    pub(super) fn stream_items(
-        &mut self,
-        id: AttemptId,
-        items: Vec<StreamItem>,
-        size: usize,
-        now: Instant,
-    ) {
+    fn stream_items(&mut self, id: AttemptId, items: Vec<StreamItem>, size: usize, now: Instant) {
         for item in items {
             if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
                 return;
@@ -239,7 +233,7 @@ impl Call {
     }
 
     /// `id`'s bytes ended with `tail` and every event before it was acted on.
-    pub(super) fn stream_tail(&mut self, id: AttemptId, tail: StreamTail, now: Instant) {
+    fn stream_tail(&mut self, id: AttemptId, tail: StreamTail, now: Instant) {
         if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
             return;
         }
@@ -274,13 +268,7 @@ impl Call {
 
     /// A streamed attempt failed: after its commit point the call is
     /// interrupted; before it, the attempt fails softly and the call goes on.
-    pub(super) fn stream_failed(
-        &mut self,
-        id: AttemptId,
-        fault: Fault,
-        detail: String,
-        now: Instant,
-    ) {
+    fn stream_failed(&mut self, id: AttemptId, fault: Fault, detail: String, now: Instant) {
         if self.finished || self.phase(id).is_none_or(|p| p == Phase::Ended) {
             return;
         }
@@ -296,7 +284,7 @@ impl Call {
 
     /// One decoded chunk of a streamed attempt, from an event of `size`
     /// bytes.
-    pub(super) fn stream_chunk(
+    fn stream_chunk(
         &mut self,
         id: AttemptId,
         chunk: Value,
@@ -341,14 +329,14 @@ impl Call {
             .unwrap_or_default();
         let provider_index = a.record.provider_index;
         if let Some(q) = self.quality.as_mut() {
-            q.text_cap = self.shared.config.providers[provider_index].max_body_bytes;
+            q.text_cap = self.shared.config().providers[provider_index].max_body_bytes;
         }
         self.committed = Some(id);
         self.stopped = true;
         self.hedge_at = None;
         self.cancel_rest(now);
         self.actions.push_back(Action::Commit {
-            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             attempts: self.records(),
         });
@@ -368,7 +356,7 @@ impl Call {
 
     /// Hand a committed stream's chunk to the caller (and keep its text
     /// when the answer is checked at the end).
-    pub(super) fn emit(&mut self, chunk: Value) {
+    fn emit(&mut self, chunk: Value) {
         if let Some(q) = self.quality.as_mut() {
             let text = &chunk["choices"][0]["delta"]["content"];
             q.keep(text.as_str().unwrap_or_default());
@@ -377,7 +365,7 @@ impl Call {
     }
 
     /// A committed stream ended properly.
-    pub(super) fn finish_stream(&mut self, id: AttemptId, now: Instant) {
+    fn finish_stream(&mut self, id: AttemptId, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
         a.record.ended = Some(now - self.started);
         a.step(Step::Settle);
@@ -401,7 +389,7 @@ impl Call {
         self.actions.push_back(Action::Cancel { attempt: id });
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
-            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response: Value::Null,
             attempts: self.records(),
@@ -414,7 +402,7 @@ impl Call {
     /// A committed stream failed: it ends with an error, on no other
     /// provider (the caller already has part of this answer).
     /// (The caller cancels the attempt's request where it is still open.)
-    pub(super) fn interrupt(&mut self, id: AttemptId, fault: Fault, detail: String, now: Instant) {
+    fn interrupt(&mut self, id: AttemptId, fault: Fault, detail: String, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
         a.record.detail = detail.clone();
         self.settle(id, AttemptOutcome::Soft, Some(fault), now);

@@ -27,7 +27,7 @@ impl Call {
             self.hedge_at = None;
             return;
         }
-        let policy = self.shared.config.policy;
+        let policy = self.shared.config().policy;
         let k = policy.max_in_flight();
         let delay = policy.hedge_delay();
         if delay == HedgeDelay::Immediate {
@@ -45,7 +45,7 @@ impl Call {
     }
 
     /// How long after the latest leg the next one waits.
-    pub(super) fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
+    fn hedge_wait(&self, delay: HedgeDelay, now: Instant) -> Duration {
         match delay {
             HedgeDelay::Immediate => Duration::ZERO,
             HedgeDelay::Fixed(d) => d,
@@ -59,7 +59,7 @@ impl Call {
 
     /// Start one more leg, if a candidate is left and, for an extra leg
     /// that is not a failover, the hedge budget pays for it.
-    pub(super) fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
+    fn dispatch_leg(&mut self, now: Instant, trigger: Trigger) -> bool {
         let extra = self.in_flight() > 0 && trigger != Trigger::Failure;
         if extra {
             if self.hedge_refused || self.next_candidate >= self.candidates.len() {
@@ -80,7 +80,7 @@ impl Call {
     }
 
     /// Send to the next candidate. `false` when none is left.
-    pub(super) fn dispatch_next(&mut self, now: Instant) -> bool {
+    fn dispatch_next(&mut self, now: Instant) -> bool {
         // A half-open candidate whose probe another call holds is skipped.
         let (provider_index, probe, quality_probe) = loop {
             let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
@@ -126,7 +126,7 @@ impl Call {
         if hedge {
             self.shared.hedge_sent();
         }
-        let provider = &self.shared.config.providers[provider_index];
+        let provider = &self.shared.config().providers[provider_index];
         let id = AttemptId(self.attempts.len() as u32);
         self.attempts.push(AttemptState {
             record: Attempt {

@@ -128,7 +128,7 @@ impl Call {
         self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {
             StatusClass::Success => {
-                let p = &self.shared.config.providers[provider];
+                let p = &self.shared.config().providers[provider];
                 let declared = head
                     .header("content-length")
                     .and_then(|v| v.trim().parse::<u64>().ok());

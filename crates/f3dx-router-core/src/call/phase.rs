@@ -1,5 +1,6 @@
 //! Where an attempt is in its life, and every move between phases in one
-//! table ([`Phase::after`]): a phase is never assigned anywhere else.
+//! table ([`Phase::after`]): every attempt starts in `AwaitingHead`, and its
+//! phase is never assigned anywhere else.
 //!
 //! ```text
 //!  AwaitingHead --Head{streamed: false}--> ReadingBody --Settle--> Ended

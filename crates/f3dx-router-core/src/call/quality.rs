@@ -28,7 +28,7 @@ impl Call {
 
     /// `id`'s answer could not be judged: nothing recorded, and a quality
     /// probe it held is given back for another call.
-    pub(super) fn unjudged(&mut self, id: AttemptId) {
+    fn unjudged(&mut self, id: AttemptId) {
         let a = &mut self.attempts[id.0 as usize];
         if std::mem::take(&mut a.quality_probe) {
             let provider = a.record.provider_index;
@@ -60,7 +60,7 @@ impl Call {
             schema_valid = Some(passed);
             let failover = self
                 .shared
-                .config
+                .config()
                 .quality
                 .is_some_and(|c| c.on_failure == OnFailure::Failover);
             if !passed && failover {
@@ -73,7 +73,7 @@ impl Call {
     /// `id` answered, but not in the requested format, and the config
     /// says such an answer fails over: a soft failure for the call, not for
     /// the provider's health (it answered).
-    pub(super) fn schema_failover(&mut self, id: AttemptId, response: &Value, now: Instant) {
+    fn schema_failover(&mut self, id: AttemptId, response: &Value, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
         let (provider, reserved) = (a.record.provider_index, std::mem::take(&mut a.tokens));
         a.record.detail = "the answer does not match the request's response_format".to_owned();

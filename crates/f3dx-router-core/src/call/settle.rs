@@ -114,7 +114,7 @@ impl Call {
         self.cancel_rest(now);
         let provider_index = self.attempts[id.0 as usize].record.provider_index;
         let routed = Routed {
-            provider: self.shared.config.providers[provider_index].name.clone(),
+            provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response,
             attempts: self.records(),

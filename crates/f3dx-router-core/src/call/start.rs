@@ -14,7 +14,7 @@ use super::state::Call;
 use crate::budget;
 use crate::codec;
 use crate::quality;
-use crate::router::Shared;
+use crate::shared::Shared;
 use crate::time::Instant;
 
 impl Call {
@@ -34,10 +34,10 @@ impl Call {
         let mut quality = None;
         let mut quality_key = None;
         let checked = checked.and_then(|(body, stream)| {
-            if shared.config.quality.is_some() {
+            if shared.config().quality.is_some() {
                 let model = body.get("model").and_then(Value::as_str).unwrap_or("");
                 let key = (options.tenant, model.to_owned());
-                if let Some(expect) = shared.schemas.expect(&body)? {
+                if let Some(expect) = shared.expect(&body)? {
                     quality = Some(Box::new(QualityCheck {
                         expect,
                         tenant: key.0.clone(),
@@ -53,7 +53,7 @@ impl Call {
         });
         // The `tpm` estimate, only where a provider has a tokens budget.
         let tokens = match &checked {
-            Ok((body, _)) if shared.config.providers.iter().any(|p| p.tpm.is_some()) => {
+            Ok((body, _)) if shared.config().providers.iter().any(|p| p.tpm.is_some()) => {
                 budget::estimate_tokens(body)
             }
             _ => 0,
@@ -109,8 +109,8 @@ impl Call {
     /// Translate the request for every provider, cooling ones included, so
     /// whether a request is accepted never depends on provider health; keep
     /// the requests of this call's candidates.
-    pub(super) fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
-        let providers = &self.shared.config.providers;
+    fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
+        let providers = &self.shared.config().providers;
         let mut encoded = Vec::with_capacity(providers.len());
         for p in providers {
             let request = codec::encode_request(p, body).map_err(|m| {

@@ -13,7 +13,7 @@ use crate::attempt::{Attempt, AttemptId};
 use crate::config::ProviderConfig;
 use crate::health::Verdict;
 use crate::http::HttpRequest;
-use crate::router::Shared;
+use crate::shared::Shared;
 use crate::time::Instant;
 
 /// One attempt of a call: its record for the caller, and what the call
@@ -93,7 +93,7 @@ impl Call {
     }
 
     pub(super) fn provider_of(&self, id: AttemptId) -> &ProviderConfig {
-        &self.shared.config.providers[self.attempts[id.0 as usize].record.provider_index]
+        &self.shared.config().providers[self.attempts[id.0 as usize].record.provider_index]
     }
 
     /// Legs whose outcome is still open.

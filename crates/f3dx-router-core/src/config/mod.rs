@@ -22,23 +22,19 @@ mod values;
 
 use serde_json::Value;
 
-pub use crate::health::HealthConfig;
 pub use crate::quality::{OnFailure, QualityConfig};
 use error::err;
 pub use error::ConfigError;
-pub use host::{HostLimits, DEFAULT_MAX_BODY_BYTES};
+pub use host::HostLimits;
 use keys::{reject_unknown, ROUTER_KEYS};
+pub use monitoring::HealthConfig;
 use monitoring::{parse_health, parse_quality};
 use policy::parse_policy;
 pub use policy::{
-    HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, DEFAULT_HEDGE_BUDGET,
-    DEFAULT_HEDGE_DELAY_FALLBACK, DEFAULT_HEDGE_K, HEDGE_BUDGET_CAP,
+    HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
 use provider::parse_provider;
-pub use provider::{
-    ProviderConfig, ProviderKind, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, MAX_BASE_URL_LEN,
-    MAX_MAX_BODY_BYTES, MAX_NAME_LEN, RESERVED_HEADERS,
-};
+pub use provider::{ProviderConfig, ProviderKind};
 
 /// A validated router configuration.
 #[derive(Clone, Debug)]

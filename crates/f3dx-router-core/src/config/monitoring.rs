@@ -8,7 +8,6 @@ use serde_json::Value;
 use super::error::{err, ConfigError};
 use super::keys::{reject_unknown, HEALTH_KEYS, QUALITY_KEYS};
 use super::values::{ranged, rate, settings, Settings};
-use crate::health::HealthConfig;
 use crate::quality::{OnFailure, QualityConfig};
 
 /// `quality`: absent or `true` for the defaults, `false` for none, or an
@@ -87,4 +86,37 @@ pub(super) fn parse_health(value: Option<&Value>) -> Result<Option<HealthConfig>
         ejection,
         max_ejection,
     }))
+}
+
+/// The `health` settings of a router.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthConfig {
+    /// Length of the outcome window.
+    pub window: Duration,
+    /// Buckets the window is kept in (it slides a bucket at a time).
+    pub buckets: u32,
+    /// Outcomes the window needs before its error rate may eject.
+    pub min_requests: u32,
+    /// Error rate (soft failures / outcomes) that ejects.
+    pub max_error_rate: f64,
+    /// Soft failures in a row that eject.
+    pub consecutive_failures: u32,
+    /// First ejection's length; each ejection in a row lasts one more of it.
+    pub ejection: Duration,
+    /// Longest ejection.
+    pub max_ejection: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            window: Duration::from_secs(60),
+            buckets: 10,
+            min_requests: 20,
+            max_error_rate: 0.5,
+            consecutive_failures: 5,
+            ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
 }

@@ -1,3 +1,6 @@
+use super::host::DEFAULT_MAX_BODY_BYTES;
+use super::policy::{DEFAULT_HEDGE_BUDGET, DEFAULT_HEDGE_DELAY_FALLBACK};
+use super::provider::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, MAX_MAX_BODY_BYTES};
 use super::*;
 use serde_json::json;
 use std::time::Duration;

@@ -23,8 +23,10 @@
 //! - 0.1 ms between calls; p50 and p99 with linear interpolation, as the
 //!   bench; extra = legs sent during the timed calls / calls - 1.
 //!
-//! `cargo test -p f3dx-router-core --release --lib auto_study -- --ignored
-//! --nocapture` prints the table that bench/README.md quotes. The test that
+//! `cargo test -p f3dx-router-core --release --features study --test
+//! auto_study -- --ignored --nocapture` prints the table that
+//! bench/README.md quotes (the `study` feature lets a router follow another
+//! rule than production's; no host enables it). The test that
 //! is not ignored keeps the finding: the p95 locks onto the slow
 //! mode for one of these seeds, the p90 does not.
 
@@ -32,13 +34,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::call::Action;
-use crate::config::{HostLimits, RouterConfig};
-use crate::http::ResponseHead;
-use crate::latency::Reading;
-use crate::router::{AutoRule, Router};
-use crate::time::Instant;
-use crate::AttemptId;
+use f3dx_router_core::internals::latency::{AutoRule, Reading};
+use f3dx_router_core::{
+    Action, AttemptId, HostLimits, Instant, ResponseHead, Router, RouterConfig,
+};
 
 /// The router's attempt times against the tail mock on a quiet machine
 /// (us), at every 2nd percentile: 3000 sequential calls, `route()`'s

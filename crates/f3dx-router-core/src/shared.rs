@@ -1,0 +1,512 @@
+//! State shared by every call of one router, reached through methods named
+//! for what a call (or the router's own API) needs: no caller takes its
+//! locks or touches its counters directly.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::budget::{Bucket, HedgeBudget};
+use crate::config::HealthConfig;
+use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES};
+use crate::events::{
+    CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
+    HEALTH_EVENTS_CAPACITY,
+};
+use crate::health::{self, ProviderHealth, Verdict};
+use crate::latency::AutoRule;
+use crate::pick::{weighted_order, Picker};
+use crate::quality::{KeyState, KeyStats, QualityTable};
+use crate::schema::{Expect, SchemaCache};
+use crate::stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
+use crate::time::Instant;
+
+/// State shared by every call of one router.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: RouterConfig,
+    health: Mutex<Vec<ProviderHealth>>,
+    /// The `weighted` policy's running scores, shared by every call.
+    picker: Mutex<Picker>,
+    /// Schema pass rates per (provider, tenant, model).
+    quality: Mutex<QualityTable>,
+    /// A result was ever recorded: until then no call takes the quality
+    /// lock (a router that never sees a schema pays nothing for it).
+    quality_used: AtomicBool,
+    /// Compiled `response_format` schemas.
+    schemas: SchemaCache,
+    hedges_sent: AtomicU64,
+    hedges_won: AtomicU64,
+    hedges_skipped: AtomicU64,
+    /// What pays for extra hedged legs; `None`: hedging is not limited.
+    hedge_budget: Option<HedgeBudget>,
+    /// Health transitions not yet taken by the host.
+    events: Mutex<EventLog>,
+    /// `events` holds something: a host checks this (one load) after each
+    /// call and takes the lock only when it is set. Written under the lock.
+    events_pending: AtomicBool,
+    /// The study's `"auto"` rule (production reads [`AutoRule::DEFAULT`]).
+    #[cfg(feature = "study")]
+    rule: AutoRule,
+}
+
+impl Shared {
+    /// The shared state of a new router over `config`.
+    pub(crate) fn new(config: RouterConfig) -> Shared {
+        let health = config
+            .providers
+            .iter()
+            .map(|p| ProviderHealth::with_budgets(p.rpm, p.tpm))
+            .collect();
+        let providers = config.providers.len();
+        Shared {
+            health: Mutex::new(health),
+            picker: Mutex::new(Picker::new(providers)),
+            quality: Mutex::new(QualityTable::new(providers)),
+            quality_used: AtomicBool::new(false),
+            schemas: SchemaCache::default(),
+            hedges_sent: AtomicU64::new(0),
+            hedges_won: AtomicU64::new(0),
+            hedges_skipped: AtomicU64::new(0),
+            hedge_budget: config.policy.hedge_budget().map(HedgeBudget::new),
+            events: Mutex::new(EventLog::new(HEALTH_EVENTS_CAPACITY)),
+            events_pending: AtomicBool::new(false),
+            #[cfg(feature = "study")]
+            rule: AutoRule::DEFAULT,
+            config,
+        }
+    }
+
+    /// The study's variant: `"auto"` hedges follow `rule`.
+    #[cfg(feature = "study")]
+    pub(crate) fn with_rule(config: RouterConfig, rule: AutoRule) -> Shared {
+        Shared {
+            rule,
+            ..Shared::new(config)
+        }
+    }
+
+    /// How `"auto"` reads its delay: a constant, but in the study.
+    fn auto_rule(&self) -> AutoRule {
+        #[cfg(feature = "study")]
+        return self.rule;
+        #[cfg(not(feature = "study"))]
+        AutoRule::DEFAULT
+    }
+
+    /// The config the router was built with.
+    pub(crate) fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// What a request's `response_format` asks of its answer, if it can be
+    /// checked (compiled once per schema).
+    pub(crate) fn expect(&self, body: &Map<String, Value>) -> Result<Option<Expect>, String> {
+        self.schemas.expect(body)
+    }
+
+    fn health(&self) -> MutexGuard<'_, Vec<ProviderHealth>> {
+        // Health is advisory: a panic elsewhere must not stop routing.
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The providers a call of `tokens` (its `tpm` estimate) starting at
+    /// `now` tries, in order; `true` when none was usable and these are the
+    /// last resort (all of them, in the order they recover).
+    pub(crate) fn candidates(&self, now: Instant, tokens: u64) -> (Vec<usize>, bool) {
+        let usable = {
+            let health = self.health();
+            let usable = health::usable(&health, tokens, now);
+            if usable.is_empty() {
+                return (health::recovery_order(&health, tokens, now), true);
+            }
+            usable
+        };
+        if self.config.policy != Policy::Weighted {
+            return (usable, false);
+        }
+        let weight = |i: usize| self.config.providers[i].weight;
+        let first = self
+            .picker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pick(&usable, weight);
+        (weighted_order(first, &usable, weight), false)
+    }
+
+    /// `provider` is to be left alone until `until`: it asked
+    /// (`Retry-After`), or its own headers said a limit is spent. Each
+    /// cause keeps its own end; a cooldown that starts is logged.
+    pub(crate) fn cool(&self, provider: usize, cause: CoolingCause, until: Instant, now: Instant) {
+        let started = {
+            let mut h = self.health();
+            let slot = match cause {
+                CoolingCause::RetryAfter => &mut h[provider].cooldown_until,
+                CoolingCause::RateLimitHeaders => &mut h[provider].limited_until,
+            };
+            let started = slot.is_none_or(|t| t <= now);
+            *slot = Some(slot.map_or(until, |t| t.max(until)));
+            started
+        };
+        if started && until > now {
+            self.log(provider, now, HealthEventKind::Cooling { until, cause });
+        }
+    }
+
+    /// Keep a health transition of `provider` for the host.
+    fn log(&self, provider: usize, at: Instant, kind: HealthEventKind) {
+        self.log_scoped(provider, at, kind, None);
+    }
+
+    /// [`Shared::log`] with the tenant and model of a quality transition.
+    fn log_scoped(
+        &self,
+        provider: usize,
+        at: Instant,
+        kind: HealthEventKind,
+        scope: Option<QualityScope>,
+    ) {
+        let event = HealthEvent {
+            at,
+            provider_index: provider,
+            provider: self.config.providers[provider].name.clone(),
+            kind,
+            scope,
+        };
+        let mut log = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        log.push(event);
+        self.events_pending.store(true, Ordering::Release);
+    }
+
+    /// A call is about to send to `provider` at `now`: `Some(probe)` if it
+    /// may (`probe`: it holds the half-open probe, and must report back);
+    /// `None` if another call holds the probe of this half-open provider.
+    /// It also takes one request and `tokens` from the provider's budgets;
+    /// `None` too when they cannot take it (or when every provider was
+    /// out, the budgets are overdrawn rather than refuse the last resort:
+    /// `force`).
+    pub(crate) fn claim(
+        &self,
+        provider: usize,
+        now: Instant,
+        tokens: u64,
+        force: bool,
+    ) -> Option<bool> {
+        let p = &self.config.providers[provider];
+        if self.config.health.is_none() && p.rpm.is_none() && p.tpm.is_none() {
+            return Some(false);
+        }
+        let (half_open, exhausted) = {
+            let mut h = self.health();
+            let p = &mut h[provider];
+            let mut half_open =
+                self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
+            if half_open && !p.claim_probe(now) {
+                if !force {
+                    return None;
+                }
+                // A last resort goes even while another call holds the probe.
+                half_open = false;
+            }
+            p.budget_before_take(now);
+            if !p.take_budget(tokens, now) {
+                if !force {
+                    if half_open {
+                        p.record(Verdict::Neutral, true, now, &HealthConfig::default(), false);
+                    }
+                    return None;
+                }
+                // The call of last resort goes anyway, and is counted.
+                if let Some(b) = p.rpm.as_mut() {
+                    b.adjust(-1.0, now);
+                }
+                if let Some(b) = p.tpm.as_mut() {
+                    b.adjust(-(tokens as f64), now);
+                }
+            }
+            (half_open, p.budget_after_take(tokens, now))
+        };
+        if let Some(kind) = exhausted {
+            self.log(provider, now, kind);
+        }
+        Some(half_open)
+    }
+
+    /// Correct a `tpm` reservation of `reserved` tokens: by the answer's
+    /// `used` tokens, or given back whole when the attempt did not succeed.
+    pub(crate) fn settle_tokens(
+        &self,
+        provider: usize,
+        reserved: u64,
+        used: Option<u64>,
+        now: Instant,
+    ) {
+        if reserved == 0 {
+            return;
+        }
+        if let Some(b) = self.health()[provider].tpm.as_mut() {
+            b.adjust(reserved as f64 - used.unwrap_or(0) as f64, now);
+        }
+    }
+
+    /// An attempt on `provider` ended at `now`; `took`: a success's latency.
+    pub(crate) fn record(
+        &self,
+        provider: usize,
+        verdict: Verdict,
+        probe: bool,
+        took: Option<Duration>,
+        now: Instant,
+    ) {
+        if verdict == Verdict::Neutral && !probe {
+            return;
+        }
+        // Without health tracking the window still counts, for stats.
+        let eject = self.config.health.is_some();
+        let config = self.config.health.unwrap_or_default();
+        let change = {
+            let mut h = self.health();
+            let p = &mut h[provider];
+            let change = p.record(verdict, probe, now, &config, eject);
+            if let Some(took) = took {
+                p.latency.record(took, now, &config);
+            }
+            change
+        };
+        if let Some(kind) = change {
+            self.log(provider, now, kind);
+        }
+    }
+
+    /// The delay before a further leg of an `"auto"` hedge, while the call
+    /// waits on `provider`: its p90, or `fallback` without enough samples.
+    pub(crate) fn auto_hedge_delay(
+        &self,
+        provider: usize,
+        fallback: Duration,
+        now: Instant,
+    ) -> Duration {
+        let config = self.config.health.unwrap_or_default();
+        let latency = &self.health()[provider].latency;
+        if latency.count(now, &config) < AUTO_HEDGE_MIN_SAMPLES {
+            return fallback;
+        }
+        let rule = self.auto_rule();
+        let read = |q| latency.quantile_read(q, rule.reading, now, &config);
+        let delay = read(rule.quantile).unwrap_or(fallback);
+        match rule
+            .cap
+            .and_then(|(factor, q)| Some(read(q)?.mul_f64(factor)))
+        {
+            Some(cap) => delay.min(cap),
+            None => delay,
+        }
+    }
+
+    /// A leg on `provider` was cancelled `took` after it started: nothing
+    /// to record, unless a study rule counts it as a sample.
+    pub(crate) fn record_cancelled(&self, provider: usize, took: Duration, now: Instant) {
+        if !self.auto_rule().censor {
+            return;
+        }
+        let config = self.config.health.unwrap_or_default();
+        self.health()[provider].latency.record(took, now, &config);
+    }
+
+    /// A call started: it adds its share to the hedge budget.
+    pub(crate) fn fund_hedges(&self) {
+        if let Some(budget) = &self.hedge_budget {
+            budget.deposit();
+        }
+    }
+
+    /// A call wants an extra leg that is not a failover: `true` if the
+    /// budget pays for it (or there is none); `false` is counted.
+    pub(crate) fn take_hedge_token(&self) -> bool {
+        let paid = self.hedge_budget.as_ref().is_none_or(HedgeBudget::withdraw);
+        if !paid {
+            self.hedges_skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        paid
+    }
+
+    /// A token taken for a leg that did not start goes back.
+    pub(crate) fn refund_hedge_token(&self) {
+        if let Some(budget) = &self.hedge_budget {
+            budget.refund();
+        }
+    }
+
+    /// Spend every token of the hedge budget (the study's empty start).
+    #[cfg(feature = "study")]
+    pub(crate) fn empty_hedge_budget(&self) {
+        if let Some(budget) = &self.hedge_budget {
+            budget.drain();
+        }
+    }
+
+    fn quality(&self) -> MutexGuard<'_, QualityTable> {
+        self.quality.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Move the providers excluded for `tenant` and `model` to the end of
+    /// `candidates`: tried only when every other one has failed (a last
+    /// resort, in their order).
+    pub(crate) fn quality_filter(
+        &self,
+        candidates: &mut [usize],
+        tenant: &str,
+        model: &str,
+        now: Instant,
+    ) {
+        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
+            return;
+        }
+        let table = self.quality();
+        if table.is_empty() {
+            return;
+        }
+        // A stable sort: the usable keep their order, then the excluded.
+        candidates.sort_by_key(|&p| table.state(tenant, model, p, now) == KeyState::Excluded);
+    }
+
+    /// A call is about to send to `provider`: `Some(probe)` if it may
+    /// (`probe`: it holds the provider's quality probe for this tenant and
+    /// model, and must record a result or give it back); `None` if another
+    /// call holds that probe.
+    pub(crate) fn quality_claim(
+        &self,
+        provider: usize,
+        tenant: &str,
+        model: &str,
+        now: Instant,
+    ) -> Option<bool> {
+        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
+            return Some(false);
+        }
+        let mut table = self.quality();
+        if table.is_empty() {
+            return Some(false);
+        }
+        match table.state(tenant, model, provider, now) {
+            KeyState::Ok => Some(false),
+            // Only as a last resort (every provider excluded).
+            KeyState::Excluded => Some(false),
+            KeyState::Probing => table
+                .claim_probe(tenant, model, provider, now)
+                .then_some(true),
+        }
+    }
+
+    /// One validation result of `provider` for `tenant` and `model`.
+    pub(crate) fn quality_record(
+        &self,
+        provider: usize,
+        tenant: &str,
+        model: &str,
+        passed: bool,
+        now: Instant,
+    ) {
+        if let Some(config) = self.config.quality {
+            let transition = self
+                .quality()
+                .record(tenant, model, provider, passed, now, &config);
+            self.quality_used.store(true, Ordering::Release);
+            if let Some(kind) = transition {
+                let scope = QualityScope {
+                    tenant: tenant.to_owned(),
+                    model: model.to_owned(),
+                };
+                self.log_scoped(provider, now, kind, Some(scope));
+            }
+        }
+    }
+
+    /// A quality probe ended without a result.
+    pub(crate) fn quality_release(&self, provider: usize, tenant: &str, model: &str) {
+        self.quality().release_probe(tenant, model, provider);
+    }
+
+    /// A leg was started while another was in flight (a hedge).
+    pub(crate) fn hedge_sent(&self) {
+        self.hedges_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hedge leg won its call.
+    pub(crate) fn hedge_won(&self) {
+        self.hedges_won.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What the router remembers, as of `now` (see [`Stats`]).
+    pub(crate) fn stats(&self, now: Instant) -> Stats {
+        let config = self.config.health.unwrap_or_default();
+        let quality: Vec<Vec<KeyStats>> = {
+            let table = self.quality();
+            (0..self.config.providers.len())
+                .map(|i| table.stats(i, now, QUALITY_KEYS_IN_STATS))
+                .collect()
+        };
+        let mut quality = quality.into_iter();
+        let health = self.health();
+        let providers = self
+            .config
+            .providers
+            .iter()
+            .zip(health.iter())
+            .map(|(p, h)| {
+                let (successes, soft_failures) = h.window(now, &config);
+                let q = |x| h.latency.quantile(x, now, &config);
+                let latency = match (q(0.5), q(0.9), q(0.95), q(0.99)) {
+                    (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+                    _ => None,
+                };
+                let left = |b: &Option<Bucket>| b.clone().map(|mut b| b.available(now).max(0.0));
+                ProviderStats {
+                    rpm_left: left(&h.rpm),
+                    tpm_left: left(&h.tpm),
+                    name: p.name.clone(),
+                    state: h.state(now),
+                    successes,
+                    soft_failures,
+                    latency,
+                    ejections: h.ejections,
+                    quality: quality.next().unwrap_or_default(),
+                }
+            })
+            .collect();
+        Stats {
+            providers,
+            hedges: HedgeStats {
+                sent: self.hedges_sent.load(Ordering::Relaxed),
+                won: self.hedges_won.load(Ordering::Relaxed),
+                skipped_for_budget: self.hedges_skipped.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// Whether health transitions wait to be taken (one atomic load).
+    pub(crate) fn has_events(&self) -> bool {
+        self.events_pending.load(Ordering::Acquire)
+    }
+
+    /// The health transitions since the last take; no lock when nothing is
+    /// pending.
+    pub(crate) fn take_events(&self) -> HealthEvents {
+        if !self.has_events() {
+            return HealthEvents::default();
+        }
+        let mut log = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        self.events_pending.store(false, Ordering::Release);
+        log.take()
+    }
+
+    /// When each provider's cooldown ends, if it is cooling at `now`.
+    pub(crate) fn cooldowns(&self, now: Instant) -> Vec<Option<Instant>> {
+        self.health()
+            .iter()
+            .map(|h| h.cooldown_until.filter(|&t| t > now))
+            .collect()
+    }
+}
