@@ -1,11 +1,10 @@
 """``f3dx_router.HTTPTransport`` and ``AsyncHTTPTransport``: httpx2
 transports (httpx2 is the openai SDK's HTTP library) that answer chat
-completions from a router. What they answer is ``_transport``'s; this is the
-httpx2 layer only (``httpx_compat`` is the same for httpx)."""
+completions from a router. What they answer is the router's native front
+door's (see ``_transport``); this is the httpx2 layer only (``httpx_compat``
+is the same for httpx)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Iterator
 
 try:
     import httpx2
@@ -15,31 +14,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "HTTP library): pip install 'f3dx-router[openai]'"
     ) from exc
 
-from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+from ._native import aserve, serve
+from ._transport import AsyncBody, RouterTransport, SyncBody, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
-class _SyncBody(httpx2.SyncByteStream):
-    def __init__(self, events: SyncEvents) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._events)
-
-    def close(self) -> None:
-        self._events.close()
+class _SyncBody(SyncBody, httpx2.SyncByteStream):
+    pass
 
 
-class _AsyncBody(httpx2.AsyncByteStream):
-    def __init__(self, events: AsyncEvents) -> None:
-        self._events = events
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._events.__aiter__()
-
-    async def aclose(self) -> None:
-        await self._events.aclose()
+class _AsyncBody(AsyncBody, httpx2.AsyncByteStream):
+    pass
 
 
 class HTTPTransport(RouterTransport, httpx2.BaseTransport):
@@ -57,13 +43,8 @@ class HTTPTransport(RouterTransport, httpx2.BaseTransport):
     """
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = handle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.read,
-        )
-        if isinstance(answer, SyncEvents):
-            return httpx2.Response(200, headers=answer.headers, stream=_SyncBody(answer))
-        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
+        status, headers, body = serve(self.router, request_of(self, request, request.read()))
+        return httpx2.Response(status, headers=headers, **body_of(body, _SyncBody))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
@@ -73,10 +54,5 @@ class AsyncHTTPTransport(RouterTransport, httpx2.AsyncBaseTransport):
     awaits a call cancels its legs; closing a stream closes its upstream."""
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = await ahandle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.aread,
-        )
-        if isinstance(answer, AsyncEvents):
-            return httpx2.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
-        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
+        status, headers, body = await aserve(self.router, request_of(self, request, await request.aread()))
+        return httpx2.Response(status, headers=headers, **body_of(body, _AsyncBody))

@@ -17,6 +17,8 @@ __all__ = [
     "SseIterator",
     "AsyncChatStream",
     "AsyncSseIterator",
+    "serve",
+    "aserve",
     "__version__",
     "_allocator",
     "_config_keys",
@@ -107,10 +109,12 @@ class ChatStream:
 @final
 class SseIterator:
     """``ChatStream.iter_sse()``: each chunk as ``b"data: {...}\\n\\n"``, then
-    ``b"data: [DONE]\\n\\n"``."""
+    ``b"data: [DONE]\\n\\n"``; a failure raises. As ``serve``'s body, a
+    failure is its error event instead, the last item."""
 
     def __iter__(self) -> SseIterator: ...
     def __next__(self) -> bytes: ...
+    def close(self) -> None: ...
 
 @final
 class AsyncChatStream:
@@ -136,10 +140,27 @@ class AsyncChatStream:
 @final
 class AsyncSseIterator:
     """``AsyncChatStream.aiter_sse()``: each chunk as ``b"data: {...}\\n\\n"``,
-    then ``b"data: [DONE]\\n\\n"``."""
+    then ``b"data: [DONE]\\n\\n"``; a failure raises. As ``aserve``'s body, a
+    failure is its error event instead, the last item."""
 
     def __aiter__(self) -> AsyncSseIterator: ...
     def __anext__(self) -> Awaitable[bytes]: ...
+    def aclose(self) -> Awaitable[None]: ...
+
+def serve(
+    router: Router, request: tuple[str, str, str | None, str | None, bytes]
+) -> tuple[int, list[tuple[str, str]], bytes | SseIterator]:
+    """The OpenAI-compatible front door (the core's endpoint): one HTTP
+    request in, ``(method, path, tenant_header, tenant, body)``
+    (``tenant_header`` is its ``x-f3dx-tenant``, ``tenant`` the default), its
+    answer out: status, headers, and the body's bytes or, for a stream from
+    its commit point, an iterator of SSE byte chunks ending with
+    ``data: [DONE]`` or an error event. Waits without the GIL."""
+
+def aserve(
+    router: Router, request: tuple[str, str, str | None, str | None, bytes]
+) -> Awaitable[tuple[int, list[tuple[str, str]], bytes | AsyncSseIterator]]:
+    """``serve`` on the router's asyncio API."""
 
 @disjoint_base
 class Router:

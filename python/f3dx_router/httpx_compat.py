@@ -15,38 +15,23 @@ anything else. Needs ``httpx`` (``pip install 'f3dx-router[httpx]'``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("f3dx_router.httpx_compat needs httpx: pip install 'f3dx-router[httpx]'") from exc
 
-from ._transport import TENANT_HEADER, AsyncEvents, RouterTransport, SyncEvents, ahandle, handle
+from ._native import aserve, serve
+from ._transport import AsyncBody, RouterTransport, SyncBody, body_of, request_of
 
 __all__ = ["HTTPTransport", "AsyncHTTPTransport"]
 
 
-class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, events: SyncEvents) -> None:
-        self._events = events
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._events)
-
-    def close(self) -> None:
-        self._events.close()
+class _SyncBody(SyncBody, httpx.SyncByteStream):
+    pass
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, events: AsyncEvents) -> None:
-        self._events = events
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._events.__aiter__()
-
-    async def aclose(self) -> None:
-        await self._events.aclose()
+class _AsyncBody(AsyncBody, httpx.AsyncByteStream):
+    pass
 
 
 class HTTPTransport(RouterTransport, httpx.BaseTransport):
@@ -55,13 +40,8 @@ class HTTPTransport(RouterTransport, httpx.BaseTransport):
     is the tenant of calls without an ``x-f3dx-tenant`` header."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = handle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.read,
-        )
-        if isinstance(answer, SyncEvents):
-            return httpx.Response(200, headers=answer.headers, stream=_SyncBody(answer))
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+        status, headers, body = serve(self.router, request_of(self, request, request.read()))
+        return httpx.Response(status, headers=headers, **body_of(body, _SyncBody))
 
 
 class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
@@ -70,10 +50,5 @@ class AsyncHTTPTransport(RouterTransport, httpx.AsyncBaseTransport):
     loop, not trio."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        answer = await ahandle(
-            self.router, self.tenant, request.method, request.url.path,
-            request.headers.get(TENANT_HEADER), request.aread,
-        )
-        if isinstance(answer, AsyncEvents):
-            return httpx.Response(200, headers=answer.headers, stream=_AsyncBody(answer))
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+        status, headers, body = await aserve(self.router, request_of(self, request, await request.aread()))
+        return httpx.Response(status, headers=headers, **body_of(body, _AsyncBody))

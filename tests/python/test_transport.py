@@ -672,3 +672,39 @@ def test_handle_request_directly_answers_with_a_readable_response() -> None:
         resp = transport.handle_request(httpx2.Request("POST", URL, content=content))
         assert resp.status_code == 400
         assert json.loads(resp.read())["error"]["code"] == code
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("library", ["httpx2", "httpx"])
+async def test_async_transports_answer_as_the_sync_ones(library: str) -> None:
+    # The async front door (_native.aserve): a stream broken after its commit
+    # point ends with the interrupted event, a hard 4xx is the provider's
+    # error, another route is the 404 answered before anything runs.
+    mocks = {"a": {"responses": [FULL, BROKEN, DENIED]}}
+    with MockProviders({"mocks": mocks}) as m:
+        transport: httpx2.AsyncBaseTransport | httpx.AsyncBaseTransport
+        if library == "httpx2":
+            transport = f3dx_router.AsyncHTTPTransport(router(m, "a"))
+            client: Any = httpx2.AsyncClient(transport=transport)
+        else:
+            transport = httpx_compat.AsyncHTTPTransport(router(m, "a"))
+            client = httpx.AsyncClient(transport=transport)
+        async with client:
+            bodies = []
+            for _ in range(2):
+                async with client.stream("POST", URL, json={**REQUEST, "stream": True}) as resp:
+                    assert resp.status_code == 200 and resp.headers["x-f3dx-provider"] == "a"
+                    bodies.append([line async for line in resp.aiter_lines() if line])
+            denied = await client.post(URL, json=REQUEST)
+            missing = await client.get("http://f3dx-router.invalid/v1/models")
+    done, broken = bodies
+    assert done[-1] == "data: [DONE]"
+    assert "[DONE]" not in "".join(broken)
+    assert json.loads(broken[-1].removeprefix("data: "))["error"]["code"] == "stream_interrupted"
+    assert denied.status_code == 401
+    error = denied.json()["error"]
+    assert (error["code"], error["type"]) == ("invalid_api_key", "invalid_request_error")
+    assert denied.headers["x-f3dx-provider"] == "a" and denied.headers["x-f3dx-attempts"] == "1"
+    assert_no_key(denied.text)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.headers["x-f3dx-attempts"] == "0"

@@ -2,12 +2,19 @@
 through the Python API, against real mock servers on 127.0.0.1.
 
 One test per vector file; the checks are vectorrun's, shared with the worker.
+The vectors that say what the front door answers (`front_door`, or calls
+made at the door: `http`) run again through both HTTP transports
+(`f3dx_router.HTTPTransport` over httpx2, `f3dx_router.httpx_compat` over
+httpx), each on a router and mocks of its own.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
+import httpx
+import httpx2
 import pytest
 
 # Imported unconditionally: without the built extension this runner must fail
@@ -23,7 +30,11 @@ from f3dx_router import (
 )
 from mock_provider import MockProviders
 from vectorlib import load_vectors
-from vectorrun import AttemptView, CallResult, run_call
+from vectorrun import AttemptView, CallResult, HttpAnswer, front_door_request, result_of_answer, run_call
+from workerlib import parse_trace
+
+import f3dx_router
+from f3dx_router import httpx_compat
 
 # Real sockets, thread wake-ups and a loaded 2-core CI machine make a call
 # finish later than its ideal time, so `latency_ms.max` gets this much slack
@@ -33,21 +44,37 @@ LATENCY_SLACK_MS = 250.0
 VECTORS = load_vectors()
 
 
-@pytest.mark.parametrize("stem, vector", VECTORS, ids=[stem for stem, _ in VECTORS])
-def test_vector(stem: str, vector: dict) -> None:
+def at_the_front_door(vector: dict) -> bool:
+    return any("http" in c or "front_door" in c.get("expect", {}) for c in vector["calls"])
+
+
+# The front doors a vector runs through: the API for every vector; the two
+# HTTP transports for those that say what the door answers.
+DOORS = [pytest.param(stem, vector, "api", id=stem) for stem, vector in VECTORS] + [
+    pytest.param(stem, vector, door, id=f"{stem}-{door}")
+    for door in ("httpx2", "httpx")
+    for stem, vector in VECTORS
+    if at_the_front_door(vector)
+]
+
+
+@pytest.mark.parametrize("stem, vector, door", DOORS)
+def test_vector(stem: str, vector: dict, door: str) -> None:
     assert vector.get("name") == stem, f"vector name {vector.get('name')!r} is not its file's stem"
     calls = vector["calls"]
     assert calls, "a vector needs at least one call"
     with MockProviders(vector) as mocks:
         router = build_router(vector, mocks)
+        make_call = caller(router, door)
         for i, call in enumerate(calls):
             if "record_quality" in call:
                 record = call["record_quality"]
                 router.record_quality(record["provider"], record["passed"], model=record["model"],
                                       tenant=record.get("tenant", ""))
                 continue
-            run_call(stem, vector, mocks, lambda body, tenant: with_hedges(router, route(router, body, tenant)),
-                     i, call, LATENCY_SLACK_MS)
+            if "http" in call and door == "api":
+                continue  # a request the API cannot make (not JSON, another route)
+            run_call(stem, vector, mocks, lambda c: with_hedges(router, make_call(c)), i, call, LATENCY_SLACK_MS)
         log = mocks.log()
         exhausted = [f"{name}[{r['index']}]" for name, recs in log.items() for r in recs if r["exhausted"]]
         assert not exhausted, f"requests beyond the end of a mock script: {exhausted}"
@@ -66,6 +93,27 @@ def build_router(vector: dict, mocks: MockProviders) -> Router:
     # Router's defaults apply to the rest.
     options = {key: value for key, value in config.items() if key != "providers"}
     return Router(providers, **options)
+
+
+def caller(router: Router, door: str) -> Callable[[dict], CallResult]:
+    """How a call of a vector is made through ``door``."""
+    if door == "api":
+        return lambda call: route(router, call["request"], call.get("tenant", ""))
+    client: httpx2.Client | httpx.Client
+    if door == "httpx2":
+        client = httpx2.Client(transport=f3dx_router.HTTPTransport(router))
+    else:
+        client = httpx.Client(transport=httpx_compat.HTTPTransport(router))
+
+    def through_transport(call: dict) -> CallResult:
+        method, path, body, headers = front_door_request(call)
+        r = client.request(method, "http://f3dx-router.invalid" + path, content=body, headers=headers)
+        answer = HttpAnswer(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
+        # The headers' trace, as the Worker runner reads it.
+        attempts = [AttemptView(**a) for a in parse_trace(answer.headers.get("x-f3dx-trace"))]
+        return result_of_answer(answer, attempts)
+
+    return through_transport
 
 
 def with_hedges(router: Router, result: CallResult) -> CallResult:

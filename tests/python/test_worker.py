@@ -217,7 +217,7 @@ def upstream(mocks: MockProviders, marker: str) -> dict[str, list[dict[str, Any]
     }
 
 
-def assert_openai_error(reply: Any, code: str, type_: str | None = None) -> dict[str, Any]:
+def assert_openai_error(reply: Any, code: str | None, type_: str | None = None) -> dict[str, Any]:
     """``reply`` is exactly ``{"error": {"message", "type", "code"}}``; returns the error."""
     assert isinstance(reply, dict) and set(reply) == {"error"}, reply
     error: dict[str, Any] = reply["error"]
@@ -386,11 +386,12 @@ def open_request(req: urllib.request.Request) -> tuple[int, bytes]:
 @pytest.mark.parametrize(
     "method, path, status, code",
     [
-        ("GET", CHAT, 405, "method_not_allowed"),
-        ("PUT", CHAT, 405, "method_not_allowed"),
+        # The front door (the core's endpoint) serves only POST .../chat/completions.
+        ("GET", CHAT, 404, "not_found"),
+        ("PUT", CHAT, 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("GET", "/v1/models", 404, "not_found"),
-        ("POST", "/v1/chat/completions/", 404, "not_found"),
+        ("POST", "/v1/chat/completions/x", 404, "not_found"),
         ("GET", "/", 404, "not_found"),
     ],
 )
@@ -490,8 +491,10 @@ def test_hard_failure_keeps_the_upstream_status(worker: WranglerDev, mocks: Mock
     m = marker()
     status, headers, reply = chat(worker, m)
     assert status == 401
-    error = assert_openai_error(reply, "hard_failure", "upstream_error")
+    # The provider's own error (its type and code), with the router's message.
+    error = assert_openai_error(reply, None, "server_error")
     assert "denied" in error["message"] and "401" in error["message"]
+    assert "Incorrect API key provided" in error["message"]
     assert headers["x-f3dx-provider"] == "denied"
     assert headers["x-f3dx-attempts"] == "1"
     seen = upstream(mocks, m)
@@ -588,8 +591,10 @@ def test_ts_example_hard_failure(worker: WranglerDev, mocks: MockProviders) -> N
     m = marker()
     status, headers, reply = chat(worker, m)
     assert status == 401
-    error = assert_openai_error(reply, "hard_failure", "upstream_error")
-    assert "401" in error["message"]
+    # The standalone worker's answer (the core's endpoint, through the
+    # embedded API's error): the provider's own error, the router's message.
+    error = assert_openai_error(reply, None, "server_error")
+    assert "401" in error["message"] and "Incorrect API key provided" in error["message"]
     assert headers["x-f3dx-provider"] == "denied"
     assert headers["x-f3dx-attempts"] == "1"
     assert upstream(mocks, m)["b"] == []

@@ -17,6 +17,7 @@ from typing import Any
 import openai
 import pytest
 
+import f3dx_router
 from mock_provider import MockProviders
 from workerlib import ROOT, WranglerDev
 
@@ -144,7 +145,10 @@ def test_a_failure_after_commit_is_an_error_event_the_sdk_raises(workers: dict[s
 def test_a_failure_before_commit_is_an_ordinary_error_reply(workers: dict[str, WranglerDev]) -> None:
     status, headers, body = raw(workers["hard"])
     assert status == 401 and headers["content-type"].startswith("application/json")
-    assert json.loads(body)["error"]["code"] == "hard_failure"
+    # The provider's error (it gave no type or code), with the router's message.
+    error = json.loads(body)["error"]
+    assert (error["type"], error["code"]) == ("upstream_error", None)
+    assert "Incorrect API key provided" in error["message"]
     with pytest.raises(openai.AuthenticationError):
         list(create(workers["hard"]))
 
@@ -168,3 +172,31 @@ def test_a_client_that_leaves_closes_the_upstream(workers: dict[str, WranglerDev
         time.sleep(0.1)
     records = mocks.log()["slow"]
     assert records and records[-1]["disconnected_early"], "the upstream stream was not closed"
+
+
+def sdk_error(c: openai.OpenAI, stream: bool) -> openai.APIStatusError:
+    """What the SDK raises for a call to ``c``."""
+    with pytest.raises(openai.APIStatusError) as info:
+        result = c.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=stream)
+        if stream:
+            list(result)
+    return info.value
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_sdk_raises_the_same_error_on_both_front_doors(
+        workers: dict[str, WranglerDev], mocks: MockProviders, stream: bool) -> None:
+    # The same upstream answer (a hard 401), through the Worker and through
+    # the Python transport: one front door (the core's endpoint), one error.
+    providers = json.loads(config(mocks, *SETUPS["hard"]))["providers"]
+    router = f3dx_router.Router(providers)
+    with client(workers["hard"]) as on_worker, f3dx_router.openai_client(router) as in_process:
+        errors = [sdk_error(on_worker, stream), sdk_error(in_process, stream)]
+    for e in errors:
+        assert isinstance(e, openai.AuthenticationError), type(e)
+    worker_error, python_error = errors
+    assert (worker_error.status_code, worker_error.code, worker_error.type, worker_error.message) == (
+        python_error.status_code, python_error.code, python_error.type, python_error.message)
+    assert worker_error.response.headers["x-f3dx-provider"] == python_error.response.headers["x-f3dx-provider"]
+    assert "Incorrect API key provided" in worker_error.message

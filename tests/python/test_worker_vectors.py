@@ -3,7 +3,8 @@ worker under `wrangler dev` (workerd), its standalone endpoint configured
 from the vector, against the same mock servers as runner 2.
 
 The worker reports the winner in `x-f3dx-provider` and every attempt in
-`x-f3dx-trace`, so the same checks apply (vectorrun).
+`x-f3dx-trace`, so the same checks apply (vectorrun), and what its front
+door answers is checked against each call's `front_door`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from mock_provider import MockProviders
 from vectorlib import load_vectors
-from vectorrun import AttemptView, CallResult, run_call
+from vectorrun import AttemptView, CallResult, HttpAnswer, front_door_request, result_of_answer, run_call
 from workerlib import WranglerDev, parse_trace
 
 # Wider than runner 2's 250 ms: each call crosses wrangler's proxy into
@@ -55,7 +56,7 @@ def test_vector_on_worker(stem: str, vector: dict) -> None:
                     continue
                 call = as_workerd_reports(call)
                 wants_hedges = "hedges" in call["expect"]
-                run_call(stem, vector, mocks, lambda body, tenant: post(worker, token, body, tenant, wants_hedges),
+                run_call(stem, vector, mocks, lambda c: post(worker, token, c, wants_hedges),
                          i, call, LATENCY_SLACK_MS)
 
 
@@ -69,8 +70,8 @@ def as_workerd_reports(call: dict) -> dict:
     return call
 
 
-def post(worker: WranglerDev, token: str, body: dict, tenant: str, wants_hedges: bool = False) -> CallResult:
-    result = call_worker(worker, token, body, tenant)
+def post(worker: WranglerDev, token: str, call: dict, wants_hedges: bool = False) -> CallResult:
+    result = call_worker(worker, token, call)
     if wants_hedges:
         # One isolate under wrangler dev: its stats are the router's.
         status, _, stats = worker.get_json("/stats", token=token)
@@ -79,57 +80,11 @@ def post(worker: WranglerDev, token: str, body: dict, tenant: str, wants_hedges:
     return result
 
 
-def call_worker(worker: WranglerDev, token: str, body: dict, tenant: str) -> CallResult:
-    extra = {"x-f3dx-tenant": tenant} if tenant else {}
-    status, headers, reply = worker.post_json("/v1/chat/completions", body, token=token, headers=extra)
-    attempts = [AttemptView(**a) for a in parse_trace(headers.get("x-f3dx-trace"))]
-    provider = headers.get("x-f3dx-provider")
-    if status == 200 and headers.get("content-type", "").startswith("text/event-stream"):
-        return streamed(reply, provider, attempts)
-    if status == 200:
-        valid = {"true": True, "false": False}.get(headers.get("x-f3dx-schema-valid", ""))
-        return CallResult("success", provider=provider, response=reply, attempts=attempts, schema_valid=valid)
-    error = reply.get("error", {}) if isinstance(reply, dict) else {}
-    outcome = {
-        "hard_failure": "hard",
-        "all_providers_failed": "all_failed",
-        "invalid_request": "invalid_request",
-    }.get(error.get("code"), f"unexpected HTTP {status}: {reply!r}")
-    return CallResult(
-        outcome,
-        provider=provider,
-        status=status if outcome == "hard" else None,
-        error_message=error.get("message"),
-        attempts=attempts,
-    )
-
-
-def streamed(text: object, provider: str | None, attempts: list[AttemptView]) -> CallResult:
-    """A streamed answer (OpenAI SSE): the chunks' text, and how it ended:
-    `[DONE]`, or one error event (a failure after the commit point). The
-    route headers were sent at the commit point: the attempts as of then."""
-    assert isinstance(text, str), f"a stream is text, got {text!r}"
-    chunks, content, end = 0, "", None
-    for event in filter(None, text.split("\n\n")):
-        assert event.startswith("data: "), f"not an OpenAI SSE event: {event!r}"
-        data = event[len("data: "):]
-        if data == "[DONE]":
-            end = "done"
-            continue
-        value = json.loads(data)
-        if "error" in value:
-            end = value["error"]
-            continue
-        chunks += 1
-        if value["choices"]:
-            content += value["choices"][0]["delta"].get("content") or ""
-    if end == "done":
-        result = CallResult("success", provider=provider, attempts=attempts)
-    elif isinstance(end, dict) and end.get("code") == "stream_interrupted":
-        result = CallResult("stream_interrupted", provider=provider, error_message=end.get("message"),
-                            attempts=attempts)
-    else:
-        result = CallResult(f"a stream that ended without [DONE] or an error event: {end!r}",
-                            provider=provider, attempts=attempts)
-    result.chunks, result.content = chunks, content
-    return result
+def call_worker(worker: WranglerDev, token: str, call: dict) -> CallResult:
+    """The call through the worker's front door; the attempts from its
+    `x-f3dx-trace` (at a stream's commit point)."""
+    method, path, body, headers = front_door_request(call)
+    headers["authorization"] = f"Bearer {token}"
+    status, reply_headers, raw = worker.request(method, path, body, headers)
+    attempts = [AttemptView(**a) for a in parse_trace(reply_headers.get("x-f3dx-trace"))]
+    return result_of_answer(HttpAnswer(status, reply_headers, raw), attempts)

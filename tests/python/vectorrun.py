@@ -11,6 +11,8 @@ expectations see only the requests logged during it.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,15 @@ class AttemptView:
 
 
 @dataclass
+class HttpAnswer:
+    """What a front door answered (the Worker, a Python transport)."""
+
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+@dataclass
 class CallResult:
     """What one call produced, whatever the host."""
 
@@ -68,13 +79,15 @@ class CallResult:
     hedges: dict[str, int] | None = None
     # Whether the answer matched the request's response_format (None: not checked).
     schema_valid: bool | None = None
+    # What the front door answered, for a runner that calls through one.
+    http: HttpAnswer | None = None
 
 
 def run_call(
     stem: str,
     vector: dict,
     mocks: MockProviders,
-    make_call: Callable[[dict, str], CallResult],
+    make_call: Callable[[dict], CallResult],
     i: int,
     call: dict,
     latency_slack_ms: float,
@@ -89,7 +102,7 @@ def run_call(
     before = {name: len(records) for name, records in mocks.log().items()}
     started_mono = time.monotonic()
     t0 = time.perf_counter()
-    result = make_call(call["request"], call.get("tenant", ""))
+    result = make_call(call)
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
     ended_mono = time.monotonic()
 
@@ -99,6 +112,7 @@ def run_call(
 
     problems: list[str] = []
     problems += check_outcome(expect, result)
+    problems += check_front_door(expect, result.http)
     problems += check_attempts(expect, attempts)
     problems += check_latency(expect, elapsed_ms, latency_slack_ms)
     problems += check_upstream(expect, this_call)
@@ -112,6 +126,145 @@ def run_call(
             report(stem, i, len(vector["calls"]), problems, result, elapsed_ms, this_call, started_mono),
             pytrace=False,
         )
+
+
+# --------------------------------------------------------------------------
+# the front door (tests/vectors/README.md: `http` calls, `front_door`)
+
+CHAT = "/v1/chat/completions"
+
+
+def front_door_request(call: dict) -> tuple[str, str, bytes, dict[str, str]]:
+    """The call as an HTTP request to a front door: its ``http`` (method,
+    path, ``body_text``) or a POST of its ``request``; its tenant as the
+    ``x-f3dx-tenant`` header. Returns method, path, body, headers."""
+    http = call.get("http") or {}
+    method = http.get("method", "POST")
+    path = http.get("path", CHAT)
+    body = http["body_text"].encode() if "body_text" in http else json.dumps(call.get("request")).encode()
+    headers = {"content-type": "application/json"}
+    if call.get("tenant"):
+        headers["x-f3dx-tenant"] = call["tenant"]
+    return method, path, body, headers
+
+
+# The router's own error codes, and the outcome each stands for. A hard
+# failure carries the provider's own error: it is told by its
+# `x-f3dx-provider` header (the provider of a hard failure).
+OUTCOME_OF_CODE = {"all_providers_failed": "all_failed", "invalid_request": "invalid_request"}
+
+
+def result_of_answer(answer: HttpAnswer, attempts: list[AttemptView]) -> CallResult:
+    """What a front door's answer says of the call: its outcome, the provider,
+    the error message, the streamed chunks; the attempts come from the
+    runner (the headers' trace, or the router's own record)."""
+    provider = answer.headers.get("x-f3dx-provider")
+    text = answer.body.decode(errors="replace")
+    if answer.status == 200 and answer.headers.get("content-type", "").startswith("text/event-stream"):
+        result = streamed(text, provider, attempts)
+    elif answer.status == 200:
+        valid = {"true": True, "false": False}.get(answer.headers.get("x-f3dx-schema-valid", ""))
+        result = CallResult("success", provider=provider, response=json.loads(text), attempts=attempts,
+                            schema_valid=valid)
+    else:
+        try:
+            reply = json.loads(text)
+        except ValueError:
+            reply = text
+        error = reply.get("error", {}) if isinstance(reply, dict) else {}
+        if provider is not None:
+            outcome = "hard"
+        else:
+            outcome = OUTCOME_OF_CODE.get(error.get("code"), f"unexpected HTTP {answer.status}: {reply!r}")
+        result = CallResult(
+            outcome,
+            provider=provider,
+            status=answer.status if outcome == "hard" else None,
+            error_message=error.get("message"),
+            attempts=attempts,
+        )
+    result.http = answer
+    return result
+
+
+def streamed(text: str, provider: str | None, attempts: list[AttemptView]) -> CallResult:
+    """A streamed answer (OpenAI SSE): the chunks' text, and how it ended:
+    `[DONE]`, or one error event (a failure after the commit point)."""
+    chunks, content, end = 0, "", None
+    for event in filter(None, text.split("\n\n")):
+        if not event.startswith("data: "):
+            return CallResult(f"not an OpenAI SSE event: {event!r}", provider=provider, attempts=attempts)
+        data = event[len("data: "):]
+        if data == "[DONE]":
+            end = "done"
+            continue
+        value = json.loads(data)
+        if "error" in value:
+            end = value["error"]
+            continue
+        chunks += 1
+        if value["choices"]:
+            content += value["choices"][0]["delta"].get("content") or ""
+    if end == "done":
+        result = CallResult("success", provider=provider, attempts=attempts)
+    elif isinstance(end, dict) and end.get("code") == "stream_interrupted":
+        result = CallResult("stream_interrupted", provider=provider, error_message=end.get("message"),
+                            attempts=attempts)
+    else:
+        result = CallResult(f"a stream that ended without [DONE] or an error event: {end!r}",
+                            provider=provider, attempts=attempts)
+    result.chunks, result.content = chunks, content
+    return result
+
+
+def check_front_door(expect: dict, answer: HttpAnswer | None) -> list[str]:
+    """The ``front_door`` expectation; none for a runner that calls the API
+    directly (``answer`` None)."""
+    want = expect.get("front_door")
+    if want is None or answer is None:
+        return []
+    problems = []
+    if "status" in want and answer.status != want["status"]:
+        problems.append(f"front_door.status: expected {want['status']}, got {answer.status}")
+    headers = dict(answer.headers)
+    if "x-f3dx-trace" in headers:
+        # Start times differ by host.
+        headers["x-f3dx-trace"] = re.sub(r"@[0-9.]+", "", headers["x-f3dx-trace"])
+    if "content-type" in headers:
+        headers["content-type"] = headers["content-type"].split(";")[0].strip()
+    found = subset_mismatch(want.get("headers", {}), headers, "front_door.headers")
+    if found:
+        problems.append(found)
+    for name in want.get("absent_headers", []):
+        if name in headers:
+            problems.append(f"front_door.headers: {name!r} must be absent, it is {headers[name]!r}")
+    text = answer.body.decode(errors="replace")
+    if headers.get("content-type") == "text/event-stream":
+        events = [e for e in text.split("\n\n") if e]
+        last = events[-1].removeprefix("data: ") if events else ""
+        if last == "[DONE]":
+            end, error = "done", None
+        else:
+            try:
+                error = json.loads(last).get("error")
+            except ValueError:
+                error = None
+            end = "interrupted" if error is not None else "neither"
+    else:
+        end = None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            problems.append(f"front_door: the body is not JSON: {text[:200]!r}")
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+    if "end" in want and end != want["end"]:
+        problems.append(f"front_door.end: expected {want['end']!r}, got {end!r}")
+    if "error" in want:
+        found = subset_mismatch(want["error"], error, "front_door.error")
+        if found:
+            problems.append(found)
+    return problems
 
 
 # --------------------------------------------------------------------------

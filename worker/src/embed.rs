@@ -10,9 +10,10 @@
 //! "hard", "all_failed"), `status` (the HTTP status to answer with) and
 //! `provider` (for a hard failure).
 
+use f3dx_router_core::endpoint;
 use f3dx_router_core::{
-    drive_with, quality, Attempt, CallOptions, Driver, Executor, RouteError, Routed,
-    Router as CoreRouter, RouterConfig,
+    drive_with, is_stream_request, quality, Attempt, CallOptions, Driver, Executor, RouteError,
+    Routed, Router as CoreRouter, RouterConfig,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -21,7 +22,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::executor::FetchExecutor;
-use crate::openai_error::ErrorReply;
 use crate::stream_out;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -138,6 +138,11 @@ export interface RouterError extends Error {
   provider?: string;
   /** Upstream attempts made. */
   attempts: number;
+  /** For a routing failure ("invalid_request", "hard", "all_failed"): the
+   *  front door's OpenAI-shaped error, as the standalone worker answers it
+   *  (with `status`): a hard failure's is the provider's own `type`, `code`
+   *  and `param`, with the router's message. */
+  error?: { message: string; type: string; code: string | number | null; param?: string };
 }
 "#;
 
@@ -361,7 +366,7 @@ async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result
             &format!("the body is not JSON-like: {e}"),
         )
     })?;
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    if is_stream_request(&body) {
         let driver = Driver::start_with(router, FetchExecutor, body, options);
         return stream_out::commit(driver)
             .await
@@ -398,14 +403,29 @@ pub fn to_js(value: &Value) -> Result<JsValue, JsValue> {
 }
 
 fn route_error(e: &RouteError) -> JsValue {
-    let reply = ErrorReply::from_route(e);
-    throwable(
+    // The front door's answer (the core's endpoint): its status (the
+    // upstream's for a hard 4xx, 502 for the rest of the upstream failures,
+    // 400 for a bad request) and its OpenAI-shaped `error` object, so a
+    // gateway answers exactly as the standalone worker does.
+    let answer = endpoint::route_error(e);
+    let provider = match e {
+        RouteError::Hard { provider, .. } | RouteError::StreamInterrupted { provider, .. } => {
+            Some(provider.as_str())
+        }
+        RouteError::InvalidRequest { .. } | RouteError::AllFailed { .. } => None,
+    };
+    let err = throwable(
         e.kind(),
-        reply.status,
-        reply.provider.as_deref(),
-        reply.attempts.len(),
+        answer.status,
+        provider,
+        e.attempts().len(),
         &e.to_string(),
-    )
+    );
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+    if let Ok(error) = to_js(&body["error"]) {
+        let _ = Reflect::set(&err, &JsValue::from_str("error"), &error);
+    }
+    err
 }
 
 fn throwable(

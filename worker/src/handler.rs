@@ -1,7 +1,10 @@
 //! The standalone worker: an OpenAI-compatible endpoint routed by the core.
 //!
-//! - `POST /v1/chat/completions` with `Authorization: Bearer <ROUTER_TOKEN>`
-//! - `GET /healthz`
+//! - `POST .../chat/completions` (any base path; `/v1/chat/completions` as
+//!   documented) with `Authorization: Bearer <ROUTER_TOKEN>`: the core's
+//!   front door (`f3dx_router_core::endpoint`), which also answers every
+//!   other path with its 404
+//! - `GET /healthz`, `GET /stats`, `POST /quality`: the worker's own
 //!
 //! `ROUTER_CONFIG` (JSON, the same schema as the Python config) is parsed
 //! once per isolate; a provider's `api_key_env` names another variable or
@@ -13,24 +16,20 @@
 
 use std::cell::OnceCell;
 
+use f3dx_router_core::endpoint::{self, Answer};
 use f3dx_router_core::{
-    drive_with, quality, Attempt, CallOptions, Driver, Executor, HedgeDelay, Policy, Router,
-    RouterConfig,
+    drive_with, quality, Driver, Executor, HedgeDelay, Policy, Router, RouterConfig,
 };
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
-use worker::{event, Context, Env, Method, Response};
+use worker::{event, Context, Env, Response};
 
 use crate::auth::bearer_matches;
 use crate::executor::FetchExecutor;
 use crate::health_log;
 use crate::host::{self, Body};
-use crate::openai_error::ErrorReply;
 use crate::stats;
 use crate::stream_out;
-
-/// Largest request body accepted.
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// What an isolate reads from its environment, once.
 struct Standalone {
@@ -77,7 +76,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     // `request.cf` on every call, which the runtime builds anew each time.
     let reply = match handle(&req, &env, &ctx).await {
         Ok(response) => Ok(response),
-        Err(e) => reply_error(&e),
+        Err(answer) => send(&answer),
     };
     // The health transitions this request caused (a stream's: up to its
     // commit point; later ones go with the next request).
@@ -87,81 +86,77 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     reply
 }
 
+/// The worker's own routes (`/healthz`, `/stats`, `/quality`), then the
+/// front door's (the core's endpoint: `POST .../chat/completions`, a 404
+/// for anything else).
 async fn handle(
     req: &web_sys::Request,
     env: &Env,
     ctx: &Context,
-) -> Result<web_sys::Response, ErrorReply> {
+) -> Result<web_sys::Response, Answer> {
     let state = state(env);
-    let method = Method::from(req.method());
-    match path_from_url(&req.url()).as_str() {
+    let method = req.method();
+    let path = path_from_url(&req.url());
+    match path.as_str() {
         "/healthz" => {
-            if method != Method::Get {
-                return Err(method_not_allowed("GET"));
-            }
+            allow(&method, "GET")?;
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
-            json_response(200, &health(router), Vec::new())
+            json_response(200, &health(router))
         }
         "/stats" => {
-            if method != Method::Get {
-                return Err(method_not_allowed("GET"));
-            }
+            allow(&method, "GET")?;
             authorize(req, state)?;
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
-            json_response(200, &stats::stats_json(router), Vec::new())
-        }
-        "/v1/chat/completions" => {
-            if method != Method::Post {
-                return Err(method_not_allowed("POST"));
-            }
-            authorize(req, state)?;
-            let headers = req.headers();
-            let router = state.router.as_ref().map_err(|m| config_error(m))?;
-            let options = call_options(&headers)?;
-            let body = read_json(req, &headers).await?;
-            if body.get("stream").and_then(Value::as_bool) == Some(true) {
-                return stream_reply(router, body, options, ctx).await;
-            }
-            match drive_with(router, &FetchExecutor, body, options).await {
-                Ok(routed) => {
-                    let mut headers = route_headers(Some(&routed.provider), &routed.attempts);
-                    if let Some(valid) = routed.schema_valid {
-                        headers.push(("x-f3dx-schema-valid", valid.to_string()));
-                    }
-                    json_response(200, &routed.response, headers)
-                }
-                Err(e) => Err(ErrorReply::from_route(&e)),
-            }
+            json_response(200, &stats::stats_json(router))
         }
         "/quality" => {
-            if method != Method::Post {
-                return Err(method_not_allowed("POST"));
-            }
+            allow(&method, "POST")?;
             authorize(req, state)?;
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
             let body = read_json(req, &req.headers()).await?;
             record_quality(router, &body)?;
-            json_response(200, &json!({"recorded": true}), Vec::new())
+            json_response(200, &json!({"recorded": true}))
         }
-        _ => Err(ErrorReply::new(
-            404,
-            "invalid_request_error",
-            "not_found",
-            "no such route; use POST /v1/chat/completions (or POST /quality, GET /stats, GET /healthz)",
-        )),
+        _ => {
+            endpoint::route(&method, &path)?;
+            authorize(req, state)?;
+            let router = state.router.as_ref().map_err(|m| config_error(m))?;
+            chat(req, router, ctx).await
+        }
+    }
+}
+
+/// `POST .../chat/completions`: a whole answer, or a stream from its
+/// commit point.
+async fn chat(
+    req: &web_sys::Request,
+    router: &Router,
+    ctx: &Context,
+) -> Result<web_sys::Response, Answer> {
+    let headers = req.headers();
+    let tenant = headers.get(endpoint::TENANT_HEADER).ok().flatten();
+    let body = read_body(req, &headers).await?;
+    let call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
+    drop(body);
+    if call.streamed {
+        return stream_reply(router, call, ctx).await;
+    }
+    match drive_with(router, &FetchExecutor, call.body, call.options).await {
+        Ok(routed) => send_answer(&endpoint::routed(&routed)),
+        Err(e) => Err(endpoint::route_error(&e)),
     }
 }
 
 /// The caller must send `Authorization: Bearer <ROUTER_TOKEN>`.
-fn authorize(req: &web_sys::Request, state: &Standalone) -> Result<(), ErrorReply> {
+fn authorize(req: &web_sys::Request, state: &Standalone) -> Result<(), Answer> {
     let Some(token) = &state.token else {
         let m = "ROUTER_TOKEN is not set: set it (a secret) to the bearer token callers must send";
-        return Err(ErrorReply::new(500, "server_error", "missing_token", m));
+        return Err(endpoint::error(500, "server_error", "missing_token", m));
     };
     let auth = req.headers().get("authorization").ok().flatten();
     if !bearer_matches(auth.as_deref(), token) {
         let m = "missing or wrong bearer token: send Authorization: Bearer <ROUTER_TOKEN>";
-        return Err(ErrorReply::new(
+        return Err(endpoint::error(
             401,
             "invalid_request_error",
             "invalid_api_key",
@@ -172,47 +167,26 @@ fn authorize(req: &web_sys::Request, state: &Standalone) -> Result<(), ErrorRepl
 }
 
 /// A streamed answer: errors before the commit point are answered as for a
-/// whole answer; from it, `200 text/event-stream` with the route headers
-/// (known at the commit point), the chunks as the pump writes them.
+/// whole answer; from it, the endpoint's stream head (route headers as of
+/// the commit point), the events as the pump writes them.
 async fn stream_reply(
     router: &Router,
-    body: Value,
-    options: CallOptions,
+    call: endpoint::ChatCall,
     ctx: &Context,
-) -> Result<web_sys::Response, ErrorReply> {
-    let driver = Driver::start_with(router, FetchExecutor, body, options);
+) -> Result<web_sys::Response, Answer> {
+    let driver = Driver::start_with(router, FetchExecutor, call.body, call.options);
     let committed = stream_out::commit(driver)
         .await
-        .map_err(|e| ErrorReply::from_route(&e))?;
-    let mut headers = route_headers(Some(&committed.provider), &committed.attempts);
-    headers.push(("content-type", "text/event-stream".to_owned()));
-    headers.push(("cache-control", "no-cache".to_owned()));
-    let response = host::respond_stream(&committed.readable, 200, &headers).map_err(|e| {
-        ErrorReply::new(
-            500,
-            "server_error",
-            "internal",
-            worker::Error::from(e).to_string(),
-        )
-    })?;
+        .map_err(|e| endpoint::route_error(&e))?;
+    let head = endpoint::stream_head(&committed.provider, &committed.attempts);
+    let response =
+        host::respond_stream(&committed.readable, head.status, &head.headers).map_err(internal)?;
     ctx.wait_until(committed.pump);
     Ok(response)
 }
 
-fn bad_request(code: &str, message: impl Into<String>) -> ErrorReply {
-    ErrorReply::new(400, "invalid_request_error", code, message.into())
-}
-
-/// The call's tenant, from `x-f3dx-tenant` (none: the empty tenant).
-fn call_options(headers: &web_sys::Headers) -> Result<CallOptions, ErrorReply> {
-    let tenant = headers
-        .get("x-f3dx-tenant")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    quality::check_tenant(&tenant)
-        .map_err(|m| bad_request("invalid_tenant", format!("x-f3dx-tenant: {m}")))?;
-    Ok(CallOptions { tenant })
+fn bad_request(code: &str, message: impl AsRef<str>) -> Answer {
+    endpoint::error(400, "invalid_request_error", code, message.as_ref())
 }
 
 /// The fields of a `POST /quality` body.
@@ -220,7 +194,7 @@ const QUALITY_FIELDS: [&str; 4] = ["provider", "passed", "model", "tenant"];
 
 /// `POST /quality`: `{"provider", "passed", "model", "tenant"?}`, a result
 /// the caller checked itself.
-fn record_quality(router: &Router, body: &Value) -> Result<(), ErrorReply> {
+fn record_quality(router: &Router, body: &Value) -> Result<(), Answer> {
     const SHAPE: &str = "the body must be {\"provider\": string, \"passed\": true or false, \"model\": string, \"tenant\"?: string}";
     let Some(fields) = body.as_object() else {
         return Err(bad_request("invalid_quality_report", SHAPE));
@@ -280,19 +254,14 @@ fn path_from_url(url: &str) -> String {
     }
 }
 
-async fn read_json(
-    req: &web_sys::Request,
-    headers: &web_sys::Headers,
-) -> Result<Value, ErrorReply> {
-    let too_large = || {
-        let m = format!("request body over {} bytes", MAX_REQUEST_BYTES);
-        ErrorReply::new(413, "invalid_request_error", "request_too_large", m)
-    };
+/// A request's body, up to [`endpoint::MAX_REQUEST_BYTES`].
+async fn read_body(req: &web_sys::Request, headers: &web_sys::Headers) -> Result<Vec<u8>, Answer> {
+    let too_large = || endpoint::request_too_large(endpoint::MAX_REQUEST_BYTES);
     let declared = headers.get("content-length").ok().flatten();
     if declared
         .as_deref()
         .and_then(|n| n.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_REQUEST_BYTES as u64)
+        .is_some_and(|n| n > endpoint::MAX_REQUEST_BYTES as u64)
     {
         return Err(too_large());
     }
@@ -301,26 +270,29 @@ async fn read_json(
     // refused as soon as it passes the cap, not after it is all in memory.
     let whole = declared.is_some() && {
         let encoding = headers.get("content-encoding").ok().flatten();
-        host::fits(declared.as_deref(), encoding.as_deref(), MAX_REQUEST_BYTES)
+        host::fits(
+            declared.as_deref(),
+            encoding.as_deref(),
+            endpoint::MAX_REQUEST_BYTES,
+        )
     };
-    let bytes = match host::read_body(req.as_ref(), MAX_REQUEST_BYTES, whole).await {
-        Ok(Body::Bytes(bytes)) => bytes,
+    match host::read_body(req.as_ref(), endpoint::MAX_REQUEST_BYTES, whole).await {
+        Ok(Body::Bytes(bytes)) => Ok(bytes),
         // A request without a body is empty, so bad JSON.
-        Ok(Body::None) => Vec::new(),
-        Ok(Body::TooLarge) => return Err(too_large()),
+        Ok(Body::None) => Ok(Vec::new()),
+        Ok(Body::TooLarge) => Err(too_large()),
         Err(e) => {
             let m = format!("cannot read the body: {}", worker::Error::from(e));
-            return Err(ErrorReply::new(400, "invalid_request_error", "bad_body", m));
+            Err(bad_request("bad_body", m))
         }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ErrorReply::new(
-            400,
-            "invalid_request_error",
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })
+    }
+}
+
+/// A `POST /quality` body as JSON.
+async fn read_json(req: &web_sys::Request, headers: &web_sys::Headers) -> Result<Value, Answer> {
+    let bytes = read_body(req, headers).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
 }
 
 fn health(router: &Router) -> Value {
@@ -348,74 +320,40 @@ fn health(router: &Router) -> Value {
     json!({"status": "ok", "routing": policy, "providers": providers})
 }
 
-fn config_error(message: &str) -> ErrorReply {
-    ErrorReply::new(
-        500,
-        "server_error",
-        "bad_config",
-        format!("the worker's config is unusable: {message}"),
-    )
+fn config_error(message: &str) -> Answer {
+    let message = format!("the worker's config is unusable: {message}");
+    endpoint::error(500, "server_error", "bad_config", &message)
 }
 
-fn method_not_allowed(allow: &str) -> ErrorReply {
-    ErrorReply::new(
+/// `Ok` when `method` is the one an admin route takes, else the 405.
+fn allow(method: &str, allowed: &str) -> Result<(), Answer> {
+    if method.eq_ignore_ascii_case(allowed) {
+        return Ok(());
+    }
+    let message = format!("method not allowed; use {allowed}");
+    Err(endpoint::error(
         405,
         "invalid_request_error",
         "method_not_allowed",
-        format!("method not allowed; use {allow}"),
-    )
+        &message,
+    ))
 }
 
-fn json_response(
-    status: u16,
-    body: &Value,
-    mut headers: Vec<(&'static str, String)>,
-) -> Result<web_sys::Response, ErrorReply> {
-    headers.push(("content-type", "application/json".to_owned()));
-    let text = serde_json::to_vec(body).unwrap_or_default();
-    host::respond(&text, status, &headers).map_err(|e| {
-        ErrorReply::new(
-            500,
-            "server_error",
-            "internal",
-            worker::Error::from(e).to_string(),
-        )
-    })
+fn internal(e: wasm_bindgen::JsValue) -> Answer {
+    let message = worker::Error::from(e).to_string();
+    endpoint::error(500, "server_error", "internal", &message)
 }
 
-fn reply_error(e: &ErrorReply) -> worker::Result<web_sys::Response> {
-    let headers = route_headers(e.provider.as_deref(), &e.attempts);
-    json_response(e.status, &e.body, headers)
-        .or_else(|_| Response::error("internal error", 500).map(Into::into))
+/// An admin route's JSON answer.
+fn json_response(status: u16, body: &Value) -> Result<web_sys::Response, Answer> {
+    send_answer(&endpoint::json(status, body))
 }
 
-/// `x-f3dx-provider` (the winner, or the provider of a hard failure),
-/// `x-f3dx-attempts` (how many upstream attempts) and `x-f3dx-trace` (each
-/// attempt as `name=outcome[/status-or-fault]@start_ms`, in start order).
-fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::with_capacity(4);
-    if let Some(p) = provider {
-        headers.push(("x-f3dx-provider", p.to_owned()));
-    }
-    headers.push(("x-f3dx-attempts", attempts.len().to_string()));
-    if !attempts.is_empty() {
-        headers.push(("x-f3dx-trace", trace(attempts)));
-    }
-    headers
+fn send_answer(answer: &Answer) -> Result<web_sys::Response, Answer> {
+    host::respond(&answer.body, answer.status, &answer.headers).map_err(internal)
 }
 
-/// The attempts in one header line (names come from the config: no secrets).
-pub fn trace(attempts: &[Attempt]) -> String {
-    let entry = |a: &Attempt| {
-        let mut s = format!("{}={}", a.provider, a.outcome.as_str());
-        if let Some(f) = &a.fault {
-            s.push('/');
-            s.push_str(f.name());
-        } else if let Some(status) = a.status {
-            s.push_str(&format!("/{status}"));
-        }
-        s.push_str(&format!("@{}", a.started.as_millis()));
-        s
-    };
-    attempts.iter().map(entry).collect::<Vec<_>>().join(", ")
+/// Send `answer`; if the runtime refuses it, a plain 500.
+fn send(answer: &Answer) -> worker::Result<web_sys::Response> {
+    send_answer(answer).or_else(|_| Response::error("internal error", 500).map(Into::into))
 }

@@ -5,8 +5,9 @@
 //! losing hedge leg's connection is really closed), timers, and the clock.
 //!
 //! Two ways in:
-//! - standalone: the `fetch` handler in [`handler`] serves an
-//!   OpenAI-compatible `POST /v1/chat/completions` routed by the core;
+//! - standalone: the `fetch` handler in [`handler`] serves the core's
+//!   OpenAI-compatible front door (`f3dx_router_core::endpoint`,
+//!   `POST /v1/chat/completions`) routed by the core;
 //! - embedded: [`embed::Router`], a wasm-bindgen class a TypeScript worker
 //!   constructs and awaits (`await router.chatCompletions(body)`).
 
@@ -17,7 +18,6 @@ pub mod executor;
 pub mod handler;
 pub mod health_log;
 pub mod host;
-pub mod openai_error;
 pub mod promise;
 pub mod stats;
 pub mod stream_out;

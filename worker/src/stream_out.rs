@@ -1,5 +1,6 @@
-//! A streamed call, from the core's outputs to OpenAI server-sent events
-//! for the client: what the standalone endpoint and the embedded API share.
+//! A streamed call, from the core's outputs to the client's stream (framed
+//! by the core's endpoint): what the standalone endpoint and the embedded
+//! API share. This is the worker's I/O only: the pump and its batching.
 //!
 //! The call runs to its commit point before anything is answered (so a
 //! failure before it is an ordinary error reply); then the client gets a
@@ -11,9 +12,9 @@
 use std::future::{poll_fn, Future};
 use std::task::Poll;
 
-use f3dx_router_core::{Attempt, Driver, Output, RouteError};
+use f3dx_router_core::endpoint;
+use f3dx_router_core::{Attempt, Driver, RouteError};
 use futures::future::{select, Either};
-use serde_json::{json, Value};
 use wasm_bindgen::JsValue;
 
 use crate::executor::FetchExecutor;
@@ -34,47 +35,14 @@ pub struct Committed {
 /// Run `driver` to its commit point; a failure before it is the call's
 /// error, as for a whole answer.
 pub async fn commit(mut driver: Driver<FetchExecutor>) -> Result<Committed, RouteError> {
-    match driver.next().await {
-        Some(Output::Commit {
-            provider, attempts, ..
-        }) => {
-            let (readable, writer) = host::channel();
-            Ok(Committed {
-                provider,
-                attempts,
-                readable,
-                pump: Box::pin(pump(driver, writer)),
-            })
-        }
-        Some(Output::Complete(Err(e))) => Err(e),
-        // The first output of a streamed call is its commit point or its
-        // failure.
-        Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(RouteError::AllFailed {
-            attempts: Vec::new(),
-        }),
-    }
-}
-
-/// One SSE event carrying `value`.
-pub fn event(value: &Value) -> Vec<u8> {
-    let mut line = Vec::new();
-    write_event(&mut line, value);
-    line
-}
-
-/// Append one SSE event carrying `value` to `out`.
-fn write_event(out: &mut Vec<u8>, value: &Value) {
-    out.extend_from_slice(b"data: ");
-    // A JSON value always serializes.
-    serde_json::to_writer(&mut *out, value).unwrap_or_default();
-    out.extend_from_slice(b"\n\n");
-}
-
-/// The event that ends a stream broken after its commit point.
-pub fn interrupted_event(e: &RouteError) -> Vec<u8> {
-    event(&json!({"error": {
-        "message": e.to_string(), "type": "server_error", "code": "stream_interrupted",
-    }}))
+    let commit = driver.commit().await?;
+    let (readable, writer) = host::channel();
+    Ok(Committed {
+        provider: commit.provider,
+        attempts: commit.attempts,
+        readable,
+        pump: Box::pin(pump(driver, writer)),
+    })
 }
 
 /// Most bytes of events gathered into one write.
@@ -90,7 +58,7 @@ async fn pump(mut driver: Driver<FetchExecutor>, writer: Writer) {
             // The client left: dropping the driver aborts the upstream.
             Either::Right(_) => return,
         };
-        let mut last = add(&mut batch, next);
+        let mut last = endpoint::write_output(&mut batch, next);
         // Every event already at hand (a read from upstream often brings
         // many) goes out in one write: a write crosses into JavaScript and
         // waits for the stream, which costs far more than an event.
@@ -99,7 +67,7 @@ async fn pump(mut driver: Driver<FetchExecutor>, writer: Writer) {
             // timer that keeps the first waker it sees would then wake no
             // one).
             match poll_fn(|cx| Poll::Ready(driver.poll_next(cx))).await {
-                Poll::Ready(next) => last = add(&mut batch, next),
+                Poll::Ready(next) => last = endpoint::write_output(&mut batch, next),
                 Poll::Pending => break,
             }
         }
@@ -112,24 +80,4 @@ async fn pump(mut driver: Driver<FetchExecutor>, writer: Writer) {
         }
     }
     writer.close();
-}
-
-/// Append the bytes of one output to `batch`; whether it was the last.
-fn add(batch: &mut Vec<u8>, next: Option<Output>) -> bool {
-    match next {
-        Some(Output::Chunk(chunk)) => {
-            write_event(batch, &chunk);
-            false
-        }
-        Some(Output::Complete(Ok(_))) => {
-            batch.extend_from_slice(b"data: [DONE]\n\n");
-            true
-        }
-        Some(Output::Complete(Err(e))) => {
-            batch.extend_from_slice(&interrupted_event(&e));
-            true
-        }
-        Some(Output::Commit { .. }) => false,
-        None => true,
-    }
 }

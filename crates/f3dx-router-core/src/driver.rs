@@ -66,6 +66,18 @@ pub enum Output {
     Complete(Result<Routed, RouteError>),
 }
 
+/// A streamed call at its commit point: the chunks follow from
+/// [`Driver::next`].
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The committed provider's name.
+    pub provider: String,
+    /// Its index in the config.
+    pub provider_index: usize,
+    /// Every attempt so far.
+    pub attempts: Vec<Attempt>,
+}
+
 /// One call carried out on an executor, pulled by its host: each
 /// [`Driver::next`] runs the call until it has something for the caller.
 /// Dropping the driver drops every request in flight (closing their
@@ -104,6 +116,14 @@ impl<E: Executor> Driver<E> {
     /// Whether the request streams (`"stream": true`).
     pub fn is_streamed(&self) -> bool {
         self.call.is_streamed()
+    }
+
+    /// Run a streamed call (a request [`is_stream_request`] says streams)
+    /// to its commit point: the committed stream, or the failure before it
+    /// (answered as a whole call's failure would be). Then read the chunks
+    /// with [`Driver::next`].
+    pub async fn commit(&mut self) -> Result<Commit, RouteError> {
+        commit_of(self.next().await)
     }
 
     /// The next output, or `None` after [`Output::Complete`].
@@ -207,6 +227,39 @@ impl<E: Executor> Driver<E> {
     }
 }
 
+/// What a streamed call's first output (from [`Driver::next`]) says: it
+/// committed, or it failed before its commit point. For a host that pulls
+/// outputs itself; [`Driver::commit`] is the same for one that awaits.
+pub fn commit_of(first: Option<Output>) -> Result<Commit, RouteError> {
+    match first {
+        Some(Output::Commit {
+            provider,
+            provider_index,
+            attempts,
+        }) => Ok(Commit {
+            provider,
+            provider_index,
+            attempts,
+        }),
+        Some(Output::Complete(Err(e))) => Err(e),
+        // A streamed call's first output is its commit point or its
+        // failure: the call holds every chunk back until it commits, and a
+        // stream that ends without output is a failure. So this arm is for
+        // the impossible, in one place for every host.
+        Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(RouteError::AllFailed {
+            attempts: Vec::new(),
+        }),
+    }
+}
+
+/// Whether a request asks for a streamed answer (`"stream": true`): the
+/// one test hosts use to choose between [`drive`] and a [`Driver`] they
+/// read as a stream. (A `"stream"` that is not a boolean is refused when
+/// the call starts.)
+pub fn is_stream_request(body: &Value) -> bool {
+    body.get("stream") == Some(&Value::Bool(true))
+}
+
 /// Route one request through `router`, doing its I/O on `executor`, and
 /// return its result. For requests that do not stream: a streamed request
 /// needs a [`Driver`] to hand its chunks to the caller, and is refused here
@@ -226,7 +279,7 @@ pub async fn drive_with<E: Executor>(
     body: Value,
     options: CallOptions,
 ) -> Result<Routed, RouteError> {
-    if body.get("stream").and_then(Value::as_bool) == Some(true) {
+    if is_stream_request(&body) {
         return Err(RouteError::InvalidRequest {
             message: "streaming (\"stream\": true) is not supported by this API yet; omit it or set it to false".to_owned(),
             attempts: Vec::new(),
@@ -239,6 +292,45 @@ pub async fn drive_with<E: Executor>(
             // Only a streamed call commits or yields chunks.
             Some(Output::Commit { .. } | Output::Chunk(_)) => {}
             None => unreachable!("a call always completes before its driver ends"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_streamed_calls_first_output_is_its_commit_or_its_failure() {
+        let commit = Output::Commit {
+            provider: "a".into(),
+            provider_index: 1,
+            attempts: Vec::new(),
+        };
+        let c = commit_of(Some(commit)).unwrap();
+        assert_eq!((c.provider.as_str(), c.provider_index), ("a", 1));
+        let failed = RouteError::AllFailed {
+            attempts: Vec::new(),
+        };
+        let e = commit_of(Some(Output::Complete(Err(failed)))).unwrap_err();
+        assert_eq!(e.kind(), "all_failed");
+        // What cannot come first still gives a failure, never a panic.
+        assert!(commit_of(Some(Output::Chunk(json!({})))).is_err());
+        assert!(commit_of(None).is_err());
+    }
+
+    #[test]
+    fn only_a_json_true_streams() {
+        assert!(is_stream_request(&json!({"stream": true})));
+        for body in [
+            json!({}),
+            json!({"stream": "true"}),
+            json!({"stream": 1}),
+            json!([]),
+        ] {
+            assert!(!is_stream_request(&body), "{body}");
         }
     }
 }

@@ -17,6 +17,10 @@
 //!     +----- poll_action: Send / Cancel / Complete, poll_timeout
 //! ```
 //!
+//! A host that serves the OpenAI-compatible HTTP front door takes its whole
+//! contract (routes, parsing, error answers, headers, SSE framing) from
+//! [`endpoint`].
+//!
 //! Most hosts only need [`RouterConfig::from_json`], [`Router::new`] and
 //! [`drive`] with their own [`Executor`]. Hosts with their own loop (and the
 //! virtual-clock tests) step a [`Call`] directly. Hosts that log take the
@@ -28,7 +32,8 @@
 //! private (`docs/core.md` maps them). The `internals` module is a door for
 //! this crate's own fuzz targets, benches and tests, not a stable API.
 
-// Private: hosts use the re-exports below (and `quality`'s checks);
+// Private: hosts use the re-exports below (and `quality`'s checks, and
+// the front door's `endpoint`);
 // this crate's fuzz targets, benches and tests reach further through
 // `internals`.
 mod attempt;
@@ -37,6 +42,9 @@ mod call;
 mod codec;
 mod config;
 mod driver;
+// Public: every front door (the Worker, the Python transports) answers
+// through it.
+pub mod endpoint;
 mod error;
 mod events;
 mod executor;
@@ -63,7 +71,7 @@ pub use config::{
     ConfigError, ConfigProblem, ConfigReport, HedgeDelay, HostLimits, Policy, ProviderConfig,
     ProviderKind, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
-pub use driver::{drive, drive_with, Driver, Output};
+pub use driver::{commit_of, drive, drive_with, is_stream_request, Commit, Driver, Output};
 pub use error::{RouteError, Routed};
 pub use events::{
     BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,

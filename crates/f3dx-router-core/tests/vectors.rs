@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use f3dx_router_core::endpoint::{self, Answer};
 use f3dx_router_core::{
-    Action, AttemptId, CallOptions, HostLimits, HttpRequest, Instant, ResponseHead, RouteError,
-    Routed, Router, RouterConfig, TransportFault,
+    Action, Attempt, AttemptId, CallOptions, HostLimits, HttpRequest, Instant, Output,
+    ResponseHead, RouteError, Routed, Router, RouterConfig, TransportFault,
 };
 use serde_json::{json, Value};
 
@@ -28,8 +29,12 @@ enum Event {
 #[derive(Debug, Default)]
 struct Streamed {
     committed: Option<String>,
+    /// The attempts as of the commit point (the stream's route headers).
+    commit_attempts: Vec<Attempt>,
     chunks: usize,
     content: String,
+    /// The body the front door sends (SSE events), as the endpoint frames it.
+    body: Vec<u8>,
 }
 
 /// A mock provider's script, played in virtual time.
@@ -119,21 +124,44 @@ fn run_vector(vector: &Value) -> Result<(), String> {
                 .map_err(|e| format!("call {i}: record_quality: {e}"))?;
             continue;
         }
-        let options = CallOptions {
-            tenant: call["tenant"].as_str().unwrap_or_default().to_owned(),
+        // Every call enters through the front door, as a host's would.
+        let parsed = front_door_call(call);
+        let chat = match parsed {
+            Ok(chat) => chat,
+            Err(answer) => {
+                // Refused at the door: nothing sent, nothing else to check.
+                check_front_door(&call["expect"]["front_door"], &answer, &answer.body)
+                    .map_err(|e| format!("call {i}: {e}"))?;
+                if let Some(m) = expect_nothing_sent(&call["expect"]) {
+                    return Err(format!("call {i}: {m}"));
+                }
+                continue;
+            }
         };
-        let (result, received, ended, streamed) = run_call(
-            &router,
-            &names,
-            &mut mocks,
-            call["request"].clone(),
-            options,
-            now,
-        )?;
+        let streamed_call = chat.streamed;
+        let (result, received, ended, streamed) =
+            run_call(&router, &names, &mut mocks, chat.body, chat.options, now)?;
         let latency = ended - now;
         now = ended;
         check(&call["expect"], &result, &received, latency, &streamed)
             .map_err(|e| format!("call {i}: {e}"))?;
+        if let Some(want) = call["expect"].get("front_door") {
+            let (answer, body) = match (&streamed.committed, streamed_call) {
+                (Some(provider), true) => {
+                    let head = endpoint::stream_head(provider, &streamed.commit_attempts);
+                    (head, streamed.body.clone())
+                }
+                _ => {
+                    let answer = match &result {
+                        Ok(r) => endpoint::routed(r),
+                        Err(e) => endpoint::route_error(e),
+                    };
+                    let body = answer.body.clone();
+                    (answer, body)
+                }
+            };
+            check_front_door(want, &answer, &body).map_err(|e| format!("call {i}: {e}"))?;
+        }
         if let Some(want) = call["expect"].get("hedges") {
             let h = router.stats(now).hedges;
             let got =
@@ -187,15 +215,27 @@ fn run_call(
                     }
                 }
                 Action::Cancel { attempt } => queue.retain(|(_, _, id, _)| *id != attempt),
-                Action::Commit { provider, .. } => streamed.committed = Some(provider),
+                Action::Commit {
+                    provider, attempts, ..
+                } => {
+                    streamed.committed = Some(provider);
+                    streamed.commit_attempts = attempts;
+                }
                 Action::Chunk(chunk) => {
                     streamed.chunks += 1;
+                    endpoint::write_event(&mut streamed.body, &chunk);
                     let delta = &chunk["choices"][0]["delta"]["content"];
                     streamed
                         .content
                         .push_str(delta.as_str().unwrap_or_default());
                 }
-                Action::Complete(result) => return Ok((result, received, now, streamed)),
+                Action::Complete(result) => {
+                    if streamed.committed.is_some() {
+                        let end = Some(Output::Complete(result.clone()));
+                        endpoint::write_output(&mut streamed.body, end);
+                    }
+                    return Ok((result, received, now, streamed));
+                }
             }
         }
         let next_event = queue.iter().map(|(t, s, _, _)| (*t, *s)).min();
@@ -497,4 +537,109 @@ fn optional_subset(want: &Value, got: &Value, at: &str) -> Option<String> {
     } else {
         subset_mismatch(want, got, at)
     }
+}
+
+/// The call a vector's call makes at the front door: its `http` (method,
+/// path, `body_text`) or a POST of its `request` to /v1/chat/completions,
+/// with its tenant as the `x-f3dx-tenant` header. `Err`: what the door
+/// answers instead.
+fn front_door_call(call: &Value) -> Result<endpoint::ChatCall, Answer> {
+    let http = &call["http"];
+    let method = http["method"].as_str().unwrap_or("POST");
+    let path = http["path"].as_str().unwrap_or("/v1/chat/completions");
+    let body = match http["body_text"].as_str() {
+        Some(text) => text.as_bytes().to_vec(),
+        None => serde_json::to_vec(&call["request"]).unwrap(),
+    };
+    endpoint::route(method, path)?;
+    endpoint::parse_call(&body, call["tenant"].as_str(), "")
+}
+
+/// For a call refused at the door: every `upstream` expectation is empty.
+fn expect_nothing_sent(expect: &Value) -> Option<String> {
+    let upstream = expect["upstream"].as_object()?;
+    upstream
+        .iter()
+        .find(|(_, want)| want.as_array().is_none_or(|w| !w.is_empty()))
+        .map(|(name, _)| format!("upstream.{name}: a call refused at the door sends nothing"))
+}
+
+/// The `front_door` expectation (tests/vectors/README.md) against what the
+/// endpoint answers: `answer`'s status and headers, and `body` (for a
+/// stream, its events).
+fn check_front_door(want: &Value, answer: &Answer, body: &[u8]) -> Result<(), String> {
+    if want.is_null() {
+        return Err(format!(
+            "answered at the door ({}) without a front_door expectation",
+            answer.status
+        ));
+    }
+    expect_eq("front_door.status", &want["status"], &json!(answer.status))?;
+    let headers: serde_json::Map<String, Value> = answer
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let v = if *n == "x-f3dx-trace" {
+                without_starts(v)
+            } else {
+                v.clone()
+            };
+            ((*n).to_owned(), json!(v))
+        })
+        .collect();
+    if let Some(m) = optional_subset(
+        &want["headers"],
+        &Value::Object(headers.clone()),
+        "front_door.headers",
+    ) {
+        return Err(m);
+    }
+    for absent in want["absent_headers"].as_array().into_iter().flatten() {
+        let absent = absent.as_str().unwrap_or_default();
+        if headers.contains_key(absent) {
+            return Err(format!("front_door.headers: {absent:?} must be absent"));
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let streamed = headers.get("content-type") == Some(&json!("text/event-stream"));
+    let (end, error) = if streamed {
+        let last = text
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .last()
+            .unwrap_or_default();
+        match last.strip_prefix("data: ") {
+            Some("[DONE]") => ("done", Value::Null),
+            Some(data) => {
+                let event: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                match event.get("error") {
+                    Some(e) => ("interrupted", e.clone()),
+                    None => ("neither", Value::Null),
+                }
+            }
+            None => ("neither", Value::Null),
+        }
+    } else {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("front_door: the body is not JSON: {e}"))?;
+        ("", value.get("error").cloned().unwrap_or(Value::Null))
+    };
+    if let Some(want_end) = want.get("end") {
+        expect_eq("front_door.end", want_end, &json!(end))?;
+    }
+    if let Some(want_error) = want.get("error") {
+        if let Some(m) = subset_mismatch(want_error, &error, "front_door.error") {
+            return Err(m);
+        }
+    }
+    Ok(())
+}
+
+/// A trace without its `@start_ms` parts (times differ by host).
+fn without_starts(trace: &str) -> String {
+    trace
+        .split(", ")
+        .map(|entry| entry.split('@').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -21,7 +21,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use f3dx_router_core::{drive_with, Attempt, CallOptions, Driver, Output, RouteError, Routed};
+use f3dx_router_core::endpoint;
+use f3dx_router_core::{
+    drive_with, Attempt, CallOptions, Commit, Driver, Output, RouteError, Routed,
+};
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyRuntimeError, PyStopAsyncIteration};
 use pyo3::prelude::*;
@@ -33,6 +36,7 @@ use tokio::task::AbortHandle;
 
 use crate::convert::to_py;
 use crate::errors::{closed_while_read, route_error};
+use crate::front_door;
 use crate::observe::{CallWatch, Observer, StreamReport};
 use crate::router::route_result;
 use crate::trace::PyAttempt;
@@ -47,14 +51,16 @@ enum Done {
     Call {
         future: Py<PyAny>,
         result: Result<Routed, RouteError>,
-        as_route_result: bool,
+        shape: Shape,
         report: Report,
     },
     /// A streamed call reached its commit point (or failed before it).
     Commit {
         future: Py<PyAny>,
         stream: Arc<StreamShared>,
-        result: Result<(String, Vec<Attempt>), Option<RouteError>>,
+        result: Result<Commit, RouteError>,
+        /// Resolve to the front door's answer, not a stream object.
+        front_door: bool,
         report: Report,
     },
     /// A call's task was dropped before its answer (before a stream's
@@ -70,8 +76,31 @@ enum Done {
         future: Py<PyAny>,
         stream: Arc<StreamShared>,
         output: Option<Output>,
-        sse: bool,
+        framing: Framing,
     },
+}
+
+/// What a whole call's future resolves to.
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// The response dict (`achat_completions`).
+    Dict,
+    /// A `RouteResult` (`aroute`).
+    RouteResult,
+    /// The front door's `(status, headers, body)` (`_native.aserve`).
+    Answer,
+}
+
+/// How a stream's outputs are handed to its consumer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Chunk dicts; a failure raises.
+    Chunks,
+    /// SSE bytes (`aiter_sse`); a failure raises.
+    Sse,
+    /// SSE bytes as the front door sends them: a failure is the
+    /// interrupted event, and the end.
+    FrontDoor,
 }
 
 /// What the router's observer (logging, tracing) noted at a call's start.
@@ -300,14 +329,15 @@ fn cancel_with(future: &Bound<'_, PyAny>, abort: AbortHandle) -> PyResult<()> {
     Ok(())
 }
 
-/// Start a whole (not streamed) call; return the future of its answer.
+/// Start a whole (not streamed) call; return the future of its answer, as
+/// `shape` says.
 pub fn start_call<'py>(
     py: Python<'py>,
     native: &NativeRouter,
     observer: &Arc<Observer>,
     body: Value,
     options: CallOptions,
-    as_route_result: bool,
+    shape: Shape,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (pending, future, target) = begin(py, observer, &body)?;
     let abort = native
@@ -316,7 +346,7 @@ pub fn start_call<'py>(
             pending.push(|report| Done::Call {
                 future: target,
                 result,
-                as_route_result,
+                shape,
                 report,
             });
         })
@@ -326,13 +356,17 @@ pub fn start_call<'py>(
 }
 
 /// Start a streamed call; return the future of its [`PyAsyncChatStream`],
-/// resolved at the commit point (or failing as a whole call would).
+/// resolved at the commit point (or failing as a whole call would). With
+/// `front_door`, the future resolves to the front door's `(status, headers,
+/// body)` instead: a failure before the commit point is an error answer, the
+/// stream an async iterator of SSE bytes.
 pub fn start_stream<'py>(
     py: Python<'py>,
     native: &NativeRouter,
     observer: &Arc<Observer>,
     body: Value,
     options: CallOptions,
+    front_door: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (pending, future, target) = begin(py, observer, &body)?;
     let stream = Arc::new(StreamShared::default());
@@ -340,19 +374,13 @@ pub fn start_stream<'py>(
     let abort = native
         .spawn(move |router, executor| async move {
             let mut driver = Driver::start_with(&router, executor, body, options);
-            let first = match driver.next().await {
-                Some(Output::Commit {
-                    provider, attempts, ..
-                }) => Ok((provider, attempts)),
-                Some(Output::Complete(Err(e))) => Err(Some(e)),
-                // A streamed call's first output is its commit or failure.
-                Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(None),
-            };
+            let first = driver.commit().await;
             let committed = first.is_ok();
             pending.push(|report| Done::Commit {
                 future: target,
                 stream: Arc::clone(&shared),
                 result: first,
+                front_door,
                 report,
             });
             if committed {
@@ -400,12 +428,12 @@ async fn pump<E: f3dx_router_core::Executor>(mut driver: Driver<E>, stream: Arc<
                 }
             }
         };
-        if let Some(((future, sse, inbox), output)) = waiter {
+        if let Some(((future, framing, inbox), output)) = waiter {
             inbox.push(Done::Next {
                 future,
                 stream: Arc::clone(&stream),
                 output,
-                sse,
+                framing,
             });
         }
         if end {
@@ -414,9 +442,9 @@ async fn pump<E: f3dx_router_core::Executor>(mut driver: Driver<E>, stream: Arc<
     }
 }
 
-/// An `__anext__` waiting for the pump: its future, whether it wants SSE
-/// bytes, and its loop's inbox.
-type Waiter = (Py<PyAny>, bool, Arc<Inbox>);
+/// An `__anext__` waiting for the pump: its future, how it wants the
+/// outputs, and its loop's inbox.
+type Waiter = (Py<PyAny>, Framing, Arc<Inbox>);
 
 #[derive(Default)]
 struct StreamState {
@@ -493,21 +521,26 @@ fn resolve(py: Python<'_>, done: Done) {
         Done::Call {
             future,
             result,
-            as_route_result,
+            shape,
             report,
         } => {
             let observed = report
                 .observer
                 .after_call(py, report.watch, result.as_ref());
-            let value = match (observed, result) {
-                (Err(e), _) => Err(e),
-                (Ok(()), result) => match result {
-                    Err(e) => Err(route_error(py, &e)),
-                    Ok(routed) if as_route_result => {
-                        route_result(py, routed).and_then(|r| Ok(Bound::new(py, r)?.into_any()))
-                    }
-                    Ok(routed) => to_py(py, &routed.response),
-                },
+            let value = match (observed, result, shape) {
+                (Err(e), _, _) => Err(e),
+                (Ok(()), result, Shape::Answer) => {
+                    let answer = match &result {
+                        Ok(routed) => endpoint::routed(routed),
+                        Err(e) => endpoint::route_error(e),
+                    };
+                    front_door::whole(py, &answer)
+                }
+                (Ok(()), Err(e), _) => Err(route_error(py, &e)),
+                (Ok(()), Ok(routed), Shape::RouteResult) => {
+                    route_result(py, routed).and_then(|r| Ok(Bound::new(py, r)?.into_any()))
+                }
+                (Ok(()), Ok(routed), Shape::Dict) => to_py(py, &routed.response),
             };
             settle(py, future.bind(py), value);
         }
@@ -515,14 +548,17 @@ fn resolve(py: Python<'_>, done: Done) {
             future,
             stream,
             result,
+            front_door,
             report,
         } => {
+            let committed = result.is_ok();
             let value = match result {
-                Ok((provider, attempts)) => {
+                Ok(commit) => {
+                    let head = endpoint::stream_head(&commit.provider, &commit.attempts);
                     {
                         let mut state = stream.lock();
-                        state.attempts = attempts;
-                        state.provider.clone_from(&provider);
+                        state.attempts = commit.attempts;
+                        state.provider.clone_from(&commit.provider);
                     }
                     report
                         .observer
@@ -533,21 +569,33 @@ fn resolve(py: Python<'_>, done: Done) {
                                 py,
                                 PyAsyncChatStream {
                                     stream: Arc::clone(&stream),
-                                    provider,
+                                    provider: commit.provider,
                                 },
                             )
                         })
-                        .map(Bound::into_any)
+                        .and_then(|s| {
+                            if !front_door {
+                                return Ok(s.into_any());
+                            }
+                            let body = PyAsyncSseIter {
+                                stream: s.unbind(),
+                                framing: Framing::FrontDoor,
+                            };
+                            front_door::answer(py, &head, Bound::new(py, body)?.into_any())
+                        })
                 }
-                Err(Some(e)) => report
+                Err(e) => report
                     .observer
                     .after_call(py, report.watch, Err(&e))
-                    .and_then(|()| Err(route_error(py, &e))),
-                Err(None) => Err(PyRuntimeError::new_err(
-                    "the streamed call ended before its first output",
-                )),
+                    .and_then(|()| {
+                        if front_door {
+                            front_door::whole(py, &endpoint::route_error(&e))
+                        } else {
+                            Err(route_error(py, &e))
+                        }
+                    }),
             };
-            if value.is_err() {
+            if !committed || value.is_err() {
                 stream.close();
             }
             settle(py, future.bind(py), value);
@@ -574,9 +622,9 @@ fn resolve(py: Python<'_>, done: Done) {
             future,
             stream,
             output,
-            sse,
+            framing,
         } => {
-            let value = consume(py, &stream, output, sse).and_then(|v| match v {
+            let value = consume(py, &stream, output, framing).and_then(|v| match v {
                 Some(v) => Ok(v),
                 None => Err(PyStopAsyncIteration::new_err(())),
             });
@@ -586,32 +634,28 @@ fn resolve(py: Python<'_>, done: Done) {
 }
 
 /// The Python value of a stream's output for its consumer: a chunk (dict or
-/// SSE bytes), `None` at the end, or the error that ended it.
+/// SSE bytes), `None` at the end, or the error that ended it (for the front
+/// door, its interrupted event).
 fn consume<'py>(
     py: Python<'py>,
     stream: &StreamShared,
     output: Option<Output>,
-    sse: bool,
+    framing: Framing,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if stream.lock().closed {
         return Ok(None);
     }
     match output {
-        Some(Output::Chunk(chunk)) if sse => {
-            if let Some(report) = stream.report.get() {
-                report.chunk(&chunk);
-            }
-            let mut line = b"data: ".to_vec();
-            serde_json::to_writer(&mut line, &chunk)
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-            line.extend_from_slice(b"\n\n");
-            Ok(Some(PyBytes::new(py, &line).into_any()))
-        }
         Some(Output::Chunk(chunk)) => {
             if let Some(report) = stream.report.get() {
                 report.chunk(&chunk);
             }
-            to_py(py, &chunk).map(Some)
+            if framing == Framing::Chunks {
+                return to_py(py, &chunk).map(Some);
+            }
+            let mut line = Vec::new();
+            endpoint::write_event(&mut line, &chunk);
+            Ok(Some(PyBytes::new(py, &line).into_any()))
         }
         Some(Output::Complete(result)) => {
             let mut state = stream.lock();
@@ -629,24 +673,31 @@ fn consume<'py>(
                 report.end(py, result.as_ref())?;
             }
             match result {
+                Err(e) if framing == Framing::FrontDoor => Ok(Some(
+                    PyBytes::new(py, &endpoint::interrupted_event(&e)).into_any(),
+                )),
                 Err(e) => Err(route_error(py, &e)),
-                Ok(_) => Ok(end_of(py, stream, sse)),
+                Ok(_) => Ok(end_of(py, stream, framing)),
             }
         }
         Some(Output::Commit { .. }) | None => {
             stream.lock().finished = true;
-            Ok(end_of(py, stream, sse))
+            Ok(end_of(py, stream, framing))
         }
     }
 }
 
 /// What a finished stream gives next: `data: [DONE]` once for SSE, then
 /// nothing.
-fn end_of<'py>(py: Python<'py>, stream: &StreamShared, sse: bool) -> Option<Bound<'py, PyAny>> {
+fn end_of<'py>(
+    py: Python<'py>,
+    stream: &StreamShared,
+    framing: Framing,
+) -> Option<Bound<'py, PyAny>> {
     let mut state = stream.lock();
-    if sse && !state.done_sent {
+    if framing != Framing::Chunks && !state.done_sent {
         state.done_sent = true;
-        return Some(PyBytes::new(py, b"data: [DONE]\n\n").into_any());
+        return Some(PyBytes::new(py, endpoint::DONE).into_any());
     }
     None
 }
@@ -664,7 +715,11 @@ pub struct PyAsyncChatStream {
 
 impl PyAsyncChatStream {
     /// The awaitable of the next output.
-    fn next<'py>(&self, py: Python<'py>, sse: bool) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn next<'py>(
+        &self,
+        py: Python<'py>,
+        framing: Framing,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (event_loop, inbox) = running_loop(py)?;
         let future = event_loop.call_method0("create_future")?;
         let mut state = self.stream.lock();
@@ -676,7 +731,7 @@ impl PyAsyncChatStream {
         if let Some(output) = state.buffered.pop_front() {
             drop(state);
             self.stream.space.notify_one();
-            return match consume(py, &self.stream, output, sse)? {
+            return match consume(py, &self.stream, output, framing)? {
                 Some(v) => {
                     future.call_method1("set_result", (v,))?;
                     Ok(future)
@@ -689,7 +744,7 @@ impl PyAsyncChatStream {
         }
         if state.finished {
             drop(state);
-            return match end_of(py, &self.stream, sse) {
+            return match end_of(py, &self.stream, framing) {
                 Some(v) => {
                     future.call_method1("set_result", (v,))?;
                     Ok(future)
@@ -697,7 +752,7 @@ impl PyAsyncChatStream {
                 None => Err(PyStopAsyncIteration::new_err(())),
             };
         }
-        state.waiter = Some((future.clone().unbind(), sse, inbox));
+        state.waiter = Some((future.clone().unbind(), framing, inbox));
         drop(state);
         self.stream.space.notify_one();
         let abort = self
@@ -727,7 +782,7 @@ impl PyAsyncChatStream {
 
 impl PyAsyncChatStream {
     /// Close the call, and report it closed unless it had ended.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.stream.close();
         match self.stream.report.get() {
             Some(report) => {
@@ -754,7 +809,7 @@ impl PyAsyncChatStream {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.next(py, false)
+        self.next(py, Framing::Chunks)
     }
 
     /// The provider the stream committed to.
@@ -780,7 +835,7 @@ impl PyAsyncChatStream {
 
     /// Stop reading: the upstream connection is closed now. Harmless when
     /// the stream has ended.
-    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.close(py)?;
         Self::ready(py, py.None().into_bound(py))
     }
@@ -802,14 +857,20 @@ impl PyAsyncChatStream {
     /// The same stream as OpenAI server-sent events (`data: {...}\n\n`
     /// each, then `data: [DONE]\n\n`): an async iterator of bytes.
     fn aiter_sse(slf: Py<Self>) -> PyAsyncSseIter {
-        PyAsyncSseIter { stream: slf }
+        PyAsyncSseIter {
+            stream: slf,
+            framing: Framing::Sse,
+        }
     }
 }
 
-/// `AsyncChatStream.aiter_sse()`: the stream's chunks as SSE bytes.
+/// `AsyncChatStream.aiter_sse()`: the stream's chunks as SSE bytes; a
+/// failure raises. As the front door's body (`_native.aserve`), a failure is
+/// its interrupted event instead, the last item.
 #[pyclass(frozen, name = "AsyncSseIterator", module = "f3dx_router._native")]
 pub struct PyAsyncSseIter {
     stream: Py<PyAsyncChatStream>,
+    framing: Framing,
 }
 
 #[pymethods]
@@ -819,6 +880,12 @@ impl PyAsyncSseIter {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.stream.get().next(py, true)
+        self.stream.get().next(py, self.framing)
+    }
+
+    /// Stop reading: the upstream connection is closed now (the stream's
+    /// `aclose()`).
+    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.stream.get().aclose(py)
     }
 }

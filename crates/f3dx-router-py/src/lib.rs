@@ -5,6 +5,7 @@ mod aio;
 mod config;
 mod convert;
 mod errors;
+mod front_door;
 mod observe;
 mod repr;
 mod router;
@@ -37,6 +38,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::PyAsyncChatStream>()?;
     m.add_class::<aio::PyAsyncSseIter>()?;
     config::register(m)?;
+    m.add_function(wrap_pyfunction!(front_door::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(front_door::aserve, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // What the Rust code allocates with, for the soak's report (bench/soak.py).
     m.add("_allocator", ALLOCATOR)?;

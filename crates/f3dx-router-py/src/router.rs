@@ -3,7 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use f3dx_router_core::{
-    quality, CallOptions, HostLimits, Output, RouteError, Routed, Router, RouterConfig,
+    quality, CallOptions, HostLimits, RouteError, Routed, Router, RouterConfig,
 };
 use f3dx_router_native::NativeRouter;
 use pyo3::exceptions::{PyException, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
@@ -11,14 +11,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
-use crate::aio;
+use crate::aio::{self, Shape};
 use crate::config::{all_errors, log_warnings};
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
 use crate::repr::router_repr;
 use crate::signals;
-use crate::stream::{next_output, PyChatStream};
+use crate::stream::{commit_blocking, PyChatStream};
 use crate::trace::{millis, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.
@@ -114,9 +114,11 @@ impl PyRouter {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (body, options) = call_input(py, body, tenant)?;
         if streamed(&body) {
-            return Ok(Bound::new(py, self.stream(py, body, options)?)?.into_any());
+            return Ok(
+                Bound::new(py, raised(py, self.start_stream(py, body, options))?)?.into_any(),
+            );
         }
-        let routed = self.run(py, body, options)?;
+        let routed = raised(py, self.run_call(py, body, options))?;
         to_py(py, &routed.response)
     }
 
@@ -135,7 +137,7 @@ impl PyRouter {
         if streamed(&body) {
             return Err(whole_answers_only(py, ROUTE_STREAM));
         }
-        let routed = self.run(py, body, options)?;
+        let routed = raised(py, self.run_call(py, body, options))?;
         route_result(py, routed)
     }
 
@@ -154,9 +156,9 @@ impl PyRouter {
         let (body, options) = call_input(py, body, tenant)?;
         let native = self.native()?;
         if streamed(&body) {
-            aio::start_stream(py, &native, &self.observer, body, options)
+            aio::start_stream(py, &native, &self.observer, body, options, false)
         } else {
-            aio::start_call(py, &native, &self.observer, body, options, false)
+            aio::start_call(py, &native, &self.observer, body, options, Shape::Dict)
         }
     }
 
@@ -173,7 +175,14 @@ impl PyRouter {
             return Err(whole_answers_only(py, AROUTE_STREAM));
         }
         let native = self.native()?;
-        aio::start_call(py, &native, &self.observer, body, options, true)
+        aio::start_call(
+            py,
+            &native,
+            &self.observer,
+            body,
+            options,
+            Shape::RouteResult,
+        )
     }
 
     /// Report whether an answer `provider` gave passed your own validation
@@ -262,39 +271,50 @@ impl PyRouter {
 }
 
 impl PyRouter {
-    /// Start a streamed call and run it to its commit point: errors before
-    /// it raise here, as for a whole answer.
-    fn stream(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<PyChatStream> {
+    /// Start a streamed call and run it to its commit point; a failure
+    /// before it is the routing failure (for the API to raise, for the front
+    /// door to answer).
+    pub(crate) fn start_stream(
+        &self,
+        py: Python<'_>,
+        body: Value,
+        options: CallOptions,
+    ) -> PyResult<Result<PyChatStream, RouteError>> {
         let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         let mut stream = native.start_stream(body, options).map_err(|e| {
             PyRuntimeError::new_err(format!("cannot start the router's runtime: {e}"))
         })?;
-        let first = match next_output(py, &mut stream) {
-            Ok(first) => first,
+        let commit = match commit_blocking(py, &mut stream) {
+            Ok(commit) => commit,
             // Ctrl-C before the commit point.
             Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
         };
-        match first {
-            Some(Output::Commit {
-                provider, attempts, ..
-            }) => {
+        match commit {
+            Ok(commit) => {
                 let report = self.observer.stream_report(py, watch)?;
-                Ok(PyChatStream::new(stream, provider, attempts, report))
+                Ok(Ok(PyChatStream::new(
+                    stream,
+                    commit.provider,
+                    commit.attempts,
+                    report,
+                )))
             }
-            Some(Output::Complete(Err(e))) => {
+            Err(e) => {
                 self.observer.after_call(py, watch, Err(&e))?;
-                Err(route_error(py, &e))
+                Ok(Err(e))
             }
-            // The first output of a streamed call is its commit point or
-            // its failure.
-            Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(
-                PyRuntimeError::new_err("the streamed call ended before its first output"),
-            ),
         }
     }
 
-    fn run(&self, py: Python<'_>, body: Value, options: CallOptions) -> PyResult<Routed> {
+    /// Route a whole call, without the GIL; a failure is the routing failure
+    /// (for the API to raise, for the front door to answer).
+    pub(crate) fn run_call(
+        &self,
+        py: Python<'_>,
+        body: Value,
+        options: CallOptions,
+    ) -> PyResult<Result<Routed, RouteError>> {
         let watch = self.observer.start(py, &body)?;
         let native = self.native()?;
         // The whole routing call runs without the GIL. On the thread that
@@ -319,12 +339,17 @@ impl PyRouter {
             Err(e) => return Err(self.observer.cancelled_by(py, watch, e)),
         };
         self.observer.after_call(py, watch, result.as_ref())?;
-        result.map_err(|e| route_error(py, &e))
+        Ok(result)
+    }
+
+    /// Logging and tracing of its calls.
+    pub(crate) fn observer(&self) -> &Arc<Observer> {
+        &self.observer
     }
 
     /// This process's runtime and pools, rebuilt after a fork: the one
     /// place that notices one. For a call (it needs this process's lanes).
-    fn native(&self) -> PyResult<Arc<NativeRouter>> {
+    pub(crate) fn native(&self) -> PyResult<Arc<NativeRouter>> {
         let pid = std::process::id();
         if let Some(native) = self.current_if(|lanes| lanes.owner == pid) {
             return Ok(native);
@@ -371,6 +396,11 @@ impl Lanes {
             native: Arc::new(native),
         })
     }
+}
+
+/// A call's routing failure raised as the Python exception for it.
+fn raised<T>(py: Python<'_>, result: PyResult<Result<T, RouteError>>) -> PyResult<T> {
+    result?.map_err(|e| route_error(py, &e))
 }
 
 /// `route` refuses a streamed request with this.

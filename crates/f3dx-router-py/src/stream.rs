@@ -2,7 +2,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use f3dx_router_core::{Attempt, Output};
+use f3dx_router_core::endpoint;
+use f3dx_router_core::{commit_of, Attempt, Commit, Output, RouteError};
 use f3dx_router_native::{NativeStream, StreamCloser};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
@@ -30,6 +31,15 @@ pub fn next_output(py: Python<'_>, stream: &mut NativeStream) -> PyResult<Option
     } else {
         Ok(py.detach(|| stream.next_blocking()))
     }
+}
+
+/// Wait for a streamed call's commit point (or its failure before it),
+/// without the GIL; a Python error is Ctrl-C's.
+pub fn commit_blocking(
+    py: Python<'_>,
+    stream: &mut NativeStream,
+) -> PyResult<Result<Commit, RouteError>> {
+    Ok(commit_of(next_output(py, stream)?))
 }
 
 /// A streamed chat completion, from its commit point on: iterate it for
@@ -63,7 +73,7 @@ impl PyChatStream {
         }
     }
 
-    fn attempts_now(&self) -> Vec<Attempt> {
+    pub(crate) fn attempts_now(&self) -> Vec<Attempt> {
         self.attempts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -72,6 +82,16 @@ impl PyChatStream {
 
     /// The next chunk as JSON, `None` at the end.
     fn next_value(&self, py: Python<'_>) -> PyResult<Option<serde_json::Value>> {
+        match self.next_step(py)? {
+            Step::Chunk(chunk) => Ok(Some(chunk)),
+            Step::End => Ok(None),
+            Step::Failed(e) => Err(route_error(py, &e)),
+        }
+    }
+
+    /// The stream's next step. A Python error is one of the reader's own
+    /// (another thread reading, Ctrl-C, a close from another thread).
+    pub(crate) fn next_step(&self, py: Python<'_>) -> PyResult<Step> {
         // Never wait for the lock: a reader holds it while waiting without
         // the GIL, and waiting here with the GIL would deadlock.
         let mut stream = self.stream.try_lock().map_err(|_| {
@@ -81,7 +101,7 @@ impl PyChatStream {
             match next_output(py, &mut stream)? {
                 Some(Output::Chunk(chunk)) => {
                     self.report.chunk(&chunk);
-                    return Ok(Some(chunk));
+                    return Ok(Step::Chunk(chunk));
                 }
                 Some(Output::Commit { .. }) => {}
                 Some(Output::Complete(result)) => {
@@ -91,10 +111,10 @@ impl PyChatStream {
                     };
                     *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = attempts;
                     self.report.end(py, result.as_ref())?;
-                    return match result {
-                        Ok(_) => Ok(None),
-                        Err(e) => Err(route_error(py, &e)),
-                    };
+                    return Ok(match result {
+                        Ok(_) => Step::End,
+                        Err(e) => Step::Failed(e),
+                    });
                 }
                 // Another thread's close() ended this read: say so, rather
                 // than end like a complete answer.
@@ -107,10 +127,25 @@ impl PyChatStream {
                         how,
                     ));
                 }
-                None => return Ok(None),
+                None => return Ok(Step::End),
             }
         }
     }
+
+    /// The provider the stream committed to.
+    pub(crate) fn committed_to(&self) -> &str {
+        &self.provider
+    }
+}
+
+/// What reading a stream gives next.
+pub enum Step {
+    /// A chunk.
+    Chunk(serde_json::Value),
+    /// The clean end.
+    End,
+    /// The failure that ended it (after its commit point).
+    Failed(RouteError),
 }
 
 #[pymethods]
@@ -144,7 +179,7 @@ impl PyChatStream {
     /// the stream has ended. From another thread, while one is blocked
     /// reading it, the reader wakes at once (it closes the connection and
     /// raises `StreamInterrupted`).
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    pub(crate) fn close(&self, py: Python<'_>) -> PyResult<()> {
         match self.stream.try_lock() {
             Ok(mut stream) => {
                 let native: &mut NativeStream = &mut stream;
@@ -183,6 +218,7 @@ impl PyChatStream {
         PySseIter {
             stream: slf,
             done: Mutex::new(false),
+            front_door: false,
         }
     }
 
@@ -202,11 +238,46 @@ impl Drop for PyChatStream {
     }
 }
 
-/// `ChatStream.iter_sse()`: the stream's chunks as SSE bytes.
+/// `ChatStream.iter_sse()`: the stream's chunks as SSE bytes; a failure
+/// raises. As the front door's body (`_native.serve`), a failure is its
+/// interrupted event instead, the last item.
 #[pyclass(frozen, name = "SseIterator", module = "f3dx_router._native")]
 pub struct PySseIter {
     stream: Py<PyChatStream>,
     done: Mutex<bool>,
+    front_door: bool,
+}
+
+impl PySseIter {
+    /// The front door's body for a committed `stream`.
+    pub(crate) fn front_door(stream: Py<PyChatStream>) -> Self {
+        PySseIter {
+            stream,
+            done: Mutex::new(false),
+            front_door: true,
+        }
+    }
+
+    /// The next bytes to send, and whether they are the last.
+    fn next_bytes(&self, py: Python<'_>) -> PyResult<(Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        let last = match self.stream.get().next_step(py)? {
+            Step::Chunk(chunk) => {
+                endpoint::write_event(&mut out, &chunk);
+                false
+            }
+            Step::End => {
+                out.extend_from_slice(endpoint::DONE);
+                true
+            }
+            Step::Failed(e) if self.front_door => {
+                out.extend_from_slice(&endpoint::interrupted_event(&e));
+                true
+            }
+            Step::Failed(e) => return Err(route_error(py, &e)),
+        };
+        Ok((out, last))
+    }
 }
 
 #[pymethods]
@@ -219,22 +290,16 @@ impl PySseIter {
         if *self.done.lock().unwrap_or_else(PoisonError::into_inner) {
             return Err(PyStopIteration::new_err(()));
         }
-        match self.stream.get().next_value(py) {
-            Ok(Some(chunk)) => {
-                let mut line = b"data: ".to_vec();
-                serde_json::to_writer(&mut line, &chunk)
-                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-                line.extend_from_slice(b"\n\n");
-                Ok(PyBytes::new(py, &line))
-            }
-            Ok(None) => {
-                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                Ok(PyBytes::new(py, b"data: [DONE]\n\n"))
-            }
-            Err(e) => {
-                *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                Err(e)
-            }
+        let next = self.next_bytes(py);
+        if next.as_ref().map_or(true, |(_, last)| *last) {
+            *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
         }
+        next.map(|(bytes, _)| PyBytes::new(py, &bytes))
+    }
+
+    /// Stop reading: the upstream connection is closed now (the stream's
+    /// `close()`).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.stream.get().close(py)
     }
 }

@@ -25,13 +25,6 @@ class HttpError extends Error {
   }
 }
 
-/** OpenAI's `type` and `code` for each kind of RouterError. */
-const ROUTER_ERROR_CODES: Record<RouterError["kind"], [type: string, code: string]> = {
-  config: ["server_error", "bad_config"],
-  invalid_request: ["invalid_request_error", "invalid_request"],
-  hard: ["upstream_error", "hard_failure"],
-  all_failed: ["upstream_error", "all_providers_failed"],
-};
 
 // Built once per isolate, on the first request, so that provider cooldowns
 // carry from one request to the next. A bad config throws and leaves it
@@ -123,22 +116,27 @@ function isRouterError(e: unknown): e is RouterError {
 function errorResponse(e: unknown): Response {
   const headers = new Headers();
   let status = 500;
-  let [type, code] = ["server_error", "internal"];
-  let message = "internal error";
+  let error: NonNullable<RouterError["error"]> = { message: "internal error", type: "server_error", code: "internal" };
   if (e instanceof HttpError) {
-    ({ status, type, code, message } = e);
+    status = e.status;
+    error = { message: e.message, type: e.type, code: e.code };
   } else if (isRouterError(e)) {
-    // A hard failure keeps the upstream's status; all failing softly is a 502.
-    ({ status, message } = e);
-    [type, code] = ROUTER_ERROR_CODES[e.kind] ?? ["server_error", e.kind];
+    // The router's own answer for a routing failure (the standalone
+    // worker's): a hard failure keeps the upstream's status and error.
+    status = e.status;
+    // Without one: a bad config, or a bad option (a tenant) of a call.
+    error = e.error ??
+      (e.kind === "config"
+        ? { message: e.message, type: "server_error", code: "bad_config" }
+        : { message: e.message, type: "invalid_request_error", code: "invalid_request" });
     if (e.provider) headers.set("x-f3dx-provider", e.provider);
     headers.set("x-f3dx-attempts", String(e.attempts));
   } else {
     console.error("unexpected error", e);
   }
-  // A hard failure may carry any upstream status; a Response takes 200..=599.
+  // A Response takes 200..=599 (the router's statuses always fit).
   if (status < 200 || status > 599) status = 502;
-  return Response.json({ error: { message, type, code } }, { status, headers });
+  return Response.json({ error }, { status, headers });
 }
 
 /** The provider health transitions the router saw (ejections, cooldowns,

@@ -1,0 +1,112 @@
+//! The OpenAI-compatible front door's HTTP contract, for every host that
+//! serves one (the Worker, standalone and embedded, and the Python
+//! transports): which requests are served, how a request body becomes a
+//! call, and what each outcome is answered with. Pure code, like the rest
+//! of the core: bytes and values in, status, headers and bytes out.
+//!
+//! A host does, in order:
+//!
+//! 1. [`route`] with the method and path: a 404 [`Answer`] for anything but
+//!    `POST .../chat/completions` (under any base path);
+//! 2. [`parse_call`] with the body bytes and the `x-f3dx-tenant` header: a
+//!    [`ChatCall`] (the core decided whether it streams), or the 400;
+//! 3. a whole call: [`routed`] or [`route_error`] with its result; a
+//!    streamed one: [`route_error`] for a failure before its commit point,
+//!    else [`stream_head`] at the commit point, then each output framed
+//!    with [`write_output`] (events, `data: [DONE]`, or the interrupted
+//!    event for a failure after the commit point).
+//!
+//! Errors are in OpenAI's shape (`{"error": {"message", "type", "code"}}`,
+//! see [`answer`]); every answer carries `x-f3dx-attempts`, and, when known,
+//! `x-f3dx-provider` and `x-f3dx-trace` ([`route_headers`]).
+
+mod answer;
+mod frame;
+
+pub use answer::{
+    error, json, not_found, request_too_large, route_error, route_headers, routed, stream_head,
+    trace, Answer,
+};
+pub use frame::{interrupted_event, write_event, write_output, DONE};
+
+use serde_json::Value;
+
+use crate::call::CallOptions;
+use crate::quality;
+
+/// The one route served, as the end of the path (any base path before it).
+pub const CHAT_PATH: &str = "/chat/completions";
+
+/// The request header naming the call's tenant (quality-aware routing).
+pub const TENANT_HEADER: &str = "x-f3dx-tenant";
+
+/// Largest request body a host that reads the body itself accepts (the
+/// Worker: an isolate has 128 MB; the Python transports get the body from
+/// their HTTP library, which read it already).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whether `method` and `path` are the route served (a trailing `/` is
+/// accepted, as clients that join a base URL with a `/` send it).
+pub fn is_chat_route(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("POST")
+        && (path.ends_with(CHAT_PATH)
+            || path
+                .strip_suffix('/')
+                .is_some_and(|p| p.ends_with(CHAT_PATH)))
+}
+
+/// `Ok` for the route served, else the 404 to answer.
+pub fn route(method: &str, path: &str) -> Result<(), Answer> {
+    if is_chat_route(method, path) {
+        Ok(())
+    } else {
+        Err(not_found(method, path))
+    }
+}
+
+/// A request to route: its body, options, and whether it streams.
+#[derive(Debug, Clone)]
+pub struct ChatCall {
+    /// The request, as JSON (the core checks it when the call starts).
+    pub body: Value,
+    /// Per-call options (the tenant).
+    pub options: CallOptions,
+    /// Whether the answer is a stream (`"stream": true`).
+    pub streamed: bool,
+}
+
+/// The call a request body asks for, or the 400 to answer: a body that is
+/// not JSON, or a tenant the core cannot take. `tenant_header` is the
+/// request's `x-f3dx-tenant` ([`TENANT_HEADER`]), which overrides the
+/// host's `default_tenant`. (The session header of a later issue will be
+/// read here too.)
+pub fn parse_call(
+    body: &[u8],
+    tenant_header: Option<&str>,
+    default_tenant: &str,
+) -> Result<ChatCall, Answer> {
+    let tenant = tenant_header.unwrap_or(default_tenant);
+    quality::check_tenant(tenant).map_err(|m| {
+        error(
+            400,
+            "invalid_request_error",
+            "invalid_tenant",
+            &format!("{TENANT_HEADER}: {m}"),
+        )
+    })?;
+    // serde_json's message gives a position, never the text.
+    let body: Value = serde_json::from_slice(body).map_err(|e| {
+        let message = format!("the request body is not JSON: {e}");
+        error(400, "invalid_request_error", "invalid_json", &message)
+    })?;
+    Ok(ChatCall {
+        streamed: crate::driver::is_stream_request(&body),
+        body,
+        options: CallOptions {
+            tenant: tenant.to_owned(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;
