@@ -369,7 +369,7 @@ class StreamWranglerBench(WranglerBench):
     (``stream: true``, one provider) next to ``workers/pipe.js``, which
     fetches the upstream and answers ``new Response(upstream.body, ...)``,
     the body piped through as it arrives: the runtime's floor for a stream.
-    ``-slow`` targets stream from the delayed upstream (streammock.py), the
+    ``-slow`` targets stream from the delayed upstream (the mock provider's stream mode), the
     others from nginx (no delay). Same dispatcher, hop and idle worker as
     WranglerBench."""
 

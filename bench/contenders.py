@@ -20,18 +20,10 @@ cannot be shared, so each thread gets its own connection (threading.local).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,16 +32,10 @@ API_KEY = "sk-bench"
 TIMEOUT_S = 10.0
 
 # Contender names in report order. "aux" ones are breakdowns, not contenders.
-CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "portkey", "f3dx_router"]
+CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "f3dx_router"]
 AUX = ["floor+json", "f3dx_router.route"]
-HAS_FAILOVER = {"floor", "floor+json", "httpx", "f3dx-0.0.19", "litellm", "portkey",
+HAS_FAILOVER = {"floor", "floor+json", "httpx", "f3dx-0.0.19", "litellm",
                 "f3dx_router", "f3dx_router.route"}
-# Contenders that are a server of their own, called over one more loopback hop.
-SERVERS = {"portkey"}
-# Warm-up calls before the first latency round, at least: Node's JIT needs
-# about 2000 calls before the gateway's per-call time settles (2 ms -> 1.3 ms
-# here), while the others settle within a few dozen.
-MIN_WARMUP = {"portkey": 2000}
 
 IMPORTS = {
     "floor": "import socket, json",
@@ -261,140 +247,6 @@ class LiteLLM:
         pass
 
 
-# ------------------------------------------------------------------ Portkey
-
-HERE = Path(__file__).resolve().parent
-PORTKEY_ENTRY = HERE / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-PORTKEY_READY_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def portkey_version() -> str | None:
-    try:
-        return str(json.loads((PORTKEY_ENTRY.parents[1] / "package.json").read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-class Portkey:
-    """The Portkey AI gateway's Node build (`@portkey-ai/gateway`, pinned in
-    bench/package.json, what `npx @portkey-ai/gateway` runs), started by this
-    contender on a free loopback port (``workers/loopback.mjs`` makes its
-    ``listen(port)`` bind 127.0.0.1 only) and called from Python over one
-    persistent HTTP/1.1 connection per thread (http.client): one more
-    loopback hop than the in-process contenders. The body is ``json.dumps``
-    per call and the answer ``json.loads``, like the others.
-
-    A call is routed by headers: ``x-portkey-provider: openai`` and
-    ``x-portkey-custom-host`` at the ok server. A failover is a config
-    (``x-portkey-config``): strategy mode ``fallback`` over two targets, the
-    429 server then the ok one (without ``on_status_codes``, any non-2xx
-    answer falls back); no retry is configured (Portkey retries only when
-    asked), and nginx's counter confirms two upstream requests a call.
-    The gateway runs in this worker's process group, so it is stopped with
-    it; its CPU time and peak RSS are read from /proc and added to the
-    worker's (``server_cpu_seconds``, ``server_peak_rss_mib``).
-    """
-
-    def __init__(self, ok_url: str, fail_url: str) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node not found (Node.js 20 or later runs the Portkey gateway)")
-        if not PORTKEY_ENTRY.exists():
-            raise RuntimeError(f"{PORTKEY_ENTRY.relative_to(HERE.parent)} is missing: run "
-                               "`npm ci` in bench/ (bench/run.sh does)")
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="f3dx-bench-portkey-")
-        # Its stdout (a start-up banner) goes to our stderr: the worker's log.
-        self.proc = subprocess.Popen(
-            [node, "--import", str(HERE / "workers" / "loopback.mjs"), str(PORTKEY_ENTRY),
-             f"--port={self.port}", "--headless"],
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-        )
-        self.local = threading.local()
-        self.call_headers = {"content-type": "application/json",
-                             "authorization": f"Bearer {API_KEY}",
-                             "x-portkey-provider": "openai", "x-portkey-custom-host": ok_url}
-        config = {"strategy": {"mode": "fallback"}, "targets": [
-            {"provider": "openai", "api_key": API_KEY, "custom_host": fail_url},
-            {"provider": "openai", "api_key": API_KEY, "custom_host": ok_url}]}
-        self.failover_headers = {"content-type": "application/json",
-                                 "x-portkey-config": json.dumps(config)}
-        deadline = time.monotonic() + PORTKEY_READY_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the Portkey gateway exited ({self.proc.returncode})")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.close()
-                    raise RuntimeError(f"the Portkey gateway is not listening after "
-                                       f"{PORTKEY_READY_S:.0f}s")
-                time.sleep(0.05)
-
-    def _conn(self) -> http.client.HTTPConnection:
-        c = getattr(self.local, "conn", None)
-        if c is None:
-            c = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                             timeout=TIMEOUT_S)
-        return c
-
-    def _post(self, headers: dict[str, str]) -> Any:
-        body = json.dumps(BODY)
-        for attempt in (0, 1):
-            c = self._conn()
-            try:
-                c.request("POST", "/v1/chat/completions", body, headers)
-                r = c.getresponse()
-                data = r.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionError):
-                c.close()
-                if attempt:
-                    raise
-        if r.status != 200:
-            raise UpstreamError(f"status {r.status}: {data[:200]!r}")
-        return json.loads(data)
-
-    def call(self) -> Any:
-        return self._post(self.call_headers)
-
-    def failover(self) -> Any:
-        return self._post(self.failover_headers)
-
-    def _proc_file(self, name: str) -> str:
-        with open(f"/proc/{self.proc.pid}/{name}") as f:
-            return f.read()
-
-    def server_cpu_seconds(self) -> float:
-        stat = self._proc_file("stat")
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def server_peak_rss_mib(self) -> float:
-        for line in self._proc_file("status").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-        return float("nan")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 # ------------------------------------------- f3dx_router and f3dx 0.0.19
 
 class F3dxRouter:
@@ -479,7 +331,6 @@ FACTORIES = {
     "httpx": Httpx,
     "f3dx-0.0.19": F3dxOld,
     "litellm": LiteLLM,
-    "portkey": Portkey,
     "f3dx_router": F3dxRouter,
     "f3dx_router.route": F3dxRouterRoute,
     HEALTH_OFF: F3dxRouterNoHealth,

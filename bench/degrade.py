@@ -1,7 +1,7 @@
 """The degradation scenario (issue 11): one provider turns flaky, then
 recovers; what health tracking changes for the callers.
 
-Two providers A and B on flakymock.py, both answering in ``delay_ms``
+Two providers A and B on the mock provider's flaky mode, both answering in ``delay_ms``
 (5 ms). A router ``[A, B]``, policy ``sequential``, shared by ``threads``
 threads (4) calling ``route()`` in a loop. After ``warm_s`` (10 s) A answers
 503 (no Retry-After) to ``frac`` (40%) of requests for ``bad_s`` (30 s), then
@@ -54,20 +54,20 @@ def settings(args: Any) -> dict[str, Any]:
 
 def measure(args: Any, logs: Path, worker: Callable[..., Any],
             log: Callable[[str], None]) -> dict[str, Any]:
-    """Both variants against one flakymock.py, each in a fresh worker
+    """Both variants against one flaky mock (A and B), each in a fresh worker
     process (``worker(name, ok_url, fail_url, stderr_path)``: run.py's Worker)."""
     s = settings(args)
     out: dict[str, Any] = {"settings": s, "variants": {}}
-    mock = upstream.FlakyMock(s["delay_ms"])
-    mock.start()
+    flaky = {"mode": "flaky", "delay_ms": s["delay_ms"]}
+    mock = upstream.bench_mocks(a={**flaky, "seed": 1}, b={**flaky, "seed": 2})
     try:
         for label, health in VARIANTS:
             w = worker("f3dx_router", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
                        logs / "degrade.log")
             try:
                 cap = s["warm_s"] + s["bad_s"] + s["after_max_s"] + 5
-                r = w.cmd(timeout=cap + 120, op="degrade", urls=mock.urls(),
-                          control_url=mock.control_url(), health=health, **s)
+                r = w.cmd(timeout=cap + 120, op="degrade", urls=[mock.base_url("a"), mock.base_url("b")],
+                          control_url=mock.stats_url().rsplit("/", 1)[0], health=health, **s)
                 r.pop("ok", None)
                 out["variants"][label] = r
                 log_variant(log, label, r)
@@ -77,7 +77,7 @@ def measure(args: Any, logs: Path, worker: Callable[..., Any],
             finally:
                 w.stop()
     finally:
-        mock.stop()
+        mock.close()
     return out
 
 
@@ -94,15 +94,15 @@ def log_variant(log: Callable[[str], None], label: str, r: dict[str, Any]) -> No
 
 # ------------------------------------------------- inside the worker process
 
-def _control(url: str, provider: int, frac: float) -> None:
-    with urllib.request.urlopen(f"{url}/__fail?provider={provider}&frac={frac}",
-                                timeout=5) as resp:
+def _control(url: str, provider: str, frac: float) -> None:
+    req = urllib.request.Request(f"{url}/fail?provider={provider}&frac={frac}", data=b"")
+    with urllib.request.urlopen(req, timeout=5) as resp:
         resp.read()
 
 
 def _mock_stats(url: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/__stats", timeout=5) as resp:
-        return list(json.load(resp)["providers"])
+    with urllib.request.urlopen(f"{url}/stats", timeout=5) as resp:
+        return list(json.load(resp)["providers"].values())
 
 
 def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
         kw["health"] = False
     router = Router(provs, **kw)
     control = cmd["control_url"]
-    _control(control, 0, 0.0)
+    _control(control, "a", 0.0)
     before = _mock_stats(control)
     warm_s, bad_s = float(cmd["warm_s"]), float(cmd["bad_s"])
     after_min_s, after_max_s = float(cmd["after_min_s"]), float(cmd["after_max_s"])
@@ -167,10 +167,10 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
         t.start()
     try:
         time.sleep(max(0.0, t0 + warm_s - time.perf_counter()))
-        _control(control, 0, float(cmd["frac"]))
+        _control(control, "a", float(cmd["frac"]))
         bad_at = time.perf_counter() - t0
         time.sleep(max(0.0, t0 + bad_at + bad_s - time.perf_counter()))
-        _control(control, 0, 0.0)
+        _control(control, "a", 0.0)
         marks["recovered"] = time.perf_counter() - t0
         rec_at = marks["recovered"]
         while True:  # bounded: after_max_s at most

@@ -64,9 +64,8 @@ import upstream  # noqa: E402
 ROOT = HERE.parent
 CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
-STACK = HERE / "stack"
 MEASURES = ("latency", "failover", "throughput", "tput_health", "worker", "import", "rss",
-            "tail", "degrade", "core", "stack", "stream", "async")
+            "tail", "degrade", "core", "stream", "async")
 # The measures of issue 11 (adaptive hedging, health): run alone (any of
 # them, nothing else) they write ADAPTIVE_RESULTS.md and adaptive_results.json.
 ADAPTIVE = {"tail", "degrade", "tput_health"}
@@ -169,7 +168,7 @@ def machine_info(nginx_ver: str) -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str | None] = {}
-    for dist in ("httpx", "f3dx", "litellm", "f3dx-router", "openai", "matplotlib"):
+    for dist in ("httpx", "f3dx", "litellm", "f3dx-router", "openai"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -180,7 +179,6 @@ def machine_info(nginx_ver: str) -> dict[str, Any]:
     versions["node"] = subprocess.run([node, "--version"], capture_output=True,
                                       text=True).stdout.strip() if node else None
     versions["wrangler"] = cfworker.wrangler_version()
-    versions["portkey-gateway"] = contenders.portkey_version()
     repo = HERE.parent
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -212,7 +210,7 @@ def measure_latency(workers: dict[str, Worker], variant: str, args: argparse.Nam
             try:
                 r = workers[name].cmd(
                     timeout=args.max_s_per_measure + 120, op="latency", variant=variant,
-                    warmup=max(args.warmup, contenders.MIN_WARMUP.get(name, 0)) if rnd == 0
+                    warmup=args.warmup if rnd == 0
                     else max(1, args.warmup // 10),
                     n=per_round, max_s=args.max_s_per_measure / args.rounds if slow
                     else args.max_s_per_measure)
@@ -357,8 +355,6 @@ def measure_rss(names: list[str], nginx: upstream.Nginx, args: argparse.Namespac
             r = w.cmd(timeout=args.rss_max_s + 120, op="rss", n=args.rss_calls,
                       max_s=args.rss_max_s)
             r["rss_after_setup_mib"] = setup["rss_after_setup_mib"]
-            if "server_peak_rss_mib" in setup:  # a contender with a server of its own
-                r["server_rss_after_setup_mib"] = setup["server_peak_rss_mib"]
             out[name] = r
             log(f"  rss {name}: {r['peak_rss_mib']:.1f} MiB after {r['calls']} calls "
                 f"({r['seconds']:.1f}s; {setup['rss_after_setup_mib']:.1f} MiB after setup)")
@@ -371,14 +367,16 @@ def measure_rss(names: list[str], nginx: upstream.Nginx, args: argparse.Namespac
 
 
 def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    mock = upstream.TailMock(args.tail_fast_ms, args.tail_slow_ms, args.tail_slow_frac, seed=1)
-    mock.start()
+    tail = {"mode": "tail", "delay_ms": args.tail_fast_ms, "slow_ms": args.tail_slow_ms,
+            "slow_frac": args.tail_slow_frac}
+    mock = upstream.bench_mocks(a={**tail, "seed": 1}, b={**tail, "seed": 2})
     w = Worker("f3dx_router", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
                logs / "tail.log")
     out: dict[str, Any] = {"mock": {"fast_ms": args.tail_fast_ms, "slow_ms": args.tail_slow_ms,
                                     "slow_frac": args.tail_slow_frac}}
     try:
-        base = {"op": "tail", "urls": mock.urls(), "stats_url": mock.stats_url(),
+        base = {"op": "tail", "urls": [mock.base_url("a"), mock.base_url("b")],
+                "stats_url": mock.stats_url(),
                 "warmup": args.tail_warmup, "n": args.tail_calls, "max_s": args.tail_max_s}
         runs: list[tuple[str, dict[str, Any]]] = [
             ("no hedging", {"policy": "sequential"}),
@@ -439,7 +437,7 @@ def measure_tail(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         log(f"  tail: FAILED {e}")
     finally:
         w.stop()
-        mock.stop()
+        mock.close()
     return out
 
 
@@ -660,13 +658,13 @@ def stream_summary(d: dict[str, Any]) -> None:
 def measure_stream(args: argparse.Namespace, names: list[str], logs: Path) -> dict[str, Any]:
     """Streams read to their end, the time to the first chunk with text and to
     the end of each: every contender (its own worker process, in rounds with
-    the order rotated) against nginx (no delay) and streammock.py (a delay
-    before each chunk); then the Worker streaming against a JavaScript worker
+    the order rotated) against nginx (no delay) and the mock provider's
+    stream mode (a delay before each chunk); then the Worker streaming against a JavaScript worker
     that pipes the body through, in a `wrangler dev` of their own."""
     chunks = args.stream_chunks
     body = streaming.sse_body(chunks)
     nginx = upstream.SseNginx(body, workers=args.nginx_workers)
-    mock = upstream.StreamMock(args.stream_delay_ms, chunks)
+    mock: upstream.MockProviders | None = None
     out: dict[str, Any] = {"upstream": {"chunks": chunks, "delay_ms": args.stream_delay_ms,
                                         "body_bytes": len(body),
                                         "events": len(streaming.sse_events(chunks))}}
@@ -674,11 +672,13 @@ def measure_stream(args: argparse.Namespace, names: list[str], logs: Path) -> di
     workers: dict[str, Worker] = {}
     try:
         nginx.start()
-        mock.start()
+        mock = upstream.bench_mocks(
+            stream={"mode": "stream", "delay_ms": args.stream_delay_ms, "chunks": chunks})
+        slow_url = mock.base_url("stream")
         log(f"  stream upstreams: nginx {nginx.ok_url} ({len(body):,} B a stream), "
-            f"mock {mock.url} ({args.stream_delay_ms:g} ms a chunk)")
+            f"mock {slow_url} ({args.stream_delay_ms:g} ms a chunk)")
         for name in names:
-            workers[name] = Worker(name, nginx.ok_url, mock.url, logs / f"stream-{name}.log")
+            workers[name] = Worker(name, nginx.ok_url, slow_url, logs / f"stream-{name}.log")
         setup: dict[str, Any] = {}
         for name, w in workers.items():
             try:
@@ -703,7 +703,8 @@ def measure_stream(args: argparse.Namespace, names: list[str], logs: Path) -> di
     finally:
         for w in workers.values():
             w.stop()
-        mock.stop()
+        if mock is not None:
+            mock.close()
         nginx.stop()
     out["failed"] = failed
     return out
@@ -711,14 +712,14 @@ def measure_stream(args: argparse.Namespace, names: list[str], logs: Path) -> di
 
 def stream_rounds(workers: dict[str, Worker], variant: str, args: argparse.Namespace,
                   failed: dict[str, str], nginx: upstream.SseNginx,
-                  mock: upstream.StreamMock) -> dict[str, Any]:
+                  mock: upstream.MockProviders) -> dict[str, Any]:
     v = stream_variant(args, variant)
     names = [n for n in workers if n not in failed]
     out: dict[str, Any] = {n: {"ttfc_us": [], "total_us": [], "rounds": [],
                                "cpu_us_per_call": [], "upstream_requests": 0,
                                "calls_incl_warmup": 0} for n in names}
     per_round = max(1, v["calls"] // v["rounds"])
-    count = nginx.requests if variant == "fast" else mock.requests
+    count = nginx.requests if variant == "fast" else lambda: int(mock.stats()["requests"])
     for rnd in range(v["rounds"]):
         for name in rotated(names, rnd):
             if name in failed:
@@ -753,8 +754,8 @@ def stream_rounds(workers: dict[str, Worker], variant: str, args: argparse.Names
     return out
 
 
-def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx, mock: upstream.StreamMock,
-                  logs: Path) -> dict[str, Any]:
+def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx,
+                  mock: upstream.MockProviders, logs: Path) -> dict[str, Any]:
     """The f3dx worker streaming next to workers/pipe.js, in one `wrangler
     dev` (its dispatcher, hop and idle worker as in the worker measure):
     sequential streams, one keep-alive connection per target, in rounds with
@@ -764,7 +765,7 @@ def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx, mock: upst
     wb = None
     try:
         for attempt in (1, 2):
-            wb = cfworker.StreamWranglerBench(nginx.ok_url, mock.url, args.stream_chunks,
+            wb = cfworker.StreamWranglerBench(nginx.ok_url, mock.base_url("stream"), args.stream_chunks,
                                               logs / "wrangler-stream.log")
             out["start_s"] = wb.start()
             out["inspector"] = wb.inspector_target()
@@ -792,7 +793,7 @@ def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx, mock: upst
 
 def stream_worker_rounds(wb: cfworker.StreamWranglerBench, variant: str, targets: list[str],
                          args: argparse.Namespace, nginx: upstream.SseNginx,
-                         mock: upstream.StreamMock) -> dict[str, Any]:
+                         mock: upstream.MockProviders) -> dict[str, Any]:
     v = stream_variant(args, variant)
     clients: dict[str, Any] = {t: cfworker.Client(wb.port, t) if t in cfworker.RUNTIME
                                else cfworker.StreamClient(wb.port, t) for t in targets}
@@ -800,7 +801,7 @@ def stream_worker_rounds(wb: cfworker.StreamWranglerBench, variant: str, targets
                                "upstream_requests": 0, "calls_incl_warmup": 0}
                            for t in targets}
     per_round = max(1, v["calls"] // v["rounds"])
-    count = nginx.requests if variant == "fast" else mock.requests
+    count = nginx.requests if variant == "fast" else lambda: int(mock.stats()["requests"])
     pc = time.perf_counter_ns
     try:
         for rnd in range(v["rounds"]):
@@ -918,43 +919,6 @@ def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------- the layers under the native path
-
-def measure_stack(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    """bench/stack once: one thread's sequential calls to nginx through each
-    layer of the native stack (raw socket, hyper, hyper-util, reqwest,
-    NativeRouter), in Rust, so no Python is in the numbers."""
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        return {"skipped": "cargo not found"}
-    log_path = logs / "stack.log"
-    log_path.write_text("")
-    err = cargo_step(["nice", "-n", "10", cargo, "build", "--release", "--locked"], STACK,
-                     log_path, args.core_timeout_s, "cargo build in bench/stack")
-    if err:
-        return {"error": err}
-    calls, rounds, warmup = (2000, 2, 100) if args.smoke else (12000, 4, 300)
-    nginx = upstream.Nginx(workers=args.nginx_workers)
-    nginx.start()
-    try:
-        r = subprocess.run([str(HERE / ".target" / "release" / "f3dx-router-stack-bench"),
-                            nginx.ok_url,
-                            str(calls), str(rounds), str(warmup)],
-                           capture_output=True, text=True, timeout=300)
-    finally:
-        nginx.stop()
-    if r.returncode != 0:
-        return {"error": "bench/stack failed: " + r.stderr.strip()[-300:]}
-    layers = json.loads(r.stdout)
-    out: dict[str, Any] = {"calls": calls, "rounds": rounds, "layers": {}}
-    for name, d in layers.items():
-        out["layers"][name] = {"summary": summary(d["times_us"]),
-                               "cpu_us_per_call": d["cpu_us_per_call"]}
-        log(f"  stack {name}: p50 {out['layers'][name]['summary']['p50']:.1f} us, "
-            f"CPU {d['cpu_us_per_call']:.1f} us/call")
-    return out
-
-
-# ----------------------------------------------------------------- main
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="f3dx_router benchmark (issue 4)")
@@ -1215,15 +1179,12 @@ def main() -> int:
                              for n, why in r["failed"].items()}
         path.write_text(json.dumps(results))
 
-    once = (("core", "the core alone: cargo bench (criterion)", measure_core),
-            ("stack", "the layers under the native path: bench/stack", measure_stack))
-    for key, title, measure in once:
-        if key not in skip:
-            log(f"== {title}, once ==")
-            try:
-                results[key] = measure(args, logs)
-            except subprocess.TimeoutExpired as e:
-                results[key] = {"error": f"timed out after {e.timeout:.0f}s"}
+    if "core" not in skip:
+        log("== the core alone: cargo bench (criterion), once ==")
+        try:
+            results["core"] = measure_core(args, logs)
+        except subprocess.TimeoutExpired as e:
+            results["core"] = {"error": f"timed out after {e.timeout:.0f}s"}
     if "worker" not in skip:
         log("== the Worker's upload size ==")
         results["worker_size"] = measure_worker_size(logs)

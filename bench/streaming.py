@@ -8,7 +8,7 @@ one chunk with ``finish_reason: stop`` and an empty delta, then
 * ``fast``: no delay between chunks, nginx serving the body as a static file
   (``upstream.SseNginx``; too big for nginx's ``return``);
 * ``slow``: ``--delay-ms`` (5) before each content chunk, the head at once,
-  from ``streammock.py`` (asyncio, chunked transfer encoding).
+  from tests/mock_provider.py's stream mode (asyncio, chunked transfer encoding).
 
 Each contender takes the two base URLs (``http://127.0.0.1:PORT/v1``) and
 offers ``stream(variant) -> (first_ns, result)``: one streamed chat
@@ -43,9 +43,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from typing import Any, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mock_provider import bench_piece, bench_sse_events  # noqa: E402
 
 API_KEY = "sk-bench"
 TIMEOUT_S = 10.0
@@ -54,8 +59,6 @@ MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "hi"}]
 BODY: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
 
 CHUNKS = 200
-WORDS = ("the quick brown fox jumps over the lazy dog while a small bird sings "
-         "above an old stone bridge near the river").split()
 VARIANTS = ("fast", "slow")
 
 # Contender names in report order; "floor+json" is a breakdown row.
@@ -63,33 +66,13 @@ CONTENDERS = ["floor", "httpx", "openai", "litellm", "f3dx_router"]
 AUX = ["floor+json"]
 
 
-def piece(i: int) -> str:
-    """The text of content chunk i: 4 words, each with its leading space."""
-    return "".join(" " + WORDS[(4 * i + k) % len(WORDS)] for k in range(4))
-
-
 def expected_text(chunks: int = CHUNKS) -> str:
-    return "".join(piece(i) for i in range(chunks))
-
-
-def _event(delta: dict[str, str], finish: str | None = None) -> bytes:
-    chunk = {"id": "chatcmpl-bench-stream", "object": "chat.completion.chunk",
-             "created": 1700000000, "model": MODEL, "system_fingerprint": "fp_bench",
-             "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                          "finish_reason": finish}]}
-    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
+    return "".join(bench_piece(i) for i in range(chunks))
 
 
 def sse_events(chunks: int = CHUNKS) -> list[bytes]:
-    """The stream's events: `chunks` content chunks, the finish chunk, [DONE]."""
-    out = [_event({"role": "assistant", "content": piece(0)})]
-    out += [_event({"content": piece(i)}) for i in range(1, chunks)]
-    out.append(_event({}, "stop"))
-    out.append(DONE)
-    return out
+    """The stream's events (the mock provider's stream mode sends the same)."""
+    return bench_sse_events(chunks)
 
 
 def sse_body(chunks: int = CHUNKS) -> bytes:

@@ -25,7 +25,7 @@ chatter cannot corrupt the protocol). Commands:
   ``hedge_budget``); the answer has the router's ``stats()`` hedge counters
   and latency percentiles after the warm-up and at the end.
 * ``{"op": "degrade", ...}``: f3dx_router only; the degradation scenario's
-  call loop (degrade.py ``scenario()``), against flakymock.py.
+  call loop (degrade.py ``scenario()``), against the flaky mock.
 * ``{"op": "stream_setup", "chunks": C}`` (streaming, issue 10; OK_URL and
   FAIL_URL are then the no-delay and the delayed upstream): build the
   streaming contender (streaming.py) and check one stream of each variant
@@ -43,10 +43,6 @@ chatter cannot corrupt the protocol). Commands:
   C coroutines call back to back; answers calls/s and CPU per call over the
   S seconds after the W of warm-up.
 * ``{"op": "quit"}``.
-
-A contender that is a server of its own (Portkey) reports its process's CPU
-time (``server_cpu_seconds``) and peak RSS (``server_peak_rss_mib``): the CPU
-per call above includes the server's, and the RSS answers carry it apart.
 
 Every loop is bounded in count and in time.
 """
@@ -86,13 +82,7 @@ class Worker:
         self.aio: asyncbench.AsyncSide | None = None
 
     def cpu(self) -> float:
-        """This process's CPU time, plus the contender's server's if it has one."""
-        server = getattr(self.c, "server_cpu_seconds", None)
-        return cpu_seconds() + (server() if server else 0.0)
-
-    def server_rss(self) -> dict[str, float]:
-        server = getattr(self.c, "server_peak_rss_mib", None)
-        return {"server_peak_rss_mib": server()} if server else {}
+        return cpu_seconds()
 
     def op_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
         rss0 = maxrss_mib()
@@ -103,7 +93,7 @@ class Worker:
         contenders.check_response(self.name, self.c.call())
         t2 = time.perf_counter()
         return {"setup_s": t1 - t0, "first_call_s": t2 - t1, "rss_before_mib": rss0,
-                "rss_after_setup_mib": maxrss_mib(), **self.server_rss()}
+                "rss_after_setup_mib": maxrss_mib()}
 
     def op_latency(self, cmd: dict[str, Any]) -> dict[str, Any]:
         fn = self.c.call if cmd.get("variant", "call") == "call" else self.c.failover
@@ -185,7 +175,7 @@ class Worker:
             if (done & 255) == 0 and time.perf_counter() > deadline:
                 break
         return {"calls": done, "seconds": time.perf_counter() - t0,
-                "rss_before_mib": before, "peak_rss_mib": maxrss_mib(), **self.server_rss()}
+                "rss_before_mib": before, "peak_rss_mib": maxrss_mib()}
 
     def op_stream_setup(self, cmd: dict[str, Any]) -> dict[str, Any]:
         rss0 = maxrss_mib()
