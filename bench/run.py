@@ -1,35 +1,18 @@
 #!/usr/bin/env python3
-"""The benchmark of issue 4: f3dx_router against the floor and the incumbents.
+"""The benchmark: f3dx_router against the floor and the incumbents.
 
 Run it through ``bash bench/run.sh`` (which prepares ``bench/.venv`` and
-nginx); this file expects that venv's interpreter. Options: ``--help``.
+nginx); this file expects that venv's interpreter. Options: ``--help``;
+bench/README.md lists the measures, docs/benchmarks.md the method.
 
-First, once per invocation: the core's criterion benchmark (``core``) and
-the Cloudflare Worker's upload size. Then ``--runs`` full runs (3 by
-default, 1 with ``--smoke``), each with a fresh private nginx and
-heavy-tailed mock on 127.0.0.1, each contender in its own worker process
-(worker.py), measuring in this order: sequential latency (call and
-failover), throughput at 1/4/16/64 threads, the Cloudflare Worker under
-`wrangler dev` (``worker``: cfworker.py), import time, peak RSS after many
-calls (first run only: it is no target and takes minutes), the tail
-experiment (with adaptive hedging, issue 11), the degradation scenario
-(``degrade``, issue 11: degrade.py; first run only unless named in
---measures), and streaming (``stream``, issue 10: time to first chunk and to
-the end of a 200-chunk stream, natively and on the Worker); after the
-throughput, ``tput_health`` (issue 11: f3dx_router with health tracking on
-and off, side by side) and ``async`` (calls/s from one asyncio event loop at
-1, 16 and 256 concurrent calls: f3dx_router, LiteLLM's acompletion, the
-openai SDK's AsyncOpenAI straight at nginx and through f3dx_router's
-transport; and the SDK's sync client both ways: asyncbench.py). ``results.json``
-keeps every run (rewritten after each one); report.py makes ``RESULTS.md``
-(each target as the median over the runs) and the PNG plots. A run of the
-stream measure alone (``--measures stream``) writes ``STREAM_RESULTS.md``
-and ``stream_results.json`` instead, so it never overwrites the full
-results; likewise issue 11's measures alone (``--measures
-tail,degrade,tput_health`` or a part of it): ``ADAPTIVE_RESULTS.md`` and
-``adaptive_results.json``; and the async measure alone (``--measures
-async``): ``ASYNC_RESULTS.md`` and ``async_results.json``. Everything it
-started is stopped at the end, whatever happens.
+Once per invocation: the core's criterion benchmark and the Worker's upload
+size. Then ``--runs`` runs (3, or 1 with ``--smoke``), each with a fresh
+private nginx on 127.0.0.1 and each contender in its own worker process
+(worker.py). Peak RSS and the degradation scenario run in the first run
+only. The raw numbers go to results.json (rewritten after each run; a run of
+some measures alone writes the file report.output_names gives), report.py
+renders the Markdown, and the contract's ratios are printed at the end.
+Everything it started is stopped at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -58,6 +41,7 @@ import asyncbench  # noqa: E402
 import cfworker  # noqa: E402
 import contenders  # noqa: E402
 import degrade  # noqa: E402
+import report  # noqa: E402
 import streaming  # noqa: E402
 import upstream  # noqa: E402
 
@@ -66,9 +50,6 @@ CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
 MEASURES = ("latency", "failover", "throughput", "tput_health", "worker", "import", "rss",
             "tail", "degrade", "core", "stream", "async")
-# The measures of issue 11 (adaptive hedging, health): run alone (any of
-# them, nothing else) they write ADAPTIVE_RESULTS.md and adaptive_results.json.
-ADAPTIVE = {"tail", "degrade", "tput_health"}
 
 ROUTER_NAME = "f3dx_router"
 ENV = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
@@ -1146,9 +1127,6 @@ def main() -> int:
     if only_measures:
         skip |= set(MEASURES) - only_measures
     measured = [m for m in MEASURES if m not in skip]
-    stream_only = measured == ["stream"]
-    adaptive_only = bool(measured) and set(measured) <= ADAPTIVE
-    async_only = measured == ["async"]
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
@@ -1164,9 +1142,7 @@ def main() -> int:
     results["machine"] = machine_info(upstream.nginx_version())
     # The stream measure alone, issue 11's alone, or the async one alone never
     # overwrite the full results.
-    path = args.out / ("stream_results.json" if stream_only else
-                       "adaptive_results.json" if adaptive_only else
-                       "async_results.json" if async_only else "results.json")
+    path = args.out / report.output_names(measured)[1]
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -1200,9 +1176,10 @@ def main() -> int:
     save()
     log(f"wrote {path} ({results['wall_s']:.0f}s)")
 
-    import report
     md = report.write_all(results, args.out)
-    log(f"wrote {md}" + ("" if stream_only or adaptive_only or async_only else " and the plots"))
+    log(f"wrote {md}; the contract's ratios (median over the runs):")
+    for line in report.ratio_lines(results["runs"]):
+        print(f"  {line}", flush=True)
     return 0
 
 

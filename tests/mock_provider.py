@@ -42,6 +42,11 @@ script and without a log (a benchmark sends millions)::
         a chunked SSE stream (``bench_sse_events(chunks)``): content chunk k
         at k * delay_ms after the request (an absolute schedule), the finish
         chunk and [DONE] with the last one
+    {"bench": {"mode": "chat", "kind": "openai"}}   (or "anthropic")
+        a provider of that kind answering whatever comes (the README's
+        examples run against it): a whole answer, or a stream when the
+        request asks for one; a JSON object as the text when it asks for
+        JSON (``response_format``)
 
 ``GET /stats`` on the control port counts them (on arrival, so a cancelled
 hedge leg counts too: the load hedging adds)::
@@ -162,16 +167,19 @@ def validate_mocks(mocks: Any) -> dict[str, dict]:
     return mocks
 
 
-BENCH_MODES = {"flaky", "tail", "stream"}
+BENCH_MODES = {"flaky", "tail", "stream", "chat"}
+CHAT_KINDS = {"openai", "anthropic"}
 BENCH_NUMBERS = {"delay_ms", "slow_ms", "slow_frac", "fail_frac", "chunks", "seed"}
 
 
 def validate_bench(spec: Any, where: str) -> None:
     if not isinstance(spec, dict) or spec.get("mode") not in BENCH_MODES:
         raise VectorError(f"{where}: an object with 'mode' one of {sorted(BENCH_MODES)}")
-    unknown = set(spec) - BENCH_NUMBERS - {"mode"}
+    unknown = set(spec) - BENCH_NUMBERS - {"mode", "kind"}
     if unknown:
         raise VectorError(f"{where}: unknown keys {sorted(unknown)}")
+    if spec.get("kind", "openai") not in CHAT_KINDS:
+        raise VectorError(f"{where}.kind: one of {sorted(CHAT_KINDS)}")
     for key in BENCH_NUMBERS & set(spec):
         value = spec[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -504,6 +512,54 @@ def bench_sse_events(chunks: int) -> list[bytes]:
     return out
 
 
+CHAT_TEXT = "Hello from the mock provider."
+CHAT_JSON_TEXT = '{"name": "Ada Lovelace", "age": 36}'
+
+
+def chat_text(request: Any) -> str:
+    """The chat mode's answer text: JSON when the request asks for JSON."""
+    wants_json = isinstance(request, dict) and isinstance(request.get("response_format"), dict) \
+        and request["response_format"].get("type") in ("json_object", "json_schema")
+    return CHAT_JSON_TEXT if wants_json else CHAT_TEXT
+
+
+def chat_answer(kind: str, request: Any) -> bytes:
+    text = chat_text(request)
+    model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
+    if kind == "anthropic":
+        return json_bytes({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                           "usage": {"input_tokens": 9, "output_tokens": 7}})
+    return json_bytes({**BENCH_COMPLETION, "model": model,
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop"}]})
+
+
+def chat_events(kind: str, request: Any) -> list[bytes]:
+    """A streamed answer of the chat mode, in two text pieces."""
+    text = chat_text(request)
+    pieces = [text[: len(text) // 2], text[len(text) // 2:]]
+    if kind == "openai":
+        return [_bench_event({"role": "assistant", "content": pieces[0]}),
+                _bench_event({"content": pieces[1]}), _bench_event({}, "stop"), b"data: [DONE]\n\n"]
+    model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
+    events: list[tuple[str, dict]] = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [], "usage": {"input_tokens": 9, "output_tokens": 0}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        *[("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "text_delta", "text": p}}) for p in pieces],
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"output_tokens": 7}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [f"event: {name}\n".encode() + b"data: " + json_bytes(data) + b"\n\n"
+            for name, data in events]
+
+
 def _http_chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
@@ -514,6 +570,7 @@ class BenchMock:
     def __init__(self, name: str, spec: dict):
         self.name = name
         self.mode = spec["mode"]
+        self.kind = spec.get("kind", "openai")
         self.delay_s = float(spec.get("delay_ms", 5)) / 1000.0
         self.slow_s = float(spec.get("slow_ms", 200)) / 1000.0
         self.slow_frac = float(spec.get("slow_frac", 0.05))
@@ -744,6 +801,8 @@ class MockServer:
         bench.counts["requests"] += 1
         if bench.mode == "stream":
             return await self._bench_stream(conn, req, bench)
+        if bench.mode == "chat":
+            return await self._chat(conn, req, bench.kind)
         status, body = bench.answer()
         # A plain sleep (not wait_peer_close: its read task per wait costs
         # the benchmark milliseconds on a busy machine); a cancelled hedge
@@ -752,6 +811,22 @@ class MockServer:
         head, body = render_response(status, {}, body, "application/json", req.wants_close())
         await conn.write(head + body)
         return True
+
+    async def _chat(self, conn: Connection, req: Request, kind: str) -> bool:
+        try:
+            request = json.loads(req.body) if req.body else None
+        except ValueError:
+            request = None
+        if not (isinstance(request, dict) and request.get("stream") is True):
+            head, body = render_response(200, {}, chat_answer(kind, request), "application/json",
+                                         req.wants_close())
+            await conn.write(head + body)
+            return True
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+                + ("connection: close\r\n" if req.wants_close() else "") + "\r\n")
+        body = b"".join(_http_chunk(e) for e in chat_events(kind, request)) + b"0\r\n\r\n"
+        await conn.write(head.encode("latin-1") + body)
+        return not req.wants_close()
 
     async def _bench_stream(self, conn: Connection, req: Request, bench: BenchMock) -> bool:
         loop = asyncio.get_running_loop()
