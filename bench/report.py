@@ -349,8 +349,9 @@ def header(res: dict[str, Any], runs: list[Run]) -> list[str]:
              f"- Settings: {s.get('calls')} timed calls per contender in {s.get('rounds')} rounds "
              f"(order rotated) after {s.get('warmup')} warm-up calls; nginx "
              f"{s.get('nginx_workers')} worker process"]
-    if size.get("gzip_total"):
-        lines.append(f"- The Worker's upload: {size['gzip_total'] / 1024:.0f} KiB gzip")
+    if size.get("dry_run_gzip_kib") or size.get("gzip_total"):
+        kib = size.get("dry_run_gzip_kib") or size["gzip_total"] / 1024
+        lines.append(f"- The Worker's upload: {kib:.0f} KiB gzip (`wrangler deploy --dry-run`)")
     lines += ["", "Times in microseconds unless marked. Absolute times drift on a shared "
               "machine; the ratios, measured side by side in one run, are what to compare "
               "(docs/benchmarks.md: the method).", ""]
