@@ -8,14 +8,10 @@ Each takes ``ok_url`` (the nginx server that answers a chat completion) and
 * ``failover()`` (when the contender can fail over): the first provider is
   ``fail_url``, the second ``ok_url``; returns the response.
 
-Every contender takes a Python dict and gives back the parsed response, like
-a real caller would (except ``floor``, the hand-built HTTP/1.1 floor of the
-issue, which neither encodes nor decodes JSON; ``floor+json`` adds exactly
-that, to show what the JSON step costs by itself).
-
-A contender object is shared by all the threads of the throughput measure:
-``httpx.Client`` and the routers are thread-safe; the floor's raw socket
-cannot be shared, so each thread gets its own connection (threading.local).
+Every contender takes a Python dict and gives back the parsed response, as
+a caller would, except ``floor`` (a hand-built HTTP/1.1 request on a raw
+socket, no JSON); ``floor+json`` adds exactly the JSON step. The throughput
+measure's threads share one contender (the floor: a connection per thread).
 """
 
 from __future__ import annotations
@@ -27,9 +23,7 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-BODY: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-API_KEY = "sk-bench"
-TIMEOUT_S = 10.0
+from lib import API_KEY, BODY, TIMEOUT_S, provider
 
 # Contender names in report order. "aux" ones are breakdowns, not contenders.
 CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "f3dx_router"]
@@ -158,9 +152,6 @@ class Floor:
             raise UpstreamError(f"status {status}")
         return body
 
-    def close(self) -> None:
-        pass
-
 
 class FloorJson(Floor):
     """The floor plus json.dumps of the request and json.loads of the response."""
@@ -205,36 +196,32 @@ class Httpx:
 
 # ------------------------------------------------------------------ LiteLLM
 
-class LiteLLM:
-    """LiteLLM's Router, openai/ provider prefix, pointed at nginx.
+def litellm_router(deployments: dict[str, str], **kw: Any) -> Any:
+    """LiteLLM's Router, one ``openai/`` deployment per name, side effects off
+    where it has a switch: ``num_retries=0`` and ``max_retries=0`` (LiteLLM's
+    and the SDK's retries: the SDK would retry a 429 twice with backoff),
+    ``disable_cooldowns=True`` (a 429 would put the deployment in cooldown
+    and later calls would skip it), ``retry_after=0``."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+    from litellm import Router
 
-    Side effects switched off where it has a switch: ``num_retries=0`` and
-    ``max_retries=0`` (LiteLLM's and the OpenAI SDK's retries; the SDK would
-    otherwise retry a 429 twice with backoff), ``disable_cooldowns=True``
-    (otherwise a 429 puts the deployment in cooldown and later calls skip
-    it), ``retry_after=0``. Failover is a fallback model group:
-    ``fallbacks=[{"fail": ["ok"]}]``.
-    """
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.set_verbose = False
+    model_list = [{"model_name": name, "litellm_params": {
+        "model": "openai/" + BODY["model"], "api_base": url, "api_key": API_KEY,
+        "max_retries": 0, "timeout": TIMEOUT_S}} for name, url in deployments.items()]
+    return Router(model_list=model_list, num_retries=0, retry_after=0, disable_cooldowns=True,
+                  timeout=TIMEOUT_S, **kw)
+
+
+class LiteLLM:
+    """LiteLLM's Router pointed at nginx; failover is a fallback model group."""
 
     def __init__(self, ok_url: str, fail_url: str) -> None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-        from litellm import Router
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.set_verbose = False
-
-        def dep(name: str, url: str) -> dict[str, Any]:
-            return {"model_name": name, "litellm_params": {
-                "model": "openai/gpt-4o", "api_base": url, "api_key": API_KEY,
-                "max_retries": 0, "timeout": TIMEOUT_S}}
-
-        self.router = Router(
-            model_list=[dep("ok", ok_url), dep("fail", fail_url)],
-            fallbacks=[{"fail": ["ok"]}],
-            num_retries=0, retry_after=0, disable_cooldowns=True, timeout=TIMEOUT_S,
-        )
+        self.router = litellm_router({"ok": ok_url, "fail": fail_url},
+                                     fallbacks=[{"fail": ["ok"]}])
         self.messages = BODY["messages"]
 
     def call(self) -> Any:
@@ -242,9 +229,6 @@ class LiteLLM:
 
     def failover(self) -> Any:
         return self.router.completion(model="fail", messages=self.messages)
-
-    def close(self) -> None:
-        pass
 
 
 # ------------------------------------------- f3dx_router and f3dx 0.0.19
@@ -260,13 +244,8 @@ class F3dxRouter:
 
     def __init__(self, ok_url: str, fail_url: str) -> None:
         Router = self.router_class()
-
-        def prov(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
-                    "timeout_ms": int(TIMEOUT_S * 1000)}
-
-        self.router = Router([prov("ok", ok_url)], **self.router_kwargs())
-        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)],
+        self.router = Router([provider("ok", ok_url)], **self.router_kwargs())
+        self.fo_router = Router([provider("fail", fail_url), provider("ok", ok_url)],
                                 **self.router_kwargs())
 
     @staticmethod
@@ -279,20 +258,10 @@ class F3dxRouter:
     def failover(self) -> Any:
         return self.fo_router.chat_completions(BODY)
 
-    def close(self) -> None:
-        pass
-
 
 class F3dxOld(F3dxRouter):
-    """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``),
-    driven exactly as f3dx_router is.
-
-    Its API (help(f3dx.router.Router)): ``Router(providers, *, policy=
-    "sequential", hedge_k=2)``, provider keys name/kind/base_url/api_key/
-    timeout_ms/weight, and one method ``chat_completions(body: Mapping) ->
-    dict``; the Python wrapper json.dumps the body and the native router
-    takes a JSON string.
-    """
+    """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``,
+    the same provider keys and ``chat_completions``), driven as f3dx_router is."""
 
     @staticmethod
     def router_class() -> Any:
@@ -312,17 +281,14 @@ class F3dxRouterRoute(F3dxRouter):
 
 
 class F3dxRouterNoHealth(F3dxRouter):
-    """f3dx_router with health tracking off (``health=False``): the other
-    side of the health throughput measure (issue 11), where the default
-    (health on) records every outcome under one mutex per router. Not in
-    CONTENDERS: only that measure runs it."""
+    """f3dx_router with health tracking off: only the health throughput
+    measure runs it (health on takes one mutex per router on every outcome)."""
 
     @staticmethod
     def router_kwargs() -> dict[str, Any]:
         return {"health": False}
 
 
-# Run only by the health throughput measure (run.py measure_tput_health).
 HEALTH_OFF = "f3dx_router.nohealth"
 
 FACTORIES = {

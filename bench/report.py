@@ -6,7 +6,7 @@
 One renderer over two tables: ``RATIOS``, the numbers the contract names
 (one per run, the median over the runs against its limit), and ``TABLES``,
 the per-contender tables of the median run. A new measure is a row in one of
-them, not a new function. run.py calls ``write_all`` at the end of a run and
+them, not a new function. run.py calls ``write_md`` at the end of a run and
 prints ``ratio_lines``.
 """
 
@@ -110,7 +110,8 @@ def sync_ratio(run: Run, field: str) -> float | None:
         return div(mine["cpu_us_per_call"], sdk["cpu_us_per_call"])
     # Round k of each ran back to back: the median of the per-round ratios
     # is robust to a burst of load on a few rounds.
-    per_round = [x["p50"] / y["p50"] for x, y in zip(mine.get("rounds", []), sdk.get("rounds", []))]
+    per_round = [x["summary"]["p50"] / y["summary"]["p50"]
+                 for x, y in zip(mine.get("rounds", []), sdk.get("rounds", []))]
     return statistics.median(per_round) if per_round else None
 
 
@@ -347,8 +348,7 @@ def header(res: dict[str, Any], runs: list[Run]) -> list[str]:
                          for r in runs if "loadavg_start" in r and "loadavg_end" in r),
              "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
              f"- Settings: {s.get('calls')} timed calls per contender in {s.get('rounds')} rounds "
-             f"(order rotated) after {s.get('warmup')} warm-up calls; nginx "
-             f"{s.get('nginx_workers')} worker process"]
+             f"(order rotated) after {s.get('warmup')} warm-up calls"]
     if size.get("dry_run_gzip_kib") or size.get("gzip_total"):
         kib = size.get("dry_run_gzip_kib") or size["gzip_total"] / 1024
         lines.append(f"- The Worker's upload: {kib:.0f} KiB gzip (`wrangler deploy --dry-run`)")
@@ -389,10 +389,6 @@ def write_md(res: dict[str, Any], out: Path) -> Path:
     path = out / output_names(res.get("measures") or [])[0]
     path.write_text("\n".join(L))
     return path
-
-
-def write_all(res: dict[str, Any], out: Path) -> Path:
-    return write_md(res, out)
 
 
 if __name__ == "__main__":

@@ -23,17 +23,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from lib import ROOT, free_port, stop_group, wait_listening
 
-ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 # The ok server's fixed answer is the mock's: one chat completion every
 # contender accepts (f3dx_router checks the shape).
@@ -47,42 +44,6 @@ RATE_LIMITED = {
         "code": "rate_limit_exceeded",
     }
 }
-
-
-def free_port() -> int:
-    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group of proc, then SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=grace)
 
 
 def nginx_binary() -> str:
@@ -201,19 +162,12 @@ http {{
 
     def stop(self) -> None:
         if self.proc is not None:
-            # SIGQUIT is nginx's graceful stop; stop_group escalates if needed.
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGQUIT)
-                    self.proc.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-            stop_group(self.proc)
+            stop_group(self.proc, first=signal.SIGQUIT)  # nginx's graceful stop
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class SseNginx(Nginx):
-    """The streaming benchmark's no-delay upstream (issue 10): a private
+    """The streaming measure's no-delay upstream: a private
     nginx like ``Nginx`` whose ``ok`` server answers every request with a
     fixed OpenAI SSE stream (``streaming.sse_body()``), ``content-type:
     text/event-stream``, all at once. The body (about 60 KB for 200 chunks)
