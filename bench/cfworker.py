@@ -102,9 +102,10 @@ def _toml(value: str) -> str:
 
 
 def router_config(*urls: str) -> str:
-    """One provider "ok", or "fail" then "ok"."""
+    """One provider "ok", or "fail" then "ok" with health off (as the native
+    failover: health would eject "fail" and skip it)."""
     names = ("fail", "ok") if len(urls) == 2 else ("ok",)
-    return json.dumps({"policy": "sequential",
+    return json.dumps({"policy": "sequential", **({"health": False} if len(urls) == 2 else {}),
                        "providers": [lib.provider(n, u) for n, u in zip(names, urls)]})
 
 

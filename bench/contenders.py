@@ -245,8 +245,12 @@ class F3dxRouter:
     def __init__(self, ok_url: str, fail_url: str) -> None:
         Router = self.router_class()
         self.router = Router([provider("ok", ok_url)], **self.router_kwargs())
+        # Health off: with it on, five 429s eject "fail" and later calls
+        # skip it, which no longer measures a failover.
         self.fo_router = Router([provider("fail", fail_url), provider("ok", ok_url)],
-                                **self.router_kwargs())
+                                **{**self.router_kwargs(), **self.failover_kwargs})
+
+    failover_kwargs: dict[str, Any] = {"health": False}
 
     @staticmethod
     def router_kwargs() -> dict[str, Any]:
@@ -262,6 +266,8 @@ class F3dxRouter:
 class F3dxOld(F3dxRouter):
     """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``,
     the same provider keys and ``chat_completions``), driven as f3dx_router is."""
+
+    failover_kwargs: dict[str, Any] = {}  # no health tracking to turn off
 
     @staticmethod
     def router_class() -> Any:

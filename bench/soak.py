@@ -55,8 +55,10 @@ def main() -> int:
     ap.add_argument("--flap-s", type=float, default=3.0)
     ap.add_argument("--max-seconds", type=float, default=900.0)
     args = ap.parse_args()
-    from f3dx_router import Router
+    from f3dx_router import Router, _native
 
+    # The allocator the extension's Rust code uses (glibc's when built without one).
+    print(f"allocator: {getattr(_native, '_allocator', 'glibc malloc')}", flush=True)
     nginx = upstream.Nginx()
     nginx.start()
     mocks = upstream.bench_mocks(flaky={"mode": "flaky", "delay_ms": 1, "seed": 1},
@@ -86,12 +88,12 @@ def main() -> int:
                     kind = type(e).__name__
                 with lock:
                     results[kind] += 1
-                    done = sum(results.values())
+                    done, seen = sum(results.values()), dict(results)
                 if done % args.report_every == 0 or done == args.calls:
                     s = {"calls": done, "s": time.monotonic() - t0, **sample()}
                     reports.append(s)
                     print(f"{done:>9,} calls {done / s['s']:7,.0f}/s  RSS {s['rss_mib']:6.2f} MiB  "
-                          f"fds {s['fds']:4}  threads {s['threads']:3}  {dict(results)}", flush=True)
+                          f"fds {s['fds']:4}  threads {s['threads']:3}  {seen}", flush=True)
 
         threads = [threading.Thread(target=caller, daemon=True) for _ in range(args.threads)]
         for t in threads:
