@@ -1,41 +1,17 @@
-"""The async measure (``async``): calls per second from one asyncio event
-loop at 1, 16 and 256 concurrent calls, f3dx_router next to LiteLLM's
-``Router.acompletion`` and the openai SDK's ``AsyncOpenAI``; and the openai
-SDK through f3dx_router's transport (``f3dx_router.async_openai_client``,
-``openai_client``) next to the SDK straight at the upstream, async and sync.
+"""The async measure: calls/s from one asyncio event loop at 1, 16 and 256
+concurrent calls (``ASYNC_CONTENDERS``: ``router.achat_completions``,
+LiteLLM's ``acompletion``, ``openai.AsyncOpenAI`` straight at nginx, and the
+same SDK call through ``f3dx_router.async_openai_client``), each in a worker
+process with one event loop for the whole run; and the sync pair
+(``SYNC_CONTENDERS``: the openai SDK straight and through
+``f3dx_router.openai_client``, sequential latency through run.py's
+``measure_latency``).
 
-Async contenders (``ASYNC_CONTENDERS``), each in a worker process of its own
-(worker.py's ``async_setup`` / ``async_pass``) with one event loop kept for
-the whole run, all against the run's nginx (``ok_url``, a chat completion
-answered at once):
-
-* ``f3dx_router``: ``await router.achat_completions(BODY)``, one provider.
-* ``litellm``: ``await Router(...).acompletion(model="ok", ...)``, configured
-  as the sync contender (contenders.LiteLLM: no retries, no cooldowns).
-* ``openai``: ``openai.AsyncOpenAI(base_url=ok_url, max_retries=0)``,
-  ``await client.chat.completions.create(...)``: the SDK's own httpx2 stack
-  (its default pool: 1000 connections, 100 kept alive).
-* ``openai+f3dx_router``: ``f3dx_router.async_openai_client(router)``: the
-  same SDK call, answered by the router through the SDK's ``http_client``
-  hook (an httpx2 transport; no httpx2 connection pool or HTTP/1.1 code: the
-  router's native client talks to nginx).
-
-A pass (``run_pass``): C coroutines call back to back; after ``warmup_s``
-the window opens (calls completed, CPU time of the process, all threads),
-and closes ``seconds`` later; then the coroutines finish their call in
-flight and stop. Each concurrency is ``passes`` passes, the contenders one at
-a time, their order rotated each pass; the median pass is reported (as in
-run.py's throughput measure).
-
-Sync pair (``SYNC_CONTENDERS``, sequential latency through run.py's
-``measure_latency``, in rounds with the order rotated): ``openai.sync``
-(``openai.OpenAI`` straight at nginx), ``openai+f3dx_router.sync``
-(``f3dx_router.openai_client(router)``) and, for reference,
-``f3dx_router.sync`` (``router.chat_completions``).
-
-The transports (``openai_client``, ``async_openai_client``) came after the
-asyncio API: with a build that has not got them, those contenders fail at
-setup and the report says so.
+A pass (``run_pass``): C coroutines call back to back; the window opens
+after ``warmup_s`` (calls completed, the process's CPU time) and closes
+``seconds`` later. Each concurrency is ``passes`` passes, the order rotated,
+the median pass kept (lib.passes). A build without the transports fails
+those contenders at setup, and the report says so.
 """
 
 from __future__ import annotations
@@ -43,31 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import contenders
+import lib
 import upstream
+from lib import cpu_seconds
 
 ROUTER = "f3dx_router"
 ASYNC_CONTENDERS = ["f3dx_router", "litellm", "openai", "openai+f3dx_router"]
 SYNC_CONTENDERS = ["openai.sync", "openai+f3dx_router.sync", "f3dx_router.sync"]
-ASYNC_ROWS = {
-    "f3dx_router": "`await router.achat_completions(body)`",
-    "litellm": "LiteLLM `await Router.acompletion(model=..., messages=...)`",
-    "openai": "`openai.AsyncOpenAI(base_url=nginx)`: the SDK's own httpx2 stack",
-    "openai+f3dx_router": "`f3dx_router.async_openai_client(router)`: the same SDK call, "
-                          "answered by the router (an httpx2 transport)",
-}
-SYNC_ROWS = {
-    "openai.sync": "`openai.OpenAI(base_url=nginx)`: the SDK's own httpx2 stack",
-    "openai+f3dx_router.sync": "`f3dx_router.openai_client(router)`: the same SDK call, "
-                               "answered by the router",
-    "f3dx_router.sync": "`router.chat_completions(body)` (reference: the router without the SDK)",
-}
 # A coroutine waits this long after its error before its next call: a broken
 # upstream must not turn a pass into a tight loop of exceptions.
 ERROR_PAUSE_S = 0.01
@@ -76,19 +39,12 @@ MAX_ERRORS = 10_000
 STOP_TIMEOUT_S = 30.0
 
 
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 # ------------------------------------------------- inside the worker process
 
 def _router(ok_url: str) -> Any:
     from f3dx_router import Router
 
-    return Router([{"name": "ok", "kind": "openai", "base_url": ok_url,
-                    "api_key": contenders.API_KEY,
-                    "timeout_ms": int(contenders.TIMEOUT_S * 1000)}])
+    return Router([lib.provider("ok", ok_url)])
 
 
 def _transport_client(kind: str, router: Any) -> Any:
@@ -104,11 +60,11 @@ def _transport_client(kind: str, router: Any) -> Any:
 def make_async(name: str, ok_url: str) -> tuple[Callable[[], Awaitable[Any]], Any]:
     """The contender's call (a coroutine function) and the object to keep
     alive; run inside the worker's event loop."""
-    messages = contenders.BODY["messages"]
-    model = contenders.BODY["model"]
+    messages = lib.BODY["messages"]
+    model = lib.BODY["model"]
     if name == "f3dx_router":
         router = _router(ok_url)
-        return (lambda: router.achat_completions(contenders.BODY)), router
+        return (lambda: router.achat_completions(lib.BODY)), router
     if name == "litellm":
         lite = contenders.LiteLLM(ok_url, ok_url)
         r = lite.router
@@ -116,8 +72,8 @@ def make_async(name: str, ok_url: str) -> tuple[Callable[[], Awaitable[Any]], An
     if name == "openai":
         import openai
 
-        client = openai.AsyncOpenAI(base_url=ok_url, api_key=contenders.API_KEY,
-                                    max_retries=0, timeout=contenders.TIMEOUT_S)
+        client = openai.AsyncOpenAI(base_url=ok_url, api_key=lib.API_KEY,
+                                    max_retries=0, timeout=lib.TIMEOUT_S)
     elif name == "openai+f3dx_router":
         client = _transport_client("async_openai_client", _router(ok_url))
     else:
@@ -132,12 +88,12 @@ class OpenAISync:
     def __init__(self, ok_url: str, fail_url: str) -> None:
         import openai
 
-        self.client = openai.OpenAI(base_url=ok_url, api_key=contenders.API_KEY,
-                                    max_retries=0, timeout=contenders.TIMEOUT_S)
+        self.client = openai.OpenAI(base_url=ok_url, api_key=lib.API_KEY,
+                                    max_retries=0, timeout=lib.TIMEOUT_S)
 
     def call(self) -> Any:
-        return self.client.chat.completions.create(model=contenders.BODY["model"],
-                                                   messages=contenders.BODY["messages"])
+        return self.client.chat.completions.create(model=lib.BODY["model"],
+                                                   messages=lib.BODY["messages"])
 
     def close(self) -> None:
         self.client.close()
@@ -157,10 +113,7 @@ class RouterSync:
         self.router = _router(ok_url)
 
     def call(self) -> Any:
-        return self.router.chat_completions(contenders.BODY)
-
-    def close(self) -> None:
-        pass
+        return self.router.chat_completions(lib.BODY)
 
 
 SYNC_FACTORIES = {"openai.sync": OpenAISync, "openai+f3dx_router.sync": OpenAIRouterSync,
@@ -230,7 +183,7 @@ class AsyncSide:
         resp = self.loop.run_until_complete(self.call())
         contenders.check_response(self.name, resp)
         return {"setup_s": t1 - t0, "first_call_s": time.perf_counter() - t1,
-                "rss_after_setup_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                "rss_after_setup_mib": lib.status_mib()}
 
     def run(self, cmd: dict[str, Any]) -> dict[str, Any]:
         assert self.call is not None, "async_setup first"
@@ -239,17 +192,6 @@ class AsyncSide:
 
 
 # ------------------------------------------------------------ run.py's side
-
-def _pid_ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads), in clock ticks; 0 when gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
 
 def _children(pid: int) -> list[int]:
     out: list[int] = []
@@ -280,333 +222,52 @@ class OthersMeter:
         self.pids = [os.getpid(), *pids]
         for p in pids:
             self.pids += _children(p)
-        self.t0 = time.perf_counter()
-        self.busy0 = _busy_ticks()
-        self.own0 = sum(_pid_ticks(p) for p in self.pids)
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_ticks(), self.own()
+
+    def own(self) -> int:
+        return sum(lib.pid_ticks(p)[1] for p in self.pids)
 
     def cores(self) -> float:
         wall = time.perf_counter() - self.t0
-        busy = _busy_ticks() - self.busy0
-        own = sum(_pid_ticks(p) for p in self.pids) - self.own0
+        busy, own = _busy_ticks() - self.busy0, self.own() - self.own0
         return max(0.0, (busy - own) / os.sysconf("SC_CLK_TCK") / wall) if wall > 0 else 0.0
 
 
-def rotated(names: list[str], k: int) -> list[str]:
-    return names[k % len(names):] + names[:k % len(names)] if names else []
-
-
 def measure(args: argparse.Namespace, nginx: upstream.Nginx, logs: Path, names: list[str],
-            worker: Callable[..., Any], latency: Callable[..., dict[str, Any]],
-            log: Callable[[str], None]) -> dict[str, Any]:
-    """The async passes, then the sync pair. ``worker`` is run.py's Worker,
-    ``latency`` its ``measure_latency``."""
-    anames = [n for n in ASYNC_CONTENDERS if n in names]
-    snames = [n for n in SYNC_CONTENDERS if n in names]
+            latency: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """The async passes, then the sync pair (``latency``: run.py's measure_latency)."""
     out: dict[str, Any] = {"concurrency": args.async_concurrency, "seconds": args.async_seconds,
                            "warmup_s": args.async_warmup_s, "passes": args.async_passes,
                            "loadavg_start": os.getloadavg()}
     failed: dict[str, str] = {}
-    workers: dict[str, Any] = {}
+    workers, out["setup"] = lib.start_workers([n for n in ASYNC_CONTENDERS if n in names],
+                                              nginx.ok_url, nginx.fail_url, logs, "async-",
+                                              failed, op="async_setup")
     try:
-        setup: dict[str, Any] = {}
-        for n in anames:
-            workers[n] = worker(n, nginx.ok_url, nginx.fail_url, logs / f"async-{n}.log")
-        for n, w in workers.items():
-            try:
-                r = w.cmd(timeout=180, op="async_setup")
-                setup[n] = {k: v for k, v in r.items() if k != "ok"}
-                log(f"  async setup {n}: {r['setup_s'] * 1000:.1f} ms")
-            except Exception as e:  # noqa: BLE001  (run.py's WorkerError)
-                failed[n] = f"async setup: {e}"
-                log(f"  async setup {n}: FAILED {e}")
-        out["setup"] = setup
-        out["async"] = async_passes(workers, args, failed, nginx, log)
-        for w in workers.values():
-            w.stop()
-        workers.clear()
+        cap = args.async_warmup_s + args.async_seconds + STOP_TIMEOUT_S + 120
+
+        def one(name: str, conc: int) -> dict[str, Any]:
+            others = OthersMeter([workers[name].proc.pid] + ([nginx.proc.pid] if nginx.proc else []))
+            r = workers[name].cmd(timeout=cap, op="async_pass", concurrency=conc,
+                                  warmup_s=args.async_warmup_s, seconds=args.async_seconds)
+            return {**r, "others_cores": others.cores()}
+
+        out["async"] = lib.passes(args.async_concurrency, list(workers), args.async_passes,
+                                  failed, "async", one, nginx.counters)
+        lib.stop_all(workers)
+        snames = [n for n in SYNC_CONTENDERS if n in names]
         if snames:
-            log("  sync pair: sequential calls, the openai SDK direct and through the router")
-            for n in snames:
-                workers[n] = worker(n, nginx.ok_url, nginx.fail_url, logs / f"sync-{n}.log")
-            for n, w in list(workers.items()):
-                try:
-                    w.cmd(timeout=180, op="setup")
-                except Exception as e:  # noqa: BLE001
-                    failed[n] = f"setup: {e}"
-                    log(f"  sync setup {n}: FAILED {e}")
+            lib.log("  sync pair: sequential calls, the openai SDK direct and through the router")
+            workers, _ = lib.start_workers(snames, nginx.ok_url, nginx.fail_url, logs, "sync-",
+                                           failed)
             sub = argparse.Namespace(**{**vars(args), "calls": args.async_sync_calls,
                                         "rounds": args.async_sync_rounds,
                                         "warmup": args.async_sync_warmup})
-            out["sync"] = latency({n: w for n, w in workers.items() if n not in failed},
-                                  "call", sub, failed, nginx)
+            out["sync"] = latency(workers, "call", sub, failed, nginx)
             for d in out["sync"].values():
                 d.pop("samples_us", None)  # the summaries and rounds are kept
     finally:
-        for w in workers.values():
-            w.stop()
+        lib.stop_all(workers)
     out["failed"] = failed
     out["loadavg_end"] = os.getloadavg()
     return out
-
-
-def async_passes(workers: dict[str, Any], args: argparse.Namespace, failed: dict[str, str],
-                 nginx: upstream.Nginx, log: Callable[[str], None]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    k = 0
-    cap = args.async_warmup_s + args.async_seconds + STOP_TIMEOUT_S + 120
-    for conc in args.async_concurrency:
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for _ in range(args.async_passes):
-            for name in rotated([n for n in workers if n not in failed], k):
-                try:
-                    conns0, reqs0 = nginx.counters()
-                    others = OthersMeter([workers[name].proc.pid]
-                                         + ([nginx.proc.pid] if nginx.proc else []))
-                    r = workers[name].cmd(timeout=cap, op="async_pass", concurrency=conc,
-                                          warmup_s=args.async_warmup_s,
-                                          seconds=args.async_seconds)
-                    r["others_cores"] = others.cores()
-                    conns1, reqs1 = nginx.counters()
-                    # New upstream connections per 1000 requests over the pass,
-                    # its warm-up included (a pool smaller than C reconnects).
-                    r["new_conns_per_1k"] = (conns1 - conns0) / max(1, reqs1 - reqs0) * 1000
-                except Exception as e:  # noqa: BLE001
-                    out.setdefault(name, {})[str(conc)] = {"error": str(e)}
-                    log(f"  async {name} x{conc}: FAILED {e}")
-                    if "timed out" in str(e) or "exited" in str(e):
-                        failed[name] = f"async x{conc}: {e}"
-                    continue
-                runs.setdefault(name, []).append(r)
-            k += 1
-        for name, rs in runs.items():
-            rs.sort(key=lambda r: r["rps"])
-            mid = rs[len(rs) // 2]
-            out.setdefault(name, {})[str(conc)] = {
-                "rps": mid["rps"], "cpu_us_per_call": mid["cpu_us_per_call"],
-                "passes_rps": [r["rps"] for r in rs],
-                "passes_cpu_us_per_call": [r["cpu_us_per_call"] for r in rs],
-                "new_conns_per_1k": mid["new_conns_per_1k"],
-                "others_cores": mid["others_cores"],
-                "passes_others_cores": [r["others_cores"] for r in rs],
-                "error_count": sum(r["error_count"] for r in rs),
-                "errors": [e for r in rs for e in r["errors"]][:3],
-                "stuck_tasks": max(r["stuck_tasks"] for r in rs)}
-            d = out[name][str(conc)]
-            log(f"  async {name} x{conc}: {d['rps']:.0f} calls/s (passes: "
-                + ", ".join(f"{x:.0f}" for x in d["passes_rps"])
-                + f"), CPU {fmt(d['cpu_us_per_call'])} us/call, other processes "
-                + ", ".join(f"{x:.2f}" for x in d["passes_others_cores"]) + " cores, "
-                + f"{d['new_conns_per_1k']:.1f} new connections per 1000 calls"
-                + (f" ({d['error_count']} errors: {d['errors'][:1]})" if d["error_count"] else ""))
-    return out
-
-
-# ------------------------------------------------------------------ report
-
-def fmt(x: float | None, digits: int = 0) -> str:
-    if x is None:
-        return "n/a"
-    if digits == 0 and abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:,.{digits if digits else 1}f}"
-
-
-# key, what, numerator, denominator, the field, whether higher is better
-RATIOS = [
-    ("router_litellm", "f3dx_router / litellm, calls/s", ROUTER, "litellm", "rps", True),
-    ("router_openai", "f3dx_router / openai (AsyncOpenAI direct), calls/s", ROUTER, "openai",
-     "rps", True),
-    ("sdk_router_openai", "openai+f3dx_router / openai, calls/s", "openai+f3dx_router",
-     "openai", "rps", True),
-    ("sdk_router_openai_cpu", "openai+f3dx_router / openai, CPU per call", "openai+f3dx_router",
-     "openai", "cpu_us_per_call", False),
-]
-SYNC_RATIOS = [
-    ("sync_p50", "sync, sequential: openai+f3dx_router / openai, p50 (median of the "
-     "per-round ratios)", "p50"),
-    ("sync_cpu", "sync, sequential: openai+f3dx_router / openai, CPU per call", "cpu"),
-]
-
-
-def values(m: dict[str, Any]) -> dict[str, float]:
-    """One run's ratios: ``key@C`` for the async ones, ``key`` for the sync."""
-    out: dict[str, float] = {}
-    a = m.get("async") or {}
-    for key, _, num, den, field, _ in RATIOS:
-        for c in m.get("concurrency", []):
-            x = (a.get(num) or {}).get(str(c), {}).get(field)
-            y = (a.get(den) or {}).get(str(c), {}).get(field)
-            if x and y:
-                out[f"{key}@{c}"] = x / y
-    s = m.get("sync") or {}
-    mine, sdk = s.get("openai+f3dx_router.sync"), s.get("openai.sync")
-    if mine and sdk:
-        # Round k of each ran back to back (the order rotated each round): the
-        # median of the per-round ratios is robust to a burst of load that
-        # lands on a few rounds. CPU/call is already the median over rounds.
-        per_round = [x["p50"] / y["p50"] for x, y in zip(mine.get("rounds", []),
-                                                           sdk.get("rounds", []))]
-        out["sync_p50"] = (statistics.median(per_round) if per_round
-                           else mine["summary"]["p50"] / sdk["summary"]["p50"])
-        out["sync_cpu"] = mine["cpu_us_per_call"] / sdk["cpu_us_per_call"]
-    return out
-
-
-def _x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}x"
-
-
-def _median_run(ms: list[dict[str, Any]]) -> int:
-    """The median run by f3dx_router / openai calls/s at 16 (else the last)."""
-    keyed = sorted((values(m).get("router_openai@16", 0.0), i) for i, m in enumerate(ms))
-    return keyed[(len(keyed) - 1) // 2][1] if keyed else len(ms) - 1
-
-
-def section(L: list[str], runs: list[dict[str, Any]], source: str | None = None,
-            detailed: bool = True) -> None:
-    """The async section: the ratios (median over the runs, every run's),
-    then the calls/s and CPU of the median run, and the sync pair."""
-    ms = [r["async"] for r in runs if r.get("async")]
-    if not ms:
-        return
-    a = L.append
-    m0 = ms[0]
-    concs = m0.get("concurrency") or []
-    n = len(ms)
-    a("## Async: calls per second from one event loop")
-    a("")
-    if source:
-        a(source)
-        a("")
-    a(f"Each contender in its own process, one asyncio event loop, against the same nginx "
-      f"(a chat completion answered at once, on loopback): C coroutines call back to back; "
-      f"after {m0['warmup_s']:g} s of warm-up, the calls completed in the next "
-      f"{m0['seconds']:g} s give calls/s, and the process's CPU time (all threads) over the "
-      f"same window divided by them CPU/call. {m0['passes']} passes a point, one contender at "
-      f"a time, the order rotated each pass; the median pass is reported. Ratios: the median "
-      f"over {n} run{'s' if n > 1 else ''}, then each run's.")
-    a("")
-    fails = {k: v for mm in ms for k, v in (mm.get("failed") or {}).items()}
-    for k, v in fails.items():
-        a(f"- **{k}**: not measured: {v}")
-    if fails:
-        a("")
-    per = [values(mm) for mm in ms]
-    a("| ratio | " + " | ".join(f"C = {c}" for c in concs) + " |")
-    a("|---|" + "---|" * len(concs))
-    for key, what, *_ in RATIOS:
-        cells = []
-        for c in concs:
-            got = [p.get(f"{key}@{c}") for p in per]
-            have = [g for g in got if g is not None]
-            if not have:
-                cells.append("n/a")
-                continue
-            cells.append(f"**{_x(statistics.median(have))}**"
-                         + (f" ({', '.join(_x(g) for g in got)})" if n > 1 else ""))
-        a(f"| {what} | " + " | ".join(cells) + " |")
-    a("")
-    sync_rows = []
-    for key, what, _ in SYNC_RATIOS:
-        got = [p.get(key) for p in per]
-        have = [g for g in got if g is not None]
-        if have:
-            sync_rows.append(f"| {what} | **{_x(statistics.median(have))}**"
-                             + (f" ({', '.join(_x(g) for g in got)})" if n > 1 else "") + " |")
-    if sync_rows:
-        a("| sync pair (one thread, sequential calls) | median (per run) |")
-        a("|---|---|")
-        L.extend(sync_rows)
-        a("")
-    load = []
-    for j, mm in enumerate(ms):
-        xs = sorted(x for d in (mm.get("async") or {}).values() for c in d.values()
-                    for x in c.get("passes_others_cores", []))
-        if xs:
-            load.append(f"{'run ' + str(j + 1) + ': ' if n > 1 else ''}median "
-                        f"{xs[len(xs) // 2]:.2f}, max {xs[-1]:.2f}")
-    if load:
-        a("Other processes' CPU during the passes (the machine's busy time minus the "
-          "contender's, nginx's and the harness's, in cores; 2 CPUs in all): "
-          + "; ".join(load) + ".")
-        a("")
-    a("Calls/s ratios above 1 favour the first named; CPU and p50 ratios below 1 do.")
-    a("")
-    a("What `openai+f3dx_router` against `openai` means. Both are the same openai SDK call "
-      "(`client.chat.completions.create`), which builds and JSON-encodes the request, then "
-      "parses the answer's JSON into its `ChatCompletion` object. `openai` sends it with the "
-      "SDK's own HTTP stack (httpx2: its connection pool, HTTP/1.1 over Python sockets, on "
-      "the event loop) straight to nginx. `openai+f3dx_router` is "
-      "`f3dx_router.async_openai_client(router)` (sync: `openai_client`): the SDK's "
-      "`http_client` has the router's transport, which never opens a socket itself: it "
-      "decodes the request's JSON, hands the call to the router (`aroute`: the native client "
-      "sends it and reads the answer off the GIL, on the router's runtime thread), and "
-      "encodes the answer again for the SDK with the `x-f3dx-*` headers. So it does more "
-      "work than the SDK alone in one sense (the routing: provider choice, health, attempt "
-      "records; one more JSON decode and encode in Python) and less in another (no "
-      "httpx2 pool or HTTP/1.1 code in Python). A calls/s ratio above 1 (CPU ratio below 1) "
-      "means the router, routing included, costs the SDK less than its own HTTP stack does. "
-      "`f3dx_router` alone (`achat_completions`: a dict in, a dict out, no SDK objects) shows "
-      "how much of the SDK path's cost is the SDK itself.")
-    a("")
-    if not detailed:
-        return
-    i = _median_run(ms)
-    m = ms[i]
-    which = f", run {i + 1} of {n}" if n > 1 else ""
-    a(f"### Calls/s and CPU per call{which}")
-    a("")
-    a("| contender | what | " + " | ".join(f"calls/s, C = {c}" for c in concs) + " | "
-      + " | ".join(f"CPU/call, C = {c}" for c in concs)
-      + f" | new connections per 1000 calls, C = {concs[-1] if concs else ''} | errors |")
-    a("|---|---|" + "---|" * (2 * len(concs) + 2))
-    for name in ASYNC_CONTENDERS:
-        d = (m.get("async") or {}).get(name)
-        if not d:
-            continue
-        rps, cpu = [], []
-        for c in concs:
-            x = d.get(str(c)) or {}
-            rps.append("failed" if "error" in x else fmt(x.get("rps")))
-            cpu.append("" if "error" in x else fmt(x.get("cpu_us_per_call")) + " us")
-        last = d.get(str(concs[-1])) or {} if concs else {}
-        errs = sum((d.get(str(c)) or {}).get("error_count", 0) for c in concs)
-        sample = next((e for c in concs for e in (d.get(str(c)) or {}).get("errors", [])), "")
-        a(f"| {name} | {ASYNC_ROWS.get(name, '')} | " + " | ".join(rps) + " | "
-          + " | ".join(cpu) + f" | {fmt(last.get('new_conns_per_1k'), 1)} | "
-          + (f"{errs} ({sample})" if errs else "0") + " |")
-    a("")
-    a("The passes of each point are in the results file (`passes_rps`, "
-      "`passes_cpu_us_per_call`, `passes_others_cores`). On 2 CPUs the client process and "
-      "nginx share the cores: "
-      "past a few concurrent calls the loop is CPU-bound, and calls/s is about 1 / (CPU per "
-      "call of the client + nginx's). New connections per 1000 calls are nginx's accepts over "
-      "a pass (its warm-up included): the SDK keeps 100 idle connections (httpx2 pool, 1000 "
-      "at most), f3dx_router's async pool 16 per host, so at 256 concurrent calls both open "
-      "and close connections.")
-    a("")
-    s = m.get("sync") or {}
-    if s:
-        sdk = s.get("openai.sync", {})
-        a(f"### Sync pair: sequential calls, one thread{which}")
-        a("")
-        a("| contender | what | n | p50 | p99 | calls/s (1 / mean) | CPU/call | p50 / openai's "
-          "| p50 / openai's, per round | CPU / openai's |")
-        a("|---|---|---|---|---|---|---|---|---|---|")
-        for name in SYNC_CONTENDERS:
-            d = s.get(name)
-            if not d:
-                continue
-            sm = d["summary"]
-            a(f"| {name} | {SYNC_ROWS[name]} | {sm['n']} | {fmt(sm['p50'])} us | "
-              f"{fmt(sm['p99'])} us | {fmt(1e6 / sm['mean'])} | {fmt(d['cpu_us_per_call'])} us | "
-              f"{_x(sm['p50'] / sdk['summary']['p50']) if sdk else 'n/a'} | "
-              + ", ".join(f"{x['p50'] / y['p50']:.2f}" for x, y in
-                          zip(d.get("rounds", []), sdk.get("rounds", [])))
-              + f" | {_x(d['cpu_us_per_call'] / sdk['cpu_us_per_call']) if sdk else 'n/a'} |")
-        a("")
-        a("Rounds with the order rotated (run.py's sequential latency measure): p50 and p99 "
-          "over all rounds; CPU/call is the process's CPU time per call, the median over the "
-          "rounds. Round k of each contender ran back to back, so the ratio quoted above is "
-          "the median of the per-round p50 ratios.")
-        a("")

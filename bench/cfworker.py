@@ -1,32 +1,16 @@
-"""The Cloudflare Worker side of the benchmark: one `wrangler dev` that runs
-the f3dx worker next to two plain JavaScript workers, against the same nginx.
+"""The Cloudflare Worker side: one `wrangler dev` running the f3dx worker
+next to plain JavaScript workers (``workers/``), against the same upstreams.
 
-Only the first config given to `wrangler dev -c A -c B ...` gets the HTTP
-port; the others run in the same workerd process and are reachable through
-service bindings from it. So the primary is a small dispatcher
-(``workers/dispatch.js``) that passes each request, unchanged, to the worker
-named by its ``x-bench-target`` header:
-
-* ``forward`` (``workers/forward.js``): forwards the chat request to the ok
-  nginx server and returns its response: the runtime's floor for a call;
-* ``twofetch`` (``workers/twofetch.js``): fetches the 429 server, then the ok
-  server: the runtime's floor for a failover;
-* ``samework`` and ``samework-failover`` (``workers/samework.js``, with
-  ``PROVIDERS`` "ok" and "fail,ok"): plain JavaScript doing the work the f3dx
-  worker does (parse and re-encode the request, a 10 s abort timer per
-  attempt, parse the answer, check its ``choices``, answer a new JSON response
-  with the x-f3dx headers): what any router's work costs in this runtime,
-  context for the f3dx rows (the targets stay against the two floors);
-* ``f3dx``: the standalone f3dx worker (``worker/build/shim.mjs``), one
-  provider, the ok server;
-* ``f3dx-failover``: the same worker, providers ``[fail (429), ok]``;
-* ``null``: answered by the dispatcher itself, and ``hop``: passed through a
-  binding to ``workers/null.js``, which answers at once. Their difference is
-  the dispatch hop that every target above pays equally.
-
-Everything is on 127.0.0.1; `wrangler dev` runs in its own process group
-and is stopped with it. The worker must be built (scripts/build-worker.sh)
-and worker/node_modules installed (run.sh does both).
+Only the first config of `wrangler dev -c A -c B ...` gets the HTTP port, so
+it is a dispatcher (``workers/dispatch.js``) passing each request to the
+worker its ``x-bench-target`` header names: ``forward`` and ``twofetch``
+(the runtime's floors for a call and a failover), ``samework`` (JavaScript
+doing the f3dx worker's work: context), ``f3dx`` and ``f3dx-failover``
+(``worker/build/shim.mjs``), ``pipe`` and the streaming f3dx targets (a
+session of their own: ``StreamWranglerBench``), and ``null`` (answered by
+the dispatcher) and ``hop`` (through a binding): the hop every target pays.
+docs/benchmarks.md says why. The worker must be built and
+worker/node_modules installed (run.sh does both).
 """
 
 from __future__ import annotations
@@ -37,15 +21,15 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import lib
 import streaming
+from lib import API_KEY, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -54,8 +38,7 @@ BUILD = WORKER_DIR / "build"
 WRANGLER = WORKER_DIR / "node_modules" / ".bin" / "wrangler"
 JS = HERE / "workers"
 TOKEN = "bench-router-token"
-API_KEY = "sk-bench"
-BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+BODY = json.dumps(lib.BODY).encode()
 READY_TIMEOUT_S = 120.0
 # The idle worker's build command sleeps this long, so that its bundle is the
 # last one ready and wrangler attaches its inspector to it (see WranglerBench).
@@ -112,12 +95,6 @@ def upload_size() -> dict[str, int]:
             "gzip_total": wasm_gz + js_gz}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _toml(value: str) -> str:
     # A JSON string is a valid TOML basic string (json.dumps escapes only
     # quotes, backslashes and control characters, or as \uXXXX).
@@ -125,13 +102,11 @@ def _toml(value: str) -> str:
 
 
 def router_config(*urls: str) -> str:
-    provs = [{"name": n, "kind": "openai", "base_url": u, "api_key": API_KEY, "timeout_ms": 10000}
-             for n, u in zip(("first", "second"), urls)]
-    if len(urls) == 2:
-        provs[0]["name"], provs[1]["name"] = "fail", "ok"
-    else:
-        provs[0]["name"] = "ok"
-    return json.dumps({"policy": "sequential", "providers": provs})
+    """One provider "ok", or "fail" then "ok" with health off (as the native
+    failover: health would eject "fail" and skip it)."""
+    names = ("fail", "ok") if len(urls) == 2 else ("ok",)
+    return json.dumps({"policy": "sequential", **({"health": False} if len(urls) == 2 else {}),
+                       "providers": [lib.provider(n, u) for n, u in zip(names, urls)]})
 
 
 class WranglerBench:
@@ -207,12 +182,13 @@ class WranglerBench:
              {"ROUTER_CONFIG": router_config(fail_url, ok_url), "ROUTER_TOKEN": TOKEN}),
         ]
 
-    def warm(self) -> None:
-        """One call to every target, once all answer."""
-        for target in CALL + FAILOVER + SAMEWORK + RUNTIME:
-            c = Client(self.port, target)
+    def warm(self, chunks: int = 0) -> None:
+        """One call to every target (each stream checked), once all answer."""
+        for target in [*self.services, "null"]:
+            stream = bool(chunks) and target not in RUNTIME
+            c = StreamClient(self.port, target) if stream else Client(self.port, target)
             try:
-                c.call()
+                c.check(chunks) if isinstance(c, StreamClient) else c.call()
             finally:
                 c.close()
 
@@ -283,37 +259,31 @@ class WranglerBench:
         """CPU time of every process in wrangler's group (node and workerd)."""
         if self.proc is None:
             return 0.0
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                stat = open(f"/proc/{pid}/stat").read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            # fields[2] is the pgid; [11], [12] utime, stime (of the process)
-            if int(fields[2]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / tick
+        ticks = (lib.pid_ticks(int(p)) for p in os.listdir("/proc") if p.isdigit())
+        return sum(t for g, t in ticks if g == self.proc.pid) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        if self.proc is not None:
+            lib.stop_group(self.proc, grace=10)
         if getattr(self, "log", None) is not None:
             self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start(make: Any) -> tuple[WranglerBench, dict[str, Any]]:
+    """``make()`` (a WranglerBench) started, restarted once if wrangler's
+    inspector landed on a measured worker; and how the start went."""
+    for attempt in (1, 2):
+        wb = make()
+        info: dict[str, Any] = {"start_s": wb.start(), "inspector": wb.inspector_target()}
+        info["inspector_on_idle"] = info["inspector"] == wb.idle_name
+        lib.log(f"  wrangler dev ready in {info['start_s']:.1f}s on port {wb.port}; "
+                f"its inspector on {info['inspector']}")
+        if info["inspector_on_idle"] or attempt == 2:
+            return wb, info
+        lib.log("  the inspector is on a measured worker: restarting wrangler dev")
+        wb.stop()
+    raise AssertionError("unreachable")
 
 
 class CallError(RuntimeError):
@@ -353,7 +323,7 @@ class Client:
         self.conn.close()
 
 
-# ------------------------------------------------------- streaming (issue 10)
+# ------------------------------------------------------------------ streaming
 
 # The streaming session (a `wrangler dev` of its own): target -> binding.
 STREAM_SERVICES = {"pipe": "PIPE", "pipe-slow": "PIPE_SLOW", "f3dx-stream": "F3DX_STREAM",
@@ -369,7 +339,7 @@ class StreamWranglerBench(WranglerBench):
     (``stream: true``, one provider) next to ``workers/pipe.js``, which
     fetches the upstream and answers ``new Response(upstream.body, ...)``,
     the body piped through as it arrives: the runtime's floor for a stream.
-    ``-slow`` targets stream from the delayed upstream (streammock.py), the
+    ``-slow`` targets stream from the delayed upstream (the mock provider's stream mode), the
     others from nginx (no delay). Same dispatcher, hop and idle worker as
     WranglerBench."""
 
@@ -392,20 +362,8 @@ class StreamWranglerBench(WranglerBench):
              {"ROUTER_CONFIG": router_config(slow), "ROUTER_TOKEN": TOKEN}),
         ]
 
-    def warm(self) -> None:
-        for target in RUNTIME:
-            c = Client(self.port, target)
-            try:
-                c.call()
-            finally:
-                c.close()
-        for pair in STREAM_PAIRS.values():
-            for target in pair:
-                sc = StreamClient(self.port, target)
-                try:
-                    sc.check(self.chunks)
-                finally:
-                    sc.close()
+    def warm(self, chunks: int = 0) -> None:
+        super().warm(self.chunks)
 
 
 class StreamClient:
@@ -425,7 +383,7 @@ class StreamClient:
         return self.raw.stream()[0]
 
     def check(self, chunks: int) -> None:
-        _, _, head, raw = self.raw.stream()
+        _, head, raw = self.raw.stream()
         text, n, done = streaming.body_text(head, raw)
         if text != streaming.expected_text(chunks) or n != chunks or not done:
             raise CallError(f"{self.target}: {n} chunks with text, [DONE] {done}: "

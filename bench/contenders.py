@@ -8,48 +8,28 @@ Each takes ``ok_url`` (the nginx server that answers a chat completion) and
 * ``failover()`` (when the contender can fail over): the first provider is
   ``fail_url``, the second ``ok_url``; returns the response.
 
-Every contender takes a Python dict and gives back the parsed response, like
-a real caller would (except ``floor``, the hand-built HTTP/1.1 floor of the
-issue, which neither encodes nor decodes JSON; ``floor+json`` adds exactly
-that, to show what the JSON step costs by itself).
-
-A contender object is shared by all the threads of the throughput measure:
-``httpx.Client`` and the routers are thread-safe; the floor's raw socket
-cannot be shared, so each thread gets its own connection (threading.local).
+Every contender takes a Python dict and gives back the parsed response, as
+a caller would, except ``floor`` (a hand-built HTTP/1.1 request on a raw
+socket, no JSON); ``floor+json`` adds exactly the JSON step. The throughput
+measure's threads share one contender (the floor: a connection per thread).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-BODY: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
-API_KEY = "sk-bench"
-TIMEOUT_S = 10.0
+from lib import API_KEY, BODY, TIMEOUT_S, provider
 
 # Contender names in report order. "aux" ones are breakdowns, not contenders.
-CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "portkey", "f3dx_router"]
+CONTENDERS = ["floor", "httpx", "f3dx-0.0.19", "litellm", "f3dx_router"]
 AUX = ["floor+json", "f3dx_router.route"]
-HAS_FAILOVER = {"floor", "floor+json", "httpx", "f3dx-0.0.19", "litellm", "portkey",
+HAS_FAILOVER = {"floor", "floor+json", "httpx", "f3dx-0.0.19", "litellm",
                 "f3dx_router", "f3dx_router.route"}
-# Contenders that are a server of their own, called over one more loopback hop.
-SERVERS = {"portkey"}
-# Warm-up calls before the first latency round, at least: Node's JIT needs
-# about 2000 calls before the gateway's per-call time settles (2 ms -> 1.3 ms
-# here), while the others settle within a few dozen.
-MIN_WARMUP = {"portkey": 2000}
 
 IMPORTS = {
     "floor": "import socket, json",
@@ -172,9 +152,6 @@ class Floor:
             raise UpstreamError(f"status {status}")
         return body
 
-    def close(self) -> None:
-        pass
-
 
 class FloorJson(Floor):
     """The floor plus json.dumps of the request and json.loads of the response."""
@@ -219,36 +196,32 @@ class Httpx:
 
 # ------------------------------------------------------------------ LiteLLM
 
-class LiteLLM:
-    """LiteLLM's Router, openai/ provider prefix, pointed at nginx.
+def litellm_router(deployments: dict[str, str], **kw: Any) -> Any:
+    """LiteLLM's Router, one ``openai/`` deployment per name, side effects off
+    where it has a switch: ``num_retries=0`` and ``max_retries=0`` (LiteLLM's
+    and the SDK's retries: the SDK would retry a 429 twice with backoff),
+    ``disable_cooldowns=True`` (a 429 would put the deployment in cooldown
+    and later calls would skip it), ``retry_after=0``."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+    from litellm import Router
 
-    Side effects switched off where it has a switch: ``num_retries=0`` and
-    ``max_retries=0`` (LiteLLM's and the OpenAI SDK's retries; the SDK would
-    otherwise retry a 429 twice with backoff), ``disable_cooldowns=True``
-    (otherwise a 429 puts the deployment in cooldown and later calls skip
-    it), ``retry_after=0``. Failover is a fallback model group:
-    ``fallbacks=[{"fail": ["ok"]}]``.
-    """
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.set_verbose = False
+    model_list = [{"model_name": name, "litellm_params": {
+        "model": "openai/" + BODY["model"], "api_base": url, "api_key": API_KEY,
+        "max_retries": 0, "timeout": TIMEOUT_S}} for name, url in deployments.items()]
+    return Router(model_list=model_list, num_retries=0, retry_after=0, disable_cooldowns=True,
+                  timeout=TIMEOUT_S, **kw)
+
+
+class LiteLLM:
+    """LiteLLM's Router pointed at nginx; failover is a fallback model group."""
 
     def __init__(self, ok_url: str, fail_url: str) -> None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-        from litellm import Router
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.set_verbose = False
-
-        def dep(name: str, url: str) -> dict[str, Any]:
-            return {"model_name": name, "litellm_params": {
-                "model": "openai/gpt-4o", "api_base": url, "api_key": API_KEY,
-                "max_retries": 0, "timeout": TIMEOUT_S}}
-
-        self.router = Router(
-            model_list=[dep("ok", ok_url), dep("fail", fail_url)],
-            fallbacks=[{"fail": ["ok"]}],
-            num_retries=0, retry_after=0, disable_cooldowns=True, timeout=TIMEOUT_S,
-        )
+        self.router = litellm_router({"ok": ok_url, "fail": fail_url},
+                                     fallbacks=[{"fail": ["ok"]}])
         self.messages = BODY["messages"]
 
     def call(self) -> Any:
@@ -256,143 +229,6 @@ class LiteLLM:
 
     def failover(self) -> Any:
         return self.router.completion(model="fail", messages=self.messages)
-
-    def close(self) -> None:
-        pass
-
-
-# ------------------------------------------------------------------ Portkey
-
-HERE = Path(__file__).resolve().parent
-PORTKEY_ENTRY = HERE / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-PORTKEY_READY_S = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def portkey_version() -> str | None:
-    try:
-        return str(json.loads((PORTKEY_ENTRY.parents[1] / "package.json").read_text())["version"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-class Portkey:
-    """The Portkey AI gateway's Node build (`@portkey-ai/gateway`, pinned in
-    bench/package.json, what `npx @portkey-ai/gateway` runs), started by this
-    contender on a free loopback port (``workers/loopback.mjs`` makes its
-    ``listen(port)`` bind 127.0.0.1 only) and called from Python over one
-    persistent HTTP/1.1 connection per thread (http.client): one more
-    loopback hop than the in-process contenders. The body is ``json.dumps``
-    per call and the answer ``json.loads``, like the others.
-
-    A call is routed by headers: ``x-portkey-provider: openai`` and
-    ``x-portkey-custom-host`` at the ok server. A failover is a config
-    (``x-portkey-config``): strategy mode ``fallback`` over two targets, the
-    429 server then the ok one (without ``on_status_codes``, any non-2xx
-    answer falls back); no retry is configured (Portkey retries only when
-    asked), and nginx's counter confirms two upstream requests a call.
-    The gateway runs in this worker's process group, so it is stopped with
-    it; its CPU time and peak RSS are read from /proc and added to the
-    worker's (``server_cpu_seconds``, ``server_peak_rss_mib``).
-    """
-
-    def __init__(self, ok_url: str, fail_url: str) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node not found (Node.js 20 or later runs the Portkey gateway)")
-        if not PORTKEY_ENTRY.exists():
-            raise RuntimeError(f"{PORTKEY_ENTRY.relative_to(HERE.parent)} is missing: run "
-                               "`npm ci` in bench/ (bench/run.sh does)")
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="f3dx-bench-portkey-")
-        # Its stdout (a start-up banner) goes to our stderr: the worker's log.
-        self.proc = subprocess.Popen(
-            [node, "--import", str(HERE / "workers" / "loopback.mjs"), str(PORTKEY_ENTRY),
-             f"--port={self.port}", "--headless"],
-            cwd=self.dir, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-        )
-        self.local = threading.local()
-        self.call_headers = {"content-type": "application/json",
-                             "authorization": f"Bearer {API_KEY}",
-                             "x-portkey-provider": "openai", "x-portkey-custom-host": ok_url}
-        config = {"strategy": {"mode": "fallback"}, "targets": [
-            {"provider": "openai", "api_key": API_KEY, "custom_host": fail_url},
-            {"provider": "openai", "api_key": API_KEY, "custom_host": ok_url}]}
-        self.failover_headers = {"content-type": "application/json",
-                                 "x-portkey-config": json.dumps(config)}
-        deadline = time.monotonic() + PORTKEY_READY_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the Portkey gateway exited ({self.proc.returncode})")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.close()
-                    raise RuntimeError(f"the Portkey gateway is not listening after "
-                                       f"{PORTKEY_READY_S:.0f}s")
-                time.sleep(0.05)
-
-    def _conn(self) -> http.client.HTTPConnection:
-        c = getattr(self.local, "conn", None)
-        if c is None:
-            c = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                             timeout=TIMEOUT_S)
-        return c
-
-    def _post(self, headers: dict[str, str]) -> Any:
-        body = json.dumps(BODY)
-        for attempt in (0, 1):
-            c = self._conn()
-            try:
-                c.request("POST", "/v1/chat/completions", body, headers)
-                r = c.getresponse()
-                data = r.read()
-                break
-            except (http.client.RemoteDisconnected, ConnectionError):
-                c.close()
-                if attempt:
-                    raise
-        if r.status != 200:
-            raise UpstreamError(f"status {r.status}: {data[:200]!r}")
-        return json.loads(data)
-
-    def call(self) -> Any:
-        return self._post(self.call_headers)
-
-    def failover(self) -> Any:
-        return self._post(self.failover_headers)
-
-    def _proc_file(self, name: str) -> str:
-        with open(f"/proc/{self.proc.pid}/{name}") as f:
-            return f.read()
-
-    def server_cpu_seconds(self) -> float:
-        stat = self._proc_file("stat")
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def server_peak_rss_mib(self) -> float:
-        for line in self._proc_file("status").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-        return float("nan")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ------------------------------------------- f3dx_router and f3dx 0.0.19
@@ -408,14 +244,13 @@ class F3dxRouter:
 
     def __init__(self, ok_url: str, fail_url: str) -> None:
         Router = self.router_class()
+        self.router = Router([provider("ok", ok_url)], **self.router_kwargs())
+        # Health off: with it on, five 429s eject "fail" and later calls
+        # skip it, which no longer measures a failover.
+        self.fo_router = Router([provider("fail", fail_url), provider("ok", ok_url)],
+                                **{**self.router_kwargs(), **self.failover_kwargs})
 
-        def prov(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
-                    "timeout_ms": int(TIMEOUT_S * 1000)}
-
-        self.router = Router([prov("ok", ok_url)], **self.router_kwargs())
-        self.fo_router = Router([prov("fail", fail_url), prov("ok", ok_url)],
-                                **self.router_kwargs())
+    failover_kwargs: dict[str, Any] = {"health": False}
 
     @staticmethod
     def router_kwargs() -> dict[str, Any]:
@@ -427,20 +262,12 @@ class F3dxRouter:
     def failover(self) -> Any:
         return self.fo_router.chat_completions(BODY)
 
-    def close(self) -> None:
-        pass
-
 
 class F3dxOld(F3dxRouter):
-    """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``),
-    driven exactly as f3dx_router is.
+    """The earlier router (f3dx==0.0.19, ``from f3dx.router import Router``,
+    the same provider keys and ``chat_completions``), driven as f3dx_router is."""
 
-    Its API (help(f3dx.router.Router)): ``Router(providers, *, policy=
-    "sequential", hedge_k=2)``, provider keys name/kind/base_url/api_key/
-    timeout_ms/weight, and one method ``chat_completions(body: Mapping) ->
-    dict``; the Python wrapper json.dumps the body and the native router
-    takes a JSON string.
-    """
+    failover_kwargs: dict[str, Any] = {}  # no health tracking to turn off
 
     @staticmethod
     def router_class() -> Any:
@@ -460,17 +287,14 @@ class F3dxRouterRoute(F3dxRouter):
 
 
 class F3dxRouterNoHealth(F3dxRouter):
-    """f3dx_router with health tracking off (``health=False``): the other
-    side of the health throughput measure (issue 11), where the default
-    (health on) records every outcome under one mutex per router. Not in
-    CONTENDERS: only that measure runs it."""
+    """f3dx_router with health tracking off: only the health throughput
+    measure runs it (health on takes one mutex per router on every outcome)."""
 
     @staticmethod
     def router_kwargs() -> dict[str, Any]:
         return {"health": False}
 
 
-# Run only by the health throughput measure (run.py measure_tput_health).
 HEALTH_OFF = "f3dx_router.nohealth"
 
 FACTORIES = {
@@ -479,7 +303,6 @@ FACTORIES = {
     "httpx": Httpx,
     "f3dx-0.0.19": F3dxOld,
     "litellm": LiteLLM,
-    "portkey": Portkey,
     "f3dx_router": F3dxRouter,
     "f3dx_router.route": F3dxRouterRoute,
     HEALTH_OFF: F3dxRouterNoHealth,

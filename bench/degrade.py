@@ -1,7 +1,7 @@
 """The degradation scenario (issue 11): one provider turns flaky, then
 recovers; what health tracking changes for the callers.
 
-Two providers A and B on flakymock.py, both answering in ``delay_ms``
+Two providers A and B on the mock provider's flaky mode, both answering in ``delay_ms``
 (5 ms). A router ``[A, B]``, policy ``sequential``, shared by ``threads``
 threads (4) calling ``route()`` in a loop. After ``warm_s`` (10 s) A answers
 503 (no Retry-After) to ``frac`` (40%) of requests for ``bad_s`` (30 s), then
@@ -19,21 +19,19 @@ of A's state. After the recovery the loop runs at least ``after_min_s``
 
 ``measure()`` is run.py's measure (the mock, then each variant in a worker
 process, worker.py's ``op_degrade``); ``scenario()`` is the loop inside the
-worker; ``summarize()`` turns its records into what results.json keeps (no
-per-call records: ~70,000 calls a variant).
+worker; ``summarize()`` turns its records into what results.json keeps.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import contenders
+import lib
 import upstream
 
 VARIANTS = (("health off (static order)", False), ("health on (default)", True))
@@ -52,39 +50,36 @@ def settings(args: Any) -> dict[str, Any]:
             "sample_s": 0.2, "timeout_ms": 2000}
 
 
-def measure(args: Any, logs: Path, worker: Callable[..., Any],
-            log: Callable[[str], None]) -> dict[str, Any]:
-    """Both variants against one flakymock.py, each in a fresh worker
-    process (``worker(name, ok_url, fail_url, stderr_path)``: run.py's Worker)."""
+def measure(args: Any, logs: Path) -> dict[str, Any]:
+    """Both variants against one flaky mock (A and B), each in a fresh worker process."""
     s = settings(args)
     out: dict[str, Any] = {"settings": s, "variants": {}}
-    mock = upstream.FlakyMock(s["delay_ms"])
-    mock.start()
+    flaky = {"mode": "flaky", "delay_ms": s["delay_ms"]}
+    mock = upstream.bench_mocks(a={**flaky, "seed": 1}, b={**flaky, "seed": 2})
     try:
         for label, health in VARIANTS:
-            w = worker("f3dx_router", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
+            w = lib.Worker("f3dx_router", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
                        logs / "degrade.log")
             try:
                 cap = s["warm_s"] + s["bad_s"] + s["after_max_s"] + 5
-                r = w.cmd(timeout=cap + 120, op="degrade", urls=mock.urls(),
-                          control_url=mock.control_url(), health=health, **s)
-                r.pop("ok", None)
+                r = w.cmd(timeout=cap + 120, op="degrade", urls=[mock.base_url("a"), mock.base_url("b")],
+                          control_url=mock.stats_url().rsplit("/", 1)[0], health=health, **s)
                 out["variants"][label] = r
-                log_variant(log, label, r)
-            except Exception as e:  # noqa: BLE001  (run.py's WorkerError, a timeout)
+                log_variant(label, r)
+            except lib.WorkerError as e:
                 out["variants"][label] = {"error": str(e)}
-                log(f"  degrade {label}: FAILED {e}")
+                lib.log(f"  degrade {label}: FAILED {e}")
             finally:
                 w.stop()
     finally:
-        mock.stop()
+        mock.close()
     return out
 
 
-def log_variant(log: Callable[[str], None], label: str, r: dict[str, Any]) -> None:
+def log_variant(label: str, r: dict[str, Any]) -> None:
     bad = r["phases"]["bad"]
     rec = r["recovery"]
-    log(f"  degrade {label}: bad spell: {bad['calls']} calls, {bad['hit_a_pct']:.1f}% hit A, "
+    lib.log(f"  degrade {label}: bad spell: {bad['calls']} calls, {bad['hit_a_pct']:.1f}% hit A, "
         f"success {bad['success_pct']:.3f}%, p50 {bad['p50_ms']:.2f} ms, "
         f"p99 {bad['p99_ms']:.2f} ms; A serving again "
         + (f"{rec['first_served_a_s']:.2f} s after recovery" if rec["first_served_a_s"]
@@ -94,15 +89,15 @@ def log_variant(log: Callable[[str], None], label: str, r: dict[str, Any]) -> No
 
 # ------------------------------------------------- inside the worker process
 
-def _control(url: str, provider: int, frac: float) -> None:
-    with urllib.request.urlopen(f"{url}/__fail?provider={provider}&frac={frac}",
-                                timeout=5) as resp:
+def _control(url: str, provider: str, frac: float) -> None:
+    req = urllib.request.Request(f"{url}/fail?provider={provider}&frac={frac}", data=b"")
+    with urllib.request.urlopen(req, timeout=5) as resp:
         resp.read()
 
 
 def _mock_stats(url: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/__stats", timeout=5) as resp:
-        return list(json.load(resp)["providers"])
+    with urllib.request.urlopen(f"{url}/stats", timeout=5) as resp:
+        return list(json.load(resp)["providers"].values())
 
 
 def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
@@ -110,14 +105,13 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
     from f3dx_router import Router
 
     names = ("a", "b")
-    provs = [{"name": n, "kind": "openai", "base_url": u, "api_key": contenders.API_KEY,
-              "timeout_ms": int(cmd["timeout_ms"])} for n, u in zip(names, cmd["urls"])]
+    provs = [lib.provider(n, u, int(cmd["timeout_ms"])) for n, u in zip(names, cmd["urls"])]
     kw: dict[str, Any] = {"policy": "sequential"}
     if not cmd["health"]:
         kw["health"] = False
     router = Router(provs, **kw)
     control = cmd["control_url"]
-    _control(control, 0, 0.0)
+    _control(control, "a", 0.0)
     before = _mock_stats(control)
     warm_s, bad_s = float(cmd["warm_s"]), float(cmd["bad_s"])
     after_min_s, after_max_s = float(cmd["after_min_s"]), float(cmd["after_max_s"])
@@ -136,7 +130,7 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
         while not stop.is_set() and pc() < hard_stop:
             start = pc()
             try:
-                res = router.route(contenders.BODY)
+                res = router.route(lib.BODY)
                 attempts, flags = res.attempts, OK | (SERVED_A if res.provider == "a" else 0)
             except Exception as e:  # noqa: BLE001  (every provider failed: counted)
                 attempts, flags = getattr(e, "attempts", None) or [], 0
@@ -167,10 +161,10 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
         t.start()
     try:
         time.sleep(max(0.0, t0 + warm_s - time.perf_counter()))
-        _control(control, 0, float(cmd["frac"]))
+        _control(control, "a", float(cmd["frac"]))
         bad_at = time.perf_counter() - t0
         time.sleep(max(0.0, t0 + bad_at + bad_s - time.perf_counter()))
-        _control(control, 0, 0.0)
+        _control(control, "a", 0.0)
         marks["recovered"] = time.perf_counter() - t0
         rec_at = marks["recovered"]
         while True:  # bounded: after_max_s at most
@@ -194,7 +188,6 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
         "health": bool(cmd["health"]), "router_config": kw, "errors": errors,
         "bad_at_s": bad_at, "recovered_at_s": rec_at, "end_s": end_at,
         "stuck_threads": sum(t.is_alive() for t in threads),
-        "state_samples": samples,
         "state_changes": state_changes(samples),
         "stats_end": {n: {k: final["providers"][n].get(k) for k in
                           ("state", "requests", "successes", "soft_failures", "error_rate",
@@ -206,17 +199,6 @@ def scenario(cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------- the numbers
-
-def pct(sorted_vals: list[float], q: float) -> float:
-    """Percentile with linear interpolation (run.py's), of sorted values."""
-    s = sorted_vals
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * q / 100.0
-    f = math.floor(k)
-    c = min(f + 1, len(s) - 1)
-    return s[f] + (s[c] - s[f]) * (k - f)
-
 
 def phase(records: list[Record], lo: float, hi: float) -> dict[str, Any]:
     """The calls that started in [lo, hi)."""
@@ -231,7 +213,8 @@ def phase(records: list[Record], lo: float, hi: float) -> dict[str, Any]:
             "served_a_pct": 100.0 * served / n if n else float("nan"),
             "success_pct": 100.0 * ok / n if n else float("nan"),
             "calls_per_s": n / (hi - lo) if hi > lo else float("nan"),
-            "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "p99.9_ms": pct(lat, 99.9),
+            "p50_ms": lib.pct(lat, 50), "p99_ms": lib.pct(lat, 99),
+            "p99.9_ms": lib.pct(lat, 99.9),
             "max_ms": lat[-1] if lat else float("nan")}
 
 
@@ -246,23 +229,7 @@ def summarize(records: list[Record], bad_at: float, rec_at: float, end_at: float
     recovery = {"first_served_a_s": first[0] - rec_at if first else None,
                 "first_hit_a_s": next((r[0] - rec_at for r in records
                                        if r[0] >= rec_at and r[2] & HIT_A), None)}
-    by_s: list[list[Record]] = [[] for _ in range(int(math.ceil(end_at)) + 1)]
-    for r in records:
-        by_s[min(int(r[0]), len(by_s) - 1)].append(r)
-    per_s = []
-    for sec, rs in enumerate(by_s):
-        p = phase(rs, float(sec), float(sec + 1))
-        per_s.append({k: p[k] for k in ("calls", "hit_a", "served_a", "ok", "p50_ms",
-                                        "p99_ms", "max_ms")})
-    # The calls from 1 s before to 1 s after A's first attempt after the
-    # recovery (with health on, the half-open probe), one by one: a stall
-    # around the probe shows here (one smoke run had a 1 s one).
-    probe = recovery["first_hit_a_s"]
-    around = [] if probe is None else [
-        [round(r[0], 4), round(r[1] / 1000.0, 3), r[2]] for r in records
-        if rec_at + probe - 1.0 <= r[0] <= rec_at + probe + 1.0]
-    return {"calls": len(records), "phases": phases, "recovery": recovery, "per_second": per_s,
-            "around_return": around}
+    return {"calls": len(records), "phases": phases, "recovery": recovery}
 
 
 def state_changes(samples: list[dict[str, Any]]) -> list[tuple[float, str]]:

@@ -4,7 +4,7 @@
     bench/.venv/bin/python bench/profile.py [--contender f3dx_router] [--seconds 8]
     bench/.venv/bin/python bench/profile.py --stream [--contender f3dx_router]
 
-With ``--stream`` (issue 10) the loop reads whole streams instead: the
+With ``--stream`` the loop reads whole streams instead: the
 streaming contender (streaming.py) against the no-delay SSE nginx of the
 stream measure, and the per-call numbers are per stream.
 
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import streaming  # noqa: E402
 import upstream  # noqa: E402
-from run import Worker  # noqa: E402
+from lib import Worker  # noqa: E402
 
 
 def run_tool(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:

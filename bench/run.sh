@@ -1,38 +1,21 @@
 #!/usr/bin/env bash
-# The benchmark of issue 4, one command:
+# The benchmark, one command (bench/README.md says what each measure is):
 #
-#     bash bench/run.sh            # 3 full runs, ~25 min: bench/RESULTS.md, results.json, *.png
+#     bash bench/run.sh            # 3 full runs, ~25 min: bench/RESULTS.md
 #     bash bench/run.sh --smoke    # one short run, ~4 min: bench/smoke/
-#     bash bench/run.sh --measures stream   # streaming only (issue 10): bench/STREAM_RESULTS.md
-#     bash bench/run.sh --measures tail,degrade,tput_health   # issue 11 only: bench/ADAPTIVE_RESULTS.md
-#     bash bench/run.sh --measures async   # asyncio only, ~7 min: bench/ASYNC_RESULTS.md
-#         (calls/s from one event loop at 1/16/256 concurrent calls: f3dx_router,
-#         LiteLLM's acompletion, AsyncOpenAI direct and through f3dx_router's
-#         transport; the sync openai SDK both ways; a full run has it too)
+#     bash bench/run.sh --measures stream   # streaming alone: bench/STREAM_RESULTS.md
+#     bash bench/run.sh --measures tail,degrade,tput_health   # bench/ADAPTIVE_RESULTS.md
+#     bash bench/run.sh --measures async    # bench/ASYNC_RESULTS.md
 #     bash bench/run.sh --help     # every option of run.py
 #
 # Installs what it needs, idempotently (a second run installs nothing):
-#   - Debian's nginx-light, when no nginx is on the machine (the harness runs
-#     its own nginx from a temp dir, never the system service);
-#   - bench/.venv, a virtual environment of its own (LiteLLM is heavy and
-#     stays out of the project's .venv) with httpx, f3dx==0.0.19 (the
-#     earlier router), litellm, the openai SDK (3.x, a streaming contender),
-#     matplotlib, maturin and py-spy;
-#   - f3dx_router from this checkout: a release wheel built by maturin into
-#     bench/.wheels (cargo's target dir bench/.target, so the bench never
-#     invalidates the dev build in target/), installed when it changed.
-#     F3DX_ROUTER_WHEEL=/path/to.whl installs that wheel instead (no Rust
-#     needed).
-#   - Node.js (Debian's nodejs and npm, when no node is on the machine);
-#     bench/node_modules (`npm ci`: the Portkey gateway, pinned in
-#     bench/package.json), when its lock changed;
-#   - the Cloudflare Worker, unless both `worker` and `stream` are skipped
-#     (`--skip worker,stream`, or `--measures` without either): worker/node_modules
-#     (`npm ci`: wrangler, pinned there) and worker/build
-#     (scripts/build-worker.sh, itself idempotent: ~1 s when nothing changed).
-#     A failure there is reported and the run goes on: the worker measure
-#     then says why it could not run.
-# Then runs bench/run.py with the arguments given here.
+# Debian's nginx-light when no nginx is there (the harness runs its own nginx
+# from a temp dir); bench/.venv with the pinned contenders (LiteLLM is heavy
+# and stays out of the project's .venv); f3dx_router from this checkout as a
+# release wheel (cargo target dir bench/.target, so the dev build in target/
+# stays valid), or F3DX_ROUTER_WHEEL=/path/to.whl instead (no Rust needed);
+# Node.js, worker/node_modules and the Worker's build unless both `worker`
+# and `stream` are skipped (a failure there is reported, the run goes on).
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,7 +24,7 @@ PYTHON="${PYTHON:-python3}"
 VENV="$BENCH/.venv"
 # Pinned so that reruns compare the same incumbents; bump deliberately.
 REQUIREMENTS=("httpx==0.28.1" "f3dx==0.0.19" "litellm==1.110.2" "openai>=3,<4"
-              "matplotlib>=3.8" "maturin>=1.9,<2" "py-spy>=0.4")
+              "maturin>=1.9,<2" "py-spy>=0.4")
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -110,15 +93,15 @@ if [ "$(cat "$wstamp" 2>/dev/null || true)" != "$whash" ]; then
     echo "$whash" >"$wstamp"
 fi
 
-# --- Node.js: the Portkey gateway, wrangler -----------------------------------------
+# --- Node.js: wrangler ----------------------------------------------------------
 if ! command -v node >/dev/null 2>&1; then
-    echo "== installing nodejs and npm (the Portkey gateway and wrangler run on Node) =="
+    echo "== installing nodejs and npm (wrangler runs on Node) =="
     if ! apt-cache show nodejs >/dev/null 2>&1; then
         as_root apt-get -o DPkg::Lock::Timeout=600 update -q || true
     fi
     as_root env DEBIAN_FRONTEND=noninteractive nice -n 10 \
         apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends nodejs npm ||
-        echo "could not install Node.js: portkey and the worker measure will not run" >&2
+        echo "could not install Node.js: the worker measures will not run" >&2
 fi
 
 # npm ci in a directory when its lock is newer than what was installed.
@@ -127,15 +110,9 @@ npm_ci() {
     if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
         [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
         echo "== npm ci in ${dir#"$ROOT"/} =="
-        (cd "$dir" && quiet_nice npm ci --no-audit --no-fund "${@:2}")
+        (cd "$dir" && quiet_nice npm ci --no-audit --no-fund)
     fi
 }
-
-if command -v npm >/dev/null 2>&1; then
-    # The gateway's only install script (patch-package) has no patches to apply.
-    npm_ci "$BENCH" --ignore-scripts ||
-        echo "npm ci in bench/ failed: portkey will not run" >&2
-fi
 
 # Whether the arguments skip a measure: --skip a,b or --skip=a,b, or
 # --measures a,b (or --measures=a,b) without it.

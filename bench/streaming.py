@@ -1,61 +1,40 @@
-"""The streaming benchmark's stream and contenders (issue 10).
+"""The streaming measure's stream and contenders.
 
-The upstream streams ``CHUNKS`` OpenAI ``chat.completion.chunk`` events of 4
-words (about 4 tokens) of text each, the first with ``role: assistant``, then
-one chunk with ``finish_reason: stop`` and an empty delta, then
-``data: [DONE]``: ``sse_body()``. Two variants (``VARIANTS``):
+The stream: ``CHUNKS`` ``chat.completion.chunk`` events of 4 words each,
+one with ``finish_reason: stop``, then ``data: [DONE]`` (the mock's
+``bench_sse_events``). Two variants: ``fast``, nginx serving it as a static
+file at once (``upstream.SseNginx``), and ``slow``, the mock's stream mode
+(a delay before each chunk, chunked transfer encoding).
 
-* ``fast``: no delay between chunks, nginx serving the body as a static file
-  (``upstream.SseNginx``; too big for nginx's ``return``);
-* ``slow``: ``--delay-ms`` (5) before each content chunk, the head at once,
-  from ``streammock.py`` (asyncio, chunked transfer encoding).
-
-Each contender takes the two base URLs (``http://127.0.0.1:PORT/v1``) and
-offers ``stream(variant) -> (first_ns, result)``: one streamed chat
-completion read to its end, ``first_ns`` the ``perf_counter_ns()`` at which
-the caller got the first chunk with text (the time to first chunk is
-measured from before the call), ``result`` what ``check()`` verifies:
-
-* ``floor``: one persistent raw socket (TCP_NODELAY), the request prebuilt;
-  it finds every event boundary (``\\n\\n``) as the bytes arrive and reads
-  to the end of the response by its framing (Content-Length, or the last
-  chunk of a chunked body): no JSON, no text extracted. Its first chunk is
-  the first event boundary (the stream's first event carries text).
-* ``floor+json`` (breakdown): the floor plus ``json.loads`` of every event
-  and the text taken out of it: what getting the chunks as dicts costs in
-  Python.
-* ``httpx``: a persistent ``httpx.Client``, ``client.stream("POST", ...)``,
-  ``iter_lines()``, ``json.loads`` per ``data:`` line.
-* ``openai``: the openai SDK straight at the upstream,
-  ``OpenAI(base_url=..., api_key=..., max_retries=0)``,
-  ``chat.completions.create(..., stream=True)``, iterated.
-* ``litellm``: LiteLLM's Router (configured as the non-streamed contender in
-  contenders.py), ``completion(..., stream=True)``, iterated.
-* ``f3dx_router``: ``Router.chat_completions({..., "stream": True})`` in a
-  ``with`` block, the ChatStream iterated.
-
-Every contender but the floor takes the text out of each chunk
-(``choices[0].delta.content``), as a caller does.
+A contender takes the two base URLs and offers ``stream(variant) ->
+(first_ns, result)``: one stream read to its end, ``first_ns`` the
+``perf_counter_ns()`` when the first chunk with text reached the caller,
+``result`` what ``check()`` verifies. Every contender but the raw floor
+takes the text out of each chunk (``choices[0].delta.content``), as a
+caller does; the floor finds the event boundaries and parses nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-API_KEY = "sk-bench"
-TIMEOUT_S = 10.0
+from contenders import litellm_router
+from lib import API_KEY, TIMEOUT_S, provider
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mock_provider import bench_piece, bench_sse_events  # noqa: E402
+
 MODEL = "gpt-4o"
 MESSAGES: list[dict[str, str]] = [{"role": "user", "content": "hi"}]
 BODY: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
 
 CHUNKS = 200
-WORDS = ("the quick brown fox jumps over the lazy dog while a small bird sings "
-         "above an old stone bridge near the river").split()
 VARIANTS = ("fast", "slow")
 
 # Contender names in report order; "floor+json" is a breakdown row.
@@ -63,40 +42,14 @@ CONTENDERS = ["floor", "httpx", "openai", "litellm", "f3dx_router"]
 AUX = ["floor+json"]
 
 
-def piece(i: int) -> str:
-    """The text of content chunk i: 4 words, each with its leading space."""
-    return "".join(" " + WORDS[(4 * i + k) % len(WORDS)] for k in range(4))
-
-
 def expected_text(chunks: int = CHUNKS) -> str:
-    return "".join(piece(i) for i in range(chunks))
-
-
-def _event(delta: dict[str, str], finish: str | None = None) -> bytes:
-    chunk = {"id": "chatcmpl-bench-stream", "object": "chat.completion.chunk",
-             "created": 1700000000, "model": MODEL, "system_fingerprint": "fp_bench",
-             "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                          "finish_reason": finish}]}
-    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
-
-
-def sse_events(chunks: int = CHUNKS) -> list[bytes]:
-    """The stream's events: `chunks` content chunks, the finish chunk, [DONE]."""
-    out = [_event({"role": "assistant", "content": piece(0)})]
-    out += [_event({"content": piece(i)}) for i in range(1, chunks)]
-    out.append(_event({}, "stop"))
-    out.append(DONE)
-    return out
+    return "".join(bench_piece(i) for i in range(chunks))
 
 
 def sse_body(chunks: int = CHUNKS) -> bytes:
-    return b"".join(sse_events(chunks))
+    """The stream (the mock provider's stream mode sends the same events)."""
+    return b"".join(bench_sse_events(chunks))
 
-
-# ------------------------------------------------------------- the raw reader
 
 class StreamError(RuntimeError):
     pass
@@ -119,8 +72,8 @@ class RawSse:
     request and reads a streamed answer: the head, then every event boundary
     (``\\n\\n``) as the bytes arrive, to the end of the response by its
     framing (Content-Length, or the terminal ``0\\r\\n\\r\\n`` of a chunked
-    body; SSE text never holds a ``\\r``). Used by the floor here and by the
-    Worker's client (cfworker.py)."""
+    body; SSE text never holds a ``\\r``). The floor here, and the Worker's
+    client (cfworker.py)."""
 
     def __init__(self, url: str, headers: dict[str, str], body: bytes) -> None:
         u = urlsplit(url)
@@ -131,42 +84,35 @@ class RawSse:
         self.request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         self.sock: socket.socket | None = None
 
-    def _connect(self) -> socket.socket:
-        s = socket.create_connection(self.addr, timeout=TIMEOUT_S)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = s
-        return s
-
-    def stream(self) -> tuple[int, int, bytes, bytes]:
-        """(first_ns, events, head, raw body): first_ns when the first event
-        boundary arrived (or the end of a body without one)."""
+    def stream(self, texts: list[str] | None = None) -> tuple[int, bytes, bytes]:
+        """(first_ns, head, raw body). first_ns: when the first event boundary
+        arrived; with ``texts``, each event is parsed (json.loads), its text
+        appended there, and first_ns is when the first text arrived."""
         for attempt in (0, 1):
-            s = self.sock or self._connect()
+            if self.sock is None:
+                self.sock = socket.create_connection(self.addr, timeout=TIMEOUT_S)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                return self._stream(s)
+                return self._stream(self.sock, texts)
             except (ConnectionError, socket.timeout):
-                s.close()
-                self.sock = None
+                self.close()
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    def _stream(self, s: socket.socket) -> tuple[int, int, bytes, bytes]:
+    def _stream(self, s: socket.socket, texts: list[str] | None) -> tuple[int, bytes, bytes]:
         s.sendall(self.request)
-        recv = s.recv
+        recv, loads = s.recv, json.loads
         buf = bytearray()
-        while True:
+        while (end := buf.find(b"\r\n\r\n")) < 0:
             chunk = recv(65536)
             if not chunk:
                 raise ConnectionError("closed by upstream")
             buf += chunk
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
         head = bytes(buf[:end]).lower()
         if head[9:12] != b"200":
             raise StreamError(f"status {head[9:12]!r}: {bytes(buf[:300])!r}")
-        start = end + 4
+        start = pos = end + 4
         i = head.find(b"\r\ncontent-length:")
         if i >= 0:
             j = head.find(b"\r\n", i + 2)
@@ -176,29 +122,27 @@ class RawSse:
         else:
             raise StreamError("neither content-length nor chunked")
         first = 0
-        events = 0
-        pos = start
         while True:
-            # Every event boundary that arrived.
-            while True:
-                k = buf.find(b"\n\n", pos)
-                if k < 0:
-                    break
-                if not events:
-                    first = time.perf_counter_ns()
-                events += 1
+            while (k := buf.find(b"\n\n", pos)) >= 0:  # every event boundary that arrived
+                if texts is None:
+                    first = first or time.perf_counter_ns()
+                elif (d := buf.find(b"data: ", pos, k)) >= 0 and buf[d + 6: k] != b"[DONE]":
+                    # Needs a chunked body's HTTP chunks to hold whole events
+                    # (the mock writes one per chunk); the check catches the rest.
+                    c = loads(bytes(buf[d + 6: k]))["choices"][0]["delta"].get("content")
+                    if c:
+                        first = first or time.perf_counter_ns()
+                        texts.append(c)
                 pos = k + 2
             if (len(buf) >= total) if total >= 0 else buf.endswith(b"\r\n0\r\n\r\n"):
                 break
-            if len(buf) - 1 > pos:
-                pos = len(buf) - 1
+            if texts is None:
+                pos = max(pos, len(buf) - 1)
             chunk = recv(65536)
             if not chunk:
                 raise ConnectionError("closed mid-body")
             buf += chunk
-        if not first:
-            first = time.perf_counter_ns()
-        return first, events, head, bytes(buf[start:])
+        return first or time.perf_counter_ns(), head, bytes(buf[start:])
 
     def close(self) -> None:
         if self.sock is not None:
@@ -210,19 +154,15 @@ def body_text(head: bytes, raw: bytes) -> tuple[str, int, bool]:
     """(the text, content chunks, whether it ended with [DONE]) of a raw SSE
     body: for checks, not in the timed loop."""
     body = dechunk(raw) if b"chunked" in head and b"content-length" not in head else raw
-    parts, n, done = [], 0, False
+    parts, done = [], False
     for ev in body.split(b"\n\n"):
-        if not ev.startswith(b"data: "):
-            continue
-        data = ev[6:]
-        if data == b"[DONE]":
+        if ev == b"data: [DONE]":
             done = True
-            continue
-        c = json.loads(data)["choices"][0]["delta"].get("content")
-        if c:
-            parts.append(c)
-            n += 1
-    return "".join(parts), n, done
+        elif ev.startswith(b"data: "):
+            c = json.loads(ev[6:])["choices"][0]["delta"].get("content")
+            if c:
+                parts.append(c)
+    return "".join(parts), len(parts), done
 
 
 # --------------------------------------------------------------- contenders
@@ -234,6 +174,8 @@ def _stream_url(base: str) -> str:
 class Floor:
     """The floor: RawSse, one connection per upstream."""
 
+    parse = False
+
     def __init__(self, fast_url: str, slow_url: str) -> None:
         body = json.dumps(BODY).encode()
         headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json",
@@ -242,8 +184,9 @@ class Floor:
                       "slow": RawSse(_stream_url(slow_url), headers, body)}
 
     def stream(self, variant: str) -> tuple[int, Any]:
-        first, events, head, raw = self.conns[variant].stream()
-        return first, (head, raw)
+        texts: list[str] | None = [] if self.parse else None
+        first, head, raw = self.conns[variant].stream(texts)
+        return first, (head, raw) if texts is None else texts
 
     def close(self) -> None:
         for c in self.conns.values():
@@ -251,70 +194,9 @@ class Floor:
 
 
 class FloorJson(Floor):
-    """The floor plus json.loads of every event, the text taken out. It
-    splits at ``\\n\\n`` and parses from ``data: ``, so it needs the HTTP
-    chunks of a chunked body to hold whole events (the mock writes one event
-    per chunk); the check catches anything else."""
+    """The floor plus json.loads of every event, the text taken out."""
 
-    def stream(self, variant: str) -> tuple[int, Any]:
-        conn = self.conns[variant]
-        s = conn.sock or conn._connect()
-        try:
-            return self._stream(s, conn)
-        except (ConnectionError, socket.timeout):
-            conn.close()
-            return self._stream(conn._connect(), conn)
-
-    @staticmethod
-    def _stream(s: socket.socket, conn: RawSse) -> tuple[int, Any]:
-        s.sendall(conn.request)
-        recv, loads = s.recv, json.loads
-        buf = bytearray()
-        while True:
-            chunk = recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by upstream")
-            buf += chunk
-            end = buf.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-        head = bytes(buf[:end]).lower()
-        if head[9:12] != b"200":
-            raise StreamError(f"status {head[9:12]!r}")
-        start = end + 4
-        i = head.find(b"\r\ncontent-length:")
-        if i >= 0:
-            j = head.find(b"\r\n", i + 2)
-            total = start + int(head[i + 17: j if j >= 0 else len(head)])
-        else:
-            total = -1
-        parts: list[str] = []
-        first = 0
-        pos = start
-        while True:
-            while True:
-                k = buf.find(b"\n\n", pos)
-                if k < 0:
-                    break
-                d = buf.find(b"data: ", pos, k)
-                pos = k + 2
-                if d < 0:
-                    continue
-                data = bytes(buf[d + 6: k])
-                if data == b"[DONE]":
-                    continue
-                c = loads(data)["choices"][0]["delta"].get("content")
-                if c:
-                    if not first:
-                        first = time.perf_counter_ns()
-                    parts.append(c)
-            if (len(buf) >= total) if total >= 0 else buf.endswith(b"\r\n0\r\n\r\n"):
-                break
-            chunk = recv(65536)
-            if not chunk:
-                raise ConnectionError("closed mid-body")
-            buf += chunk
-        return first, parts
+    parse = True
 
 
 class Httpx:
@@ -381,27 +263,11 @@ class OpenAISdk:
 
 
 class LiteLLM:
-    """LiteLLM's Router, the non-streamed contender's configuration
-    (contenders.LiteLLM: no retries, no cooldowns), one deployment per
-    variant; ``completion(..., stream=True)`` iterated."""
+    """LiteLLM's Router as the non-streamed contender's (contenders.litellm_router),
+    one deployment per variant; ``completion(..., stream=True)`` iterated."""
 
     def __init__(self, fast_url: str, slow_url: str) -> None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-        from litellm import Router  # type: ignore[attr-defined]
-
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
-        litellm.set_verbose = False  # type: ignore[attr-defined]
-
-        def dep(name: str, url: str) -> dict[str, Any]:
-            return {"model_name": name, "litellm_params": {
-                "model": "openai/" + MODEL, "api_base": url, "api_key": API_KEY,
-                "max_retries": 0, "timeout": TIMEOUT_S}}
-
-        self.router = Router(model_list=[dep("fast", fast_url), dep("slow", slow_url)],
-                             num_retries=0, retry_after=0, disable_cooldowns=True,
-                             timeout=TIMEOUT_S)
+        self.router = litellm_router({"fast": fast_url, "slow": slow_url})
 
     def stream(self, variant: str) -> tuple[int, Any]:
         parts: list[str] = []
@@ -414,9 +280,6 @@ class LiteLLM:
                 parts.append(c)
         return first, parts
 
-    def close(self) -> None:
-        pass
-
 
 class F3dxRouter:
     """This repo's router: chat_completions with stream: True, the ChatStream
@@ -425,12 +288,8 @@ class F3dxRouter:
     def __init__(self, fast_url: str, slow_url: str) -> None:
         from f3dx_router import Router
 
-        def prov(name: str, url: str) -> dict[str, Any]:
-            return {"name": name, "kind": "openai", "base_url": url, "api_key": API_KEY,
-                    "timeout_ms": int(TIMEOUT_S * 1000)}
-
-        self.routers = {"fast": Router([prov("fast", fast_url)]),
-                        "slow": Router([prov("slow", slow_url)])}
+        self.routers = {"fast": Router([provider("fast", fast_url)]),
+                        "slow": Router([provider("slow", slow_url)])}
 
     def stream(self, variant: str) -> tuple[int, Any]:
         parts: list[str] = []
@@ -443,9 +302,6 @@ class F3dxRouter:
                         first = time.perf_counter_ns()
                     parts.append(c)
         return first, parts
-
-    def close(self) -> None:
-        pass
 
 
 FACTORIES: dict[str, Callable[[str, str], Any]] = {

@@ -10,12 +10,11 @@
   check how many upstream requests each call made (a failover call: exactly
   two). No access log: its synchronous file writes stalled the server for
   milliseconds now and then, which showed up in every contender's p99.
-* ``TailMock``: ``tailmock.py`` in a subprocess, the heavy-tailed upstream
-  of the tail experiment.
-* ``FlakyMock``: ``flakymock.py`` in a subprocess, two providers whose 503
-  share the degradation scenario (degrade.py) sets while it runs.
+* ``bench_mocks``: the tests' mock provider (tests/mock_provider.py) in its
+  bench modes: heavy-tailed delays (the tail experiment), 503 bursts (the
+  degradation scenario), a delayed chunked stream (the streaming measure).
 
-Both run in their own process group and are stopped with it.
+Each runs in its own process group and is stopped with it.
 """
 
 from __future__ import annotations
@@ -24,32 +23,20 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from lib import ROOT, free_port, stop_group, wait_listening
 
-# The fixed answer of the ok server: a complete OpenAI chat completion, so
-# every contender (f3dx_router checks the shape) accepts it.
-CHAT_COMPLETION = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion",
-    "created": 1700000000,
-    "model": "gpt-4o",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
-}
+sys.path.insert(0, str(ROOT / "tests"))
+# The ok server's fixed answer is the mock's: one chat completion every
+# contender accepts (f3dx_router checks the shape).
+from mock_provider import BENCH_COMPLETION as CHAT_COMPLETION  # noqa: E402
+from mock_provider import MockProviders  # noqa: E402
+
 RATE_LIMITED = {
     "error": {
         "message": "Rate limit reached (benchmark upstream).",
@@ -57,42 +44,6 @@ RATE_LIMITED = {
         "code": "rate_limit_exceeded",
     }
 }
-
-
-def free_port() -> int:
-    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """SIGTERM the process group of proc, then SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=grace)
 
 
 def nginx_binary() -> str:
@@ -211,54 +162,12 @@ http {{
 
     def stop(self) -> None:
         if self.proc is not None:
-            # SIGQUIT is nginx's graceful stop; stop_group escalates if needed.
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGQUIT)
-                    self.proc.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-            stop_group(self.proc)
+            stop_group(self.proc, first=signal.SIGQUIT)  # nginx's graceful stop
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class TailMock:
-    """tailmock.py on two ports (two providers of one heavy-tailed upstream)."""
-
-    def __init__(self, fast_ms: float, slow_ms: float, slow_frac: float, seed: int) -> None:
-        self.args = [f"--fast-ms={fast_ms}", f"--slow-ms={slow_ms}",
-                     f"--slow-frac={slow_frac}", f"--seed={seed}"]
-        self.ports: list[int] = []
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "tailmock.py"), "--ports=0,0", *self.args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("tailmock.py exited before listening")
-        self.ports = json.loads(line)["ports"]
-
-    def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}/v1" for p in self.ports]
-
-    def stats_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports[0]}/__stats"
-
-    def requests(self) -> int:
-        with urllib.request.urlopen(self.stats_url(), timeout=5) as r:
-            return int(json.load(r)["requests"])
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-
-
 class SseNginx(Nginx):
-    """The streaming benchmark's no-delay upstream (issue 10): a private
+    """The streaming measure's no-delay upstream: a private
     nginx like ``Nginx`` whose ``ok`` server answers every request with a
     fixed OpenAI SSE stream (``streaming.sse_body()``), ``content-type:
     text/event-stream``, all at once. The body (about 60 KB for 200 chunks)
@@ -307,67 +216,7 @@ class SseNginx(Nginx):
         super().start()
 
 
-class StreamMock:
-    """streammock.py (the streaming upstream with a delay between chunks)."""
-
-    def __init__(self, delay_ms: float, chunks: int) -> None:
-        self.args = [f"--delay-ms={delay_ms}", f"--chunks={chunks}"]
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "streammock.py"), *self.args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("streammock.py exited before listening")
-        self.port = int(json.loads(line)["port"])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def requests(self) -> int:
-        url = f"http://127.0.0.1:{self.port}/__stats"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return int(json.load(r)["requests"])
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-
-
-class FlakyMock:
-    """flakymock.py on two ports: providers A and B of the degradation
-    scenario, each answering after ``delay_ms``, 503 with the share set by
-    ``fail_url()`` (0 at the start)."""
-
-    def __init__(self, delay_ms: float, seed: int = 1) -> None:
-        self.args = [f"--delay-ms={delay_ms}", f"--seed={seed}"]
-        self.ports: list[int] = []
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "flakymock.py"), "--ports=0,0", *self.args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("flakymock.py exited before listening")
-        self.ports = json.loads(line)["ports"]
-
-    def urls(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}/v1" for p in self.ports]
-
-    def control_url(self) -> str:
-        """The base of the control requests (``/__fail``, ``/__stats``)."""
-        return f"http://127.0.0.1:{self.ports[0]}"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
+def bench_mocks(**providers: dict) -> MockProviders:
+    """tests/mock_provider.py with one provider per keyword, each in a bench
+    mode (``{"mode": "tail", "delay_ms": 5, ...}``: see its docstring)."""
+    return MockProviders({"mocks": {name: {"bench": spec} for name, spec in providers.items()}})

@@ -16,6 +16,7 @@ listens on one more port:
 
 * ``GET /log``    -> ``{"a": [record, ...], ...}``
 * ``POST /reset`` -> clears the logs and rewinds every script
+* ``GET /stats``, ``POST /fail?provider=NAME&frac=F`` -> the bench modes' (below)
 
 Once everything listens, exactly one JSON line goes to stdout::
 
@@ -26,6 +27,31 @@ pipe or a socket (so a parent that dies takes the mocks with it; a background
 job whose stdin is /dev/null keeps running). ``--loop`` replays a script from
 its start when it runs out (for demos); otherwise a request beyond the end of
 a script gets a 500 with the text ``mock script exhausted``.
+
+Bench modes (``bench/`` uses them; a provider with ``{"bench": {...}}``
+instead of ``responses``) answer every request the same way, without a
+script and without a log (a benchmark sends millions)::
+
+    {"bench": {"mode": "flaky", "delay_ms": 5, "seed": 1}}
+        after delay_ms, a chat completion, or with probability ``fail_frac``
+        (0 at the start; ``POST /fail?provider=a&frac=0.4`` sets it) a 503
+        with no Retry-After (a Retry-After would cool the provider down)
+    {"bench": {"mode": "tail", "delay_ms": 5, "slow_ms": 200, "slow_frac": 0.05, "seed": 1}}
+        a chat completion after delay_ms, or slow_ms with probability slow_frac
+    {"bench": {"mode": "stream", "delay_ms": 5, "chunks": 200}}
+        a chunked SSE stream (``bench_sse_events(chunks)``): content chunk k
+        at k * delay_ms after the request (an absolute schedule), the finish
+        chunk and [DONE] with the last one
+    {"bench": {"mode": "chat", "kind": "openai"}}   (or "anthropic")
+        a provider of that kind answering whatever comes (the README's
+        examples run against it): a whole answer, or a stream when the
+        request asks for one; a JSON object as the text when it asks for
+        JSON (``response_format``)
+
+``GET /stats`` on the control port counts them (on arrival, so a cancelled
+hedge leg counts too: the load hedging adds)::
+
+    {"requests": N, "failed": F, "slow": S, "providers": {"a": {...}, ...}}
 
 Every request is recorded as::
 
@@ -60,6 +86,7 @@ import asyncio
 import http
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -118,9 +145,14 @@ def validate_mocks(mocks: Any) -> dict[str, dict]:
         where = f"mocks.{name}"
         if not isinstance(spec, dict):
             raise VectorError(f"{where}: must be an object")
-        unknown = set(spec) - {"refuse", "responses"}
+        unknown = set(spec) - {"refuse", "responses", "bench"}
         if unknown:
             raise VectorError(f"{where}: unknown keys {sorted(unknown)}")
+        if "bench" in spec:
+            if len(spec) != 1:
+                raise VectorError(f"{where}: 'bench' excludes 'refuse' and 'responses'")
+            validate_bench(spec["bench"], f"{where}.bench")
+            continue
         if spec.get("refuse"):
             if spec["refuse"] is not True:
                 raise VectorError(f"{where}.refuse: must be true when present")
@@ -133,6 +165,27 @@ def validate_mocks(mocks: Any) -> dict[str, dict]:
         for i, resp in enumerate(responses):
             validate_response(resp, f"{where}.responses[{i}]")
     return mocks
+
+
+BENCH_MODES = {"flaky", "tail", "stream", "chat"}
+CHAT_KINDS = {"openai", "anthropic"}
+BENCH_NUMBERS = {"delay_ms", "slow_ms", "slow_frac", "fail_frac", "chunks", "seed"}
+
+
+def validate_bench(spec: Any, where: str) -> None:
+    if not isinstance(spec, dict) or spec.get("mode") not in BENCH_MODES:
+        raise VectorError(f"{where}: an object with 'mode' one of {sorted(BENCH_MODES)}")
+    unknown = set(spec) - BENCH_NUMBERS - {"mode", "kind"}
+    if unknown:
+        raise VectorError(f"{where}: unknown keys {sorted(unknown)}")
+    if spec.get("kind", "openai") not in CHAT_KINDS:
+        raise VectorError(f"{where}.kind: one of {sorted(CHAT_KINDS)}")
+    for key in BENCH_NUMBERS & set(spec):
+        value = spec[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise VectorError(f"{where}.{key}: must be a number >= 0")
+    if spec.get("chunks", 1) < 1 or spec.get("slow_frac", 0) > 1 or spec.get("fail_frac", 0) > 1:
+        raise VectorError(f"{where}: chunks >= 1, slow_frac and fail_frac in [0, 1]")
 
 
 def validate_response(resp: Any, where: str) -> None:
@@ -409,6 +462,144 @@ def json_bytes(value: Any) -> bytes:
 
 
 # --------------------------------------------------------------------------
+# the bench modes' answers
+
+BENCH_MODEL = "gpt-4o"
+# The answer of every bench mode (and of bench/'s nginx): a complete OpenAI
+# chat completion, so every client under test accepts it.
+BENCH_COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": BENCH_MODEL,
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
+}
+BENCH_OVERLOADED = {
+    "error": {"message": "overloaded (bench mock)", "type": "server_error", "code": "overloaded"}
+}
+_BENCH_COMPLETION_BYTES = json_bytes(BENCH_COMPLETION)
+_BENCH_OVERLOADED_BYTES = json_bytes(BENCH_OVERLOADED)
+BENCH_WORDS = ("the quick brown fox jumps over the lazy dog while a small bird sings "
+               "above an old stone bridge near the river").split()
+
+
+def bench_piece(i: int) -> str:
+    """The text of content chunk i of a bench stream: 4 words, each with its leading space."""
+    return "".join(" " + BENCH_WORDS[(4 * i + k) % len(BENCH_WORDS)] for k in range(4))
+
+
+def _bench_event(delta: dict[str, str], finish: str | None = None) -> bytes:
+    chunk = {"id": "chatcmpl-bench-stream", "object": "chat.completion.chunk",
+             "created": 1700000000, "model": BENCH_MODEL, "system_fingerprint": "fp_bench",
+             "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                          "finish_reason": finish}]}
+    return b"data: " + json_bytes(chunk) + b"\n\n"
+
+
+def bench_sse_events(chunks: int) -> list[bytes]:
+    """A bench stream's events: `chunks` content chunks, the finish chunk, [DONE]."""
+    out = [_bench_event({"role": "assistant", "content": bench_piece(0)})]
+    out += [_bench_event({"content": bench_piece(i)}) for i in range(1, chunks)]
+    out.append(_bench_event({}, "stop"))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+CHAT_TEXT = "Hello from the mock provider."
+CHAT_JSON_TEXT = '{"name": "Ada Lovelace", "age": 36}'
+
+
+def chat_text(request: Any) -> str:
+    """The chat mode's answer text: JSON when the request asks for JSON."""
+    wants_json = isinstance(request, dict) and isinstance(request.get("response_format"), dict) \
+        and request["response_format"].get("type") in ("json_object", "json_schema")
+    return CHAT_JSON_TEXT if wants_json else CHAT_TEXT
+
+
+def chat_answer(kind: str, request: Any) -> bytes:
+    text = chat_text(request)
+    model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
+    if kind == "anthropic":
+        return json_bytes({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                           "usage": {"input_tokens": 9, "output_tokens": 7}})
+    return json_bytes({**BENCH_COMPLETION, "model": model,
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop"}]})
+
+
+def chat_events(kind: str, request: Any) -> list[bytes]:
+    """A streamed answer of the chat mode, in two text pieces."""
+    text = chat_text(request)
+    pieces = [text[: len(text) // 2], text[len(text) // 2:]]
+    if kind == "openai":
+        return [_bench_event({"role": "assistant", "content": pieces[0]}),
+                _bench_event({"content": pieces[1]}), _bench_event({}, "stop"), b"data: [DONE]\n\n"]
+    model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
+    events: list[tuple[str, dict]] = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [], "usage": {"input_tokens": 9, "output_tokens": 0}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        *[("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "text_delta", "text": p}}) for p in pieces],
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                           "usage": {"output_tokens": 7}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [f"event: {name}\n".encode() + b"data: " + json_bytes(data) + b"\n\n"
+            for name, data in events]
+
+
+def _http_chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+class BenchMock:
+    """A provider in a bench mode: one way to answer, counters, no log."""
+
+    def __init__(self, name: str, spec: dict):
+        self.name = name
+        self.mode = spec["mode"]
+        self.kind = spec.get("kind", "openai")
+        self.delay_s = float(spec.get("delay_ms", 5)) / 1000.0
+        self.slow_s = float(spec.get("slow_ms", 200)) / 1000.0
+        self.slow_frac = float(spec.get("slow_frac", 0.05))
+        self.fail_frac = float(spec.get("fail_frac", 0.0))
+        self.rng = random.Random(spec.get("seed", 1))
+        self.counts = {"requests": 0, "failed": 0, "slow": 0}
+        chunks = int(spec.get("chunks", 200))
+        events = bench_sse_events(chunks)
+        # Content chunks one by one; the finish chunk, [DONE] and the body's
+        # end go with the last one.
+        self.pieces = [_http_chunk(e) for e in events[:chunks]]
+        self.pieces[-1] += b"".join(_http_chunk(e) for e in events[chunks:]) + b"0\r\n\r\n"
+
+    def delay(self) -> float:
+        """This request's wait before its answer (tail: the heavy tail)."""
+        if self.mode == "tail" and self.rng.random() < self.slow_frac:
+            self.counts["slow"] += 1
+            return self.slow_s
+        return self.delay_s
+
+    def answer(self) -> tuple[int, bytes]:
+        """Status and body of a non-streamed answer, decided on arrival."""
+        if self.mode == "flaky" and self.fail_frac > 0 and self.rng.random() < self.fail_frac:
+            self.counts["failed"] += 1
+            return 503, _BENCH_OVERLOADED_BYTES
+        return 200, _BENCH_COMPLETION_BYTES
+
+
+# --------------------------------------------------------------------------
 # the mocks
 
 
@@ -464,8 +655,10 @@ class MockServer:
             name: ProviderMock(
                 name, None if spec.get("refuse") else list(spec["responses"]), loop_script
             )
-            for name, spec in mocks.items()
+            for name, spec in mocks.items() if "bench" not in spec
         }
+        self.bench = {name: BenchMock(name, spec["bench"])
+                      for name, spec in mocks.items() if "bench" in spec}
         self.ports: dict[str, int] = {}
         self.control_port = 0
         self.servers: list[asyncio.AbstractServer] = []
@@ -492,6 +685,12 @@ class MockServer:
                     continue
                 server = await asyncio.start_server(
                     lambda r, w, m=mock: self._serve(r, w, m), HOST, port(), backlog=LISTEN_BACKLOG
+                )
+                self.servers.append(server)
+                self.ports[name] = server.sockets[0].getsockname()[1]
+            for name, bench in self.bench.items():
+                server = await asyncio.start_server(
+                    lambda r, w, b=bench: self._serve(r, w, b), HOST, port(), backlog=LISTEN_BACKLOG
                 )
                 self.servers.append(server)
                 self.ports[name] = server.sockets[0].getsockname()[1]
@@ -522,7 +721,7 @@ class MockServer:
             except asyncio.TimeoutError:
                 pass
 
-    async def _serve(self, reader, writer, mock: ProviderMock | None) -> None:
+    async def _serve(self, reader, writer, mock: ProviderMock | BenchMock | None) -> None:
         task = asyncio.current_task()
         assert task is not None
         conn = Connection(reader, writer)
@@ -538,6 +737,8 @@ class MockServer:
                     return
                 if mock is None:
                     keep = await self._control(conn, req)
+                elif isinstance(mock, BenchMock):
+                    keep = await self._bench(conn, req, mock)
                 else:
                     keep = await self._provider(conn, req, mock)
                 if not keep or req.wants_close():
@@ -567,10 +768,78 @@ class MockServer:
         elif req.method == "POST" and path == "/reset":
             for m in self.providers.values():
                 m.reset()
+            for b in self.bench.values():
+                b.counts = dict.fromkeys(b.counts, 0)
             head, body = render_response(200, {}, b"{}", "application/json", req.wants_close())
             await conn.write(head + body)
+        elif req.method == "GET" and path == "/stats":
+            await self._send_json(conn, req, self.bench_stats())
+        elif req.method == "POST" and path == "/fail":
+            query = dict(p.partition("=")[::2] for p in req.path.partition("?")[2].split("&"))
+            try:
+                bench, frac = self.bench[query["provider"]], float(query["frac"])
+            except (KeyError, ValueError):
+                await self._send_simple(conn, 400, "POST /fail?provider=NAME&frac=F: a bench provider")
+                return True
+            bench.fail_frac = min(1.0, max(0.0, frac))
+            await self._send_json(conn, req, {"ok": True})
         else:
-            await self._send_simple(conn, 404, "not found: GET /log, POST /reset")
+            await self._send_simple(conn, 404, "not found: GET /log, POST /reset, GET /stats, POST /fail")
+        return True
+
+    def bench_stats(self) -> dict:
+        per = {name: dict(b.counts) for name, b in self.bench.items()}
+        totals = {k: sum(c[k] for c in per.values()) for k in ("requests", "failed", "slow")}
+        return {**totals, "providers": per}
+
+    async def _send_json(self, conn: Connection, req: Request, value: Any) -> None:
+        head, body = render_response(200, {}, json_bytes(value), "application/json", req.wants_close())
+        await conn.write(head + body)
+
+    async def _bench(self, conn: Connection, req: Request, bench: BenchMock) -> bool:
+        """One answer of a bench mode; False when the connection must end."""
+        bench.counts["requests"] += 1
+        if bench.mode == "stream":
+            return await self._bench_stream(conn, req, bench)
+        if bench.mode == "chat":
+            return await self._chat(conn, req, bench.kind)
+        status, body = bench.answer()
+        # A plain sleep (not wait_peer_close: its read task per wait costs
+        # the benchmark milliseconds on a busy machine); a cancelled hedge
+        # leg's answer then goes to a closed socket, which ends the connection.
+        await asyncio.sleep(bench.delay())
+        head, body = render_response(status, {}, body, "application/json", req.wants_close())
+        await conn.write(head + body)
+        return True
+
+    async def _chat(self, conn: Connection, req: Request, kind: str) -> bool:
+        try:
+            request = json.loads(req.body) if req.body else None
+        except ValueError:
+            request = None
+        if not (isinstance(request, dict) and request.get("stream") is True):
+            head, body = render_response(200, {}, chat_answer(kind, request), "application/json",
+                                         req.wants_close())
+            await conn.write(head + body)
+            return True
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+                + ("connection: close\r\n" if req.wants_close() else "") + "\r\n")
+        body = b"".join(_http_chunk(e) for e in chat_events(kind, request)) + b"0\r\n\r\n"
+        await conn.write(head.encode("latin-1") + body)
+        return not req.wants_close()
+
+    async def _bench_stream(self, conn: Connection, req: Request, bench: BenchMock) -> bool:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        head = ("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+                "transfer-encoding: chunked\r\n" + ("connection: close\r\n" if req.wants_close() else "")
+                + "\r\n")
+        await conn.write(head.encode("latin-1"))
+        for k, piece in enumerate(bench.pieces, 1):
+            wait = t0 + k * bench.delay_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await conn.write(piece)  # ClientGone when the client hung up
         return True
 
     async def _provider(self, conn: Connection, req: Request, mock: ProviderMock) -> bool:
@@ -837,6 +1106,18 @@ class MockProviders:
     def reset(self) -> None:
         """Clear the logs and rewind every script."""
         self._control("POST", "/reset")
+
+    def stats_url(self) -> str:
+        """Where the bench modes' counters are (GET)."""
+        return f"http://{HOST}:{self.control_port}/stats"
+
+    def stats(self) -> dict:
+        """The bench modes' counters: requests, failed, slow; per provider too."""
+        return json.loads(self._control("GET", "/stats"))
+
+    def set_fail(self, name: str, frac: float) -> None:
+        """A flaky bench provider answers 503 with probability frac from now on."""
+        self._control("POST", f"/fail?provider={name}&frac={frac}")
 
     def _remove_file(self) -> None:
         try:

@@ -383,3 +383,81 @@ def test_cli_rejects_a_bad_vector(bad, message):
 def test_mock_providers_reports_a_failed_start():
     with pytest.raises(RuntimeError, match="exited with status 2"):
         MockProviders({"mocks": {"a": {"responses": "nope"}}})
+
+
+# --------------------------------------------------------------------------
+# the bench modes (bench/ and the README test use them)
+
+
+def bench(**modes: dict) -> dict:
+    return vector(**{name: {"bench": spec} for name, spec in modes.items()})
+
+
+def status(conn: http.client.HTTPConnection) -> int:
+    resp = post(conn)
+    resp.read()
+    return resp.status
+
+
+def test_flaky_mode_answers_503_with_the_share_set_at_run_time_and_counts():
+    with MockProviders(bench(a={"mode": "flaky", "delay_ms": 0})) as mocks, connect(mocks) as conn:
+        assert [status(conn) for _ in range(5)] == [200] * 5
+        mocks.set_fail("a", 1.0)
+        assert [status(conn) for _ in range(2)] == [503] * 2
+        last = post(conn)
+        assert last.status == 503 and last.getheader("retry-after") is None
+        assert json.loads(last.read())["error"]["code"] == "overloaded"
+        stats = mocks.stats()
+        assert stats["providers"]["a"] == {"requests": 8, "failed": 3, "slow": 0}
+        assert stats["requests"] == 8 and "a" not in mocks.log()  # counted, not logged
+
+
+def test_tail_mode_delays_the_slow_share():
+    spec = {"mode": "tail", "delay_ms": 0, "slow_ms": 300, "slow_frac": 1.0}
+    with MockProviders(bench(a=spec)) as mocks, connect(mocks) as conn:
+        t0 = time.monotonic()
+        resp = post(conn)
+        assert resp.status == 200 and time.monotonic() - t0 >= 0.29
+        assert json.loads(resp.read()) == mock_provider.BENCH_COMPLETION
+        assert mocks.stats()["slow"] == 1
+
+
+def test_stream_mode_sends_the_bench_stream_on_its_schedule():
+    with MockProviders(bench(s={"mode": "stream", "delay_ms": 20, "chunks": 10})) as mocks, \
+            connect(mocks, "s") as conn:
+        t0 = time.monotonic()
+        resp = post(conn, {**BODY, "stream": True})
+        body = resp.read()
+        assert time.monotonic() - t0 >= 10 * 0.02 - 0.01  # chunk k at k x 20 ms
+        assert resp.getheader("content-type") == "text/event-stream"
+        assert body == b"".join(mock_provider.bench_sse_events(10))
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_chat_mode_answers_whole_streamed_or_json_by_the_request(kind):
+    with MockProviders(bench(c={"mode": "chat", "kind": kind})) as mocks, \
+            connect(mocks, "c") as conn:
+        def text(answer: dict) -> str:
+            return (answer["choices"][0]["message"]["content"] if kind == "openai"
+                    else answer["content"][0]["text"])
+
+        assert text(json.loads(post(conn).read())) == mock_provider.CHAT_TEXT
+        asked = json.loads(post(conn, {**BODY, "response_format": {"type": "json_object"}}).read())
+        assert json.loads(text(asked)) == {"name": "Ada Lovelace", "age": 36}
+        streamed = post(conn, {**BODY, "stream": True})
+        assert streamed.getheader("content-type") == "text/event-stream"
+        events = streamed.read().decode()
+        assert ("data: [DONE]" in events) == (kind == "openai")
+        assert ("event: message_stop" in events) == (kind == "anthropic")
+
+
+@pytest.mark.parametrize("spec", [
+    {"mode": "nope"},
+    {"mode": "tail", "slow_frac": 2},
+    {"mode": "stream", "chunks": 0},
+    {"mode": "chat", "kind": "gemini"},
+    {"mode": "flaky", "delay": 5},
+])
+def test_a_bad_bench_spec_is_refused_up_front(spec):
+    with pytest.raises(mock_provider.VectorError):
+        mock_provider.validate_mocks({"a": {"bench": spec}})
