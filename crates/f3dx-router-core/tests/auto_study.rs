@@ -25,7 +25,7 @@
 //!
 //! `cargo test -p f3dx-router-core --release --features study --test
 //! auto_study -- --ignored --nocapture` prints the table that
-//! bench/README.md quotes (the `study` feature lets a router follow another
+//! docs/benchmarks.md quotes (the `study` feature lets a router follow another
 //! rule than production's; no host enables it). The test that
 //! is not ignored keeps the finding: the p95 locks onto the slow
 //! mode for one of these seeds, the p90 does not.

@@ -1,7 +1,7 @@
 //! hyper behind the core's `Executor`.
 //!
 //! hyper-util's pooled client with rustls, used directly: reqwest on top of
-//! it cost about 14 us of CPU per call here (bench/README.md, "the native hot
+//! it cost about 14 us of CPU per call here (docs/benchmarks.md, "the native hot
 //! path"), which is most of what a call spends outside the kernel. What
 //! reqwest added and a router does not use (redirects, cookies, timeouts,
 //! decompression) is the core's business or refused anyway.

@@ -5,7 +5,7 @@
 //! the connection tasks of its requests all run inside `block_on` on the
 //! caller's thread, so a call costs no hand-off to another thread and back:
 //! the profile of the earlier design (one multi-thread runtime shared by all
-//! callers) put half of a call's time in those wake-ups (bench/README.md).
+//! callers) put half of a call's time in those wake-ups (docs/benchmarks.md, "The native hot path").
 //!
 //! A pooled connection's task belongs to the runtime that opened it, so a
 //! lane's client must never be used from another lane; `ThreadLocal` keeps

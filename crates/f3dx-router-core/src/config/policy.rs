@@ -20,7 +20,7 @@ pub const AUTO_HEDGE_MIN_SAMPLES: u64 = 20;
 /// that `"auto"` waits before the next leg. Issue 11 asked for the p95; at
 /// the p95 a provider with a slow mode of about 5% of its answers (the
 /// issue's own test) has two stable delays, and the one in the slow mode
-/// never hedges in time (`tests/auto_study.rs`; bench/README.md, "Why
+/// never hedges in time (`tests/auto_study.rs`; docs/benchmarks.md, "Why
 /// \"auto\" waits the p90").
 /// The p90 stays in the fast mode while less than a tenth of the answers
 /// are slow; the hedge budget bounds the extra load either way.
