@@ -15,6 +15,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
+mod compile;
+mod eval;
+
+pub use compile::Validator;
+
 /// Most compiled schemas kept.
 pub const CACHE_SIZE: usize = 256;
 /// Most bytes the kept schemas may hold, by their estimate
@@ -50,7 +55,7 @@ pub enum Expect {
     /// A JSON object.
     JsonObject,
     /// A JSON document conforming to a schema.
-    Schema(Arc<jsonschema::Validator>),
+    Schema(Arc<Validator>),
 }
 
 impl std::fmt::Debug for Expect {
@@ -65,9 +70,16 @@ impl std::fmt::Debug for Expect {
 impl Expect {
     /// Whether `content` (the answer's message text) is what was asked:
     /// `None` when it is JSON the validator cannot judge (nested deeper
-    /// than the parser goes, or a number out of a double's range), which
+    /// than the parser goes, or a number out of a double's range, or
+    /// checking it would pass the evaluation's bounds), or the schema uses
+    /// what the validator does not support (then for every answer), which
     /// says nothing of the provider either way.
     pub fn check(&self, content: &str) -> Option<bool> {
+        if let Expect::Schema(v) = self {
+            if !v.judges() {
+                return None;
+            }
+        }
         let value = match serde_json::from_str::<Value>(content) {
             Ok(value) => value,
             // Not JSON fails; JSON the parser refused is not judged.
@@ -76,10 +88,10 @@ impl Expect {
         if !numbers_fit(&value) {
             return None;
         }
-        Some(match self {
-            Expect::JsonObject => value.is_object(),
-            Expect::Schema(v) => v.is_valid(&value),
-        })
+        match self {
+            Expect::JsonObject => Some(value.is_object()),
+            Expect::Schema(v) => v.check(&value),
+        }
     }
 }
 
@@ -310,7 +322,7 @@ struct CacheInner {
 /// A compiled schema and its source.
 struct Entry {
     schema: Arc<Value>,
-    validator: Arc<jsonschema::Validator>,
+    validator: Arc<Validator>,
     cost: u64,
 }
 
@@ -344,7 +356,7 @@ impl SchemaCache {
         }
     }
 
-    fn compile(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    fn compile(&self, schema: &Value) -> Result<Arc<Validator>, String> {
         const WHERE: &str = "`response_format.json_schema.schema`";
         if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
             return Err(format!("{WHERE} must be a JSON Schema (an object)"));
@@ -371,13 +383,7 @@ impl SchemaCache {
         }
         // Compiled outside the lock: other calls need not wait for it.
         // Each regex's compiled size is bounded, so COST_PER_REGEX is too.
-        let patterns = jsonschema::PatternOptions::fancy_regex()
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT);
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .with_pattern_options(patterns)
-            .build(schema)
+        let validator = Validator::new(schema)
             .map_err(|e| format!("{WHERE} is not a valid JSON Schema: {e}"))?;
         let validator = Arc::new(validator);
         let mut inner = self.lock();
@@ -420,7 +426,7 @@ impl SchemaCache {
 }
 
 impl CacheInner {
-    fn find(&self, key: u64, schema: &Value) -> Option<Arc<jsonschema::Validator>> {
+    fn find(&self, key: u64, schema: &Value) -> Option<Arc<Validator>> {
         let list = self.map.get(&key)?;
         list.iter()
             .find(|e| *e.schema == *schema)
@@ -672,6 +678,9 @@ pub fn content(response: &Value) -> Option<&str> {
 }
 
 #[cfg(test)]
+mod checks;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -834,8 +843,11 @@ mod tests {
             json!({"type": "json_schema"}),
             json!({"type": "json_schema", "json_schema": {"schema": 5}}),
             json!({"type": "json_schema", "json_schema": {"schema": {"type": "no such type"}}}),
-            json!({"type": "json_schema", "json_schema": {"schema": {"$ref": "https://example.com/s.json"}}}),
             json!({"type": "json_schema", "json_schema": {"schema": {"minLength": -1}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"properties": {"a": 5}}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"anyOf": []}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"multipleOf": 0}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"required": [1]}}}),
         ] {
             assert!(expect(format.clone()).is_err(), "{format}");
         }
