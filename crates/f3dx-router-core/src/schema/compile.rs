@@ -65,7 +65,7 @@ pub(super) enum Check {
     /// `properties`, `patternProperties` and `additionalProperties` of one
     /// schema (the last applies to what the first two do not name).
     Properties {
-        named: HashMap<String, Id>,
+        named: Names,
         patterns: Vec<(usize, Id)>,
         additional: Option<Id>,
     },
@@ -108,6 +108,39 @@ pub(super) enum Check {
         otherwise: Option<Id>,
     },
     Ref(Id),
+}
+
+/// The subschemas of `properties` by name: a few are found faster by a
+/// scan than by hashing the name.
+#[derive(Debug)]
+pub(super) struct Names {
+    list: Vec<(String, Id)>,
+    /// Positions in `list` by name, when it is long.
+    index: Option<HashMap<String, usize>>,
+}
+
+impl Names {
+    /// Past this many names, a hash table.
+    const SCAN: usize = 12;
+
+    fn new(list: Vec<(String, Id)>) -> Names {
+        let index = (list.len() > Self::SCAN).then(|| {
+            let pairs = list
+                .iter()
+                .enumerate()
+                .map(|(at, (name, _))| (name.clone(), at));
+            pairs.collect()
+        });
+        Names { list, index }
+    }
+
+    /// The subschema of property `name`, if it has one.
+    pub(super) fn get(&self, name: &str) -> Option<Id> {
+        match &self.index {
+            Some(index) => index.get(name).map(|&at| self.list[at].1),
+            None => self.list.iter().find(|(n, _)| n == name).map(|(_, id)| *id),
+        }
+    }
 }
 
 /// Keywords whose meaning this validator does not implement and that can
@@ -402,10 +435,10 @@ impl<'a> Compiler<'a> {
         if named.is_none() && patterns.is_none() && additional.is_none() {
             return Ok(());
         }
-        let mut check_named = HashMap::new();
+        let mut check_named = Vec::new();
         if let Some(named) = named {
             for (name, schema) in object(named, "properties")? {
-                check_named.insert(name.clone(), self.id_of(schema));
+                check_named.push((name.clone(), self.id_of(schema)));
             }
         }
         let mut check_patterns = Vec::new();
@@ -415,7 +448,7 @@ impl<'a> Compiler<'a> {
             }
         }
         checks.push(Check::Properties {
-            named: check_named,
+            named: Names::new(check_named),
             patterns: check_patterns,
             additional: additional.map(|s| self.id_of(s)),
         });

@@ -219,7 +219,7 @@ impl<'s> Eval<'s> {
             let mut selected = false;
             if let Some(id) = named.get(name) {
                 selected = true;
-                if !self.node(*id, member)? {
+                if !self.node(id, member)? {
                     return Ok(false);
                 }
             }
