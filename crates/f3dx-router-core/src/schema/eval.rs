@@ -10,7 +10,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde_json::{Map, Number, Value};
 
-use super::compile::{types, Check, Id, Node, Pattern};
+use super::tree::{types, Check, Id, Node, Pattern, Validator};
 
 /// Deepest nesting of subschemas evaluated (each a call frame).
 pub(super) const MAX_EVAL_DEPTH: u32 = 256;
@@ -20,6 +20,16 @@ pub(super) const MAX_EVAL_DEPTH: u32 = 256;
 pub(super) const MAX_EVAL_STEPS: u64 = 100_000_000;
 /// The steps of evaluating one subschema.
 const NODE_STEPS: u64 = 16;
+
+impl Validator {
+    /// Whether `value` conforms: `None` when the schema cannot be judged,
+    /// or judging this value would take more than the evaluation's bounds
+    /// (depth, work).
+    pub fn check(&self, value: &Value) -> Option<bool> {
+        let nodes = self.nodes.as_deref()?;
+        Eval::new(nodes, &self.patterns).node(0, value).ok()
+    }
+}
 
 /// Why an answer was not judged.
 #[derive(Debug)]
