@@ -176,3 +176,28 @@ fn keywords_of_structured_outputs() {
         assert_eq!(e.check(wrong), Some(false), "{wrong}");
     }
 }
+
+#[test]
+fn the_depth_bound_fits_a_small_stack() {
+    // 512 KiB, a quarter of a tokio worker's stack, in an unoptimized
+    // build: the deepest evaluation (the depth bound) and the deepest
+    // answer the parser takes, through a recursive schema.
+    let run = || {
+        let cycle = expect(json!({"allOf": [{"$ref": "#"}]})).unwrap();
+        assert_eq!(cycle.check("1"), None);
+        let tree = expect(json!({"anyOf": [
+            {"type": "array", "items": {"$ref": "#"}, "uniqueItems": true},
+            {"type": "object", "additionalProperties": {"$ref": "#"}},
+            {"const": 1}
+        ]}))
+        .unwrap();
+        let deep = format!("{}1{}", r#"[{"a": "#.repeat(63), "}]".repeat(63));
+        assert_eq!(tree.check(&deep), Some(true));
+    };
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+}

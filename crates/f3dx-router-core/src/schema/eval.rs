@@ -12,8 +12,10 @@ use serde_json::{Map, Number, Value};
 
 use super::tree::{types, Check, Id, Node, Pattern, Validator};
 
-/// Deepest nesting of subschemas evaluated (each a call frame).
-pub(super) const MAX_EVAL_DEPTH: u32 = 256;
+/// Deepest nesting of subschemas evaluated (each a few call frames: 512
+/// fit in 512 KiB unoptimized, `checks.rs` tests it; the deepest answer the
+/// parser takes, 128 levels, may use about 3 per level).
+pub(super) const MAX_EVAL_DEPTH: u32 = 512;
 /// Most work one answer's check may take, in steps: a subschema is
 /// [`NODE_STEPS`], a regex match its states times the bytes of text, an
 /// `enum` its values, `uniqueItems` its items.
@@ -86,7 +88,33 @@ impl<'s> Eval<'s> {
         verdict
     }
 
+    /// One check. Those that evaluate subschemas go to small functions of
+    /// their own: the recursion passes through them, and each call frame
+    /// stays small (an unoptimized build gives a large match one frame
+    /// with every arm's locals).
     fn check(&mut self, check: &Check, value: &Value) -> Verdict {
+        match (check, value) {
+            (Check::AllOf(ids), _) => self.all_of(ids, value),
+            (Check::AnyOf(ids), _) => self.any_of(ids, value),
+            (Check::OneOf(ids), _) => self.one_of(ids, value),
+            (Check::Not(id), _) => Ok(!self.node(*id, value)?),
+            (Check::IfThenElse { .. }, _) => self.if_then_else(check, value),
+            (Check::Ref(id), _) => self.node(*id, value),
+            (Check::Properties { .. }, Value::Object(map)) => self.properties(check, map),
+            (Check::PropertyNames(id), Value::Object(map)) => self.property_names(*id, map),
+            (Check::DependentSchemas(all), Value::Object(map)) => {
+                self.dependent_schemas(all, map, value)
+            }
+            (Check::Items { prefix, rest }, Value::Array(items)) => {
+                self.items(prefix, *rest, items)
+            }
+            (Check::Contains { .. }, Value::Array(items)) => self.contains(check, items),
+            _ => self.assertion(check, value),
+        }
+    }
+
+    /// A check that evaluates no subschema.
+    fn assertion(&mut self, check: &Check, value: &Value) -> Verdict {
         match (check, value) {
             (Check::Type(bits), _) => Ok(type_bits(value) & bits != 0),
             (Check::Const(c), _) => Ok(equal(c, value)),
@@ -94,17 +122,8 @@ impl<'s> Eval<'s> {
                 self.spend(all.len() as u64)?;
                 Ok(all.iter().any(|c| equal(c, value)))
             }
-            (Check::Properties { .. }, Value::Object(map)) => self.properties(check, map),
             (Check::Required(names), Value::Object(map)) => {
                 Ok(names.iter().all(|n| map.contains_key(n)))
-            }
-            (Check::PropertyNames(id), Value::Object(map)) => {
-                for name in map.keys() {
-                    if !self.node(*id, &Value::String(name.clone()))? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
             }
             (Check::MinProperties(n), Value::Object(map)) => Ok(map.len() as u64 >= *n),
             (Check::MaxProperties(n), Value::Object(map)) => Ok(map.len() as u64 <= *n),
@@ -112,38 +131,6 @@ impl<'s> Eval<'s> {
                 .iter()
                 .filter(|(name, _)| map.contains_key(name))
                 .all(|(_, needs)| needs.iter().all(|n| map.contains_key(n)))),
-            (Check::DependentSchemas(all), Value::Object(map)) => {
-                for (name, id) in all {
-                    if map.contains_key(name) && !self.node(*id, value)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-            (Check::Items { prefix, rest }, Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    let id = match prefix.get(i) {
-                        Some(id) => *id,
-                        None => match rest {
-                            Some(id) => *id,
-                            None => break,
-                        },
-                    };
-                    if !self.node(id, item)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-            (Check::Contains { schema, min, max }, Value::Array(items)) => {
-                let mut found = 0u64;
-                for item in items {
-                    if self.node(*schema, item)? {
-                        found += 1;
-                    }
-                }
-                Ok(found >= *min && max.is_none_or(|max| found <= max))
-            }
             (Check::MinItems(n), Value::Array(items)) => Ok(items.len() as u64 >= *n),
             (Check::MaxItems(n), Value::Array(items)) => Ok(items.len() as u64 <= *n),
             (Check::UniqueItems, Value::Array(items)) => {
@@ -162,56 +149,110 @@ impl<'s> Eval<'s> {
                 Ok(compare(n, m).is_some_and(Ordering::is_lt))
             }
             (Check::MultipleOf(m), Value::Number(n)) => Ok(multiple_of(n, m)),
-            (Check::AllOf(ids), _) => {
-                for id in ids {
-                    if !self.node(*id, value)? {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-            (Check::AnyOf(ids), _) => {
-                for id in ids {
-                    if self.node(*id, value)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            }
-            (Check::OneOf(ids), _) => {
-                let mut passed = 0;
-                for id in ids {
-                    if self.node(*id, value)? {
-                        passed += 1;
-                        if passed > 1 {
-                            return Ok(false);
-                        }
-                    }
-                }
-                Ok(passed == 1)
-            }
-            (Check::Not(id), _) => Ok(!self.node(*id, value)?),
-            (
-                Check::IfThenElse {
-                    test,
-                    then,
-                    otherwise,
-                },
-                _,
-            ) => {
-                let branch = match self.node(*test, value)? {
-                    true => then,
-                    false => otherwise,
-                };
-                match branch {
-                    Some(id) => self.node(*id, value),
-                    None => Ok(true),
-                }
-            }
-            (Check::Ref(id), _) => self.node(*id, value),
             // A keyword of another type's values holds for this one.
             _ => Ok(true),
         }
+    }
+
+    fn all_of(&mut self, ids: &[Id], value: &Value) -> Verdict {
+        for id in ids {
+            if !self.node(*id, value)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn any_of(&mut self, ids: &[Id], value: &Value) -> Verdict {
+        for id in ids {
+            if self.node(*id, value)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Exactly one passes (stops at the second).
+    fn one_of(&mut self, ids: &[Id], value: &Value) -> Verdict {
+        let mut passed = 0;
+        for id in ids {
+            if self.node(*id, value)? {
+                passed += 1;
+                if passed > 1 {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(passed == 1)
+    }
+
+    fn if_then_else(&mut self, check: &Check, value: &Value) -> Verdict {
+        let Check::IfThenElse {
+            test,
+            then,
+            otherwise,
+        } = check
+        else {
+            return Ok(true);
+        };
+        let branch = match self.node(*test, value)? {
+            true => then,
+            false => otherwise,
+        };
+        match branch {
+            Some(id) => self.node(*id, value),
+            None => Ok(true),
+        }
+    }
+
+    fn property_names(&mut self, id: Id, map: &Map<String, Value>) -> Verdict {
+        for name in map.keys() {
+            if !self.node(id, &Value::String(name.clone()))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn dependent_schemas(
+        &mut self,
+        all: &[(String, Id)],
+        map: &Map<String, Value>,
+        value: &Value,
+    ) -> Verdict {
+        for (name, id) in all {
+            if map.contains_key(name) && !self.node(*id, value)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `prefixItems` by position, then `items` for the rest.
+    fn items(&mut self, prefix: &[Id], rest: Option<Id>, items: &[Value]) -> Verdict {
+        for (i, item) in items.iter().enumerate() {
+            let Some(id) = prefix.get(i).copied().or(rest) else {
+                break;
+            };
+            if !self.node(id, item)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `contains`, within `minContains` and `maxContains`.
+    fn contains(&mut self, check: &Check, items: &[Value]) -> Verdict {
+        let Check::Contains { schema, min, max } = check else {
+            return Ok(true);
+        };
+        let mut found = 0u64;
+        for item in items {
+            if self.node(*schema, item)? {
+                found += 1;
+            }
+        }
+        Ok(found >= *min && max.is_none_or(|max| found <= max))
     }
 
     /// `properties`, `patternProperties`, `additionalProperties`: each
