@@ -14,21 +14,6 @@ use serde_json::{json, Value};
 /// the validator declines to judge (`None`), never one it gets wrong.
 const SKIPPED: &[(&str, &str, &str)] = &[
     (
-        "anchor.json",
-        "Location-independent identifier with absolute URI",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "anchor.json",
-        "Location-independent identifier with base URI change in subschema",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "anchor.json",
-        "same $anchor with different base uri",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
         "not.json",
         "collect annotations inside a 'not', even if collection is disabled",
         "`unevaluatedProperties` is not supported",
@@ -50,68 +35,8 @@ const SKIPPED: &[(&str, &str, &str)] = &[
     ),
     (
         "ref.json",
-        "Recursive references between schemas",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
         "ref creates new scope when adjacent to keywords",
         "`unevaluatedProperties` is not supported",
-    ),
-    (
-        "ref.json",
-        "refs with relative uris and defs",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "relative refs with absolute uris and defs",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "$id must be resolved against nearest parent, not just immediate parent",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "order of evaluation: $id and $ref",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "order of evaluation: $id and $anchor and $ref",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "order of evaluation: $id and $ref on nested schema",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "URN ref with nested pointer ref",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "ref to if",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "ref to then",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "ref to else",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
-    ),
-    (
-        "ref.json",
-        "ref with absolute-path-reference",
-        "embedded resources with their own `$id` (a base URI change) are not supported",
     ),
 ];
 

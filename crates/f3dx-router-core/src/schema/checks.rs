@@ -34,9 +34,8 @@ fn what_is_not_supported_is_never_judged() {
         json!({"type": "array", "unevaluatedItems": false}),
         json!({"items": [{"type": "string"}]}),
         json!({"dependencies": {"a": ["b"]}}),
-        // An embedded resource with its own base: its `$ref`s resolve
-        // against it.
-        json!({"$defs": {"x": {"$id": "http://x/y.json", "$ref": "#"}}, "$ref": "#/$defs/x"}),
+        // A relative reference to a document that is not this one.
+        json!({"$id": "https://example.com/a/root.json", "$ref": "b.json"}),
         // regex-lite has no Unicode classes, look-around, backreferences.
         json!({"pattern": "\\p{L}"}),
         json!({"patternProperties": {"^(?=a)": true}}),
@@ -79,6 +78,29 @@ fn local_references_resolve() {
         r#"{"tree": {"tree": {"a": "x"}}}"#,
         r#"{"tree": 5}"#,
     ] {
+        assert_eq!(e.check(wrong), Some(false), "{wrong}");
+    }
+}
+
+#[test]
+fn embedded_resources_resolve_against_their_own_id() {
+    let e = expect(json!({
+        "$id": "https://example.com/root.json",
+        "properties": {
+            "a": {"$ref": "item.json"},
+            "b": {"$ref": "https://example.com/nested/list.json"},
+            "c": {"$ref": "item.json#kind"}
+        },
+        "$defs": {
+            "item": {"$id": "item.json", "type": "integer",
+                     "$defs": {"k": {"$anchor": "kind", "enum": ["x", "y"]}}},
+            "list": {"$id": "nested/list.json", "type": "array",
+                     "items": {"$ref": "../item.json"}}
+        }
+    }))
+    .unwrap();
+    assert_eq!(e.check(r#"{"a": 1, "b": [2, 3], "c": "x"}"#), Some(true));
+    for wrong in [r#"{"a": "1"}"#, r#"{"b": [2, "3"]}"#, r#"{"c": "z"}"#] {
         assert_eq!(e.check(wrong), Some(false), "{wrong}");
     }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Number, Value};
 
 use super::regex::{regex_states, REGEX_SIZE_LIMIT};
+use super::resources::Resources;
 use super::tree::{types, Check, Id, Names, Node, Pattern, Validator};
 
 /// Keywords whose meaning this validator does not implement and that can
@@ -67,53 +68,37 @@ impl Validator {
 
 /// Compiles subschemas from a queue, each once (by address).
 struct Compiler<'a> {
-    root: &'a Value,
-    /// The root's `$id` without a fragment: a `$ref` that starts with it
-    /// points into this document.
-    base: Option<&'a str>,
+    /// Where `$ref`s lead.
+    resources: Resources<'a>,
+    /// The subschema being compiled (its `$ref`s resolve against its base).
+    current: &'a Value,
     nodes: Vec<Option<Node>>,
     ids: HashMap<*const Value, Id>,
     queue: Vec<&'a Value>,
-    anchors: HashMap<&'a str, &'a Value>,
     patterns: Vec<Pattern>,
     regex_ids: HashMap<&'a str, usize>,
-    /// Whether a subschema other than the root has an `$id` (its `$ref`s
-    /// would resolve against it) and whether any `$ref` is met.
-    inner_id: bool,
-    has_ref: bool,
 }
 
 impl<'a> Compiler<'a> {
     fn new(root: &'a Value) -> Self {
-        let base = root
-            .get("$id")
-            .and_then(Value::as_str)
-            .map(|id| id.split('#').next().unwrap_or(id))
-            .filter(|id| !id.is_empty());
         Compiler {
-            root,
-            base,
+            resources: Resources::new(root),
+            current: root,
             nodes: Vec::new(),
             ids: HashMap::new(),
             queue: Vec::new(),
-            anchors: HashMap::new(),
             patterns: Vec::new(),
             regex_ids: HashMap::new(),
-            inner_id: false,
-            has_ref: false,
         }
     }
 
     fn run(&mut self) -> Result<(), Refusal> {
-        self.collect_anchors();
-        self.id_of(self.root);
+        self.id_of(self.resources.root());
         while let Some(schema) = self.queue.pop() {
             let id = self.ids[&(schema as *const Value)];
+            self.current = schema;
             let node = self.compile(schema)?;
             self.nodes[id as usize] = Some(node);
-        }
-        if self.inner_id && self.has_ref {
-            return Err(Refusal::Unsupported);
         }
         Ok(())
     }
@@ -131,26 +116,6 @@ impl<'a> Compiler<'a> {
         id
     }
 
-    /// `$anchor` and `$dynamicAnchor` names (a plain `$ref` may name
-    /// either), found in one pass over the value without recursion.
-    fn collect_anchors(&mut self) {
-        let mut stack = vec![self.root];
-        while let Some(v) = stack.pop() {
-            match v {
-                Value::Object(map) => {
-                    for key in ["$anchor", "$dynamicAnchor"] {
-                        if let Some(name) = map.get(key).and_then(Value::as_str) {
-                            self.anchors.entry(name).or_insert(v);
-                        }
-                    }
-                    stack.extend(map.values());
-                }
-                Value::Array(items) => stack.extend(items),
-                _ => {}
-            }
-        }
-    }
-
     fn compile(&mut self, schema: &'a Value) -> Result<Node, Refusal> {
         let map = match schema {
             Value::Bool(true) => return Ok(Node::All(Vec::new())),
@@ -160,9 +125,6 @@ impl<'a> Compiler<'a> {
         };
         if UNSUPPORTED.iter().any(|k| map.contains_key(*k)) {
             return Err(Refusal::Unsupported);
-        }
-        if !std::ptr::eq(schema, self.root) && map.get("$id").is_some_and(Value::is_string) {
-            self.inner_id = true;
         }
         let mut checks = Vec::new();
         self.properties(map, &mut checks)?;
@@ -257,10 +219,7 @@ impl<'a> Compiler<'a> {
                 otherwise: map.get("else").map(|s| self.id_of(s)),
             },
             "$ref" => match value {
-                Value::String(r) => {
-                    self.has_ref = true;
-                    Check::Ref(self.reference(r)?)
-                }
+                Value::String(r) => Check::Ref(self.reference(r)?),
                 _ => return Err(invalid("`$ref` must be a string")),
             },
             // Annotations (`format` included: 2020-12 does not assert it),
@@ -372,23 +331,11 @@ impl<'a> Compiler<'a> {
         Ok(self.patterns.len() - 1)
     }
 
-    /// The node a `$ref` names: `#`, a JSON pointer fragment, or an anchor,
-    /// in this document. Any other (remote, or not found) is unsupported.
+    /// The node a `$ref` names: a resource of this document (the root, or
+    /// a subschema with an `$id`), with a JSON pointer or an anchor as its
+    /// fragment. Any other (remote, or not found) is unsupported.
     fn reference(&mut self, reference: &str) -> Result<Id, Refusal> {
-        let local = match self.base {
-            Some(base) if reference.starts_with(base) => &reference[base.len()..],
-            _ => reference,
-        };
-        let target = match local.strip_prefix('#') {
-            None if local.is_empty() => Some(self.root),
-            None => None,
-            Some("") => Some(self.root),
-            Some(pointer) if pointer.starts_with('/') => {
-                percent_decoded(pointer).and_then(|p| self.root.pointer(&p))
-            }
-            Some(anchor) => self.anchors.get(anchor).copied(),
-        };
-        match target {
+        match self.resources.resolve(self.current, reference) {
             Some(schema) => Ok(self.id_of(schema)),
             None => Err(Refusal::Unsupported),
         }
@@ -454,23 +401,4 @@ fn number(value: &Value, key: &str) -> Result<Number, Refusal> {
         Value::Number(n) if n.as_f64().is_some_and(f64::is_finite) => Ok(n.clone()),
         _ => Err(invalid(&format!("`{key}` must be a number"))),
     }
-}
-
-/// A URI fragment's percent-escapes decoded (`None` when they are not
-/// UTF-8 or malformed).
-fn percent_decoded(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }

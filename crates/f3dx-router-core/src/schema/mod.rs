@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 mod compile;
 mod eval;
 mod regex;
+mod resources;
 mod tree;
 
 use regex::regex_cost;
