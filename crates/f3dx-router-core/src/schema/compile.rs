@@ -169,7 +169,7 @@ impl<'a> Compiler<'a> {
                 }
                 Check::DependentSchemas(all)
             }
-            "prefixItems" | "items" => return self.items(map, key, value),
+            "prefixItems" | "items" => return self.items(map, key),
             "contains" => {
                 let min = match map.get("minContains") {
                     Some(v) => count(v, "minContains")?,
@@ -265,12 +265,7 @@ impl<'a> Compiler<'a> {
 
     /// `prefixItems` and `items`, read together (once, at `items` or at
     /// `prefixItems` when there is no `items`).
-    fn items(
-        &mut self,
-        map: &'a Map<String, Value>,
-        key: &str,
-        value: &'a Value,
-    ) -> Result<Option<Check>, Refusal> {
+    fn items(&mut self, map: &'a Map<String, Value>, key: &str) -> Result<Option<Check>, Refusal> {
         if key == "prefixItems" && map.contains_key("items") {
             return Ok(None);
         }
@@ -284,7 +279,6 @@ impl<'a> Compiler<'a> {
             Some(list) => self.list(list, "prefixItems")?,
             None => Vec::new(),
         };
-        let _ = value;
         Ok(Some(Check::Items { prefix, rest }))
     }
 
