@@ -15,6 +15,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
+mod compile;
+mod eval;
+mod regex;
+mod resources;
+mod tree;
+
+use regex::regex_cost;
+
+pub use tree::Validator;
+
 /// Most compiled schemas kept.
 pub const CACHE_SIZE: usize = 256;
 /// Most bytes the kept schemas may hold, by their estimate
@@ -24,7 +34,7 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The estimate of the bytes a kept schema holds (its validator and its own
 /// value): this much per value or object key in it, plus
 /// [`COST_PER_BYTE`] per byte of its JSON text, plus the estimate of each
-/// regular expression in it (at most [`COST_PER_REGEX`] each). Measured with a counting allocator over many shapes
+/// regular expression in it (at most [`COST_PER_REGEX`](regex::COST_PER_REGEX) each). Measured with a counting allocator over many shapes
 /// (`tests/schema_memory.rs`: big enums, many properties, `$ref`s, `anyOf`s
 /// of small schemas, `true` repeated), which checks that the estimate stays
 /// above what the cache really holds: about 200 to 600 bytes per node were
@@ -32,13 +42,6 @@ pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub const COST_PER_NODE: u64 = 512;
 /// See [`COST_PER_NODE`].
 pub const COST_PER_BYTE: u64 = 8;
-/// The most a regex is reckoned to hold (see [`regex_cost`]): each is
-/// compiled within [`REGEX_SIZE_LIMIT`] (its program, and its lazy DFA's
-/// cache); the most one held in the measurements was about 1.8 MB.
-pub const COST_PER_REGEX: u64 = 2 * 1024 * 1024;
-/// The compiled size limit of each regex of a schema (a larger one makes
-/// the schema invalid), and of its lazy DFA's cache.
-pub const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
 /// Largest schema accepted, as JSON text: a schema is compiled and kept.
 pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 /// Deepest nesting accepted in a schema: compiling recurses.
@@ -50,7 +53,7 @@ pub enum Expect {
     /// A JSON object.
     JsonObject,
     /// A JSON document conforming to a schema.
-    Schema(Arc<jsonschema::Validator>),
+    Schema(Arc<Validator>),
 }
 
 impl std::fmt::Debug for Expect {
@@ -65,9 +68,16 @@ impl std::fmt::Debug for Expect {
 impl Expect {
     /// Whether `content` (the answer's message text) is what was asked:
     /// `None` when it is JSON the validator cannot judge (nested deeper
-    /// than the parser goes, or a number out of a double's range), which
+    /// than the parser goes, or a number out of a double's range, or
+    /// checking it would pass the evaluation's bounds), or the schema uses
+    /// what the validator does not support (then for every answer), which
     /// says nothing of the provider either way.
     pub fn check(&self, content: &str) -> Option<bool> {
+        if let Expect::Schema(v) = self {
+            if !v.judges() {
+                return None;
+            }
+        }
         let value = match serde_json::from_str::<Value>(content) {
             Ok(value) => value,
             // Not JSON fails; JSON the parser refused is not judged.
@@ -76,10 +86,10 @@ impl Expect {
         if !numbers_fit(&value) {
             return None;
         }
-        Some(match self {
-            Expect::JsonObject => value.is_object(),
-            Expect::Schema(v) => v.is_valid(&value),
-        })
+        match self {
+            Expect::JsonObject => Some(value.is_object()),
+            Expect::Schema(v) => v.check(&value),
+        }
     }
 }
 
@@ -310,7 +320,7 @@ struct CacheInner {
 /// A compiled schema and its source.
 struct Entry {
     schema: Arc<Value>,
-    validator: Arc<jsonschema::Validator>,
+    validator: Arc<Validator>,
     cost: u64,
 }
 
@@ -344,7 +354,7 @@ impl SchemaCache {
         }
     }
 
-    fn compile(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    fn compile(&self, schema: &Value) -> Result<Arc<Validator>, String> {
         const WHERE: &str = "`response_format.json_schema.schema`";
         if !matches!(schema, Value::Object(_) | Value::Bool(_)) {
             return Err(format!("{WHERE} must be a JSON Schema (an object)"));
@@ -371,13 +381,7 @@ impl SchemaCache {
         }
         // Compiled outside the lock: other calls need not wait for it.
         // Each regex's compiled size is bounded, so COST_PER_REGEX is too.
-        let patterns = jsonschema::PatternOptions::fancy_regex()
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT);
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .with_pattern_options(patterns)
-            .build(schema)
+        let validator = Validator::new(schema)
             .map_err(|e| format!("{WHERE} is not a valid JSON Schema: {e}"))?;
         let validator = Arc::new(validator);
         let mut inner = self.lock();
@@ -420,7 +424,7 @@ impl SchemaCache {
 }
 
 impl CacheInner {
-    fn find(&self, key: u64, schema: &Value) -> Option<Arc<jsonschema::Validator>> {
+    fn find(&self, key: u64, schema: &Value) -> Option<Arc<Validator>> {
         let list = self.map.get(&key)?;
         list.iter()
             .find(|e| *e.schema == *schema)
@@ -527,140 +531,6 @@ fn walk(value: &Value) -> Shape {
     }
 }
 
-/// About the bytes `pattern` holds once compiled (its program and its lazy
-/// DFA's cache): [`BYTES_PER_STATE`] per automaton state ([`regex_states`])
-/// and 16 KiB more, at most [`COST_PER_REGEX`]. A pattern with a
-/// lookaround or a backreference is charged [`COST_PER_REGEX`] whole:
-/// fancy-regex splits it into several regexes, in ways its text does not
-/// tell (one such pattern of 50 characters held 1.8 MB).
-fn regex_cost(pattern: &str) -> u64 {
-    let fancy = ["(?=", "(?!", "(?<=", "(?<!"]
-        .iter()
-        .any(|l| pattern.contains(l))
-        || pattern
-            .as_bytes()
-            .windows(2)
-            .any(|w| w[0] == b'\\' && w[1].is_ascii_digit() && w[1] != b'0');
-    if fancy {
-        return COST_PER_REGEX;
-    }
-    regex_states(pattern)
-        .saturating_mul(BYTES_PER_STATE)
-        .saturating_add(16 * 1024)
-        .min(COST_PER_REGEX)
-}
-
-/// The bytes of a compiled regex per automaton state, measured: 30 to 70
-/// for ASCII classes, about 180 for Unicode ones (counted 1024 states each).
-const BYTES_PER_STATE: u64 = 128;
-
-/// About the automaton states `pattern` compiles to: each atom is one (an
-/// ASCII class `\w`, `\d`, `\s` four, `.` sixteen, a Unicode class `\p{..}`
-/// 1024), a group the sum of its parts, and a counted repetition (`{n}`,
-/// `{n,m}`, `{n,}`) multiplies what it repeats by its upper bound
-/// (saturating). One pass over the text, no recursion.
-fn regex_states(pattern: &str) -> u64 {
-    let b = pattern.as_bytes();
-    // Per open group: (states so far, the last atom's states).
-    let mut groups: Vec<(u64, u64)> = vec![(0, 0)];
-    let mut i = 0;
-    while i < b.len() {
-        let (atom, next) = match b[i] {
-            b'\\' => match b.get(i + 1) {
-                Some(b'p' | b'P') => (1024, skip_braces(b, i + 2)),
-                Some(b'w' | b'W' | b'd' | b'D' | b's' | b'S') => (4, i + 2),
-                _ => (1, i + 2),
-            },
-            b'[' => {
-                let end = class_end(b, i);
-                let unicode = b[i..end].windows(2).any(|w| w == b"\\p" || w == b"\\P");
-                (if unicode { 1024 } else { 4 }, end)
-            }
-            b'.' => (16, i + 1),
-            b'(' => {
-                groups.push((0, 0));
-                i += 1;
-                continue;
-            }
-            b')' if groups.len() > 1 => {
-                let (inner, _) = groups.pop().unwrap_or_default();
-                (inner.saturating_add(1), i + 1)
-            }
-            b'{' => match counted(b, i) {
-                Some((high, end)) => {
-                    let top = groups.last_mut().expect("a group is open");
-                    let grown = top.1.saturating_mul(high.max(1));
-                    top.0 = top.0.saturating_sub(top.1).saturating_add(grown);
-                    top.1 = grown;
-                    i = end;
-                    continue;
-                }
-                None => (1, i + 1),
-            },
-            b'*' | b'+' | b'?' | b'|' | b'^' | b'$' => {
-                i += 1;
-                continue;
-            }
-            _ => (1, i + 1),
-        };
-        let top = groups.last_mut().expect("a group is open");
-        top.0 = top.0.saturating_add(atom);
-        top.1 = atom;
-        i = next;
-    }
-    groups.iter().fold(0u64, |sum, g| sum.saturating_add(g.0))
-}
-
-/// After `{...}` at `at`, if there is one.
-fn skip_braces(b: &[u8], at: usize) -> usize {
-    match (
-        b.get(at),
-        b[at.min(b.len())..].iter().position(|&c| c == b'}'),
-    ) {
-        (Some(b'{'), Some(end)) => at + end + 1,
-        _ => at + 1,
-    }
-}
-
-/// The end of the character class opening at `at` (after its `]`).
-fn class_end(b: &[u8], at: usize) -> usize {
-    let mut j = at + 1;
-    // A `]` first in the class is a member.
-    if b.get(j) == Some(&b'^') {
-        j += 1;
-    }
-    if b.get(j) == Some(&b']') {
-        j += 1;
-    }
-    while j < b.len() {
-        match b[j] {
-            b'\\' => j += 2,
-            b']' => return j + 1,
-            _ => j += 1,
-        }
-    }
-    b.len()
-}
-
-/// The upper bound of the counted repetition `{n}`, `{n,m}` or `{n,}` at
-/// `at` (`{n,}` counts n + 1), and where it ends; `None` when the brace is
-/// a literal.
-fn counted(b: &[u8], at: usize) -> Option<(u64, usize)> {
-    let len = b[at + 1..].iter().position(|&c| c == b'}')?;
-    let inside = std::str::from_utf8(&b[at + 1..at + 1 + len]).ok()?;
-    let (low, high) = match inside.split_once(',') {
-        None => (inside, Some(inside)),
-        Some((low, "")) => (low, None),
-        Some((low, high)) => (low, Some(high)),
-    };
-    let low: u64 = low.trim().parse().ok()?;
-    let high = match high {
-        Some(h) => h.trim().parse().ok()?,
-        None => low.saturating_add(1),
-    };
-    Some((high, at + len + 2))
-}
-
 /// The text of an OpenAI-shaped answer's first message, if it has one.
 pub fn content(response: &Value) -> Option<&str> {
     response
@@ -672,7 +542,11 @@ pub fn content(response: &Value) -> Option<&str> {
 }
 
 #[cfg(test)]
+mod checks;
+
+#[cfg(test)]
 mod tests {
+    use super::regex::{regex_states, BYTES_PER_STATE, COST_PER_REGEX};
     use super::*;
     use serde_json::json;
 
@@ -834,8 +708,11 @@ mod tests {
             json!({"type": "json_schema"}),
             json!({"type": "json_schema", "json_schema": {"schema": 5}}),
             json!({"type": "json_schema", "json_schema": {"schema": {"type": "no such type"}}}),
-            json!({"type": "json_schema", "json_schema": {"schema": {"$ref": "https://example.com/s.json"}}}),
             json!({"type": "json_schema", "json_schema": {"schema": {"minLength": -1}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"properties": {"a": 5}}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"anyOf": []}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"multipleOf": 0}}}),
+            json!({"type": "json_schema", "json_schema": {"schema": {"required": [1]}}}),
         ] {
             assert!(expect(format.clone()).is_err(), "{format}");
         }
