@@ -15,9 +15,10 @@ VENV="$ROOT/.venv"
 # opentelemetry-api/-sdk: the otel=True tests (the SDK's in-memory exporter)
 # and mypy's view of f3dx_router/_otel.py; pyyaml: Router.from_file reads
 # YAML through it (without it the YAML tests would test only the error that
-# asks for it).
+# asks for it); rich: the stats' __rich__ is rendered by rich itself.
 PY_REQUIREMENTS=("maturin>=1.9,<2" "pytest>=8.3" "mypy>=1.15" "openai>=3,<4" "uvloop>=0.19" "httpx>=0.27"
-                 "anyio>=4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27" "pyyaml>=6")
+                 "anyio>=4" "opentelemetry-api>=1.27" "opentelemetry-sdk>=1.27" "pyyaml>=6"
+                 "rich>=13")
 
 # shellcheck source=scripts/lib/apt.sh
 source "$ROOT/scripts/lib/apt.sh"
