@@ -77,30 +77,16 @@ fn html_name(c: char) -> Option<&'static str> {
     })
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// `bytes` in base64 with padding (URL-safe alphabet when `url`).
 #[allow(dead_code)] // the redact target's only
 pub fn base64(bytes: &[u8], url: bool) -> String {
-    let alphabet = if url { BASE64_URL } else { BASE64 };
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for t in 0..4 {
-            if t <= chunk.len() {
-                out.push(char::from(alphabet[(n >> (18 - 6 * t) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
+    if url {
+        URL_SAFE.encode(bytes)
+    } else {
+        STANDARD.encode(bytes)
     }
-    out
 }
 
 /// The characters of `secret`'s base64 (after `align` other bytes) that
