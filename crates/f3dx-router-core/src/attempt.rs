@@ -83,6 +83,12 @@ pub struct Attempt {
     pub provider_index: usize,
     /// The provider's name.
     pub provider: String,
+    /// The model group it was for (`None` without `models`): the call's
+    /// own, or a fallback group.
+    pub group: Option<String>,
+    /// The model sent (`None` without `models`, or when the caller's was
+    /// passed through).
+    pub model: Option<String>,
     /// Start, from the call's start.
     pub started: Duration,
     /// End, from the call's start (`None` while in flight).
@@ -100,7 +106,14 @@ pub struct Attempt {
 
 impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.provider, self.outcome.as_str())?;
+        write!(f, "{:?}", self.provider)?;
+        if let Some(model) = &self.model {
+            write!(f, " ({model:?})")?;
+        }
+        if let Some(group) = &self.group {
+            write!(f, " for {group:?}")?;
+        }
+        write!(f, ": {}", self.outcome.as_str())?;
         if let Some(s) = self.status {
             write!(f, ", HTTP {s}")?;
         }

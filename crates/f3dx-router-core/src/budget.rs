@@ -160,6 +160,24 @@ impl Bucket {
 /// messages' text over four, plus `max_tokens` or `max_completion_tokens`
 /// (else [`DEFAULT_COMPLETION_TOKENS`]).
 pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
+    prompt_tokens(body).saturating_add(max_completion(body).unwrap_or(DEFAULT_COMPLETION_TOKENS))
+}
+
+/// What a request needs of a context window: its prompt's estimate plus
+/// the completion it asks room for (`max_completion_tokens` or
+/// `max_tokens`; none when it sets neither).
+pub fn context_tokens(body: &Map<String, Value>) -> u64 {
+    prompt_tokens(body).saturating_add(max_completion(body).unwrap_or(0))
+}
+
+fn max_completion(body: &Map<String, Value>) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_u64))
+}
+
+/// The characters of a request's messages' text over four.
+fn prompt_tokens(body: &Map<String, Value>) -> u64 {
     fn chars(v: &Value) -> usize {
         match v {
             Value::String(s) => s.chars().count(),
@@ -172,12 +190,7 @@ pub fn estimate_tokens(body: &Map<String, Value>) -> u64 {
             _ => 0,
         }
     }
-    let prompt = body.get("messages").map_or(0, chars) as u64 / 4;
-    let completion = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_u64))
-        .unwrap_or(DEFAULT_COMPLETION_TOKENS);
-    prompt.saturating_add(completion)
+    body.get("messages").map_or(0, chars) as u64 / 4
 }
 
 /// The tokens an answer says it used (`usage.total_tokens`).

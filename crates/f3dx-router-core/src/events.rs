@@ -30,6 +30,9 @@ pub struct HealthEvent {
     pub provider_index: usize,
     /// The provider's name.
     pub provider: String,
+    /// The model of the deployment (with `models`, when the table fixes
+    /// the name sent): state is per provider and model.
+    pub model: Option<String>,
     /// What happened.
     pub kind: HealthEventKind,
     /// The tenant and model a quality transition is for; `None` for the
@@ -78,7 +81,11 @@ impl fmt::Display for HealthEvent {
             HealthEventKind::QualityReadmitted => "readmitted",
         };
         let lasts = self.lasts();
-        write!(f, "provider '{}' {what}", self.provider)?;
+        write!(f, "provider '{}'", self.provider)?;
+        if let Some(model) = &self.model {
+            write!(f, " (model '{model}')")?;
+        }
+        write!(f, " {what}")?;
         if let Some(scope) = &self.scope {
             write!(f, " (tenant '{}', model '{}')", scope.tenant, scope.model)?;
             if lasts.is_some() {
@@ -353,6 +360,7 @@ mod tests {
             at: Instant::from_micros(n),
             provider_index: 0,
             provider: "a".into(),
+            model: None,
             kind: HealthEventKind::Readmitted,
             scope: None,
         }
@@ -381,6 +389,7 @@ mod tests {
             at,
             provider_index: 1,
             provider: "b".into(),
+            model: None,
             kind: HealthEventKind::Ejected {
                 until: at + Duration::from_secs(30),
                 reason: EjectReason::ErrorRate {

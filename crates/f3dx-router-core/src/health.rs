@@ -198,7 +198,7 @@ impl ProviderHealth {
 
     /// When the provider can next be tried by a call of `tokens`, for the
     /// order of last resort.
-    fn usable_from(&self, tokens: u64, now: Instant) -> Option<Instant> {
+    pub(crate) fn usable_from(&self, tokens: u64, now: Instant) -> Option<Instant> {
         let budget = self.budget_wait(tokens, now).map(|w| now + w);
         self.cooldown_until
             .max(self.ejected_until)

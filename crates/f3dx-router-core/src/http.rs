@@ -89,6 +89,18 @@ pub enum TransportFault {
     Other(String),
 }
 
+impl TransportFault {
+    /// Whether the connection itself failed (refused, reset, DNS, TLS and
+    /// other protocol errors), rather than one response: it fails every
+    /// model the provider serves.
+    pub fn is_connection(&self) -> bool {
+        !matches!(
+            self,
+            TransportFault::Truncated | TransportFault::BodyTooLarge
+        )
+    }
+}
+
 impl fmt::Display for TransportFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -62,6 +62,7 @@ mod shared;
 mod sse;
 mod stats;
 mod stats_json;
+mod table;
 mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
@@ -83,14 +84,15 @@ pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};
 pub use router::Router;
 pub use secret::Secret;
 pub use stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
+pub use table::{Deployment, ModelGroup, RoutingTable, Slot};
 pub use time::Instant;
 
 /// The config's schema words and defaults, for hosts that describe a
 /// config (the Python package's typed dicts, `check` and `repr`).
 pub mod config_schema {
     pub use crate::config::{
-        DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, HEALTH_KEYS, HOST_KEYS, MAX_PROBLEMS,
-        PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+        DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT, DEPLOYMENT_KEYS, GROUP_KEYS, HEALTH_KEYS,
+        HOST_KEYS, MAX_PROBLEMS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
     };
 }
 

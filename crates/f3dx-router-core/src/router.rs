@@ -85,34 +85,40 @@ impl Router {
     ) -> Result<(), String> {
         quality::check_tenant(tenant)?;
         quality::check_model(model)?;
-        if self.shared.config().quality.is_none() {
+        let config = self.shared.config();
+        let table = &config.table;
+        // The group the model picks: its quality settings judge, and its
+        // deployment on this provider is the one credited.
+        let group = table.group_for(model).map(|g| &table.groups[g]);
+        let Some(quality) = group.map_or(config.quality, |g| g.quality) else {
             return Err(
                 "quality-aware routing is off (the config says \"quality\": false)".to_owned(),
             );
-        }
-        let index = self
-            .shared
-            .config()
-            .providers
-            .iter()
-            .position(|p| p.name == provider)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self
-                    .shared
-                    .config()
-                    .providers
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect();
-                // The name is repeated only when it is short: it may be anything.
-                if provider.len() <= 64 {
-                    format!("no provider named {provider:?}; the providers are {names:?}")
-                } else {
-                    format!("no such provider; the providers are {names:?}")
-                }
-            })?;
+        };
+        let index = config.providers.iter().position(|p| p.name == provider);
+        let slot = group.and_then(|g| {
+            g.deployments
+                .iter()
+                .map(|&d| &table.deployments[d])
+                .find(|d| Some(d.provider) == index)
+                .map(|d| d.slot)
+        });
+        let Some(slot) = slot else {
+            let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+            // The name is repeated only when it is short: it may be anything.
+            let what = if provider.len() <= 64 {
+                format!("provider named {provider:?}")
+            } else {
+                "such provider".to_owned()
+            };
+            return Err(match (index, group) {
+                (None, _) => format!("no {what}; the providers are {names:?}"),
+                (Some(_), None) => "the model matches no model group".to_owned(),
+                (Some(_), Some(_)) => format!("no {what} serves this model's group"),
+            });
+        };
         self.shared
-            .quality_record(index, tenant, model, passed, now);
+            .quality_record(slot, &quality, tenant, model, passed, now);
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use crate::events::{
 use crate::health::{self, ProviderHealth, Verdict};
 use crate::latency::AutoRule;
 use crate::pick::{weighted_order, Picker};
-use crate::quality::{KeyState, KeyStats, QualityTable};
+use crate::quality::{KeyState, KeyStats, QualityConfig, QualityTable};
 use crate::schema::{Expect, SchemaCache};
 use crate::secret::Redactor;
 use crate::stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
@@ -28,23 +28,27 @@ use crate::time::Instant;
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: RouterConfig,
+    /// Per slot of the routing table (provider and model sent).
     health: Mutex<Vec<ProviderHealth>>,
-    /// The `weighted` policy's running scores, shared by every call.
+    /// The `weighted` policy's running scores (per deployment), shared by
+    /// every call.
     picker: Mutex<Picker>,
-    /// Schema pass rates per (provider, tenant, model).
+    /// Schema pass rates per (slot, tenant, model).
     quality: Mutex<QualityTable>,
     /// A result was ever recorded: until then no call takes the quality
     /// lock (a router that never sees a schema pays nothing for it).
     quality_used: AtomicBool,
     /// Compiled `response_format` schemas.
     schemas: SchemaCache,
-    /// Per provider, the search for its credentials in upstream text.
+    /// Per provider, the search for its credentials (and its
+    /// deployments' header values) in upstream text.
     redactors: Vec<Redactor>,
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     hedges_skipped: AtomicU64,
-    /// What pays for extra hedged legs; `None`: hedging is not limited.
-    hedge_budget: Option<HedgeBudget>,
+    /// Per group, what pays for extra hedged legs; `None`: hedging is not
+    /// limited.
+    hedge_budgets: Vec<Option<HedgeBudget>>,
     /// Health transitions not yet taken by the host.
     events: Mutex<EventLog>,
     /// `events` holds something: a host checks this (one load) after each
@@ -58,27 +62,42 @@ pub(crate) struct Shared {
 impl Shared {
     /// The shared state of a new router over `config`.
     pub(crate) fn new(config: RouterConfig) -> Shared {
-        let health = config
-            .providers
+        let table = &config.table;
+        let health = table
+            .slots
             .iter()
-            .map(|p| ProviderHealth::with_budgets(p.rpm, p.tpm))
+            .map(|s| ProviderHealth::with_budgets(s.rpm, s.tpm))
             .collect();
-        let providers = config.providers.len();
+        let redactors = (0..config.providers.len())
+            .map(|i| {
+                let deployment_headers = table
+                    .deployments
+                    .iter()
+                    .filter(|d| d.provider == i)
+                    .flat_map(|d| d.headers.iter().map(|(_, v)| v.as_str()))
+                    .filter(|v| v.len() >= 8);
+                let secrets: Vec<&str> = config.providers[i]
+                    .secrets()
+                    .chain(deployment_headers)
+                    .collect();
+                Redactor::new(&secrets)
+            })
+            .collect();
         Shared {
             health: Mutex::new(health),
-            picker: Mutex::new(Picker::new(providers)),
-            quality: Mutex::new(QualityTable::new(providers)),
+            picker: Mutex::new(Picker::new(table.deployments.len())),
+            quality: Mutex::new(QualityTable::new(table.slots.len())),
             quality_used: AtomicBool::new(false),
             schemas: SchemaCache::default(),
-            redactors: config
-                .providers
-                .iter()
-                .map(|p| Redactor::new(&p.secrets().collect::<Vec<_>>()))
-                .collect(),
+            redactors,
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             hedges_skipped: AtomicU64::new(0),
-            hedge_budget: config.policy.hedge_budget().map(HedgeBudget::new),
+            hedge_budgets: table
+                .groups
+                .iter()
+                .map(|g| g.policy.hedge_budget().map(HedgeBudget::new))
+                .collect(),
             events: Mutex::new(EventLog::new(HEALTH_EVENTS_CAPACITY)),
             events_pending: AtomicBool::new(false),
             #[cfg(feature = "study")]
@@ -125,22 +144,34 @@ impl Shared {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The providers a call of `tokens` (its `tpm` estimate) starting at
-    /// `now` tries, in order; `true` when none was usable and these are the
-    /// last resort (all of them, in the order they recover).
-    pub(crate) fn candidates(&self, now: Instant, tokens: u64) -> (Vec<usize>, bool) {
+    /// The deployments of `group` a call of `tokens` (its `tpm` estimate)
+    /// starting at `now` tries, in order; `true` when none was usable and
+    /// these are the last resort (all of them, in the order they recover).
+    pub(crate) fn candidates(&self, group: usize, now: Instant, tokens: u64) -> (Vec<usize>, bool) {
+        let table = &self.config.table;
+        let members = &table.groups[group].deployments;
         let usable = {
             let health = self.health();
-            let usable = health::usable(&health, tokens, now);
+            let usable: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&d| {
+                    let h = &health[table.deployments[d].slot];
+                    h.usable(now) && h.within_budget(tokens, now)
+                })
+                .collect();
             if usable.is_empty() {
-                return (health::recovery_order(&health, tokens, now), true);
+                let mut order = members.clone();
+                // Stable: equal times keep config order.
+                order.sort_by_key(|&d| health[table.deployments[d].slot].usable_from(tokens, now));
+                return (order, true);
             }
             usable
         };
-        if self.config.policy != Policy::Weighted {
+        if table.groups[group].policy != Policy::Weighted {
             return (usable, false);
         }
-        let weight = |i: usize| self.config.providers[i].weight;
+        let weight = |d: usize| table.deployments[d].weight;
         let first = self
             .picker
             .lock()
@@ -149,10 +180,12 @@ impl Shared {
         (weighted_order(first, &usable, weight), false)
     }
 
-    /// `provider` is to be left alone until `until`: it asked
-    /// (`Retry-After`), or its own headers said a limit is spent. Each
-    /// cause keeps its own end; a cooldown that starts is logged.
-    pub(crate) fn cool(&self, provider: usize, cause: CoolingCause, until: Instant, now: Instant) {
+    /// Slot `slot` (a provider and model) is to be left alone until
+    /// `until`: it asked (`Retry-After`), or its own headers said a limit
+    /// is spent. Each cause keeps its own end; a cooldown that starts is
+    /// logged.
+    pub(crate) fn cool(&self, slot: usize, cause: CoolingCause, until: Instant, now: Instant) {
+        let provider = slot;
         let started = {
             let mut h = self.health();
             let slot = match cause {
@@ -168,23 +201,26 @@ impl Shared {
         }
     }
 
-    /// Keep a health transition of `provider` for the host.
-    fn log(&self, provider: usize, at: Instant, kind: HealthEventKind) {
-        self.log_scoped(provider, at, kind, None);
+    /// Keep a health transition of slot `slot` for the host.
+    fn log(&self, slot: usize, at: Instant, kind: HealthEventKind) {
+        self.log_scoped(slot, at, kind, None);
     }
 
     /// [`Shared::log`] with the tenant and model of a quality transition.
     fn log_scoped(
         &self,
-        provider: usize,
+        slot: usize,
         at: Instant,
         kind: HealthEventKind,
         scope: Option<QualityScope>,
     ) {
+        let table = &self.config.table;
+        let s = &table.slots[slot];
         let event = HealthEvent {
             at,
-            provider_index: provider,
-            provider: self.config.providers[provider].name.clone(),
+            provider_index: s.provider,
+            provider: self.config.providers[s.provider].name.clone(),
+            model: s.model.clone().filter(|_| table.declared),
             kind,
             scope,
         };
@@ -202,18 +238,18 @@ impl Shared {
     /// `force`).
     pub(crate) fn claim(
         &self,
-        provider: usize,
+        slot: usize,
         now: Instant,
         tokens: u64,
         force: bool,
     ) -> Option<bool> {
-        let p = &self.config.providers[provider];
-        if self.config.health.is_none() && p.rpm.is_none() && p.tpm.is_none() {
+        let s = &self.config.table.slots[slot];
+        if self.config.health.is_none() && s.rpm.is_none() && s.tpm.is_none() {
             return Some(false);
         }
         let (half_open, exhausted) = {
             let mut h = self.health();
-            let p = &mut h[provider];
+            let p = &mut h[slot];
             let mut half_open =
                 self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
             if half_open && !p.claim_probe(now) {
@@ -242,7 +278,7 @@ impl Shared {
             (half_open, p.budget_after_take(tokens, now))
         };
         if let Some(kind) = exhausted {
-            self.log(provider, now, kind);
+            self.log(slot, now, kind);
         }
         Some(half_open)
     }
@@ -251,7 +287,7 @@ impl Shared {
     /// `used` tokens, or given back whole when the attempt did not succeed.
     pub(crate) fn settle_tokens(
         &self,
-        provider: usize,
+        slot: usize,
         reserved: u64,
         used: Option<u64>,
         now: Instant,
@@ -259,15 +295,15 @@ impl Shared {
         if reserved == 0 {
             return;
         }
-        if let Some(b) = self.health()[provider].tpm.as_mut() {
+        if let Some(b) = self.health()[slot].tpm.as_mut() {
             b.adjust(reserved as f64 - used.unwrap_or(0) as f64, now);
         }
     }
 
-    /// An attempt on `provider` ended at `now`; `took`: a success's latency.
+    /// An attempt on slot `slot` ended at `now`; `took`: a success's latency.
     pub(crate) fn record(
         &self,
-        provider: usize,
+        slot: usize,
         verdict: Verdict,
         probe: bool,
         took: Option<Duration>,
@@ -281,7 +317,7 @@ impl Shared {
         let config = self.config.health.unwrap_or_default();
         let change = {
             let mut h = self.health();
-            let p = &mut h[provider];
+            let p = &mut h[slot];
             let change = p.record(verdict, probe, now, &config, eject);
             if let Some(took) = took {
                 p.latency.record(took, now, &config);
@@ -289,20 +325,35 @@ impl Shared {
             change
         };
         if let Some(kind) = change {
-            self.log(provider, now, kind);
+            self.log(slot, now, kind);
+        }
+    }
+
+    /// The connection to `provider` failed on slot `seen`: a soft failure
+    /// for every other slot of the provider too (they share the
+    /// connection).
+    pub(crate) fn record_connection_failure(&self, provider: usize, seen: usize, now: Instant) {
+        let others: Vec<usize> = self
+            .config
+            .table
+            .slots_of(provider)
+            .filter(|&s| s != seen)
+            .collect();
+        for slot in others {
+            self.record(slot, Verdict::Failure, false, None, now);
         }
     }
 
     /// The delay before a further leg of an `"auto"` hedge, while the call
-    /// waits on `provider`: its p90, or `fallback` without enough samples.
+    /// waits on slot `slot`: its p90, or `fallback` without enough samples.
     pub(crate) fn auto_hedge_delay(
         &self,
-        provider: usize,
+        slot: usize,
         fallback: Duration,
         now: Instant,
     ) -> Duration {
         let config = self.config.health.unwrap_or_default();
-        let latency = &self.health()[provider].latency;
+        let latency = &self.health()[slot].latency;
         if latency.count(now, &config) < AUTO_HEDGE_MIN_SAMPLES {
             return fallback;
         }
@@ -318,27 +369,31 @@ impl Shared {
         }
     }
 
-    /// A leg on `provider` was cancelled `took` after it started: nothing
+    /// A leg on slot `slot` was cancelled `took` after it started: nothing
     /// to record, unless a study rule counts it as a sample.
-    pub(crate) fn record_cancelled(&self, provider: usize, took: Duration, now: Instant) {
+    pub(crate) fn record_cancelled(&self, slot: usize, took: Duration, now: Instant) {
         if !self.auto_rule().censor {
             return;
         }
         let config = self.config.health.unwrap_or_default();
-        self.health()[provider].latency.record(took, now, &config);
+        self.health()[slot].latency.record(took, now, &config);
     }
 
-    /// A call started: it adds its share to the hedge budget.
-    pub(crate) fn fund_hedges(&self) {
-        if let Some(budget) = &self.hedge_budget {
+    /// A call of `group` started: it adds its share to the group's hedge
+    /// budget.
+    pub(crate) fn fund_hedges(&self, group: usize) {
+        if let Some(budget) = &self.hedge_budgets[group] {
             budget.deposit();
         }
     }
 
-    /// A call wants an extra leg that is not a failover: `true` if the
-    /// budget pays for it (or there is none); `false` is counted.
-    pub(crate) fn take_hedge_token(&self) -> bool {
-        let paid = self.hedge_budget.as_ref().is_none_or(HedgeBudget::withdraw);
+    /// A call of `group` wants an extra leg that is not a failover: `true`
+    /// if the group's budget pays for it (or there is none); `false` is
+    /// counted.
+    pub(crate) fn take_hedge_token(&self, group: usize) -> bool {
+        let paid = self.hedge_budgets[group]
+            .as_ref()
+            .is_none_or(HedgeBudget::withdraw);
         if !paid {
             self.hedges_skipped.fetch_add(1, Ordering::Relaxed);
         }
@@ -346,16 +401,16 @@ impl Shared {
     }
 
     /// A token taken for a leg that did not start goes back.
-    pub(crate) fn refund_hedge_token(&self) {
-        if let Some(budget) = &self.hedge_budget {
+    pub(crate) fn refund_hedge_token(&self, group: usize) {
+        if let Some(budget) = &self.hedge_budgets[group] {
             budget.refund();
         }
     }
 
-    /// Spend every token of the hedge budget (the study's empty start).
+    /// Spend every token of every hedge budget (the study's empty start).
     #[cfg(feature = "study")]
     pub(crate) fn empty_hedge_budget(&self) {
-        if let Some(budget) = &self.hedge_budget {
+        for budget in self.hedge_budgets.iter().flatten() {
             budget.drain();
         }
     }
@@ -364,9 +419,9 @@ impl Shared {
         self.quality.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Move the providers excluded for `tenant` and `model` to the end of
-    /// `candidates`: tried only when every other one has failed (a last
-    /// resort, in their order).
+    /// Move the deployments excluded for `tenant` and `model` to the end
+    /// of `candidates`: tried only when every other one has failed (a last
+    /// resort, in their order). Only for a call whose group tracks quality.
     pub(crate) fn quality_filter(
         &self,
         candidates: &mut [usize],
@@ -374,72 +429,71 @@ impl Shared {
         model: &str,
         now: Instant,
     ) {
-        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
+        if !self.quality_used.load(Ordering::Acquire) {
             return;
         }
         let table = self.quality();
         if table.is_empty() {
             return;
         }
+        let slot = |d: usize| self.config.table.deployments[d].slot;
         // A stable sort: the usable keep their order, then the excluded.
-        candidates.sort_by_key(|&p| table.state(tenant, model, p, now) == KeyState::Excluded);
+        candidates.sort_by_key(|&d| table.state(tenant, model, slot(d), now) == KeyState::Excluded);
     }
 
-    /// A call is about to send to `provider`: `Some(probe)` if it may
+    /// A call is about to send to slot `slot`: `Some(probe)` if it may
     /// (`probe`: it holds the provider's quality probe for this tenant and
     /// model, and must record a result or give it back); `None` if another
     /// call holds that probe.
     pub(crate) fn quality_claim(
         &self,
-        provider: usize,
+        slot: usize,
         tenant: &str,
         model: &str,
         now: Instant,
     ) -> Option<bool> {
-        if self.config.quality.is_none() || !self.quality_used.load(Ordering::Acquire) {
+        if !self.quality_used.load(Ordering::Acquire) {
             return Some(false);
         }
         let mut table = self.quality();
         if table.is_empty() {
             return Some(false);
         }
-        match table.state(tenant, model, provider, now) {
+        match table.state(tenant, model, slot, now) {
             KeyState::Ok => Some(false),
             // Only as a last resort (every provider excluded).
             KeyState::Excluded => Some(false),
-            KeyState::Probing => table
-                .claim_probe(tenant, model, provider, now)
-                .then_some(true),
+            KeyState::Probing => table.claim_probe(tenant, model, slot, now).then_some(true),
         }
     }
 
-    /// One validation result of `provider` for `tenant` and `model`.
+    /// One validation result of slot `slot` for `tenant` and `model`,
+    /// judged by `config` (its group's quality settings).
     pub(crate) fn quality_record(
         &self,
-        provider: usize,
+        slot: usize,
+        config: &QualityConfig,
         tenant: &str,
         model: &str,
         passed: bool,
         now: Instant,
     ) {
-        if let Some(config) = self.config.quality {
-            let transition = self
-                .quality()
-                .record(tenant, model, provider, passed, now, &config);
-            self.quality_used.store(true, Ordering::Release);
-            if let Some(kind) = transition {
-                let scope = QualityScope {
-                    tenant: tenant.to_owned(),
-                    model: model.to_owned(),
-                };
-                self.log_scoped(provider, now, kind, Some(scope));
-            }
+        let transition = self
+            .quality()
+            .record(tenant, model, slot, passed, now, config);
+        self.quality_used.store(true, Ordering::Release);
+        if let Some(kind) = transition {
+            let scope = QualityScope {
+                tenant: tenant.to_owned(),
+                model: model.to_owned(),
+            };
+            self.log_scoped(slot, now, kind, Some(scope));
         }
     }
 
     /// A quality probe ended without a result.
-    pub(crate) fn quality_release(&self, provider: usize, tenant: &str, model: &str) {
-        self.quality().release_probe(tenant, model, provider);
+    pub(crate) fn quality_release(&self, slot: usize, tenant: &str, model: &str) {
+        self.quality().release_probe(tenant, model, slot);
     }
 
     /// A leg was started while another was in flight (a hedge).
@@ -455,20 +509,22 @@ impl Shared {
     /// What the router remembers, as of `now` (see [`Stats`]).
     pub(crate) fn stats(&self, now: Instant) -> Stats {
         let config = self.config.health.unwrap_or_default();
+        let table = &self.config.table;
         let quality: Vec<Vec<KeyStats>> = {
-            let table = self.quality();
-            (0..self.config.providers.len())
-                .map(|i| table.stats(i, now, QUALITY_KEYS_IN_STATS))
+            let q = self.quality();
+            (0..table.slots.len())
+                .map(|i| q.stats(i, now, QUALITY_KEYS_IN_STATS))
                 .collect()
         };
-        let mut quality = quality.into_iter();
         let health = self.health();
-        let providers = self
-            .config
-            .providers
+        // One entry per deployment, group by group; deployments sharing a
+        // slot report the same numbers.
+        let providers = table
+            .deployments
             .iter()
-            .zip(health.iter())
-            .map(|(p, h)| {
+            .map(|d| {
+                let h = &health[d.slot];
+                let p = &self.config.providers[d.provider];
                 let (successes, soft_failures) = h.window(now, &config);
                 let q = |x| h.latency.quantile(x, now, &config);
                 let latency = match (q(0.5), q(0.9), q(0.95), q(0.99)) {
@@ -480,12 +536,14 @@ impl Shared {
                     rpm_left: left(&h.rpm),
                     tpm_left: left(&h.tpm),
                     name: p.name.clone(),
+                    group: table.declared.then(|| table.groups[d.group].name.clone()),
+                    model: table.slots[d.slot].model.clone().filter(|_| table.declared),
                     state: h.state(now),
                     successes,
                     soft_failures,
                     latency,
                     ejections: h.ejections,
-                    quality: quality.next().unwrap_or_default(),
+                    quality: quality[d.slot].clone(),
                 }
             })
             .collect();
@@ -515,7 +573,8 @@ impl Shared {
         log.take()
     }
 
-    /// When each provider's cooldown ends, if it is cooling at `now`.
+    /// When each slot's cooldown ends, if it is cooling at `now` (without
+    /// `models`, a slot is a provider).
     pub(crate) fn cooldowns(&self, now: Instant) -> Vec<Option<Instant>> {
         self.health()
             .iter()

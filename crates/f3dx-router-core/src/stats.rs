@@ -6,11 +6,17 @@ use std::time::Duration;
 use crate::health::State;
 use crate::quality::KeyStats;
 
-/// What `stats()` reports of one provider.
+/// What `stats()` reports of one deployment (without `models`: of one
+/// provider).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProviderStats {
     /// The provider's name.
     pub name: String,
+    /// The model group this deployment serves (`None` without `models`).
+    pub group: Option<String>,
+    /// The model sent to the provider, when the routing table fixes it
+    /// (`None` without `models`, or when the caller's is passed through).
+    pub model: Option<String>,
     /// Where it stands.
     pub state: State,
     /// Successes in the window.
@@ -49,7 +55,8 @@ pub struct HedgeStats {
 /// A read-only view of what the router remembers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
-    /// Per provider, in config order.
+    /// Per deployment, group by group in config order (without `models`:
+    /// per provider, in config order).
     pub providers: Vec<ProviderStats>,
     /// Router-wide hedging counts.
     pub hedges: HedgeStats,

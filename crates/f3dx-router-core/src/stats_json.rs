@@ -32,21 +32,36 @@ pub fn rounded(x: f64, places: i32) -> f64 {
 impl Stats {
     /// The stats as JSON, with every time relative to `now`:
     /// `{"providers": {name: {...}}, "hedges": {...}}`, the shape of
-    /// Python's `f3dx_router.RouterStats`.
+    /// Python's `f3dx_router.RouterStats`. With a routing table (`models`),
+    /// `{"models": {group: [{"provider": name, "model": m, ...}]}, ...}`
+    /// instead of `providers`: one entry per deployment, grouped.
     pub fn to_json(&self, now: Instant) -> Value {
+        let hedges = json!({
+            "sent": self.hedges.sent,
+            "won": self.hedges.won,
+            "skipped_for_budget": self.hedges.skipped_for_budget,
+        });
+        if self.providers.iter().any(|p| p.group.is_some()) {
+            let mut models: Map<String, Value> = Map::new();
+            for p in &self.providers {
+                let mut entry = provider_json(p, now);
+                if let Some(obj) = entry.as_object_mut() {
+                    obj.insert("provider".to_owned(), json!(p.name));
+                    obj.insert("model".to_owned(), json!(p.model));
+                }
+                let group = p.group.clone().unwrap_or_default();
+                if let Value::Array(list) = models.entry(group).or_insert_with(|| json!([])) {
+                    list.push(entry);
+                }
+            }
+            return json!({"models": models, "hedges": hedges});
+        }
         let providers: Map<String, Value> = self
             .providers
             .iter()
             .map(|p| (p.name.clone(), provider_json(p, now)))
             .collect();
-        json!({
-            "providers": providers,
-            "hedges": {
-                "sent": self.hedges.sent,
-                "won": self.hedges.won,
-                "skipped_for_budget": self.hedges.skipped_for_budget,
-            },
-        })
+        json!({"providers": providers, "hedges": hedges})
     }
 }
 
@@ -116,6 +131,8 @@ mod tests {
         let l = Duration::from_micros(latency_us);
         Stats {
             providers: vec![ProviderStats {
+                group: None,
+                model: None,
                 name: "a".into(),
                 state: State::Cooling(Instant::ZERO + Duration::from_micros(1_234_567)),
                 successes: 2,

@@ -1,12 +1,15 @@
 //! What a call checks its answer against (its `response_format`), and for
 //! whom.
 
+use crate::quality::QualityConfig;
 use crate::schema::Expect;
 
 /// What a call checks its answer against, and for whom.
 #[derive(Debug)]
 pub(super) struct QualityCheck {
     pub(super) expect: Expect,
+    /// The call's group's quality settings.
+    pub(super) config: QualityConfig,
     pub(super) tenant: String,
     pub(super) model: String,
     /// A streamed answer's text so far.

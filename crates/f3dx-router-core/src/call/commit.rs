@@ -368,20 +368,20 @@ impl Call {
         let a = &mut self.attempts[id.0 as usize];
         a.record.ended = Some(now - self.started);
         a.step(Step::Settle);
-        let (provider, probe) = (a.record.provider_index, a.probe);
+        let (slot, probe) = (a.slot, a.probe);
         // A stream's latency is its time to first output: what a hedge
         // races on, and what a caller waits for.
         let took = a
             .time_to_commit
             .unwrap_or(now - (self.started + a.record.started));
         self.shared
-            .record(provider, Verdict::Success, probe, Some(took), now);
+            .record(slot, Verdict::Success, probe, Some(took), now);
         // A stream is checked whole, at its end; it cannot fail over now.
         let schema_valid = self.quality.as_ref().and_then(|q| q.check_text());
         match schema_valid {
             Some(passed) => self.record_quality(id, passed, now),
             None if std::mem::take(&mut self.attempts[id.0 as usize].quality_probe) => {
-                self.release_quality(provider)
+                self.release_quality(slot)
             }
             None => {}
         }

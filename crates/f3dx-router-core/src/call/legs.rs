@@ -1,6 +1,7 @@
 //! Leg planning and hedging: which candidate is sent next, and when a
 //! further leg starts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::action::Action;
@@ -27,7 +28,7 @@ impl Call {
             self.hedge_at = None;
             return;
         }
-        let policy = self.shared.config().policy;
+        let policy = self.shared.config().table.groups[self.group].policy;
         let k = policy.max_in_flight();
         let delay = policy.hedge_delay();
         if delay == HedgeDelay::Immediate {
@@ -40,7 +41,8 @@ impl Call {
         let more = !self.stopped
             && !self.hedge_refused
             && self.in_flight() < k
-            && self.next_candidate < self.candidates.len();
+            && self.next_candidate < self.candidates.len()
+            && !self.next_waits();
         self.hedge_at = more.then(|| self.last_dispatch + self.hedge_wait(delay, now));
     }
 
@@ -50,8 +52,8 @@ impl Call {
             HedgeDelay::Immediate => Duration::ZERO,
             HedgeDelay::Fixed(d) => d,
             HedgeDelay::Auto { fallback } => {
-                // The call waits on its latest leg's provider.
-                let waited_on = self.attempts.last().map(|a| a.record.provider_index);
+                // The call waits on its latest leg's deployment.
+                let waited_on = self.attempts.last().map(|a| a.slot);
                 waited_on.map_or(fallback, |p| self.shared.auto_hedge_delay(p, fallback, now))
             }
         }
@@ -65,13 +67,13 @@ impl Call {
             if self.hedge_refused || self.next_candidate >= self.candidates.len() {
                 return false;
             }
-            if !self.shared.take_hedge_token() {
+            if !self.shared.take_hedge_token(self.group) {
                 self.hedge_refused = true;
                 return false;
             }
             if !self.dispatch_next(now) {
                 // No candidate could take it after all: nothing was spent.
-                self.shared.refund_hedge_token();
+                self.shared.refund_hedge_token(self.group);
                 return false;
             }
             return true;
@@ -79,45 +81,63 @@ impl Call {
         self.dispatch_next(now)
     }
 
-    /// Send to the next candidate. `false` when none is left.
+    /// The next candidate is a fallback group's while an attempt of an
+    /// earlier group is still open: it waits for that attempt's end.
+    pub(super) fn next_waits(&self) -> bool {
+        let Some(&d) = self.candidates.get(self.next_candidate) else {
+            return false;
+        };
+        let table = &self.shared.config().table;
+        let group = table.deployments[d].group;
+        self.attempts
+            .iter()
+            .any(|a| a.phase.is_open() && table.deployments[a.deployment].group != group)
+    }
+
+    /// Send to the next candidate. `false` when none is left (or the next
+    /// waits for the attempts before it).
     fn dispatch_next(&mut self, now: Instant) -> bool {
+        if self.next_waits() {
+            return false;
+        }
+        let shared = Arc::clone(&self.shared);
+        let table = &shared.config().table;
         // A half-open candidate whose probe another call holds is skipped.
-        let (provider_index, probe, quality_probe) = loop {
-            let Some(&provider_index) = self.candidates.get(self.next_candidate) else {
+        let (deployment, probe, quality_probe) = loop {
+            let Some(&deployment) = self.candidates.get(self.next_candidate) else {
                 return false;
             };
-            // When every provider was out, the candidates are a last
+            let slot = table.deployments[deployment].slot;
+            // When every deployment was out, the candidates are a last
             // resort: their budgets are overdrawn rather than refused.
-            // Another call may hold this provider's quality probe for our
+            // Another call may hold this deployment's quality probe for our
             // tenant and model: skip it then, as a held health probe.
-            let Some(quality_probe) = self.claim_quality(provider_index, now) else {
+            let Some(quality_probe) = self.claim_quality(slot, now) else {
                 self.next_candidate += 1;
                 continue;
             };
-            match self
-                .shared
-                .claim(provider_index, now, self.tokens, self.last_resort)
-            {
-                Some(probe) => break (provider_index, probe, quality_probe),
+            match shared.claim(slot, now, self.tokens, self.last_resort) {
+                Some(probe) => break (deployment, probe, quality_probe),
                 None => {
                     if quality_probe {
-                        self.release_quality(provider_index);
+                        self.release_quality(slot);
                     }
                     self.next_candidate += 1;
                 }
             }
         };
+        let d = &table.deployments[deployment];
+        let (slot, provider_index) = (d.slot, d.provider);
         let Some(request) = self
             .requests
             .get_mut(self.next_candidate)
             .and_then(Option::take)
         else {
             if probe {
-                self.shared
-                    .record(provider_index, Verdict::Neutral, true, None, now);
+                shared.record(slot, Verdict::Neutral, true, None, now);
             }
             if quality_probe {
-                self.release_quality(provider_index);
+                self.release_quality(slot);
             }
             return false;
         };
@@ -126,13 +146,15 @@ impl Call {
         if hedge {
             self.shared.hedge_sent();
         }
-        let provider = &self.shared.config().providers[provider_index];
+        let provider = &shared.config().providers[provider_index];
         let id = AttemptId(self.attempts.len() as u32);
         self.attempts.push(AttemptState {
             record: Attempt {
                 id,
                 provider_index,
                 provider: provider.name.clone(),
+                group: table.declared.then(|| table.groups[d.group].name.clone()),
+                model: d.model.clone().filter(|_| table.declared),
                 started: now - self.started,
                 ended: None,
                 outcome: AttemptOutcome::InFlight,
@@ -140,14 +162,16 @@ impl Call {
                 fault: None,
                 detail: String::new(),
             },
+            deployment,
+            slot,
             phase: Phase::AwaitingHead,
-            deadline: now + provider.timeout,
+            deadline: now + d.timeout,
             hard_body: None,
             body: Vec::new(),
             stream: None,
             probe,
             hedge,
-            tokens: if provider.tpm.is_some() {
+            tokens: if table.slots[slot].tpm.is_some() {
                 self.tokens
             } else {
                 0
@@ -177,23 +201,18 @@ impl Call {
             ) {
                 a.record.outcome = AttemptOutcome::Cancelled;
                 a.record.ended = Some(now - started);
-                self.shared.record_cancelled(
-                    a.record.provider_index,
-                    now - (started + a.record.started),
-                    now,
-                );
                 self.shared
-                    .settle_tokens(a.record.provider_index, a.tokens, None, now);
+                    .record_cancelled(a.slot, now - (started + a.record.started), now);
+                self.shared.settle_tokens(a.slot, a.tokens, None, now);
                 if a.probe {
                     // Says nothing about health: the probe is free again.
                     self.shared
-                        .record(a.record.provider_index, Verdict::Neutral, true, None, now);
+                        .record(a.slot, Verdict::Neutral, true, None, now);
                 }
             }
             if std::mem::take(&mut a.quality_probe) {
                 if let Some((tenant, model)) = &self.quality_key {
-                    self.shared
-                        .quality_release(a.record.provider_index, tenant, model);
+                    self.shared.quality_release(a.slot, tenant, model);
                 }
             }
             a.step(Step::Cancel);

@@ -111,18 +111,21 @@ impl Call {
             return;
         }
         let class = classify_status(head.status);
-        let provider = self.attempts[id.0 as usize].record.provider_index;
+        let (provider, slot) = {
+            let a = &self.attempts[id.0 as usize];
+            (a.record.provider_index, a.slot)
+        };
         if class == StatusClass::Soft {
             if let Some(wait) = retry_after(&head) {
                 self.shared
-                    .cool(provider, CoolingCause::RetryAfter, now + wait, now);
+                    .cool(slot, CoolingCause::RetryAfter, now + wait, now);
             }
         }
         // Any answer may say a rate limit is spent: wait for its reset
         // rather than for the 429.
         if let Some(wait) = ratelimit::exhausted_for(&head) {
             self.shared
-                .cool(provider, CoolingCause::RateLimitHeaders, now + wait, now);
+                .cool(slot, CoolingCause::RateLimitHeaders, now + wait, now);
         }
         self.attempts[id.0 as usize].record.status = Some(head.status);
         match class {

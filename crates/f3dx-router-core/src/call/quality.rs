@@ -12,17 +12,17 @@ use crate::schema;
 use crate::time::Instant;
 
 impl Call {
-    /// `Some(holds the quality probe)` if this call may send to `provider`.
-    pub(super) fn claim_quality(&self, provider: usize, now: Instant) -> Option<bool> {
+    /// `Some(holds the quality probe)` if this call may send to `slot`.
+    pub(super) fn claim_quality(&self, slot: usize, now: Instant) -> Option<bool> {
         match &self.quality_key {
-            Some((tenant, model)) => self.shared.quality_claim(provider, tenant, model, now),
+            Some((tenant, model)) => self.shared.quality_claim(slot, tenant, model, now),
             None => Some(false),
         }
     }
 
-    pub(super) fn release_quality(&self, provider: usize) {
+    pub(super) fn release_quality(&self, slot: usize) {
         if let Some((tenant, model)) = &self.quality_key {
-            self.shared.quality_release(provider, tenant, model);
+            self.shared.quality_release(slot, tenant, model);
         }
     }
 
@@ -31,8 +31,8 @@ impl Call {
     fn unjudged(&mut self, id: AttemptId) {
         let a = &mut self.attempts[id.0 as usize];
         if std::mem::take(&mut a.quality_probe) {
-            let provider = a.record.provider_index;
-            self.release_quality(provider);
+            let slot = a.slot;
+            self.release_quality(slot);
         }
     }
 
@@ -40,10 +40,10 @@ impl Call {
     pub(super) fn record_quality(&mut self, id: AttemptId, passed: bool, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
         a.quality_probe = false;
-        let provider = a.record.provider_index;
+        let slot = a.slot;
         if let Some(q) = &self.quality {
             self.shared
-                .quality_record(provider, &q.tenant, &q.model, passed, now);
+                .quality_record(slot, &q.config, &q.tenant, &q.model, passed, now);
         }
     }
 
@@ -56,13 +56,9 @@ impl Call {
                 self.unjudged(id);
                 return self.accept(id, response, None, now);
             };
+            let failover = q.config.on_failure == OnFailure::Failover;
             self.record_quality(id, passed, now);
             schema_valid = Some(passed);
-            let failover = self
-                .shared
-                .config()
-                .quality
-                .is_some_and(|c| c.on_failure == OnFailure::Failover);
             if !passed && failover {
                 return self.schema_failover(id, &response, now);
             }
@@ -75,10 +71,10 @@ impl Call {
     /// the provider's health (it answered).
     fn schema_failover(&mut self, id: AttemptId, response: &Value, now: Instant) {
         let a = &mut self.attempts[id.0 as usize];
-        let (provider, reserved) = (a.record.provider_index, std::mem::take(&mut a.tokens));
+        let (slot, reserved) = (a.slot, std::mem::take(&mut a.tokens));
         a.record.detail = "the answer does not match the request's response_format".to_owned();
         self.shared
-            .settle_tokens(provider, reserved, budget::used_tokens(response), now);
+            .settle_tokens(slot, reserved, budget::used_tokens(response), now);
         self.settle(id, AttemptOutcome::Soft, Some(Fault::SchemaInvalid), now);
         self.fill(now, Trigger::Failure);
         self.check_done(now);

@@ -77,17 +77,24 @@ impl Call {
             AttemptOutcome::Soft => Verdict::Failure,
             _ => Verdict::Neutral,
         };
-        let (provider, probe) = (a.record.provider_index, a.probe);
+        let (slot, probe) = (a.slot, a.probe);
         let took = answered.then(|| now - (started + a.record.started));
         if outcome != AttemptOutcome::Success {
             // Not used: the reservation goes back.
-            self.shared.settle_tokens(provider, a.tokens, None, now);
+            self.shared.settle_tokens(slot, a.tokens, None, now);
         }
+        // The connection failed, not the model: every deployment of the
+        // provider shares that connection.
+        let connection = matches!(&a.record.fault, Some(Fault::Transport(t)) if t.is_connection());
+        let provider = a.record.provider_index;
         if std::mem::take(&mut a.quality_probe) {
             // Ended without a checked result: another call may probe.
-            self.release_quality(provider);
+            self.release_quality(slot);
         }
-        self.shared.record(provider, verdict, probe, took, now);
+        self.shared.record(slot, verdict, probe, took, now);
+        if connection {
+            self.shared.record_connection_failure(provider, slot, now);
+        }
     }
 
     /// `id`'s answer is the call's.
@@ -102,8 +109,7 @@ impl Call {
         let a = &self.attempts[id.0 as usize];
         if a.tokens > 0 {
             if let Some(used) = budget::used_tokens(&response) {
-                self.shared
-                    .settle_tokens(a.record.provider_index, a.tokens, Some(used), now);
+                self.shared.settle_tokens(a.slot, a.tokens, Some(used), now);
             }
         }
         if self.attempts[id.0 as usize].hedge {

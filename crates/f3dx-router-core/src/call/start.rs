@@ -13,8 +13,11 @@ use super::request::validate;
 use super::state::Call;
 use crate::budget;
 use crate::codec;
+use crate::config::GROUPS_LISTED;
+use crate::http::HttpRequest;
 use crate::quality;
 use crate::shared::Shared;
+use crate::table::RoutingTable;
 use crate::time::Instant;
 
 impl Call {
@@ -30,16 +33,27 @@ impl Call {
     ) -> Call {
         let checked = validate(body)
             .and_then(|checked| quality::check_tenant(&options.tenant).map(|()| checked));
+        let table = &shared.config().table;
+        // The group the request's model picks.
+        let checked = checked.and_then(|(body, stream)| {
+            let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+            let group = table
+                .group_for(model)
+                .ok_or_else(|| unknown_model(table, model))?;
+            Ok((body, stream, group))
+        });
+        let group = checked.as_ref().map_or(0, |c| c.2);
         // What the answer must be, and whose pass rates the call reads.
         let mut quality = None;
         let mut quality_key = None;
-        let checked = checked.and_then(|(body, stream)| {
-            if shared.config().quality.is_some() {
+        let checked = checked.and_then(|(body, stream, _)| {
+            if let Some(config) = table.groups[group].quality {
                 let model = body.get("model").and_then(Value::as_str).unwrap_or("");
                 let key = (options.tenant, model.to_owned());
                 if let Some(expect) = shared.expect(&body)? {
                     quality = Some(Box::new(QualityCheck {
                         expect,
+                        config,
                         tenant: key.0.clone(),
                         model: key.1.clone(),
                         text: String::new(),
@@ -51,23 +65,21 @@ impl Call {
             }
             Ok((body, stream))
         });
-        // The `tpm` estimate, only where a provider has a tokens budget.
+        // The `tpm` estimate, only where a deployment has a tokens budget.
         let tokens = match &checked {
-            Ok((body, _)) if shared.config().providers.iter().any(|p| p.tpm.is_some()) => {
+            Ok((body, _)) if table.slots.iter().any(|s| s.tpm.is_some()) => {
                 budget::estimate_tokens(body)
             }
             _ => 0,
         };
-        let (mut candidates, last_resort) = match &checked {
-            Ok(_) => shared.candidates(now, tokens),
+        let (candidates, last_resort) = match &checked {
+            Ok((body, _)) => plan(&shared, group, body, tokens, quality_key.as_ref(), now),
             Err(_) => (Vec::new(), false),
         };
-        if let Some((tenant, model)) = &quality_key {
-            shared.quality_filter(&mut candidates, tenant, model, now);
-        }
         let mut call = Call {
             shared,
             started: now,
+            group,
             candidates,
             requests: Vec::new(),
             next_candidate: 0,
@@ -94,7 +106,7 @@ impl Call {
         });
         match checked {
             Ok(()) => {
-                call.shared.fund_hedges();
+                call.shared.fund_hedges(group);
                 call.fill(now, Trigger::Start);
             }
             Err(message) => {
@@ -106,20 +118,127 @@ impl Call {
         call
     }
 
-    /// Translate the request for every provider, cooling ones included, so
-    /// whether a request is accepted never depends on provider health; keep
-    /// the requests of this call's candidates.
+    /// Translate the request for every deployment of the call's groups,
+    /// cooling ones included, so whether a request is accepted never
+    /// depends on health; keep the requests of this call's candidates.
     fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
-        let providers = &self.shared.config().providers;
-        let mut encoded = Vec::with_capacity(providers.len());
-        for p in providers {
-            let request = codec::encode_request(p, body).map_err(|m| {
-                let kind = p.kind.as_str();
-                format!("cannot send to provider {:?} ({kind}): {m}", p.name)
-            })?;
-            encoded.push(Some(request));
+        let config = self.shared.config();
+        let table = &config.table;
+        let mut encoded: Vec<Option<HttpRequest>> = Vec::new();
+        encoded.resize_with(table.deployments.len(), || None);
+        let mut groups = groups_of(table, self.group);
+        groups.extend(&table.groups[self.group].context_window_fallbacks);
+        for g in groups {
+            for &d in &table.groups[g].deployments {
+                if encoded[d].is_some() {
+                    continue;
+                }
+                let deployment = &table.deployments[d];
+                let p = &config.providers[deployment.provider];
+                let request = codec::encode_for(p, deployment, body).map_err(|m| {
+                    let kind = p.kind.as_str();
+                    format!("cannot send to provider {:?} ({kind}): {m}", p.name)
+                })?;
+                encoded[d] = Some(request);
+            }
         }
-        self.requests = self.candidates.iter().map(|&i| encoded[i].take()).collect();
+        self.requests = self.candidates.iter().map(|&d| encoded[d].take()).collect();
         Ok(())
     }
+}
+
+/// The group `group` and every group its fallbacks lead to, in the order
+/// they are tried (each once).
+pub(super) fn groups_of(table: &RoutingTable, group: usize) -> Vec<usize> {
+    let mut order = vec![group];
+    let mut i = 0;
+    while let Some(&g) = order.get(i) {
+        for &f in &table.groups[g].fallbacks {
+            if !order.contains(&f) {
+                order.push(f);
+            }
+        }
+        i += 1;
+    }
+    order
+}
+
+/// The deployments a call tries, in order: its group's usable ones (by its
+/// policy), those excluded for its quality key last, then each fallback
+/// group's the same way. A deployment whose `context_window` cannot hold
+/// the request is left out; when that leaves the group none, its
+/// `context_window_fallbacks` groups come first. `true` when no deployment
+/// of the call's own group was usable: these are the last resort.
+fn plan(
+    shared: &Shared,
+    group: usize,
+    body: &Map<String, Value>,
+    tokens: u64,
+    quality_key: Option<&(String, String)>,
+    now: Instant,
+) -> (Vec<usize>, bool) {
+    let table = &shared.config().table;
+    let need = table
+        .deployments
+        .iter()
+        .any(|d| d.context_window.is_some())
+        .then(|| budget::context_tokens(body));
+    let fits = |d: usize| match (need, table.deployments[d].context_window) {
+        (Some(need), Some(window)) => need <= window,
+        _ => true,
+    };
+    let mut order = groups_of(table, group);
+    if !table.groups[group].deployments.iter().any(|&d| fits(d)) {
+        // Too long for the whole group: its context-window fallbacks first.
+        let extra: Vec<usize> = table.groups[group]
+            .context_window_fallbacks
+            .iter()
+            .copied()
+            .filter(|g| !order.contains(g))
+            .collect();
+        order.splice(1..1, extra);
+    }
+    let mut candidates = Vec::new();
+    let mut last_resort = false;
+    for (i, &g) in order.iter().enumerate() {
+        let (mut these, out) = shared.candidates(g, now, tokens);
+        if i == 0 {
+            last_resort = out;
+        }
+        these.retain(|&d| fits(d));
+        if let Some((tenant, model)) = quality_key {
+            shared.quality_filter(&mut these, tenant, model, now);
+        }
+        for d in these {
+            if !candidates.contains(&d) {
+                candidates.push(d);
+            }
+        }
+    }
+    (candidates, last_resort)
+}
+
+/// The error for a model no group serves: its name (when short) and the
+/// groups there are.
+fn unknown_model(table: &RoutingTable, model: &str) -> String {
+    let names: Vec<&str> = table
+        .groups
+        .iter()
+        .take(GROUPS_LISTED)
+        .map(|g| g.name.as_str())
+        .collect();
+    let more = table.groups.len().saturating_sub(GROUPS_LISTED);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let asked = if model.is_empty() {
+        "the request names no model".to_owned()
+    } else if model.len() <= 256 {
+        format!("model {model:?} matches no model group")
+    } else {
+        "the model matches no model group".to_owned()
+    };
+    format!("{asked}; the groups are {names:?}{more}")
 }

@@ -21,6 +21,10 @@ use crate::time::Instant;
 #[derive(Debug)]
 pub(super) struct AttemptState {
     pub(super) record: Attempt,
+    /// The deployment it was sent to, and that deployment's slot (what
+    /// its outcome is recorded against).
+    pub(super) deployment: usize,
+    pub(super) slot: usize,
     /// Where it is in its life; moved only by [`AttemptState::step`].
     pub(super) phase: Phase,
     pub(super) deadline: Instant,
@@ -48,9 +52,14 @@ pub(super) struct AttemptState {
 pub struct Call {
     pub(super) shared: Arc<Shared>,
     pub(super) started: Instant,
+    /// The model group the request's `model` picked.
+    pub(super) group: usize,
+    /// The deployments to try, in order: the group's, then its fallback
+    /// groups' (a fallback group's only after every attempt before it
+    /// ended).
     pub(super) candidates: Vec<usize>,
     /// The request for each candidate, encoded up front so a request some
-    /// provider cannot carry is refused before anything is sent.
+    /// deployment cannot carry is refused before anything is sent.
     pub(super) requests: Vec<Option<HttpRequest>>,
     pub(super) next_candidate: usize,
     pub(super) attempts: Vec<AttemptState>,
@@ -122,11 +131,10 @@ impl Drop for Call {
         for a in &self.attempts {
             if a.probe && a.phase != Phase::Ended {
                 let at = self.started + a.record.started;
-                self.shared
-                    .record(a.record.provider_index, Verdict::Neutral, true, None, at);
+                self.shared.record(a.slot, Verdict::Neutral, true, None, at);
             }
             if a.quality_probe {
-                self.release_quality(a.record.provider_index);
+                self.release_quality(a.slot);
             }
         }
     }

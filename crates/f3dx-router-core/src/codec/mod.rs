@@ -10,25 +10,56 @@ use serde_json::{Map, Value};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::http::HttpRequest;
+use crate::table::Deployment;
 
-/// Build the HTTP request for `provider`. `Err` means the caller's request
-/// cannot be expressed for this provider; the message says why.
+/// Build the HTTP request for `provider` with its own settings (a config
+/// without `models`: the provider is its only deployment).
 pub fn encode_request(
     provider: &ProviderConfig,
     body: &Map<String, Value>,
 ) -> Result<HttpRequest, String> {
+    let own = Deployment {
+        group: 0,
+        provider: 0,
+        model: provider.model.clone(),
+        weight: provider.weight,
+        timeout: provider.timeout,
+        context_window: None,
+        params: Map::new(),
+        headers: Vec::new(),
+        slot: 0,
+    };
+    encode_for(provider, &own, body)
+}
+
+/// Build the HTTP request for `deployment` of `provider`: its model name,
+/// its `params` merged into the translated body, the provider's headers
+/// then its own, its timeout. `Err` means the caller's request cannot be
+/// expressed for this provider; the message says why.
+pub fn encode_for(
+    provider: &ProviderConfig,
+    deployment: &Deployment,
+    body: &Map<String, Value>,
+) -> Result<HttpRequest, String> {
     let streams = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let model = deployment.model.as_deref();
+    let params = &deployment.params;
     let (path, mut headers, body) = match provider.kind {
         ProviderKind::OpenAi => {
             let auth = format!("Bearer {}", provider.api_key.expose());
             (
                 "/chat/completions",
                 vec![("authorization".to_owned(), auth)],
-                openai::encode_request(body, provider.model.as_deref())?,
+                openai::encode_request(body, model, params)?,
             )
         }
         ProviderKind::Anthropic => {
-            let encoded = anthropic::encode_request(body, provider.model.as_deref())?;
+            let mut encoded = anthropic::encode_request(body, model)?;
+            if let Some(obj) = encoded.as_object_mut() {
+                for (k, v) in params {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
             let headers = vec![
                 ("x-api-key".to_owned(), provider.api_key.expose().to_owned()),
                 (
@@ -50,9 +81,10 @@ pub fn encode_request(
         "application/json"
     };
     headers.push(("accept".to_owned(), accept.to_owned()));
-    // The provider's own headers come last and win over ours, except that a
-    // repeated name is replaced rather than sent twice.
-    for (name, value) in &provider.headers {
+    // The provider's own headers come last and win over ours, and the
+    // deployment's over the provider's; a repeated name is replaced rather
+    // than sent twice.
+    for (name, value) in provider.headers.iter().chain(&deployment.headers) {
         headers.retain(|(n, _)| n != name);
         headers.push((name.clone(), value.clone()));
     }
@@ -62,7 +94,7 @@ pub fn encode_request(
         headers,
         body,
         max_body_bytes: provider.max_body_bytes,
-        timeout: provider.timeout,
+        timeout: deployment.timeout,
     })
 }
 

@@ -3,16 +3,25 @@
 
 use serde_json::{Map, Value};
 
-/// Encode the caller's body, replacing `model` when the provider has an
-/// override.
-pub fn encode_request(body: &Map<String, Value>, model: Option<&str>) -> Result<Vec<u8>, String> {
-    let encoded = match model {
-        None => serde_json::to_vec(body),
-        Some(m) => {
-            let mut body = body.clone();
+/// Encode the caller's body, replacing `model` when the deployment names
+/// its own and setting the deployment's `params` (over the caller's).
+pub fn encode_request(
+    body: &Map<String, Value>,
+    model: Option<&str>,
+    params: &Map<String, Value>,
+) -> Result<Vec<u8>, String> {
+    let same_model = model.is_none_or(|m| body.get("model").and_then(Value::as_str) == Some(m));
+    let encoded = if same_model && params.is_empty() {
+        serde_json::to_vec(body)
+    } else {
+        let mut body = body.clone();
+        if let Some(m) = model {
             body.insert("model".to_owned(), Value::String(m.to_owned()));
-            serde_json::to_vec(&body)
         }
+        for (k, v) in params {
+            body.insert(k.clone(), v.clone());
+        }
+        serde_json::to_vec(&body)
     };
     encoded.map_err(|e| e.to_string())
 }
@@ -50,16 +59,17 @@ mod tests {
     fn model_override_and_passthrough() {
         let body = json!({"model": "gpt-4o", "messages": [], "temperature": 0.2});
         let out: Value = serde_json::from_slice(
-            &encode_request(body.as_object().unwrap(), Some("llama")).unwrap(),
+            &encode_request(body.as_object().unwrap(), Some("llama"), &Map::new()).unwrap(),
         )
         .unwrap();
         assert_eq!(
             out,
             json!({"model": "llama", "messages": [], "temperature": 0.2})
         );
-        let out: Value =
-            serde_json::from_slice(&encode_request(body.as_object().unwrap(), None).unwrap())
-                .unwrap();
+        let out: Value = serde_json::from_slice(
+            &encode_request(body.as_object().unwrap(), None, &Map::new()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(out, body);
     }
 

@@ -28,6 +28,34 @@ pub const ROUTER_KEYS: &[&str] = &[
     "hedge_budget",
     "health",
     "quality",
+    "models",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+];
+
+/// A model group's keys (a group given as an object).
+pub const GROUP_KEYS: &[&str] = &[
+    "deployments",
+    "policy",
+    "hedge_k",
+    "hedge_delay_ms",
+    "hedge_delay_fallback_ms",
+    "hedge_budget",
+    "quality",
+];
+
+/// A deployment's keys (one entry of a model group).
+pub const DEPLOYMENT_KEYS: &[&str] = &[
+    "provider",
+    "model",
+    "weight",
+    "rpm",
+    "tpm",
+    "timeout_ms",
+    "context_window",
+    "params",
+    "headers",
 ];
 
 /// A provider's keys.
@@ -88,6 +116,8 @@ pub(super) fn is_schema_key(key: &str) -> bool {
     [
         ROUTER_KEYS,
         PROVIDER_KEYS,
+        GROUP_KEYS,
+        DEPLOYMENT_KEYS,
         HEALTH_KEYS,
         QUALITY_KEYS,
         HOST_KEYS,

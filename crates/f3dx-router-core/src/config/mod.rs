@@ -17,6 +17,7 @@ mod check;
 mod error;
 mod host;
 mod keys;
+mod models;
 mod monitoring;
 mod policy;
 mod provider;
@@ -24,13 +25,19 @@ mod values;
 
 use serde_json::Value;
 
+use crate::table::RoutingTable;
+
 pub use crate::quality::{OnFailure, QualityConfig};
 pub use check::{ConfigProblem, MAX_PROBLEMS};
 use error::err;
 pub use error::ConfigError;
 pub use host::HostLimits;
 use keys::{otel_refused, reject_unknown};
-pub use keys::{HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS};
+pub use keys::{
+    DEPLOYMENT_KEYS, GROUP_KEYS, HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+};
+use models::parse_table;
+pub use models::GROUPS_LISTED;
 pub use monitoring::HealthConfig;
 use monitoring::{parse_health, parse_quality};
 use policy::parse_policy;
@@ -53,6 +60,9 @@ pub struct RouterConfig {
     /// Quality-aware routing (schema pass rates per provider, tenant and
     /// model); `None` when the config says `"quality": false`.
     pub quality: Option<QualityConfig>,
+    /// The routing table: `models` and the fallbacks between its groups,
+    /// or one implicit group of every provider.
+    pub table: RoutingTable,
 }
 
 impl RouterConfig {
@@ -110,11 +120,13 @@ impl RouterConfig {
         let policy = parse_policy(obj, providers.len(), limits)?;
         let health = parse_health(obj.get("health"))?;
         let quality = parse_quality(obj.get("quality"))?;
+        let table = parse_table(obj, &providers, policy, quality, limits)?;
         Ok(RouterConfig {
             providers,
             policy,
             health,
             quality,
+            table,
         })
     }
 }

@@ -335,7 +335,10 @@ fn checked_key(key: &str, field: &str) -> Result<Secret, ConfigError> {
     }
 }
 
-fn parse_headers(value: Option<&Value>, at: &str) -> Result<Vec<(String, String)>, ConfigError> {
+pub(super) fn parse_headers(
+    value: Option<&Value>,
+    at: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let field = format!("{at}.headers");
     let obj = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),

@@ -210,7 +210,9 @@ pub fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Vec<(&'sta
 
 /// The attempts in one header line, in start order:
 /// `name=outcome[/fault-or-status]@start_ms`, comma-separated (names come
-/// from the config: no secrets).
+/// from the config: no secrets); with a routing table, `name[group]=...`,
+/// the group's name percent-encoded where a header or this line's
+/// separators could not carry it.
 pub fn trace(attempts: &[Attempt]) -> String {
     use std::fmt::Write;
     let mut line = String::new();
@@ -219,7 +221,19 @@ pub fn trace(attempts: &[Attempt]) -> String {
             line.push_str(", ");
         }
         // Writing to a String cannot fail.
-        let _ = write!(line, "{}={}", a.provider, a.outcome.as_str());
+        line.push_str(&a.provider);
+        if let Some(group) = &a.group {
+            line.push('[');
+            for b in group.bytes() {
+                if b.is_ascii_graphic() && !b"%,=@[]".contains(&b) {
+                    line.push(b as char);
+                } else {
+                    let _ = write!(line, "%{b:02X}");
+                }
+            }
+            line.push(']');
+        }
+        let _ = write!(line, "={}", a.outcome.as_str());
         if let Some(f) = &a.fault {
             let _ = write!(line, "/{}", f.name());
         } else if let Some(status) = a.status {

@@ -20,6 +20,8 @@ fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
 
 fn attempt(provider: &str, status: u16, started_ms: u64) -> Attempt {
     Attempt {
+        group: None,
+        model: None,
         id: AttemptId(0),
         provider_index: 0,
         provider: provider.to_owned(),

@@ -1,0 +1,551 @@
+//! The routing table's settings: `models` (groups of deployments) and the
+//! fallbacks between groups (`fallbacks`, `context_window_fallbacks`,
+//! `content_policy_fallbacks`).
+//!
+//! ```json
+//! "models": {
+//!   "gpt-4o": [{"provider": "openai"}, {"provider": "azure", "model": "prod-4o"}],
+//!   "claude-*": {"deployments": [{"provider": "anthropic"}], "policy": "sequential"}
+//! },
+//! "fallbacks": {"gpt-4o": ["gpt-4o-mini"]}
+//! ```
+//!
+//! A group is a list of deployments, or an object of `deployments` and
+//! the group's own policy and quality settings. Paths in errors name the
+//! group: `models["gpt-4o"][1].provider`.
+
+use serde_json::{Map, Value};
+
+use super::error::{err, ConfigError};
+use super::host::HostLimits;
+use super::keys::{reject_unknown, DEPLOYMENT_KEYS, GROUP_KEYS};
+use super::monitoring::parse_quality;
+use super::policy::parse_policy;
+use super::provider::{parse_headers, ProviderConfig};
+use super::values::{opt_millis, opt_str, opt_uint};
+use crate::config::Policy;
+use crate::quality::QualityConfig;
+use crate::table::{overlap, specificity, Deployment, ModelGroup, RoutingTable, Slot};
+
+/// Most groups a table may have.
+pub const MAX_GROUPS: usize = 10_000;
+/// Most deployments in one group.
+pub const MAX_DEPLOYMENTS: usize = 1_000;
+/// Longest group name (a model name or a pattern of one).
+pub const MAX_GROUP_NAME_LEN: usize = 256;
+/// Most groups an unknown model's error lists.
+pub const GROUPS_LISTED: usize = 20;
+/// Body fields a deployment's `params` may not set: the request's own
+/// (its `model` has its own key).
+const RESERVED_PARAMS: &[&str] = &["model", "messages", "stream"];
+/// The keys naming fallbacks between groups.
+const FALLBACK_KEYS: [&str; 3] = [
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+];
+
+/// `models["name"]`: the path of a group (its name JSON-quoted, so any
+/// name reads unambiguously).
+pub(super) fn group_path(name: &str) -> String {
+    format!(
+        "models[{}]",
+        serde_json::to_string(name).unwrap_or_default()
+    )
+}
+
+/// The routing table of a config: its `models` and fallbacks, or the
+/// implicit group of every provider.
+pub(super) fn parse_table(
+    obj: &Map<String, Value>,
+    providers: &[ProviderConfig],
+    policy: Policy,
+    quality: Option<QualityConfig>,
+    limits: HostLimits,
+) -> Result<RoutingTable, ConfigError> {
+    let groups = match obj.get("models") {
+        None | Some(Value::Null) => {
+            for key in FALLBACK_KEYS {
+                if obj.get(key).is_some_and(|v| !v.is_null()) {
+                    return Err(err(key, "needs a models table: fallbacks name its groups"));
+                }
+            }
+            return Ok(implicit(providers, policy, quality));
+        }
+        Some(Value::Object(groups)) => groups,
+        Some(_) => {
+            return Err(err(
+                "models",
+                "must be an object of model name (or pattern) to its deployments",
+            ))
+        }
+    };
+    if groups.is_empty() {
+        return Err(err("models", "is empty: give at least one model group"));
+    }
+    if groups.len() > MAX_GROUPS {
+        return Err(err("models", format!("has more than {MAX_GROUPS} groups")));
+    }
+    let mut table = Builder::default();
+    for (name, value) in groups {
+        table.group(name, value, providers, policy, quality, limits)?;
+    }
+    check_patterns(&table.groups)?;
+    for key in FALLBACK_KEYS {
+        table.fallbacks(obj.get(key), key)?;
+    }
+    check_cycles(&table.groups)?;
+    Ok(RoutingTable::new(
+        table.groups,
+        table.deployments,
+        table.slots,
+        true,
+    ))
+}
+
+/// The table of a config without `models`: one group of every provider,
+/// each with its own settings.
+fn implicit(
+    providers: &[ProviderConfig],
+    policy: Policy,
+    quality: Option<QualityConfig>,
+) -> RoutingTable {
+    let deployments = providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Deployment {
+            group: 0,
+            provider: i,
+            model: p.model.clone(),
+            weight: p.weight,
+            timeout: p.timeout,
+            context_window: None,
+            params: Map::new(),
+            headers: Vec::new(),
+            slot: i,
+        })
+        .collect();
+    let slots = providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Slot {
+            provider: i,
+            model: p.model.clone(),
+            rpm: p.rpm,
+            tpm: p.tpm,
+        })
+        .collect();
+    let group = ModelGroup {
+        name: String::new(),
+        deployments: (0..providers.len()).collect(),
+        policy,
+        quality,
+        fallbacks: Vec::new(),
+        context_window_fallbacks: Vec::new(),
+        content_policy_fallbacks: Vec::new(),
+    };
+    RoutingTable::new(vec![group], deployments, slots, false)
+}
+
+#[derive(Default)]
+struct Builder {
+    groups: Vec<ModelGroup>,
+    deployments: Vec<Deployment>,
+    slots: Vec<Slot>,
+    /// Where each slot's budgets were declared, for a conflict's message.
+    slot_origin: Vec<String>,
+}
+
+impl Builder {
+    fn group(
+        &mut self,
+        name: &str,
+        value: &Value,
+        providers: &[ProviderConfig],
+        router_policy: Policy,
+        router_quality: Option<QualityConfig>,
+        limits: HostLimits,
+    ) -> Result<(), ConfigError> {
+        let at = group_path(name);
+        check_group_name(name, &at)?;
+        let (list, list_at, settings) = match value {
+            Value::Array(list) => (list, at.clone(), None),
+            Value::Object(o) => {
+                reject_unknown(o, &at, GROUP_KEYS)?;
+                let list_at = format!("{at}.deployments");
+                match o.get("deployments") {
+                    Some(Value::Array(list)) => (list, list_at, Some(o)),
+                    Some(_) => return Err(err(list_at, "must be a list of deployments")),
+                    None => {
+                        return Err(err(
+                            list_at,
+                            "is required: the deployments serving this model",
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(err(
+                    at,
+                    "must be a list of deployments, or an object with \"deployments\"",
+                ))
+            }
+        };
+        if list.is_empty() {
+            return Err(err(
+                list_at,
+                "is empty: give at least one deployment (a provider serving this model)",
+            ));
+        }
+        if list.len() > MAX_DEPLOYMENTS {
+            return Err(err(
+                list_at,
+                format!("has more than {MAX_DEPLOYMENTS} deployments"),
+            ));
+        }
+        let (policy, quality) = match settings {
+            Some(o) => group_settings(o, &at, list.len(), router_policy, router_quality, limits)?,
+            None => (router_policy, router_quality),
+        };
+        let group = self.groups.len();
+        let exact = (!name.contains('*')).then_some(name);
+        let mut members = Vec::with_capacity(list.len());
+        for (i, d) in list.iter().enumerate() {
+            let d_at = format!("{list_at}[{i}]");
+            let deployment = self.deployment(d, &d_at, group, exact, providers)?;
+            members.push(self.deployments.len());
+            self.deployments.push(deployment);
+        }
+        self.groups.push(ModelGroup {
+            name: name.to_owned(),
+            deployments: members,
+            policy,
+            quality,
+            fallbacks: Vec::new(),
+            context_window_fallbacks: Vec::new(),
+            content_policy_fallbacks: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn deployment(
+        &mut self,
+        value: &Value,
+        at: &str,
+        group: usize,
+        exact: Option<&str>,
+        providers: &[ProviderConfig],
+    ) -> Result<Deployment, ConfigError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| err(at, "must be an object naming its provider"))?;
+        reject_unknown(obj, at, DEPLOYMENT_KEYS)?;
+        let provider_at = format!("{at}.provider");
+        let provider = match obj.get("provider") {
+            Some(Value::String(name)) => providers
+                .iter()
+                .position(|p| &p.name == name)
+                .ok_or_else(|| {
+                    err(
+                        &provider_at,
+                        "names no provider in providers (the name must be one of theirs)",
+                    )
+                })?,
+            Some(_) => return Err(err(provider_at, "must be a string: a provider's name")),
+            None => {
+                return Err(err(
+                    provider_at,
+                    "is required: the name of the provider serving this model",
+                ))
+            }
+        };
+        let p = &providers[provider];
+        let model = match opt_str(obj, "model", at)? {
+            Some("") => return Err(err(format!("{at}.model"), "is empty")),
+            Some(m) => Some(m.to_owned()),
+            None => p.model.clone(),
+        };
+        let weight = match opt_uint(obj, "weight", &format!("{at}.weight"))? {
+            None => 1,
+            Some(w @ 0..=1_000_000) => w as u32,
+            Some(_) => return Err(err(format!("{at}.weight"), "must be between 0 and 1000000")),
+        };
+        let timeout = opt_millis(obj, "timeout_ms", at)?.unwrap_or(p.timeout);
+        let context_window = match obj.get("context_window") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=100_000_000) => Some(n),
+                _ => {
+                    return Err(err(
+                        format!("{at}.context_window"),
+                        "must be a positive integer (tokens), at most 100000000",
+                    ))
+                }
+            },
+        };
+        let params = match obj.get("params") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(o)) => {
+                if let Some(key) = RESERVED_PARAMS.iter().find(|k| o.contains_key(**k)) {
+                    return Err(err(
+                        format!("{at}.params.{key}"),
+                        "is the request's own field: a deployment cannot set it (its model has \
+                         the key model)",
+                    ));
+                }
+                o.clone()
+            }
+            Some(_) => {
+                return Err(err(
+                    format!("{at}.params"),
+                    "must be an object of body fields",
+                ))
+            }
+        };
+        let headers = parse_headers(obj.get("headers"), at)?;
+        let budget = |key: &str| -> Result<Option<u64>, ConfigError> {
+            let field = format!("{at}.{key}");
+            match opt_uint(obj, key, &field)? {
+                None => Ok(None),
+                Some(n @ 1..=1_000_000_000) => Ok(Some(n)),
+                Some(_) => Err(err(field, "must be between 1 and 1000000000 (per minute)")),
+            }
+        };
+        let (rpm, tpm) = (budget("rpm")?, budget("tpm")?);
+        // What the router remembers is per provider and model sent: a
+        // group named by a model sends that name unless told otherwise.
+        let sent = model.clone().or_else(|| exact.map(str::to_owned));
+        let slot = self.slot(provider, sent, rpm, tpm, p, at)?;
+        Ok(Deployment {
+            group,
+            provider,
+            model,
+            weight,
+            timeout,
+            context_window,
+            params,
+            headers,
+            slot,
+        })
+    }
+
+    /// The slot of `provider` sending `model`, with the budgets declared
+    /// here (or the provider's); two declarations must agree.
+    fn slot(
+        &mut self,
+        provider: usize,
+        model: Option<String>,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        p: &ProviderConfig,
+        at: &str,
+    ) -> Result<usize, ConfigError> {
+        let declared = rpm.is_some() || tpm.is_some();
+        let (rpm, tpm) = if declared { (rpm, tpm) } else { (p.rpm, p.tpm) };
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.provider == provider && s.model == model)
+        {
+            let s = &mut self.slots[i];
+            if declared && (s.rpm, s.tpm) != (rpm, tpm) {
+                if (s.rpm, s.tpm) == (p.rpm, p.tpm) && self.slot_origin[i].is_empty() {
+                    // The first listing took the provider's; this one says.
+                    (s.rpm, s.tpm) = (rpm, tpm);
+                    self.slot_origin[i] = at.to_owned();
+                    return Ok(i);
+                }
+                let first = if self.slot_origin[i].is_empty() {
+                    "the provider".to_owned()
+                } else {
+                    self.slot_origin[i].clone()
+                };
+                return Err(err(
+                    format!("{at}.rpm"),
+                    format!(
+                        "differs from the rpm/tpm of {first}, which has the same provider and \
+                         model: a rate limit belongs to the provider and model, declare it once"
+                    ),
+                ));
+            }
+            return Ok(i);
+        }
+        self.slots.push(Slot {
+            provider,
+            model,
+            rpm,
+            tpm,
+        });
+        self.slot_origin.push(if declared {
+            at.to_owned()
+        } else {
+            String::new()
+        });
+        Ok(self.slots.len() - 1)
+    }
+
+    /// One of the fallback keys: group name to a list of group names.
+    fn fallbacks(&mut self, value: Option<&Value>, key: &str) -> Result<(), ConfigError> {
+        let map = match value {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(err(
+                    key,
+                    "must be an object of group name to the list of groups tried after it",
+                ))
+            }
+        };
+        for (from, targets) in map {
+            let at = format!("{key}[{}]", serde_json::to_string(from).unwrap_or_default());
+            let Some(g) = self.groups.iter().position(|g| &g.name == from) else {
+                return Err(err(at, "names no group in models"));
+            };
+            let list = match targets {
+                Value::Array(list) => list,
+                Value::String(_) => std::slice::from_ref(targets),
+                _ => return Err(err(at, "must be a list of group names")),
+            };
+            let mut resolved = Vec::with_capacity(list.len());
+            for (i, t) in list.iter().enumerate() {
+                let t_at = format!("{at}[{i}]");
+                let name = t
+                    .as_str()
+                    .ok_or_else(|| err(&t_at, "must be a string: a group's name"))?;
+                let target = self
+                    .groups
+                    .iter()
+                    .position(|g| g.name == name)
+                    .ok_or_else(|| err(&t_at, "names no group in models"))?;
+                if target == g {
+                    return Err(err(t_at, "is the group itself: a fallback must be another"));
+                }
+                if !resolved.contains(&target) {
+                    resolved.push(target);
+                }
+            }
+            let group = &mut self.groups[g];
+            match key {
+                "fallbacks" => group.fallbacks = resolved,
+                "context_window_fallbacks" => group.context_window_fallbacks = resolved,
+                _ => group.content_policy_fallbacks = resolved,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A group's own `policy`, `hedge_*` and `quality`, over the router's.
+fn group_settings(
+    o: &Map<String, Value>,
+    at: &str,
+    n: usize,
+    router_policy: Policy,
+    router_quality: Option<QualityConfig>,
+    limits: HostLimits,
+) -> Result<(Policy, Option<QualityConfig>), ConfigError> {
+    let prefix = |e: ConfigError| ConfigError {
+        field: format!("{at}.{}", e.field),
+        message: e.message,
+    };
+    let own_policy = o.keys().any(|k| k == "policy" || k.starts_with("hedge_"));
+    let policy = if own_policy {
+        parse_policy(o, n, limits).map_err(prefix)?
+    } else {
+        router_policy
+    };
+    let quality = match o.get("quality") {
+        None => router_quality,
+        v => parse_quality(v).map_err(prefix)?,
+    };
+    Ok((policy, quality))
+}
+
+/// A group's name: a model name, or a pattern of one.
+fn check_group_name(name: &str, at: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(err(
+            at,
+            "has an empty name: name it by its model (or \"*\")",
+        ));
+    }
+    if name.len() > MAX_GROUP_NAME_LEN {
+        return Err(err(
+            "models",
+            format!("has a group name over {MAX_GROUP_NAME_LEN} bytes"),
+        ));
+    }
+    // Names travel in traces and headers.
+    if name.chars().any(|c| c.is_control()) {
+        return Err(err(at, "has a control character in its name"));
+    }
+    Ok(())
+}
+
+/// Two patterns of equal specificity that a model could match both of
+/// would make the choice depend on the config's order: refused.
+fn check_patterns(groups: &[ModelGroup]) -> Result<(), ConfigError> {
+    let patterns: Vec<&ModelGroup> = groups.iter().filter(|g| g.name.contains('*')).collect();
+    for (i, a) in patterns.iter().enumerate() {
+        for b in &patterns[..i] {
+            if specificity(&a.name) == specificity(&b.name) && overlap(&a.name, &b.name) {
+                return Err(err(
+                    group_path(&a.name),
+                    format!(
+                        "overlaps {} with as many literal characters: a model matching both \
+                         would be routed by the config's order; make one more specific",
+                        group_path(&b.name)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fallbacks are followed from group to group: a cycle would never end.
+fn check_cycles(groups: &[ModelGroup]) -> Result<(), ConfigError> {
+    let edges = |g: &ModelGroup| -> Vec<usize> {
+        let mut e = g.fallbacks.clone();
+        e.extend(&g.context_window_fallbacks);
+        e.extend(&g.content_policy_fallbacks);
+        e
+    };
+    // Depth-first, iterative: 0 unseen, 1 on the path, 2 done.
+    let mut mark = vec![0u8; groups.len()];
+    for start in 0..groups.len() {
+        if mark[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, edges(&groups[start]), 0usize)];
+        mark[start] = 1;
+        while let Some((g, next, i)) = stack.last_mut() {
+            if let Some(&t) = next.get(*i) {
+                *i += 1;
+                match mark[t] {
+                    0 => {
+                        mark[t] = 1;
+                        let e = edges(&groups[t]);
+                        stack.push((t, e, 0));
+                    }
+                    1 => {
+                        return Err(err(
+                            "fallbacks",
+                            format!(
+                                "has a cycle through {} and {}: fallbacks are followed from group \
+                                 to group, so a cycle would never end",
+                                group_path(&groups[*g].name),
+                                group_path(&groups[t].name)
+                            ),
+                        ))
+                    }
+                    _ => {}
+                }
+            } else {
+                mark[*g] = 2;
+                stack.pop();
+            }
+        }
+    }
+    Ok(())
+}
