@@ -160,7 +160,7 @@ mod tests {
             assert_eq!(p.delay(retry, None, 0), Some(Duration::ZERO));
             // The middle of the range gives about half the ceiling.
             let mid = p.delay(retry, None, 1 << 63).unwrap();
-            assert_eq!(mid.as_nanos(), (*ceiling as u128 * 1_000_000 + 1) / 2);
+            assert_eq!(mid.as_nanos(), (*ceiling as u128 * 1_000_000).div_ceil(2));
         }
         // Past the policy's retries, and retry 0: no retry.
         assert_eq!(p.delay(11, None, 7), None);
