@@ -48,6 +48,7 @@ pub mod endpoint;
 mod error;
 mod events;
 mod executor;
+mod failover;
 mod failure;
 mod health;
 mod http;
@@ -55,6 +56,7 @@ mod latency;
 mod pick;
 pub mod quality;
 mod ratelimit;
+mod retry;
 mod router;
 mod schema;
 mod secret;
@@ -105,6 +107,14 @@ pub mod internals {
     /// The provider codecs: requests encoded, answers and streams decoded.
     pub mod codec {
         pub use crate::codec::*;
+    }
+    /// Failover classes (context overflow, content policy, `failover_on`),
+    /// retries on one deployment, and their config readers: the routing
+    /// table's pieces (issue 18), for its tests until it calls them.
+    pub mod failover {
+        pub use crate::config::failover::*;
+        pub use crate::failover::*;
+        pub use crate::retry::*;
     }
     /// Status classes and `Retry-After`.
     pub mod failure {

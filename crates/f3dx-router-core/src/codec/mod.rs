@@ -3,6 +3,7 @@
 //! shared by every host.
 
 pub mod anthropic;
+pub mod error;
 pub mod openai;
 pub mod stream;
 
