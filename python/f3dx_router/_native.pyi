@@ -52,6 +52,8 @@ class Attempt:
         detail: str,
         started_ms: float,
         ended_ms: float | None,
+        group: str | None = None,
+        model: str | None = None,
     ) -> Attempt: ...
     def __reduce__(self) -> tuple[type[Attempt], tuple[object, ...]]: ...
 
@@ -69,6 +71,12 @@ class Attempt:
     def started_ms(self) -> float: ...
     @property
     def ended_ms(self) -> float | None: ...
+    @property
+    def group(self) -> str | None:
+        """The model group the attempt was for (None without `models`)."""
+    @property
+    def model(self) -> str | None:
+        """The model sent (None without `models`, or the caller's passed through)."""
 
 @final
 class RouteResult:

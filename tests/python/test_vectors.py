@@ -175,7 +175,7 @@ def failed(error: RouterError) -> CallResult:
 
 
 def view(a: Attempt) -> AttemptView:
-    return AttemptView(a.provider, a.outcome, a.status, a.fault, a.started_ms, a.ended_ms, a.detail)
+    return AttemptView(a.provider, a.outcome, a.group, a.status, a.fault, a.started_ms, a.ended_ms, a.detail)
 
 
 def outcome_of(error: BaseException) -> str:

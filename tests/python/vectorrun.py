@@ -44,6 +44,7 @@ class AttemptView:
 
     provider: str
     outcome: str
+    group: str | None = None
     status: int | None = None
     fault: str | None = None
     started_ms: float = 0.0
@@ -380,6 +381,7 @@ def attempt_fields(attempt: Any) -> dict:
         "outcome": attempt.outcome,
         "status": attempt.status,
         "fault": attempt.fault,
+        "group": attempt.group,
     }
 
 

@@ -8,6 +8,7 @@ does it) and worker/node_modules installed (npm ci in worker/).
 from __future__ import annotations
 
 import json
+import urllib.parse
 import os
 import re
 import shutil
@@ -335,14 +336,19 @@ def descendants(pid: int) -> list[int]:
 
 
 def parse_trace(header: str | None) -> list[dict[str, Any]]:
-    """`x-f3dx-trace`: `name=outcome[/status-or-fault]@start_ms, ...`."""
+    """`x-f3dx-trace`: `name[group]=outcome[/status-or-fault]@start_ms, ...`
+    (`[group]`, percent-encoded, only with a routing table)."""
     attempts: list[dict[str, Any]] = []
     for entry in filter(None, (header or "").split(", ")):
         name, _, rest = entry.partition("=")
+        group = None
+        if name.endswith("]") and "[" in name:
+            name, _, quoted = name[:-1].partition("[")
+            group = urllib.parse.unquote(quoted)
         what, _, started = rest.partition("@")
         outcome, _, detail = what.partition("/")
         status = int(detail) if detail.isdigit() else None
         fault = detail if detail and status is None else None
-        attempts.append({"provider": name, "outcome": outcome, "status": status, "fault": fault,
+        attempts.append({"provider": name, "group": group, "outcome": outcome, "status": status, "fault": fault,
                          "started_ms": float(started or 0)})
     return attempts

@@ -431,7 +431,7 @@ fn check(
             .iter()
             .map(|a| {
                 json!({"provider": a.provider, "outcome": a.outcome.as_str(), "status": a.status,
-                       "fault": a.fault.as_ref().map(|f| f.name())})
+                       "fault": a.fault.as_ref().map(|f| f.name()), "group": a.group})
             })
             .collect();
         if want.len() != got.len() {

@@ -36,6 +36,11 @@ pub struct PyAttempt {
     pub started_ms: f64,
     /// End, in ms from the call's start.
     pub ended_ms: Option<f64>,
+    /// The model group it was for (None without `models`).
+    pub group: Option<String>,
+    /// The model sent (None without `models`, or when the caller's was
+    /// passed through).
+    pub model: Option<String>,
 }
 
 /// Milliseconds of a duration, for Python.
@@ -53,6 +58,8 @@ impl From<&Attempt> for PyAttempt {
             detail: a.detail.clone(),
             started_ms: millis(a.started),
             ended_ms: a.ended.map(millis),
+            group: a.group.clone(),
+            model: a.model.clone(),
         }
     }
 }
@@ -61,7 +68,8 @@ impl From<&Attempt> for PyAttempt {
 impl PyAttempt {
     /// Rebuild an attempt (for pickling; the router makes them).
     #[new]
-    #[pyo3(signature = (provider, outcome, status, fault, detail, started_ms, ended_ms))]
+    #[pyo3(signature = (provider, outcome, status, fault, detail, started_ms, ended_ms, group=None, model=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         provider: String,
         outcome: &str,
@@ -70,6 +78,8 @@ impl PyAttempt {
         detail: String,
         started_ms: f64,
         ended_ms: Option<f64>,
+        group: Option<String>,
+        model: Option<String>,
     ) -> PyResult<Self> {
         let known = |name: &str, names: &[&'static str]| names.iter().copied().find(|n| *n == name);
         let outcome = known(
@@ -92,6 +102,8 @@ impl PyAttempt {
             detail,
             started_ms,
             ended_ms,
+            group,
+            model,
         })
     }
 
@@ -107,6 +119,8 @@ impl PyAttempt {
             &a.detail,
             a.started_ms,
             a.ended_ms,
+            &a.group,
+            &a.model,
         );
         Ok((slf.get_type().into_any(), args.into_pyobject(slf.py())?))
     }
@@ -116,6 +130,12 @@ impl PyAttempt {
             "Attempt(provider={:?}, outcome={:?}",
             self.provider, self.outcome
         );
+        if let Some(g) = &self.group {
+            s.push_str(&format!(", group={g:?}"));
+        }
+        if let Some(m) = &self.model {
+            s.push_str(&format!(", model={m:?}"));
+        }
         if let Some(st) = self.status {
             s.push_str(&format!(", status={st}"));
         }
