@@ -29,7 +29,9 @@ pub struct Deployment {
     pub group: usize,
     /// Its provider (an index into the config's providers).
     pub provider: usize,
-    /// The model name sent to the provider; `None`: the caller's.
+    /// The model name sent to the provider: the deployment's `model`, else
+    /// its provider's, else the name of its group when that is a model;
+    /// `None` (a pattern group's) sends the caller's.
     pub model: Option<String>,
     /// Relative share of first tries under the `weighted` policy.
     pub weight: u32,

@@ -314,8 +314,10 @@ impl Builder {
         let (rpm, tpm) = (budget("rpm")?, budget("tpm")?);
         // What the router remembers is per provider and model sent: a
         // group named by a model sends that name unless told otherwise.
-        let sent = model.clone().or_else(|| exact.map(str::to_owned));
-        let slot = self.slot(provider, sent, rpm, tpm, p, at)?;
+        // (so a fallback group's deployment sends its group's name, not
+        // the caller's).
+        let model = model.or_else(|| exact.map(str::to_owned));
+        let slot = self.slot(provider, model.clone(), rpm, tpm, p, at)?;
         Ok(Deployment {
             group,
             provider,
@@ -548,4 +550,210 @@ fn check_cycles(groups: &[ModelGroup]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{HostLimits, RouterConfig};
+    use super::*;
+
+    fn parse(models: Value, extra: Value) -> Result<RouterConfig, ConfigError> {
+        let p = |name: &str| {
+            json!({"name": name, "kind": "openai", "base_url": "https://x.test/v1",
+                   "api_key": "sk-secret-0123456789"})
+        };
+        let mut config = json!({"providers": [p("a"), p("b")], "models": models});
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        RouterConfig::from_json(&config, &|_| None, HostLimits::default())
+    }
+
+    fn error(models: Value, extra: Value) -> ConfigError {
+        let e = parse(models, extra).expect_err("must be refused");
+        assert!(!e.to_string().contains("sk-secret"), "{e}");
+        e
+    }
+
+    #[test]
+    fn groups_deployments_and_slots() {
+        let c = parse(
+            json!({
+                "gpt-4o": [{"provider": "a"}, {"provider": "b", "model": "gpt-4o-2024", "weight": 3,
+                            "timeout_ms": 500, "context_window": 128000, "rpm": 10,
+                            "params": {"top_k": 40}, "headers": {"X-Team": "blue"}}],
+                "gpt-4o-mini": {"deployments": [{"provider": "a"}], "policy": "hedged", "quality": false},
+                "claude-*": [{"provider": "b"}],
+            }),
+            json!({"fallbacks": {"gpt-4o-mini": ["gpt-4o"]}}),
+        )
+        .unwrap();
+        let t = &c.table;
+        assert!(t.declared);
+        assert_eq!(t.groups.len(), 3);
+        let d: Vec<(usize, Option<&str>, usize)> = t
+            .deployments
+            .iter()
+            .map(|d| (d.provider, d.model.as_deref(), d.slot))
+            .collect();
+        // An exact group sends its own name; a pattern group the caller's.
+        assert_eq!(
+            d,
+            [
+                (0, Some("gpt-4o"), 0),
+                (1, Some("gpt-4o-2024"), 1),
+                (0, Some("gpt-4o-mini"), 2),
+                (1, None, 3)
+            ]
+        );
+        let b = &t.deployments[1];
+        assert_eq!((b.weight, b.context_window), (3, Some(128000)));
+        assert_eq!(b.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(b.headers, [("x-team".to_owned(), "blue".to_owned())]);
+        assert_eq!(b.params["top_k"], 40);
+        assert_eq!(t.slots[1].rpm, Some(10));
+        assert_eq!(t.groups[1].policy.name(), "hedged");
+        assert!(t.groups[1].quality.is_none() && t.groups[0].quality.is_some());
+        assert_eq!(t.groups[1].fallbacks, [0]);
+        assert_eq!(t.group_for("gpt-4o"), Some(0));
+        assert_eq!(t.group_for("claude-sonnet-4-5"), Some(2));
+        assert_eq!(t.group_for("gpt-5"), None);
+    }
+
+    #[test]
+    fn without_models_one_implicit_group() {
+        let p = json!({"name": "a", "kind": "openai", "base_url": "https://x.test/v1",
+                       "api_key": "k", "model": "m", "rpm": 5, "weight": 2});
+        let c =
+            RouterConfig::from_json(&json!({"providers": [p]}), &|_| None, HostLimits::default())
+                .unwrap();
+        let t = &c.table;
+        assert!(!t.declared);
+        assert_eq!(t.group_for("anything"), Some(0));
+        assert_eq!(t.deployments[0].model.as_deref(), Some("m"));
+        assert_eq!((t.deployments[0].weight, t.slots[0].rpm), (2, Some(5)));
+    }
+
+    #[test]
+    fn bad_tables_name_their_key_path() {
+        let none = json!({});
+        for (models, extra, field, words) in [
+            (
+                json!({"gpt-4o": [{"provider": "a"}, {"provider": "zz"}]}),
+                none.clone(),
+                "models[\"gpt-4o\"][1].provider",
+                "names no provider",
+            ),
+            (
+                json!({"gpt-4o": []}),
+                none.clone(),
+                "models[\"gpt-4o\"]",
+                "is empty",
+            ),
+            (
+                json!({"x": {"deployments": []}}),
+                none.clone(),
+                "models[\"x\"].deployments",
+                "is empty",
+            ),
+            (json!({}), none.clone(), "models", "is empty"),
+            (json!([]), none.clone(), "models", "must be an object"),
+            (
+                json!({"a": [{"provider": "a"}], "b": [{"provider": "b"}]}),
+                json!({"fallbacks": {"a": ["b"], "b": ["a"]}}),
+                "fallbacks",
+                "cycle",
+            ),
+            (
+                json!({"a": [{"provider": "a"}]}),
+                json!({"fallbacks": {"a": ["a"]}}),
+                "fallbacks[\"a\"][0]",
+                "the group itself",
+            ),
+            (
+                json!({"a": [{"provider": "a"}]}),
+                json!({"fallbacks": {"a": ["nope"]}}),
+                "fallbacks[\"a\"][0]",
+                "names no group",
+            ),
+            (
+                json!({"claude-*": [{"provider": "a"}], "*-sonnet": [{"provider": "b"}]}),
+                none.clone(),
+                "models[\"*-sonnet\"]",
+                "overlaps models[\"claude-*\"]",
+            ),
+            (
+                json!({"x": [{"provider": "a", "context_window": 0}]}),
+                none.clone(),
+                "models[\"x\"][0].context_window",
+                "positive integer",
+            ),
+            (
+                json!({"x": [{"provider": "a", "context_window": "128k"}]}),
+                none.clone(),
+                "models[\"x\"][0].context_window",
+                "positive integer",
+            ),
+            (
+                json!({"x": [{"provider": "a", "params": {"messages": []}}]}),
+                none.clone(),
+                "models[\"x\"][0].params.messages",
+                "request's own field",
+            ),
+            (
+                json!({"x": [{"provider": "a", "api_key": "sk-secret-0123456789"}]}),
+                none.clone(),
+                "models[\"x\"][0].api_key",
+                "unknown key",
+            ),
+            (
+                json!({"x": [{"provider": "a", "rpm": 5}], "y": [{"provider": "a", "model": "x", "rpm": 6}]}),
+                none.clone(),
+                "models[\"y\"][0].rpm",
+                "declare it once",
+            ),
+            (
+                json!({"x": {"deployments": [{"provider": "a"}], "hedge_k": 5, "policy": "hedged"}}),
+                none.clone(),
+                "models[\"x\"].hedge_k",
+                "between 1 and 1",
+            ),
+            (
+                json!({"": [{"provider": "a"}]}),
+                none.clone(),
+                "models[\"\"]",
+                "empty name",
+            ),
+        ] {
+            let e = error(models, extra);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(words), "{e}");
+        }
+        // Fallbacks without a table.
+        let e = RouterConfig::from_json(
+            &json!({"providers": [{"name": "a", "kind": "openai", "base_url": "https://x.test/v1",
+                                   "api_key": "k"}],
+                    "fallbacks": {"a": ["b"]}}),
+            &|_| None,
+            HostLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "fallbacks");
+    }
+
+    #[test]
+    fn patterns_of_other_specificity_may_overlap() {
+        let c = parse(
+            json!({"claude-*": [{"provider": "a"}], "claude-opus-*": [{"provider": "b"}],
+                   "*": [{"provider": "a"}]}),
+            json!({}),
+        )
+        .unwrap();
+        let t = &c.table;
+        assert_eq!(t.group_for("claude-opus-4"), Some(1));
+        assert_eq!(t.group_for("claude-haiku"), Some(0));
+        assert_eq!(t.group_for("llama"), Some(2));
+    }
 }
