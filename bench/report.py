@@ -59,7 +59,7 @@ def p50(run: Run, *path: str) -> float | None:
 class Ratio(NamedTuple):
     key: str
     what: str
-    unit: str  # "x", "ms" or "%"
+    unit: str  # "x", "ms", "us" or "%"
     limit: float | None  # None: context, no target
     higher: bool  # whether higher is better
     value: Callable[[Run], float | None]
@@ -123,6 +123,12 @@ def hedge(run: Run, prefix: str, what: str) -> float | None:
 
 
 RATIOS = [
+    Ratio("table", "routing table (200 groups, 600 deployments) p50 / one provider's p50", "x", 1.03,
+          False, lambda r: dig(r, "table", "ratio")),
+    Ratio("explain_us", "explain() on the 200-group table", "us", 20.0, False,
+          lambda r: dig(r, "table", "explain_us")),
+    Ratio("stats_ms", "stats() of 600 deployments", "ms", 2.0, False,
+          lambda r: div(dig(r, "table", "stats_us"), 1000.0)),
     Ratio("p50", "f3dx_router p50 / floor+json p50 (raw socket with json.loads)", "x", 1.25, False,
           lambda r: div(p50(r, "latency", ROUTER), p50(r, "latency", "floor+json"))),
     Ratio("p50_raw", "f3dx_router p50 / raw floor p50 (no JSON)", "x", None, False,
@@ -177,7 +183,7 @@ RATIOS = [
 def fmt_value(v: float | None, unit: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
-    return {"x": f"{v:.2f}x", "ms": f"{v:.1f} ms", "%": f"{v:.1f}%"}[unit]
+    return {"x": f"{v:.2f}x", "ms": f"{v:.1f} ms", "us": f"{v:.1f} us", "%": f"{v:.1f}%"}[unit]
 
 
 def ratio_rows(runs: list[Run]) -> list[tuple[Ratio, float, list[float | None], str]]:

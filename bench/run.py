@@ -49,7 +49,7 @@ CORE_BENCH = ROOT / "crates" / "f3dx-router-core" / "benches" / "routing.rs"
 CORE_GROUPS = ("route", "core_parts")
 CORE_TIMEOUT_S = 1800.0
 MEASURES = ("latency", "failover", "throughput", "tput_health", "worker", "import", "rss",
-            "tail", "degrade", "core", "stream", "async")
+            "tail", "degrade", "core", "stream", "async", "table")
 ROUTER_NAME = "f3dx_router"
 AUX = ("floor+json", "f3dx_router.route")  # breakdown rows, not contenders
 AUTO = "hedged K=2, auto"
@@ -73,7 +73,9 @@ SETTINGS: dict[str, Any] = dict(
     stream_rounds=4, stream_max_s=40.0, stream_slow_calls=50, stream_slow_warmup=2,
     stream_slow_rounds=2,
     async_concurrency=[1, 16, 256], async_seconds=1.5, async_warmup_s=0.5, async_passes=5,
-    async_sync_calls=3000, async_sync_warmup=200, async_sync_rounds=10)
+    async_sync_calls=3000, async_sync_warmup=200, async_sync_rounds=10,
+    # table: 200 groups / 600 deployments against one provider, alternating rounds
+    table_calls=4000, table_rounds=8, table_warmup=400)
 SMOKE: dict[str, Any] = dict(
     calls=300, warmup=50, rounds=3, max_s_per_measure=10.0, tput_seconds=0.5, tput_passes=2,
     worker_calls=300, worker_warmup=30, worker_rounds=3, import_repeats=2, rss_calls=3000,
@@ -83,7 +85,7 @@ SMOKE: dict[str, Any] = dict(
     degrade_after_max_s=30.0, stream_calls=200, stream_warmup=20, stream_rounds=2,
     stream_max_s=20.0, stream_slow_calls=4, stream_slow_warmup=1, stream_slow_rounds=2,
     async_seconds=0.5, async_warmup_s=0.3, async_passes=1, async_sync_calls=300,
-    async_sync_warmup=30, async_sync_rounds=2)
+    async_sync_warmup=30, async_sync_rounds=2, table_calls=800, table_rounds=4, table_warmup=100)
 
 
 def machine_info(nginx_ver: str) -> dict[str, Any]:
@@ -439,6 +441,24 @@ def stream_worker(args: argparse.Namespace, nginx: upstream.SseNginx,
 
 # ----------------------------------------------------- the core (criterion)
 
+def measure_table(args: argparse.Namespace, nginx: upstream.Nginx, logs: Path) -> dict[str, Any]:
+    """bench/table.py in its own process: the 200-group table's per-call p50
+    over one provider's, rounds alternating; `explain()` and `stats()` on it."""
+    argv = [sys.executable, str(HERE / "table.py"), nginx.ok_url, str(args.table_calls),
+            str(args.table_rounds), str(args.table_warmup)]
+    with open(logs / "table.log", "w") as err:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=600)
+    if proc.returncode:
+        log(f"  table: FAILED ({logs / 'table.log'})")
+        return {"error": f"bench/table.py exited {proc.returncode}"}
+    out: dict[str, Any] = json.loads(proc.stdout)
+    log(f"  table: p50 {out['table']['p50_us']:.1f} us over one provider's "
+        f"{out['single']['p50_us']:.1f} us: {out['ratio']:.3f}x; stats() of "
+        f"{out['deployments']} deployments {out['stats_us'] / 1000:.2f} ms; explain() "
+        + (f"{out['explain_us']:.1f} us" if "explain_us" in out else "not available"))
+    return out
+
+
 def measure_core(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """`cargo bench -p f3dx-router-core --bench routing` once (target dir
     bench/.target); the median time per iteration of each benchmark of the
@@ -562,6 +582,9 @@ def run_once(args: argparse.Namespace, names: dict[str, list[str]], skip: set[st
             log(f"== degradation: A {args.degrade_frac:.0%} 503 for {args.degrade_bad_s:g} s, "
                 "health off vs on ==")
             run["degrade"] = degrade.measure(args, logs)
+        if "table" not in skip and mine:
+            log("== routing table: 200 groups, 600 deployments vs one provider ==")
+            run["table"] = measure_table(args, nginx, logs)
         if "stream" not in skip:
             log(f"== streaming: {args.stream_chunks} chunks, no delay (nginx) and "
                 f"{args.stream_delay_ms:g} ms before each (mock); then the Worker ==")
