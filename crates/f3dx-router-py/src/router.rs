@@ -238,16 +238,25 @@ impl PyRouter {
     }
 
     /// Seconds until each cooling provider (after a 429's `Retry-After`,
-    /// say) may be called again, by provider name.
+    /// say) may be called again, by provider name; with a routing table,
+    /// by deployment: `"provider:model"` (state is per provider and model;
+    /// a pattern group passing the caller's model through: `"provider:*"`).
     fn cooldowns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let native = self.native()?;
         let now = native.now();
         let out = PyDict::new(py);
         let router = native.router();
         let config = router.config();
-        for (p, until) in config.providers.iter().zip(router.cooldowns(now)) {
+        let table = &config.table;
+        for (slot, until) in table.slots.iter().zip(router.cooldowns(now)) {
             if let Some(t) = until {
-                out.set_item(&p.name, (t - now).as_secs_f64())?;
+                let name = &config.providers[slot.provider].name;
+                let key = if table.declared {
+                    format!("{name}:{}", slot.model.as_deref().unwrap_or("*"))
+                } else {
+                    name.clone()
+                };
+                out.set_item(key, (t - now).as_secs_f64())?;
             }
         }
         Ok(out)
