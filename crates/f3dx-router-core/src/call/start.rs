@@ -167,8 +167,10 @@ pub(super) fn groups_of(table: &RoutingTable, group: usize) -> Vec<usize> {
 /// policy), those excluded for its quality key last, then each fallback
 /// group's the same way. A deployment whose `context_window` cannot hold
 /// the request is left out; when that leaves the group none, its
-/// `context_window_fallbacks` groups come first. `true` when no deployment
-/// of the call's own group was usable: these are the last resort.
+/// `context_window_fallbacks` groups come first. A group with no usable
+/// deployment is passed over; `true` when no group had one: every
+/// deployment is then tried, each group's in the order they recover (the
+/// last resort).
 fn plan(
     shared: &Shared,
     group: usize,
@@ -198,16 +200,23 @@ fn plan(
             .collect();
         order.splice(1..1, extra);
     }
-    let mut candidates = Vec::new();
-    let mut last_resort = false;
-    for (i, &g) in order.iter().enumerate() {
+    let mut per_group = Vec::with_capacity(order.len());
+    for &g in &order {
         let (mut these, out) = shared.candidates(g, now, tokens);
-        if i == 0 {
-            last_resort = out;
-        }
         these.retain(|&d| fits(d));
         if let Some((tenant, model)) = quality_key {
             shared.quality_filter(&mut these, tenant, model, now);
+        }
+        per_group.push((these, out));
+    }
+    // A group with no usable deployment (all cooling, ejected or out of
+    // budget) is passed over while a later group has one; only when none
+    // has are they all tried, as a last resort.
+    let last_resort = per_group.iter().all(|(_, out)| *out);
+    let mut candidates = Vec::new();
+    for (these, out) in per_group {
+        if out && !last_resort {
+            continue;
         }
         for d in these {
             if !candidates.contains(&d) {
