@@ -99,6 +99,11 @@ pub struct RoutingTable {
     /// Whether the config declared `models` (otherwise: one implicit group
     /// of every provider, matching any model).
     pub declared: bool,
+    /// Some slot has a `tpm` budget (a call then estimates its tokens).
+    pub any_tpm: bool,
+    /// Some deployment declares a `context_window` (a call then estimates
+    /// what it needs of one).
+    pub any_context_window: bool,
     /// Groups named by a model, by that name.
     exact: HashMap<String, usize>,
     /// Groups named by a pattern, most specific first.
@@ -129,6 +134,8 @@ impl RoutingTable {
         }
         patterns.sort_by_key(|&i| std::cmp::Reverse(specificity(&groups[i].name)));
         RoutingTable {
+            any_tpm: slots.iter().any(|s| s.tpm.is_some()),
+            any_context_window: deployments.iter().any(|d| d.context_window.is_some()),
             groups,
             deployments,
             slots,

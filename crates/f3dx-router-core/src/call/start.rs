@@ -67,9 +67,7 @@ impl Call {
         });
         // The `tpm` estimate, only where a deployment has a tokens budget.
         let tokens = match &checked {
-            Ok((body, _)) if table.slots.iter().any(|s| s.tpm.is_some()) => {
-                budget::estimate_tokens(body)
-            }
+            Ok((body, _)) if table.any_tpm => budget::estimate_tokens(body),
             _ => 0,
         };
         let (candidates, last_resort) = match &checked {
@@ -124,25 +122,37 @@ impl Call {
     fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
         let config = self.shared.config();
         let table = &config.table;
-        let mut encoded: Vec<Option<HttpRequest>> = Vec::new();
-        encoded.resize_with(table.deployments.len(), || None);
         let mut groups = groups_of(table, self.group);
         groups.extend(&table.groups[self.group].context_window_fallbacks);
+        // Each deployment once (groups may share none, but a group may be
+        // listed twice); a call's groups hold a handful.
+        let mut ds: Vec<usize> = Vec::new();
         for g in groups {
             for &d in &table.groups[g].deployments {
-                if encoded[d].is_some() {
-                    continue;
+                if !ds.contains(&d) {
+                    ds.push(d);
                 }
-                let deployment = &table.deployments[d];
-                let p = &config.providers[deployment.provider];
-                let request = codec::encode_for(p, deployment, body).map_err(|m| {
-                    let kind = p.kind.as_str();
-                    format!("cannot send to provider {:?} ({kind}): {m}", p.name)
-                })?;
-                encoded[d] = Some(request);
             }
         }
-        self.requests = self.candidates.iter().map(|&d| encoded[d].take()).collect();
+        let mut encoded: Vec<Option<HttpRequest>> = Vec::with_capacity(ds.len());
+        for &d in &ds {
+            let deployment = &table.deployments[d];
+            let p = &config.providers[deployment.provider];
+            let request = codec::encode_for(p, deployment, body).map_err(|m| {
+                let kind = p.kind.as_str();
+                format!("cannot send to provider {:?} ({kind}): {m}", p.name)
+            })?;
+            encoded.push(Some(request));
+        }
+        self.requests = self
+            .candidates
+            .iter()
+            .map(|d| {
+                ds.iter()
+                    .position(|e| e == d)
+                    .and_then(|i| encoded[i].take())
+            })
+            .collect();
         Ok(())
     }
 }
@@ -181,9 +191,7 @@ fn plan(
 ) -> (Vec<usize>, bool) {
     let table = &shared.config().table;
     let need = table
-        .deployments
-        .iter()
-        .any(|d| d.context_window.is_some())
+        .any_context_window
         .then(|| budget::context_tokens(body));
     let fits = |d: usize| match (need, table.deployments[d].context_window) {
         (Some(need), Some(window)) => need <= window,
