@@ -8,8 +8,9 @@ use super::action::Action;
 use super::legs::Trigger;
 use super::phase::{Phase, Step};
 use super::state::Call;
-use super::stream::{HeldChunk, StreamTail};
+use super::stream::StreamTail;
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
+use crate::codec::chunk::Chunk;
 use crate::codec::stream::StreamItem;
 use crate::error::{RouteError, Routed};
 use crate::health::Verdict;
@@ -183,7 +184,7 @@ impl Call {
         };
         let mut items = Vec::new();
         let size = event.event.len() + event.data.len();
-        if let Err(reason) = stream.decoder.decode(&event, &mut items) {
+        if let Err(reason) = stream.decoder.decode(event, &mut items) {
             let detail = format!("undecodable {} stream event: {reason}", kind.as_str());
             // Items decoded before the failure come first.
             self.stream_items(id, items, size, now);
@@ -286,7 +287,7 @@ impl Call {
     fn stream_chunk(
         &mut self,
         id: AttemptId,
-        chunk: Value,
+        chunk: Chunk,
         output: bool,
         size: usize,
         now: Instant,
@@ -310,7 +311,7 @@ impl Call {
 
     /// `id` reached its commit point with `chunk`: the stream is the
     /// caller's from here on.
-    pub(super) fn commit(&mut self, id: AttemptId, chunk: Value, now: Instant) {
+    pub(super) fn commit(&mut self, id: AttemptId, chunk: Chunk, now: Instant) {
         let idle = self.provider_of(id).stream_idle_timeout;
         if self.attempts[id.0 as usize].hedge {
             self.shared.hedge_won();
@@ -340,25 +341,16 @@ impl Call {
             attempts: self.records(),
         });
         for c in held {
-            match c {
-                HeldChunk::Decoded(c) => self.emit(c),
-                // Text this call encoded: it decodes.
-                HeldChunk::Encoded(text) => {
-                    if let Ok(c) = serde_json::from_str(&text) {
-                        self.emit(c);
-                    }
-                }
-            }
+            self.emit(c);
         }
         self.emit(chunk);
     }
 
     /// Hand a committed stream's chunk to the caller (and keep its text
     /// when the answer is checked at the end).
-    fn emit(&mut self, chunk: Value) {
+    fn emit(&mut self, chunk: Chunk) {
         if let Some(q) = self.quality.as_mut() {
-            let text = &chunk["choices"][0]["delta"]["content"];
-            q.keep(text.as_str().unwrap_or_default());
+            q.keep(&chunk.content());
         }
         self.actions.push_back(Action::Chunk(chunk));
     }
@@ -391,6 +383,7 @@ impl Call {
             provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response: Value::Null,
+            body: None,
             attempts: self.records(),
             latency: now - self.started,
             schema_valid,

@@ -3,7 +3,9 @@
 //! shared by every host.
 
 pub mod anthropic;
+pub mod chunk;
 pub mod openai;
+mod signals;
 pub mod stream;
 
 use serde_json::{Map, Value};
