@@ -30,7 +30,8 @@ DATA = [
     '"finish_reason":null}],   "id" : "c-1" }',
     # One text on two `data:` lines (joined with a newline: JSON whitespace).
     '{"choices":[{"index":0,\n "delta":{"content":" ok"},"finish_reason":null}],"id":"c-1"}',
-    '{"id":"c-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+    # Whitespace before the value (sent as `data:  {`).
+    ' {"id":"c-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
     '"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}',
 ]
 
