@@ -23,19 +23,20 @@ impl Call {
     /// parser. Before the commit point events are decoded as they complete
     /// (the legs race, and order decides); from the commit point on, they
     /// wait until the host asks for output (see [`Call::pump`]).
-    pub(super) fn stream_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
+    pub(super) fn stream_bytes(&mut self, id: AttemptId, bytes: Vec<u8>, end: bool, now: Instant) {
         if self.phase(id) == Some(Phase::Committed) {
-            return self.queue_bytes(id, bytes, end, now);
+            return self.queue_bytes(id, &bytes, end, now);
         }
         let cap = self.provider_of(id).max_body_bytes;
-        let mut rest = bytes;
-        while self.phase(id) == Some(Phase::Streaming) && !rest.is_empty() {
+        // How much of `bytes` was parsed.
+        let mut at = 0;
+        while self.phase(id) == Some(Phase::Streaming) && at < bytes.len() {
             let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
                 return;
             };
             let mut events = Vec::new();
-            match stream.parser.feed_until_event(rest, &mut events) {
-                Ok(n) => rest = &rest[n..],
+            match stream.parser.feed_until_event(&bytes[at..], &mut events) {
+                Ok(n) => at += n,
                 Err(e) => return self.stream_failed(id, Fault::Undecodable, e.to_string(), now),
             }
             for event in events {
@@ -59,11 +60,18 @@ impl Call {
                 self.stream_tail(id, tail, now);
             }
             Some(Phase::Committed) => {
-                // It committed in this read: the rest waits, unparsed.
+                // It committed in this read: the rest waits, unparsed (in
+                // the read's own buffer: a read that brings a whole stream
+                // is not copied).
                 let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
                     return;
                 };
-                stream.raw.extend_from_slice(rest);
+                if stream.raw_at >= stream.raw.len() {
+                    stream.raw = bytes;
+                    stream.raw_at = at;
+                } else {
+                    stream.raw.extend_from_slice(&bytes[at..]);
+                }
                 stream.arrived = now;
                 if end {
                     stream.tail.get_or_insert(StreamTail::End);

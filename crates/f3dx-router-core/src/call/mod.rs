@@ -191,7 +191,7 @@ impl Call {
                 let room = MAX_ERROR_BODY.saturating_sub(body.len());
                 body.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
-            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &bytes, false, now),
+            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, bytes, false, now),
             _ => return,
         }
         self.check_done(now);
@@ -242,7 +242,9 @@ impl Call {
                     a.hard_body = Some(text);
                 }
             }
-            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &[], true, now),
+            Some(Phase::Streaming | Phase::Committed) => {
+                self.stream_bytes(id, Vec::new(), true, now)
+            }
             _ => return,
         }
         self.check_done(now);
