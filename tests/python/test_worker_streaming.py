@@ -19,6 +19,7 @@ import pytest
 
 import f3dx_router
 from mock_provider import MockProviders
+from passthrough import ANSWER, ANSWER_BODY, STREAM, STREAM_BODY
 from workerlib import ROOT, WranglerDev
 
 TOKEN = secrets.token_hex(16)
@@ -48,6 +49,9 @@ MOCKS = {
     "denied": {"responses": [{"status": 401, "json": {"error": {"message": "Incorrect API key provided"}}}]},
     # Slow after its first text: a client that leaves must close it.
     "slow": {"responses": [{"events": [ROLE, text("a"), *[text("b", delay_ms=300) for _ in range(40)], DONE]}]},
+    # Unusual but valid formatting (passthrough.py): a stream, then an answer.
+    "plain": {"responses": [STREAM, ANSWER]},
+    "plain_ts": {"responses": [STREAM]},
 }
 
 
@@ -62,6 +66,7 @@ SETUPS = {
     "cut": ("cut", "good"),
     "hard": ("denied", "good"),
     "slow": ("slow",),
+    "passthrough": ("plain",),
 }
 
 
@@ -78,7 +83,8 @@ def workers(mocks: MockProviders) -> Iterator[dict[str, WranglerDev]]:
         variables = {"ROUTER_CONFIG": config(mocks, *providers), "ROUTER_TOKEN": TOKEN}
         return name, WranglerDev(variables, main=TS_EXAMPLE if ts else None)
 
-    items = [(n, p, False) for n, p in SETUPS.items()] + [("ts_failover", SETUPS["failover"], True)]
+    items = [(n, p, False) for n, p in SETUPS.items()] + [
+        ("ts_failover", SETUPS["failover"], True), ("ts_passthrough", ("plain_ts",), True)]
     running: dict[str, WranglerDev] = {}
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -123,6 +129,20 @@ def test_a_stream_fails_over_before_commit_and_reads_with_the_openai_sdk(
     chunks = list(create(w))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_an_openai_stream_and_answer_go_out_as_they_came(workers: dict[str, WranglerDev]) -> None:
+    # passthrough.py: the data texts kept byte for byte, the framing the router's.
+    w = workers["passthrough"]
+    status, headers, body = raw(w)
+    assert (status, body) == (200, STREAM_BODY)
+    whole = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, headers, body = w.request("POST", "/v1/chat/completions", whole,
+                                      {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"})
+    assert (status, headers["content-type"], body) == (200, "application/json", ANSWER_BODY.encode())
+    # The embedded API's stream (a TypeScript worker's) is the same pump.
+    status, headers, body = raw(workers["ts_passthrough"])
+    assert (status, body) == (200, STREAM_BODY)
 
 
 def test_a_failure_after_commit_is_an_error_event_the_sdk_raises(workers: dict[str, WranglerDev]) -> None:

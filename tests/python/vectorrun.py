@@ -193,9 +193,11 @@ def streamed(text: str, provider: str | None, attempts: list[AttemptView]) -> Ca
     `[DONE]`, or one error event (a failure after the commit point)."""
     chunks, content, end = 0, "", None
     for event in filter(None, text.split("\n\n")):
-        if not event.startswith("data: "):
+        lines = event.split("\n")
+        if not all(line.startswith("data: ") for line in lines):
             return CallResult(f"not an OpenAI SSE event: {event!r}", provider=provider, attempts=attempts)
-        data = event[len("data: "):]
+        # A text passed on as it came may span lines, each a `data:` line.
+        data = "\n".join(line[len("data: "):] for line in lines)
         if data == "[DONE]":
             end = "done"
             continue
@@ -261,6 +263,8 @@ def check_front_door(expect: dict, answer: HttpAnswer | None) -> list[str]:
         error = body.get("error") if isinstance(body, dict) else None
     if "end" in want and end != want["end"]:
         problems.append(f"front_door.end: expected {want['end']!r}, got {end!r}")
+    if "body" in want and text != want["body"]:
+        problems.append(f"front_door.body: expected {want['body']!r}, got {text!r}")
     if "error" in want:
         found = subset_mismatch(want["error"], error, "front_door.error")
         if found:

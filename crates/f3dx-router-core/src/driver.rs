@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::attempt::{Attempt, AttemptId};
 use crate::call::{Action, Call, CallOptions};
+use crate::codec::chunk::Chunk;
 use crate::error::{RouteError, Routed};
 use crate::executor::Executor;
 use crate::http::{ResponseHead, TransportFault};
@@ -60,8 +61,9 @@ pub enum Output {
         /// Every attempt so far.
         attempts: Vec<Attempt>,
     },
-    /// The next chunk of a committed stream.
-    Chunk(Value),
+    /// The next chunk of a committed stream (write it with
+    /// [`Chunk::write_event`]: an unchanged chunk goes out as it came).
+    Chunk(Chunk),
     /// The call's result: the last output.
     Complete(Result<Routed, RouteError>),
 }
@@ -317,7 +319,7 @@ mod tests {
         let e = commit_of(Some(Output::Complete(Err(failed)))).unwrap_err();
         assert_eq!(e.kind(), "all_failed");
         // What cannot come first still gives a failure, never a panic.
-        assert!(commit_of(Some(Output::Chunk(json!({})))).is_err());
+        assert!(commit_of(Some(Output::Chunk(json!({}).into()))).is_err());
         assert!(commit_of(None).is_err());
     }
 

@@ -16,6 +16,9 @@ pub struct Routed {
     pub provider_index: usize,
     /// The response, in OpenAI chat-completion shape.
     pub response: Value,
+    /// The upstream's body when `response` is it unchanged (an OpenAI
+    /// provider's answer): what a front door sends, as it came.
+    pub body: Option<Vec<u8>>,
     /// Every attempt, in start order.
     pub attempts: Vec<Attempt>,
     /// From the call's start to its result.

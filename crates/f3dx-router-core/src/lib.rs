@@ -69,6 +69,7 @@ mod time;
 
 pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call, CallOptions};
+pub use codec::chunk::Chunk;
 pub use config::HealthConfig;
 pub use config::{
     ConfigError, ConfigProblem, ConfigReport, HedgeDelay, HostLimits, Policy, ProviderConfig,

@@ -46,7 +46,10 @@ pub struct SseParser {
     /// Nothing has been fed yet: a leading BOM is dropped.
     at_start: bool,
     event: String,
-    data: String,
+    /// The pending event's `data` lines, joined, as bytes: checked as
+    /// UTF-8 once, when the event is dispatched (a `\n` ends any broken
+    /// sequence, so this replaces exactly what a check per line would).
+    data: Vec<u8>,
     /// Whether any `data` field was seen for the pending event.
     has_data: bool,
     last_id: Option<String>,
@@ -63,7 +66,7 @@ impl SseParser {
             after_cr: false,
             at_start: true,
             event: String::new(),
-            data: String::new(),
+            data: Vec::new(),
             has_data: false,
             last_id: None,
             limit,
@@ -188,9 +191,13 @@ impl SseParser {
     fn line_done(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseTooLarge> {
         if line.is_empty() {
             if self.has_data {
+                let data = std::mem::take(&mut self.data);
+                // Invalid UTF-8 is replaced, as a browser decodes the stream.
+                let data = String::from_utf8(data)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
                 out.push(SseEvent {
                     event: std::mem::take(&mut self.event),
-                    data: std::mem::take(&mut self.data),
+                    data,
                     id: self.last_id.clone(),
                 });
             }
@@ -209,20 +216,21 @@ impl SseParser {
             }
             None => (line, &b""[..]),
         };
+        if name == b"data" {
+            if self.data.len() + value.len() + 1 > self.limit {
+                return self.fail();
+            }
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+            return Ok(());
+        }
         // Invalid UTF-8 is replaced, as a browser decodes the stream.
         let value = String::from_utf8_lossy(value);
         match name {
             b"event" => self.event = value.into_owned(),
-            b"data" => {
-                if self.data.len() + value.len() + 1 > self.limit {
-                    return self.fail();
-                }
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                self.data.push_str(&value);
-                self.has_data = true;
-            }
             // An id with a NUL is ignored, per the standard.
             b"id" if !value.contains('\0') => self.last_id = Some(value.into_owned()),
             _ => {} // `retry` and unknown fields mean nothing to a router
@@ -266,6 +274,15 @@ mod tests {
                 ev("", " two spaces")
             ]
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_line_by_line() {
+        let text: &[u8] = b"data: a\xE2\x82\ndata: \x80b\xF0\n\n";
+        let want = [ev("", "a\u{FFFD}\n\u{FFFD}b\u{FFFD}")];
+        for i in 0..=text.len() {
+            assert_eq!(parse_in(&[&text[..i], &text[i..]]), want, "{i}");
+        }
     }
 
     #[test]

@@ -262,7 +262,7 @@ fn all_actions(call: &mut f3dx_router_core::Call) -> Vec<String> {
             Action::Send { attempt, .. } => format!("send {}", attempt.0),
             Action::Cancel { attempt } => format!("cancel {}", attempt.0),
             Action::Commit { provider, .. } => format!("commit {provider}"),
-            Action::Chunk(c) => format!("chunk {}", c["choices"][0]["delta"]),
+            Action::Chunk(c) => format!("chunk {}", c.value()["choices"][0]["delta"]),
             Action::Complete(Ok(r)) => format!("ok {}", r.provider),
             Action::Complete(Err(e)) => format!("err {}: {e}", e.kind()),
         });
@@ -617,7 +617,7 @@ fn finish(call: &mut f3dx_router_core::Call) -> (Vec<String>, Result<Routed, Rou
             Action::Send { attempt, .. } => format!("send {}", attempt.0),
             Action::Cancel { attempt } => format!("cancel {}", attempt.0),
             Action::Commit { provider, .. } => format!("commit {provider}"),
-            Action::Chunk(c) => format!("chunk {}", c["choices"][0]["delta"]),
+            Action::Chunk(c) => format!("chunk {}", c.value()["choices"][0]["delta"]),
             Action::Complete(r) => return (out, r),
         });
     }

@@ -205,7 +205,9 @@ fn outputs(r: &Router, exec: &Scripted) -> Vec<Output> {
 fn contents(out: &[Output]) -> String {
     out.iter()
         .filter_map(|o| match o {
-            Output::Chunk(c) => c["choices"][0]["delta"]["content"].as_str(),
+            Output::Chunk(c) => c.value()["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned),
             _ => None,
         })
         .collect()
@@ -288,13 +290,13 @@ fn drive_refuses_a_streamed_request() {
 }
 
 trait ChunkOf {
-    fn chunk(&self) -> &serde_json::Value;
+    fn chunk(&self) -> serde_json::Value;
 }
 
 impl ChunkOf for Output {
-    fn chunk(&self) -> &serde_json::Value {
+    fn chunk(&self) -> serde_json::Value {
         match self {
-            Output::Chunk(c) => c,
+            Output::Chunk(c) => c.value().into_owned(),
             other => panic!("not a chunk: {other:?}"),
         }
     }

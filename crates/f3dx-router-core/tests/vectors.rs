@@ -223,7 +223,8 @@ fn run_call(
                 }
                 Action::Chunk(chunk) => {
                     streamed.chunks += 1;
-                    endpoint::write_event(&mut streamed.body, &chunk);
+                    chunk.write_event(&mut streamed.body);
+                    let chunk = chunk.value();
                     let delta = &chunk["choices"][0]["delta"]["content"];
                     streamed
                         .content
@@ -626,6 +627,13 @@ fn check_front_door(want: &Value, answer: &Answer, body: &[u8]) -> Result<(), St
     };
     if let Some(want_end) = want.get("end") {
         expect_eq("front_door.end", want_end, &json!(end))?;
+    }
+    if let Some(want_body) = want.get("body").and_then(Value::as_str) {
+        if text != want_body {
+            return Err(format!(
+                "front_door.body: expected {want_body:?}, got {text:?}"
+            ));
+        }
     }
     if let Some(want_error) = want.get("error") {
         if let Some(m) = subset_mismatch(want_error, &error, "front_door.error") {

@@ -319,7 +319,9 @@ fn a_stream_closed_from_another_thread_ends_the_blocked_pull_and_its_connection(
     // To the committed text: the next pull waits on the stalled upstream.
     loop {
         match stream.next_blocking() {
-            Some(f3dx_router_core::Output::Chunk(c)) if c.to_string().contains("Hel") => break,
+            Some(f3dx_router_core::Output::Chunk(c)) if c.value().to_string().contains("Hel") => {
+                break
+            }
             Some(f3dx_router_core::Output::Complete(r)) => panic!("ended early: {r:?}"),
             Some(_) => {}
             None => panic!("ended early"),

@@ -34,7 +34,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::convert::to_py;
+use crate::convert::{chunk_to_py, to_py};
 use crate::errors::{closed_while_read, route_error};
 use crate::front_door;
 use crate::observe::{CallWatch, Observer, StreamReport};
@@ -651,10 +651,10 @@ fn consume<'py>(
                 report.chunk(&chunk);
             }
             if framing == Framing::Chunks {
-                return to_py(py, &chunk).map(Some);
+                return chunk_to_py(py, &chunk).map(Some);
             }
             let mut line = Vec::new();
-            endpoint::write_event(&mut line, &chunk);
+            chunk.write_event(&mut line);
             Ok(Some(PyBytes::new(py, &line).into_any()))
         }
         Some(Output::Complete(result)) => {

@@ -1,7 +1,9 @@
 //! Python objects <-> JSON values, walked directly (no JSON text in between).
 
+use f3dx_router_core::Chunk;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
@@ -182,6 +184,31 @@ fn descend(v: &Bound<'_, PyAny>, depth: usize, k: &Bound<'_, PyAny>) -> Result<V
 
 fn descend_index(v: &Bound<'_, PyAny>, depth: usize, i: usize) -> Result<Value, Refusal> {
     walk(v, depth + 1).map_err(|r| r.at(|| format!("[{i}]")))
+}
+
+/// A stream's chunk as Python objects. An unchanged chunk's JSON text goes
+/// through the C scanner of Python's `json` (`JSONDecoder().scan_once`,
+/// without `json.loads`'s Python frames and regexes), with no value built
+/// in between: it gives what [`to_py`] gives for the text's value (the core
+/// checked the text parses as a value; big integers stay exact, other
+/// numbers are floats, a repeated key keeps its first place and its last
+/// value, in both), but for a number past a float's range, `inf` here
+/// (`nan` there).
+pub fn chunk_to_py<'py>(py: Python<'py>, chunk: &Chunk) -> PyResult<Bound<'py, PyAny>> {
+    static SCAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let Some(text) = chunk.raw_text() else {
+        return to_py(py, &chunk.value());
+    };
+    let scan = SCAN.get_or_try_init(py, || {
+        let decoder = py.import("json.decoder")?.getattr("JSONDecoder")?.call0()?;
+        decoder.getattr("scan_once").map(Bound::unbind)
+    })?;
+    // The scanner starts at a value: the JSON whitespace before it is
+    // skipped here (the text was checked; what follows the value is
+    // whitespace too).
+    let text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    let (value, _end): (Bound<'py, PyAny>, usize) = scan.bind(py).call1((text, 0))?.extract()?;
+    Ok(value)
 }
 
 /// Convert a JSON value to plain Python objects (dict, list, str, int,

@@ -32,7 +32,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use f3dx_router_core::{Attempt, HealthEvent, RouteError, Routed, Router};
+use f3dx_router_core::{Attempt, Chunk, HealthEvent, RouteError, Routed, Router};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -522,7 +522,7 @@ pub struct StreamReport {
 
 impl StreamReport {
     /// A chunk handed to the reader.
-    pub fn chunk(&self, chunk: &Value) {
+    pub fn chunk(&self, chunk: &Chunk) {
         if !self.chunks {
             return;
         }
@@ -532,7 +532,8 @@ impl StreamReport {
             .and_then(|w| w.0.as_mut())
             .and_then(|w| w.trace.as_mut())
         {
-            trace.summary.note(chunk);
+            // Decoded only here, for a trace: a stream passed on needs no value.
+            trace.summary.note(&chunk.value());
         }
     }
 

@@ -3,13 +3,13 @@
 use std::sync::{Mutex, PoisonError};
 
 use f3dx_router_core::endpoint;
-use f3dx_router_core::{commit_of, Attempt, Commit, Output, RouteError};
+use f3dx_router_core::{commit_of, Attempt, Chunk, Commit, Output, RouteError};
 use f3dx_router_native::{NativeStream, StreamCloser};
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::convert::to_py;
+use crate::convert::chunk_to_py;
 use crate::errors::{closed_while_read, route_error};
 use crate::observe::StreamReport;
 use crate::signals;
@@ -80,8 +80,8 @@ impl PyChatStream {
             .clone()
     }
 
-    /// The next chunk as JSON, `None` at the end.
-    fn next_value(&self, py: Python<'_>) -> PyResult<Option<serde_json::Value>> {
+    /// The next chunk, `None` at the end.
+    fn next_chunk(&self, py: Python<'_>) -> PyResult<Option<Chunk>> {
         match self.next_step(py)? {
             Step::Chunk(chunk) => Ok(Some(chunk)),
             Step::End => Ok(None),
@@ -141,7 +141,7 @@ impl PyChatStream {
 /// What reading a stream gives next.
 pub enum Step {
     /// A chunk.
-    Chunk(serde_json::Value),
+    Chunk(Chunk),
     /// The clean end.
     End,
     /// The failure that ended it (after its commit point).
@@ -155,8 +155,8 @@ impl PyChatStream {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.next_value(py)? {
-            Some(chunk) => to_py(py, &chunk),
+        match self.next_chunk(py)? {
+            Some(chunk) => chunk_to_py(py, &chunk),
             None => Err(PyStopIteration::new_err(())),
         }
     }
@@ -263,7 +263,7 @@ impl PySseIter {
         let mut out = Vec::new();
         let last = match self.stream.get().next_step(py)? {
             Step::Chunk(chunk) => {
-                endpoint::write_event(&mut out, &chunk);
+                chunk.write_event(&mut out);
                 false
             }
             Step::End => {

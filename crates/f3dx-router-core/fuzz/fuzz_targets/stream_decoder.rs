@@ -31,10 +31,11 @@ fuzz_target!(|script: Script| {
             id: None,
         };
         // An undecodable event is an Err, never a panic.
-        let _ = decoder.decode(&event, &mut items);
+        let _ = decoder.decode(event, &mut items);
     }
     for item in items {
         if let StreamItem::Chunk { chunk, .. } = item {
+            let chunk = chunk.value();
             assert!(
                 chunk.get("choices").is_some_and(|c| c.is_array()),
                 "{chunk}"

@@ -1,8 +1,7 @@
 //! What a call hands its host: the actions, and the options a call starts with.
 
-use serde_json::Value;
-
 use crate::attempt::{Attempt, AttemptId};
+use crate::codec::chunk::Chunk;
 use crate::error::{RouteError, Routed};
 use crate::http::HttpRequest;
 
@@ -36,8 +35,9 @@ pub enum Action {
         /// among those that ended or were cancelled).
         attempts: Vec<Attempt>,
     },
-    /// The next `chat.completion.chunk` of a committed stream, in order.
-    Chunk(Value),
+    /// The next `chat.completion.chunk` of a committed stream, in order
+    /// (an OpenAI provider's as its text came).
+    Chunk(Chunk),
     /// The call is over; this is its result. Emitted exactly once, last.
     Complete(Result<Routed, RouteError>),
 }

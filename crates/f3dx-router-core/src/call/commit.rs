@@ -8,8 +8,9 @@ use super::action::Action;
 use super::legs::Trigger;
 use super::phase::{Phase, Step};
 use super::state::Call;
-use super::stream::{HeldChunk, StreamTail};
+use super::stream::StreamTail;
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
+use crate::codec::chunk::Chunk;
 use crate::codec::stream::StreamItem;
 use crate::error::{RouteError, Routed};
 use crate::health::Verdict;
@@ -22,19 +23,20 @@ impl Call {
     /// parser. Before the commit point events are decoded as they complete
     /// (the legs race, and order decides); from the commit point on, they
     /// wait until the host asks for output (see [`Call::pump`]).
-    pub(super) fn stream_bytes(&mut self, id: AttemptId, bytes: &[u8], end: bool, now: Instant) {
+    pub(super) fn stream_bytes(&mut self, id: AttemptId, bytes: Vec<u8>, end: bool, now: Instant) {
         if self.phase(id) == Some(Phase::Committed) {
-            return self.queue_bytes(id, bytes, end, now);
+            return self.queue_bytes(id, &bytes, end, now);
         }
         let cap = self.provider_of(id).max_body_bytes;
-        let mut rest = bytes;
-        while self.phase(id) == Some(Phase::Streaming) && !rest.is_empty() {
+        // How much of `bytes` was parsed.
+        let mut at = 0;
+        while self.phase(id) == Some(Phase::Streaming) && at < bytes.len() {
             let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
                 return;
             };
             let mut events = Vec::new();
-            match stream.parser.feed_until_event(rest, &mut events) {
-                Ok(n) => rest = &rest[n..],
+            match stream.parser.feed_until_event(&bytes[at..], &mut events) {
+                Ok(n) => at += n,
                 Err(e) => return self.stream_failed(id, Fault::Undecodable, e.to_string(), now),
             }
             for event in events {
@@ -58,11 +60,18 @@ impl Call {
                 self.stream_tail(id, tail, now);
             }
             Some(Phase::Committed) => {
-                // It committed in this read: the rest waits, unparsed.
+                // It committed in this read: the rest waits, unparsed (in
+                // the read's own buffer: a read that brings a whole stream
+                // is not copied).
                 let Some(stream) = self.attempts[id.0 as usize].stream.as_mut() else {
                     return;
                 };
-                stream.raw.extend_from_slice(rest);
+                if stream.raw_at >= stream.raw.len() {
+                    stream.raw = bytes;
+                    stream.raw_at = at;
+                } else {
+                    stream.raw.extend_from_slice(&bytes[at..]);
+                }
                 stream.arrived = now;
                 if end {
                     stream.tail.get_or_insert(StreamTail::End);
@@ -183,7 +192,7 @@ impl Call {
         };
         let mut items = Vec::new();
         let size = event.event.len() + event.data.len();
-        if let Err(reason) = stream.decoder.decode(&event, &mut items) {
+        if let Err(reason) = stream.decoder.decode(event, &mut items) {
             let detail = format!("undecodable {} stream event: {reason}", kind.as_str());
             // Items decoded before the failure come first.
             self.stream_items(id, items, size, now);
@@ -286,7 +295,7 @@ impl Call {
     fn stream_chunk(
         &mut self,
         id: AttemptId,
-        chunk: Value,
+        chunk: Chunk,
         output: bool,
         size: usize,
         now: Instant,
@@ -310,7 +319,7 @@ impl Call {
 
     /// `id` reached its commit point with `chunk`: the stream is the
     /// caller's from here on.
-    pub(super) fn commit(&mut self, id: AttemptId, chunk: Value, now: Instant) {
+    pub(super) fn commit(&mut self, id: AttemptId, chunk: Chunk, now: Instant) {
         let idle = self.provider_of(id).stream_idle_timeout;
         if self.attempts[id.0 as usize].hedge {
             self.shared.hedge_won();
@@ -340,25 +349,16 @@ impl Call {
             attempts: self.records(),
         });
         for c in held {
-            match c {
-                HeldChunk::Decoded(c) => self.emit(c),
-                // Text this call encoded: it decodes.
-                HeldChunk::Encoded(text) => {
-                    if let Ok(c) = serde_json::from_str(&text) {
-                        self.emit(c);
-                    }
-                }
-            }
+            self.emit(c);
         }
         self.emit(chunk);
     }
 
     /// Hand a committed stream's chunk to the caller (and keep its text
     /// when the answer is checked at the end).
-    fn emit(&mut self, chunk: Value) {
+    fn emit(&mut self, chunk: Chunk) {
         if let Some(q) = self.quality.as_mut() {
-            let text = &chunk["choices"][0]["delta"]["content"];
-            q.keep(text.as_str().unwrap_or_default());
+            q.keep(&chunk.content());
         }
         self.actions.push_back(Action::Chunk(chunk));
     }
@@ -391,6 +391,7 @@ impl Call {
             provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response: Value::Null,
+            body: None,
             attempts: self.records(),
             latency: now - self.started,
             schema_valid,

@@ -58,6 +58,7 @@ mod stream;
 
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
 use crate::codec;
+use crate::config::ProviderKind;
 use crate::events::CoolingCause;
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::http::{ResponseHead, TransportFault};
@@ -193,7 +194,7 @@ impl Call {
                 let room = MAX_ERROR_BODY.saturating_sub(body.len());
                 body.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
-            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &bytes, false, now),
+            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, bytes, false, now),
             _ => return,
         }
         self.check_done(now);
@@ -210,7 +211,14 @@ impl Call {
                 let body = std::mem::take(&mut self.attempts[id.0 as usize].body);
                 let provider = self.provider_of(id);
                 match codec::decode_response(provider.kind, &body) {
-                    Ok(response) => return self.win(id, response, now),
+                    Ok(response) => {
+                        // An OpenAI answer is passed on as it came: its bytes
+                        // stay for the front door (see `Routed::body`).
+                        if provider.kind == ProviderKind::OpenAi {
+                            self.attempts[id.0 as usize].body = body;
+                        }
+                        return self.win(id, response, now);
+                    }
                     Err(reason) => {
                         let detail = self.redact(id, &reason);
                         self.attempts[id.0 as usize].record.detail = detail;
@@ -237,7 +245,9 @@ impl Call {
                     a.hard_body = Some(text);
                 }
             }
-            Some(Phase::Streaming | Phase::Committed) => self.stream_bytes(id, &[], true, now),
+            Some(Phase::Streaming | Phase::Committed) => {
+                self.stream_bytes(id, Vec::new(), true, now)
+            }
             _ => return,
         }
         self.check_done(now);

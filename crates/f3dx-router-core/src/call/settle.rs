@@ -116,11 +116,15 @@ impl Call {
             self.shared.hedge_won();
         }
         self.cancel_rest(now);
-        let provider_index = self.attempts[id.0 as usize].record.provider_index;
+        let a = &mut self.attempts[id.0 as usize];
+        let provider_index = a.record.provider_index;
+        // Kept only for an answer that needs no translation.
+        let body = Some(std::mem::take(&mut a.body)).filter(|b| !b.is_empty());
         let routed = Routed {
             provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response,
+            body,
             attempts: self.records(),
             latency: now - self.started,
             schema_valid,

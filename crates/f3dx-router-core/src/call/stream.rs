@@ -3,9 +3,8 @@
 
 use std::collections::VecDeque;
 
-use serde_json::Value;
-
 use super::request::StreamMode;
+use crate::codec::chunk::Chunk;
 use crate::codec::stream::StreamDecoder;
 use crate::config::ProviderConfig;
 use crate::http::{ResponseHead, TransportFault};
@@ -18,7 +17,7 @@ pub(super) struct StreamState {
     pub(super) parser: SseParser,
     pub(super) decoder: StreamDecoder,
     /// Chunks before the commit point (the role chunk...), held back.
-    pub(super) held: Vec<HeldChunk>,
+    pub(super) held: Vec<Chunk>,
     /// The bytes of the events held back. With the parser's buffer, what
     /// a stream without output makes the router hold: counted against
     /// `max_body_bytes`, as a buffered body is.
@@ -43,18 +42,9 @@ pub(super) struct StreamState {
     pub(super) arrived: Instant,
 }
 
-/// A chunk held back before the commit point. The first few stay decoded
-/// (the usual role chunk costs nothing more); later ones, which only a
-/// stream that keeps sending no output has, are kept as JSON text, several
-/// times smaller than a decoded value, so what is held stays close to the
-/// bytes counted for it.
-#[derive(Debug)]
-pub(super) enum HeldChunk {
-    Decoded(Value),
-    Encoded(String),
-}
-
-/// Held chunks kept decoded; past them, encoded.
+/// Held chunks a translated stream keeps as values; past them, as JSON
+/// text, several times smaller, so that what is held stays close to the
+/// bytes counted for it (an unchanged chunk is text already).
 const HELD_DECODED: usize = 4;
 
 impl StreamState {
@@ -82,14 +72,12 @@ impl StreamState {
     }
 
     /// Hold `chunk`, which came from an event of `event_bytes` bytes.
-    pub(super) fn hold(&mut self, chunk: Value, event_bytes: usize) {
+    pub(super) fn hold(&mut self, chunk: Chunk, event_bytes: usize) {
         self.held_bytes = self.held_bytes.saturating_add(event_bytes);
         if self.held.len() < HELD_DECODED {
-            return self.held.push(HeldChunk::Decoded(chunk));
+            return self.held.push(chunk);
         }
-        if let Ok(text) = serde_json::to_string(&chunk) {
-            self.held.push(HeldChunk::Encoded(text));
-        }
+        self.held.push(chunk.into_text());
     }
 
     /// What the attempt holds before its commit point, in bytes.

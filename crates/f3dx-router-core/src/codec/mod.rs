@@ -3,8 +3,10 @@
 //! shared by every host.
 
 pub mod anthropic;
+pub mod chunk;
 pub mod error;
 pub mod openai;
+mod signals;
 pub mod stream;
 
 use serde_json::{Map, Value};

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::anthropic;
+use super::chunk::Chunk;
+use super::signals::chunk_signals;
 use crate::config::ProviderKind;
 use crate::sse::SseEvent;
 
@@ -20,8 +22,9 @@ pub enum StreamItem {
     /// output (text, a tool call, a refusal, a finish reason): the first
     /// such chunk commits the attempt.
     Chunk {
-        /// The `chat.completion.chunk` object.
-        chunk: Value,
+        /// The `chat.completion.chunk` object (an OpenAI provider's as its
+        /// text came, unchanged).
+        chunk: Chunk,
         /// Whether it carries output.
         output: bool,
         /// Whether it carries a finish reason: a body that ends cleanly
@@ -70,10 +73,10 @@ impl StreamDecoder {
 
     /// Decode one event into `out`. `Err` (the reason) means the event is
     /// undecodable.
-    pub fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
+    pub fn decode(&mut self, event: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
         match self.kind {
             ProviderKind::OpenAi => decode_openai(event, out),
-            ProviderKind::Anthropic => self.decode_anthropic(event, out),
+            ProviderKind::Anthropic => self.decode_anthropic(&event, out),
         }
     }
 
@@ -96,9 +99,9 @@ impl StreamDecoder {
             .get("type")
             .and_then(Value::as_str)
             .unwrap_or(&event.event);
-        let push = |out: &mut Vec<StreamItem>, chunk, output| {
+        let push = |out: &mut Vec<StreamItem>, chunk: Value, output| {
             out.push(StreamItem::Chunk {
-                chunk,
+                chunk: chunk.into(),
                 output,
                 finish: false,
             })
@@ -208,7 +211,7 @@ impl StreamDecoder {
                 if stop.is_some_and(|s| !s.is_null()) {
                     let reason = anthropic::finish_reason(stop);
                     out.push(StreamItem::Chunk {
-                        chunk: self.chunk(json!({}), Value::from(reason)),
+                        chunk: self.chunk(json!({}), Value::from(reason)).into(),
                         output: true,
                         finish: true,
                     });
@@ -234,20 +237,42 @@ impl StreamDecoder {
 
 /// An OpenAI-compatible stream passes through: `[DONE]` ends it, an object
 /// with `error` is an error event, anything else must be a chunk object
-/// (whose text, where a choice has some, is a string).
-fn decode_openai(event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
+/// (whose text, where a choice has some, is a string), passed on as its
+/// text came. The usual chunk is read without building a value
+/// ([`chunk_signals`]); the value reading decides the rest.
+fn decode_openai(event: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
     if event.data.trim() == "[DONE]" {
         out.push(StreamItem::Done);
         return Ok(());
     }
+    let (output, finish) = match chunk_signals(&event.data) {
+        Some(signals) => signals,
+        None => match signals_of_value(&event.data)? {
+            Ok(signals) => signals,
+            Err(message) => {
+                out.push(StreamItem::Error(message));
+                return Ok(());
+            }
+        },
+    };
+    out.push(StreamItem::Chunk {
+        chunk: Chunk::raw(event.data),
+        output,
+        finish,
+    });
+    Ok(())
+}
+
+/// The value reading of an OpenAI chunk's `data`: `(output, finish)`, or
+/// the message of an error event; `Err` (the reason) when undecodable.
+pub(crate) fn signals_of_value(data: &str) -> Result<Result<(bool, bool), String>, String> {
     let chunk: Value =
-        serde_json::from_str(&event.data).map_err(|e| format!("event data is not JSON ({e})"))?;
+        serde_json::from_str(data).map_err(|e| format!("event data is not JSON ({e})"))?;
     let Some(obj) = chunk.as_object() else {
         return Err("event data is not a JSON object".to_owned());
     };
     if obj.contains_key("error") {
-        out.push(StreamItem::Error(error_text(&chunk)));
-        return Ok(());
+        return Ok(Err(error_text(&chunk)));
     }
     let choices = match obj.get("choices") {
         Some(Value::Array(c)) => c,
@@ -259,12 +284,7 @@ fn decode_openai(event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), Stri
         output |= o;
         finish |= f;
     }
-    out.push(StreamItem::Chunk {
-        chunk,
-        output,
-        finish,
-    });
-    Ok(())
+    Ok(Ok((output, finish)))
 }
 
 /// Whether an OpenAI chunk's choice carries output, and a finish reason.
@@ -326,7 +346,7 @@ mod tests {
         let mut d = StreamDecoder::new(kind, include_usage, 1_700_000_000);
         let mut out = Vec::new();
         for e in events {
-            d.decode(e, &mut out).unwrap();
+            d.decode(e.clone(), &mut out).unwrap();
         }
         out
     }
@@ -353,17 +373,17 @@ mod tests {
             out,
             [
                 StreamItem::Chunk {
-                    chunk: role,
+                    chunk: role.into(),
                     output: false,
                     finish: false
                 },
                 StreamItem::Chunk {
-                    chunk: text,
+                    chunk: text.into(),
                     output: true,
                     finish: false
                 },
                 StreamItem::Chunk {
-                    chunk: usage,
+                    chunk: usage.into(),
                     output: false,
                     finish: false
                 },
@@ -387,7 +407,7 @@ mod tests {
         let mut d = StreamDecoder::new(ProviderKind::OpenAi, false, 0);
         for content in [json!(123), json!(["a"]), json!({"text": "a"}), json!(true)] {
             let c = json!({"choices": [{"index": 0, "delta": {"content": content}}]});
-            let err = d.decode(&ev("", c), &mut Vec::new()).unwrap_err();
+            let err = d.decode(ev("", c), &mut Vec::new()).unwrap_err();
             assert!(err.contains("not a string"), "{err}");
         }
         // A null content is no text, as an absent one.
@@ -413,7 +433,7 @@ mod tests {
                 data: bad.into(),
                 ..Default::default()
             };
-            assert!(d.decode(&e, &mut Vec::new()).is_err(), "{bad}");
+            assert!(d.decode(e, &mut Vec::new()).is_err(), "{bad}");
         }
     }
 
@@ -463,10 +483,12 @@ mod tests {
     #[test]
     fn anthropic_events_become_openai_chunks() {
         let out = run(ProviderKind::Anthropic, true, &anthropic_tool_stream());
-        let chunks: Vec<(&Value, bool)> = out
+        let chunks: Vec<(Value, bool)> = out
             .iter()
             .filter_map(|i| match i {
-                StreamItem::Chunk { chunk, output, .. } => Some((chunk, *output)),
+                StreamItem::Chunk { chunk, output, .. } => {
+                    Some((chunk.value().into_owned(), *output))
+                }
                 _ => None,
             })
             .collect();
@@ -538,7 +560,7 @@ mod tests {
             else {
                 panic!("{out:?}")
             };
-            assert_eq!(chunk["choices"][0]["finish_reason"], reason);
+            assert_eq!(chunk.value()["choices"][0]["finish_reason"], reason);
         }
         let out = run(
             ProviderKind::Anthropic,
@@ -570,6 +592,6 @@ mod tests {
             "content_block_delta",
             json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{"}}),
         );
-        assert!(d.decode(&bad, &mut Vec::new()).is_err());
+        assert!(d.decode(bad, &mut Vec::new()).is_err());
     }
 }

@@ -167,14 +167,25 @@ fn upstream_error(body: &str, message: &str) -> Value {
     json!({ "error": error })
 }
 
-/// The answer for a whole call that succeeded: the response as JSON, the
-/// route headers and `x-f3dx-schema-valid` when the answer was checked.
+/// The answer for a whole call that succeeded: the response as JSON (an
+/// OpenAI provider's body as it came, see [`Routed::body`]), the route headers and `x-f3dx-schema-valid` when the answer was checked.
 pub fn routed(r: &Routed) -> Answer {
     let mut headers = route_headers(Some(&r.provider), &r.attempts);
     if let Some(valid) = r.schema_valid {
         headers.push(("x-f3dx-schema-valid", valid.to_string()));
     }
-    json_answer(200, &r.response, headers)
+    match &r.body {
+        // An answer that needs no translation goes out as it came.
+        Some(body) => {
+            headers.insert(0, ("content-type", JSON.to_owned()));
+            Answer {
+                status: 200,
+                headers,
+                body: body.clone(),
+            }
+        }
+        None => json_answer(200, &r.response, headers),
+    }
 }
 
 /// The head of a stream at its commit point (its route headers are as of

@@ -1,4 +1,5 @@
-//! A stream's body: OpenAI server-sent events, `data: {chunk}\n\n` each,
+//! A stream's body: OpenAI server-sent events, `data: {chunk}\n\n` each
+//! (an OpenAI provider's chunk as its text came: see `Chunk::write_event`),
 //! then `data: [DONE]\n\n`; a failure after the commit point ends it with
 //! one error event and no `[DONE]` (the openai SDK raises it as an
 //! `APIError`, with its message).
@@ -34,7 +35,7 @@ pub fn interrupted_event(e: &RouteError) -> Vec<u8> {
 pub fn write_output(out: &mut Vec<u8>, output: Option<Output>) -> bool {
     match output {
         Some(Output::Chunk(chunk)) => {
-            write_event(out, &chunk);
+            chunk.write_event(out);
             false
         }
         Some(Output::Complete(Ok(_))) => {

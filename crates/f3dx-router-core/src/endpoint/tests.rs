@@ -200,7 +200,7 @@ fn a_stream_is_framed_as_openai_events() {
     let mut out = Vec::new();
     assert!(!write_output(
         &mut out,
-        Some(Output::Chunk(json!({"x": 1})))
+        Some(Output::Chunk(json!({"x": 1}).into()))
     ));
     assert_eq!(out, b"data: {\"x\":1}\n\n");
     let broken = RouteError::StreamInterrupted {
