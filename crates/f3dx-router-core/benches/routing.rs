@@ -27,6 +27,8 @@
 //! | `schema/cached_lookup` | a call's `response_format` to its compiled schema, from the cache (the schema serialized to find it) |
 //! | `stream/openai_200_chunks_one_read` | a streamed call to one OpenAI provider: 200 text chunks (the first with the role), a finish chunk and `[DONE]` (~45 KB), in one read, each chunk handed out |
 //! | `stream/openai_200_chunks_200_reads` | the same stream, one event per read, as an upstream that paces its chunks sends it |
+//! | `table/explain_600_deployments` | `Router::explain` of a request for one group of a 200-group, 600-deployment table (nothing sent, nothing changed) |
+//! | `table/explain_json_600_deployments` | the same, and its JSON |
 //! | `route/decision_only` | the failover call's decisions without a `Call`: candidate selection over provider health, classifying a 429 and a 200 head, reading the 429's `Retry-After` |
 //!
 //! `decision_only` is partial by necessity: `Router::start_call` always
@@ -53,8 +55,8 @@ use f3dx_router_core::internals::codec;
 use f3dx_router_core::internals::failure::{classify_status, retry_after, StatusClass};
 use f3dx_router_core::internals::health::{candidates, ProviderHealth};
 use f3dx_router_core::{
-    Action, AttemptId, Call, HostLimits, Instant, ProviderKind, ResponseHead, Routed, Router,
-    RouterConfig,
+    Action, AttemptId, Call, CallOptions, HostLimits, Instant, ProviderKind, ResponseHead, Routed,
+    Router, RouterConfig,
 };
 use serde_json::{json, Value};
 
@@ -484,5 +486,58 @@ fn stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route, core_parts, schema, stream);
+/// A routing table of 200 groups of 3 deployments each (600), over 6
+/// providers, each deployment under its own model name.
+fn big_table() -> Router {
+    let providers: Vec<Value> = (0..6)
+        .map(|i| provider(&format!("p{i}"), "openai"))
+        .collect();
+    let mut models = serde_json::Map::new();
+    for g in 0..200 {
+        let deployments: Vec<Value> = (0..3)
+            .map(|d| json!({"provider": format!("p{}", (g + d) % 6), "model": format!("m{g}-{d}")}))
+            .collect();
+        models.insert(format!("model-{g}"), json!(deployments));
+    }
+    router(json!(providers), json!({"models": models}))
+}
+
+/// The `table` group: `explain` on a 200-group, 600-deployment table (the
+/// issue's target: under 20 us), alone and with its JSON.
+fn table(c: &mut Criterion) {
+    let mut group = c.benchmark_group("table");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let r = big_table();
+    let now = Instant::from_micros(1_000_000);
+    group.bench_function("explain_600_deployments", |b| {
+        b.iter_batched(
+            || request("model-137"),
+            |body| {
+                let e = r
+                    .explain(body, CallOptions::default(), now)
+                    .expect("explained");
+                assert_eq!(e.tried.len(), 3);
+                e
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("explain_json_600_deployments", |b| {
+        b.iter_batched(
+            || request("model-137"),
+            |body| {
+                let e = r
+                    .explain(body, CallOptions::default(), now)
+                    .expect("explained");
+                e.to_json(now)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, route, core_parts, schema, stream, table);
 criterion_main!(benches);

@@ -19,6 +19,7 @@
 use crate::budget::Bucket;
 use crate::config::HealthConfig;
 use crate::events::{BudgetKind, EjectReason, HealthEventKind};
+use crate::explain::Reason;
 use crate::latency::LatencyWindow;
 use crate::time::Instant;
 
@@ -194,6 +195,62 @@ impl ProviderHealth {
             State::HalfOpen => !self.probing && !waiting,
             State::Cooling(_) | State::Ejected(_) | State::RateLimited(_) => false,
         }
+    }
+
+    /// Why a call of `tokens` starting at `now` may not try it (`None`: it
+    /// may): [`ProviderHealth::usable`] and within its budgets, with the
+    /// reason a caller of `explain` reads.
+    pub(crate) fn blocked(&self, tokens: u64, now: Instant) -> Option<Reason> {
+        match self.state(now) {
+            State::Healthy => {}
+            State::HalfOpen if self.probing => return Some(Reason::ProbeHeld),
+            State::HalfOpen => {
+                if let Some(t) = self.cooldown_until.filter(|&t| t > now) {
+                    return Some(Reason::Cooling(t));
+                }
+                if let Some(t) = self.limited_until.filter(|&t| t > now) {
+                    return Some(Reason::RateLimited(t, None));
+                }
+            }
+            State::Cooling(t) => return Some(Reason::Cooling(t)),
+            State::Ejected(t) => return Some(Reason::Ejected(t)),
+            State::RateLimited(t) if self.limited_until.is_some_and(|l| l > now) => {
+                return Some(Reason::RateLimited(t, None));
+            }
+            // A budget that cannot take even one request (or one token).
+            State::RateLimited(t) => {
+                let named = self.budget_refusal(tokens.max(1), now);
+                return Some(named.unwrap_or(Reason::RateLimited(t, None)));
+            }
+        }
+        self.budget_refusal(tokens, now)
+    }
+
+    /// The budget that cannot take a call of `tokens` at `now`, and when it
+    /// can (`None`: both can). Reads the buckets without taking.
+    fn budget_refusal(&self, tokens: u64, now: Instant) -> Option<Reason> {
+        let rpm = self.rpm.clone().map(|mut b| b.wait_for(1.0, now));
+        let tpm = self.tpm.clone().map(|mut b| b.wait_for(tokens as f64, now));
+        let (wait, kind) = match (rpm, tpm) {
+            (Some(r), Some(t)) if t > r => (t, BudgetKind::Tpm),
+            (Some(r), _) => (r, BudgetKind::Rpm),
+            (None, Some(t)) => (t, BudgetKind::Tpm),
+            (None, None) => return None,
+        };
+        (!wait.is_zero()).then(|| Reason::RateLimited(now + wait, Some(kind)))
+    }
+
+    /// What [`Shared::claim`](crate::shared::Shared) would refuse, read
+    /// without claiming: the half-open probe another call holds, or budgets
+    /// that cannot take the call (unless `force`: a last resort).
+    pub(crate) fn claim_refusal(&self, tokens: u64, now: Instant, force: bool) -> Option<Reason> {
+        if force {
+            return None;
+        }
+        if self.state(now) == State::HalfOpen && self.probing {
+            return Some(Reason::ProbeHeld);
+        }
+        self.budget_refusal(tokens, now)
     }
 
     /// When the provider can next be tried by a call of `tokens`, for the

@@ -48,11 +48,14 @@ pub mod endpoint;
 mod error;
 mod events;
 mod executor;
+mod explain;
+mod explain_json;
 mod failover;
 mod failure;
 mod health;
 mod http;
 mod latency;
+mod models_json;
 mod pick;
 pub mod quality;
 mod ratelimit;
@@ -81,6 +84,7 @@ pub use events::{
     BudgetKind, CoolingCause, EjectReason, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
 };
 pub use executor::Executor;
+pub use explain::{Explanation, Planned, Reason};
 pub use health::State;
 pub use http::{HttpRequest, ResponseHead, TransportFault};
 pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};

@@ -24,22 +24,37 @@ impl Picker {
     /// weight 0 are never picked here (they are fallbacks). `None` when no
     /// usable provider has a weight.
     pub fn pick(&mut self, usable: &[usize], weight: impl Fn(usize) -> u32) -> Option<usize> {
+        let (best, total) = self.best(usable, &weight)?;
+        for &i in usable {
+            self.scores[i] += i64::from(weight(i));
+        }
+        self.scores[best] -= total;
+        Some(best)
+    }
+
+    /// What [`Picker::pick`] would pick, without advancing the scores
+    /// (`explain`).
+    pub fn peek(&self, usable: &[usize], weight: impl Fn(usize) -> u32) -> Option<usize> {
+        self.best(usable, &weight).map(|(best, _)| best)
+    }
+
+    /// The pick (the highest score once each weight is added, the first
+    /// among equals) and the total of the weights.
+    fn best(&self, usable: &[usize], weight: &impl Fn(usize) -> u32) -> Option<(usize, i64)> {
         let mut total: i64 = 0;
-        let mut best: Option<usize> = None;
+        let mut best: Option<(usize, i64)> = None;
         for &i in usable {
             let w = i64::from(weight(i));
             if w == 0 {
                 continue;
             }
             total += w;
-            self.scores[i] += w;
-            if best.is_none_or(|b| self.scores[i] > self.scores[b]) {
-                best = Some(i);
+            let score = self.scores[i] + w;
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((i, score));
             }
         }
-        let best = best?;
-        self.scores[best] -= total;
-        Some(best)
+        best.map(|(i, _)| (i, total))
     }
 }
 

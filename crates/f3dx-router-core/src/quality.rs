@@ -301,11 +301,37 @@ impl QualityTable {
     /// For a call of `tenant` and `model` at `now`: per provider (of
     /// `providers`), whether it is excluded, or may be probed.
     pub fn state(&self, tenant: &str, model: &str, provider: usize, now: Instant) -> KeyState {
+        self.track(tenant, model, provider)
+            .map_or(KeyState::Ok, |t| t.state(now))
+    }
+
+    /// When the exclusion of `provider` for `tenant` and `model` ends, if
+    /// it is excluded at `now`.
+    pub fn excluded_until(
+        &self,
+        tenant: &str,
+        model: &str,
+        provider: usize,
+        now: Instant,
+    ) -> Option<Instant> {
+        let t = self.track(tenant, model, provider)?;
+        (t.state(now) == KeyState::Excluded)
+            .then_some(t.excluded_until)
+            .flatten()
+    }
+
+    /// Whether another call holds the probe [`QualityTable::claim_probe`]
+    /// would refuse (read without claiming).
+    pub fn probe_held(&self, tenant: &str, model: &str, provider: usize, now: Instant) -> bool {
+        self.track(tenant, model, provider)
+            .is_some_and(|t| t.state(now) == KeyState::Probing && t.probe_out)
+    }
+
+    fn track(&self, tenant: &str, model: &str, provider: usize) -> Option<&Track> {
         self.keys
             .get(&group_key(tenant, model))
             .and_then(|g| g.tracks.get(provider))
             .and_then(Option::as_ref)
-            .map_or(KeyState::Ok, |t| t.state(now))
     }
 
     /// A call wants to send to an excluded provider whose probe time came:

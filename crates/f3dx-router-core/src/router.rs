@@ -5,14 +5,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::call::{Call, CallOptions};
+use crate::call::{self, Call, CallOptions};
 use crate::config::RouterConfig;
+use crate::error::RouteError;
 use crate::events::HealthEvents;
+use crate::explain::Explanation;
 #[cfg(feature = "study")]
 use crate::latency::AutoRule;
+use crate::models_json::models_json;
 use crate::quality;
 use crate::shared::Shared;
 use crate::stats::Stats;
+use crate::table::RoutingTable;
 use crate::time::Instant;
 
 /// A router. Cheap to clone; clones share provider health. Safe to use from
@@ -54,6 +58,44 @@ impl Router {
     /// to [`crate::drive`].
     pub fn start_call(&self, body: Value, now: Instant) -> Call {
         Call::new(Arc::clone(&self.shared), body, now)
+    }
+
+    /// The routing table: the model groups, each with its deployments
+    /// (provider, model sent, weight, context window...) and policy. A
+    /// config without `models` has one implicit group of every provider
+    /// (see [`RoutingTable::declared`]). [`Router::models_json`] is its
+    /// JSON, as every host hands it out.
+    pub fn models(&self) -> &RoutingTable {
+        &self.shared.config().table
+    }
+
+    /// [`Router::models`] as JSON: a list of groups,
+    /// `[{"name", "pattern", "policy", "fallbacks", ..., "deployments":
+    /// [{"provider", "model", "weight", "context_window", ...}]}]`.
+    pub fn models_json(&self) -> Value {
+        models_json(self.shared.config())
+    }
+
+    /// What a call of `body` with `options` would do at `now`, without
+    /// sending anything or changing any state (no pick advanced, no probe
+    /// claimed, no budget taken): the deployments it would try, in order,
+    /// and why each other one it considered is left out. The call's own
+    /// planning decides both, so they cannot disagree. A request a call
+    /// would refuse is the same [`RouteError::InvalidRequest`] (an unknown
+    /// model names the groups there are). [`Explanation::to_json`] gives
+    /// the JSON every host hands out.
+    pub fn explain(
+        &self,
+        body: Value,
+        options: CallOptions,
+        now: Instant,
+    ) -> Result<Explanation, RouteError> {
+        call::explain(&self.shared, body, options, now).map_err(|message| {
+            RouteError::InvalidRequest {
+                message,
+                attempts: Vec::new(),
+            }
+        })
     }
 
     /// What the router remembers, as of `now`: each provider's state,

@@ -15,6 +15,7 @@ use crate::events::{
     CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
     HEALTH_EVENTS_CAPACITY,
 };
+use crate::explain::{Reason, Why};
 use crate::health::{self, ProviderHealth, Verdict};
 use crate::latency::AutoRule;
 use crate::pick::{weighted_order, Picker};
@@ -147,23 +148,39 @@ impl Shared {
     /// The deployments of `group` a call of `tokens` (its `tpm` estimate)
     /// starting at `now` tries, in order; `true` when none was usable and
     /// these are the last resort (all of them, in the order they recover).
-    pub(crate) fn candidates(&self, group: usize, now: Instant, tokens: u64) -> (Vec<usize>, bool) {
+    /// With `why` (`explain`), each one left out or placed last is noted
+    /// there, and the `weighted` picker is read, not advanced.
+    pub(crate) fn candidates(
+        &self,
+        group: usize,
+        now: Instant,
+        tokens: u64,
+        mut why: Option<&mut Why>,
+    ) -> (Vec<usize>, bool) {
         let table = &self.config.table;
         let members = &table.groups[group].deployments;
         let usable = {
             let health = self.health();
-            let usable: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&d| {
-                    let h = &health[table.deployments[d].slot];
-                    h.usable(now) && h.within_budget(tokens, now)
-                })
-                .collect();
+            let mut usable = Vec::with_capacity(members.len());
+            for &d in members {
+                match health[table.deployments[d].slot].blocked(tokens, now) {
+                    None => usable.push(d),
+                    Some(reason) => {
+                        if let Some(why) = why.as_deref_mut() {
+                            why.left_out.push((d, reason));
+                        }
+                    }
+                }
+            }
             if usable.is_empty() {
                 let mut order = members.clone();
                 // Stable: equal times keep config order.
                 order.sort_by_key(|&d| health[table.deployments[d].slot].usable_from(tokens, now));
+                if let Some(why) = why {
+                    // Passed over, or tried as a last resort (then what
+                    // kept each out is its note): `plan` decides.
+                    why.exhausted.push(group);
+                }
                 return (order, true);
             }
             usable
@@ -172,11 +189,17 @@ impl Shared {
             return (usable, false);
         }
         let weight = |d: usize| table.deployments[d].weight;
-        let first = self
-            .picker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pick(&usable, weight);
+        let first = {
+            let mut picker = self.picker.lock().unwrap_or_else(PoisonError::into_inner);
+            match why.as_deref_mut() {
+                None => picker.pick(&usable, weight),
+                Some(why) => {
+                    let zero = usable.iter().filter(|&&d| weight(d) == 0);
+                    why.notes.extend(zero.map(|&d| (d, Reason::WeightZero)));
+                    picker.peek(&usable, weight)
+                }
+            }
+        };
         (weighted_order(first, &usable, weight), false)
     }
 
@@ -422,12 +445,14 @@ impl Shared {
     /// Move the deployments excluded for `tenant` and `model` to the end
     /// of `candidates`: tried only when every other one has failed (a last
     /// resort, in their order). Only for a call whose group tracks quality.
+    /// With `why` (`explain`), each one moved is noted there.
     pub(crate) fn quality_filter(
         &self,
         candidates: &mut [usize],
         tenant: &str,
         model: &str,
         now: Instant,
+        why: Option<&mut Why>,
     ) {
         if !self.quality_used.load(Ordering::Acquire) {
             return;
@@ -439,6 +464,40 @@ impl Shared {
         let slot = |d: usize| self.config.table.deployments[d].slot;
         // A stable sort: the usable keep their order, then the excluded.
         candidates.sort_by_key(|&d| table.state(tenant, model, slot(d), now) == KeyState::Excluded);
+        if let Some(why) = why {
+            for &d in candidates.iter() {
+                if let Some(until) = table.excluded_until(tenant, model, slot(d), now) {
+                    why.notes.push((d, Reason::QualityExcluded(Some(until))));
+                }
+            }
+        }
+    }
+
+    /// What would make a call skip slot `slot` when its turn comes, read
+    /// without claiming anything: the health claim ([`Shared::claim`]) or
+    /// the quality probe for `quality_key` ([`Shared::quality_claim`]).
+    pub(crate) fn claim_refusal(
+        &self,
+        slot: usize,
+        quality_key: Option<&(String, String)>,
+        now: Instant,
+        tokens: u64,
+        force: bool,
+    ) -> Option<Reason> {
+        if let Some((tenant, model)) = quality_key {
+            if self.quality_used.load(Ordering::Acquire)
+                && self.quality().probe_held(tenant, model, slot, now)
+            {
+                return Some(Reason::QualityProbeHeld);
+            }
+        }
+        let s = &self.config.table.slots[slot];
+        if self.config.health.is_none() && s.rpm.is_none() && s.tpm.is_none() {
+            return None;
+        }
+        // Without health tracking nothing is ejected, so nothing is
+        // half-open: only the budgets can refuse.
+        self.health()[slot].claim_refusal(tokens, now, force)
     }
 
     /// A call is about to send to slot `slot`: `Some(probe)` if it may

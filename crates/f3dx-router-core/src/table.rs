@@ -160,6 +160,17 @@ impl RoutingTable {
             .find(|&g| matches(&self.groups[g].name, model))
     }
 
+    /// Group `g`'s name as callers read it (`models()`, `explain()`):
+    /// `"*"` for the implicit group of a config without `models`, which
+    /// matches any model.
+    pub fn shown_name(&self, g: usize) -> &str {
+        if self.declared {
+            &self.groups[g].name
+        } else {
+            "*"
+        }
+    }
+
     /// The group named `name` exactly (a fallback's target).
     pub fn group_named(&self, name: &str) -> Option<usize> {
         self.groups.iter().position(|g| g.name == name)

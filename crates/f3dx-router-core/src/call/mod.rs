@@ -43,10 +43,13 @@
 //! - `quality`: quality bookkeeping (checks, pass rates, probes).
 //! - `commit`: a streamed attempt's events, its commit point and its end.
 //! - `start`: a call's start (checks, encoding, candidates, first legs).
+//! - `explain`: what a call would do now, planned by `start` without
+//!   sending or changing anything.
 
 mod action;
 mod check;
 mod commit;
+mod explain;
 mod legs;
 mod phase;
 mod quality;
@@ -65,6 +68,7 @@ use crate::http::{ResponseHead, TransportFault};
 use crate::ratelimit;
 use crate::time::Instant;
 pub use action::{Action, CallOptions};
+pub(crate) use explain::explain;
 use legs::Trigger;
 use phase::{Phase, Step};
 pub use state::Call;

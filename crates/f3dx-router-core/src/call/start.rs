@@ -9,16 +9,95 @@ use serde_json::{Map, Value};
 use super::action::CallOptions;
 use super::check::QualityCheck;
 use super::legs::Trigger;
-use super::request::validate;
+use super::request::{validate, StreamMode};
 use super::state::Call;
 use crate::budget;
 use crate::codec;
 use crate::config::GROUPS_LISTED;
+use crate::explain::{Reason, Why};
 use crate::http::HttpRequest;
 use crate::quality;
 use crate::shared::Shared;
 use crate::table::RoutingTable;
 use crate::time::Instant;
+
+/// What a call's start decides before it sends anything, shared by a call
+/// and by `explain` (one rule): the checked request, its group, its quality
+/// check and key, its `tpm` estimate, and its candidates in order.
+pub(super) struct Prepared {
+    /// The request and how it streams, or why it is refused.
+    pub checked: Result<(Map<String, Value>, Option<StreamMode>), String>,
+    pub group: usize,
+    pub quality: Option<Box<QualityCheck>>,
+    pub quality_key: Option<(String, String)>,
+    pub tokens: u64,
+    pub candidates: Vec<usize>,
+    pub last_resort: bool,
+}
+
+/// Check `body` for a call with `options` at `now` and plan its
+/// candidates; with `why` (`explain`), note every decision there without
+/// changing any state.
+pub(super) fn prepare(
+    shared: &Shared,
+    body: Value,
+    options: CallOptions,
+    now: Instant,
+    why: Option<&mut Why>,
+) -> Prepared {
+    let checked =
+        validate(body).and_then(|checked| quality::check_tenant(&options.tenant).map(|()| checked));
+    let table = &shared.config().table;
+    // The group the request's model picks.
+    let checked = checked.and_then(|(body, stream)| {
+        let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+        let group = table
+            .group_for(model)
+            .ok_or_else(|| unknown_model(table, model))?;
+        Ok((body, stream, group))
+    });
+    let group = checked.as_ref().map_or(0, |c| c.2);
+    // What the answer must be, and whose pass rates the call reads.
+    let mut quality = None;
+    let mut quality_key = None;
+    let checked = checked.and_then(|(body, stream, _)| {
+        if let Some(config) = table.groups[group].quality {
+            let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+            let key = (options.tenant, model.to_owned());
+            if let Some(expect) = shared.expect(&body)? {
+                quality = Some(Box::new(QualityCheck {
+                    expect,
+                    config,
+                    tenant: key.0.clone(),
+                    model: key.1.clone(),
+                    text: String::new(),
+                    text_cap: 0,
+                    text_over: false,
+                }));
+            }
+            quality_key = Some(key);
+        }
+        Ok((body, stream))
+    });
+    // The `tpm` estimate, only where a deployment has a tokens budget.
+    let tokens = match &checked {
+        Ok((body, _)) if table.any_tpm => budget::estimate_tokens(body),
+        _ => 0,
+    };
+    let (candidates, last_resort) = match &checked {
+        Ok((body, _)) => plan(shared, group, body, tokens, quality_key.as_ref(), now, why),
+        Err(_) => (Vec::new(), false),
+    };
+    Prepared {
+        checked,
+        group,
+        quality,
+        quality_key,
+        tokens,
+        candidates,
+        last_resort,
+    }
+}
 
 impl Call {
     pub(crate) fn new(shared: Arc<Shared>, body: Value, now: Instant) -> Call {
@@ -31,49 +110,15 @@ impl Call {
         options: CallOptions,
         now: Instant,
     ) -> Call {
-        let checked = validate(body)
-            .and_then(|checked| quality::check_tenant(&options.tenant).map(|()| checked));
-        let table = &shared.config().table;
-        // The group the request's model picks.
-        let checked = checked.and_then(|(body, stream)| {
-            let model = body.get("model").and_then(Value::as_str).unwrap_or("");
-            let group = table
-                .group_for(model)
-                .ok_or_else(|| unknown_model(table, model))?;
-            Ok((body, stream, group))
-        });
-        let group = checked.as_ref().map_or(0, |c| c.2);
-        // What the answer must be, and whose pass rates the call reads.
-        let mut quality = None;
-        let mut quality_key = None;
-        let checked = checked.and_then(|(body, stream, _)| {
-            if let Some(config) = table.groups[group].quality {
-                let model = body.get("model").and_then(Value::as_str).unwrap_or("");
-                let key = (options.tenant, model.to_owned());
-                if let Some(expect) = shared.expect(&body)? {
-                    quality = Some(Box::new(QualityCheck {
-                        expect,
-                        config,
-                        tenant: key.0.clone(),
-                        model: key.1.clone(),
-                        text: String::new(),
-                        text_cap: 0,
-                        text_over: false,
-                    }));
-                }
-                quality_key = Some(key);
-            }
-            Ok((body, stream))
-        });
-        // The `tpm` estimate, only where a deployment has a tokens budget.
-        let tokens = match &checked {
-            Ok((body, _)) if table.any_tpm => budget::estimate_tokens(body),
-            _ => 0,
-        };
-        let (candidates, last_resort) = match &checked {
-            Ok((body, _)) => plan(&shared, group, body, tokens, quality_key.as_ref(), now),
-            Err(_) => (Vec::new(), false),
-        };
+        let Prepared {
+            checked,
+            group,
+            quality,
+            quality_key,
+            tokens,
+            candidates,
+            last_resort,
+        } = prepare(&shared, body, options, now, None);
         let mut call = Call {
             shared,
             started: now,
@@ -88,19 +133,26 @@ impl Call {
             stopped: false,
             stream: None,
             committed: None,
-            tokens: 0,
-            last_resort: false,
+            tokens,
+            last_resort,
             invalid: None,
             actions: VecDeque::new(),
             finished: false,
             quality,
             quality_key,
         };
-        call.tokens = tokens;
-        call.last_resort = last_resort;
         let checked = checked.and_then(|(body, stream)| {
             call.stream = stream;
-            call.encode_all(&body)
+            let mut encoded = encode_all(&call.shared, group, &body)?;
+            call.requests = call
+                .candidates
+                .iter()
+                .map(|&d| {
+                    let at = encoded.iter().position(|(e, _)| *e == d)?;
+                    Some(encoded.swap_remove(at).1)
+                })
+                .collect();
+            Ok(())
         });
         match checked {
             Ok(()) => {
@@ -115,46 +167,38 @@ impl Call {
         call.check_done(now);
         call
     }
+}
 
-    /// Translate the request for every deployment of the call's groups,
-    /// cooling ones included, so whether a request is accepted never
-    /// depends on health; keep the requests of this call's candidates.
-    fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
-        let config = self.shared.config();
-        let table = &config.table;
-        let mut groups = groups_of(table, self.group);
-        groups.extend(&table.groups[self.group].context_window_fallbacks);
-        // Each deployment once (groups may share none, but a group may be
-        // listed twice); a call's groups hold a handful.
-        let mut ds: Vec<usize> = Vec::new();
-        for g in groups {
-            for &d in &table.groups[g].deployments {
-                if !ds.contains(&d) {
-                    ds.push(d);
-                }
+/// Translate the request for every deployment of the call's groups,
+/// cooling ones included, so whether a request is accepted never depends
+/// on health: each deployment once, with its request, in the order the
+/// groups are tried (a small list: a table of hundreds of deployments
+/// costs a call only its own groups').
+pub(super) fn encode_all(
+    shared: &Shared,
+    group: usize,
+    body: &Map<String, Value>,
+) -> Result<Vec<(usize, HttpRequest)>, String> {
+    let config = shared.config();
+    let table = &config.table;
+    let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
+    let mut groups = groups_of(table, group);
+    groups.extend(&table.groups[group].context_window_fallbacks);
+    for g in groups {
+        for &d in &table.groups[g].deployments {
+            if encoded.iter().any(|(e, _)| *e == d) {
+                continue;
             }
-        }
-        let mut encoded: Vec<Option<HttpRequest>> = Vec::with_capacity(ds.len());
-        for &d in &ds {
             let deployment = &table.deployments[d];
             let p = &config.providers[deployment.provider];
             let request = codec::encode_for(p, deployment, body).map_err(|m| {
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)
             })?;
-            encoded.push(Some(request));
+            encoded.push((d, request));
         }
-        self.requests = self
-            .candidates
-            .iter()
-            .map(|d| {
-                ds.iter()
-                    .position(|e| e == d)
-                    .and_then(|i| encoded[i].take())
-            })
-            .collect();
-        Ok(())
     }
+    Ok(encoded)
 }
 
 /// The group `group` and every group its fallbacks lead to, in the order
@@ -180,7 +224,7 @@ pub(super) fn groups_of(table: &RoutingTable, group: usize) -> Vec<usize> {
 /// `context_window_fallbacks` groups come first. A group with no usable
 /// deployment is passed over; `true` when no group had one: every
 /// deployment is then tried, each group's in the order they recover (the
-/// last resort).
+/// last resort). With `why` (`explain`), each decision is noted there.
 fn plan(
     shared: &Shared,
     group: usize,
@@ -188,6 +232,7 @@ fn plan(
     tokens: u64,
     quality_key: Option<&(String, String)>,
     now: Instant,
+    mut why: Option<&mut Why>,
 ) -> (Vec<usize>, bool) {
     let table = &shared.config().table;
     let need = table
@@ -210,10 +255,18 @@ fn plan(
     }
     let mut per_group = Vec::with_capacity(order.len());
     for &g in &order {
-        let (mut these, out) = shared.candidates(g, now, tokens);
-        these.retain(|&d| fits(d));
+        let (mut these, out) = shared.candidates(g, now, tokens, why.as_deref_mut());
+        these.retain(|&d| {
+            let fit = fits(d);
+            if let (false, Some(why), Some(need)) = (fit, why.as_deref_mut(), need) {
+                let window = table.deployments[d].context_window.unwrap_or(0);
+                why.left_out
+                    .push((d, Reason::ContextWindow { need, window }));
+            }
+            fit
+        });
         if let Some((tenant, model)) = quality_key {
-            shared.quality_filter(&mut these, tenant, model, now);
+            shared.quality_filter(&mut these, tenant, model, now, why.as_deref_mut());
         }
         per_group.push((these, out));
     }

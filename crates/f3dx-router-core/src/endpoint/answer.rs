@@ -79,7 +79,7 @@ pub fn not_found(method: &str, path: &str) -> Answer {
     };
     let message = format!(
         "f3dx_router routes only POST .../chat/completions (OpenAI chat completions, \
-         streamed or not, under any base path), not {} {shown}",
+         streamed or not, under any base path) and GET .../models, not {} {shown}",
         method.to_ascii_uppercase()
     );
     error(404, "invalid_request_error", "not_found", &message)

@@ -6,6 +6,8 @@
 //!
 //! A host does, in order:
 //!
+//! 0. [`models_request`] with the method and path: a `GET .../models`
+//!    (or `.../models/{id}`) is answered with [`models_answer`];
 //! 1. [`route`] with the method and path: a 404 [`Answer`] for anything but
 //!    `POST .../chat/completions` (under any base path);
 //! 2. [`parse_call`] with the body bytes and the `x-f3dx-tenant` header: a
@@ -32,7 +34,9 @@ pub use frame::{interrupted_event, write_event, write_output, DONE};
 use serde_json::Value;
 
 use crate::call::CallOptions;
+use crate::models_json::{listed_ids, openai_model};
 use crate::quality;
+use crate::router::Router;
 
 /// The one route served, as the end of the path (any base path before it).
 pub const CHAT_PATH: &str = "/chat/completions";
@@ -62,6 +66,79 @@ pub fn route(method: &str, path: &str) -> Result<(), Answer> {
     } else {
         Err(not_found(method, path))
     }
+}
+
+/// What a `GET .../models` request asks (OpenAI's model list, so an SDK's
+/// `models.list()` and `models.retrieve(id)` work through a front door).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelsRequest {
+    /// `GET .../models`: every model id the router lists.
+    List,
+    /// `GET .../models/{id}`: one model (the id percent-decoded).
+    Retrieve(String),
+}
+
+/// The models request `method` and `path` make, if any (under any base
+/// path; a trailing `/` accepted). A host asks this before [`route`].
+pub fn models_request(method: &str, path: &str) -> Option<ModelsRequest> {
+    if !method.eq_ignore_ascii_case("GET") {
+        return None;
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.ends_with("/models") {
+        return Some(ModelsRequest::List);
+    }
+    // The last `/models/`: an id may hold a `/` (`meta-llama/Llama-3`).
+    let at = path.rfind("/models/")?;
+    let id = percent_decode(&path[at + "/models/".len()..])?;
+    (!id.is_empty()).then_some(ModelsRequest::Retrieve(id))
+}
+
+/// The answer to a models request: OpenAI's list (`{"object": "list",
+/// "data": [{"id", "object": "model", "created", "owned_by"}]}`), or one
+/// model, or a 404 `model_not_found` for an id no group serves. With
+/// `models` the list holds each group named by a model (patterns are not
+/// ids), and an id any group matches is found; without, the providers'
+/// fixed `model`s are listed, and any id is found (any model is routed).
+pub fn models_answer(router: &Router, request: &ModelsRequest) -> Answer {
+    let config = router.config();
+    match request {
+        ModelsRequest::List => {
+            let data: Vec<Value> = listed_ids(config).into_iter().map(openai_model).collect();
+            json(200, &serde_json::json!({"object": "list", "data": data}))
+        }
+        ModelsRequest::Retrieve(id) if config.table.group_for(id).is_some() => {
+            json(200, &openai_model(id))
+        }
+        ModelsRequest::Retrieve(id) => {
+            let shown = if id.len() <= 256 {
+                id.as_str()
+            } else {
+                "(a long id)"
+            };
+            let message = format!("The model {shown:?} matches no model group of this router");
+            error(404, "invalid_request_error", "model_not_found", &message)
+        }
+    }
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are
+/// not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A request to route: its body, options, and whether it streams.

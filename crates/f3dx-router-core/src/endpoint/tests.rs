@@ -220,3 +220,81 @@ fn a_stream_is_framed_as_openai_events() {
     assert_eq!(event["error"]["message"], broken.to_string());
     assert!(!text.contains("[DONE]"));
 }
+
+fn table_router(config: Value) -> Router {
+    let mut config = config;
+    config["providers"] = json!([
+        {"name": "a", "kind": "openai", "base_url": "http://a/v1", "api_key": "sk-a-0123456789", "model": "fixed-a"},
+        {"name": "b", "kind": "openai", "base_url": "http://b/v1", "api_key": "sk-b-0123456789"},
+    ]);
+    let config = crate::config::RouterConfig::from_json(
+        &config,
+        &|_| None,
+        crate::config::HostLimits::default(),
+    )
+    .unwrap();
+    Router::new(config)
+}
+
+#[test]
+fn models_requests_are_found_under_any_base_path() {
+    use ModelsRequest::{List, Retrieve};
+    for (method, path, want) in [
+        ("GET", "/v1/models", Some(List)),
+        ("get", "/openai/v1/models/", Some(List)),
+        ("GET", "/v1/models/gpt-4o", Some(Retrieve("gpt-4o".into()))),
+        (
+            "GET",
+            "/v1/models/meta-llama/Llama-3",
+            Some(Retrieve("meta-llama/Llama-3".into())),
+        ),
+        (
+            "GET",
+            "/v1/models/meta-llama%2FLlama-3",
+            Some(Retrieve("meta-llama/Llama-3".into())),
+        ),
+        ("GET", "/v1/models/bad%zz", None),
+        ("POST", "/v1/models", None),
+        ("GET", "/v1/chat/completions", None),
+        ("GET", "/v1/modelsx", None),
+    ] {
+        assert_eq!(models_request(method, path), want, "{method} {path}");
+    }
+}
+
+#[test]
+fn the_model_list_is_openais_shape_of_the_groups_named_by_a_model() {
+    let r = table_router(json!({"models": {
+        "gpt-4o": [{"provider": "a"}, {"provider": "b", "model": "b-4o"}],
+        "claude-*": [{"provider": "b"}],
+    }}));
+    let list = models_answer(&r, &ModelsRequest::List);
+    assert_eq!(list.status, 200);
+    let body = body_json(&list);
+    assert_eq!(body["object"], "list");
+    assert_eq!(
+        body["data"],
+        json!([{"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "f3dx-router"}])
+    );
+    // A pattern's model is found, though not listed; an unknown one is a 404.
+    let found = models_answer(&r, &ModelsRequest::Retrieve("claude-sonnet-4-5".into()));
+    assert_eq!(body_json(&found)["id"], "claude-sonnet-4-5");
+    let missing = models_answer(&r, &ModelsRequest::Retrieve("o3".into()));
+    assert_eq!(missing.status, 404);
+    assert_eq!(body_json(&missing)["error"]["code"], "model_not_found");
+}
+
+#[test]
+fn without_models_the_providers_fixed_models_are_listed_and_any_id_is_found() {
+    let r = table_router(json!({}));
+    let body = body_json(&models_answer(&r, &ModelsRequest::List));
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["fixed-a"]);
+    let found = models_answer(&r, &ModelsRequest::Retrieve("anything".into()));
+    assert_eq!(found.status, 200);
+}
