@@ -42,6 +42,11 @@ from ._native import ChatStream as ChatStream
 from ._native import RouteResult as RouteResult
 from ._native import SseIterator as SseIterator
 from ._native import __version__ as __version__
+from ._introspect import DeploymentInfo as DeploymentInfo
+from ._introspect import Explanation as Explanation
+from ._introspect import ExplainReason as ExplainReason
+from ._introspect import ModelGroupInfo as ModelGroupInfo
+from ._introspect import PlannedDeployment as PlannedDeployment
 from ._router import Router as Router
 from ._stats import HedgeStats as HedgeStats
 from ._stats import LatencyMs as LatencyMs
@@ -112,6 +117,11 @@ __all__ = [
     "QualityKeyStats",
     "LatencyMs",
     "format_stats",
+    "ModelGroupInfo",
+    "DeploymentInfo",
+    "Explanation",
+    "PlannedDeployment",
+    "ExplainReason",
     "RouterError",
     "ConfigError",
     "InvalidRequest",

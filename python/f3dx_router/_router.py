@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from . import _native
 from ._native import RouteResult
+from ._introspect import Explanation, ModelGroupInfo
 from ._stats import ReadableStats, RouterStats
 from ._types import RouterConfig
 
@@ -79,7 +80,8 @@ class Router(_native.Router):
 
     Main methods: ``chat_completions`` (and ``achat_completions`` for
     asyncio), ``route`` / ``aroute`` (with the attempts), ``stats()``,
-    ``record_quality``; ``Router.from_file`` / ``Router.from_config`` build
+    ``record_quality``, ``models()`` and ``explain(body)`` (what a call
+    would try now, and why not the rest); ``Router.from_file`` / ``Router.from_config`` build
     one from a config file or mapping. ``repr(router)`` shows every
     setting that is not a default, never a key.
     """
@@ -111,6 +113,27 @@ class Router(_native.Router):
         rounded for reading. ``f3dx_router.format_stats(r.stats())`` makes a
         text table of it; ``rich`` prints it as one."""
         return cast(RouterStats, ReadableStats(super().stats()))
+
+    def models(self) -> list[ModelGroupInfo]:
+        """The routing table: each model group (in config order) with its
+        policy, fallbacks and deployments (provider, model sent, weight,
+        context window, timeout, rpm/tpm): a list of ``ModelGroupInfo``.
+        Without ``models`` in the config, one implicit group ``"*"`` of every
+        provider (any model is routed to it). The front doors list the same
+        table as OpenAI's ``GET /models`` (``client.models.list()``)."""
+        return cast("list[ModelGroupInfo]", super().models())
+
+    def explain(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Explanation:
+        """What ``chat_completions(body, tenant=tenant)`` would do now,
+        without sending anything or changing any state (no weighted pick
+        advanced, no probe claimed, no budget taken): the deployments it
+        would try, in order (``tried``), and why each other one is left out
+        (``left_out``: cooling, rate_limited, ejected, probe_held,
+        context_window) or placed last (quality_excluded, weight_zero). A
+        call's own planning decides both, so they agree. Raises
+        ``InvalidRequest`` where a call would (an unknown model names the
+        groups there are)."""
+        return cast(Explanation, super().explain(body, tenant=tenant))
 
     async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any:
         """``chat_completions`` for asyncio: the call runs on the router's

@@ -281,13 +281,13 @@ def test_other_endpoints_are_404_naming_what_is_routed() -> None:
     with MockProviders({"mocks": {"a": {"responses": []}}}) as m:
         client = f3dx_router.openai_client(router(m, "a"))
         with pytest.raises(openai.NotFoundError) as info:
-            client.models.list()
+            client.files.list()
         with pytest.raises(openai.NotFoundError):
             client.embeddings.create(model="text-embedding-3-small", input="hi")
         assert m.log()["a"] == []
     err = info.value
     assert err.status_code == 404 and err.code == "not_found"
-    assert "POST .../chat/completions" in str(err) and "GET /v1/models" in str(err)
+    assert "POST .../chat/completions" in str(err) and "GET /v1/files" in str(err)
 
 
 def test_a_stream_yields_the_sdks_typed_chunks() -> None:
@@ -555,7 +555,7 @@ async def test_async_whole_answers_and_errors() -> None:
         with pytest.raises(openai.BadRequestError):
             await client.chat.completions.create(model="gpt-4o", messages=[])
         with pytest.raises(openai.NotFoundError):
-            await client.models.list()
+            await client.files.list()
         await client.close()
         assert len(m.log()["b"]) == 1
 
@@ -619,7 +619,7 @@ async def test_async_httpx_client() -> None:
             resp = await client.post(URL, json=REQUEST)
             assert resp.status_code == 200 and resp.headers["x-f3dx-provider"] == "a"
             assert resp.json()["choices"][0]["message"]["content"] == "hello"
-            assert (await client.get("http://x.invalid/v1/models")).status_code == 404
+            assert (await client.get("http://x.invalid/v1/files")).status_code == 404
             bad = await client.post(URL, content=b"\xff", headers={"content-type": "application/json"})
             assert bad.status_code == 400
             async with client.stream("POST", URL, json={**REQUEST, "stream": True}) as sresp:
@@ -696,7 +696,7 @@ async def test_async_transports_answer_as_the_sync_ones(library: str) -> None:
                     assert resp.status_code == 200 and resp.headers["x-f3dx-provider"] == "a"
                     bodies.append([line async for line in resp.aiter_lines() if line])
             denied = await client.post(URL, json=REQUEST)
-            missing = await client.get("http://f3dx-router.invalid/v1/models")
+            missing = await client.get("http://f3dx-router.invalid/v1/files")
     done, broken = bodies
     assert done[-1] == "data: [DONE]"
     assert "[DONE]" not in "".join(broken)

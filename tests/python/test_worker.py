@@ -390,7 +390,7 @@ def open_request(req: urllib.request.Request) -> tuple[int, bytes]:
         ("GET", CHAT, 404, "not_found"),
         ("PUT", CHAT, 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),
-        ("GET", "/v1/models", 404, "not_found"),
+        ("GET", "/v1/files", 404, "not_found"),
         ("POST", "/v1/chat/completions/x", 404, "not_found"),
         ("GET", "/", 404, "not_found"),
     ],

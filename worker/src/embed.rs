@@ -130,6 +130,68 @@ export interface HealthEvent {
   dropped?: number;
 }
 
+/** One deployment of a model group (`models()`). */
+export interface DeploymentInfo {
+  provider: string;
+  /** The model name sent to the provider; null: the caller's. */
+  model: string | null;
+  /** Share of first tries under "weighted" (0: only after the others). */
+  weight: number;
+  context_window: number | null;
+  timeout_ms: number;
+  rpm: number | null;
+  tpm: number | null;
+}
+
+/** One model group of the routing table (`models()`); without `models` in
+ *  the config, one implicit group "*" of every provider. */
+export interface ModelGroupInfo {
+  name: string;
+  implicit: boolean;
+  pattern: boolean;
+  policy: "sequential" | "weighted" | "hedged";
+  max_in_flight: number;
+  quality: boolean;
+  fallbacks: string[];
+  context_window_fallbacks: string[];
+  content_policy_fallbacks: string[];
+  deployments: DeploymentInfo[];
+}
+
+/** One deployment in an `Explanation`. */
+export interface PlannedDeployment {
+  group: string;
+  provider: string;
+  /** The model name it would be sent. */
+  model: string;
+  /** Why it is left out, or why it is where it is (null: tried in its turn). */
+  reason: "cooling" | "rate_limited" | "ejected" | "probe_held" | "context_window"
+    | "quality_excluded" | "quality_probe_held" | "weight_zero" | null;
+  /** The reason in a sentence. */
+  detail: string | null;
+  /** Tried although out: every deployment of its group was out. */
+  last_resort: boolean;
+  /** Seconds until the state ends. */
+  until_s?: number;
+  /** With "rate_limited": which limit. */
+  budget?: "rpm" | "tpm" | "rate_limit_headers";
+  /** With "context_window". */
+  tokens_needed?: number;
+  context_window?: number;
+}
+
+/** What a call would do now (`explain()`, `POST /explain`): nothing is sent. */
+export interface Explanation {
+  model: string;
+  group: string;
+  /** No deployment of its own group is usable: they are tried anyway. */
+  last_resort: boolean;
+  /** The deployments it would try, in order. */
+  tried: PlannedDeployment[];
+  /** The deployments it considered and would not try. */
+  left_out: PlannedDeployment[];
+}
+
 /** What `chatCompletions`, `route` and the constructor throw. */
 export interface RouterError extends Error {
   kind: "config" | "invalid_request" | "hard" | "all_failed";
@@ -166,6 +228,12 @@ extern "C" {
     /// `QualityReport` in TypeScript.
     #[wasm_bindgen(typescript_type = "QualityReport")]
     pub type JsQualityReport;
+    /// `ModelGroupInfo[]` in TypeScript.
+    #[wasm_bindgen(typescript_type = "ModelGroupInfo[]")]
+    pub type JsModels;
+    /// `Explanation` in TypeScript.
+    #[wasm_bindgen(typescript_type = "Explanation")]
+    pub type JsExplanation;
     /// `HealthEvent[]` in TypeScript.
     #[wasm_bindgen(typescript_type = "HealthEvent[]")]
     pub type JsHealthEvents;
@@ -283,6 +351,33 @@ impl EmbeddedRouter {
         to_js(&crate::stats::stats_json(&self.inner))
     }
 
+    /// The routing table: each model group with its policy, fallbacks and
+    /// deployments (provider, model sent, weight, context window...), as
+    /// the Python API's `Router.models()` gives it.
+    pub fn models(&self) -> Result<JsModels, JsValue> {
+        to_js(&self.inner.models_json()).map(JsCast::unchecked_into)
+    }
+
+    /// What `chatCompletions(body, options)` would do now, without sending
+    /// anything or changing any state: the deployments it would try, in
+    /// order, and why each other one is left out (as `POST /explain`
+    /// answers). Throws the `RouterError` a call would reject with for an
+    /// invalid request (an unknown model names the groups there are).
+    pub fn explain(
+        &self,
+        body: JsValue,
+        options: Option<JsCallOptions>,
+    ) -> Result<JsExplanation, JsValue> {
+        let options = call_options(options)?;
+        let body = body_of(body)?;
+        let now = FetchExecutor.now();
+        let explained = self
+            .inner
+            .explain(body, options, now)
+            .map_err(|e| route_error(&e))?;
+        to_js(&explained.to_json(now)).map(JsCast::unchecked_into)
+    }
+
     /// The provider health transitions since the last take, oldest first
     /// (ejections, readmissions, cooldowns, budgets run out; each once), for
     /// the gateway to log: the router keeps up to 256 between two takes.
@@ -356,8 +451,9 @@ fn call_options(options: Option<JsCallOptions>) -> Result<CallOptions, JsValue> 
     })
 }
 
-async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result<Answer, JsValue> {
-    let body: Value = serde_wasm_bindgen::from_value(body).map_err(|e| {
+/// A call's body as JSON, or the invalid request it is.
+fn body_of(body: JsValue) -> Result<Value, JsValue> {
+    serde_wasm_bindgen::from_value(body).map_err(|e| {
         throwable(
             "invalid_request",
             400,
@@ -365,7 +461,11 @@ async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result
             0,
             &format!("the body is not JSON-like: {e}"),
         )
-    })?;
+    })
+}
+
+async fn run(router: &CoreRouter, body: JsValue, options: CallOptions) -> Result<Answer, JsValue> {
+    let body = body_of(body)?;
     if is_stream_request(&body) {
         let driver = Driver::start_with(router, FetchExecutor, body, options);
         return stream_out::commit(driver)

@@ -4,7 +4,10 @@
 //!   documented) with `Authorization: Bearer <ROUTER_TOKEN>`: the core's
 //!   front door (`f3dx_router_core::endpoint`), which also answers every
 //!   other path with its 404
-//! - `GET /healthz`, `GET /stats`, `POST /quality`: the worker's own
+//! - `GET .../models` (`/v1/models`, and `/v1/models/{id}`) with the same
+//!   bearer token: OpenAI's model list, from the core's front door
+//! - `GET /healthz`, `GET /stats`, `POST /quality`, `POST /explain`: the
+//!   worker's own (all but `/healthz` behind the bearer token)
 //!
 //! `ROUTER_CONFIG` (JSON, the same schema as the Python config) is parsed
 //! once per isolate; a provider's `api_key_env` names another variable or
@@ -86,9 +89,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     reply
 }
 
-/// The worker's own routes (`/healthz`, `/stats`, `/quality`), then the
-/// front door's (the core's endpoint: `POST .../chat/completions`, a 404
-/// for anything else).
+/// The worker's own routes (`/healthz`, `/stats`, `/quality`,
+/// `/explain`), then the front door's (the core's endpoint: `GET
+/// .../models`, `POST .../chat/completions`, a 404 for anything else).
 async fn handle(
     req: &web_sys::Request,
     env: &Env,
@@ -117,7 +120,18 @@ async fn handle(
             record_quality(router, &body)?;
             json_response(200, &json!({"recorded": true}))
         }
+        "/explain" => {
+            allow(&method, "POST")?;
+            authorize(req, state)?;
+            let router = state.router.as_ref().map_err(|m| config_error(m))?;
+            explain(req, router).await
+        }
         _ => {
+            if let Some(models) = endpoint::models_request(&method, &path) {
+                authorize(req, state)?;
+                let router = state.router.as_ref().map_err(|m| config_error(m))?;
+                return send_answer(&endpoint::models_answer(router, &models));
+            }
             endpoint::route(&method, &path)?;
             authorize(req, state)?;
             let router = state.router.as_ref().map_err(|m| config_error(m))?;
@@ -143,6 +157,21 @@ async fn chat(
     }
     match drive_with(router, &FetchExecutor, call.body, call.options).await {
         Ok(routed) => send_answer(&endpoint::routed(&routed)),
+        Err(e) => Err(endpoint::route_error(&e)),
+    }
+}
+
+/// `POST /explain`: a chat-completions body (and `x-f3dx-tenant`), and what
+/// a call of it would do now, as the core's JSON; nothing is sent. A
+/// request a call would refuse is the front door's 400.
+async fn explain(req: &web_sys::Request, router: &Router) -> Result<web_sys::Response, Answer> {
+    let headers = req.headers();
+    let tenant = headers.get(endpoint::TENANT_HEADER).ok().flatten();
+    let body = read_body(req, &headers).await?;
+    let call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
+    let now = FetchExecutor.now();
+    match router.explain(call.body, call.options, now) {
+        Ok(explained) => json_response(200, &explained.to_json(now)),
         Err(e) => Err(endpoint::route_error(&e)),
     }
 }

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible front door for the Python transports: one
 //! bytes-in, bytes-out entry, sync (`_native.serve`) and async
-//! (`_native.aserve`). What is answered is the core's
+//! (`_native.aserve`); `GET .../models` (OpenAI's model list) too. What is
+//! answered is the core's
 //! (`f3dx_router_core::endpoint`), as on the Worker; the transports
 //! (`f3dx_router._httpx2`, `f3dx_router.httpx_compat`) only carry it over
 //! their HTTP library.
@@ -23,7 +24,7 @@ use crate::stream::PySseIter;
 /// `(method, path, tenant_header, tenant, body)`: `tenant_header` is its
 /// `x-f3dx-tenant`, `tenant` the transport's default, `body` bytes. The
 /// call it asks for, or the answer the door gives itself.
-fn call_of(request: &Bound<'_, PyTuple>) -> PyResult<Result<ChatCall, Answer>> {
+fn call_of(router: &PyRouter, request: &Bound<'_, PyTuple>) -> PyResult<Result<ChatCall, Answer>> {
     type Fields<'py> = (
         String,
         String,
@@ -32,6 +33,9 @@ fn call_of(request: &Bound<'_, PyTuple>) -> PyResult<Result<ChatCall, Answer>> {
         Bound<'py, PyBytes>,
     );
     let (method, path, tenant_header, tenant, body): Fields<'_> = request.extract()?;
+    if let Some(models) = endpoint::models_request(&method, &path) {
+        return Ok(Err(endpoint::models_answer(&router.core(), &models)));
+    }
     Ok(endpoint::route(&method, &path).and_then(|()| {
         let tenant = tenant.as_deref().unwrap_or_default();
         endpoint::parse_call(body.as_bytes(), tenant_header.as_deref(), tenant)
@@ -65,7 +69,7 @@ pub fn serve<'py>(
     request: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let router = router.get();
-    match call_of(request)? {
+    match call_of(router, request)? {
         Err(a) => whole(py, &a),
         Ok(call) if call.streamed => match router.start_stream(py, call.body, call.options)? {
             Err(e) => whole(py, &endpoint::route_error(&e)),
@@ -90,11 +94,11 @@ pub fn aserve<'py>(
     router: &Bound<'py, PyRouter>,
     request: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let call = match call_of(request)? {
+    let router = router.get();
+    let call = match call_of(router, request)? {
         Ok(call) => call,
         Err(a) => return ready(py, whole(py, &a)?),
     };
-    let router = router.get();
     let (native, observer) = (router.native()?, router.observer());
     if call.streamed {
         aio::start_stream(py, &native, observer, call.body, call.options, true)

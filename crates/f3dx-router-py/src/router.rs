@@ -49,6 +49,10 @@ impl PyRouter {
         hedge_budget = None,
         health = None,
         quality = None,
+        models = None,
+        fallbacks = None,
+        context_window_fallbacks = None,
+        content_policy_fallbacks = None,
         otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -62,6 +66,10 @@ impl PyRouter {
         hedge_budget: Option<&Bound<'_, PyAny>>,
         health: Option<&Bound<'_, PyAny>>,
         quality: Option<&Bound<'_, PyAny>>,
+        models: Option<&Bound<'_, PyAny>>,
+        fallbacks: Option<&Bound<'_, PyAny>>,
+        context_window_fallbacks: Option<&Bound<'_, PyAny>>,
+        content_policy_fallbacks: Option<&Bound<'_, PyAny>>,
         otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -76,6 +84,10 @@ impl PyRouter {
             ("hedge_budget", hedge_budget),
             ("health", health),
             ("quality", quality),
+            ("models", models),
+            ("fallbacks", fallbacks),
+            ("context_window_fallbacks", context_window_fallbacks),
+            ("content_policy_fallbacks", content_policy_fallbacks),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
@@ -270,6 +282,39 @@ impl PyRouter {
         to_py(py, &native.router().stats(now).to_json(now))
     }
 
+    /// The routing table: each model group (in config order) with its
+    /// policy, fallbacks and deployments (provider, model sent, weight,
+    /// context window, timeout, budgets). See `f3dx_router.ModelGroupInfo`.
+    /// Without `models` in the config, one implicit group `"*"` of every
+    /// provider.
+    fn models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.current().router().models_json())
+    }
+
+    /// What a call of `body` (with `tenant`) would do now, without sending
+    /// anything or changing any state: the deployments it would try, in
+    /// order, and why each other one is left out (cooling, ejected, rate
+    /// limited, context window, a probe held) or placed last (quality
+    /// exclusion, weight 0). See `f3dx_router.Explanation`. Raises
+    /// `InvalidRequest` where a call would (an unknown model names the
+    /// groups there are).
+    #[pyo3(signature = (body, *, tenant = None))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        tenant: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (body, options) = call_input(py, body, tenant)?;
+        let native = self.native()?;
+        let now = native.now();
+        let explained = native
+            .router()
+            .explain(body, options, now)
+            .map_err(|e| route_error(py, &e))?;
+        to_py(py, &explained.to_json(now))
+    }
+
     fn __repr__(&self) -> String {
         let native = self.current();
         router_repr(
@@ -377,6 +422,11 @@ impl PyRouter {
     /// The handle as it is, for what needs no lane: the config, the
     /// remembered state, the clock (a rebuild after a fork shares the
     /// router, so these read the same either way).
+    /// The core router (a cheap clone: the front door reads its table).
+    pub(crate) fn core(&self) -> f3dx_router_core::Router {
+        self.current().router().clone()
+    }
+
     fn current(&self) -> Arc<NativeRouter> {
         let guard = self.native.read().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&guard.native)
