@@ -98,6 +98,19 @@ def eight_providers(mocks: MockProviders) -> str:
     return json.dumps({"policy": "hedged", "hedge_k": 7, "providers": providers})
 
 
+# A routing table: gpt-4o on flaky then b (each under its own model name,
+# b's context window small), gpt-4o-mini on a, and a pattern group.
+TABLE = {
+    "gpt-4o": [{"provider": "flaky", "model": "f-4o"}, {"provider": "b", "model": "b-4o", "context_window": 1000}],
+    "gpt-4o-mini": [{"provider": "a"}],
+    "claude-*": [{"provider": "b"}],
+}
+
+
+def table_config(mocks: MockProviders) -> str:
+    return config(mocks, "flaky", "b", "a", models=TABLE, health={"consecutive_failures": 2, "ejection_s": 60})
+
+
 # name -> (variables from the mocks, main: None is the standalone shim)
 Setup = tuple[Callable[[MockProviders], dict[str, str]], Path | None]
 SETUPS: dict[str, Setup] = {
@@ -116,6 +129,8 @@ SETUPS: dict[str, Setup] = {
         None,
     ),
     "config_missing": (lambda m: variables(None), None),
+    "table": (lambda m: variables(table_config(m)), None),
+    "ts_table": (lambda m: variables(table_config(m)), TS_EXAMPLE),
     "ts_good": (lambda m: variables(config(m, "a")), TS_EXAMPLE),
     "ts_failover": (lambda m: variables(config(m, "flaky", "b")), TS_EXAMPLE),
     "ts_quality": (lambda m: variables(config(m, "a", "b")), TS_EXAMPLE),
@@ -796,3 +811,85 @@ def test_health_transitions_are_logged_to_the_console(main: Path | None) -> None
     for field in ("f3dx_router", "consecutive_failures", "ejected"):
         assert field in out, out[-4000:]
     assert B_KEY not in out and A_KEY not in out and TOKEN not in out
+
+
+# --------------------------------------------------------------------------
+# introspection: GET /v1/models, POST /explain (and the embedded API's)
+
+
+def get(worker: WranglerDev, path: str, token: str | None = TOKEN) -> tuple[int, Any]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    status, _, raw = worker.request("GET", path, None, headers, TIMEOUT_S)
+    return status, json.loads(raw)
+
+
+def planned(explained: Any, key: str) -> list[tuple[str, str, str | None]]:
+    return [(d["provider"], d["model"], d["reason"]) for d in explained[key]]
+
+
+@on("table")
+def test_models_are_listed_in_openais_shape_behind_the_token(worker: WranglerDev) -> None:
+    status, listed = get(worker, "/v1/models")
+    assert status == 200 and listed["object"] == "list"
+    assert [(x["id"], x["object"]) for x in listed["data"]] == [("gpt-4o", "model"), ("gpt-4o-mini", "model")]
+    status, one = get(worker, "/v1/models/claude-sonnet-4-5")
+    assert status == 200 and one["id"] == "claude-sonnet-4-5"
+    status, missing = get(worker, "/v1/models/o3")
+    assert status == 404
+    assert_openai_error(missing, "model_not_found", "invalid_request_error")
+    status, denied = get(worker, "/v1/models", token=None)
+    assert status == 401
+    assert_openai_error(denied, "invalid_api_key")
+
+
+@on("table")
+def test_explain_says_what_a_call_would_try_and_why_not_the_rest(worker: WranglerDev, mocks: MockProviders) -> None:
+    m = marker()
+    status, _, explained = worker.post_json("/explain", chat_body(m), token=TOKEN, timeout=TIMEOUT_S)
+    assert status == 200, explained
+    assert explained["group"] == "gpt-4o"
+    assert planned(explained, "tried")[:2] in ([("flaky", "f-4o", None), ("b", "b-4o", None)],
+                                               [("b", "b-4o", None)])
+    # Too long for b's window: left out, with the numbers.
+    status, _, long = worker.post_json("/explain", chat_body(m, max_tokens=5000), token=TOKEN, timeout=TIMEOUT_S)
+    [b] = [d for d in long["left_out"] if d["provider"] == "b"]
+    assert (b["reason"], b["context_window"]) == ("context_window", 1000) and b["tokens_needed"] >= 5000
+    # Explain sent nothing.
+    assert all(not records for records in upstream(mocks, m).values())
+    # Two calls fail over from flaky (503): ejected, and explain says so.
+    for _ in range(2):
+        chat(worker, m)
+    status, _, after = worker.post_json("/explain", chat_body(m), token=TOKEN, timeout=TIMEOUT_S)
+    [flaky] = [d for d in after["left_out"] if d["provider"] == "flaky"]
+    assert flaky["reason"] == "ejected" and 0 < flaky["until_s"] <= 60
+    assert planned(after, "tried") == [("b", "b-4o", None)]
+
+
+@on("table")
+def test_explain_refuses_what_a_call_refuses(worker: WranglerDev) -> None:
+    status, _, unknown = worker.post_json("/explain", chat_body("x", model="o3"), token=TOKEN, timeout=TIMEOUT_S)
+    assert status == 400
+    error = assert_openai_error(unknown, "invalid_request", "invalid_request_error")
+    assert "gpt-4o-mini" in error["message"]
+    status, _, denied = worker.post_json("/explain", chat_body("x"), token=None, timeout=TIMEOUT_S)
+    assert status == 401
+    status, _, raw = worker.request("GET", "/explain", None, {"authorization": f"Bearer {TOKEN}"}, TIMEOUT_S)
+    assert status == 405
+
+
+@on("ts_table")
+def test_ts_example_embeds_models_and_explain(worker: WranglerDev, mocks: MockProviders) -> None:
+    status, groups = get(worker, "/models")
+    assert status == 200
+    assert [g["name"] for g in groups] == ["gpt-4o", "gpt-4o-mini", "claude-*"]
+    assert groups[0]["deployments"][1] == {"provider": "b", "model": "b-4o", "weight": 1, "context_window": 1000,
+                                           "timeout_ms": 5000, "rpm": None, "tpm": None}
+    m = marker()
+    status, _, explained = worker.post_json("/explain", chat_body(m, max_tokens=5000), token=TOKEN,
+                                            timeout=TIMEOUT_S)
+    assert status == 200, explained
+    assert planned(explained, "tried") == [("flaky", "f-4o", None)]
+    assert [d["reason"] for d in explained["left_out"]] == ["context_window"]
+    status, _, unknown = worker.post_json("/explain", chat_body(m, model="o3"), token=TOKEN, timeout=TIMEOUT_S)
+    assert status == 400 and unknown["error"]["code"] == "invalid_request"
+    assert all(not records for records in upstream(mocks, m).values())

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::budget::{Bucket, HedgeBudget};
-use crate::config::HealthConfig;
 use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES};
 use crate::events::{
     CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
@@ -191,7 +190,7 @@ impl Shared {
         let weight = |d: usize| table.deployments[d].weight;
         let first = {
             let mut picker = self.picker.lock().unwrap_or_else(PoisonError::into_inner);
-            match why.as_deref_mut() {
+            match why {
                 None => picker.pick(&usable, weight),
                 Some(why) => {
                     let zero = usable.iter().filter(|&&d| weight(d) == 0);
@@ -273,23 +272,18 @@ impl Shared {
         let (half_open, exhausted) = {
             let mut h = self.health();
             let p = &mut h[slot];
+            // What refuses it is the one rule `explain` reads too.
+            if p.claim_refusal(tokens, now, force).is_some() {
+                return None;
+            }
             let mut half_open =
                 self.config.health.is_some() && p.state(now) == health::State::HalfOpen;
             if half_open && !p.claim_probe(now) {
-                if !force {
-                    return None;
-                }
                 // A last resort goes even while another call holds the probe.
                 half_open = false;
             }
             p.budget_before_take(now);
             if !p.take_budget(tokens, now) {
-                if !force {
-                    if half_open {
-                        p.record(Verdict::Neutral, true, now, &HealthConfig::default(), false);
-                    }
-                    return None;
-                }
                 // The call of last resort goes anyway, and is counted.
                 if let Some(b) = p.rpm.as_mut() {
                     b.adjust(-1.0, now);

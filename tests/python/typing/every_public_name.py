@@ -94,3 +94,14 @@ transport = HTTPTransport(r)
 atransport = AsyncHTTPTransport(r)
 compat_module = httpx_compat
 also_module = f3dx_router.httpx_compat
+
+# Introspection: the routing table, and what a call would do now.
+from f3dx_router import DeploymentInfo, ExplainReason, Explanation, ModelGroupInfo, PlannedDeployment
+
+groups: list[ModelGroupInfo] = r.models()
+first_deployment: DeploymentInfo = groups[0]["deployments"][0]
+window: int | None = first_deployment["context_window"]
+plan: Explanation = r.explain({"model": "m", "messages": []}, tenant="t")
+step: PlannedDeployment = plan["tried"][0]
+why: ExplainReason | None = step["reason"]
+until: float | None = step.get("until_s")

@@ -76,8 +76,13 @@ async function readJson(request: Request): Promise<unknown> {
 
 async function handle(request: Request, env: Env): Promise<Response> {
   const path = new URL(request.url).pathname;
-  if (path !== "/v1/chat/completions" && path !== "/quality") {
-    throw new HttpError(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions or POST /quality");
+  if (path === "/models" && request.method === "GET") {
+    // The routing table: each model group with its deployments.
+    authorize(request, env);
+    return Response.json(getRouter(env).models());
+  }
+  if (path !== "/v1/chat/completions" && path !== "/quality" && path !== "/explain") {
+    throw new HttpError(404, "invalid_request_error", "not_found", "no such route; use POST /v1/chat/completions, POST /quality, POST /explain or GET /models");
   }
   if (request.method !== "POST") {
     throw new HttpError(405, "invalid_request_error", "method_not_allowed", "method not allowed; use POST");
@@ -93,6 +98,11 @@ async function handle(request: Request, env: Env): Promise<Response> {
   }
   // The tenant of quality-aware routing, if the caller names one.
   const tenant = request.headers.get("x-f3dx-tenant") ?? undefined;
+  if (path === "/explain") {
+    // What a call of this body would try now, and why not the rest:
+    // nothing is sent.
+    return Response.json(router.explain(body, { tenant }));
+  }
   // route() is chatCompletions() plus who answered and every attempt. With
   // `stream: true` it resolves at the commit point (the first output), its
   // response a stream of OpenAI server-sent events: errors before that
