@@ -71,8 +71,10 @@ def test_models_lists_the_table_and_the_implicit_group() -> None:
         assert first["fallbacks"] == ["claude-*"]
         assert first["deployments"][0] == {"provider": "a", "model": "a-4o", "weight": 3, "context_window": 128000,
                                            "timeout_ms": 30000, "rpm": None, "tpm": None}
-        assert first["deployments"][1]["model"] is None
-        assert groups[1]["pattern"] is True
+        # An exact group sends its own name where a deployment names none;
+        # a pattern group, the caller's (None).
+        assert first["deployments"][1]["model"] == "gpt-4o"
+        assert groups[1]["pattern"] is True and groups[1]["deployments"][0]["model"] is None
         plain = Router([provider(m, "a")]).models()
         assert [(g["name"], g["implicit"], len(g["deployments"])) for g in plain] == [("*", True, 1)]
         assert m.log() == {"a": [], "b": []}

@@ -287,6 +287,32 @@ fn call_error(r: &Router, body: Value) -> RouteError {
 }
 
 #[test]
+fn a_group_with_every_deployment_out_is_passed_over_for_its_fallback() {
+    let config = json!({
+        "models": {
+            "gpt-4o": [{"provider": "a", "model": "a-4o"}],
+            "gpt-4o-mini": [{"provider": "b", "model": "b-mini"}],
+        },
+        "fallbacks": {"gpt-4o": ["gpt-4o-mini"]},
+    });
+    let r = router(config);
+    let busy: &[(&str, &str)] = &[("retry-after", "30")];
+    call(&r, request("gpt-4o"), "", secs(0), &[(429, busy)]);
+    let e = explain(&r, request("gpt-4o"), "", secs(1));
+    assert_eq!(e["last_resort"], false);
+    assert_eq!(names(&e["tried"]), [pair("b", "b-mini")]);
+    let a = entry(&e["left_out"], "a");
+    assert_eq!(
+        (&a["reason"], &a["last_resort"]),
+        (&json!("cooling"), &json!(false))
+    );
+    assert_eq!(
+        call(&r, request("gpt-4o"), "", secs(1), &[]),
+        [(1, "b-mini".to_owned())]
+    );
+}
+
+#[test]
 fn when_every_deployment_is_out_they_are_tried_anyway_as_a_last_resort() {
     let r = router(table(json!({})));
     // Each call's first deployment answers 429 with a shorter Retry-After
