@@ -80,6 +80,8 @@ impl Call {
             group,
             candidates,
             requests: Vec::new(),
+            retries: Vec::new(),
+            refusal: None,
             next_candidate: 0,
             attempts: Vec::new(),
             hedge_at: None,
@@ -116,14 +118,26 @@ impl Call {
         call
     }
 
-    /// Translate the request for every deployment of the call's groups,
-    /// cooling ones included, so whether a request is accepted never
-    /// depends on health; keep the requests of this call's candidates.
+    /// Translate the request for every deployment of the call's groups
+    /// (and of their context-window and content-policy fallbacks, which a
+    /// failure may lead to), cooling ones included, so whether a request
+    /// is accepted never depends on health.
     fn encode_all(&mut self, body: &Map<String, Value>) -> Result<(), String> {
         let config = self.shared.config();
         let table = &config.table;
         let mut groups = groups_of(table, self.group);
-        groups.extend(&table.groups[self.group].context_window_fallbacks);
+        for i in 0..groups.len() {
+            let g = &table.groups[groups[i]];
+            for &f in g
+                .context_window_fallbacks
+                .iter()
+                .chain(&g.content_policy_fallbacks)
+            {
+                if !groups.contains(&f) {
+                    groups.push(f);
+                }
+            }
+        }
         // Each deployment once (groups may share none, but a group may be
         // listed twice); a call's groups hold a handful.
         let mut ds: Vec<usize> = Vec::new();
@@ -134,7 +148,7 @@ impl Call {
                 }
             }
         }
-        let mut encoded: Vec<Option<HttpRequest>> = Vec::with_capacity(ds.len());
+        let mut encoded: Vec<(usize, Option<HttpRequest>)> = Vec::with_capacity(ds.len());
         for &d in &ds {
             let deployment = &table.deployments[d];
             let p = &config.providers[deployment.provider];
@@ -142,17 +156,9 @@ impl Call {
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)
             })?;
-            encoded.push(Some(request));
+            encoded.push((d, Some(request)));
         }
-        self.requests = self
-            .candidates
-            .iter()
-            .map(|d| {
-                ds.iter()
-                    .position(|e| e == d)
-                    .and_then(|i| encoded[i].take())
-            })
-            .collect();
+        self.requests = encoded;
         Ok(())
     }
 }

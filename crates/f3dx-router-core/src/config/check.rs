@@ -132,10 +132,13 @@ pub(super) fn all_errors(
         .filter(|(k, _)| FAILOVER_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let failover = |o: &Map<String, Value>| {
-        FailoverLevel::read(o, "", &FailoverLevel::default()).map(|_| ())
-    };
-    errors.extend(retried(failover_keys, failover, "").into_iter().map(problem));
+    let failover =
+        |o: &Map<String, Value>| FailoverLevel::read(o, "", &FailoverLevel::default()).map(|_| ());
+    errors.extend(
+        retried(failover_keys, failover, "")
+            .into_iter()
+            .map(problem),
+    );
     errors
 }
 
