@@ -61,6 +61,16 @@ class Router(_native.Router):
         With "hedged": tokens each call adds to the hedge budget, 0 to 10;
         an extra leg costs one (default 0.1 with a delay, unlimited
         without).
+    failover_on
+        Statuses (400-599) and error codes (``model_not_found``) that make
+        an otherwise hard failure soft, for every deployment (groups and
+        deployments add their own). Default: none.
+    retries, backoff_ms, backoff_max_ms
+        Retries of a soft failure on the same deployment before moving on
+        (default 0, at most 10), after a jittered exponential backoff from
+        ``backoff_ms`` (default 100) up to ``backoff_max_ms`` (default
+        5000); a ``Retry-After`` longer than the cap moves on at once.
+        Groups and deployments may set their own. See docs/failover.md.
     health
         Routing around failing providers: True or None (default
         settings), False (off), or a ``HealthConfig`` mapping overriding

@@ -47,8 +47,16 @@ impl PyRouter {
         hedge_delay_ms = None,
         hedge_delay_fallback_ms = None,
         hedge_budget = None,
+        failover_on = None,
+        retries = None,
+        backoff_ms = None,
+        backoff_max_ms = None,
         health = None,
         quality = None,
+        models = None,
+        fallbacks = None,
+        context_window_fallbacks = None,
+        content_policy_fallbacks = None,
         otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -60,8 +68,16 @@ impl PyRouter {
         hedge_delay_ms: Option<&Bound<'_, PyAny>>,
         hedge_delay_fallback_ms: Option<&Bound<'_, PyAny>>,
         hedge_budget: Option<&Bound<'_, PyAny>>,
+        failover_on: Option<&Bound<'_, PyAny>>,
+        retries: Option<&Bound<'_, PyAny>>,
+        backoff_ms: Option<&Bound<'_, PyAny>>,
+        backoff_max_ms: Option<&Bound<'_, PyAny>>,
         health: Option<&Bound<'_, PyAny>>,
         quality: Option<&Bound<'_, PyAny>>,
+        models: Option<&Bound<'_, PyAny>>,
+        fallbacks: Option<&Bound<'_, PyAny>>,
+        context_window_fallbacks: Option<&Bound<'_, PyAny>>,
+        content_policy_fallbacks: Option<&Bound<'_, PyAny>>,
         otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -74,8 +90,16 @@ impl PyRouter {
             ("hedge_delay_ms", hedge_delay_ms),
             ("hedge_delay_fallback_ms", hedge_delay_fallback_ms),
             ("hedge_budget", hedge_budget),
+            ("failover_on", failover_on),
+            ("retries", retries),
+            ("backoff_ms", backoff_ms),
+            ("backoff_max_ms", backoff_max_ms),
             ("health", health),
             ("quality", quality),
+            ("models", models),
+            ("fallbacks", fallbacks),
+            ("context_window_fallbacks", context_window_fallbacks),
+            ("content_policy_fallbacks", content_policy_fallbacks),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
