@@ -83,16 +83,19 @@ impl Call {
     }
 
     /// The next candidate is a fallback group's while an attempt of an
-    /// earlier group is still open: it waits for that attempt's end.
+    /// earlier group is still open (or waits to be retried): it waits for
+    /// that attempt's end.
     pub(super) fn next_waits(&self) -> bool {
         let Some(&d) = self.candidates.get(self.next_candidate) else {
             return false;
         };
         let table = &self.shared.config().table;
         let group = table.deployments[d].group;
+        let other = |e: usize| table.deployments[e].group != group;
         self.attempts
             .iter()
-            .any(|a| a.phase.is_open() && table.deployments[a.deployment].group != group)
+            .any(|a| a.phase.is_open() && other(a.deployment))
+            || self.retries.iter().any(|r| other(r.deployment))
     }
 
     /// Send each retry whose time has come, earliest first; one that
