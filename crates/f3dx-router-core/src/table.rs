@@ -133,9 +133,8 @@ impl RoutingTable {
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         for (i, g) in groups.iter().enumerate() {
-            if !declared {
-                patterns.push(i);
-            } else if g.name.contains('*') {
+            // Without `models`, the one group matches any model.
+            if !declared || g.name.contains('*') {
                 patterns.push(i);
             } else {
                 exact.insert(g.name.clone(), i);

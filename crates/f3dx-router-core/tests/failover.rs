@@ -37,8 +37,11 @@ fn ms(n: u64) -> Instant {
     Instant::ZERO + Duration::from_millis(n)
 }
 
-/// The providers sent to (by index) and the result, if the call completed.
-fn actions(call: &mut Call) -> (Vec<(AttemptId, usize)>, Option<Result<Routed, RouteError>>) {
+/// An attempt sent, and the index of its provider.
+type Sent = (AttemptId, usize);
+
+/// The attempts sent and the result, if the call completed.
+fn actions(call: &mut Call) -> (Vec<Sent>, Option<Result<Routed, RouteError>>) {
     let (mut sent, mut done) = (Vec::new(), None);
     while let Some(a) = call.poll_action() {
         match a {
