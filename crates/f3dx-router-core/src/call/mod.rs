@@ -40,6 +40,8 @@
 //! - `state`: the [`Call`] and each attempt's state.
 //! - `legs`: leg planning and hedging (which candidate next, and when).
 //! - `settle`: ending attempts and the call (health, budgets, the result).
+//! - `classes`: failover classes (an error body that decides a 4xx, a
+//!   refusal set aside, retries on the same deployment).
 //! - `quality`: quality bookkeeping (checks, pass rates, probes).
 //! - `commit`: a streamed attempt's events, its commit point and its end.
 //! - `start`: a call's start (checks, encoding, candidates, first legs).
