@@ -179,10 +179,14 @@ impl Call {
         // It is the answer after all; its fault still says what it was.
         a.record.outcome = AttemptOutcome::Success;
         let provider_index = a.record.provider_index;
+        // An OpenAI answer's own bytes, kept for the front door (as
+        // `accept` does).
+        let body = Some(std::mem::take(&mut a.body)).filter(|b| !b.is_empty());
         let routed = Routed {
             provider: self.shared.config().providers[provider_index].name.clone(),
             provider_index,
             response,
+            body,
             attempts: self.records(),
             latency: now - self.started,
             schema_valid: None,
