@@ -188,6 +188,14 @@ class Router:
         hedge_budget: float | None = None,
         health: bool | HealthConfig | None = None,
         quality: bool | QualityConfig | None = None,
+        models: Mapping[str, Any] | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        context_window_fallbacks: Mapping[str, Sequence[str]] | None = None,
+        content_policy_fallbacks: Mapping[str, Sequence[str]] | None = None,
+        failover_on: Sequence[int | str] | None = None,
+        retries: int | None = None,
+        backoff_ms: int | None = None,
+        backoff_max_ms: int | None = None,
         otel: bool | None = None,
     ) -> Self: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that

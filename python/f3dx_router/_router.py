@@ -28,7 +28,9 @@ class Router(_native.Router):
 
     ``Router(providers, *, policy=None, hedge_k=None, hedge_delay_ms=None,
     hedge_delay_fallback_ms=None, hedge_budget=None, health=None,
-    quality=None, otel=None)``
+    quality=None, models=None, fallbacks=None, context_window_fallbacks=None,
+    content_policy_fallbacks=None, failover_on=None, retries=None,
+    backoff_ms=None, backoff_max_ms=None, otel=None)``
 
     Building a router opens no connection; a bad config raises
     ``ConfigError`` naming the key path (never a value: it may be a key).
@@ -74,6 +76,20 @@ class Router(_native.Router):
         ``QualityConfig`` mapping (``window`` 50, ``min_samples`` 10,
         ``min_pass_rate`` 0.8, ``probe_after_s`` 60 s, ``on_failure``
         "return", ``max_keys`` 10000, ``max_bytes`` 64 MiB).
+    failover_on
+        Statuses (400-599) and error codes (``model_not_found``) that make
+        an otherwise hard failure soft, for every deployment (groups and
+        deployments add their own). Default: none.
+    retries
+        Retries of a soft failure on the same deployment before moving on
+        (default 0, at most 10), each an attempt of its own; groups and
+        deployments may set their own. See docs/failover.md.
+    backoff_ms
+        The wait before the first retry, doubling for each further one,
+        jittered (default 100 ms).
+    backoff_max_ms
+        The longest wait before a retry (default 5000 ms); a
+        ``Retry-After`` longer than this moves the call on at once.
     otel
         True: one OpenTelemetry span per call (needs opentelemetry-api);
         default False.

@@ -115,4 +115,8 @@ class RouterConfig(_RouterRequired, total=False):
     hedge_budget: float
     health: bool | HealthConfig
     quality: bool | QualityConfig
+    failover_on: list[int | str]
+    retries: int
+    backoff_ms: int
+    backoff_max_ms: int
     otel: bool

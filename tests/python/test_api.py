@@ -287,8 +287,9 @@ def test_a_forked_child_routes_with_its_own_runtime() -> None:
 def test_every_fault_name_survives_pickling() -> None:
     # schema_invalid (quality-aware failover) was missing from the names the
     # unpickler accepts.
-    for fault in ("timeout", "undecodable", "stream_error", "schema_invalid", "connection_refused",
-                  "connection_reset", "dns", "truncated", "body_too_large", "transport"):
+    for fault in ("timeout", "undecodable", "stream_error", "schema_invalid", "context_overflow",
+                  "content_policy", "refusal", "connection_refused", "connection_reset", "dns", "truncated",
+                  "body_too_large", "transport"):
         a = Attempt("p", "soft", 200, fault, "detail", 0.0, 1.5)
         again = pickle.loads(pickle.dumps(a))
         assert (again.fault, again.provider, again.ended_ms) == (fault, "p", 1.5)

@@ -64,6 +64,14 @@ export interface RouterConfig {
     window?: number; min_samples?: number; min_pass_rate?: number; probe_after_s?: number;
     on_failure?: "return" | "failover"; max_keys?: number; max_bytes?: number;
   };
+  /** Statuses (400-599) and error codes made soft (groups and deployments add their own). */
+  failover_on?: Array<number | string>;
+  /** Retries of a soft failure on the same deployment (0-10, default 0). */
+  retries?: number;
+  /** The first retry's backoff (jittered, doubling; default 100 ms). */
+  backoff_ms?: number;
+  /** The longest backoff (default 5000 ms); a longer Retry-After moves on at once. */
+  backoff_max_ms?: number;
 }
 
 /** Per-call options. */

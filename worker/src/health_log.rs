@@ -89,6 +89,7 @@ mod tests {
             at: Instant::from_micros(1_000),
             provider_index: 0,
             provider: "openai".to_owned(),
+            model: None,
             kind,
             scope: None,
         }

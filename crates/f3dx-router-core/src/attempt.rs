@@ -52,9 +52,36 @@ pub enum Fault {
     /// A 2xx answer that does not match the request's `response_format`
     /// (with quality `on_failure: "failover"`).
     SchemaInvalid,
+    /// An error saying the request does not fit the deployment's context
+    /// window (docs/failover.md): the call moves on only to a larger one.
+    ContextOverflow,
+    /// An error saying the upstream refused the content (its safety system
+    /// or usage policy).
+    ContentPolicy,
+    /// A 2xx answer that is a refusal (`finish_reason: "content_filter"`),
+    /// set aside for a `content_policy_fallbacks` group.
+    Refusal,
 }
 
 impl Fault {
+    /// Every name [`Fault::name`] gives (hosts that rebuild an attempt
+    /// from its name check it against these).
+    pub const NAMES: &'static [&'static str] = &[
+        "timeout",
+        "undecodable",
+        "stream_error",
+        "schema_invalid",
+        "context_overflow",
+        "content_policy",
+        "refusal",
+        "connection_refused",
+        "connection_reset",
+        "dns",
+        "truncated",
+        "body_too_large",
+        "transport",
+    ];
+
     /// The stable name used in traces, vectors and the Python API.
     pub fn name(&self) -> &'static str {
         match self {
@@ -62,6 +89,9 @@ impl Fault {
             Fault::Undecodable => "undecodable",
             Fault::StreamError => "stream_error",
             Fault::SchemaInvalid => "schema_invalid",
+            Fault::ContextOverflow => "context_overflow",
+            Fault::ContentPolicy => "content_policy",
+            Fault::Refusal => "refusal",
             Fault::Transport(t) => match t {
                 TransportFault::ConnectionRefused => "connection_refused",
                 TransportFault::ConnectionReset => "connection_reset",
@@ -124,5 +154,31 @@ impl fmt::Display for Attempt {
             write!(f, " ({})", self.detail)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_a_listed_name() {
+        let faults = [
+            Fault::Timeout,
+            Fault::Undecodable,
+            Fault::StreamError,
+            Fault::SchemaInvalid,
+            Fault::ContextOverflow,
+            Fault::ContentPolicy,
+            Fault::Refusal,
+            Fault::Transport(TransportFault::ConnectionRefused),
+            Fault::Transport(TransportFault::ConnectionReset),
+            Fault::Transport(TransportFault::Dns),
+            Fault::Transport(TransportFault::Truncated),
+            Fault::Transport(TransportFault::BodyTooLarge),
+            Fault::Transport(TransportFault::Other(String::new())),
+        ];
+        let names: Vec<&str> = faults.iter().map(Fault::name).collect();
+        assert_eq!(names, Fault::NAMES);
     }
 }

@@ -208,6 +208,17 @@ impl FailoverOn {
         }
     }
 
+    /// Add every status and code of `other` (the levels of a config add
+    /// up: a deployment's list extends its group's and the router's).
+    pub fn extend(&mut self, other: &FailoverOn) {
+        for (mine, theirs) in self.statuses.iter_mut().zip(other.statuses) {
+            *mine |= theirs;
+        }
+        for code in &other.codes {
+            self.add_code(code.as_str());
+        }
+    }
+
     /// Whether nothing is listed (the default: no hard failure is soft).
     pub fn is_empty(&self) -> bool {
         self.statuses == [0; 4] && self.codes.is_empty()

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     hedges_skipped: AtomicU64,
+    /// Retry waits drawn so far: the counter of each jitter draw.
+    retry_draws: AtomicU64,
     /// Per group, what pays for extra hedged legs; `None`: hedging is not
     /// limited.
     hedge_budgets: Vec<Option<HedgeBudget>>,
@@ -93,6 +95,7 @@ impl Shared {
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             hedges_skipped: AtomicU64::new(0),
+            retry_draws: AtomicU64::new(0),
             hedge_budgets: table
                 .groups
                 .iter()
@@ -200,6 +203,22 @@ impl Shared {
             }
         };
         (weighted_order(first, &usable, weight), false)
+    }
+
+    /// Whether slot `slot` could take a call of `tokens` at `now` (not
+    /// cooling, ejected or out of budget): a retry there waits for this.
+    pub(crate) fn is_usable(&self, slot: usize, now: Instant, tokens: u64) -> bool {
+        let health = self.health();
+        health[slot].usable(now) && health[slot].within_budget(tokens, now)
+    }
+
+    /// The jitter of a retry's wait drawn at `now`: the router's next
+    /// draw, mixed with the time so that routers in different processes
+    /// (each counting from zero) do not retry in step, while a run on a
+    /// virtual clock stays reproducible.
+    pub(crate) fn retry_jitter(&self, now: Instant) -> u64 {
+        let draw = self.retry_draws.fetch_add(1, Ordering::Relaxed);
+        crate::retry::jitter(now.as_micros(), draw)
     }
 
     /// Slot `slot` (a provider and model) is to be left alone until

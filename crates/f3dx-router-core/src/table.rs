@@ -20,7 +20,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::config::Policy;
+use crate::failover::FailoverOn;
 use crate::quality::QualityConfig;
+use crate::retry::RetryPolicy;
 
 /// One provider serving one group's model.
 #[derive(Clone, Debug)]
@@ -45,6 +47,13 @@ pub struct Deployment {
     pub headers: Vec<(String, String)>,
     /// Its slot: what the router remembers of it.
     pub slot: usize,
+    /// Statuses and codes made soft (`failover_on`): the router's, its
+    /// group's and its own, together.
+    pub failover_on: FailoverOn,
+    /// Retries of a soft failure on it before the call moves on (its own
+    /// `retries` / `backoff_ms` / `backoff_max_ms`, else its group's, else
+    /// the router's).
+    pub retry: RetryPolicy,
 }
 
 /// Provider and model: the unit of what the router remembers.

@@ -53,6 +53,10 @@ impl PyRouter {
         fallbacks = None,
         context_window_fallbacks = None,
         content_policy_fallbacks = None,
+        failover_on = None,
+        retries = None,
+        backoff_ms = None,
+        backoff_max_ms = None,
         otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -70,6 +74,10 @@ impl PyRouter {
         fallbacks: Option<&Bound<'_, PyAny>>,
         context_window_fallbacks: Option<&Bound<'_, PyAny>>,
         content_policy_fallbacks: Option<&Bound<'_, PyAny>>,
+        failover_on: Option<&Bound<'_, PyAny>>,
+        retries: Option<&Bound<'_, PyAny>>,
+        backoff_ms: Option<&Bound<'_, PyAny>>,
+        backoff_max_ms: Option<&Bound<'_, PyAny>>,
         otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -88,6 +96,10 @@ impl PyRouter {
             ("fallbacks", fallbacks),
             ("context_window_fallbacks", context_window_fallbacks),
             ("content_policy_fallbacks", content_policy_fallbacks),
+            ("failover_on", failover_on),
+            ("retries", retries),
+            ("backoff_ms", backoff_ms),
+            ("backoff_max_ms", backoff_max_ms),
         ];
         let mut config = Map::new();
         for (name, value) in fields {

@@ -1,23 +1,12 @@
 //! What a routed call reports back: its attempts and its result.
 
-use f3dx_router_core::Attempt;
+use f3dx_router_core::{Attempt, Fault};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 /// Every fault name the core gives.
-const FAULTS: &[&str] = &[
-    "timeout",
-    "undecodable",
-    "stream_error",
-    "schema_invalid",
-    "connection_refused",
-    "connection_reset",
-    "dns",
-    "truncated",
-    "body_too_large",
-    "transport",
-];
+const FAULTS: &[&str] = Fault::NAMES;
 
 /// One upstream attempt of a call.
 #[pyclass(frozen, name = "Attempt", module = "f3dx_router._native", get_all)]

@@ -40,6 +40,8 @@
 //! - `state`: the [`Call`] and each attempt's state.
 //! - `legs`: leg planning and hedging (which candidate next, and when).
 //! - `settle`: ending attempts and the call (health, budgets, the result).
+//! - `classes`: failover classes (an error body that decides a 4xx, a
+//!   refusal set aside, retries on the same deployment).
 //! - `quality`: quality bookkeeping (checks, pass rates, probes).
 //! - `commit`: a streamed attempt's events, its commit point and its end.
 //! - `start`: a call's start (checks, encoding, candidates, first legs).
@@ -48,6 +50,7 @@
 
 mod action;
 mod check;
+mod classes;
 mod commit;
 mod explain;
 mod legs;
@@ -96,7 +99,7 @@ impl Call {
             .iter()
             .filter(|a| a.phase != Phase::Ended)
             .map(|a| a.deadline);
-        deadlines.chain(self.hedge_at).min()
+        deadlines.chain(self.hedge_at).chain(self.retry_due()).min()
     }
 
     /// Whether the request streams (`"stream": true`).
@@ -124,6 +127,7 @@ impl Call {
             if let Some(wait) = retry_after(&head) {
                 self.shared
                     .cool(slot, CoolingCause::RetryAfter, now + wait, now);
+                self.attempts[id.0 as usize].retry_after = Some(wait);
             }
         }
         // Any answer may say a rate limit is spent: wait for its reset
@@ -158,8 +162,10 @@ impl Call {
                 self.fill(now, Trigger::Failure);
             }
             StatusClass::Hard => {
+                // Hard unless its error body says otherwise (`classes`):
+                // nothing new starts until it is read.
                 self.drain(id, AttemptOutcome::Hard, now);
-                self.stopped = true;
+                self.attempts[id.0 as usize].undecided = true;
                 self.hedge_at = None;
             }
         }
@@ -245,6 +251,8 @@ impl Call {
                 let a = &mut self.attempts[id.0 as usize];
                 a.record.detail = message;
                 a.step(Step::Drained);
+                self.decide_failure(id, &text, now);
+                let a = &mut self.attempts[id.0 as usize];
                 if a.record.outcome == AttemptOutcome::Hard {
                     a.hard_body = Some(text);
                 }
@@ -272,8 +280,12 @@ impl Call {
                 self.end_backlog(id, StreamTail::Fault(fault));
                 self.pump();
             }
-            // The outcome was decided at the head; only the message is lost.
-            Some(Phase::Draining) => self.attempts[id.0 as usize].step(Step::Drained),
+            // The status decides (an undecided one stays hard); only the
+            // message is lost.
+            Some(Phase::Draining) => {
+                self.attempts[id.0 as usize].step(Step::Drained);
+                self.decide_failure(id, "", now);
+            }
             _ => return,
         }
         self.check_done(now);
@@ -289,7 +301,8 @@ impl Call {
         let overdue = |a: &state::AttemptState| {
             !matches!(a.phase, Phase::Ended | Phase::Committed) && a.deadline < now
         };
-        if self.hedge_at.is_some_and(|t| t < now) || self.attempts.iter().any(overdue) {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t < now);
+        if due(self.hedge_at) || due(self.retry_due()) || self.attempts.iter().any(overdue) {
             self.handle_timeout(now);
         }
     }
@@ -314,7 +327,13 @@ impl Call {
             }
             self.actions.push_back(Action::Cancel { attempt: id });
             match a.phase {
-                Phase::Draining => self.attempts[i].step(Step::Drained),
+                Phase::Draining => {
+                    // The body stalled: what arrived of it decides.
+                    self.attempts[i].step(Step::Drained);
+                    let body = std::mem::take(&mut self.attempts[i].body);
+                    let text = self.redact(id, &String::from_utf8_lossy(&body));
+                    self.decide_failure(id, &text, now);
+                }
                 _ => {
                     let timeout = self.provider_of(id).timeout;
                     let what = if a.phase == Phase::Streaming {
@@ -328,6 +347,9 @@ impl Call {
                     self.fill(now, Trigger::Failure);
                 }
             }
+        }
+        if self.retry_due().is_some_and(|t| t <= now) {
+            self.fill(now, Trigger::Failure);
         }
         if self.hedge_at.is_some_and(|t| t <= now) {
             self.fill(now, Trigger::HedgeTimer);

@@ -48,6 +48,9 @@ impl Call {
     }
 
     pub(super) fn win(&mut self, id: AttemptId, response: Value, now: Instant) {
+        if self.set_aside_refusal(id, &response, now) {
+            return;
+        }
         let mut schema_valid = None;
         if let Some(q) = &self.quality {
             // No text fails; JSON the validator cannot judge is not counted.

@@ -70,8 +70,8 @@ impl Call {
         a.step(step);
         // An answer in the wrong format came from a provider that answered:
         // a success for its health, whatever it was for the call.
-        let answered =
-            outcome == AttemptOutcome::Success || a.record.fault == Some(Fault::SchemaInvalid);
+        let answered = outcome == AttemptOutcome::Success
+            || matches!(a.record.fault, Some(Fault::SchemaInvalid | Fault::Refusal));
         let verdict = match outcome {
             _ if answered => Verdict::Success,
             AttemptOutcome::Soft => Verdict::Failure,
@@ -94,6 +94,11 @@ impl Call {
         self.shared.record(slot, verdict, probe, took, now);
         if connection {
             self.shared.record_connection_failure(provider, slot, now);
+        }
+        // A failure of the deployment (not an answer it gave) may be tried
+        // there again.
+        if outcome == AttemptOutcome::Soft && !answered {
+            self.plan_retry(id, now);
         }
     }
 
@@ -143,8 +148,13 @@ impl Call {
             return self.complete(Err(RouteError::InvalidRequest { message, attempts }));
         }
         let busy = self.attempts.iter().any(|a| a.phase != Phase::Ended);
-        let more = !self.stopped && self.next_candidate < self.candidates.len();
+        let more = !self.stopped
+            && (self.next_candidate < self.candidates.len() || !self.retries.is_empty());
         if busy || more {
+            return;
+        }
+        // A refusal set aside for a fallback group that did not answer.
+        if self.return_refusal(now) {
             return;
         }
         let attempts = self.records();

@@ -125,6 +125,8 @@ impl Call {
             group,
             candidates,
             requests: Vec::new(),
+            retries: Vec::new(),
+            refusal: None,
             next_candidate: 0,
             attempts: Vec::new(),
             hedge_at: None,
@@ -143,15 +145,10 @@ impl Call {
         };
         let checked = checked.and_then(|(body, stream)| {
             call.stream = stream;
-            let mut encoded = encode_all(&call.shared, group, &body)?;
-            call.requests = call
-                .candidates
-                .iter()
-                .map(|&d| {
-                    let at = encoded.iter().position(|(e, _)| *e == d)?;
-                    Some(encoded.swap_remove(at).1)
-                })
-                .collect();
+            // Kept by deployment: a failure may add candidates later (a
+            // larger context window, a content-policy fallback).
+            let encoded = encode_all(&call.shared, group, &body)?;
+            call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             Ok(())
         });
         match checked {
@@ -169,11 +166,12 @@ impl Call {
     }
 }
 
-/// Translate the request for every deployment of the call's groups,
-/// cooling ones included, so whether a request is accepted never depends
-/// on health: each deployment once, with its request, in the order the
-/// groups are tried (a small list: a table of hundreds of deployments
-/// costs a call only its own groups').
+/// Translate the request for every deployment of the call's groups (and
+/// of their context-window and content-policy fallbacks, which a failure
+/// may lead to), cooling ones included, so whether a request is accepted
+/// never depends on health: each deployment once, with its request, in the
+/// order the groups are tried (a small list: a table of hundreds of
+/// deployments costs a call only its own groups').
 pub(super) fn encode_all(
     shared: &Shared,
     group: usize,
@@ -181,9 +179,20 @@ pub(super) fn encode_all(
 ) -> Result<Vec<(usize, HttpRequest)>, String> {
     let config = shared.config();
     let table = &config.table;
-    let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
     let mut groups = groups_of(table, group);
-    groups.extend(&table.groups[group].context_window_fallbacks);
+    for i in 0..groups.len() {
+        let g = &table.groups[groups[i]];
+        for &f in g
+            .context_window_fallbacks
+            .iter()
+            .chain(&g.content_policy_fallbacks)
+        {
+            if !groups.contains(&f) {
+                groups.push(f);
+            }
+        }
+    }
+    let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
     for g in groups {
         for &d in &table.groups[g].deployments {
             if encoded.iter().any(|(e, _)| *e == d) {

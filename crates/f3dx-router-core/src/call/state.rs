@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::action::Action;
 use super::check::QualityCheck;
 use super::phase::{Phase, Step};
@@ -45,6 +47,24 @@ pub(super) struct AttemptState {
     /// It holds its provider's quality probe for the call's tenant and
     /// model: it records a result, or gives the probe back.
     pub(super) quality_probe: bool,
+    /// Which retry on its deployment it is (0: the first attempt there).
+    pub(super) retry: u32,
+    /// How long its soft failure's upstream asked to wait (`Retry-After`).
+    pub(super) retry_after: Option<Duration>,
+    /// A failure head that would be hard arrived, and its error body may
+    /// still make it soft (docs/failover.md): no new leg starts meanwhile.
+    pub(super) undecided: bool,
+}
+
+/// A retry of a soft failure on the same deployment, waiting for its time.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PendingRetry {
+    /// When it is sent.
+    pub(super) at: Instant,
+    /// The deployment retried.
+    pub(super) deployment: usize,
+    /// Which retry it is there (1 for the first).
+    pub(super) retry: u32,
 }
 
 /// A routed call in progress. Built by [`crate::Router::start_call`].
@@ -58,9 +78,17 @@ pub struct Call {
     /// groups' (a fallback group's only after every attempt before it
     /// ended).
     pub(super) candidates: Vec<usize>,
-    /// The request for each candidate, encoded up front so a request some
-    /// deployment cannot carry is refused before anything is sent.
-    pub(super) requests: Vec<Option<HttpRequest>>,
+    /// The request for each deployment the call may reach (its groups,
+    /// and their context-window and content-policy fallbacks), encoded up
+    /// front so a request some deployment cannot carry is refused before
+    /// anything is sent. Taken when sent, or copied for a deployment that
+    /// may retry.
+    pub(super) requests: Vec<(usize, Option<HttpRequest>)>,
+    /// Retries waiting for their time; each counts as a leg in flight.
+    pub(super) retries: Vec<PendingRetry>,
+    /// A refusal set aside while a `content_policy_fallbacks` group is
+    /// tried: the call's answer if none answers.
+    pub(super) refusal: Option<(AttemptId, Value)>,
     pub(super) next_candidate: usize,
     pub(super) attempts: Vec<AttemptState>,
     /// When the next delayed hedge leg fires.
@@ -116,6 +144,26 @@ impl Call {
     /// Legs whose outcome is still open.
     pub(super) fn in_flight(&self) -> usize {
         self.attempts.iter().filter(|a| a.phase.is_open()).count()
+    }
+
+    /// Legs in flight and retries waiting to be sent: what the policy's
+    /// `hedge_k` bounds.
+    pub(super) fn legs(&self) -> usize {
+        self.in_flight() + self.retries.len()
+    }
+
+    /// A failure head waits for its error body to decide whether the call
+    /// goes on: nothing new is sent meanwhile.
+    pub(super) fn held_back(&self) -> bool {
+        self.attempts.iter().any(|a| a.undecided)
+    }
+
+    /// When the earliest waiting retry is due, if any may be sent.
+    pub(super) fn retry_due(&self) -> Option<Instant> {
+        if self.stopped || self.finished || self.held_back() {
+            return None;
+        }
+        self.retries.iter().map(|r| r.at).min()
     }
 
     pub(super) fn records(&self) -> Vec<Attempt> {

@@ -31,6 +31,8 @@ pub fn encode_request(
         params: Map::new(),
         headers: Vec::new(),
         slot: 0,
+        failover_on: Default::default(),
+        retry: Default::default(),
     };
     encode_for(provider, &own, body)
 }

@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{err, ConfigError};
+use super::failover::FailoverLevel;
 use super::host::HostLimits;
 use super::keys::{
     key_path, otel_refused, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS,
@@ -126,8 +127,24 @@ pub(super) fn all_errors(
                 .map(problem),
         );
     }
+    let failover_keys: Map<String, Value> = known
+        .iter()
+        .filter(|(k, _)| FAILOVER_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let failover =
+        |o: &Map<String, Value>| FailoverLevel::read(o, "", &FailoverLevel::default()).map(|_| ());
+    errors.extend(
+        retried(failover_keys, failover, "")
+            .into_iter()
+            .map(problem),
+    );
     errors
 }
+
+/// The failover keys, at the router's level as at a group's or a
+/// deployment's.
+const FAILOVER_KEYS: [&str; 4] = ["failover_on", "retries", "backoff_ms", "backoff_max_ms"];
 
 /// `obj` without its unknown keys (and `skip`), and an error for each
 /// unknown key, named by its position in `obj`.

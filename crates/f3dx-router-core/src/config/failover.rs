@@ -162,6 +162,36 @@ pub fn retry_policy(
     Ok(policy)
 }
 
+/// The failover settings in effect at one level of a config, resolved
+/// over the level above: `failover_on` lists add up (a deployment's extends
+/// its group's, which extends the router's), the retry policy's fields
+/// are each the nearest level's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailoverLevel {
+    /// Statuses and codes made soft, from this level and those above.
+    pub failover_on: FailoverOn,
+    /// The retry policy in effect here.
+    pub retry: RetryPolicy,
+}
+
+impl FailoverLevel {
+    /// The settings at `at` (the keys of `obj`) over `inherited`.
+    pub fn read(
+        obj: &Map<String, Value>,
+        at: &str,
+        inherited: &FailoverLevel,
+    ) -> Result<FailoverLevel, ConfigError> {
+        let mut on = inherited.failover_on.clone();
+        if let Some(own) = failover_on(obj, at)? {
+            on.extend(&own);
+        }
+        Ok(FailoverLevel {
+            failover_on: on,
+            retry: retry_policy(obj, at, inherited.retry)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,10 @@ pub const ROUTER_KEYS: &[&str] = &[
     "fallbacks",
     "context_window_fallbacks",
     "content_policy_fallbacks",
+    "failover_on",
+    "retries",
+    "backoff_ms",
+    "backoff_max_ms",
 ];
 
 /// A model group's keys (a group given as an object).
@@ -43,6 +47,10 @@ pub const GROUP_KEYS: &[&str] = &[
     "hedge_delay_fallback_ms",
     "hedge_budget",
     "quality",
+    "failover_on",
+    "retries",
+    "backoff_ms",
+    "backoff_max_ms",
 ];
 
 /// A deployment's keys (one entry of a model group).
@@ -56,6 +64,10 @@ pub const DEPLOYMENT_KEYS: &[&str] = &[
     "context_window",
     "params",
     "headers",
+    "failover_on",
+    "retries",
+    "backoff_ms",
+    "backoff_max_ms",
 ];
 
 /// A provider's keys.

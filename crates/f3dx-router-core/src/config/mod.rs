@@ -158,8 +158,17 @@ impl RouterConfig {
         let mut report = ConfigReport::default();
         match RouterConfig::from_json(value, env, limits) {
             Ok(config) => report.config = Some(config),
-            Err(_) => {
+            Err(first) => {
                 report.errors = check::all_errors(value, env, limits);
+                // The routing table's errors (`models`, fallbacks) come
+                // after every other part's in `from_json`: when the check
+                // has none of its own there, from_json's is the one.
+                if !report.errors.iter().any(|p| p.error == first) {
+                    report.errors.push(ConfigProblem {
+                        error: first,
+                        provider: None,
+                    });
+                }
                 report.errors.truncate(MAX_PROBLEMS);
             }
         }

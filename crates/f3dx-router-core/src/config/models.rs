@@ -17,6 +17,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{err, ConfigError};
+use super::failover::FailoverLevel;
 use super::host::HostLimits;
 use super::keys::{reject_unknown, DEPLOYMENT_KEYS, GROUP_KEYS};
 use super::monitoring::parse_quality;
@@ -70,7 +71,8 @@ pub(super) fn parse_table(
                     return Err(err(key, "needs a models table: fallbacks name its groups"));
                 }
             }
-            return Ok(implicit(providers, policy, quality));
+            let failover = FailoverLevel::read(obj, "", &FailoverLevel::default())?;
+            return Ok(implicit(providers, policy, quality, &failover));
         }
         Some(Value::Object(groups)) => groups,
         Some(_) => {
@@ -86,7 +88,10 @@ pub(super) fn parse_table(
     if groups.len() > MAX_GROUPS {
         return Err(err("models", format!("has more than {MAX_GROUPS} groups")));
     }
-    let mut table = Builder::default();
+    let mut table = Builder {
+        router_failover: FailoverLevel::read(obj, "", &FailoverLevel::default())?,
+        ..Builder::default()
+    };
     for (name, value) in groups {
         table.group(name, value, providers, policy, quality, limits)?;
     }
@@ -109,6 +114,7 @@ fn implicit(
     providers: &[ProviderConfig],
     policy: Policy,
     quality: Option<QualityConfig>,
+    failover: &FailoverLevel,
 ) -> RoutingTable {
     let deployments = providers
         .iter()
@@ -123,6 +129,8 @@ fn implicit(
             params: Map::new(),
             headers: Vec::new(),
             slot: i,
+            failover_on: failover.failover_on.clone(),
+            retry: failover.retry,
         })
         .collect();
     let slots = providers
@@ -154,6 +162,11 @@ struct Builder {
     slots: Vec<Slot>,
     /// Where each slot's budgets were declared, for a conflict's message.
     slot_origin: Vec<String>,
+    /// The router's failover settings, which every group's extend.
+    router_failover: FailoverLevel,
+    /// The failover settings of the group being built, which its
+    /// deployments extend.
+    group_failover: FailoverLevel,
 }
 
 impl Builder {
@@ -206,6 +219,10 @@ impl Builder {
         let (policy, quality) = match settings {
             Some(o) => group_settings(o, &at, list.len(), router_policy, router_quality, limits)?,
             None => (router_policy, router_quality),
+        };
+        self.group_failover = match settings {
+            Some(o) => FailoverLevel::read(o, &at, &self.router_failover)?,
+            None => self.router_failover.clone(),
         };
         let group = self.groups.len();
         let exact = (!name.contains('*')).then_some(name);
@@ -318,6 +335,7 @@ impl Builder {
         // the caller's).
         let model = model.or_else(|| exact.map(str::to_owned));
         let slot = self.slot(provider, model.clone(), rpm, tpm, p, at)?;
+        let failover = FailoverLevel::read(obj, at, &self.group_failover)?;
         Ok(Deployment {
             group,
             provider,
@@ -328,6 +346,8 @@ impl Builder {
             params,
             headers,
             slot,
+            failover_on: failover.failover_on,
+            retry: failover.retry,
         })
     }
 

@@ -526,3 +526,72 @@ fn host_default_max_body_bytes_applies_where_a_provider_sets_none() {
     assert_eq!(c.providers[0].max_body_bytes, 1234);
     assert_eq!(c.providers[1].max_body_bytes, 99);
 }
+
+#[test]
+fn failover_settings_resolve_per_deployment() {
+    use crate::failover::UpstreamError;
+    let c = parse(json!({
+        "providers": [provider("a"), provider("b")],
+        "failover_on": [404], "retries": 1, "backoff_ms": 50,
+        "models": {
+            "g": {"deployments": [
+                {"provider": "a", "failover_on": ["model_not_found"], "retries": 3},
+                {"provider": "b"}
+            ], "failover_on": [401], "backoff_max_ms": 400},
+            "h": [{"provider": "a"}]
+        }
+    }))
+    .unwrap();
+    let d = &c.table.deployments;
+    let any = UpstreamError::read(b"{}");
+    let coded = UpstreamError::read(br#"{"error":{"code":"model_not_found"}}"#);
+    // failover_on adds up: router, group, deployment.
+    assert!(d[0].failover_on.matches(404, &any) && d[0].failover_on.matches(401, &any));
+    assert!(d[0].failover_on.matches(400, &coded));
+    assert!(d[1].failover_on.matches(401, &any) && !d[1].failover_on.matches(400, &coded));
+    assert!(d[2].failover_on.matches(404, &any) && !d[2].failover_on.matches(401, &any));
+    // Each retry field from the nearest level that sets it.
+    let ms = Duration::from_millis;
+    assert_eq!(
+        (
+            d[0].retry.retries,
+            d[0].retry.backoff,
+            d[0].retry.backoff_max
+        ),
+        (3, ms(50), ms(400))
+    );
+    assert_eq!((d[1].retry.retries, d[1].retry.backoff_max), (1, ms(400)));
+    assert_eq!(
+        (d[2].retry.retries, d[2].retry.backoff_max),
+        (1, crate::retry::DEFAULT_BACKOFF_MAX)
+    );
+    // Without a table, the router's apply to every provider.
+    let c = parse(json!({"providers": [provider("a")], "retries": 2})).unwrap();
+    assert_eq!(c.table.deployments[0].retry.retries, 2);
+    assert!(c.table.deployments[0].failover_on.is_empty());
+}
+
+#[test]
+fn failover_errors_name_their_level() {
+    let cases = [
+        (json!({"failover_on": [200]}), "failover_on[0]"),
+        (json!({"retries": 11}), "retries"),
+        (
+            json!({"models": {"g": {"deployments": [{"provider": "a"}], "backoff_ms": 9000}}}),
+            "models[\"g\"].backoff_ms",
+        ),
+        (
+            json!({"models": {"g": [{"provider": "a", "failover_on": "404"}]}}),
+            "models[\"g\"][0].failover_on",
+        ),
+    ];
+    for (extra, field) in cases {
+        let mut v = extra.clone();
+        v["providers"] = json!([provider("a")]);
+        let e = parse(v.clone()).unwrap_err();
+        assert_eq!(e.field, field, "{extra}");
+        // check reports it too, as from_json's first error.
+        let r = RouterConfig::check_json(&v, &|_| None, HostLimits::default());
+        assert_eq!(r.errors[0].error, e, "{extra}");
+    }
+}
