@@ -12,6 +12,7 @@ Anthropic translation) behind a small Python API::
 
 ``help(Router)`` documents every constructor parameter; the config's
 shapes are typed (``ProviderConfig``, ``HealthConfig``, ``QualityConfig``,
+``ModelGroupConfig``, ``DeploymentConfig``, ``FallbacksConfig``,
 ``RouterConfig``). ``python -m f3dx_router check router.toml`` validates a
 config file offline.
 
@@ -48,13 +49,17 @@ from ._introspect import ExplainReason as ExplainReason
 from ._introspect import ModelGroupInfo as ModelGroupInfo
 from ._introspect import PlannedDeployment as PlannedDeployment
 from ._router import Router as Router
+from ._stats import DeploymentStats as DeploymentStats
 from ._stats import HedgeStats as HedgeStats
 from ._stats import LatencyMs as LatencyMs
 from ._stats import ProviderStats as ProviderStats
 from ._stats import QualityKeyStats as QualityKeyStats
 from ._stats import RouterStats as RouterStats
 from ._stats import format_stats as format_stats
+from ._types import DeploymentConfig as DeploymentConfig
+from ._types import FallbacksConfig as FallbacksConfig
 from ._types import HealthConfig as HealthConfig
+from ._types import ModelGroupConfig as ModelGroupConfig
 from ._types import PolicyName as PolicyName
 from ._types import ProviderConfig as ProviderConfig
 from ._types import QualityConfig as QualityConfig
@@ -109,10 +114,14 @@ __all__ = [
     "ProviderConfig",
     "HealthConfig",
     "QualityConfig",
+    "ModelGroupConfig",
+    "DeploymentConfig",
+    "FallbacksConfig",
     "RouterConfig",
     "PolicyName",
     "RouterStats",
     "ProviderStats",
+    "DeploymentStats",
     "HedgeStats",
     "QualityKeyStats",
     "LatencyMs",

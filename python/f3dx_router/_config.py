@@ -68,7 +68,10 @@ ROUTER_KEYS: tuple[str, ...] = _KEYS["router"] + HOST_KEYS
 _PROVIDER_KEYS = _KEYS["provider"]
 _HEALTH_KEYS = _KEYS["health"]
 _QUALITY_KEYS = _KEYS["quality"]
-_SCHEMA_KEYS = frozenset(ROUTER_KEYS + _PROVIDER_KEYS + _HEALTH_KEYS + _QUALITY_KEYS)
+_SCHEMA_KEYS = frozenset(ROUTER_KEYS + _PROVIDER_KEYS + _HEALTH_KEYS + _QUALITY_KEYS + _KEYS["group"] + _KEYS["deployment"])
+#: Objects whose keys are model group names: named by the name itself,
+#: JSON-quoted (``models["gpt-4o"]``), as the core names them.
+_GROUP_MAPS = frozenset({"models", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks"})
 
 #: File formats by extension.
 SUFFIXES: dict[str, str] = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
@@ -105,7 +108,12 @@ def _invalid(field: str, message: str) -> ConfigError:
 
 def _key_path(at: str, key: str, index: int) -> str:
     """The path of ``key``, the key at ``index`` (from 0) of the object at
-    ``at``: named if the schema knows it, else numbered from 1."""
+    ``at``: named if the schema knows it or it is a model group's name,
+    else numbered from 1."""
+    if at in _GROUP_MAPS:
+        import json
+
+        return f"{at}[{json.dumps(key, ensure_ascii=False)}]"
     if key in _SCHEMA_KEYS:
         return key if at == "config" else f"{at}.{key}"
     return f"{at}.#{index + 1}"
@@ -144,7 +152,7 @@ def _unknown_key(at: str, key: str, index: int, known: tuple[str, ...]) -> Confi
 
 
 def _repeated_key(at: str, key: str, first: int, index: int) -> ConfigError:
-    if key in _SCHEMA_KEYS:
+    if key in _SCHEMA_KEYS or at in _GROUP_MAPS:
         return _invalid(_key_path(at, key, first), f"is given twice (keys #{first + 1} and #{index + 1}); give each key once")
     return _invalid(_key_path(at, key, index), f"repeats key #{first + 1}; give each key once")
 

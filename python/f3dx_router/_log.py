@@ -34,8 +34,24 @@ __all__ = ["ATTEMPT_FIELDS", "CALL_FIELDS", "TRANSITION_FIELDS", "logger", "log_
 logger = logging.getLogger("f3dx_router")
 logger.addHandler(logging.NullHandler())
 
-#: ``extra=`` attributes of an attempt's record.
-ATTEMPT_FIELDS = ("model", "stream", "attempt", "provider", "outcome", "status", "fault", "detail", "started_ms", "ended_ms")
+#: ``extra=`` attributes of an attempt's record. ``model``: the model the
+#: call asked for; ``group``: the model group the attempt was for and
+#: ``model_sent``: the model it sent, with a routing table (``models``;
+#: None without one, or when the caller's model went as it was).
+ATTEMPT_FIELDS = (
+    "model",
+    "stream",
+    "attempt",
+    "provider",
+    "group",
+    "model_sent",
+    "outcome",
+    "status",
+    "fault",
+    "detail",
+    "started_ms",
+    "ended_ms",
+)
 #: ``extra=`` attributes of a call's record. ``outcome``: ``"success"``,
 #: ``"closed"`` (a stream its reader closed before the end), or the error's
 #: kind: ``"hard"``, ``"all_failed"``, ``"invalid_request"``,
@@ -48,14 +64,16 @@ CALL_FIELDS = ("model", "stream", "provider", "outcome", "error", "latency_ms", 
 #: ``"budget_exhausted"``; ``reason``: ``"consecutive_failures"``,
 #: ``"error_rate"``, ``"failed_probe"`` (ejected), ``"retry_after"``,
 #: ``"rate_limit_headers"`` (cooling), ``"rpm"``, ``"tpm"`` (budget);
-#: ``for_s``: how long the state lasts (None for a readmission).
-TRANSITION_FIELDS = ("provider", "transition", "reason", "for_s")
+#: ``for_s``: how long the state lasts (None for a readmission);
+#: ``model_sent``: with a routing table, the model of the deployment whose
+#: state changed (state is per provider and model sent).
+TRANSITION_FIELDS = ("provider", "transition", "reason", "for_s", "model_sent")
 
-#: (provider, outcome, status, fault, detail, started_ms, ended_ms)
-Attempt = tuple[str, str, int | None, str | None, str, float, float | None]
-#: (provider, transition, reason, reason in words, for_s, tenant, model);
-#: tenant and model only for the quality transitions
-Transition = tuple[str, str, str | None, str, float | None, str | None, str | None]
+#: (provider, outcome, status, fault, detail, started_ms, ended_ms, group, model sent)
+Attempt = tuple[str, str, int | None, str | None, str, float, float | None, str | None, str | None]
+#: (provider, transition, reason, reason in words, for_s, tenant, model,
+#: model sent); tenant and model only for the quality transitions
+Transition = tuple[str, str, str | None, str, float | None, str | None, str | None, str | None]
 
 
 def log_call(
@@ -72,15 +90,16 @@ def log_call(
     if stream:
         label += " (stream)"
     n = len(attempts)
-    for i, (name, result, status, fault, detail, started, ended) in enumerate(attempts, 1):
+    for i, (name, result, status, fault, detail, started, ended, group, sent) in enumerate(attempts, 1):
         why = "".join(part for part in (_status(status), _fault(fault)) if part)
         end = f"{ended:.1f}" if ended is not None else "..."
         logger.debug(
-            "%s: attempt %d/%d to %r: %s%s, %.1f-%s ms%s",
+            "%s: attempt %d/%d to %r%s: %s%s, %.1f-%s ms%s",
             label,
             i,
             n,
             name,
+            _deployment(group, sent),
             result,
             why,
             started,
@@ -91,6 +110,8 @@ def log_call(
                 "stream": stream,
                 "attempt": i,
                 "provider": name,
+                "group": group,
+                "model_sent": sent,
                 "outcome": result,
                 "status": status,
                 "fault": fault,
@@ -139,9 +160,12 @@ def log_transitions(transitions: Sequence[Transition], dropped: int) -> None:
             dropped,
             extra={"dropped": dropped},
         )
-    for name, transition, reason, words, for_s, tenant, model in transitions:
+    for name, transition, reason, words, for_s, tenant, model, sent in transitions:
         extra = {"provider": name, "transition": transition, "reason": reason, "for_s": for_s,
-                 "tenant": tenant, "model": model}
+                 "tenant": tenant, "model": model, "model_sent": sent}
+        if sent is not None:
+            # The state is this deployment's: name the model it sends.
+            name = f"{name} ({sent})"
         if tenant is not None:  # quality-aware routing: for one tenant and model
             if for_s is None:
                 logger.info("provider %r readmitted for tenant %r, model %r: %s", name, tenant, model, words,
@@ -155,6 +179,12 @@ def log_transitions(transitions: Sequence[Transition], dropped: int) -> None:
             continue
         level, message = _TRANSITIONS.get(transition, (logging.WARNING, "provider %r: %.1f s: %s"))
         logger.log(level, message, name, for_s, words, extra=extra)
+
+
+def _deployment(group: str | None, sent: str | None) -> str:
+    """`` (group 'gpt-4o', model 'prod-4o')`` with a routing table."""
+    parts = [f"{what} {value!r}" for what, value in (("group", group), ("model", sent)) if value is not None]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _status(status: int | None) -> str:

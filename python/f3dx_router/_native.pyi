@@ -8,7 +8,7 @@ from typing_extensions import Self, disjoint_base
 
 from ._introspect import Explanation, ModelGroupInfo
 from ._stats import RouterStats
-from ._types import HealthConfig, PolicyName, ProviderConfig, QualityConfig
+from ._types import FallbacksConfig, HealthConfig, ModelsConfig, PolicyName, ProviderConfig, QualityConfig
 
 __all__ = [
     "Router",
@@ -30,7 +30,8 @@ __version__: str
 # What the extension's Rust code allocates with ("mimalloc 2"); bench/soak.py reports it.
 _allocator: str
 
-# The core's config keys: "router", "provider", "health", "quality", "host".
+# The core's config keys: "router", "provider", "group", "deployment",
+# "health", "quality", "host".
 def _config_keys() -> dict[str, tuple[str, ...]]: ...
 
 # Every problem of a config (without the host's keys), by the core's rules:
@@ -188,10 +189,10 @@ class Router:
         hedge_budget: float | None = None,
         health: bool | HealthConfig | None = None,
         quality: bool | QualityConfig | None = None,
-        models: Mapping[str, Any] | None = None,
-        fallbacks: Mapping[str, Sequence[str]] | None = None,
-        context_window_fallbacks: Mapping[str, Sequence[str]] | None = None,
-        content_policy_fallbacks: Mapping[str, Sequence[str]] | None = None,
+        models: ModelsConfig | None = None,
+        fallbacks: FallbacksConfig | None = None,
+        context_window_fallbacks: FallbacksConfig | None = None,
+        content_policy_fallbacks: FallbacksConfig | None = None,
         failover_on: Sequence[int | str] | None = None,
         retries: int | None = None,
         backoff_ms: int | None = None,

@@ -36,8 +36,9 @@ ATTEMPT_EVENT = "f3dx.router.attempt"
 
 _tracer = trace.get_tracer("f3dx_router", __version__)
 
-#: (provider name, provider kind, outcome, status, fault, started_ms, ended_ms)
-Attempt = tuple[str, str, str, int | None, str | None, float, float | None]
+#: (provider name, provider kind, outcome, status, fault, started_ms,
+#: ended_ms, model group, model sent)
+Attempt = tuple[str, str, str, int | None, str | None, float, float | None, str | None, str | None]
 
 
 def capture() -> otel_context.Context:
@@ -51,7 +52,7 @@ def record_call(
     stream: bool,
     start_ns: int,
     end_ns: int,
-    provider: tuple[str, str] | None,
+    provider: tuple[str, str, str | None, str | None] | None,
     response: tuple[str | None, str | None, Sequence[str], int | None, int | None] | None,
     error: tuple[str, str] | None,
     end: str,
@@ -59,8 +60,11 @@ def record_call(
 ) -> None:
     """Build and end the span of one finished call.
 
-    ``provider``: (name, kind) of the winning attempt (on failure, of the
-    attempt the error names, else the last); ``response``: (id, model,
+    ``provider``: (name, kind, model group, model sent) of the winning
+    attempt (on failure, of the attempt the error names, else the last);
+    with a routing table, ``f3dx.router.group`` and
+    ``f3dx.router.model`` (the model sent) go on the span and on each
+    attempt's event; ``response``: (id, model,
     finish reasons, input tokens, output tokens); ``error``: (type,
     message); ``end``: ``"done"``, ``"closed"`` (a stream its reader closed
     before the end) or ``"cancelled"`` (abandoned before its answer by the
@@ -79,6 +83,7 @@ def record_call(
     if provider is not None:
         attributes["f3dx.router.provider"] = provider[0]
         attributes["gen_ai.provider.name"] = provider[1]
+        _deployment(attributes, provider[2], provider[3])
     if response is not None:
         response_id, response_model, finish_reasons, input_tokens, output_tokens = response
         if response_id is not None:
@@ -100,13 +105,14 @@ def record_call(
     if not span.is_recording():  # sampled out, or no SDK: nothing more to build
         span.end(end_time=end_ns)
         return
-    for name_, kind, outcome, status, fault, started_ms, ended_ms in attempts:
+    for name_, kind, outcome, status, fault, started_ms, ended_ms, group, sent in attempts:
         event: dict[str, AttributeValue] = {
             "f3dx.router.provider": name_,
             "gen_ai.provider.name": kind,
             "f3dx.router.attempt.outcome": outcome,
             "f3dx.router.attempt.start_ms": started_ms,
         }
+        _deployment(event, group, sent)
         if status is not None:
             event["http.response.status_code"] = status
         if fault is not None:
@@ -120,3 +126,11 @@ def record_call(
     if error is not None:
         span.set_status(Status(StatusCode.ERROR, error[1]))
     span.end(end_time=end_ns)
+
+
+def _deployment(attributes: dict[str, AttributeValue], group: str | None, sent: str | None) -> None:
+    """The routing table's group and model sent, when there is one."""
+    if group is not None:
+        attributes["f3dx.router.group"] = group
+    if sent is not None:
+        attributes["f3dx.router.model"] = sent

@@ -76,6 +76,26 @@ class Router(_native.Router):
         ``QualityConfig`` mapping (``window`` 50, ``min_samples`` 10,
         ``min_pass_rate`` 0.8, ``probe_after_s`` 60 s, ``on_failure``
         "return", ``max_keys`` 10000, ``max_bytes`` 64 MiB).
+    models
+        The routing table: a request's ``model`` picks a group (exact
+        name first, then the most specific pattern such as ``"claude-*"``,
+        then ``"*"``); a group is a list of deployments
+        (``DeploymentConfig``: ``provider``, and optionally ``model``, the
+        name sent to it, ``weight``, ``rpm``, ``tpm``, ``timeout_ms``,
+        ``context_window``, ``params``, ``headers``), or a
+        ``ModelGroupConfig`` with its own ``policy``, ``hedge_*`` and
+        ``quality``. A model no group matches is an ``InvalidRequest``,
+        nothing sent. Default: one group of every provider.
+    fallbacks
+        Group name to the groups tried, with their own deployments and
+        model names, after every deployment of it failed softly
+        (``{"gpt-4o": ["gpt-4o-mini"]}``); a cycle is a ``ConfigError``.
+    context_window_fallbacks
+        Group name to the groups tried when no deployment of it has a
+        ``context_window`` large enough for the request.
+    content_policy_fallbacks
+        Group name to the groups tried after a refusal (off by default:
+        it sends the content to another vendor).
     failover_on
         Statuses (400-599) and error codes (``model_not_found``) that make
         an otherwise hard failure soft, for every deployment (groups and

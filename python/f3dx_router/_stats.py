@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict, cast
 
-__all__ = ["LatencyMs", "QualityKeyStats", "ProviderStats", "HedgeStats", "RouterStats", "ReadableStats", "format_stats"]
+__all__ = [
+    "LatencyMs",
+    "QualityKeyStats",
+    "ProviderStats",
+    "DeploymentStats",
+    "HedgeStats",
+    "RouterStats",
+    "ReadableStats",
+    "format_stats",
+]
 
 
 class LatencyMs(TypedDict):
@@ -57,6 +66,16 @@ class ProviderStats(TypedDict):
     quality: list[QualityKeyStats]
 
 
+class DeploymentStats(ProviderStats):
+    """One deployment of a model group (with ``models``): what the router
+    remembers of this provider sending this model."""
+
+    #: The provider's name.
+    provider: str
+    #: The model sent (None when the caller's is passed through).
+    model: str | None
+
+
 class HedgeStats(TypedDict):
     """Hedging across the router's calls."""
 
@@ -69,19 +88,31 @@ class HedgeStats(TypedDict):
     skipped_for_budget: int
 
 
-class RouterStats(TypedDict):
-    """``Router.stats()``: per provider name, and hedging."""
+class _RouterStatsRequired(TypedDict):
+    hedges: HedgeStats
+
+
+class RouterStats(_RouterStatsRequired, total=False):
+    """``Router.stats()``: hedging, and per provider name (a router
+    without ``models``) or per model group, the deployments of each (a
+    router with ``models``): exactly one of ``providers`` and ``models``."""
 
     providers: dict[str, ProviderStats]
-    hedges: HedgeStats
+    models: dict[str, list[DeploymentStats]]
 
 
 # -- reading it -------------------------------------------------------------------
 
-#: The columns of ``format_stats``, in order.
+#: The columns of ``format_stats``, in order (with ``models``, ``group``
+#: and ``model`` come first, around the provider).
 _COLUMNS = ("provider", "state", "calls", "failures", "error", "p50 ms", "p95 ms", "ejections", "budget", "quality")
+_TABLE_COLUMNS = ("group", "provider", "model", *_COLUMNS[1:])
 #: Right-aligned (numbers).
 _NUMERIC = frozenset({"calls", "failures", "error", "p50 ms", "p95 ms", "ejections"})
+
+
+def _columns(stats: RouterStats) -> tuple[str, ...]:
+    return _TABLE_COLUMNS if "models" in stats else _COLUMNS
 
 
 def _number(x: float | None) -> str:
@@ -116,23 +147,31 @@ def _quality(p: ProviderStats) -> str:
     return text
 
 
+def _cells(p: ProviderStats) -> tuple[str, ...]:
+    latency = p["latency_ms"]
+    return (
+        _state(p),
+        str(p["requests"]),
+        str(p["soft_failures"]),
+        f"{p['error_rate']:.1%}" if p["requests"] else "-",
+        _number(latency["p50"]),
+        _number(latency["p95"]),
+        str(p["ejections"]),
+        _budget(p),
+        _quality(p),
+    )
+
+
 def _rows(stats: RouterStats) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for name, p in stats["providers"].items():
-        latency = p["latency_ms"]
-        rows.append((
-            name,
-            _state(p),
-            str(p["requests"]),
-            str(p["soft_failures"]),
-            f"{p['error_rate']:.1%}" if p["requests"] else "-",
-            _number(latency["p50"]),
-            _number(latency["p95"]),
-            str(p["ejections"]),
-            _budget(p),
-            _quality(p),
-        ))
-    return rows
+    if "models" in stats:
+        # One row per deployment, its group named on its first row only.
+        rows: list[tuple[str, ...]] = []
+        for group, deployments in stats["models"].items():
+            for i, d in enumerate(deployments):
+                name = group if i == 0 else ""
+                rows.append((name, d["provider"], d["model"] or "(caller's)", *_cells(d)))
+        return rows
+    return [(name, *_cells(p)) for name, p in stats.get("providers", {}).items()]
 
 
 def _hedges_line(stats: RouterStats) -> str:
@@ -142,14 +181,16 @@ def _hedges_line(stats: RouterStats) -> str:
 
 def format_stats(stats: RouterStats) -> str:
     """``router.stats()`` as a compact text table: one row per provider
-    (state, calls and soft failures in the health window, error rate,
-    p50/p95 latency, ejections, rate budget left, quality keys), then a
-    line on hedging."""
-    rows = [_COLUMNS, *_rows(stats)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    (with ``models``: per deployment, under its group, with the model it
+    sends): state, calls and soft failures in the health window, error
+    rate, p50/p95 latency, ejections, rate budget left, quality keys; then
+    a line on hedging."""
+    columns = _columns(stats)
+    rows = [columns, *_rows(stats)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = []
     for row in rows:
-        cells = [cell.rjust(w) if col in _NUMERIC else cell.ljust(w) for cell, w, col in zip(row, widths, _COLUMNS)]
+        cells = [cell.rjust(w) if col in _NUMERIC else cell.ljust(w) for cell, w, col in zip(row, widths, columns)]
         lines.append("  ".join(cells).rstrip())
     lines.append(_hedges_line(stats))
     return "\n".join(lines)
@@ -166,7 +207,7 @@ class ReadableStats(dict[str, Any]):
         from rich.table import Table  # type: ignore[import-not-found,unused-ignore]  # only rich calls this
 
         stats = cast(RouterStats, self)
-        table = Table(*_COLUMNS, title="f3dx_router stats", caption=_hedges_line(stats), caption_justify="left")
+        table = Table(*_columns(stats), title="f3dx_router stats", caption=_hedges_line(stats), caption_justify="left")
         for column in table.columns:
             if str(column.header) in _NUMERIC:
                 column.justify = "right"

@@ -18,9 +18,18 @@ A list built apart from the call needs its type said, or mypy infers
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict, Union
 
-__all__ = ["ProviderConfig", "HealthConfig", "QualityConfig", "RouterConfig", "PolicyName"]
+__all__ = [
+    "ProviderConfig",
+    "HealthConfig",
+    "QualityConfig",
+    "DeploymentConfig",
+    "ModelGroupConfig",
+    "FallbacksConfig",
+    "RouterConfig",
+    "PolicyName",
+]
 
 #: The routing policies.
 PolicyName = Literal["sequential", "weighted", "hedged"]
@@ -100,6 +109,76 @@ class QualityConfig(TypedDict, total=False):
     max_bytes: int
 
 
+class _DeploymentRequired(TypedDict):
+    #: The name of the provider (in ``providers``) serving this model.
+    provider: str
+
+
+class DeploymentConfig(_DeploymentRequired, total=False):
+    """One deployment of a model group: a provider serving the group's
+    model, with its own model name and limits. What the router remembers
+    (cooldowns, health, rate budgets, latency, quality) is per provider and
+    model sent; a connection failure counts against every deployment of
+    the provider."""
+
+    #: The model sent to that provider (default: the provider's ``model``,
+    #: else the group's name, else the caller's for a pattern group).
+    model: str
+    #: Share of first tries under ``policy="weighted"`` (default 1; 0: fallback only).
+    weight: int
+    #: Requests per minute this router may send this provider and model.
+    rpm: int
+    #: Tokens per minute this router may send this provider and model.
+    tpm: int
+    #: Deadline of one attempt, in ms (default: the provider's).
+    timeout_ms: int
+    #: Tokens the model holds: a request estimated larger skips it unsent.
+    context_window: int
+    #: Body fields merged into the request sent (``{"reasoning_effort": "low"}``).
+    params: Mapping[str, Any]
+    #: Extra request headers (values may be secrets: never printed).
+    headers: Mapping[str, str]
+    #: Statuses (400-599) or error codes also failed over (over the group's).
+    failover_on: list[int | str]
+    #: Attempts on this deployment after a soft failure, before moving on.
+    retries: int
+    #: First retry's backoff, in ms (jittered, doubling).
+    backoff_ms: int
+    #: Longest backoff, in ms.
+    backoff_max_ms: int
+
+
+class _ModelGroupRequired(TypedDict):
+    deployments: Sequence[DeploymentConfig]
+
+
+class ModelGroupConfig(_ModelGroupRequired, total=False):
+    """A model group given as an object: its deployments and its own
+    routing settings (the router's otherwise). A group can also be given
+    as the list of its deployments alone."""
+
+    policy: PolicyName
+    hedge_k: int
+    hedge_delay_ms: int | Literal["auto"]
+    hedge_delay_fallback_ms: int
+    hedge_budget: float
+    quality: bool | QualityConfig
+    failover_on: list[int | str]
+    retries: int
+    backoff_ms: int
+    backoff_max_ms: int
+
+
+#: ``fallbacks=`` (and ``context_window_fallbacks=``,
+#: ``content_policy_fallbacks=``): a group's name to the groups tried
+#: after it, in order, e.g. ``{"gpt-4o": ["gpt-4o-mini"]}``.
+FallbacksConfig = Mapping[str, Sequence[str]]
+
+#: ``models=``: a model name or pattern (``"claude-*"``, ``"*"``) to its
+#: deployments, or to a ``ModelGroupConfig``.
+ModelsConfig = Mapping[str, Union[Sequence[DeploymentConfig], ModelGroupConfig]]
+
+
 class _RouterRequired(TypedDict):
     providers: Sequence[ProviderConfig]
 
@@ -115,6 +194,10 @@ class RouterConfig(_RouterRequired, total=False):
     hedge_budget: float
     health: bool | HealthConfig
     quality: bool | QualityConfig
+    models: ModelsConfig
+    fallbacks: FallbacksConfig
+    context_window_fallbacks: FallbacksConfig
+    content_policy_fallbacks: FallbacksConfig
     failover_on: list[int | str]
     retries: int
     backoff_ms: int

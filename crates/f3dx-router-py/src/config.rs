@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use f3dx_router_core::config_schema::{
-    HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+    DEPLOYMENT_KEYS, GROUP_KEYS, HEALTH_KEYS, HOST_KEYS, PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
 };
 use f3dx_router_core::{ConfigError, ConfigProblem, HostLimits, RouterConfig};
 use pyo3::prelude::*;
@@ -20,14 +20,17 @@ use crate::repr::resolved;
 /// (`check` builds no router from it).
 const PLACEHOLDER_KEY: &str = "placeholder-for-check";
 
-/// `{"router": (...), "provider": (...), "health": (...), "quality": (...),
-/// "host": (...)}`: the core's config keys, in its order.
+/// `{"router": (...), "provider": (...), "group": (...), "deployment": (...),
+/// "health": (...), "quality": (...), "host": (...)}`: the core's config
+/// keys, in its order.
 #[pyfunction]
 pub fn _config_keys(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
     for (name, keys) in [
         ("router", ROUTER_KEYS),
         ("provider", PROVIDER_KEYS),
+        ("group", GROUP_KEYS),
+        ("deployment", DEPLOYMENT_KEYS),
         ("health", HEALTH_KEYS),
         ("quality", QUALITY_KEYS),
         ("host", HOST_KEYS),

@@ -353,6 +353,8 @@ impl Observer {
                         a.detail.as_str(),
                         millis(a.started),
                         a.ended.map(millis),
+                        a.group.as_deref(),
+                        a.model.as_deref(),
                     )
                 })
                 .collect();
@@ -375,7 +377,17 @@ impl Observer {
             // else the last attempt's.
             let provider = named
                 .or_else(|| attempts.last().map(|a| a.provider.as_str()))
-                .map(|name| (name, self.kind_of(name)));
+                .map(|name| {
+                    // Its group and model: the last attempt to it (the
+                    // winner's, or the one the error names).
+                    let last = attempts.iter().rev().find(|a| a.provider == name);
+                    (
+                        name,
+                        self.kind_of(name),
+                        last.and_then(|a| a.group.as_deref()),
+                        last.and_then(|a| a.model.as_deref()),
+                    )
+                });
             let summary = match finished {
                 Finished::Done(Ok(r)) if !r.response.is_null() => Summary::of_response(&r.response),
                 _ => trace.summary,
@@ -409,6 +421,8 @@ impl Observer {
                         a.fault.as_ref().map(|f| f.name()),
                         millis(a.started),
                         a.ended.map(millis),
+                        a.group.as_deref(),
+                        a.model.as_deref(),
                     )
                 })
                 .collect();
@@ -462,13 +476,16 @@ impl Observer {
 }
 
 /// `(provider, transition, reason, reason in words, for how long in s,
-/// tenant, model)`; the last two only for a quality transition.
+/// tenant, model, model sent)`; tenant and model only for a quality
+/// transition, the model sent when the routing table names it (the state
+/// is that deployment's).
 type TransitionRow<'a> = (
     &'a str,
     &'static str,
     Option<&'static str>,
     String,
     Option<f64>,
+    Option<&'a str>,
     Option<&'a str>,
     Option<&'a str>,
 );
@@ -482,6 +499,7 @@ fn transition_row(e: &HealthEvent) -> TransitionRow<'_> {
         e.lasts().map(|d| d.as_secs_f64()),
         e.scope.as_ref().map(|s| s.tenant.as_str()),
         e.scope.as_ref().map(|s| s.model.as_str()),
+        e.model.as_deref(),
     )
 }
 

@@ -3,7 +3,8 @@
 
 use f3dx_router_core::config_schema::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 use f3dx_router_core::{
-    HealthConfig, HedgeDelay, OnFailure, Policy, ProviderConfig, QualityConfig, RouterConfig,
+    HealthConfig, HedgeDelay, ModelGroup, OnFailure, Policy, ProviderConfig, QualityConfig,
+    RouterConfig, RoutingTable,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -26,7 +27,136 @@ pub(crate) fn router_repr(config: &RouterConfig, default_max_body_bytes: usize) 
         None => parts.push("quality=False".to_owned()),
         Some(q) => parts.extend(settings("quality", &quality_settings(&q))),
     }
+    if config.table.declared {
+        parts.extend(table_repr(config));
+    }
     format!("Router({})", parts.join(", "))
+}
+
+/// `models={...}` and each fallback map given: every group with its
+/// deployments (the settings each one gives) and its own routing settings.
+fn table_repr(config: &RouterConfig) -> Vec<String> {
+    let table = &config.table;
+    let groups: Vec<String> = table
+        .groups
+        .iter()
+        .map(|g| {
+            let deployments: Vec<String> = g
+                .deployments
+                .iter()
+                .map(|&d| deployment_repr(config, d))
+                .collect();
+            let list = format!("[{}]", deployments.join(", "));
+            let mut own = Vec::new();
+            if g.policy != config.policy {
+                own.extend(
+                    policy_items(g.policy)
+                        .into_iter()
+                        .map(|(k, v)| format!("'{k}': {v}")),
+                );
+            }
+            if g.quality != config.quality {
+                own.push(match g.quality {
+                    None => "'quality': False".to_owned(),
+                    Some(q) => {
+                        let items: Vec<String> = quality_settings(&q)
+                            .iter()
+                            .map(|(k, v)| format!("'{k}': {v}"))
+                            .collect();
+                        format!("'quality': {{{}}}", items.join(", "))
+                    }
+                });
+            }
+            let value = if own.is_empty() {
+                list
+            } else {
+                format!("{{'deployments': {list}, {}}}", own.join(", "))
+            };
+            format!("{}: {value}", py_str(&g.name))
+        })
+        .collect();
+    let mut parts = vec![format!("models={{{}}}", groups.join(", "))];
+    type Targets = fn(&ModelGroup) -> &Vec<usize>;
+    let maps: [(&str, Targets); 3] = [
+        ("fallbacks", |g| &g.fallbacks),
+        ("context_window_fallbacks", |g| &g.context_window_fallbacks),
+        ("content_policy_fallbacks", |g| &g.content_policy_fallbacks),
+    ];
+    for (key, targets) in maps {
+        let entries = fallback_entries(table, targets);
+        if !entries.is_empty() {
+            parts.push(format!("{key}={{{}}}", entries.join(", ")));
+        }
+    }
+    parts
+}
+
+/// `'gpt-4o': ['gpt-4o-mini']` for each group with fallbacks of one kind.
+fn fallback_entries(table: &RoutingTable, targets: fn(&ModelGroup) -> &Vec<usize>) -> Vec<String> {
+    table
+        .groups
+        .iter()
+        .filter(|g| !targets(g).is_empty())
+        .map(|g| {
+            let names: Vec<String> = targets(g)
+                .iter()
+                .map(|&t| py_str(&table.groups[t].name))
+                .collect();
+            format!("{}: [{}]", py_str(&g.name), names.join(", "))
+        })
+        .collect()
+}
+
+/// A deployment as the mapping that configures it: its provider, then
+/// each setting that is not the provider's (header names only).
+fn deployment_repr(config: &RouterConfig, d: usize) -> String {
+    let table = &config.table;
+    let dep = &table.deployments[d];
+    let p = &config.providers[dep.provider];
+    let slot = &table.slots[dep.slot];
+    let mut items = vec![("provider", py_str(&p.name))];
+    if let Some(model) = dep.model.as_ref().filter(|m| Some(*m) != p.model.as_ref()) {
+        items.push(("model", py_str(model)));
+    }
+    if dep.weight != 1 {
+        items.push(("weight", dep.weight.to_string()));
+    }
+    if dep.timeout != p.timeout {
+        items.push(("timeout_ms", millis(dep.timeout)));
+    }
+    if let Some(w) = dep.context_window {
+        items.push(("context_window", w.to_string()));
+    }
+    if (slot.rpm, slot.tpm) != (p.rpm, p.tpm) {
+        if let Some(rpm) = slot.rpm {
+            items.push(("rpm", rpm.to_string()));
+        }
+        if let Some(tpm) = slot.tpm {
+            items.push(("tpm", tpm.to_string()));
+        }
+    }
+    if !dep.params.is_empty() {
+        // Body fields, shown by name: a value could be anything.
+        let names: Vec<String> = dep
+            .params
+            .keys()
+            .map(|k| format!("{}: '(set)'", py_str(k)))
+            .collect();
+        items.push(("params", format!("{{{}}}", names.join(", "))));
+    }
+    if !dep.headers.is_empty() {
+        let names: Vec<String> = dep
+            .headers
+            .iter()
+            .map(|(name, _)| format!("{}: '(hidden)'", py_str(name)))
+            .collect();
+        items.push(("headers", format!("{{{}}}", names.join(", "))));
+    }
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|(k, v)| format!("'{k}': {v}"))
+        .collect();
+    format!("{{{}}}", items.join(", "))
 }
 
 /// A provider as the mapping that configures it: name, kind and base_url,
@@ -78,20 +208,32 @@ fn provider_repr(p: &ProviderConfig, default_max_body_bytes: usize) -> String {
 /// The policy and, when hedged, its hedging settings (all of them: they
 /// decide what a call costs).
 fn policy_repr(policy: Policy) -> String {
-    match policy {
-        Policy::Sequential | Policy::Weighted => format!("policy='{}'", policy.name()),
-        Policy::Hedged { k, delay, budget } => {
-            let delay = match delay {
-                HedgeDelay::Immediate => "0".to_owned(),
-                HedgeDelay::Fixed(d) => millis(d),
-                HedgeDelay::Auto { fallback } => {
-                    format!("'auto', hedge_delay_fallback_ms={}", millis(fallback))
-                }
-            };
-            let budget = budget.map_or("None".to_owned(), |b| b.to_string());
-            format!("policy='hedged', hedge_k={k}, hedge_delay_ms={delay}, hedge_budget={budget}")
+    let items: Vec<String> = policy_items(policy)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    items.join(", ")
+}
+
+/// [`policy_repr`]'s settings, by config key.
+fn policy_items(policy: Policy) -> Vec<(&'static str, String)> {
+    let mut items = vec![("policy", format!("'{}'", policy.name()))];
+    if let Policy::Hedged { k, delay, budget } = policy {
+        items.push(("hedge_k", k.to_string()));
+        match delay {
+            HedgeDelay::Immediate => items.push(("hedge_delay_ms", "0".to_owned())),
+            HedgeDelay::Fixed(d) => items.push(("hedge_delay_ms", millis(d))),
+            HedgeDelay::Auto { fallback } => {
+                items.push(("hedge_delay_ms", "'auto'".to_owned()));
+                items.push(("hedge_delay_fallback_ms", millis(fallback)));
+            }
         }
+        items.push((
+            "hedge_budget",
+            budget.map_or("None".to_owned(), |b| b.to_string()),
+        ));
     }
+    items
 }
 
 /// `name={...}` with the settings that differ from the defaults, or
@@ -210,7 +352,30 @@ pub(crate) fn resolved(config: &RouterConfig) -> Value {
             })
         })
         .collect();
-    let (hedge_k, delay, fallback, budget) = match config.policy {
+    let (hedge_k, delay, fallback, budget) = policy_json(config.policy);
+    let health = config.health.map_or(json!(false), |h| {
+        json!({
+            "window_s": h.window.as_secs(), "buckets": h.buckets, "min_requests": h.min_requests,
+            "max_error_rate": h.max_error_rate, "consecutive_failures": h.consecutive_failures,
+            "ejection_s": h.ejection.as_secs(), "max_ejection_s": h.max_ejection.as_secs(),
+        })
+    });
+    let models = if config.table.declared {
+        resolved_table(config)
+    } else {
+        Value::Null
+    };
+    json!({
+        "providers": providers, "policy": config.policy.name(), "hedge_k": hedge_k,
+        "hedge_delay_ms": delay, "hedge_delay_fallback_ms": fallback, "hedge_budget": budget,
+        "health": health, "quality": quality_json(config.quality), "models": models,
+    })
+}
+
+/// `(hedge_k, hedge_delay_ms, hedge_delay_fallback_ms, hedge_budget)` of
+/// a policy, null where it has none.
+fn policy_json(policy: Policy) -> (Value, Value, Value, Value) {
+    match policy {
         Policy::Sequential | Policy::Weighted => {
             (Value::Null, Value::Null, Value::Null, Value::Null)
         }
@@ -224,15 +389,11 @@ pub(crate) fn resolved(config: &RouterConfig) -> Value {
             };
             (json!(k), delay, fallback, json!(budget))
         }
-    };
-    let health = config.health.map_or(json!(false), |h| {
-        json!({
-            "window_s": h.window.as_secs(), "buckets": h.buckets, "min_requests": h.min_requests,
-            "max_error_rate": h.max_error_rate, "consecutive_failures": h.consecutive_failures,
-            "ejection_s": h.ejection.as_secs(), "max_ejection_s": h.max_ejection.as_secs(),
-        })
-    });
-    let quality = config.quality.map_or(json!(false), |q| {
+    }
+}
+
+fn quality_json(quality: Option<QualityConfig>) -> Value {
+    quality.map_or(json!(false), |q| {
         let on_failure = match q.on_failure {
             OnFailure::Return => "return",
             OnFailure::Failover => "failover",
@@ -242,10 +403,53 @@ pub(crate) fn resolved(config: &RouterConfig) -> Value {
             "probe_after_s": q.probe_after.as_secs(), "on_failure": on_failure,
             "max_keys": q.max_keys, "max_bytes": q.max_bytes,
         })
-    });
-    json!({
-        "providers": providers, "policy": config.policy.name(), "hedge_k": hedge_k,
-        "hedge_delay_ms": delay, "hedge_delay_fallback_ms": fallback, "hedge_budget": budget,
-        "health": health, "quality": quality,
     })
+}
+
+/// Every group as resolved: its routing settings, its deployments (the
+/// model each sends, null for the caller's; limits and timeouts with the
+/// provider's filled in; param and header names, never values) and the
+/// groups it falls back to.
+fn resolved_table(config: &RouterConfig) -> Value {
+    let table = &config.table;
+    let names = |list: &[usize]| -> Vec<&str> {
+        list.iter()
+            .map(|&g| table.groups[g].name.as_str())
+            .collect()
+    };
+    let groups: serde_json::Map<String, Value> = table
+        .groups
+        .iter()
+        .map(|g| {
+            let deployments: Vec<Value> = g
+                .deployments
+                .iter()
+                .map(|&d| {
+                    let dep = &table.deployments[d];
+                    let slot = &table.slots[dep.slot];
+                    let header_names: Vec<&str> =
+                        dep.headers.iter().map(|(n, _)| n.as_str()).collect();
+                    let param_names: Vec<&str> = dep.params.keys().map(String::as_str).collect();
+                    json!({
+                        "provider": config.providers[dep.provider].name,
+                        "model": slot.model, "weight": dep.weight,
+                        "timeout_ms": dep.timeout.as_millis() as u64,
+                        "context_window": dep.context_window, "rpm": slot.rpm, "tpm": slot.tpm,
+                        "param_names": param_names, "header_names": header_names,
+                    })
+                })
+                .collect();
+            let (hedge_k, delay, fallback, budget) = policy_json(g.policy);
+            let value = json!({
+                "deployments": deployments, "policy": g.policy.name(), "hedge_k": hedge_k,
+                "hedge_delay_ms": delay, "hedge_delay_fallback_ms": fallback,
+                "hedge_budget": budget, "quality": quality_json(g.quality),
+                "fallbacks": names(&g.fallbacks),
+                "context_window_fallbacks": names(&g.context_window_fallbacks),
+                "content_policy_fallbacks": names(&g.content_policy_fallbacks),
+            });
+            (g.name.clone(), value)
+        })
+        .collect();
+    Value::Object(groups)
 }

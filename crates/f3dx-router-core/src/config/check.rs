@@ -8,7 +8,9 @@
 //! offending key is removed (an optional one) or replaced by a valid
 //! placeholder (a required one) and the part is parsed again, so every
 //! message is the one `from_json` would give for that key, and the first
-//! error is `from_json`'s.
+//! error is `from_json`'s. The routing table is checked group by group
+//! against the providers as far as they parse, so a bad group does not
+//! hide the next one's errors.
 
 use serde_json::{Map, Value};
 
@@ -16,12 +18,17 @@ use super::error::{err, ConfigError};
 use super::failover::FailoverLevel;
 use super::host::HostLimits;
 use super::keys::{
-    key_path, otel_refused, unknown_key_message, HEALTH_KEYS, PROVIDER_KEYS, QUALITY_KEYS,
-    ROUTER_KEYS,
+    key_path, otel_refused, unknown_key_message, DEPLOYMENT_KEYS, GROUP_KEYS, HEALTH_KEYS,
+    PROVIDER_KEYS, QUALITY_KEYS, ROUTER_KEYS,
+};
+use super::models::{
+    check_cycles, check_group_name, exact_name, group_list, group_path, group_settings,
+    parse_table, pattern_overlaps, Builder, MAX_GROUPS,
 };
 use super::monitoring::{parse_health, parse_quality};
-use super::policy::parse_policy;
-use super::provider::{is_env_name, parse_provider};
+use super::policy::{parse_policy, Policy};
+use super::provider::{is_env_name, parse_provider, ProviderConfig};
+use crate::quality::QualityConfig;
 
 /// Most errors reported (a hostile config could have millions).
 pub const MAX_PROBLEMS: usize = 50;
@@ -85,12 +92,15 @@ pub(super) fn all_errors(
         }
     };
     let mut names: Vec<Option<String>> = Vec::new();
+    // The providers as far as they parse, for the table's check.
+    let mut parsed: Vec<ProviderConfig> = Vec::new();
     for (i, p) in providers.iter().enumerate() {
         if errors.len() >= MAX_PROBLEMS {
             return errors;
         }
         let at = format!("providers[{i}]");
-        let (name, found) = provider_errors(p, &at, env, limits);
+        let (name, found, config) = provider_errors(p, &at, env, limits);
+        parsed.extend(config);
         errors.extend(found.into_iter().map(|error| ConfigProblem {
             error,
             provider: name.clone(),
@@ -134,11 +144,188 @@ pub(super) fn all_errors(
         .collect();
     let failover =
         |o: &Map<String, Value>| FailoverLevel::read(o, "", &FailoverLevel::default()).map(|_| ());
-    errors.extend(
-        retried(failover_keys, failover, "")
-            .into_iter()
-            .map(problem),
-    );
+    let (found, failover_valid) = retried_with(failover_keys, failover, "", |o, key| {
+        o.remove(key);
+    });
+    errors.extend(found.into_iter().map(problem));
+    if errors.len() < MAX_PROBLEMS {
+        // The table under the router's settings, or their defaults where
+        // those are in error (reported above).
+        let policy = parse_policy(&known, n, limits).unwrap_or(Policy::Sequential);
+        let quality = parse_quality(known.get("quality"))
+            .unwrap_or_else(|_| parse_quality(None).ok().flatten());
+        let router_failover = FailoverLevel::read(&failover_valid, "", &FailoverLevel::default())
+            .unwrap_or_default();
+        let mut table_part = known.clone();
+        table_part.retain(|k, _| !FAILOVER_KEYS.contains(&k.as_str()));
+        table_part.extend(failover_valid);
+        let table = table_errors(&table_part, &parsed, policy, quality, router_failover, limits);
+        errors.extend(table.into_iter().map(problem));
+    }
+    errors
+}
+
+/// Every error of the routing table (`models` and the fallbacks): each
+/// group's, each deployment's, then the patterns, fallbacks and cycles
+/// between the groups that parsed.
+fn table_errors(
+    obj: &Map<String, Value>,
+    providers: &[ProviderConfig],
+    policy: Policy,
+    quality: Option<QualityConfig>,
+    router_failover: FailoverLevel,
+    limits: HostLimits,
+) -> Vec<ConfigError> {
+    let groups = match obj.get("models") {
+        Some(Value::Object(g)) if !g.is_empty() && g.len() <= MAX_GROUPS => g,
+        // No table, or one whose whole is wrong: one error at most.
+        _ => {
+            return parse_table(obj, providers, policy, quality, limits)
+                .err()
+                .into_iter()
+                .collect()
+        }
+    };
+    let mut table = Builder {
+        router_failover,
+        ..Builder::default()
+    };
+    let mut errors = Vec::new();
+    for (name, value) in groups {
+        if errors.len() >= MAX_PROBLEMS {
+            return errors;
+        }
+        errors.extend(group_errors(
+            &mut table, name, value, providers, policy, quality, limits,
+        ));
+    }
+    errors.extend(pattern_overlaps(&table.groups, MAX_PROBLEMS));
+    for key in [
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+    ] {
+        match obj.get(key) {
+            // Entry by entry, so that each bad one is named.
+            Some(Value::Object(map)) => {
+                for (from, targets) in map {
+                    let one = Value::Object(Map::from_iter([(from.clone(), targets.clone())]));
+                    errors.extend(table.fallbacks(Some(&one), key).err());
+                }
+            }
+            other => errors.extend(table.fallbacks(other, key).err()),
+        }
+    }
+    errors.extend(check_cycles(&table.groups).err());
+    errors
+}
+
+/// The errors of one group; the group joins `table` with the deployments
+/// that parsed (so that fallbacks naming it find it).
+fn group_errors(
+    table: &mut Builder,
+    name: &str,
+    value: &Value,
+    providers: &[ProviderConfig],
+    router_policy: Policy,
+    router_quality: Option<QualityConfig>,
+    limits: HostLimits,
+) -> Vec<ConfigError> {
+    let at = group_path(name);
+    let mut errors: Vec<ConfigError> = check_group_name(name, &at).err().into_iter().collect();
+    let cleaned;
+    let value = match value {
+        Value::Object(o) => {
+            let (known, unknown) = split_unknown(o, &at, GROUP_KEYS, &[]);
+            errors.extend(unknown);
+            cleaned = Value::Object(known);
+            &cleaned
+        }
+        v => v,
+    };
+    let (list, list_at, settings) = match group_list(value, &at) {
+        Ok(found) => found,
+        Err(e) => {
+            errors.push(e);
+            let list_at = if value.is_object() {
+                format!("{at}.deployments")
+            } else {
+                at.clone()
+            };
+            let list = match value {
+                Value::Array(l) => l.as_slice(),
+                Value::Object(o) => o
+                    .get("deployments")
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], Vec::as_slice),
+                _ => &[],
+            };
+            (list, list_at, value.as_object())
+        }
+    };
+    let (mut policy, mut quality) = (router_policy, router_quality);
+    if let Some(o) = settings {
+        let mut own: Map<String, Value> = o.clone();
+        own.remove("deployments");
+        let n = list.len().max(1);
+        let router_failover = table.router_failover.clone();
+        let parse = |o: &Map<String, Value>| {
+            group_settings(o, &at, n, router_policy, router_quality, limits)?;
+            FailoverLevel::read(o, &at, &router_failover).map(|_| ())
+        };
+        let (found, valid) = retried_with(own, parse, &at, |o, key| {
+            o.remove(key);
+        });
+        errors.extend(found);
+        if let Ok((p, q)) = group_settings(&valid, &at, n, router_policy, router_quality, limits) {
+            (policy, quality) = (p, q);
+        }
+        table.group_failover =
+            FailoverLevel::read(&valid, &at, &router_failover).unwrap_or(router_failover);
+    } else {
+        table.group_failover = table.router_failover.clone();
+    }
+    let group = table.groups.len();
+    let exact = exact_name(name);
+    let mut members = Vec::new();
+    for (i, d) in list.iter().take(super::models::MAX_DEPLOYMENTS).enumerate() {
+        if errors.len() >= MAX_PROBLEMS {
+            break;
+        }
+        let d_at = format!("{list_at}[{i}]");
+        let Some(obj) = d.as_object() else {
+            errors.extend(table.deployment(d, &d_at, group, exact, providers).err());
+            continue;
+        };
+        let (known, unknown) = split_unknown(obj, &d_at, DEPLOYMENT_KEYS, &[]);
+        errors.extend(unknown);
+        let mut parsed = None;
+        let (found, _) = retried_with(
+            known,
+            |o| {
+                let v = Value::Object(o.clone());
+                table
+                    .deployment(&v, &d_at, group, exact, providers)
+                    .map(|d| parsed = Some(d))
+            },
+            &d_at,
+            |o, key| match (key, providers.first()) {
+                // Another provider stands in, so the rest is still checked.
+                ("provider", Some(p)) => {
+                    o.insert(key.to_owned(), Value::String(p.name.clone()));
+                }
+                _ => {
+                    o.remove(key);
+                }
+            },
+        );
+        errors.extend(found);
+        if let Some(d) = parsed {
+            members.push(table.deployments.len());
+            table.deployments.push(d);
+        }
+    }
+    table.push_group(name, members, policy, quality);
     errors
 }
 
@@ -190,19 +377,20 @@ fn settings_errors(value: Option<&Value>, key: &str, keys: &[&str]) -> Vec<Confi
     errors
 }
 
-/// Errors of one provider, and its name if that is valid.
+/// Errors of one provider, its name if that is valid, and the provider as
+/// it parses once its errors are taken out (placeholders standing in).
 fn provider_errors(
     value: &Value,
     at: &str,
     env: &dyn Fn(&str) -> Option<String>,
     limits: HostLimits,
-) -> (Option<String>, Vec<ConfigError>) {
+) -> (Option<String>, Vec<ConfigError>, Option<ProviderConfig>) {
     let Some(obj) = value.as_object() else {
-        return (None, vec![err(at, "must be an object")]);
+        return (None, vec![err(at, "must be an object")], None);
     };
     let (known, mut errors) = split_unknown(obj, at, PROVIDER_KEYS, &[]);
     let mut name_valid = known.contains_key("name");
-    let found = retried_with(
+    let (found, valid) = retried_with(
         known,
         |o| parse_provider(&Value::Object(o.clone()), at, env, limits).map(|_| ()),
         at,
@@ -219,7 +407,8 @@ fn provider_errors(
         .and_then(Value::as_str)
         .filter(|_| name_valid)
         .map(str::to_owned);
-    (name, errors)
+    let config = parse_provider(&Value::Object(valid), at, env, limits).ok();
+    (name, errors, config)
 }
 
 /// Take `key` out of a provider after an error: an optional key is
@@ -262,16 +451,17 @@ fn retried(
     retried_with(obj, parse, at, |o, key| {
         o.remove(key);
     })
+    .0
 }
 
 /// [`retried`] with `take` deciding how a key is taken out (`""`: the
-/// error named the part itself).
+/// error named the part itself), and what is left of `obj`.
 fn retried_with(
     mut obj: Map<String, Value>,
-    parse: impl Fn(&Map<String, Value>) -> Result<(), ConfigError>,
+    mut parse: impl FnMut(&Map<String, Value>) -> Result<(), ConfigError>,
     at: &str,
     mut take: impl FnMut(&mut Map<String, Value>, &str),
-) -> Vec<ConfigError> {
+) -> (Vec<ConfigError>, Map<String, Value>) {
     let mut errors: Vec<ConfigError> = Vec::new();
     // Each round takes a key out or ends: bounded by the keys, plus the
     // placeholders a provider's required keys get once.
@@ -288,7 +478,7 @@ fn retried_with(
             break;
         }
     }
-    errors
+    (errors, obj)
 }
 
 /// The key of the part at `at` that `field` is in: `timeout_ms` for

@@ -138,9 +138,21 @@ pub(super) fn is_schema_key(key: &str) -> bool {
     .any(|keys| keys.contains(&key))
 }
 
+/// Objects whose keys are model group names, which errors name (JSON-quoted:
+/// `models["gpt-4o"]`) as every table error does.
+const GROUP_MAPS: &[&str] = &[
+    "models",
+    "fallbacks",
+    "context_window_fallbacks",
+    "content_policy_fallbacks",
+];
+
 /// The path of `key`, the key at `index` (from 0) of the object at `at`
 /// (`"config"` for the config itself, whose keys stand alone: `policy`).
 pub(super) fn key_path(at: &str, key: &str, index: usize) -> String {
+    if GROUP_MAPS.contains(&at) {
+        return format!("{at}[{}]", serde_json::to_string(key).unwrap_or_default());
+    }
     match (is_schema_key(key), at) {
         (true, "config") => key.to_owned(),
         (true, _) => format!("{at}.{key}"),
@@ -220,7 +232,7 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
 /// The error for the key at `index` of the object at `at` that repeats the
 /// one at `first`.
 pub(super) fn repeated_key(at: &str, key: &str, first: usize, index: usize) -> ConfigError {
-    if is_schema_key(key) {
+    if is_schema_key(key) || GROUP_MAPS.contains(&at) {
         err(
             key_path(at, key, first),
             format!(

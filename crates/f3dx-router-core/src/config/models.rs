@@ -155,18 +155,19 @@ fn implicit(
     RoutingTable::new(vec![group], deployments, slots, false)
 }
 
+/// A table being built, group by group.
 #[derive(Default)]
-struct Builder {
-    groups: Vec<ModelGroup>,
-    deployments: Vec<Deployment>,
+pub(super) struct Builder {
+    pub(super) groups: Vec<ModelGroup>,
+    pub(super) deployments: Vec<Deployment>,
     slots: Vec<Slot>,
     /// Where each slot's budgets were declared, for a conflict's message.
     slot_origin: Vec<String>,
     /// The router's failover settings, which every group's extend.
-    router_failover: FailoverLevel,
+    pub(super) router_failover: FailoverLevel,
     /// The failover settings of the group being built, which its
     /// deployments extend.
-    group_failover: FailoverLevel,
+    pub(super) group_failover: FailoverLevel,
 }
 
 impl Builder {
@@ -181,41 +182,10 @@ impl Builder {
     ) -> Result<(), ConfigError> {
         let at = group_path(name);
         check_group_name(name, &at)?;
-        let (list, list_at, settings) = match value {
-            Value::Array(list) => (list, at.clone(), None),
-            Value::Object(o) => {
-                reject_unknown(o, &at, GROUP_KEYS)?;
-                let list_at = format!("{at}.deployments");
-                match o.get("deployments") {
-                    Some(Value::Array(list)) => (list, list_at, Some(o)),
-                    Some(_) => return Err(err(list_at, "must be a list of deployments")),
-                    None => {
-                        return Err(err(
-                            list_at,
-                            "is required: the deployments serving this model",
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return Err(err(
-                    at,
-                    "must be a list of deployments, or an object with \"deployments\"",
-                ))
-            }
-        };
-        if list.is_empty() {
-            return Err(err(
-                list_at,
-                "is empty: give at least one deployment (a provider serving this model)",
-            ));
+        if let Value::Object(o) = value {
+            reject_unknown(o, &at, GROUP_KEYS)?;
         }
-        if list.len() > MAX_DEPLOYMENTS {
-            return Err(err(
-                list_at,
-                format!("has more than {MAX_DEPLOYMENTS} deployments"),
-            ));
-        }
+        let (list, list_at, settings) = group_list(value, &at)?;
         let (policy, quality) = match settings {
             Some(o) => group_settings(o, &at, list.len(), router_policy, router_quality, limits)?,
             None => (router_policy, router_quality),
@@ -225,7 +195,7 @@ impl Builder {
             None => self.router_failover.clone(),
         };
         let group = self.groups.len();
-        let exact = (!name.contains('*')).then_some(name);
+        let exact = exact_name(name);
         let mut members = Vec::with_capacity(list.len());
         for (i, d) in list.iter().enumerate() {
             let d_at = format!("{list_at}[{i}]");
@@ -233,6 +203,18 @@ impl Builder {
             members.push(self.deployments.len());
             self.deployments.push(deployment);
         }
+        self.push_group(name, members, policy, quality);
+        Ok(())
+    }
+
+    /// Add a group whose deployments are already in `deployments`.
+    pub(super) fn push_group(
+        &mut self,
+        name: &str,
+        members: Vec<usize>,
+        policy: Policy,
+        quality: Option<QualityConfig>,
+    ) {
         self.groups.push(ModelGroup {
             name: name.to_owned(),
             deployments: members,
@@ -242,10 +224,9 @@ impl Builder {
             context_window_fallbacks: Vec::new(),
             content_policy_fallbacks: Vec::new(),
         });
-        Ok(())
     }
 
-    fn deployment(
+    pub(super) fn deployment(
         &mut self,
         value: &Value,
         at: &str,
@@ -407,7 +388,11 @@ impl Builder {
     }
 
     /// One of the fallback keys: group name to a list of group names.
-    fn fallbacks(&mut self, value: Option<&Value>, key: &str) -> Result<(), ConfigError> {
+    pub(super) fn fallbacks(
+        &mut self,
+        value: Option<&Value>,
+        key: &str,
+    ) -> Result<(), ConfigError> {
         let map = match value {
             None | Some(Value::Null) => return Ok(()),
             Some(Value::Object(m)) => m,
@@ -457,8 +442,57 @@ impl Builder {
     }
 }
 
+/// A group's deployments (where they are listed, for paths) and, for a
+/// group given as an object, its settings. Unknown keys are the caller's.
+pub(super) fn group_list<'v>(
+    value: &'v Value,
+    at: &str,
+) -> Result<(&'v [Value], String, Option<&'v Map<String, Value>>), ConfigError> {
+    let (list, list_at, settings) = match value {
+        Value::Array(list) => (list, at.to_owned(), None),
+        Value::Object(o) => {
+            let list_at = format!("{at}.deployments");
+            match o.get("deployments") {
+                Some(Value::Array(list)) => (list, list_at, Some(o)),
+                Some(_) => return Err(err(list_at, "must be a list of deployments")),
+                None => {
+                    return Err(err(
+                        list_at,
+                        "is required: the deployments serving this model",
+                    ))
+                }
+            }
+        }
+        _ => {
+            return Err(err(
+                at,
+                "must be a list of deployments, or an object with \"deployments\"",
+            ))
+        }
+    };
+    if list.is_empty() {
+        return Err(err(
+            list_at,
+            "is empty: give at least one deployment (a provider serving this model)",
+        ));
+    }
+    if list.len() > MAX_DEPLOYMENTS {
+        return Err(err(
+            list_at,
+            format!("has more than {MAX_DEPLOYMENTS} deployments"),
+        ));
+    }
+    Ok((list, list_at, settings))
+}
+
+/// The model a group named by an exact model name sends by default (a
+/// pattern sends the caller's).
+pub(super) fn exact_name(name: &str) -> Option<&str> {
+    (!name.contains('*')).then_some(name)
+}
+
 /// A group's own `policy`, `hedge_*` and `quality`, over the router's.
-fn group_settings(
+pub(super) fn group_settings(
     o: &Map<String, Value>,
     at: &str,
     n: usize,
@@ -484,7 +518,7 @@ fn group_settings(
 }
 
 /// A group's name: a model name, or a pattern of one.
-fn check_group_name(name: &str, at: &str) -> Result<(), ConfigError> {
+pub(super) fn check_group_name(name: &str, at: &str) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(err(
             at,
@@ -507,11 +541,24 @@ fn check_group_name(name: &str, at: &str) -> Result<(), ConfigError> {
 /// Two patterns of equal specificity that a model could match both of
 /// would make the choice depend on the config's order: refused.
 fn check_patterns(groups: &[ModelGroup]) -> Result<(), ConfigError> {
+    pattern_overlaps(groups, 1)
+        .into_iter()
+        .next()
+        .map_or(Ok(()), Err)
+}
+
+/// The first `limit` pairs of overlapping patterns of equal specificity,
+/// as errors.
+pub(super) fn pattern_overlaps(groups: &[ModelGroup], limit: usize) -> Vec<ConfigError> {
     let patterns: Vec<&ModelGroup> = groups.iter().filter(|g| g.name.contains('*')).collect();
+    let mut found = Vec::new();
     for (i, a) in patterns.iter().enumerate() {
         for b in &patterns[..i] {
+            if found.len() >= limit {
+                return found;
+            }
             if specificity(&a.name) == specificity(&b.name) && overlap(&a.name, &b.name) {
-                return Err(err(
+                found.push(err(
                     group_path(&a.name),
                     format!(
                         "overlaps {} with as many literal characters: a model matching both \
@@ -522,11 +569,11 @@ fn check_patterns(groups: &[ModelGroup]) -> Result<(), ConfigError> {
             }
         }
     }
-    Ok(())
+    found
 }
 
 /// Fallbacks are followed from group to group: a cycle would never end.
-fn check_cycles(groups: &[ModelGroup]) -> Result<(), ConfigError> {
+pub(super) fn check_cycles(groups: &[ModelGroup]) -> Result<(), ConfigError> {
     let edges = |g: &ModelGroup| -> Vec<usize> {
         let mut e = g.fallbacks.clone();
         e.extend(&g.context_window_fallbacks);
