@@ -22,16 +22,17 @@ from ._errors import ConfigError
 _DESCRIPTION = """\
 Tools for f3dx_router configs. A config file is TOML (.toml), JSON (.json)
 or YAML (.yaml, .yml; needs PyYAML) holding the same object as the Worker's
-ROUTER_CONFIG and the Router constructor: "providers" and the router-level
-keys (policy, hedge_k, hedge_delay_ms, ...).
+ROUTER_CONFIG and the Router constructor: "providers", the router-level
+keys (policy, hedge_k, hedge_delay_ms, ...) and the routing table
+("models", "fallbacks", ...).
 """
 
 _CHECK_HELP = """\
 Validate FILE offline (nothing is sent to any provider): print every error
 at once (stderr), warnings for settings that have no effect or values that
 look like a mistake, and for a valid file the providers (name, kind,
-base_url, the key masked) and every router-level setting, defaults
-included. Keys given through api_key_env must be set in the environment,
+base_url, the key masked), every router-level setting and each model
+group with its deployments, defaults included. Keys given through api_key_env must be set in the environment,
 unless --no-env. Exit status: 0 valid (with or without warnings), 1 invalid,
 2 usage error.
 """
@@ -96,6 +97,12 @@ def describe(path: str, config: Mapping[str, Any], report: Report, no_env: bool 
     for key in ROUTER_KEYS:
         if key == "providers":
             continue
+        if key == "models":
+            lines += _describe_models(config.get(key), resolved.get(key))
+            continue
+        if key in _FALLBACK_KEYS and config.get(key) is None:
+            lines.append(f"{key}: (default: none)")
+            continue
         value = resolved.get(key, config.get(key, False))
         if key in config and config[key] is not None:
             lines.append(f"{key}: {_scalar(config[key])}")
@@ -103,6 +110,46 @@ def describe(path: str, config: Mapping[str, Any], report: Report, no_env: bool 
             lines.append(f"{key}: (default: not used by this policy)")
         else:
             lines.append(f"{key}: {_scalar(value)} (default)")
+    return lines
+
+
+_FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+_POLICY_KEYS = ("policy", "hedge_k", "hedge_delay_ms", "hedge_delay_fallback_ms", "hedge_budget")
+
+
+def _describe_models(given: Any, resolved: Mapping[str, Any] | None) -> list[str]:
+    """The routing table as resolved: each group with its routing settings
+    (``(router's)`` when it has none of its own), each deployment with the
+    model it sends and its limits (the provider's filled in), and the
+    groups it falls back to."""
+    if resolved is None:
+        return ["models: (default: one group of every provider, for any model)"]
+    lines = ["models:"]
+    for name, group in resolved.items():
+        own = given.get(name) if isinstance(given, Mapping) else None
+        own_keys = own if isinstance(own, Mapping) else {}
+        settings = ", ".join(f"{k}={_scalar(group[k])}" for k in _POLICY_KEYS if group[k] is not None)
+        if group["policy"] == "hedged" and group["hedge_budget"] is None:
+            settings += ", hedge_budget=unlimited"
+        if not any(k in own_keys for k in _POLICY_KEYS):
+            settings += " (router's)"
+        lines.append(f"  {name}: {settings}")
+        if "quality" in own_keys:
+            lines.append(f"    quality: {_scalar(group['quality'])}")
+        width = max(len(d["provider"]) for d in group["deployments"])
+        for d in group["deployments"]:
+            model = d["model"] if d["model"] is not None else "(the caller's)"
+            parts = [f"    {d['provider']:<{width}}", f"model={model}"]
+            parts += [f"{k}={_scalar(d[k])}" for k in ("weight", "timeout_ms", "context_window", "rpm", "tpm") if d[k] is not None]
+            # Names only: a header value can be a secret.
+            if d["param_names"]:
+                parts.append(f"params={','.join(d['param_names'])}")
+            if d["header_names"]:
+                parts.append(f"headers={','.join(d['header_names'])}")
+            lines.append("  ".join(parts))
+        for key in _FALLBACK_KEYS:
+            if group[key]:
+                lines.append(f"    {key}: {', '.join(group[key])}")
     return lines
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 import f3dx_router
-from f3dx_router import HealthConfig, ProviderConfig, QualityConfig, Router, RouterConfig
+from f3dx_router import (
+    DeploymentConfig,
+    HealthConfig,
+    ModelGroupConfig,
+    ProviderConfig,
+    QualityConfig,
+    Router,
+    RouterConfig,
+)
 from f3dx_router import _native
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +75,10 @@ def test_typed_dicts_have_the_cores_keys() -> None:
     assert _keys(ProviderConfig) == set(keys["provider"])
     assert _keys(HealthConfig) == set(keys["health"])
     assert _keys(QualityConfig) == set(keys["quality"])
+    assert _keys(ModelGroupConfig) == set(keys["group"])
+    assert _keys(DeploymentConfig) == set(keys["deployment"])
+    assert ModelGroupConfig.__required_keys__ == {"deployments"}  # type: ignore[attr-defined]
+    assert DeploymentConfig.__required_keys__ == {"provider"}  # type: ignore[attr-defined]
     # The router-level keys are the core's plus this host's own (otel).
     assert _keys(RouterConfig) == set(keys["router"]) | {"otel"}
     assert ProviderConfig.__required_keys__ == {"name", "kind", "base_url"}  # type: ignore[attr-defined]

@@ -275,7 +275,7 @@ impl EmbeddedRouter {
                 .ok()?
                 .as_string()
         };
-        let config = RouterConfig::from_json(&value, &lookup, crate::limits())
+        let config = RouterConfig::from_json_checked(&value, &lookup, crate::limits())
             .map_err(|e| throwable("config", 500, None, 0, &e.to_string()))?;
         Ok(EmbeddedRouter {
             inner: CoreRouter::new(config),

@@ -64,7 +64,12 @@ fn load(env: &Env) -> Standalone {
         // `config`, as the Python package's file loader has them.
         Some(text) => {
             crate::config_log::log_warnings(&text);
-            RouterConfig::from_json_text(&text, &|name| env_string(env, name), crate::limits())
+            // Every error at once, in the words the Python package uses.
+            RouterConfig::from_json_text_checked(
+                &text,
+                &|name| env_string(env, name),
+                crate::limits(),
+            )
                 .map_err(|e| format!("ROUTER_CONFIG: {e}"))
                 .map(Router::new)
         }

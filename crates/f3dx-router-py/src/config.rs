@@ -99,29 +99,6 @@ fn problems<'py>(py: Python<'py>, found: &[ConfigProblem]) -> PyResult<Bound<'py
     )
 }
 
-/// The error `Router()` raises for an invalid config: the first problem's
-/// message (as before: what `from_json` says), then one line per further
-/// problem, so that every one is fixed in one round.
-pub fn all_errors(py: Python<'_>, value: &Value, env: &dyn Fn(&str) -> Option<String>) -> PyErr {
-    let report = RouterConfig::check_json(value, env, HostLimits::default());
-    let mut errors = report.errors.iter().map(|p| &p.error);
-    let Some(first) = errors.next() else {
-        // Unreachable: check_json finds every error from_json does.
-        return config_error(
-            py,
-            &ConfigError {
-                field: "config".into(),
-                message: "is invalid".into(),
-            },
-        );
-    };
-    let mut all = first.clone();
-    for e in errors {
-        all.message.push_str(&format!("\n{e}"));
-    }
-    config_error(py, &all)
-}
-
 /// Log the core's warnings about a valid config (settings that have no
 /// effect, another tool's key reference) to the `f3dx_router` logger, as
 /// `check` prints them: silent unless the application configures logging.

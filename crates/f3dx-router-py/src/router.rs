@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{Map, Value};
 
 use crate::aio::{self, Shape};
-use crate::config::{all_errors, log_warnings};
+use crate::config::log_warnings;
 use crate::convert::{to_json, to_py, ConvertError};
 use crate::errors::{config_error, route_error};
 use crate::observe::Observer;
@@ -111,8 +111,8 @@ impl PyRouter {
         let env = |name: &str| std::env::var(name).ok();
         let parsed_from = Value::Object(config);
         // Every error at once; the common case (a valid config) parses once.
-        let config = RouterConfig::from_json(&parsed_from, &env, HostLimits::default())
-            .map_err(|_| all_errors(py, &parsed_from, &env))?;
+        let config = RouterConfig::from_json_checked(&parsed_from, &env, HostLimits::default())
+            .map_err(|e| config_error(py, &e))?;
         log_warnings(py, &parsed_from)?;
         let router = Router::new(config);
         let observer = Arc::new(Observer::new(py, &router, otel_flag(py, otel)?)?);

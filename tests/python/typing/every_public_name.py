@@ -15,12 +15,16 @@ from f3dx_router import (
     Attempt,
     ChatStream,
     ConfigError,
+    DeploymentConfig,
+    DeploymentStats,
+    FallbacksConfig,
     HardFailure,
     HealthConfig,
     HedgeStats,
     HTTPTransport,
     InvalidRequest,
     LatencyMs,
+    ModelGroupConfig,
     PolicyName,
     ProviderConfig,
     ProviderStats,
@@ -63,8 +67,24 @@ config: RouterConfig = {"providers": providers, "policy": "sequential", "quality
 r3: Router = Router.from_config(config)
 r4: Router = Router.from_file("router.toml")
 
+# A routing table: a group as its deployments, or with its own settings.
+openai_4o: DeploymentConfig = {"provider": "a", "model": "gpt-4o-2024-08-06", "context_window": 128_000}
+mini: ModelGroupConfig = {"deployments": [{"provider": "a"}, {"provider": "b", "params": {"top_k": 40}}], "policy": "hedged"}
+fallbacks: FallbacksConfig = {"gpt-4o": ["gpt-4o-mini"]}
+r5 = Router(
+    providers,
+    models={"gpt-4o": [openai_4o, {"provider": "b", "model": "claude-sonnet-4-5", "weight": 0}], "gpt-4o-mini": mini, "*": [{"provider": "b"}]},
+    fallbacks=fallbacks,
+    context_window_fallbacks={"gpt-4o-mini": ["gpt-4o"]},
+    content_policy_fallbacks={},
+)
+table_config: RouterConfig = {"providers": providers, "models": {"claude-*": [{"provider": "b"}]}, "fallbacks": {}}
+
 stats: RouterStats = r.stats()
 row: ProviderStats = stats["providers"]["a"]
+by_group: list[DeploymentStats] = r5.stats()["models"]["gpt-4o"]
+sent: str | None = by_group[0]["model"]
+attempt_group: str | None = r5.route({"model": "gpt-4o", "messages": []}).attempts[0].group
 latency: LatencyMs = row["latency_ms"]
 keys: list[QualityKeyStats] = row["quality"]
 hedges: HedgeStats = stats["hedges"]

@@ -176,6 +176,40 @@ impl RouterConfig {
         report
     }
 
+    /// [`RouterConfig::from_json`], but an invalid config's error names
+    /// every problem: its field is the first's, its message the first's
+    /// then one line per further error (`invalid router config: field:
+    /// message`), so that a host shows them all and every host the same
+    /// text (the Python package's `Router(...)`, the Worker's
+    /// `ROUTER_CONFIG`). A valid config is parsed once.
+    pub fn from_json_checked(
+        value: &Value,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        let first = match RouterConfig::from_json(value, env, limits) {
+            Ok(config) => return Ok(config),
+            Err(e) => e,
+        };
+        let mut all = check::all_errors(value, env, limits);
+        all.truncate(MAX_PROBLEMS);
+        let mut combined = first.clone();
+        for p in all.iter().filter(|p| p.error != first) {
+            combined.message.push_str(&format!("\n{}", p.error));
+        }
+        Err(combined)
+    }
+
+    /// [`RouterConfig::from_json_checked`] on JSON text (the Worker's
+    /// `ROUTER_CONFIG`), invalid JSON as in [`RouterConfig::from_json_text`].
+    pub fn from_json_text_checked(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        limits: HostLimits,
+    ) -> Result<Self, ConfigError> {
+        Self::from_json_checked(&keys::parse_json_text(text)?, env, limits)
+    }
+
     /// The warnings of a config object alone (a host that parses it
     /// itself logs them).
     pub fn config_warnings(value: &Value) -> Vec<ConfigProblem> {
