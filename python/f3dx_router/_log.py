@@ -143,10 +143,10 @@ def log_call(
 
 
 _TRANSITIONS = {
-    "ejected": (logging.WARNING, "provider %r ejected for %.1f s: %s"),
-    "cooling": (logging.WARNING, "provider %r cooling down for %.1f s: %s"),
-    "rate_limited": (logging.WARNING, "provider %r rate-limited for %.1f s: %s"),
-    "budget_exhausted": (logging.WARNING, "provider %r out of budget for about %.1f s: %s"),
+    "ejected": (logging.WARNING, "provider %s ejected for %.1f s: %s"),
+    "cooling": (logging.WARNING, "provider %s cooling down for %.1f s: %s"),
+    "rate_limited": (logging.WARNING, "provider %s rate-limited for %.1f s: %s"),
+    "budget_exhausted": (logging.WARNING, "provider %s out of budget for about %.1f s: %s"),
 }
 
 
@@ -163,22 +163,22 @@ def log_transitions(transitions: Sequence[Transition], dropped: int) -> None:
     for name, transition, reason, words, for_s, tenant, model, sent in transitions:
         extra = {"provider": name, "transition": transition, "reason": reason, "for_s": for_s,
                  "tenant": tenant, "model": model, "model_sent": sent}
-        if sent is not None:
-            # The state is this deployment's: name the model it sends.
-            name = f"{name} ({sent})"
+        # With a routing table the state is one deployment's: the core's
+        # words, `provider 'a' (model 'm')`.
+        who = repr(name) if sent is None else f"{name!r} (model {sent!r})"
         if tenant is not None:  # quality-aware routing: for one tenant and model
             if for_s is None:
-                logger.info("provider %r readmitted for tenant %r, model %r: %s", name, tenant, model, words,
+                logger.info("provider %s readmitted for tenant %r, model %r: %s", who, tenant, model, words,
                             extra=extra)
             else:
-                logger.warning("provider %r excluded for tenant %r, model %r for %.1f s: %s", name, tenant, model,
+                logger.warning("provider %s excluded for tenant %r, model %r for %.1f s: %s", who, tenant, model,
                                for_s, words, extra=extra)
             continue
         if transition == "readmitted" or for_s is None:
-            logger.info("provider %r readmitted: %s", name, words, extra=extra)
+            logger.info("provider %s readmitted: %s", who, words, extra=extra)
             continue
-        level, message = _TRANSITIONS.get(transition, (logging.WARNING, "provider %r: %.1f s: %s"))
-        logger.log(level, message, name, for_s, words, extra=extra)
+        level, message = _TRANSITIONS.get(transition, (logging.WARNING, "provider %s: %.1f s: %s"))
+        logger.log(level, message, who, for_s, words, extra=extra)
 
 
 def _deployment(group: str | None, sent: str | None) -> str:

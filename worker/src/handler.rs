@@ -70,8 +70,8 @@ fn load(env: &Env) -> Standalone {
                 &|name| env_string(env, name),
                 crate::limits(),
             )
-                .map_err(|e| format!("ROUTER_CONFIG: {e}"))
-                .map(Router::new)
+            .map_err(|e| format!("ROUTER_CONFIG: {e}"))
+            .map(Router::new)
         }
     };
     let token = env_string(env, "ROUTER_TOKEN").filter(|t| !t.is_empty());

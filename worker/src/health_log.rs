@@ -33,6 +33,10 @@ pub fn lines(taken: &HealthEvents) -> Vec<Line> {
                 "reason": e.kind.reason(),
                 "for_s": e.lasts().map(|d| d.as_secs_f64()),
             });
+            // With a routing table the state is one deployment's.
+            if let Some(model) = &e.model {
+                fields["model_sent"] = Value::from(model.as_str());
+            }
             if let Some(scope) = &e.scope {
                 fields["tenant"] = Value::from(scope.tenant.as_str());
                 fields["model"] = Value::from(scope.model.as_str());

@@ -115,7 +115,10 @@ fn deployment_repr(config: &RouterConfig, d: usize) -> String {
     let p = &config.providers[dep.provider];
     let slot = &table.slots[dep.slot];
     let mut items = vec![("provider", py_str(&p.name))];
-    if let Some(model) = dep.model.as_ref().filter(|m| Some(*m) != p.model.as_ref()) {
+    // Shown when given: not the provider's, nor an exact group's own name.
+    let group = &table.groups[dep.group].name;
+    let given = |m: &&String| Some(*m) != p.model.as_ref() && (group.contains('*') || *m != group);
+    if let Some(model) = dep.model.as_ref().filter(given) {
         items.push(("model", py_str(model)));
     }
     if dep.weight != 1 {

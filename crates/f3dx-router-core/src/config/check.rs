@@ -666,12 +666,90 @@ mod tests {
             json!({"providers": [7], "health": 3}),
             json!({"providers": [good("a")], "quality": {"window": 5, "min_samples": 9}}),
             json!({"providers": [good("a")], "hedge_delay_fallback_ms": 5}),
+            json!({"providers": [good("a")], "models": {"m": [{"provider": "b"}]}}),
+            json!({"providers": [good("a")], "models": {"m": {"deployments": 3}}}),
+            json!({"providers": [good("a")], "models": {"m": [{"provider": "a"}]}, "fallbacks": {"m": ["m"]}}),
+            json!({"providers": [good("a")], "models": []}),
+            json!({"providers": [good("a")], "fallbacks": {}}),
         ];
         for v in cases {
             let r = check(v.clone());
             let first = RouterConfig::from_json(&v, &no_env, HostLimits::default()).unwrap_err();
             assert_eq!(r.errors[0].error, first, "{v}");
         }
+    }
+
+    #[test]
+    fn every_table_error_at_once() {
+        let v = json!({
+            "providers": [good("a"), good("b")],
+            "models": {
+                "gpt-4o": [{"provider": "a"}, {"provider": "azure", "context_window": 0, "weight": -1}],
+                "gpt-4o-mini": [],
+                "claude-*": [{"provider": "a"}],
+                "*-sonnet": [{"provider": "b", "bogus": 1}],
+                "o3": {"deployments": [{"provider": "a"}], "hedge_k": "two", "polcy": 1},
+                "x": [{"provider": "a", "rpm": 5}, {"provider": "a", "model": "x", "rpm": 6}],
+                "p": [{"provider": "a"}],
+                "q": [{"provider": "b"}],
+            },
+            "fallbacks": {"p": ["q"], "q": ["p"], "o3": ["o4"], "nope": ["p"]},
+            "context_window_fallbacks": 7,
+        });
+        let r = check(v.clone());
+        assert!(r.config.is_none());
+        assert_eq!(
+            fields(&r.errors),
+            [
+                "models[\"gpt-4o\"][1].provider",
+                "models[\"gpt-4o\"][1].weight",
+                "models[\"gpt-4o\"][1].context_window",
+                "models[\"gpt-4o-mini\"]",
+                "models[\"*-sonnet\"][0].#2",
+                "models[\"o3\"].#3",
+                "models[\"o3\"].hedge_k",
+                "models[\"x\"][1].rpm",
+                "models[\"*-sonnet\"]",
+                "fallbacks[\"o3\"][0]",
+                "fallbacks[\"nope\"]",
+                "context_window_fallbacks",
+                "fallbacks",
+            ]
+        );
+        let first = RouterConfig::from_json(&v, &no_env, HostLimits::default()).unwrap_err();
+        assert_eq!(r.errors[0].error, first);
+        // One error, every line: what every host shows.
+        let all = RouterConfig::from_json_checked(&v, &no_env, HostLimits::default()).unwrap_err();
+        assert_eq!(all.field, first.field);
+        let lines: Vec<String> = all.to_string().lines().map(str::to_owned).collect();
+        let expected: Vec<String> = r.errors.iter().map(|p| p.error.to_string()).collect();
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn table_errors_after_provider_errors() {
+        // A provider in error still serves the table's check: a deployment
+        // naming it is not reported as naming no provider.
+        let v = json!({
+            "providers": [{"name": "a", "kind": "grpc", "base_url": "https://a.test/v1", "api_key": "k"}],
+            "models": {"m": [{"provider": "a", "context_window": "big"}]},
+        });
+        let r = check(v);
+        assert_eq!(
+            fields(&r.errors),
+            ["providers[0].kind", "models[\"m\"][0].context_window"]
+        );
+    }
+
+    #[test]
+    fn a_valid_table_checks_clean() {
+        let r = check(json!({
+            "providers": [good("a"), good("b")],
+            "models": {"m": [{"provider": "a"}, {"provider": "b", "model": "n"}], "*": [{"provider": "a"}]},
+            "fallbacks": {"m": ["*"]},
+        }));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(r.config.is_some());
     }
 
     #[test]
@@ -749,6 +827,9 @@ mod tests {
             ],
             "policy": PLANTED, PLANTED: 1, "health": {PLANTED: 1}, "quality": {"on_failure": PLANTED},
             "hedge_delay_ms": PLANTED,
+            "models": {"m": [{"provider": PLANTED, "model": 7, PLANTED: 1, "params": {"model": PLANTED},
+                              "headers": {PLANTED: PLANTED}, "context_window": PLANTED}]},
+            "fallbacks": {"m": [PLANTED]},
         });
         let r = check(v);
         for p in r.errors.iter().chain(&r.warnings) {
