@@ -100,6 +100,27 @@ mod tests {
     }
 
     #[test]
+    fn a_deployments_transition_names_its_model() {
+        let mut cooling = event(HealthEventKind::Readmitted);
+        cooling.model = Some("gpt-4o-mini".to_owned());
+        let line = &lines(&HealthEvents {
+            events: vec![cooling],
+            dropped: 0,
+        })[0];
+        assert_eq!(line.fields["model_sent"], "gpt-4o-mini");
+        let message = line.fields["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("provider 'openai' (model 'gpt-4o-mini') readmitted"),
+            "{message}"
+        );
+        let plain = &lines(&HealthEvents {
+            events: vec![event(HealthEventKind::Readmitted)],
+            dropped: 0,
+        })[0];
+        assert!(plain.fields.get("model_sent").is_none());
+    }
+
+    #[test]
     fn a_line_per_transition_and_one_for_the_dropped() {
         let until = Instant::from_micros(1_000) + Duration::from_secs(30);
         let taken = HealthEvents {

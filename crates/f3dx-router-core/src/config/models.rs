@@ -442,12 +442,13 @@ impl Builder {
     }
 }
 
+/// A group's deployments, the path of their list, and its settings (a
+/// group given as an object).
+pub(super) type GroupList<'v> = (&'v [Value], String, Option<&'v Map<String, Value>>);
+
 /// A group's deployments (where they are listed, for paths) and, for a
 /// group given as an object, its settings. Unknown keys are the caller's.
-pub(super) fn group_list<'v>(
-    value: &'v Value,
-    at: &str,
-) -> Result<(&'v [Value], String, Option<&'v Map<String, Value>>), ConfigError> {
+pub(super) fn group_list<'v>(value: &'v Value, at: &str) -> Result<GroupList<'v>, ConfigError> {
     let (list, list_at, settings) = match value {
         Value::Array(list) => (list, at.to_owned(), None),
         Value::Object(o) => {
