@@ -154,12 +154,19 @@ pub(super) fn all_errors(
         let policy = parse_policy(&known, n, limits).unwrap_or(Policy::Sequential);
         let quality = parse_quality(known.get("quality"))
             .unwrap_or_else(|_| parse_quality(None).ok().flatten());
-        let router_failover = FailoverLevel::read(&failover_valid, "", &FailoverLevel::default())
-            .unwrap_or_default();
+        let router_failover =
+            FailoverLevel::read(&failover_valid, "", &FailoverLevel::default()).unwrap_or_default();
         let mut table_part = known.clone();
         table_part.retain(|k, _| !FAILOVER_KEYS.contains(&k.as_str()));
         table_part.extend(failover_valid);
-        let table = table_errors(&table_part, &parsed, policy, quality, router_failover, limits);
+        let table = table_errors(
+            &table_part,
+            &parsed,
+            policy,
+            quality,
+            router_failover,
+            limits,
+        );
         errors.extend(table.into_iter().map(problem));
     }
     errors
@@ -186,10 +193,8 @@ fn table_errors(
                 .collect()
         }
     };
-    let mut table = Builder {
-        router_failover,
-        ..Builder::default()
-    };
+    let mut table = Builder::default();
+    table.router_failover = router_failover;
     let mut errors = Vec::new();
     for (name, value) in groups {
         if errors.len() >= MAX_PROBLEMS {
@@ -739,6 +744,28 @@ mod tests {
             fields(&r.errors),
             ["providers[0].kind", "models[\"m\"][0].context_window"]
         );
+    }
+
+    #[test]
+    fn failover_errors_at_every_level_once() {
+        let v = json!({
+            "providers": [good("a")],
+            "failover_on": [700],
+            "models": {
+                "m": {"deployments": [{"provider": "a", "retries": -1}], "failover_on": [99]},
+                "n": [{"provider": "a", "backoff_ms": "soon"}],
+            },
+        });
+        let r = check(v.clone());
+        let found = fields(&r.errors);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].starts_with("failover_on"));
+        assert!(found[1].starts_with("models[\"m\"].failover_on"));
+        assert_eq!(found[2], "models[\"m\"].deployments[0].retries");
+        assert_eq!(found[3], "models[\"n\"][0].backoff_ms");
+        // Without a table the router's failover error is reported once too.
+        let r = check(json!({"providers": [good("a")], "retries": -1}));
+        assert_eq!(fields(&r.errors), ["retries"]);
     }
 
     #[test]
