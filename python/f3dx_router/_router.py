@@ -157,7 +157,7 @@ class Router(_native.Router):
         Without ``models`` in the config, one implicit group ``"*"`` of every
         provider (any model is routed to it). The front doors list the same
         table as OpenAI's ``GET /models`` (``client.models.list()``)."""
-        return cast("list[ModelGroupInfo]", super().models())
+        return super().models()
 
     def explain(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Explanation:
         """What ``chat_completions(body, tenant=tenant)`` would do now,
@@ -169,7 +169,7 @@ class Router(_native.Router):
         call's own planning decides both, so they agree. Raises
         ``InvalidRequest`` where a call would (an unknown model names the
         groups there are)."""
-        return cast(Explanation, super().explain(body, tenant=tenant))
+        return super().explain(body, tenant=tenant)
 
     async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any:
         """``chat_completions`` for asyncio: the call runs on the router's
