@@ -18,7 +18,6 @@ use serde_json::Value;
 use super::legs::Trigger;
 use super::state::{Call, PendingRetry};
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
-use crate::error::Routed;
 use crate::failover::{classify_error, ErrorClass, UpstreamError};
 use crate::health::Verdict;
 use crate::time::Instant;
@@ -178,20 +177,7 @@ impl Call {
         let a = &mut self.attempts[id.0 as usize];
         // It is the answer after all; its fault still says what it was.
         a.record.outcome = AttemptOutcome::Success;
-        let provider_index = a.record.provider_index;
-        // An OpenAI answer's own bytes, kept for the front door (as
-        // `accept` does).
-        let body = Some(std::mem::take(&mut a.body)).filter(|b| !b.is_empty());
-        let routed = Routed {
-            provider: self.shared.config().providers[provider_index].name.clone(),
-            provider_index,
-            response,
-            body,
-            attempts: self.records(),
-            latency: now - self.started,
-            schema_valid: None,
-        };
-        self.complete(Ok(routed));
+        self.answer(id, response, None, now);
         true
     }
 

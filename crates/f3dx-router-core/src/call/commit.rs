@@ -12,7 +12,7 @@ use super::stream::StreamTail;
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
 use crate::codec::chunk::Chunk;
 use crate::codec::stream::StreamItem;
-use crate::error::{RouteError, Routed};
+use crate::error::RouteError;
 use crate::health::Verdict;
 use crate::http::TransportFault;
 use crate::sse::SseEvent;
@@ -386,17 +386,9 @@ impl Call {
             None => {}
         }
         self.actions.push_back(Action::Cancel { attempt: id });
-        let provider_index = self.attempts[id.0 as usize].record.provider_index;
-        let routed = Routed {
-            provider: self.shared.config().providers[provider_index].name.clone(),
-            provider_index,
-            response: Value::Null,
-            body: None,
-            attempts: self.records(),
-            latency: now - self.started,
-            schema_valid,
-        };
-        self.complete(Ok(routed));
+        // A stream's chunks were the answer: no body goes with it.
+        self.attempts[id.0 as usize].body = Vec::new();
+        self.answer(id, Value::Null, schema_valid, now);
     }
 
     /// A committed stream failed: it ends with an error, on no other

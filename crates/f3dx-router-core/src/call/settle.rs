@@ -121,9 +121,20 @@ impl Call {
             self.shared.hedge_won();
         }
         self.cancel_rest(now);
+        self.answer(id, response, schema_valid, now);
+    }
+
+    /// The call's result is `id`'s `response` (with the upstream's own
+    /// bytes when they need no translation, for the front door).
+    pub(super) fn answer(
+        &mut self,
+        id: AttemptId,
+        response: Value,
+        schema_valid: Option<bool>,
+        now: Instant,
+    ) {
         let a = &mut self.attempts[id.0 as usize];
         let provider_index = a.record.provider_index;
-        // Kept only for an answer that needs no translation.
         let body = Some(std::mem::take(&mut a.body)).filter(|b| !b.is_empty());
         let routed = Routed {
             provider: self.shared.config().providers[provider_index].name.clone(),
