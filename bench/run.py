@@ -452,8 +452,9 @@ def measure_table(args: argparse.Namespace, nginx: upstream.Nginx, logs: Path) -
         log(f"  table: FAILED ({logs / 'table.log'})")
         return {"error": f"bench/table.py exited {proc.returncode}"}
     out: dict[str, Any] = json.loads(proc.stdout)
-    log(f"  table: p50 {out['table']['p50_us']:.1f} us over one provider's "
-        f"{out['single']['p50_us']:.1f} us: {out['ratio']:.3f}x; stats() of "
+    log(f"  table: p50 {out['table']['p50_us']:.1f} us; without models, three providers "
+        f"{out['group']['p50_us']:.1f} us ({out['ratio']:.3f}x), one "
+        f"{out['single']['p50_us']:.1f} us ({out['ratio_single']:.3f}x); stats() of "
         f"{out['deployments']} deployments {out['stats_us'] / 1000:.2f} ms; explain() "
         + (f"{out['explain_us']:.1f} us" if "explain_us" in out else "not available"))
     return out

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The routing-table case: a config of 200 model groups and 600 deployments,
-calls spread over the groups, next to a router of one provider, in one
-process and one run (rounds alternate). Also what `explain()` and `stats()`
+calls spread over the groups, next to routers without `models` (today's
+single group) in one process and one run (rounds alternate): one of three
+providers (a group's size here: each call encodes its request for every
+deployment of its group, as a router without `models` does for every
+provider) and one of a single provider. Also what `explain()` and `stats()`
 cost on that table.
 
     python bench/table.py URL CALLS ROUNDS WARMUP   # prints JSON
@@ -76,28 +79,33 @@ def main() -> None:
     from f3dx_router import Router
 
     single = Router([lib.provider("ok", url)])
+    group = Router([{**lib.provider(f"p{i}", url), "model": f"model-0-{i}"}
+                    for i in range(PER_GROUP)])
     table = Router.from_config(table_config(url))
     one = [body("gpt-4o")]
     spread = [body(f"model-{g}") for g in range(GROUPS)]
     timed(single, one, warmup)
+    timed(group, one, warmup)
     timed(table, spread, max(warmup, GROUPS))
-    samples: dict[str, list[float]] = {"single": [], "table": []}
+    samples: dict[str, list[float]] = {"single": [], "group": [], "table": []}
     per_round: list[float] = []
+    per_round_single: list[float] = []
     for r in range(rounds):
-        order = [("single", single, one), ("table", table, spread)]
-        if r % 2:
-            order.reverse()
+        order = [("single", single, one), ("group", group, one), ("table", table, spread)]
+        order = order[r % 3:] + order[:r % 3]
         p50s = {}
         for name, router, bodies in order:
             s = timed(router, bodies, max(1, calls // rounds))
             samples[name] += s
             p50s[name] = statistics.median(s)
-        per_round.append(p50s["table"] / p50s["single"])
+        per_round.append(p50s["table"] / p50s["group"])
+        per_round_single.append(p50s["table"] / p50s["single"])
     out: dict[str, Any] = {
         name: {"n": len(s), "p50_us": statistics.median(s), "p99_us": lib.nearest_rank(s, 99)}
         for name, s in samples.items()}
     out["ratio_per_round"] = per_round
     out["ratio"] = statistics.median(per_round)
+    out["ratio_single"] = statistics.median(per_round_single)
     out["stats_us"] = per_op_us(table.stats, 50)
     out["deployments"] = sum(len(v) for v in table.stats()["models"].values())
     explain = getattr(table, "explain", None)
