@@ -127,33 +127,35 @@ impl LatencyWindow {
         now: Instant,
         config: &HealthConfig,
     ) -> Option<Duration> {
-        let total = self.count(now, config);
-        if total == 0 {
-            return None;
+        let (hist, total) = self.merged(now, config);
+        read(&hist, total, q, reading)
+    }
+
+    /// Several quantiles at once (`stats()`): the window is merged once.
+    pub fn quantiles<const N: usize>(
+        &self,
+        qs: [f64; N],
+        now: Instant,
+        config: &HealthConfig,
+    ) -> Option<[Duration; N]> {
+        let (hist, total) = self.merged(now, config);
+        let mut out = [Duration::ZERO; N];
+        for (o, q) in out.iter_mut().zip(qs) {
+            *o = read(&hist, total, q, Reading::Interpolated)?;
         }
-        // The sample of rank ceil(q * total) (nearest rank), in the first
-        // bin whose cumulative count reaches it.
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0u64;
-        for i in 0..BINS {
-            let here = self
-                .live(now, config)
-                .map(|(_, bins)| u64::from(bins[i]))
-                .sum::<u64>();
-            let before = seen;
-            seen += here;
-            if seen >= rank {
-                let at = match reading {
-                    // The rank is the k-th of the bin's samples.
-                    Reading::Interpolated => ((rank - before) as f64 - 0.5) / here as f64,
-                    Reading::Middle => 0.5,
-                    Reading::Upper => 1.0,
-                };
-                let v = point(i, at);
-                return Some(Duration::from_micros(v as u64));
+        Some(out)
+    }
+
+    /// The live buckets' bins added up, and their total.
+    fn merged(&self, now: Instant, config: &HealthConfig) -> ([u64; BINS], u64) {
+        let mut hist = [0u64; BINS];
+        for (_, bins) in self.live(now, config) {
+            for (h, &c) in hist.iter_mut().zip(bins) {
+                *h += u64::from(c);
             }
         }
-        None
+        let total = hist.iter().sum();
+        (hist, total)
     }
 
     fn live<'a>(
@@ -167,6 +169,33 @@ impl LatencyWindow {
             .iter()
             .filter(move |(at, _)| *at != u64::MAX && (oldest..=b).contains(at))
     }
+}
+
+/// The `q` quantile of a merged window of `total` samples, read at
+/// `reading` inside its bin; `None` without samples.
+fn read(hist: &[u64; BINS], total: u64, q: f64, reading: Reading) -> Option<Duration> {
+    if total == 0 {
+        return None;
+    }
+    // The sample of rank ceil(q * total) (nearest rank), in the first bin
+    // whose cumulative count reaches it.
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0u64;
+    for (i, &here) in hist.iter().enumerate() {
+        let before = seen;
+        seen += here;
+        if seen >= rank {
+            let at = match reading {
+                // The rank is the k-th of the bin's samples.
+                Reading::Interpolated => ((rank - before) as f64 - 0.5) / here as f64,
+                Reading::Middle => 0.5,
+                Reading::Upper => 1.0,
+            };
+            let v = point(i, at);
+            return Some(Duration::from_micros(v as u64));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

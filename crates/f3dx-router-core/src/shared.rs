@@ -598,11 +598,7 @@ impl Shared {
                 let h = &health[d.slot];
                 let p = &self.config.providers[d.provider];
                 let (successes, soft_failures) = h.window(now, &config);
-                let q = |x| h.latency.quantile(x, now, &config);
-                let latency = match (q(0.5), q(0.9), q(0.95), q(0.99)) {
-                    (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
-                    _ => None,
-                };
+                let latency = h.latency.quantiles([0.5, 0.9, 0.95, 0.99], now, &config);
                 let left = |b: &Option<Bucket>| b.clone().map(|mut b| b.available(now).max(0.0));
                 ProviderStats {
                     rpm_left: left(&h.rpm),
