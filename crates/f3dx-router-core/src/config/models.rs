@@ -23,7 +23,7 @@ use super::keys::{reject_unknown, DEPLOYMENT_KEYS, GROUP_KEYS};
 use super::monitoring::parse_quality;
 use super::policy::parse_policy;
 use super::provider::{parse_headers, ProviderConfig};
-use super::values::{opt_millis, opt_str, opt_uint};
+use super::values::{opt_millis, opt_str, opt_uint, per_minute};
 use crate::config::Policy;
 use crate::quality::QualityConfig;
 use crate::table::{overlap, specificity, Deployment, ModelGroup, RoutingTable, Slot};
@@ -301,15 +301,7 @@ impl Builder {
             }
         };
         let headers = parse_headers(obj.get("headers"), at)?;
-        let budget = |key: &str| -> Result<Option<u64>, ConfigError> {
-            let field = format!("{at}.{key}");
-            match opt_uint(obj, key, &field)? {
-                None => Ok(None),
-                Some(n @ 1..=1_000_000_000) => Ok(Some(n)),
-                Some(_) => Err(err(field, "must be between 1 and 1000000000 (per minute)")),
-            }
-        };
-        let (rpm, tpm) = (budget("rpm")?, budget("tpm")?);
+        let (rpm, tpm) = (per_minute(obj, at, "rpm")?, per_minute(obj, at, "tpm")?);
         // What the router remembers is per provider and model sent: a
         // group named by a model sends that name unless told otherwise.
         // (so a fallback group's deployment sends its group's name, not

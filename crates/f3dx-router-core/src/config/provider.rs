@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::error::{err, ConfigError};
 use super::host::HostLimits;
 use super::keys::{key_path, reject_unknown, PROVIDER_KEYS};
-use super::values::{opt_millis, opt_str, opt_uint};
+use super::values::{opt_millis, opt_str, opt_uint, per_minute};
 use crate::secret::Secret;
 
 /// Default per-attempt timeout.
@@ -194,15 +194,7 @@ pub(super) fn parse_provider(
             ))
         }
     };
-    let budget = |key: &str| -> Result<Option<u64>, ConfigError> {
-        let field = format!("{at}.{key}");
-        match opt_uint(obj, key, &field)? {
-            None => Ok(None),
-            Some(n @ 1..=1_000_000_000) => Ok(Some(n)),
-            Some(_) => Err(err(field, "must be between 1 and 1000000000 (per minute)")),
-        }
-    };
-    let (rpm, tpm) = (budget("rpm")?, budget("tpm")?);
+    let (rpm, tpm) = (per_minute(obj, at, "rpm")?, per_minute(obj, at, "tpm")?);
     Ok(ProviderConfig {
         name,
         kind,

@@ -46,6 +46,21 @@ pub(super) fn ranged(
     }
 }
 
+/// `at.key`: a rate budget (`rpm`, `tpm`), 1 to a billion a minute, if
+/// given.
+pub(super) fn per_minute(
+    obj: &Map<String, Value>,
+    at: &str,
+    key: &str,
+) -> Result<Option<u64>, ConfigError> {
+    let field = format!("{at}.{key}");
+    match opt_uint(obj, key, &field)? {
+        None => Ok(None),
+        Some(n @ 1..=1_000_000_000) => Ok(Some(n)),
+        Some(_) => Err(err(field, "must be between 1 and 1000000000 (per minute)")),
+    }
+}
+
 /// `at.key`: a rate above 0 and at most 1, if given.
 pub(super) fn rate(
     obj: &Map<String, Value>,
