@@ -29,6 +29,8 @@
 //! | `stream/openai_200_chunks_200_reads` | the same stream, one event per read, as an upstream that paces its chunks sends it |
 //! | `table/explain_600_deployments` | `Router::explain` of a request for one group of a 200-group, 600-deployment table (nothing sent, nothing changed) |
 //! | `table/explain_json_600_deployments` | the same, and its JSON |
+//! | `table/stats_600_deployments` | `Router::stats` of that table (600 deployments) |
+//! | `table/stats_json_600_deployments` | the same, and its JSON (what every host hands out) |
 //! | `route/decision_only` | the failover call's decisions without a `Call`: candidate selection over provider health, classifying a 429 and a 200 head, reading the 429's `Retry-After` |
 //!
 //! `decision_only` is partial by necessity: `Router::start_call` always
@@ -535,6 +537,12 @@ fn table(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    // The target for stats() is under 2 ms for 600 deployments:
+    // the core's part (the read and its JSON) alone.
+    group.bench_function("stats_600_deployments", |b| b.iter(|| r.stats(now)));
+    group.bench_function("stats_json_600_deployments", |b| {
+        b.iter(|| r.stats(now).to_json(now))
     });
     group.finish();
 }
