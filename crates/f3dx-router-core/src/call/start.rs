@@ -88,6 +88,17 @@ pub(super) fn prepare(
         Ok((body, _)) => plan(shared, group, body, tokens, quality_key.as_ref(), now, why),
         Err(_) => (Vec::new(), false),
     };
+    // Only context windows leave a call nothing to try (a group is never
+    // empty, and the last resort tries every deployment): the request is
+    // too long for every deployment it could go to, and nothing is sent.
+    let checked = match checked {
+        Ok((body, _)) if candidates.is_empty() => Err(format!(
+            "the request (about {} tokens with its max_tokens or max_completion_tokens) fits no \
+             deployment's context_window in its model group or its fallbacks",
+            budget::context_tokens(&body)
+        )),
+        other => other,
+    };
     Prepared {
         checked,
         group,
