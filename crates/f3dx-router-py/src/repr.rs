@@ -148,13 +148,23 @@ fn deployment_repr(config: &RouterConfig, d: usize) -> String {
         items.push(("params", format!("{{{}}}", names.join(", "))));
     }
     if !dep.headers.is_empty() {
-        let names: Vec<String> = dep
-            .headers
-            .iter()
-            .map(|(name, _)| format!("{}: '(hidden)'", py_str(name)))
-            .collect();
-        items.push(("headers", format!("{{{}}}", names.join(", "))));
+        items.push(("headers", hidden_headers(&dep.headers)));
     }
+    mapping(items)
+}
+
+/// Header names with their values hidden (a value may be a credential:
+/// Azure's api-key).
+fn hidden_headers(headers: &[(String, String)]) -> String {
+    let names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| format!("{}: '(hidden)'", py_str(name)))
+        .collect();
+    format!("{{{}}}", names.join(", "))
+}
+
+/// `{'key': value, ...}` of items whose values are already written.
+fn mapping(items: Vec<(&str, String)>) -> String {
     let items: Vec<String> = items
         .into_iter()
         .map(|(k, v)| format!("'{k}': {v}"))
@@ -193,19 +203,9 @@ fn provider_repr(p: &ProviderConfig, default_max_body_bytes: usize) -> String {
         items.push(("tpm", tpm.to_string()));
     }
     if !p.headers.is_empty() {
-        // Values may be credentials (Azure's api-key).
-        let names: Vec<String> = p
-            .headers
-            .iter()
-            .map(|(name, _)| format!("{}: '(hidden)'", py_str(name)))
-            .collect();
-        items.push(("headers", format!("{{{}}}", names.join(", "))));
+        items.push(("headers", hidden_headers(&p.headers)));
     }
-    let items: Vec<String> = items
-        .into_iter()
-        .map(|(k, v)| format!("'{k}': {v}"))
-        .collect();
-    format!("{{{}}}", items.join(", "))
+    mapping(items)
 }
 
 /// The policy and, when hedged, its hedging settings (all of them: they
