@@ -29,7 +29,7 @@ impl Credentials {
     /// The credentials `config` gives.
     fn new(config: &RouterConfig) -> Credentials {
         let redactors = (0..config.providers.len())
-            .map(|i| Arc::new(redactor(config, &config.providers[i], i)))
+            .map(|i| Arc::new(redactor(config, &config.providers[i], i, None)))
             .collect();
         Credentials {
             providers: config.providers.clone(),
@@ -48,10 +48,15 @@ impl Credentials {
     }
 }
 
-/// The search for provider `index`'s credentials: its key, its header
-/// values and its deployments' (values too short to be credentials are
-/// left alone).
-fn redactor(config: &RouterConfig, provider: &ProviderConfig, index: usize) -> Redactor {
+/// The search for provider `index`'s credentials: its key (and the one
+/// before it, `previous`), its header values and its deployments' (values
+/// too short to be credentials are left alone).
+fn redactor(
+    config: &RouterConfig,
+    provider: &ProviderConfig,
+    index: usize,
+    previous: Option<&str>,
+) -> Redactor {
     let deployment_headers = config
         .table
         .deployments
@@ -59,7 +64,11 @@ fn redactor(config: &RouterConfig, provider: &ProviderConfig, index: usize) -> R
         .filter(|d| d.provider == index)
         .flat_map(|d| d.headers.iter().map(|(_, v)| v.as_str()))
         .filter(|v| v.len() >= 8);
-    let secrets: Vec<&str> = provider.secrets().chain(deployment_headers).collect();
+    let secrets: Vec<&str> = provider
+        .secrets()
+        .chain(previous)
+        .chain(deployment_headers)
+        .collect();
     Redactor::new(&secrets)
 }
 
@@ -124,9 +133,13 @@ impl CredentialCell {
         let before = self.snapshot();
         let before = self.of(before.as_deref());
         let mut providers = before.providers.clone();
-        providers[provider].api_key = key;
+        let previous = std::mem::replace(&mut providers[provider].api_key, key);
+        // The key before is hidden too: an upstream may echo it late (a
+        // cache, a log), and a call's error must never show it. Only the
+        // last one: the search stays the size of two keys.
+        let previous = Some(previous.expose());
         let mut redactors = before.redactors.clone();
-        redactors[provider] = Arc::new(redactor(config, &providers[provider], provider));
+        redactors[provider] = Arc::new(redactor(config, &providers[provider], provider, previous));
         let next = Arc::new(Credentials {
             providers,
             redactors,
