@@ -150,7 +150,7 @@ def test_what_the_router_learned_is_kept() -> None:
 
 
 @pytest.mark.parametrize("provider_name, key, field, needle", [
-    ("nobody", "sk-valid-0123456789", "provider", "the providers are ['a', 'b']"),
+    ("nobody", "sk-valid-0123456789", "provider", 'the providers are ["a", "b"]'),
     (KEY1, "sk-valid-0123456789", "provider", "no such provider"),
     ("a", "", "api_key", "is empty"),
     ("a", KEY1 + "\n", "api_key", "line break"),
