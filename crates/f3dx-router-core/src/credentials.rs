@@ -5,8 +5,8 @@
 //! may send is encoded then (`call/start.rs`), and its upstream text is
 //! redacted with the same keys, so a call in flight when a key changes
 //! sends and hides the key it started with, and the next call the new one.
-//! Until a key is set, a call reads the config's (no lock, nothing
-//! counted); after, one uncontended read lock and a reference count.
+//! Until a key is set, a call reads the config's (one atomic load: no
+//! lock, nothing counted); after, a read lock and a reference count.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -86,6 +86,7 @@ pub(crate) struct CredentialCell {
 }
 
 impl CredentialCell {
+    /// The config's credentials, none set yet.
     pub(crate) fn new(config: &RouterConfig) -> CredentialCell {
         CredentialCell {
             first: Credentials::new(config),

@@ -80,7 +80,9 @@ fn fail_echoing(call: &mut Call, id: AttemptId, key: &str, now: Instant) -> Stri
 
 #[test]
 fn the_next_call_sends_the_new_key_and_a_call_in_flight_keeps_the_old() {
-    let r = router(json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 100, "hedge_budget": 10}));
+    let r = router(
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 100, "hedge_budget": 10}),
+    );
     // In flight: sent to a, its hedge to b still to come.
     let mut before = r.start_call(request(), ms(0));
     let (sent, _) = actions(&mut before);
@@ -91,14 +93,20 @@ fn the_next_call_sends_the_new_key_and_a_call_in_flight_keeps_the_old() {
     before.handle_timeout(ms(100));
     let (later, _) = actions(&mut before);
     assert_eq!(later[0].1, 1);
-    assert_eq!(header(&later[0].2, "x-api-key"), "sk-ant-b-0123456789abcdef");
+    assert_eq!(
+        header(&later[0].2, "x-api-key"),
+        "sk-ant-b-0123456789abcdef"
+    );
     // A call started now sends the new keys, and only them.
     let mut after = r.start_call(request(), ms(200));
     let (sent, _) = actions(&mut after);
     assert_eq!(header(&sent[0].2, "authorization"), format!("Bearer {NEW}"));
     after.handle_timeout(ms(300));
     let (later, _) = actions(&mut after);
-    assert_eq!(header(&later[0].2, "x-api-key"), "sk-ant-b-rotated-0123456789");
+    assert_eq!(
+        header(&later[0].2, "x-api-key"),
+        "sk-ant-b-rotated-0123456789"
+    );
     for (_, _, request) in sent.iter().chain(&later) {
         assert!(!format!("{:?}", request.headers).contains("sk-old"));
     }
@@ -130,7 +138,12 @@ fn each_call_redacts_the_key_it_sent_and_the_one_before_the_new_key() {
 fn bad_keys_and_names_are_refused_without_repeating_them_and_change_nothing() {
     let r = router(json!({}));
     for (provider, key, field, needle) in [
-        ("nobody", NEW, "provider", "the providers are [\"a\", \"b\"]"),
+        (
+            "nobody",
+            NEW,
+            "provider",
+            "the providers are [\"a\", \"b\"]",
+        ),
         (NEW, "sk-ok-key-0123456789", "provider", "no such provider"),
         ("a", "", "api_key", "is empty"),
         ("a", "sk-new-line\n", "api_key", "line break"),
@@ -179,7 +192,11 @@ fn what_the_router_learned_is_kept() {
 fn calls_on_many_threads_while_keys_rotate_each_send_one_whole_key() {
     // Without health: the 401s would eject a.
     let r = router(json!({"policy": "sequential", "health": false}));
-    let keys: Arc<Vec<String>> = Arc::new((0..50).map(|i| format!("sk-rot-{i:04}-abcdefghijklmnop")).collect());
+    let keys: Arc<Vec<String>> = Arc::new(
+        (0..50)
+            .map(|i| format!("sk-rot-{i:04}-abcdefghijklmnop"))
+            .collect(),
+    );
     let rotator = {
         let (r, keys) = (r.clone(), Arc::clone(&keys));
         thread::spawn(move || {

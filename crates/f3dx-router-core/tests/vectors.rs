@@ -145,9 +145,16 @@ fn run_vector(vector: &Value) -> Result<(), String> {
         };
         let streamed_call = chat.streamed;
         let during = call.get("during");
-        let (result, received, ended, streamed) =
-            run_call(&router, &names, &mut mocks, chat.body, chat.options, now, during)
-                .map_err(|e| format!("call {i}: {e}"))?;
+        let (result, received, ended, streamed) = run_call(
+            &router,
+            &names,
+            &mut mocks,
+            chat.body,
+            chat.options,
+            now,
+            during,
+        )
+        .map_err(|e| format!("call {i}: {e}"))?;
         let latency = ended - now;
         now = ended;
         check(&call["expect"], &result, &received, latency, &streamed)
@@ -246,7 +253,10 @@ fn run_call(
                 }
                 Action::Complete(result) => {
                     if let Some(d) = during {
-                        return Err(format!("during: nothing was sent to {}", d["after_sent_to"]));
+                        return Err(format!(
+                            "during: nothing was sent to {}",
+                            d["after_sent_to"]
+                        ));
                     }
                     if streamed.committed.is_some() {
                         let end = Some(Output::Complete(result.clone()));

@@ -46,8 +46,8 @@ use policy::parse_policy;
 pub use policy::{
     HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
-use provider::parse_provider;
 pub(crate) use provider::checked_key;
+use provider::parse_provider;
 pub use provider::{ProviderConfig, ProviderKind, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 
 /// A validated router configuration.
