@@ -116,8 +116,10 @@ class Router(_native.Router):
 
     Main methods: ``chat_completions`` (and ``achat_completions`` for
     asyncio), ``route`` / ``aroute`` (with the attempts), ``stats()``,
-    ``record_quality``, ``models()`` and ``explain(body)`` (what a call
-    would try now, and why not the rest); ``Router.from_file`` / ``Router.from_config`` build
+    ``record_quality``, ``set_api_key(provider, api_key)`` (a new key
+    for the calls that start from now on, nothing learned lost),
+    ``models()`` and ``explain(body)`` (what a call would try now, and why
+    not the rest); ``Router.from_file`` / ``Router.from_config`` build
     one from a config file or mapping. ``repr(router)`` shows every
     setting that is not a default, never a key.
     """

@@ -72,12 +72,21 @@ def test_vector(stem: str, vector: dict, door: str) -> None:
                 router.record_quality(record["provider"], record["passed"], model=record["model"],
                                       tenant=record.get("tenant", ""))
                 continue
+            if "set_api_key" in call:
+                set_key(router, call["set_api_key"])
+                continue
             if "http" in call and door == "api":
                 continue  # a request the API cannot make (not JSON, another route)
-            run_call(stem, vector, mocks, lambda c: with_hedges(router, make_call(c)), i, call, LATENCY_SLACK_MS)
+            run_call(stem, vector, mocks, lambda c: with_hedges(router, make_call(c)), i, call, LATENCY_SLACK_MS,
+                     set_api_key=lambda step: set_key(router, step))
         log = mocks.log()
         exhausted = [f"{name}[{r['index']}]" for name, recs in log.items() for r in recs if r["exhausted"]]
         assert not exhausted, f"requests beyond the end of a mock script: {exhausted}"
+
+
+def set_key(router: Router, step: dict) -> None:
+    """A vector's `set_api_key` step: ``{"provider", "api_key"}``."""
+    router.set_api_key(step["provider"], step["api_key"])
 
 
 def build_router(vector: dict, mocks: MockProviders) -> Router:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,10 @@ from mock_provider import MockProviders
 from vectorlib import load_vectors
 from vectorrun import AttemptView, CallResult, HttpAnswer, front_door_request, result_of_answer, run_call
 from workerlib import WranglerDev, parse_trace
+
+# The embedded router behind the TypeScript example, with a route that sets
+# keys: where the vectors that rotate keys run (tests/vectors/README.md).
+KEYS_DOOR = Path(__file__).resolve().parent / "worker_keys_door.ts"
 
 # Wider than runner 2's 250 ms: each call crosses wrangler's proxy into
 # workerd, and workerd's timers and clock (which advance only across I/O)
@@ -48,16 +53,51 @@ def test_vector_on_worker(stem: str, vector: dict) -> None:
         for provider in config["providers"]:
             provider["base_url"] = mocks.base_url(provider["name"])
         variables = {"ROUTER_CONFIG": json.dumps(config), "ROUTER_TOKEN": token}
-        with WranglerDev(variables) as worker:
+        embedded = sets_keys(vector)
+        with WranglerDev(variables, main=KEYS_DOOR if embedded else None) as worker:
+
+            def set_key(step: dict) -> None:
+                status, _, reply = worker.post_json("/_test/keys", step, token=token)
+                assert status == 200, f"POST /_test/keys: {status} {reply!r}"
+
             for i, call in enumerate(vector["calls"]):
                 if "record_quality" in call:
                     status, _, reply = worker.post_json("/quality", call["record_quality"], token=token)
                     assert status == 200, f"POST /quality: {status} {reply!r}"
                     continue
+                if "set_api_key" in call:
+                    set_key(call["set_api_key"])
+                    continue
                 call = as_workerd_reports(call)
-                wants_hedges = "hedges" in call["expect"]
-                run_call(stem, vector, mocks, lambda c: post(worker, token, c, wants_hedges),
-                         i, call, LATENCY_SLACK_MS)
+                if embedded:
+                    call, count = attempts_as_count(call)
+                    make = lambda c, n=count: counted(call_worker(worker, token, c), n)  # noqa: E731
+                else:
+                    wants_hedges = "hedges" in call["expect"]
+                    make = lambda c, h=wants_hedges: post(worker, token, c, h)  # noqa: E731
+                run_call(stem, vector, mocks, make, i, call, LATENCY_SLACK_MS, set_api_key=set_key)
+
+
+def sets_keys(vector: dict) -> bool:
+    """Whether a vector rotates keys (then it runs on the embedded router)."""
+    return any("set_api_key" in c or "during" in c for c in vector["calls"])
+
+
+def attempts_as_count(call: dict) -> tuple[dict, int | None]:
+    """The call without its `attempts` expectation, and their number: the
+    embedded example reports only that (`x-f3dx-attempts`)."""
+    call = copy.deepcopy(call)
+    attempts = call["expect"].pop("attempts", None)
+    return call, None if attempts is None else len(attempts)
+
+
+def counted(result: CallResult, count: int | None) -> CallResult:
+    """`result`, once its `x-f3dx-attempts` is checked against ``count``."""
+    assert result.http is not None
+    if count is not None and result.http.headers.get("x-f3dx-attempts") != str(count):
+        pytest.fail(f"x-f3dx-attempts: {result.http.headers.get('x-f3dx-attempts')!r}, expected {count}",
+                    pytrace=False)
+    return result
 
 
 def as_workerd_reports(call: dict) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,8 +93,11 @@ def run_call(
     i: int,
     call: dict,
     latency_slack_ms: float,
+    set_api_key: Callable[[dict], None] | None = None,
 ) -> None:
-    """Make call ``i`` of a vector and check everything it expects."""
+    """Make call ``i`` of a vector and check everything it expects.
+    ``set_api_key`` sets a key (a ``set_api_key`` step's ``{"provider",
+    "api_key"}``) on the router of the call, for a call with ``during``."""
     expect = call["expect"]
     gap_ms = call.get("gap_ms", 0)
     if gap_ms:
@@ -103,7 +107,11 @@ def run_call(
     before = {name: len(records) for name, records in mocks.log().items()}
     started_mono = time.monotonic()
     t0 = time.perf_counter()
-    result = make_call(call)
+    if "during" in call:
+        assert set_api_key is not None, "this runner cannot set a key during a call"
+        result = during_call(mocks, make_call, call, before, set_api_key)
+    else:
+        result = make_call(call)
     elapsed_ms = (time.perf_counter() - t0) * 1000.0
     ended_mono = time.monotonic()
 
@@ -127,6 +135,53 @@ def run_call(
             report(stem, i, len(vector["calls"]), problems, result, elapsed_ms, this_call, started_mono),
             pytrace=False,
         )
+
+
+# Bounds of a `during` step: how long the call may take to send its request
+# to `after_sent_to`, how often the mock log is read meanwhile, and how long
+# the call may then take to end.
+DURING_SEND_S = 10.0
+DURING_STEP_S = 0.002
+DURING_END_S = 60.0
+
+
+def during_call(
+    mocks: MockProviders,
+    make_call: Callable[[dict], CallResult],
+    call: dict,
+    before: dict[str, int],
+    set_api_key: Callable[[dict], None],
+) -> CallResult:
+    """Make the call on a thread and, once the mock of ``during.after_sent_to``
+    has received its request (an event, read from the mock log), set
+    ``during.set_api_key`` while the call is in flight."""
+    during = call["during"]
+    name = during["after_sent_to"]
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = make_call(call)
+        except BaseException as e:  # re-raised on the test's thread
+            out["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + DURING_SEND_S
+    while len(mocks.log().get(name, [])) <= before.get(name, 0):
+        if not thread.is_alive():
+            pytest.fail(f"during: the call ended without sending to {name!r}", pytrace=False)
+        if time.monotonic() > deadline:
+            pytest.fail(f"during: nothing sent to {name!r} within {DURING_SEND_S} s", pytrace=False)
+        time.sleep(DURING_STEP_S)
+    set_api_key(during["set_api_key"])
+    thread.join(DURING_END_S)
+    if thread.is_alive():
+        pytest.fail(f"during: the call did not end within {DURING_END_S} s", pytrace=False)
+    if "error" in out:
+        raise out["error"]
+    result: CallResult = out["result"]
+    return result
 
 
 # --------------------------------------------------------------------------

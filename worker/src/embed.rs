@@ -4,6 +4,7 @@
 //! import { Router } from "f3dx-router-worker";
 //! const router = new Router(config, env);   // env resolves api_key_env
 //! const completion = await router.chatCompletions(body);
+//! router.setApiKey("openai", freshKey);     // calls from now on send it
 //! ```
 //!
 //! Errors are thrown as `Error`s with `kind` ("config", "invalid_request",
@@ -350,6 +351,20 @@ impl EmbeddedRouter {
                     &format!("recordQuality: {m}"),
                 )
             })
+    }
+
+    /// Give `provider` (its name) a new API key for every call that starts
+    /// from now on: a rotated secret, a short-lived token (an Azure Entra
+    /// ID access token). Nothing the router learned is lost; calls in
+    /// flight keep the key they started with. A key from `api_key_env` is
+    /// replaced by this one. Throws a `RouterError` of kind "config", the
+    /// router unchanged, for an unknown provider, an empty key or one that
+    /// cannot go in a header (a line break); no message repeats the key.
+    #[wasm_bindgen(js_name = setApiKey)]
+    pub fn set_api_key(&self, provider: &str, key: &str) -> Result<(), JsValue> {
+        self.inner
+            .set_api_key(provider, key)
+            .map_err(|e| throwable("config", 500, None, 0, &e.to_string()))
     }
 
     /// What this router remembers (per provider state, window counts,

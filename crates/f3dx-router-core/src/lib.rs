@@ -41,6 +41,7 @@ mod budget;
 mod call;
 mod codec;
 mod config;
+mod credentials;
 mod driver;
 // Public: every front door (the Worker, the Python transports) answers
 // through it.

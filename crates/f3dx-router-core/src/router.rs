@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::call::{self, Call, CallOptions};
-use crate::config::RouterConfig;
+use crate::config::{ConfigError, RouterConfig};
 use crate::error::RouteError;
 use crate::events::HealthEvents;
 use crate::explain::Explanation;
@@ -48,9 +48,34 @@ impl Router {
         self.shared.empty_hedge_budget();
     }
 
-    /// The config this router was built with.
+    /// The config this router was built with (a key set since with
+    /// [`Router::set_api_key`] is not in it).
     pub fn config(&self) -> &RouterConfig {
         self.shared.config()
+    }
+
+    /// Give provider `provider` (by name) a new key, for every call that
+    /// starts from now on: rotated secrets, short-lived tokens (Azure Entra
+    /// ID). Nothing the router learned is lost (health, cooldowns, budgets,
+    /// latency, quality, picks, stats), and calls in flight keep the key
+    /// they started with, for every leg and retry, and have it redacted
+    /// from upstream text as before; later calls have the new one redacted.
+    ///
+    /// A key from `api_key_env` is replaced by this literal one. Refused,
+    /// the router unchanged, for an unknown provider (the error lists the
+    /// names), an empty key, or one that cannot go in a header value (a
+    /// line break, a non-ASCII character); no error repeats the key, or
+    /// the name given (it may be a key passed in the wrong place).
+    pub fn set_api_key(&self, provider: &str, key: &str) -> Result<(), ConfigError> {
+        let providers = &self.shared.config().providers;
+        let Some(index) = providers.iter().position(|p| p.name == provider) else {
+            let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            return Err(ConfigError {
+                field: "provider".to_owned(),
+                message: format!("no such provider; the providers are {names:?}"),
+            });
+        };
+        self.shared.set_key(index, key)
     }
 
     /// Start routing one OpenAI chat-completions request at `now`. Drive the

@@ -3,13 +3,14 @@
 //! locks or touches its counters directly.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use crate::budget::{Bucket, HedgeBudget};
-use crate::config::{Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES};
+use crate::config::{ConfigError, Policy, RouterConfig, AUTO_HEDGE_MIN_SAMPLES};
+use crate::credentials::{CredentialCell, Credentials};
 use crate::events::{
     CoolingCause, EventLog, HealthEvent, HealthEventKind, HealthEvents, QualityScope,
     HEALTH_EVENTS_CAPACITY,
@@ -20,7 +21,6 @@ use crate::latency::AutoRule;
 use crate::pick::{weighted_order, Picker};
 use crate::quality::{KeyState, KeyStats, QualityConfig, QualityTable};
 use crate::schema::{Expect, SchemaCache};
-use crate::secret::Redactor;
 use crate::stats::{HedgeStats, ProviderStats, Stats, QUALITY_KEYS_IN_STATS};
 use crate::time::Instant;
 
@@ -40,9 +40,9 @@ pub(crate) struct Shared {
     quality_used: AtomicBool,
     /// Compiled `response_format` schemas.
     schemas: SchemaCache,
-    /// Per provider, the search for its credentials (and its
-    /// deployments' header values) in upstream text.
-    redactors: Vec<Redactor>,
+    /// Each provider's key (the config's, or one set since) and the
+    /// search for its credentials in upstream text.
+    credentials: CredentialCell,
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     hedges_skipped: AtomicU64,
@@ -70,28 +70,13 @@ impl Shared {
             .iter()
             .map(|s| ProviderHealth::with_budgets(s.rpm, s.tpm))
             .collect();
-        let redactors = (0..config.providers.len())
-            .map(|i| {
-                let deployment_headers = table
-                    .deployments
-                    .iter()
-                    .filter(|d| d.provider == i)
-                    .flat_map(|d| d.headers.iter().map(|(_, v)| v.as_str()))
-                    .filter(|v| v.len() >= 8);
-                let secrets: Vec<&str> = config.providers[i]
-                    .secrets()
-                    .chain(deployment_headers)
-                    .collect();
-                Redactor::new(&secrets)
-            })
-            .collect();
         Shared {
             health: Mutex::new(health),
             picker: Mutex::new(Picker::new(table.deployments.len())),
             quality: Mutex::new(QualityTable::new(table.slots.len())),
             quality_used: AtomicBool::new(false),
             schemas: SchemaCache::default(),
-            redactors,
+            credentials: CredentialCell::new(&config),
             hedges_sent: AtomicU64::new(0),
             hedges_won: AtomicU64::new(0),
             hedges_skipped: AtomicU64::new(0),
@@ -126,9 +111,19 @@ impl Shared {
         AutoRule::DEFAULT
     }
 
-    /// `text` without provider `provider`'s credentials.
-    pub(crate) fn redact(&self, provider: usize, text: &str) -> String {
-        self.redactors[provider].redact(text)
+    /// The credentials a call starting now keeps (`None`: the config's).
+    pub(crate) fn credentials_now(&self) -> Option<Arc<Credentials>> {
+        self.credentials.snapshot()
+    }
+
+    /// The credentials of a call's snapshot (`None`: the config's).
+    pub(crate) fn credentials<'a>(&'a self, snapshot: Option<&'a Credentials>) -> &'a Credentials {
+        self.credentials.of(snapshot)
+    }
+
+    /// Provider `provider`'s key is `key` for calls that start from now on.
+    pub(crate) fn set_key(&self, provider: usize, key: &str) -> Result<(), ConfigError> {
+        self.credentials.set_key(&self.config, provider, key)
     }
 
     /// The config the router was built with.

@@ -124,6 +124,11 @@ fn run_vector(vector: &Value) -> Result<(), String> {
                 .map_err(|e| format!("call {i}: record_quality: {e}"))?;
             continue;
         }
+        if let Some(k) = call.get("set_api_key") {
+            // A key rotated between calls.
+            set_api_key(&router, k).map_err(|e| format!("call {i}: {e}"))?;
+            continue;
+        }
         // Every call enters through the front door, as a host's would.
         let parsed = front_door_call(call);
         let chat = match parsed {
@@ -139,8 +144,17 @@ fn run_vector(vector: &Value) -> Result<(), String> {
             }
         };
         let streamed_call = chat.streamed;
-        let (result, received, ended, streamed) =
-            run_call(&router, &names, &mut mocks, chat.body, chat.options, now)?;
+        let during = call.get("during");
+        let (result, received, ended, streamed) = run_call(
+            &router,
+            &names,
+            &mut mocks,
+            chat.body,
+            chat.options,
+            now,
+            during,
+        )
+        .map_err(|e| format!("call {i}: {e}"))?;
         let latency = ended - now;
         now = ended;
         check(&call["expect"], &result, &received, latency, &streamed)
@@ -185,6 +199,7 @@ fn run_call(
     request: Value,
     options: CallOptions,
     start: Instant,
+    mut during: Option<&Value>,
 ) -> Result<(CallResult, ReceivedBy, Instant, Streamed), String> {
     let mut call = router.start_call_with(request, options, start);
     let mut streamed = Streamed::default();
@@ -206,6 +221,12 @@ fn run_call(
                         .entry(name.clone())
                         .or_default()
                         .push(record(&request));
+                    // A key set while the call is in flight: once its
+                    // request to `after_sent_to` is out.
+                    if let Some(d) = during.filter(|d| d["after_sent_to"] == json!(name)) {
+                        set_api_key(router, &d["set_api_key"])?;
+                        during = None;
+                    }
                     let mock = mocks
                         .get_mut(name)
                         .ok_or_else(|| format!("no mock for {name}"))?;
@@ -231,6 +252,12 @@ fn run_call(
                         .push_str(delta.as_str().unwrap_or_default());
                 }
                 Action::Complete(result) => {
+                    if let Some(d) = during {
+                        return Err(format!(
+                            "during: nothing was sent to {}",
+                            d["after_sent_to"]
+                        ));
+                    }
                     if streamed.committed.is_some() {
                         let end = Some(Output::Complete(result.clone()));
                         endpoint::write_output(&mut streamed.body, end);
@@ -267,6 +294,14 @@ fn run_call(
         }
     }
     Err("did not finish within 10000 steps".into())
+}
+
+/// A vector's `set_api_key` step: `{"provider", "api_key"}`.
+fn set_api_key(router: &Router, step: &Value) -> Result<(), String> {
+    let text = |k: &str| step[k].as_str().ok_or(format!("set_api_key.{k}"));
+    router
+        .set_api_key(text("provider")?, text("api_key")?)
+        .map_err(|e| format!("set_api_key: {e}"))
 }
 
 fn record(request: &HttpRequest) -> Received {

@@ -240,6 +240,24 @@ impl PyRouter {
         self.observer.log_health(py)
     }
 
+    /// Give `provider` (its name) a new API key for every call that
+    /// starts from now on: a rotated secret, a short-lived token (an Azure
+    /// Entra ID access token). Nothing the router learned is lost (health,
+    /// cooldowns, budgets, latency, quality, stats); calls in flight keep
+    /// the key they started with, and have it redacted from errors and
+    /// logs as before. A key from `api_key_env` is replaced by this one
+    /// (the variable is not read again). Raises `ConfigError`, the router
+    /// unchanged, for an unknown provider (the message lists the names),
+    /// an empty key or one that cannot go in a header (a line break, a
+    /// non-ASCII character); no message repeats the key. Takes no lock a
+    /// call holds: safe from any thread, and from async code.
+    fn set_api_key(&self, py: Python<'_>, provider: &str, api_key: &str) -> PyResult<()> {
+        self.current()
+            .router()
+            .set_api_key(provider, api_key)
+            .map_err(|e| config_error(py, &e))
+    }
+
     /// Provider names, in priority order.
     #[getter]
     fn providers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

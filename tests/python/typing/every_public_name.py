@@ -122,6 +122,7 @@ groups: list[ModelGroupInfo] = r.models()
 first_deployment: DeploymentInfo = groups[0]["deployments"][0]
 window: int | None = first_deployment["context_window"]
 plan: Explanation = r.explain({"model": "m", "messages": []}, tenant="t")
+r.set_api_key("a", "sk-rotated")  # a new key for the calls from now on
 step: PlannedDeployment = plan["tried"][0]
 why: ExplainReason | None = step["reason"]
 until: float | None = step.get("until_s")

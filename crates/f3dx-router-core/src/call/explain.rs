@@ -32,7 +32,7 @@ pub(crate) fn explain(
     } = prepare(shared, body, options, now, Some(&mut why));
     let (body, _) = checked?;
     // A request no deployment can take is refused by a call too.
-    encode_all(shared, group, &body)?;
+    encode_all(shared, shared.credentials_now().as_deref(), group, &body)?;
     let config = shared.config();
     let table = &config.table;
     let asked = body.get("model").and_then(Value::as_str).unwrap_or("");

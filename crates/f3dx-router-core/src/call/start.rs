@@ -14,6 +14,7 @@ use super::state::Call;
 use crate::budget;
 use crate::codec;
 use crate::config::GROUPS_LISTED;
+use crate::credentials::Credentials;
 use crate::explain::{Reason, Why};
 use crate::http::HttpRequest;
 use crate::quality;
@@ -136,6 +137,7 @@ impl Call {
             group,
             candidates,
             requests: Vec::new(),
+            credentials: None,
             retries: Vec::new(),
             refusal: None,
             next_candidate: 0,
@@ -158,7 +160,10 @@ impl Call {
             call.stream = stream;
             // Kept by deployment: a failure may add candidates later (a
             // larger context window, a content-policy fallback).
-            let encoded = encode_all(&call.shared, group, &body)?;
+            // With the keys of now, kept for the whole call: every leg and
+            // retry sends one of these requests.
+            call.credentials = call.shared.credentials_now();
+            let encoded = encode_all(&call.shared, call.credentials.as_deref(), group, &body)?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             Ok(())
         });
@@ -185,11 +190,12 @@ impl Call {
 /// deployments costs a call only its own groups').
 pub(super) fn encode_all(
     shared: &Shared,
+    credentials: Option<&Credentials>,
     group: usize,
     body: &Map<String, Value>,
 ) -> Result<Vec<(usize, HttpRequest)>, String> {
-    let config = shared.config();
-    let table = &config.table;
+    let table = &shared.config().table;
+    let credentials = shared.credentials(credentials);
     let mut groups = groups_of(table, group);
     for i in 0..groups.len() {
         let g = &table.groups[groups[i]];
@@ -210,7 +216,7 @@ pub(super) fn encode_all(
                 continue;
             }
             let deployment = &table.deployments[d];
-            let p = &config.providers[deployment.provider];
+            let p = credentials.provider(deployment.provider);
             let request = codec::encode_for(p, deployment, body).map_err(|m| {
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)

@@ -13,6 +13,7 @@ use super::request::StreamMode;
 use super::stream::StreamState;
 use crate::attempt::{Attempt, AttemptId};
 use crate::config::ProviderConfig;
+use crate::credentials::Credentials;
 use crate::health::Verdict;
 use crate::http::HttpRequest;
 use crate::shared::Shared;
@@ -84,6 +85,10 @@ pub struct Call {
     /// anything is sent. Taken when sent, or copied for a deployment that
     /// may retry.
     pub(super) requests: Vec<(usize, Option<HttpRequest>)>,
+    /// The keys the call started with (`None`: the config's): its requests
+    /// carry them, and its upstream text is redacted of them, whatever
+    /// `Router::set_api_key` does meanwhile.
+    pub(super) credentials: Option<Arc<Credentials>>,
     /// Retries waiting for their time; each counts as a leg in flight.
     pub(super) retries: Vec<PendingRetry>,
     /// A refusal set aside while a `content_policy_fallbacks` group is
@@ -138,7 +143,9 @@ impl Call {
     /// were given, escaped or not.
     pub(super) fn redact(&self, id: AttemptId, text: &str) -> String {
         let provider = self.attempts[id.0 as usize].record.provider_index;
-        self.shared.redact(provider, text)
+        self.shared
+            .credentials(self.credentials.as_deref())
+            .redact(provider, text)
     }
 
     /// Legs whose outcome is still open.

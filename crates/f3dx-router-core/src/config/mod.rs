@@ -46,6 +46,7 @@ use policy::parse_policy;
 pub use policy::{
     HedgeDelay, Policy, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,
 };
+pub(crate) use provider::checked_key;
 use provider::parse_provider;
 pub use provider::{ProviderConfig, ProviderKind, DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 

@@ -316,7 +316,7 @@ pub(super) fn is_env_name(name: &str) -> bool {
 
 /// A key goes into a header, so it must be a valid header value; the
 /// message never repeats it.
-fn checked_key(key: &str, field: &str) -> Result<Secret, ConfigError> {
+pub(crate) fn checked_key(key: &str, field: &str) -> Result<Secret, ConfigError> {
     if valid_header_value(key) {
         Ok(Secret::new(key))
     } else {

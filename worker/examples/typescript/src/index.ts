@@ -29,9 +29,11 @@ class HttpError extends Error {
 // Built once per isolate, on the first request, so that provider cooldowns
 // carry from one request to the next. A bad config throws and leaves it
 // unset: the next request tries again and answers with the same error.
+// Exported for code around this handler: a new key goes to
+// `getRouter(env).setApiKey(provider, key)` (calls from then on send it).
 let router: Router | undefined;
 
-function getRouter(env: Env): Router {
+export function getRouter(env: Env): Router {
   if (router === undefined) {
     if (typeof env.ROUTER_CONFIG !== "string") {
       throw configError("ROUTER_CONFIG is not set: give it the router config as JSON");
