@@ -174,13 +174,12 @@ export function nextTurn(id, settle) {
 /**
  * A channel for a streamed answer: `[readable, writer]`. The readable is
  * the Response body; what is written to the writer reaches the client.
- * workerd's IdentityTransformStream is a byte pipe inside the runtime: the
- * response is sent from it natively, where a JavaScript TransformStream's
- * readable is pulled a chunk at a time through promises.
+ * (workerd's IdentityTransformStream was tried in its place: less CPU a
+ * stream, but first chunks 1.3-3x later than with this one in the stream
+ * benchmark: docs/benchmarks.md.)
  */
 export function channel() {
-  const Pipe = globalThis.IdentityTransformStream ?? TransformStream;
-  const { readable, writable } = new Pipe();
+  const { readable, writable } = new TransformStream();
   return [readable, writable.getWriter()];
 }
 
