@@ -171,7 +171,9 @@ pub(super) fn has_api_path(base_url: &str) -> bool {
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
         .unwrap_or("");
-    path.ends_with("/openai") || path.contains("/openai/")
+    path.ends_with("/openai")
+        || path.ends_with("/openai/v1")
+        || path.contains("/openai/deployments")
 }
 
 #[cfg(test)]
@@ -259,5 +261,7 @@ mod tests {
         assert!(!has_api_path("https://r.openai.azure.com"));
         assert!(!has_api_path("https://gateway.test/azure/openaiproxy"));
         assert!(!has_api_path("http://127.0.0.1:1/v1"));
+        // A gateway's own path that only mentions openai is left alone.
+        assert!(!has_api_path("https://gateway.test/openai/azure-east"));
     }
 }
