@@ -45,6 +45,7 @@ examples:
 
 # Provider settings shown after the key, by config key (header names apart).
 _PROVIDER_EXTRAS = ("model", "weight", "timeout_ms", "stream_idle_timeout_ms", "rpm", "tpm", "max_body_bytes")
+_AZURE_KEYS = ("azure_api", "api_version", "auth")
 
 
 def mask_key(key: str) -> str:
@@ -90,6 +91,8 @@ def describe(path: str, config: Mapping[str, Any], report: Report, no_env: bool 
     for p, r in zip(given, resolved["providers"]):
         parts = [f"  {str(p['name']):<{name_w}}", f"{p['kind']:<9}", f"{r['base_url']:<{url_w}}", f"key {_key_source(p, no_env)}"]
         parts += [f"{k}={_scalar(p[k])}" for k in _PROVIDER_EXTRAS if p.get(k) is not None]
+        # An Azure provider's API and auth, defaults included: they decide its URL.
+        parts += [f"{k}={r[k]}" for k in _AZURE_KEYS if r.get(k) is not None]
         if r["header_names"]:
             # Header values can be secrets (the core redacts them too).
             parts.append(f"headers={','.join(sorted(p['headers']))}")

@@ -39,12 +39,15 @@ class Router(_native.Router):
 
     providers
         A list of provider mappings (``ProviderConfig``), in priority
-        order: ``name``, ``kind`` ("openai" or "anthropic"), ``base_url``,
+        order: ``name``, ``kind`` ("openai", "anthropic" or "azure"), ``base_url``,
         ``api_key`` or ``api_key_env`` (the name of an environment
         variable), and optionally ``timeout_ms`` (per attempt, default
         30000 ms), ``stream_idle_timeout_ms`` (default 30000 ms),
         ``weight`` (default 1), ``model``, ``headers``,
-        ``max_body_bytes`` (default 32 MiB), ``rpm``, ``tpm``.
+        ``max_body_bytes`` (default 32 MiB), ``rpm``, ``tpm``; for
+        ``azure``, ``azure_api`` ("v1", default, or "deployments"),
+        ``api_version`` (required with "deployments") and ``auth``
+        ("api_key", default, or "bearer").
     policy
         "sequential" (default): one provider at a time, in order, the next
         on a soft failure (408, 429, 5xx, timeout, connection error).

@@ -39,8 +39,9 @@ class _ProviderRequired(TypedDict):
     #: Unique; names it in errors, traces, stats and logs.
     name: str
     #: The protocol it speaks.
-    kind: Literal["openai", "anthropic"]
-    #: e.g. ``https://api.openai.com/v1`` (http(s), no query, no credentials).
+    kind: Literal["openai", "anthropic", "azure"]
+    #: e.g. ``https://api.openai.com/v1`` (http(s), no query, no credentials);
+    #: for ``azure``, the resource's endpoint (``https://my-resource.openai.azure.com``).
     base_url: str
 
 
@@ -68,6 +69,15 @@ class ProviderConfig(_ProviderRequired, total=False):
     rpm: int
     #: Tokens per minute this router may send it.
     tpm: int
+    #: ``kind="azure"`` only: ``"v1"`` (``/openai/v1/chat/completions``, the
+    #: deployment as ``model``; the default) or ``"deployments"`` (the classic
+    #: ``/openai/deployments/{model}/chat/completions?api-version=...``).
+    azure_api: Literal["v1", "deployments"]
+    #: ``azure_api="deployments"`` only, and required there: e.g. ``"2024-10-21"``.
+    api_version: str
+    #: ``kind="azure"`` only: ``"api_key"`` (the ``api-key`` header; the
+    #: default) or ``"bearer"`` (``Authorization: Bearer``, a Microsoft Entra ID token).
+    auth: Literal["api_key", "bearer"]
 
 
 class HealthConfig(TypedDict, total=False):

@@ -60,7 +60,7 @@ def test_seed_example_runs_unchanged_against_local_mocks() -> None:
     [
         ({"providers": []}, "providers", "at least one provider"),
         ({"providers": [provider("a", "http://x"), provider("a", "http://y")]}, "providers[1].name", "unique"),
-        ({"providers": [{**provider("a", "http://x"), "kind": "gemini"}]}, "providers[0].kind", '"openai" or "anthropic"'),
+        ({"providers": [{**provider("a", "http://x"), "kind": "gemini"}]}, "providers[0].kind", '"openai", "anthropic" or "azure"'),
         ({"providers": [provider("a", "http://x")], "policy": "fastest"}, "policy", '"weighted" or "hedged"'),
         ({"providers": [{"name": "a", "kind": "openai", "api_key": "k"}]}, "providers[0].base_url", "required"),
         ({"providers": [provider("a", "ftp://x")]}, "providers[0].base_url", "http:// or https://"),

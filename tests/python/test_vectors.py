@@ -169,7 +169,7 @@ def stream(router: Router, body: dict, tenant: str) -> CallResult:
     else:
         result = CallResult(outcome="success", provider=s.provider, attempts=[view(a) for a in s.attempts])
     result.chunks = len(chunks)
-    result.content = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
+    result.content = "".join((c["choices"][0].get("delta", {}).get("content") or "") for c in chunks if c["choices"])
     return result
 
 

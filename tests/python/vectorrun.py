@@ -262,7 +262,7 @@ def streamed(text: str, provider: str | None, attempts: list[AttemptView]) -> Ca
             continue
         chunks += 1
         if value["choices"]:
-            content += value["choices"][0]["delta"].get("content") or ""
+            content += value["choices"][0].get("delta", {}).get("content") or ""
     if end == "done":
         result = CallResult("success", provider=provider, attempts=attempts)
     elif isinstance(end, dict) and end.get("code") == "stream_interrupted":

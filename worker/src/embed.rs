@@ -30,7 +30,8 @@ const TS_TYPES: &'static str = r#"
 /** A provider, as in the Python API's config. */
 export interface ProviderConfig {
   name: string;
-  kind: "openai" | "anthropic";
+  kind: "openai" | "anthropic" | "azure";
+  /** For kind "azure": the resource's endpoint, e.g. "https://my-resource.openai.azure.com". */
   base_url: string;
   api_key?: string;
   /** Name of a binding (in the env passed to the constructor) holding the key. */
@@ -42,6 +43,12 @@ export interface ProviderConfig {
   /** A larger answer is a soft failure; on the Worker the default is 8 MiB (an isolate has 128 MB). */
   max_body_bytes?: number;
   stream_idle_timeout_ms?: number;
+  /** kind "azure" only: "v1" (/openai/v1/chat/completions, model in the body; the default) or "deployments" (/openai/deployments/{model}/chat/completions?api-version=...). */
+  azure_api?: "v1" | "deployments";
+  /** kind "azure" with azure_api "deployments" only, and required there: e.g. "2024-10-21". */
+  api_version?: string;
+  /** kind "azure" only: "api_key" (the api-key header; the default) or "bearer" (Authorization: Bearer, for Microsoft Entra ID tokens). */
+  auth?: "api_key" | "bearer";
 }
 
 /** The router's config: the same schema as ROUTER_CONFIG. */

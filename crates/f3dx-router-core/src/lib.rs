@@ -75,6 +75,7 @@ pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
 pub use call::{Action, Call, CallOptions};
 pub use codec::chunk::Chunk;
 pub use config::HealthConfig;
+pub use config::{AzureApi, AzureAuth, AzureSettings};
 pub use config::{
     ConfigError, ConfigProblem, ConfigReport, HedgeDelay, HostLimits, Policy, ProviderConfig,
     ProviderKind, RouterConfig, AUTO_HEDGE_MIN_SAMPLES, AUTO_HEDGE_QUANTILE, HEDGE_BUDGET_CAP,

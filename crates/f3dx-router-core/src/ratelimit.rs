@@ -8,6 +8,10 @@
 //! - Anthropic: `anthropic-ratelimit-{requests,tokens,input-tokens,
 //!   output-tokens}-{remaining,reset}`, the reset as an RFC 3339 time, read
 //!   against the answer's `Date` (or the host's clock when it has none).
+//! - Azure OpenAI: `x-ratelimit-remaining-{requests,tokens}` without a reset
+//!   time, so nothing is inferred from them (a guess would idle a deployment
+//!   that may have room); its 429s carry `retry-after-ms` and `retry-after`,
+//!   which `failure::retry_after` reads.
 
 use std::time::Duration;
 
@@ -270,5 +274,23 @@ mod tests {
             "read against Date"
         );
         assert_eq!(exhausted_for(&head(&[])), None);
+    }
+
+    /// Azure's 429: its remaining counts have no reset time, so its
+    /// `retry-after-ms` (over `retry-after`) says how long to cool.
+    #[test]
+    fn azure_headers() {
+        let mut h = head(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("retry-after-ms", "1500"),
+            ("retry-after", "2"),
+        ]);
+        assert_eq!(exhausted_for(&h), None);
+        h.status = 429;
+        assert_eq!(
+            crate::failure::retry_after(&h),
+            Some(Duration::from_millis(1500))
+        );
     }
 }

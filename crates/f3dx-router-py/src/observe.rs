@@ -32,7 +32,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use f3dx_router_core::{Attempt, Chunk, HealthEvent, RouteError, Routed, Router};
+use f3dx_router_core::{Attempt, Chunk, HealthEvent, ProviderKind, RouteError, Routed, Router};
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -447,14 +447,18 @@ impl Observer {
         Ok(())
     }
 
-    /// `openai` or `anthropic`: the provider's kind, as `gen_ai.provider.name`.
+    /// The provider's kind as `gen_ai.provider.name`: `openai`, `anthropic`,
+    /// or OpenTelemetry's `azure.ai.openai` for Azure OpenAI.
     fn kind_of(&self, provider: &str) -> &'static str {
         self.router
             .config()
             .providers
             .iter()
             .find(|p| p.name == provider)
-            .map_or("openai", |p| p.kind.as_str())
+            .map_or("openai", |p| match p.kind {
+                ProviderKind::Azure => "azure.ai.openai",
+                kind => kind.as_str(),
+            })
     }
 
     /// Log the health transitions that wait, if any (one atomic load when

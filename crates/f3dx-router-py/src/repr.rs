@@ -3,8 +3,8 @@
 
 use f3dx_router_core::config_schema::{DEFAULT_STREAM_IDLE_TIMEOUT, DEFAULT_TIMEOUT};
 use f3dx_router_core::{
-    HealthConfig, HedgeDelay, ModelGroup, OnFailure, Policy, ProviderConfig, QualityConfig,
-    RouterConfig, RoutingTable,
+    AzureApi, AzureAuth, HealthConfig, HedgeDelay, ModelGroup, OnFailure, Policy, ProviderConfig,
+    QualityConfig, RouterConfig, RoutingTable,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -205,6 +205,15 @@ fn provider_repr(p: &ProviderConfig, default_max_body_bytes: usize) -> String {
     if !p.headers.is_empty() {
         items.push(("headers", hidden_headers(&p.headers)));
     }
+    if let Some(azure) = &p.azure {
+        if let AzureApi::Deployments { api_version } = &azure.api {
+            items.push(("azure_api", py_str(azure.api.as_str())));
+            items.push(("api_version", py_str(api_version)));
+        }
+        if azure.auth != AzureAuth::ApiKey {
+            items.push(("auth", py_str(azure.auth.as_str())));
+        }
+    }
     mapping(items)
 }
 
@@ -352,6 +361,12 @@ pub(crate) fn resolved(config: &RouterConfig) -> Value {
                 "stream_idle_timeout_ms": p.stream_idle_timeout.as_millis() as u64,
                 "max_body_bytes": p.max_body_bytes, "rpm": p.rpm, "tpm": p.tpm,
                 "header_names": header_names,
+                "azure_api": p.azure.as_ref().map(|a| a.api.as_str()),
+                "api_version": p.azure.as_ref().and_then(|a| match &a.api {
+                    AzureApi::Deployments { api_version } => Some(api_version.as_str()),
+                    AzureApi::V1 => None,
+                }),
+                "auth": p.azure.as_ref().map(|a| a.auth.as_str()),
             })
         })
         .collect();

@@ -12,9 +12,11 @@ use serde_json::{json, Value};
 fn providers(kind: ProviderKind) -> &'static [ProviderConfig] {
     static OPENAI: OnceLock<Vec<ProviderConfig>> = OnceLock::new();
     static ANTHROPIC: OnceLock<Vec<ProviderConfig>> = OnceLock::new();
+    static AZURE: OnceLock<Vec<ProviderConfig>> = OnceLock::new();
     let cell = match kind {
         ProviderKind::OpenAi => &OPENAI,
         ProviderKind::Anthropic => &ANTHROPIC,
+        ProviderKind::Azure => &AZURE,
     };
     cell.get_or_init(|| {
         let kind = kind.as_str();

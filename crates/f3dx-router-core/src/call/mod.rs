@@ -64,7 +64,6 @@ mod stream;
 
 use crate::attempt::{AttemptId, AttemptOutcome, Fault};
 use crate::codec;
-use crate::config::ProviderKind;
 use crate::events::CoolingCause;
 use crate::failure::{classify_status, retry_after, StatusClass};
 use crate::http::{ResponseHead, TransportFault};
@@ -224,7 +223,7 @@ impl Call {
                     Ok(response) => {
                         // An OpenAI answer is passed on as it came: its bytes
                         // stay for the front door (see `Routed::body`).
-                        if provider.kind == ProviderKind::OpenAi {
+                        if provider.kind.speaks_openai() {
                             self.attempts[id.0 as usize].body = body;
                         }
                         return self.win(id, response, now);

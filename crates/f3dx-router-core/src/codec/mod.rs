@@ -3,11 +3,14 @@
 //! shared by every host.
 
 pub mod anthropic;
+pub mod azure;
 pub mod chunk;
 pub mod error;
 pub mod openai;
 mod signals;
 pub mod stream;
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -53,8 +56,21 @@ pub fn encode_for(
         ProviderKind::OpenAi => {
             let auth = format!("Bearer {}", provider.api_key.expose());
             (
-                "/chat/completions",
+                Cow::Borrowed("/chat/completions"),
                 vec![("authorization".to_owned(), auth)],
+                openai::encode_request(body, model, params)?,
+            )
+        }
+        ProviderKind::Azure => {
+            let settings = provider
+                .azure
+                .as_ref()
+                .ok_or("an azure provider without its settings")?;
+            // The classic path names the deployment: the model sent.
+            let sent = model.or_else(|| body.get("model").and_then(Value::as_str));
+            (
+                Cow::Owned(azure::path(settings, sent)?),
+                vec![azure::auth_header(settings.auth, &provider.api_key)],
                 openai::encode_request(body, model, params)?,
             )
         }
@@ -73,7 +89,7 @@ pub fn encode_for(
                 ),
             ];
             (
-                "/messages",
+                Cow::Borrowed("/messages"),
                 headers,
                 serde_json::to_vec(&encoded).map_err(|e| e.to_string())?,
             )
@@ -107,7 +123,7 @@ pub fn encode_for(
 /// makes the attempt a soft failure.
 pub fn decode_response(kind: ProviderKind, body: &[u8]) -> Result<Value, String> {
     match kind {
-        ProviderKind::OpenAi => openai::decode_response(body),
+        ProviderKind::OpenAi | ProviderKind::Azure => openai::decode_response(body),
         ProviderKind::Anthropic => anthropic::decode_response(body),
     }
 }
@@ -160,6 +176,7 @@ mod tests {
             max_body_bytes: 10,
             rpm: None,
             tpm: None,
+            azure: None,
         }
     }
 
@@ -189,6 +206,53 @@ mod tests {
         assert_eq!(r.header("x-api-key"), Some("sk-1"));
         assert_eq!(r.header("authorization"), None);
         assert_eq!(r.header("anthropic-version"), Some(anthropic::API_VERSION));
+    }
+
+    #[test]
+    fn azure_request_shapes() {
+        use crate::config::{AzureApi, AzureAuth, AzureSettings};
+        let body = serde_json::json!({"model": "gpt-4o", "messages": []});
+        let body = body.as_object().unwrap();
+        let mut p = provider(ProviderKind::Azure);
+        p.base_url = "https://r.openai.azure.com".into();
+        p.headers.clear();
+        p.azure = Some(AzureSettings {
+            api: AzureApi::Deployments {
+                api_version: "2024-10-21".into(),
+            },
+            auth: AzureAuth::ApiKey,
+        });
+        // No model of its own: the request's names the deployment.
+        let r = encode_request(&p, body).unwrap();
+        assert_eq!(
+            r.url,
+            "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(r.header("api-key"), Some("sk-1"));
+        assert_eq!(r.header("authorization"), None);
+        assert!(!format!("{r:?}").contains("sk-1"));
+        p.model = Some("prod gpt/4o".into());
+        let r = encode_request(&p, body).unwrap();
+        assert!(
+            r.url.contains("/deployments/prod%20gpt%2F4o/chat/"),
+            "{}",
+            r.url
+        );
+        let sent: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(sent["model"], "prod gpt/4o");
+        p.azure = Some(AzureSettings {
+            api: AzureApi::V1,
+            auth: AzureAuth::Bearer,
+        });
+        let r = encode_request(&p, body).unwrap();
+        assert_eq!(
+            r.url,
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+        assert_eq!(r.header("authorization"), Some("Bearer sk-1"));
+        assert_eq!(r.header("api-key"), None);
+        p.azure = None;
+        assert!(encode_request(&p, body).is_err(), "settings missing");
     }
 
     #[test]

@@ -325,6 +325,8 @@ mod tests {
     use super::*;
     use crate::codec::stream::signals_of_value;
 
+    const AZURE_PROMPT_FILTER: &str = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":false,"detected":false}}}]}"#;
+
     /// The quick reading, where it decides, agrees with the value reading.
     #[test]
     fn agrees_with_the_value_reading() {
@@ -346,7 +348,15 @@ mod tests {
             r#"  { "z" : 1 , "choices" : [ { "delta" : { "content" : "a" } } ] }  "#,
             r#"{"\u0063hoices":[{"delta":{"content":"escaped key"}}]}"#,
             r#"{"choices":[{"delta":{"content":"x","content2":1}}],"choices2":{}}"#,
+            // Azure OpenAI: the prompt's filter results first, in a chunk
+            // without choices; each choice's own results; a last chunk of
+            // results after the finish reason, without a delta.
+            AZURE_PROMPT_FILTER,
+            r#"{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},"delta":{"content":"Hi"},"finish_reason":null,"index":0,"logprobs":null}],"created":1,"id":"c","model":"gpt-4o","object":"chat.completion.chunk"}"#,
+            r#"{"choices":[{"content_filter_offsets":{"check_offset":0,"start_offset":0,"end_offset":2},"content_filter_results":{},"finish_reason":null,"index":0}],"created":1,"id":"c","model":"gpt-4o","object":"chat.completion.chunk"}"#,
         ];
+        // Azure's prompt-filter chunk neither commits nor finishes.
+        assert_eq!(chunk_signals(AZURE_PROMPT_FILTER), Some((false, false)));
         for text in decided {
             let quick = chunk_signals(text);
             assert!(quick.is_some(), "{text}");

@@ -75,7 +75,7 @@ impl StreamDecoder {
     /// undecodable.
     pub fn decode(&mut self, event: SseEvent, out: &mut Vec<StreamItem>) -> Result<(), String> {
         match self.kind {
-            ProviderKind::OpenAi => decode_openai(event, out),
+            ProviderKind::OpenAi | ProviderKind::Azure => decode_openai(event, out),
             ProviderKind::Anthropic => self.decode_anthropic(&event, out),
         }
     }

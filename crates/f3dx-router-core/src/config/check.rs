@@ -425,6 +425,14 @@ fn replace_provider_key(obj: &mut Map<String, Value>, key: &str) {
         "name" => Some("unnamed"),
         "kind" => Some("openai"),
         "base_url" => Some("http://placeholder.invalid"),
+        // The classic Azure path needs one: a valid stand-in, so the
+        // provider still parses for the table's checks.
+        "api_version"
+            if obj.get("kind").and_then(Value::as_str) == Some("azure")
+                && obj.get("azure_api").and_then(Value::as_str) == Some("deployments") =>
+        {
+            Some("2024-10-21")
+        }
         "api_key" | "api_key_env" | "" => {
             obj.remove("api_key_env");
             Some("placeholder")

@@ -85,6 +85,9 @@ pub const PROVIDER_KEYS: &[&str] = &[
     "max_body_bytes",
     "rpm",
     "tpm",
+    "azure_api",
+    "api_version",
+    "auth",
 ];
 
 /// `health`'s keys.

@@ -7,13 +7,15 @@
 //! words it quotes are the schema's own (key names, allowed kinds and
 //! policies).
 //!
-//! One file per thing configured: `provider` (one upstream), `policy`
+//! One file per thing configured: `provider` (one upstream; `azure` its
+//! Azure OpenAI settings), `policy`
 //! (how attempts spread), `monitoring` (`health` and `quality`), `host`
 //! (a host's limits), `failover` (`failover_on`, `retries`, backoff, at any
 //! level); `keys` names fields and rejects unknown ones,
 //! `values` reads typed values; `check` finds every problem at once
 //! (all errors, and warnings).
 
+mod azure;
 mod check;
 mod error;
 pub(crate) mod failover;
@@ -30,6 +32,7 @@ use serde_json::Value;
 use crate::table::RoutingTable;
 
 pub use crate::quality::{OnFailure, QualityConfig};
+pub use azure::{AzureApi, AzureAuth, AzureSettings};
 pub use check::{ConfigProblem, MAX_PROBLEMS};
 use error::err;
 pub use error::ConfigError;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::azure::{has_api_path, parse_azure, AzureSettings};
 use super::error::{err, ConfigError};
 use super::host::HostLimits;
 use super::keys::{key_path, reject_unknown, PROVIDER_KEYS};
@@ -44,6 +45,9 @@ pub enum ProviderKind {
     OpenAi,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Azure OpenAI: OpenAI's body and answers, Azure's paths and auth
+    /// ([`ProviderConfig::azure`]).
+    Azure,
 }
 
 impl ProviderKind {
@@ -52,9 +56,19 @@ impl ProviderKind {
         match self {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Azure => "azure",
         }
     }
+
+    /// Whether its bodies, answers and streams are OpenAI's chat
+    /// completions (only the URL and the auth header differ).
+    pub fn speaks_openai(self) -> bool {
+        matches!(self, ProviderKind::OpenAi | ProviderKind::Azure)
+    }
 }
+
+/// The kinds, as a config writes them (for error messages).
+const KINDS: &str = "\"openai\", \"anthropic\" or \"azure\"";
 
 /// One upstream provider.
 #[derive(Clone)]
@@ -85,6 +99,8 @@ pub struct ProviderConfig {
     pub rpm: Option<u64>,
     /// Tokens per minute (estimated before, corrected by `usage` after).
     pub tpm: Option<u64>,
+    /// Azure's API and auth; `Some` exactly for [`ProviderKind::Azure`].
+    pub azure: Option<AzureSettings>,
 }
 
 // Header values may be credentials (Azure's `api-key`), so Debug lists names.
@@ -104,6 +120,7 @@ impl fmt::Debug for ProviderConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rpm", &self.rpm)
             .field("tpm", &self.tpm)
+            .field("azure", &self.azure)
             .finish()
     }
 }
@@ -159,20 +176,19 @@ pub(super) fn parse_provider(
     let kind = match opt_str(obj, "kind", at)? {
         Some("openai") => ProviderKind::OpenAi,
         Some("anthropic") => ProviderKind::Anthropic,
-        Some(_) => {
-            return Err(err(
-                format!("{at}.kind"),
-                "is not a kind: \"openai\" or \"anthropic\"",
-            ))
-        }
-        None => {
-            return Err(err(
-                format!("{at}.kind"),
-                "is required: \"openai\" or \"anthropic\"",
-            ))
-        }
+        Some("azure") => ProviderKind::Azure,
+        Some(_) => return Err(err(format!("{at}.kind"), format!("is not a kind: {KINDS}"))),
+        None => return Err(err(format!("{at}.kind"), format!("is required: {KINDS}"))),
     };
+    let azure = parse_azure(obj, at, kind == ProviderKind::Azure)?;
     let base_url = parse_base_url(opt_str(obj, "base_url", at)?, at)?;
+    if azure.is_some() && has_api_path(&base_url) {
+        return Err(err(
+            format!("{at}.base_url"),
+            "is the resource's endpoint only (e.g. \"https://my-resource.openai.azure.com\"): \
+             the router adds /openai/v1/... or /openai/deployments/..., as azure_api says",
+        ));
+    }
     let api_key = parse_key(obj, at, env)?;
     let timeout = opt_millis(obj, "timeout_ms", at)?.unwrap_or(DEFAULT_TIMEOUT);
     let stream_idle_timeout =
@@ -208,6 +224,7 @@ pub(super) fn parse_provider(
         max_body_bytes,
         rpm,
         tpm,
+        azure,
     })
 }
 

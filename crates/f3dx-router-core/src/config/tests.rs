@@ -136,7 +136,23 @@ fn bad_configs_say_what_to_fix() {
         (
             json!({"providers": [{"name": "a", "kind": "gemini", "base_url": "http://h", "api_key": "k"}]}),
             "providers[0].kind",
-            "\"openai\" or \"anthropic\"",
+            "\"openai\", \"anthropic\" or \"azure\"",
+        ),
+        (
+            json!({"providers": [{"name": "a", "kind": "openai", "base_url": "http://h", "api_key": "k", "api_version": "2024-10-21"}]}),
+            "providers[0].api_version",
+            "only for kind \"azure\"",
+        ),
+        (
+            json!({"providers": [{"name": "a", "kind": "azure", "base_url": "https://r.openai.azure.com/openai/v1", "api_key": "k"}]}),
+            "providers[0].base_url",
+            "the resource's endpoint only",
+        ),
+        (
+            json!({"providers": [{"name": "a", "kind": "azure", "base_url": "https://r.openai.azure.com", "api_key": "k",
+                                  "azure_api": "deployments", "api_version": "2024-10-21?x"}]}),
+            "providers[0].api_version",
+            "letters, digits, `.` and `-`",
         ),
         (
             json!({"providers": [provider("a")], "policy": "fastest"}),
