@@ -118,7 +118,7 @@ def test_quality_aware_routing_counts_anthropic_answers(mode: str, good: dict, b
         assert r.route(REQUEST, tenant="acme").schema_valid is False
         (key,) = r.stats()["models"][MODEL][0]["quality"]
     assert (key["tenant"], key["model"], key["samples"]) == ("acme", MODEL, 3)
-    assert key["pass_rate"] == pytest.approx(1 / 3)
+    assert key["pass_rate"] == pytest.approx(1 / 3, abs=1e-4)  # stats round to 4 places
     assert key["state"] == "excluded"
 
 
