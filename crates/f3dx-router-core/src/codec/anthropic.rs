@@ -562,7 +562,11 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
     let mut message = Map::new();
     // Anthropic splits one answer into several text blocks (around tool
     // calls or citations); they read as one text when joined directly.
-    texts.extend(answers.iter().map(String::as_str));
+    // A forced tool's call comes with no text before it (Anthropic says so);
+    // were there some, it would spoil the JSON: the answer alone is content.
+    if !answers.is_empty() {
+        texts = answers.iter().map(String::as_str).collect();
+    }
     let content = if texts.is_empty() {
         Value::Null
     } else {
@@ -974,7 +978,11 @@ mod tests {
         }
     }
 
-    fn with(body: &Value, mode: StructuredOutput, thinking_in_params: bool) -> Result<Value, String> {
+    fn with(
+        body: &Value,
+        mode: StructuredOutput,
+        thinking_in_params: bool,
+    ) -> Result<Value, String> {
         let options = EncodeOptions {
             model: Some("claude-x"),
             structured_output: mode,
@@ -999,12 +1007,16 @@ mod tests {
         );
         assert!(native.get("tools").is_none());
         let tool = with(&body, StructuredOutput::Tool, false).expect("tool");
-        assert_eq!(tool["tool_choice"], json!({ "type": "tool", "name": ANSWER_TOOL }));
+        assert_eq!(
+            tool["tool_choice"],
+            json!({ "type": "tool", "name": ANSWER_TOOL })
+        );
         assert!(tool.get("output_config").is_none());
         // The default options are native.
         assert!(ok(&body).get("output_config").is_some());
         // A caller's tool may not take the answer tool's name.
-        let named = chat(json!({ "tools": [{ "type": "function", "function": { "name": ANSWER_TOOL } }] }));
+        let named =
+            chat(json!({ "tools": [{ "type": "function", "function": { "name": ANSWER_TOOL } }] }));
         let err = encode(&named).expect_err("reserved");
         assert!(err.contains("the router's own"), "{err}");
     }
@@ -1013,7 +1025,10 @@ mod tests {
     fn reasoning_effort_and_params_thinking() {
         let body = chat(json!({ "reasoning_effort": "medium", "max_tokens": 500 }));
         let out = with(&body, StructuredOutput::Native, false).expect("thinking");
-        assert_eq!(out["thinking"], json!({ "type": "enabled", "budget_tokens": 8192 }));
+        assert_eq!(
+            out["thinking"],
+            json!({ "type": "enabled", "budget_tokens": 8192 })
+        );
         assert_eq!(out["max_tokens"], 8192 + 500);
         // The deployment's own `thinking` wins: nothing translated.
         let out = with(&body, StructuredOutput::Native, true).expect("params win");
@@ -1033,18 +1048,81 @@ mod tests {
             "content": [
                 { "type": "thinking", "thinking": "secret plan", "signature": "sig" },
                 { "type": "redacted_thinking", "data": "opaque" },
+                { "type": "text", "text": "Here it is:" },
                 { "type": "tool_use", "id": "toolu_9", "name": ANSWER_TOOL, "input": { "a": 1 } },
             ],
         }));
         let choice = &out["choices"][0];
-        assert_eq!(choice["message"], json!({ "role": "assistant", "content": r#"{"a":1}"# }));
+        assert_eq!(
+            choice["message"],
+            json!({ "role": "assistant", "content": r#"{"a":1}"# })
+        );
         assert_eq!(choice["finish_reason"], "stop");
         let text = out.to_string();
-        assert!(!text.contains("secret plan") && !text.contains("opaque"), "{text}");
+        assert!(
+            !text.contains("secret plan") && !text.contains("opaque"),
+            "{text}"
+        );
         // Cut short, it stays "length".
         let out = decode(&json!({ "stop_reason": "max_tokens",
             "content": [{ "type": "tool_use", "id": "t", "name": ANSWER_TOOL, "input": {} }] }));
         assert_eq!(out["choices"][0]["finish_reason"], "length");
         assert_eq!(out["choices"][0]["message"]["content"], "{}");
+    }
+
+    #[test]
+    fn handled_fields_are_exactly_the_fields_that_change_the_request() {
+        let tools = json!([{ "type": "function", "function": { "name": "w" } }]);
+        let base = chat(json!({ "tools": tools }));
+        let sent = |field: &str, value: Option<&Value>| {
+            let mut body = base.clone();
+            if let Some(v) = value {
+                body[field] = v.clone();
+            }
+            ok(&body)
+        };
+        let plain = sent("", None);
+        let samples = json!({
+            "model": "other", "messages": [{ "role": "user", "content": "bye" }], "max_tokens": 7,
+            "max_completion_tokens": 8, "temperature": 0.5, "top_p": 0.5, "stream": true,
+            "stop": "x", "user": "u", "tools": [], "tool_choice": "required",
+            "parallel_tool_calls": false, "reasoning_effort": "low",
+            "response_format": pair_format(),
+        });
+        // `n` (1 only) and `stream_options` (the router's) send nothing new.
+        for field in HANDLED_FIELDS
+            .iter()
+            .filter(|f| !["n", "stream_options"].contains(f))
+        {
+            let value = samples
+                .get(*field)
+                .unwrap_or_else(|| panic!("a sample for {field}"));
+            assert_ne!(sent(field, Some(value)), plain, "{field} changes nothing");
+        }
+        assert_eq!(
+            samples.as_object().expect("object").len(),
+            HANDLED_FIELDS.len() - 2
+        );
+        // OpenAI fields outside the list change nothing (the parameter table
+        // calls them unsupported).
+        for field in [
+            "seed",
+            "logprobs",
+            "top_logprobs",
+            "logit_bias",
+            "presence_penalty",
+            "frequency_penalty",
+            "modalities",
+            "prediction",
+            "store",
+            "metadata",
+            "service_tier",
+            "verbosity",
+            "web_search_options",
+            "top_k",
+        ] {
+            assert!(!HANDLED_FIELDS.contains(&field), "{field}");
+            assert_eq!(sent(field, Some(&json!(1))), plain, "{field}");
+        }
     }
 }

@@ -63,15 +63,14 @@ pub fn encode_response_format(
                 .get("json_schema")
                 .and_then(Value::as_object)
                 .ok_or("`response_format.json_schema` must be an object")?;
-            let schema = match spec.get("schema") {
-                Some(s @ Value::Object(_)) => s.clone(),
-                _ => {
-                    return Err(
+            let schema =
+                match spec.get("schema") {
+                    Some(s @ Value::Object(_)) => s.clone(),
+                    _ => return Err(
                         "`response_format.json_schema.schema` must be an object (a JSON Schema)"
                             .into(),
-                    )
-                }
-            };
+                    ),
+                };
             if mode == StructuredOutput::Native {
                 let format = json!({ "type": "json_schema", "schema": schema });
                 out.insert("output_config".into(), json!({ "format": format }));
@@ -184,17 +183,42 @@ mod tests {
         let tool_schema =
             json!({ "type": "json_schema", "json_schema": { "name": "P", "schema": schema() } });
         let cases = [
-            (json!({ "type": "yaml" }), StructuredOutput::Native, false, "`response_format.type`"),
-            (json!("json"), StructuredOutput::Native, false, "`response_format.type`"),
-            (json!({ "type": "json_schema" }), StructuredOutput::Native, false, "must be an object"),
+            (
+                json!({ "type": "yaml" }),
+                StructuredOutput::Native,
+                false,
+                "`response_format.type`",
+            ),
+            (
+                json!("json"),
+                StructuredOutput::Native,
+                false,
+                "`response_format.type`",
+            ),
+            (
+                json!({ "type": "json_schema" }),
+                StructuredOutput::Native,
+                false,
+                "must be an object",
+            ),
             (
                 json!({ "type": "json_schema", "json_schema": { "name": "x" } }),
                 StructuredOutput::Tool,
                 false,
                 "`response_format.json_schema.schema`",
             ),
-            (tool_schema, StructuredOutput::Tool, true, "with `tools` is not supported"),
-            (json!({ "type": "json_object" }), StructuredOutput::Native, true, "json_object with `tools`"),
+            (
+                tool_schema,
+                StructuredOutput::Tool,
+                true,
+                "with `tools` is not supported",
+            ),
+            (
+                json!({ "type": "json_object" }),
+                StructuredOutput::Native,
+                true,
+                "json_object with `tools`",
+            ),
         ];
         for (format, mode, tools, want) in cases {
             let err = encode(format.clone(), mode, tools).expect_err(&format!("{format}"));

@@ -11,13 +11,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::anthropic::DEFAULT_MAX_TOKENS;
-
 /// Thinking budget (tokens) per OpenAI `reasoning_effort` level. `"none"`
 /// sends no thinking. `minimal` is Anthropic's smallest budget; each level
 /// up doubles or quadruples it. `max_tokens` becomes the budget plus the
-/// caller's `max_tokens` (or [`DEFAULT_MAX_TOKENS`]), so the answer still
-/// has the room the caller gave it.
+/// `max_tokens` translated (the caller's, or the encoder's default), so
+/// the answer still has the room it was given.
 pub const THINKING_BUDGETS: &[(&str, u64)] = &[
     ("minimal", 1024),
     ("low", 4096),
@@ -66,11 +64,13 @@ pub fn encode_reasoning(
         .and_then(Value::as_str)
         .is_some_and(|t| t == "any" || t == "tool");
     if forced {
-        return Err("`reasoning_effort` cannot go with a forced tool call on Anthropic (a \
+        return Err(
+            "`reasoning_effort` cannot go with a forced tool call on Anthropic (a \
              `tool_choice` of \"required\" or a named function, or a `response_format` \
              answered by a forced tool): drop one of them, or use a `json_schema` response \
              format on a deployment with `structured_output: \"native\"`"
-            .into());
+                .into(),
+        );
     }
     if out
         .get("temperature")
@@ -94,10 +94,8 @@ pub fn encode_reasoning(
                 .into(),
         );
     }
-    let answer = out
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
+    // The encoder always sets it (Anthropic requires it).
+    let answer = out.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
     out.insert("max_tokens".into(), budget.saturating_add(answer).into());
     out.insert(
         "thinking".into(),
@@ -150,12 +148,12 @@ mod tests {
             assert_eq!(out["max_tokens"], budget + 100);
             assert!(*budget >= 1024, "Anthropic's smallest budget is 1024");
         }
-        let out = encode(
-            json!({ "messages": user(), "reasoning_effort": "low" }),
-            json!({}),
-        )
-        .expect("encodes");
-        assert_eq!(out["max_tokens"], 4096 + DEFAULT_MAX_TOKENS);
+        // Through the encoder, the default `max_tokens` is the answer's room.
+        let body = json!({ "model": "m", "messages": user(), "reasoning_effort": "low" });
+        let out = super::super::anthropic::encode_request(body.as_object().expect("object"), None)
+            .expect("encodes");
+        let default = super::super::anthropic::DEFAULT_MAX_TOKENS;
+        assert_eq!(out["max_tokens"], 4096 + default);
     }
 
     #[test]
@@ -185,7 +183,10 @@ mod tests {
     fn what_thinking_cannot_go_with_is_refused() {
         let body = json!({ "messages": user(), "reasoning_effort": "low" });
         let cases = [
-            (json!({ "tool_choice": { "type": "any" } }), "forced tool call"),
+            (
+                json!({ "tool_choice": { "type": "any" } }),
+                "forced tool call",
+            ),
             (
                 json!({ "tool_choice": { "type": "tool", "name": "f" } }),
                 "forced tool call",

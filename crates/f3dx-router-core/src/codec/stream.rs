@@ -233,7 +233,9 @@ impl StreamDecoder {
                 if stop.is_some_and(|s| !s.is_null()) {
                     let mut reason = anthropic::finish_reason(stop);
                     // The answer tool's call is the answer: no tool to run.
-                    if reason == "tool_calls" && self.answer_block.is_some() && self.tool_index.is_empty()
+                    if reason == "tool_calls"
+                        && self.answer_block.is_some()
+                        && self.tool_index.is_empty()
                     {
                         reason = "stop";
                     }
@@ -633,22 +635,46 @@ mod tests {
 
     fn answer_stream(partials: &[&str]) -> Vec<SseEvent> {
         let delta = |d: Value| {
-            ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": d}))
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": d}),
+            )
         };
         let mut events = vec![
-            ev("message_start", json!({"type": "message_start", "message": {"id": "msg_a", "model": "claude-x", "usage": {"input_tokens": 4}}})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})),
+            ev(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_a", "model": "claude-x", "usage": {"input_tokens": 4}}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            ),
             delta(json!({"type": "thinking_delta", "thinking": "secret plan"})),
             delta(json!({"type": "signature_delta", "signature": "sig"})),
-            ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque"}})),
-            ev("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-            ev("content_block_start", json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_a", "name": ANSWER_TOOL, "input": {}}})),
+            ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque"}}),
+            ),
+            ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 1}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_a", "name": ANSWER_TOOL, "input": {}}}),
+            ),
         ];
         for p in partials {
             events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": p}})));
         }
-        events.push(ev("content_block_stop", json!({"type": "content_block_stop", "index": 2})));
+        events.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 2}),
+        ));
         events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})));
         events.push(ev("message_stop", json!({"type": "message_stop"})));
         events
@@ -659,7 +685,9 @@ mod tests {
         let mut texts = Vec::new();
         let (mut first, mut finish) = (None, Value::Null);
         for (i, item) in out.iter().enumerate() {
-            let StreamItem::Chunk { chunk, output, .. } = item else { continue };
+            let StreamItem::Chunk { chunk, output, .. } = item else {
+                continue;
+            };
             let v = chunk.value().into_owned();
             assert!(v["choices"][0]["delta"].get("tool_calls").is_none(), "{v}");
             if *output && first.is_none() {
@@ -679,15 +707,24 @@ mod tests {
 
     #[test]
     fn the_answer_tool_streams_as_content_and_thinking_stays_out() {
-        let out = run(ProviderKind::Anthropic, false, &answer_stream(&["{\"a\": ", "1}"]));
+        let out = run(
+            ProviderKind::Anthropic,
+            false,
+            &answer_stream(&["{\"a\": ", "1}"]),
+        );
         let (texts, first, finish) = answer_parts(&out);
         assert_eq!(texts, ["{\"a\": ", "1}"]);
         assert_eq!(finish, "stop");
         // Nothing before the first content delta carries output: it commits.
-        let StreamItem::Chunk { chunk, .. } = &out[first.expect("output")] else { panic!() };
+        let StreamItem::Chunk { chunk, .. } = &out[first.expect("output")] else {
+            panic!()
+        };
         assert_eq!(chunk.value()["choices"][0]["delta"]["content"], "{\"a\": ");
         let all = format!("{out:?}");
-        assert!(!all.contains("secret plan") && !all.contains("opaque"), "{all}");
+        assert!(
+            !all.contains("secret plan") && !all.contains("opaque"),
+            "{all}"
+        );
         assert_eq!(out.last(), Some(&StreamItem::Done));
         // An answer without input deltas is the empty object, once.
         let out = run(ProviderKind::Anthropic, false, &answer_stream(&[""]));

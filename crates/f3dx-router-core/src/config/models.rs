@@ -306,12 +306,10 @@ impl Builder {
         let structured_output = match opt_str(obj, "structured_output", at)? {
             None | Some("native") => StructuredOutput::Native,
             Some("tool") => StructuredOutput::Tool,
-            Some(_) => {
-                return Err(err(
-                    format!("{at}.structured_output"),
-                    "must be \"native\" (Anthropic's structured outputs) or \"tool\" (a forced tool)",
-                ))
-            }
+            Some(_) => return Err(err(
+                format!("{at}.structured_output"),
+                "must be \"native\" (Anthropic's structured outputs) or \"tool\" (a forced tool)",
+            )),
         };
         let headers = parse_headers(obj.get("headers"), at)?;
         let (rpm, tpm) = (per_minute(obj, at, "rpm")?, per_minute(obj, at, "tpm")?);
