@@ -46,7 +46,12 @@ script and without a log (a benchmark sends millions)::
         a provider of that kind answering whatever comes (the README's
         examples run against it): a whole answer, or a stream when the
         request asks for one; a JSON object as the text when it asks for
-        JSON (``response_format``)
+        JSON (``response_format``). The Anthropic kind answers as Anthropic
+        does: JSON fitting ``output_config.format``'s schema as text, a
+        forced tool's call (``tool_choice`` of type ``tool``) with an input
+        fitting its schema, thinking blocks first when ``thinking`` is on
+        (streamed as ``thinking_delta`` / ``signature_delta`` /
+        ``input_json_delta`` events)
 
 ``GET /stats`` on the control port counts them (on arrival, so a cancelled
 hedge leg counts too: the load hedging adds)::
@@ -523,36 +528,119 @@ def chat_text(request: Any) -> str:
     return CHAT_JSON_TEXT if wants_json else CHAT_TEXT
 
 
+def schema_instance(schema: Any, defs: dict | None = None, depth: int = 0) -> Any:
+    """A value that fits a JSON Schema (the subset structured outputs use:
+    types, properties, items, enum, const, anyOf/oneOf, local $ref), so a
+    mock answer to a schema parses as the caller's model. An open object is
+    the chat mode's JSON answer."""
+    if not isinstance(schema, dict) or depth > 20:
+        return None
+    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
+    if "$ref" in schema:
+        return schema_instance(defs.get(str(schema["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return schema_instance(schema[key][0], defs, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties")
+        if not props:
+            return json.loads(CHAT_JSON_TEXT)
+        return {k: schema_instance(v, defs, depth + 1) for k, v in props.items()}
+    if kind == "array":
+        return [schema_instance(schema.get("items", {}), defs, depth + 1)]
+    return {"string": "mock", "integer": 36, "number": 1.5, "boolean": True}.get(kind)
+
+
+THINKING_TEXT = "Mock reasoning, never shown to the caller."
+
+
+def anthropic_blocks(request: Any) -> tuple[list[dict], str]:
+    """The content blocks and stop reason of a Messages answer to `request`,
+    as Anthropic gives them: thinking first when thinking is on; a forced
+    tool's call (its input fitting the tool's schema); JSON text fitting
+    `output_config.format`; else the chat text."""
+    req = request if isinstance(request, dict) else {}
+    blocks: list[dict] = []
+    if isinstance(req.get("thinking"), dict) and req["thinking"].get("type") == "enabled":
+        blocks += [{"type": "thinking", "thinking": THINKING_TEXT, "signature": "mock-signature"},
+                   {"type": "redacted_thinking", "data": "mock-redacted"}]
+    choice = req.get("tool_choice") if isinstance(req.get("tool_choice"), dict) else {}
+    if choice.get("type") == "tool":
+        tool = next((t for t in req.get("tools") or [] if isinstance(t, dict)
+                     and t.get("name") == choice.get("name")), {})
+        blocks.append({"type": "tool_use", "id": "toolu_mock", "name": choice.get("name"),
+                       "input": schema_instance(tool.get("input_schema", {"type": "object"}))})
+        return blocks, "tool_use"
+    fmt = (req.get("output_config") or {}).get("format") if isinstance(req.get("output_config"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        text = json.dumps(schema_instance(fmt.get("schema")))
+    else:
+        text = chat_text(request)
+    blocks.append({"type": "text", "text": text})
+    return blocks, "end_turn"
+
+
 def chat_answer(kind: str, request: Any) -> bytes:
     text = chat_text(request)
     model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
     if kind == "anthropic":
+        blocks, stop = anthropic_blocks(request)
         return json_bytes({"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                           "content": blocks, "stop_reason": stop,
                            "usage": {"input_tokens": 9, "output_tokens": 7}})
     return json_bytes({**BENCH_COMPLETION, "model": model,
                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                     "finish_reason": "stop"}]})
 
 
+def _halves(text: str) -> list[str]:
+    return [text[: len(text) // 2], text[len(text) // 2:]]
+
+
+def _block_events(index: int, block: dict) -> list[tuple[str, dict]]:
+    """One content block as Anthropic streams it: its start (empty), its
+    deltas in two pieces, its stop."""
+    kind = block["type"]
+    start = {"thinking": {"type": "thinking", "thinking": ""}, "text": {"type": "text", "text": ""},
+             "tool_use": {**block, "input": {}}}.get(kind, block)
+    if kind == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in _halves(block["thinking"])]
+        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "text":
+        deltas = [{"type": "text_delta", "text": p} for p in _halves(block["text"])]
+    elif kind == "tool_use":
+        deltas = [{"type": "input_json_delta", "partial_json": p}
+                  for p in _halves(json.dumps(block["input"]))]
+    else:
+        deltas = []
+    return [("content_block_start", {"type": "content_block_start", "index": index,
+                                     "content_block": start}),
+            *[("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+              for d in deltas],
+            ("content_block_stop", {"type": "content_block_stop", "index": index})]
+
+
 def chat_events(kind: str, request: Any) -> list[bytes]:
-    """A streamed answer of the chat mode, in two text pieces."""
-    text = chat_text(request)
-    pieces = [text[: len(text) // 2], text[len(text) // 2:]]
+    """A streamed answer of the chat mode, each block's text in two pieces."""
     if kind == "openai":
+        pieces = _halves(chat_text(request))
         return [_bench_event({"role": "assistant", "content": pieces[0]}),
                 _bench_event({"content": pieces[1]}), _bench_event({}, "stop"), b"data: [DONE]\n\n"]
     model = request.get("model", BENCH_MODEL) if isinstance(request, dict) else BENCH_MODEL
+    blocks, stop = anthropic_blocks(request)
     events: list[tuple[str, dict]] = [
         ("message_start", {"type": "message_start", "message": {
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
             "content": [], "usage": {"input_tokens": 9, "output_tokens": 0}}}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
-        *[("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                   "delta": {"type": "text_delta", "text": p}}) for p in pieces],
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+        *[e for i, b in enumerate(blocks) for e in _block_events(i, b)],
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop},
                            "usage": {"output_tokens": 7}}),
         ("message_stop", {"type": "message_stop"}),
     ]

@@ -156,6 +156,9 @@ class DeploymentConfig(_DeploymentRequired, total=False):
     backoff_ms: int
     #: Longest backoff, in ms.
     backoff_max_ms: int
+    #: How an Anthropic deployment answers a ``response_format``: ``"native"``
+    #: (structured outputs, the default) or ``"tool"`` (a forced tool).
+    structured_output: Literal["native", "tool"]
 
 
 class _ModelGroupRequired(TypedDict):

@@ -54,6 +54,21 @@ pub struct Deployment {
     /// `retries` / `backoff_ms` / `backoff_max_ms`, else its group's, else
     /// the router's).
     pub retry: RetryPolicy,
+    /// How an Anthropic deployment carries `response_format`.
+    pub structured_output: StructuredOutput,
+}
+
+/// How an Anthropic deployment carries a `response_format` (the
+/// deployment key `structured_output`). Other kinds carry it as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StructuredOutput {
+    /// Anthropic's structured outputs (`output_config.format`): the
+    /// default, as it is constrained decoding on the models that have it.
+    #[default]
+    Native,
+    /// A forced tool whose input is the answer: for models without
+    /// structured outputs, and for schemas they refuse.
+    Tool,
 }
 
 /// Provider and model: the unit of what the router remembers.

@@ -8,17 +8,42 @@
 
 use serde_json::{json, Map, Value};
 
+use super::anthropic_output::{encode_response_format, ANSWER_TOOL};
+use super::anthropic_thinking::encode_reasoning;
+use crate::table::StructuredOutput;
+
 /// Anthropic Messages API version sent in `anthropic-version`.
 pub const API_VERSION: &str = "2023-06-01";
 
 /// `max_tokens` sent when the caller gave none (Anthropic requires it).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
+/// Every request field the encoder reads: carried as it is, translated, or
+/// used by the router itself (`stream_options`). `n` is carried when it is
+/// 1 (more is refused). Any other field (and those of [`REFUSED_FIELDS`])
+/// has no Anthropic form.
+pub const HANDLED_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stream",
+    "stream_options",
+    "stop",
+    "user",
+    "n",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "reasoning_effort",
+];
+
 /// Request fields with no Anthropic equivalent that change what the caller
 /// gets, so dropping them silently would mislead: refused with a hint.
-/// Everything else without an equivalent (penalties, `seed`, `logprobs`,
-/// `response_format`, `stream_options`, ...) is dropped.
-const REFUSED_FIELDS: &[(&str, &str)] = &[
+pub const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("functions", "use `tools` instead of the legacy `functions`"),
     (
         "function_call",
@@ -30,16 +55,49 @@ const REFUSED_FIELDS: &[(&str, &str)] = &[
 /// The roles a message may have, for error messages.
 const ROLES: &str = "system, developer, user, assistant or tool";
 
-/// OpenAI chat-completions request body -> Anthropic Messages request body.
+/// How one deployment wants a request translated.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncodeOptions<'a> {
+    /// The model sent, over the caller's when `Some`.
+    pub model: Option<&'a str>,
+    /// How `response_format` is carried.
+    pub structured_output: StructuredOutput,
+    /// The deployment's `params` set `thinking`: they win, and
+    /// `reasoning_effort` is not translated.
+    pub thinking_in_params: bool,
+}
+
+/// OpenAI chat-completions request body -> Anthropic Messages request body,
+/// with the default options ([`encode_request_with`]).
 ///
 /// `model` overrides the caller's model when `Some`.
 ///
 /// # Errors
 ///
-/// When the request cannot be translated (missing or empty `messages`, a
-/// content part type we cannot carry, `n` > 1, a bad role ...): a message
-/// naming the field (`messages[2].content[0]: ...`) and what to send instead.
+/// As [`encode_request_with`].
 pub fn encode_request(body: &Map<String, Value>, model: Option<&str>) -> Result<Value, String> {
+    encode_request_with(
+        body,
+        &EncodeOptions {
+            model,
+            ..EncodeOptions::default()
+        },
+    )
+}
+
+/// OpenAI chat-completions request body -> Anthropic Messages request body,
+/// for a deployment's `options`.
+///
+/// # Errors
+///
+/// When the request cannot be translated (missing or empty `messages`, a
+/// content part type we cannot carry, `n` > 1, a bad role, a
+/// `reasoning_effort` with a forced tool ...): a message naming the field
+/// (`messages[2].content[0]: ...`) and what to send instead.
+pub fn encode_request_with(
+    body: &Map<String, Value>,
+    options: &EncodeOptions<'_>,
+) -> Result<Value, String> {
     for (field, hint) in REFUSED_FIELDS {
         if present(body, field).is_some() {
             return Err(format!("`{field}` is not supported: {hint}"));
@@ -47,7 +105,10 @@ pub fn encode_request(body: &Map<String, Value>, model: Option<&str>) -> Result<
     }
     check_n(body)?;
     let mut out = Map::new();
-    out.insert("model".into(), Value::String(model_name(body, model)?));
+    out.insert(
+        "model".into(),
+        Value::String(model_name(body, options.model)?),
+    );
     let (system, messages) = encode_messages(body)?;
     if !system.is_empty() {
         out.insert("system".into(), Value::String(system.join("\n\n")));
@@ -67,6 +128,11 @@ pub fn encode_request(body: &Map<String, Value>, model: Option<&str>) -> Result<
         out.insert("metadata".into(), json!({ "user_id": user }));
     }
     encode_tools(body, &mut out)?;
+    encode_response_format(body, options.structured_output, &mut out)?;
+    // Last: it needs the tool choice and sampling settings above.
+    if !options.thinking_in_params {
+        encode_reasoning(body, &mut out)?;
+    }
     Ok(Value::Object(out))
 }
 
@@ -372,6 +438,12 @@ fn encode_tool(tool: &Value, at: &str) -> Result<Value, String> {
         .ok_or_else(|| format!("{at}: needs a `function` object"))?;
     let name = function.get("name").and_then(Value::as_str);
     let name = name.ok_or_else(|| format!("{at}: needs `function.name`"))?;
+    if name == ANSWER_TOOL {
+        return Err(format!(
+            "{at}: the tool name {ANSWER_TOOL:?} is the router's own (the answer to a \
+             `response_format`); rename the tool"
+        ));
+    }
     let mut out = json!({ "name": name });
     if let Some(description) = function.get("description").filter(|d| !d.is_null()) {
         out["description"] = description.clone();
@@ -435,7 +507,14 @@ pub fn decode_response(body: &[u8]) -> Result<Value, String> {
     let mut message = decode_content(blocks)?;
     message.insert("role".into(), "assistant".into());
     let str_field = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
-    let finish_reason = finish_reason(obj.get("stop_reason"));
+    let mut finish_reason = finish_reason(obj.get("stop_reason"));
+    // The answer tool's call is the answer: the turn ended, no tool to run.
+    let answered = blocks
+        .iter()
+        .any(|b| b["type"] == "tool_use" && b["name"] == ANSWER_TOOL);
+    if finish_reason == "tool_calls" && answered && !message.contains_key("tool_calls") {
+        finish_reason = "stop";
+    }
     Ok(json!({
         "id": str_field("id"), "object": "chat.completion", "created": 0, "model": str_field("model"),
         "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason }],
@@ -443,9 +522,13 @@ pub fn decode_response(body: &[u8]) -> Result<Value, String> {
     }))
 }
 
-/// Text blocks become `content`, `tool_use` blocks `tool_calls`; thinking and
-/// server-side tool blocks have no OpenAI counterpart and are skipped.
+/// Text blocks become `content`, `tool_use` blocks `tool_calls`, except the
+/// answer tool's, whose input is the answer (`content`, as JSON text).
+/// Thinking (`thinking`, `redacted_thinking`) and server-side tool blocks
+/// have no OpenAI counterpart and are skipped: a chat completion carries
+/// no reasoning text (OpenAI's own reasoning models return none).
 fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
+    let mut answers = Vec::new();
     let mut texts: Vec<&str> = Vec::new();
     let mut calls = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
@@ -466,6 +549,10 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
                 let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
                 let arguments =
                     serde_json::to_string(&input).map_err(|e| format!("content[{i}]: {e}"))?;
+                if name == ANSWER_TOOL {
+                    answers.push(arguments);
+                    continue;
+                }
                 let function = json!({ "name": name, "arguments": arguments });
                 calls.push(json!({ "id": id, "type": "function", "function": function }));
             }
@@ -475,6 +562,11 @@ fn decode_content(blocks: &[Value]) -> Result<Map<String, Value>, String> {
     let mut message = Map::new();
     // Anthropic splits one answer into several text blocks (around tool
     // calls or citations); they read as one text when joined directly.
+    // A forced tool's call comes with no text before it (Anthropic says so);
+    // were there some, it would spoil the JSON: the answer alone is content.
+    if !answers.is_empty() {
+        texts = answers.iter().map(String::as_str).collect();
+    }
     let content = if texts.is_empty() {
         Value::Null
     } else {
@@ -559,7 +651,7 @@ mod tests {
     fn plain_chat_gets_defaults_and_drops_fields_without_equivalent() {
         let out = ok(&chat(json!({
             "temperature": 0.2, "top_p": 0.9, "frequency_penalty": 1, "presence_penalty": 1, "seed": 7,
-            "logprobs": false, "response_format": { "type": "json_object" }, "stream_options": {}, "n": 1,
+            "logprobs": false, "response_format": { "type": "text" }, "stream_options": {}, "n": 1,
         })));
         let want = json!({
             "model": "gpt-4o", "max_tokens": DEFAULT_MAX_TOKENS, "temperature": 0.2, "top_p": 0.9,
@@ -883,6 +975,154 @@ mod tests {
         for (body, want) in cases {
             let err = decode_response(body).expect_err("must fail");
             assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    fn with(
+        body: &Value,
+        mode: StructuredOutput,
+        thinking_in_params: bool,
+    ) -> Result<Value, String> {
+        let options = EncodeOptions {
+            model: Some("claude-x"),
+            structured_output: mode,
+            thinking_in_params,
+        };
+        encode_request_with(body.as_object().expect("object"), &options)
+    }
+
+    fn pair_format() -> Value {
+        let schema = json!({ "type": "object", "properties": { "a": { "type": "integer" } },
+                             "required": ["a"], "additionalProperties": false });
+        json!({ "type": "json_schema", "json_schema": { "name": "Pair", "schema": schema, "strict": true } })
+    }
+
+    #[test]
+    fn response_format_goes_native_or_as_the_answer_tool() {
+        let body = chat(json!({ "response_format": pair_format() }));
+        let native = with(&body, StructuredOutput::Native, false).expect("native");
+        assert_eq!(
+            native["output_config"]["format"]["schema"],
+            pair_format()["json_schema"]["schema"]
+        );
+        assert!(native.get("tools").is_none());
+        let tool = with(&body, StructuredOutput::Tool, false).expect("tool");
+        assert_eq!(
+            tool["tool_choice"],
+            json!({ "type": "tool", "name": ANSWER_TOOL })
+        );
+        assert!(tool.get("output_config").is_none());
+        // The default options are native.
+        assert!(ok(&body).get("output_config").is_some());
+        // A caller's tool may not take the answer tool's name.
+        let named =
+            chat(json!({ "tools": [{ "type": "function", "function": { "name": ANSWER_TOOL } }] }));
+        let err = encode(&named).expect_err("reserved");
+        assert!(err.contains("the router's own"), "{err}");
+    }
+
+    #[test]
+    fn reasoning_effort_and_params_thinking() {
+        let body = chat(json!({ "reasoning_effort": "medium", "max_tokens": 500 }));
+        let out = with(&body, StructuredOutput::Native, false).expect("thinking");
+        assert_eq!(
+            out["thinking"],
+            json!({ "type": "enabled", "budget_tokens": 8192 })
+        );
+        assert_eq!(out["max_tokens"], 8192 + 500);
+        // The deployment's own `thinking` wins: nothing translated.
+        let out = with(&body, StructuredOutput::Native, true).expect("params win");
+        assert!(out.get("thinking").is_none());
+        assert_eq!(out["max_tokens"], 500);
+        // Thinking with the forced answer tool is refused, native is not.
+        let both = chat(json!({ "reasoning_effort": "low", "response_format": pair_format() }));
+        let err = with(&both, StructuredOutput::Tool, false).expect_err("forced");
+        assert!(err.contains("forced tool"), "{err}");
+        assert!(with(&both, StructuredOutput::Native, false).is_ok());
+    }
+
+    #[test]
+    fn the_answer_tool_decodes_to_content_and_thinking_never_shows() {
+        let out = decode(&json!({
+            "id": "msg_3", "model": "m", "stop_reason": "tool_use", "usage": {},
+            "content": [
+                { "type": "thinking", "thinking": "secret plan", "signature": "sig" },
+                { "type": "redacted_thinking", "data": "opaque" },
+                { "type": "text", "text": "Here it is:" },
+                { "type": "tool_use", "id": "toolu_9", "name": ANSWER_TOOL, "input": { "a": 1 } },
+            ],
+        }));
+        let choice = &out["choices"][0];
+        assert_eq!(
+            choice["message"],
+            json!({ "role": "assistant", "content": r#"{"a":1}"# })
+        );
+        assert_eq!(choice["finish_reason"], "stop");
+        let text = out.to_string();
+        assert!(
+            !text.contains("secret plan") && !text.contains("opaque"),
+            "{text}"
+        );
+        // Cut short, it stays "length".
+        let out = decode(&json!({ "stop_reason": "max_tokens",
+            "content": [{ "type": "tool_use", "id": "t", "name": ANSWER_TOOL, "input": {} }] }));
+        assert_eq!(out["choices"][0]["finish_reason"], "length");
+        assert_eq!(out["choices"][0]["message"]["content"], "{}");
+    }
+
+    #[test]
+    fn handled_fields_are_exactly_the_fields_that_change_the_request() {
+        let tools = json!([{ "type": "function", "function": { "name": "w" } }]);
+        let base = chat(json!({ "tools": tools }));
+        let sent = |field: &str, value: Option<&Value>| {
+            let mut body = base.clone();
+            if let Some(v) = value {
+                body[field] = v.clone();
+            }
+            ok(&body)
+        };
+        let plain = sent("", None);
+        let samples = json!({
+            "model": "other", "messages": [{ "role": "user", "content": "bye" }], "max_tokens": 7,
+            "max_completion_tokens": 8, "temperature": 0.5, "top_p": 0.5, "stream": true,
+            "stop": "x", "user": "u", "tools": [], "tool_choice": "required",
+            "parallel_tool_calls": false, "reasoning_effort": "low",
+            "response_format": pair_format(),
+        });
+        // `n` (1 only) and `stream_options` (the router's) send nothing new.
+        for field in HANDLED_FIELDS
+            .iter()
+            .filter(|f| !["n", "stream_options"].contains(f))
+        {
+            let value = samples
+                .get(*field)
+                .unwrap_or_else(|| panic!("a sample for {field}"));
+            assert_ne!(sent(field, Some(value)), plain, "{field} changes nothing");
+        }
+        assert_eq!(
+            samples.as_object().expect("object").len(),
+            HANDLED_FIELDS.len() - 2
+        );
+        // OpenAI fields outside the list change nothing (the parameter table
+        // calls them unsupported).
+        for field in [
+            "seed",
+            "logprobs",
+            "top_logprobs",
+            "logit_bias",
+            "presence_penalty",
+            "frequency_penalty",
+            "modalities",
+            "prediction",
+            "store",
+            "metadata",
+            "service_tier",
+            "verbosity",
+            "web_search_options",
+            "top_k",
+        ] {
+            assert!(!HANDLED_FIELDS.contains(&field), "{field}");
+            assert_eq!(sent(field, Some(&json!(1))), plain, "{field}");
         }
     }
 }

@@ -3,6 +3,8 @@
 //! shared by every host.
 
 pub mod anthropic;
+pub mod anthropic_output;
+pub mod anthropic_thinking;
 pub mod azure;
 pub mod chunk;
 pub mod error;
@@ -36,6 +38,7 @@ pub fn encode_request(
         slot: 0,
         failover_on: Default::default(),
         retry: Default::default(),
+        structured_output: Default::default(),
     };
     encode_for(provider, &own, body)
 }
@@ -75,7 +78,13 @@ pub fn encode_for(
             )
         }
         ProviderKind::Anthropic => {
-            let mut encoded = anthropic::encode_request(body, model)?;
+            let options = anthropic::EncodeOptions {
+                model,
+                structured_output: deployment.structured_output,
+                // A `thinking` of the deployment's own wins over `reasoning_effort`.
+                thinking_in_params: params.contains_key("thinking"),
+            };
+            let mut encoded = anthropic::encode_request_with(body, &options)?;
             if let Some(obj) = encoded.as_object_mut() {
                 for (k, v) in params {
                     obj.insert(k.clone(), v.clone());

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::anthropic;
+use super::anthropic_output::ANSWER_TOOL;
 use super::chunk::Chunk;
 use super::signals::chunk_signals;
 use crate::config::ProviderKind;
@@ -50,6 +51,10 @@ pub struct StreamDecoder {
     model: String,
     /// Anthropic content block index -> OpenAI tool call index.
     tool_index: HashMap<u64, u64>,
+    /// The block of the answer tool's call, whose input is the answer
+    /// (streamed as content), and whether any of it went out yet.
+    answer_block: Option<u64>,
+    answer_sent: bool,
     input_usage: Value,
     output_tokens: u64,
 }
@@ -66,6 +71,8 @@ impl StreamDecoder {
             id: String::new(),
             model: String::new(),
             tool_index: HashMap::new(),
+            answer_block: None,
+            answer_sent: false,
             input_usage: Value::Null,
             output_tokens: 0,
         }
@@ -140,6 +147,11 @@ impl StreamDecoder {
                         ) else {
                             return Err("tool_use block without `id` or `name`".to_owned());
                         };
+                        if name == ANSWER_TOOL {
+                            // Its input deltas are the answer's text.
+                            self.answer_block = Some(index);
+                            return Ok(());
+                        }
                         let tool = self.tool_index.len() as u64;
                         self.tool_index.insert(index, tool);
                         let call = json!({"index": tool, "id": id, "type": "function",
@@ -181,6 +193,16 @@ impl StreamDecoder {
                             .get("index")
                             .and_then(Value::as_u64)
                             .ok_or("input_json_delta without `index`")?;
+                        if self.answer_block == Some(index) {
+                            let part = delta.get("partial_json").and_then(Value::as_str);
+                            let part = part.unwrap_or_default();
+                            if !part.is_empty() {
+                                self.answer_sent = true;
+                                let chunk = self.chunk(json!({"content": part}), Value::Null);
+                                push(out, chunk, true);
+                            }
+                            return Ok(());
+                        }
                         let tool = *self
                             .tool_index
                             .get(&index)
@@ -209,7 +231,14 @@ impl StreamDecoder {
                 }
                 let stop = data.get("delta").and_then(|d| d.get("stop_reason"));
                 if stop.is_some_and(|s| !s.is_null()) {
-                    let reason = anthropic::finish_reason(stop);
+                    let mut reason = anthropic::finish_reason(stop);
+                    // The answer tool's call is the answer: no tool to run.
+                    if reason == "tool_calls"
+                        && self.answer_block.is_some()
+                        && self.tool_index.is_empty()
+                    {
+                        reason = "stop";
+                    }
                     out.push(StreamItem::Chunk {
                         chunk: self.chunk(json!({}), Value::from(reason)).into(),
                         output: true,
@@ -228,8 +257,17 @@ impl StreamDecoder {
                 }
                 out.push(StreamItem::Done);
             }
+            "content_block_stop" => {
+                let index = data.get("index").and_then(Value::as_u64);
+                // An answer with no input deltas is the empty object, as
+                // the whole response's `input: {}` reads.
+                if index.is_some() && index == self.answer_block && !self.answer_sent {
+                    self.answer_sent = true;
+                    push(out, self.chunk(json!({"content": "{}"}), Value::Null), true);
+                }
+            }
             "error" => out.push(StreamItem::Error(error_text(&data))),
-            _ => {} // ping, content_block_stop, and event types added later
+            _ => {} // ping, and event types added later
         }
         Ok(())
     }
@@ -593,5 +631,103 @@ mod tests {
             json!({"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{"}}),
         );
         assert!(d.decode(bad, &mut Vec::new()).is_err());
+    }
+
+    fn answer_stream(partials: &[&str]) -> Vec<SseEvent> {
+        let delta = |d: Value| {
+            ev(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": d}),
+            )
+        };
+        let mut events = vec![
+            ev(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_a", "model": "claude-x", "usage": {"input_tokens": 4}}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            ),
+            delta(json!({"type": "thinking_delta", "thinking": "secret plan"})),
+            delta(json!({"type": "signature_delta", "signature": "sig"})),
+            ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque"}}),
+            ),
+            ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 1}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_a", "name": ANSWER_TOOL, "input": {}}}),
+            ),
+        ];
+        for p in partials {
+            events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": p}})));
+        }
+        events.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 2}),
+        ));
+        events.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})));
+        events.push(ev("message_stop", json!({"type": "message_stop"})));
+        events
+    }
+
+    /// (content deltas, first output index, finish reason) of a stream.
+    fn answer_parts(out: &[StreamItem]) -> (Vec<String>, Option<usize>, Value) {
+        let mut texts = Vec::new();
+        let (mut first, mut finish) = (None, Value::Null);
+        for (i, item) in out.iter().enumerate() {
+            let StreamItem::Chunk { chunk, output, .. } = item else {
+                continue;
+            };
+            let v = chunk.value().into_owned();
+            assert!(v["choices"][0]["delta"].get("tool_calls").is_none(), "{v}");
+            if *output && first.is_none() {
+                first = Some(i);
+            }
+            if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+                if !t.is_empty() {
+                    texts.push(t.to_owned());
+                }
+            }
+            if !v["choices"][0]["finish_reason"].is_null() {
+                finish = v["choices"][0]["finish_reason"].clone();
+            }
+        }
+        (texts, first, finish)
+    }
+
+    #[test]
+    fn the_answer_tool_streams_as_content_and_thinking_stays_out() {
+        let out = run(
+            ProviderKind::Anthropic,
+            false,
+            &answer_stream(&["{\"a\": ", "1}"]),
+        );
+        let (texts, first, finish) = answer_parts(&out);
+        assert_eq!(texts, ["{\"a\": ", "1}"]);
+        assert_eq!(finish, "stop");
+        // Nothing before the first content delta carries output: it commits.
+        let StreamItem::Chunk { chunk, .. } = &out[first.expect("output")] else {
+            panic!()
+        };
+        assert_eq!(chunk.value()["choices"][0]["delta"]["content"], "{\"a\": ");
+        let all = format!("{out:?}");
+        assert!(
+            !all.contains("secret plan") && !all.contains("opaque"),
+            "{all}"
+        );
+        assert_eq!(out.last(), Some(&StreamItem::Done));
+        // An answer without input deltas is the empty object, once.
+        let out = run(ProviderKind::Anthropic, false, &answer_stream(&[""]));
+        assert_eq!(answer_parts(&out).0, ["{}"]);
     }
 }

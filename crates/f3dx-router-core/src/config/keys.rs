@@ -68,6 +68,7 @@ pub const DEPLOYMENT_KEYS: &[&str] = &[
     "retries",
     "backoff_ms",
     "backoff_max_ms",
+    "structured_output",
 ];
 
 /// A provider's keys.

@@ -26,7 +26,9 @@ use super::provider::{parse_headers, ProviderConfig};
 use super::values::{opt_millis, opt_str, opt_uint, per_minute};
 use crate::config::Policy;
 use crate::quality::QualityConfig;
-use crate::table::{overlap, specificity, Deployment, ModelGroup, RoutingTable, Slot};
+use crate::table::{
+    overlap, specificity, Deployment, ModelGroup, RoutingTable, Slot, StructuredOutput,
+};
 
 /// Most groups a table may have.
 pub const MAX_GROUPS: usize = 10_000;
@@ -131,6 +133,7 @@ fn implicit(
             slot: i,
             failover_on: failover.failover_on.clone(),
             retry: failover.retry,
+            structured_output: StructuredOutput::Native,
         })
         .collect();
     let slots = providers
@@ -300,6 +303,14 @@ impl Builder {
                 ))
             }
         };
+        let structured_output = match opt_str(obj, "structured_output", at)? {
+            None | Some("native") => StructuredOutput::Native,
+            Some("tool") => StructuredOutput::Tool,
+            Some(_) => return Err(err(
+                format!("{at}.structured_output"),
+                "must be \"native\" (Anthropic's structured outputs) or \"tool\" (a forced tool)",
+            )),
+        };
         let headers = parse_headers(obj.get("headers"), at)?;
         let (rpm, tpm) = (per_minute(obj, at, "rpm")?, per_minute(obj, at, "tpm")?);
         // What the router remembers is per provider and model sent: a
@@ -321,6 +332,7 @@ impl Builder {
             slot,
             failover_on: failover.failover_on,
             retry: failover.retry,
+            structured_output,
         })
     }
 
@@ -645,7 +657,7 @@ mod tests {
                             "timeout_ms": 500, "context_window": 128000, "rpm": 10,
                             "params": {"top_k": 40}, "headers": {"X-Team": "blue"}}],
                 "gpt-4o-mini": {"deployments": [{"provider": "a"}], "policy": "hedged", "quality": false},
-                "claude-*": [{"provider": "b"}],
+                "claude-*": [{"provider": "b", "structured_output": "tool"}],
             }),
             json!({"fallbacks": {"gpt-4o-mini": ["gpt-4o"]}}),
         )
@@ -674,6 +686,9 @@ mod tests {
         assert_eq!(b.headers, [("x-team".to_owned(), "blue".to_owned())]);
         assert_eq!(b.params["top_k"], 40);
         assert_eq!(t.slots[1].rpm, Some(10));
+        // `structured_output` defaults to native.
+        assert_eq!(b.structured_output, StructuredOutput::Native);
+        assert_eq!(t.deployments[3].structured_output, StructuredOutput::Tool);
         assert_eq!(t.groups[1].policy.name(), "hedged");
         assert!(t.groups[1].quality.is_none() && t.groups[0].quality.is_some());
         assert_eq!(t.groups[1].fallbacks, [0]);
@@ -755,6 +770,18 @@ mod tests {
                 none.clone(),
                 "models[\"x\"][0].context_window",
                 "positive integer",
+            ),
+            (
+                json!({"x": [{"provider": "a", "structured_output": "json"}]}),
+                none.clone(),
+                "models[\"x\"][0].structured_output",
+                "\"native\"",
+            ),
+            (
+                json!({"x": [{"provider": "a", "structured_output": true}]}),
+                none.clone(),
+                "models[\"x\"][0].structured_output",
+                "",
             ),
             (
                 json!({"x": [{"provider": "a", "params": {"messages": []}}]}),
