@@ -94,6 +94,7 @@ impl Router {
             RouteError::InvalidRequest {
                 message,
                 attempts: Vec::new(),
+                skipped: Vec::new(),
             }
         })
     }

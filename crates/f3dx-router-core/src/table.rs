@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::codec::params::UnsupportedParams;
 use crate::config::Policy;
 use crate::failover::FailoverOn;
 use crate::quality::QualityConfig;
@@ -54,6 +55,10 @@ pub struct Deployment {
     /// `retries` / `backoff_ms` / `backoff_max_ms`, else its group's, else
     /// the router's).
     pub retry: RetryPolicy,
+    /// What a request parameter its kind cannot carry does
+    /// (`unsupported_params`: its own, else its group's, else the
+    /// router's).
+    pub unsupported_params: UnsupportedParams,
 }
 
 /// Provider and model: the unit of what the router remembers.

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod chunk;
 pub mod error;
 pub mod openai;
+pub mod params;
 mod signals;
 pub mod stream;
 
@@ -33,6 +34,7 @@ pub fn encode_request(
         slot: 0,
         failover_on: Default::default(),
         retry: Default::default(),
+        unsupported_params: Default::default(),
     };
     encode_for(provider, &own, body)
 }

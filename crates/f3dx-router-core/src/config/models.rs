@@ -131,6 +131,7 @@ fn implicit(
             slot: i,
             failover_on: failover.failover_on.clone(),
             retry: failover.retry,
+            unsupported_params: failover.unsupported_params,
         })
         .collect();
     let slots = providers
@@ -321,6 +322,7 @@ impl Builder {
             slot,
             failover_on: failover.failover_on,
             retry: failover.retry,
+            unsupported_params: failover.unsupported_params,
         })
     }
 
