@@ -37,7 +37,7 @@ pub(super) struct Prepared {
     pub last_resort: bool,
     /// Deployments of its groups passed over: they cannot carry the
     /// request's parameters (`unsupported_params: "error"`).
-    pub skipped: Vec<usize>,
+    pub skipped: Vec<Skipped>,
 }
 
 /// Check `body` for a call with `options` at `now` and plan its
@@ -96,9 +96,13 @@ pub(super) fn prepare(
     // Only parameters no deployment can carry, or context windows, leave
     // a call nothing to try (a group is never empty, and the last resort
     // tries every deployment): nothing is sent.
+    let skipped = match &checked {
+        Ok((body, _)) if !skipped.is_empty() => skipped_records(shared, body, &skipped),
+        _ => Vec::new(),
+    };
     let checked = match checked {
-        Ok((body, _)) if candidates.is_empty() && !skipped.is_empty() => {
-            Err(uncarried_message(shared, group, &body, &skipped))
+        Ok(_) if candidates.is_empty() && !skipped.is_empty() => {
+            Err(uncarried_message(shared, group, &skipped))
         }
         Ok((body, _)) if candidates.is_empty() => Err(format!(
             "the request (about {} tokens with its max_tokens or max_completion_tokens) fits no \
@@ -121,17 +125,11 @@ pub(super) fn prepare(
 
 /// The error of a request no deployment of its groups can carry: the
 /// parameters, and which deployment cannot carry which.
-fn uncarried_message(
-    shared: &Shared,
-    group: usize,
-    body: &Map<String, Value>,
-    skipped: &[usize],
-) -> String {
-    let config = shared.config();
-    let table = &config.table;
+fn uncarried_message(shared: &Shared, group: usize, skipped: &[Skipped]) -> String {
+    let table = &shared.config().table;
     let mut all: Vec<String> = Vec::new();
     let mut each = Vec::new();
-    for record in skipped_records(shared, body, skipped) {
+    for record in skipped {
         for p in &record.params {
             if !all.contains(p) {
                 all.push(p.clone());
@@ -152,11 +150,7 @@ fn uncarried_message(
 
 /// The record of each deployment in `skipped`: who, and the parameters of
 /// `body` it cannot carry.
-pub(super) fn skipped_records(
-    shared: &Shared,
-    body: &Map<String, Value>,
-    skipped: &[usize],
-) -> Vec<Skipped> {
+fn skipped_records(shared: &Shared, body: &Map<String, Value>, skipped: &[usize]) -> Vec<Skipped> {
     let config = shared.config();
     let table = &config.table;
     skipped
@@ -221,7 +215,7 @@ impl Call {
             finished: false,
             quality,
             quality_key,
-            skipped: Vec::new(),
+            skipped,
             dropped: Vec::new(),
         };
         let checked = checked.and_then(|(body, stream)| {
@@ -231,9 +225,6 @@ impl Call {
             let (encoded, dropped) = encode_all(&call.shared, group, &body)?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             call.dropped = dropped;
-            if !skipped.is_empty() {
-                call.skipped = skipped_records(&call.shared, &body, &skipped);
-            }
             Ok(())
         });
         match checked {
