@@ -57,7 +57,7 @@ def test_vector_on_worker(stem: str, vector: dict) -> None:
                 call = as_workerd_reports(call)
                 wants_hedges = "hedges" in call["expect"]
                 run_call(stem, vector, mocks, lambda c: post(worker, token, c, wants_hedges),
-                         i, call, LATENCY_SLACK_MS)
+                         i, call, LATENCY_SLACK_MS, explain=lambda c: explain(worker, token, c))
 
 
 def as_workerd_reports(call: dict) -> dict:
@@ -78,6 +78,14 @@ def post(worker: WranglerDev, token: str, call: dict, wants_hedges: bool = False
         assert status == 200, f"GET /stats: {status} {stats!r}"
         result.hedges = stats["hedges"]
     return result
+
+
+def explain(worker: WranglerDev, token: str, call: dict) -> dict:
+    """The Worker's `POST /explain` for the call's request."""
+    headers = {"x-f3dx-tenant": call["tenant"]} if call.get("tenant") else None
+    status, _, reply = worker.post_json("/explain", call["request"], token=token, headers=headers)
+    assert status == 200, f"POST /explain: {status} {reply!r}"
+    return reply
 
 
 def call_worker(worker: WranglerDev, token: str, call: dict) -> CallResult:
