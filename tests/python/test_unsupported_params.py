@@ -129,7 +129,6 @@ def test_no_deployment_can_carry_it_is_an_invalid_request() -> None:
         assert pickle.loads(pickle.dumps(e)).skipped == e.skipped
         with pytest.raises(InvalidRequest, match="`seed`"):
             router.explain({"model": "claude", "messages": MESSAGES, "seed": 7})
-        # The defaults that ask for nothing go anywhere: n 1, logprobs false.
         assert received(m) == {"openai": [], "claude": []}
         assert SECRET not in str(e)
 

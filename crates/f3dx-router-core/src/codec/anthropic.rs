@@ -16,8 +16,9 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Request fields with no Anthropic equivalent that change what the caller
 /// gets, so dropping them silently would mislead: refused with a hint.
-/// Everything else without an equivalent (penalties, `seed`, `logprobs`,
-/// `response_format`, `stream_options`, ...) is dropped.
+/// A call never reaches this encoder with a field it does not read: the
+/// parameter table (`codec/params.rs`) skips the deployment or drops the
+/// field with a record first (`unsupported_params`).
 const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("functions", "use `tools` instead of the legacy `functions`"),
     (
