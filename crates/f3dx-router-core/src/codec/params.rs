@@ -40,6 +40,10 @@ impl Carry {
     }
 }
 
+/// Values that ask for nothing beyond a parameter's default: in words (for
+/// the README) and their test.
+pub type DefaultOk = (&'static str, fn(&Value) -> bool);
+
 /// One row of the table.
 #[derive(Clone, Copy, Debug)]
 pub struct Param {
@@ -51,7 +55,7 @@ pub struct Param {
     pub anthropic: Carry,
     /// The values that ask for nothing beyond the default, which every
     /// kind takes (in words for the README, and the test), if any.
-    pub default_ok: Option<(&'static str, fn(&Value) -> bool)>,
+    pub default_ok: Option<DefaultOk>,
 }
 
 impl Param {
