@@ -204,7 +204,7 @@ pub const PARAMS: &[Param] = &[
     row("safety_identifier", C, U),
     row("seed", C, U),
     but(
-        row("service_tier", C, U),
+        row("service_tier", C, Carry::ParamsOnly),
         "\"auto\", \"default\"",
         is_default_tier,
     ),
