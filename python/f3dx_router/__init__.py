@@ -64,6 +64,8 @@ from ._types import PolicyName as PolicyName
 from ._types import ProviderConfig as ProviderConfig
 from ._types import QualityConfig as QualityConfig
 from ._types import RouterConfig as RouterConfig
+from ._types import SkippedDeployment as SkippedDeployment
+from ._types import UnsupportedParams as UnsupportedParams
 
 if TYPE_CHECKING:
     # Explicit re-exports (`x as x`), so that `mypy --strict` accepts
@@ -119,6 +121,8 @@ __all__ = [
     "FallbacksConfig",
     "RouterConfig",
     "PolicyName",
+    "UnsupportedParams",
+    "SkippedDeployment",
     "RouterStats",
     "ProviderStats",
     "DeploymentStats",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._native import Attempt
+    from ._types import SkippedDeployment
 
 __all__ = [
     "RouterError",
@@ -27,11 +28,16 @@ __all__ = [
 class RouterError(RuntimeError):
     """Base class of every error the router raises."""
 
-    def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:
+    def __init__(
+        self, message: str, *, attempts: Sequence[Attempt] = (), skipped: Sequence[SkippedDeployment] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         #: Every upstream attempt made before the error, in start order.
         self.attempts: list[Attempt] = list(attempts)
+        #: Deployments passed over without sending: they cannot carry the
+        #: request's parameters (``unsupported_params: "error"``).
+        self.skipped: list[SkippedDeployment] = list(skipped)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -71,8 +77,9 @@ class HardFailure(RouterError):
         status: int = 0,
         body: str = "",
         attempts: Sequence[Attempt] = (),
+        skipped: Sequence[SkippedDeployment] = (),
     ) -> None:
-        super().__init__(message, attempts=attempts)
+        super().__init__(message, attempts=attempts, skipped=skipped)
         #: The provider that answered.
         self.provider = provider
         #: The upstream HTTP status.
@@ -98,8 +105,15 @@ class StreamInterrupted(RouterError):
     event, no event within ``stream_idle_timeout_ms``). It was not continued
     on another provider: the caller already has part of this answer."""
 
-    def __init__(self, message: str, *, provider: str = "", attempts: Sequence[Attempt] = ()) -> None:
-        super().__init__(message, attempts=attempts)
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        attempts: Sequence[Attempt] = (),
+        skipped: Sequence[SkippedDeployment] = (),
+    ) -> None:
+        super().__init__(message, attempts=attempts, skipped=skipped)
         #: The provider the stream had committed to.
         self.provider = provider
 

@@ -58,7 +58,8 @@ class ModelGroupInfo(TypedDict):
 #: deployments still tried but after the others: "quality_excluded" (its
 #: answers failed this tenant's checks for this model), "weight_zero" (weight
 #: 0 under "weighted": never a first pick). "quality_probe_held": another call
-#: holds its quality probe for this tenant and model.
+#: holds its quality probe for this tenant and model. "unsupported_params":
+#: its kind cannot carry some of the request's parameters (see ``params``).
 ExplainReason = Literal[
     "cooling",
     "rate_limited",
@@ -68,6 +69,7 @@ ExplainReason = Literal[
     "quality_excluded",
     "quality_probe_held",
     "weight_zero",
+    "unsupported_params",
 ]
 
 
@@ -98,6 +100,10 @@ class PlannedDeployment(_PlannedRequired, total=False):
     #: With "context_window": the request's estimated tokens and the window.
     tokens_needed: int
     context_window: int
+    #: With "unsupported_params": the parameters it cannot carry.
+    params: list[str]
+    #: Tried, but sent without these parameters (``unsupported_params: "drop"``).
+    dropped: list[str]
 
 
 class Explanation(TypedDict):

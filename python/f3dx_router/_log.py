@@ -5,8 +5,10 @@ Silent unless the application configures logging (the logger has a
 
 - DEBUG, for every call the core ran: one record per attempt (provider,
   outcome, status or fault, start and end in ms from the call's start, the
-  upstream's message) and then one for the call (winner or error class,
-  latency, attempts);
+  upstream's message), one, only when there are any, for the request's
+  parameters some deployment could not carry (what was dropped, for whom,
+  and what was skipped: ``unsupported_params``), then one for the call
+  (winner or error class, latency, attempts);
 - WARNING, once per transition, never once per call: a provider ejected
   (for how long and why), cooling down after a ``Retry-After`` or its
   rate-limit headers, out of its ``rpm``/``tpm`` budget; INFO when an
@@ -29,7 +31,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-__all__ = ["ATTEMPT_FIELDS", "CALL_FIELDS", "TRANSITION_FIELDS", "logger", "log_call", "log_transitions"]
+__all__ = ["ATTEMPT_FIELDS", "CALL_FIELDS", "PARAMS_FIELDS", "TRANSITION_FIELDS", "logger", "log_call",
+           "log_transitions"]
 
 logger = logging.getLogger("f3dx_router")
 logger.addHandler(logging.NullHandler())
@@ -68,7 +71,13 @@ CALL_FIELDS = ("model", "stream", "provider", "outcome", "error", "latency_ms", 
 #: ``model_sent``: with a routing table, the model of the deployment whose
 #: state changed (state is per provider and model sent).
 TRANSITION_FIELDS = ("provider", "transition", "reason", "for_s", "model_sent")
+#: ``extra=`` attributes of the record of parameters a deployment could not
+#: carry: ``dropped`` and ``skipped``, each a list of ``(provider, group,
+#: [parameter names])``, beside the call's ``model`` and ``stream``.
+PARAMS_FIELDS = ("model", "stream", "dropped", "skipped")
 
+#: (provider, group, parameter names): one deployment's dropped or skipped parameters
+Params = tuple[str, str | None, Sequence[str]]
 #: (provider, outcome, status, fault, detail, started_ms, ended_ms, group, model sent)
 Attempt = tuple[str, str, int | None, str | None, str, float, float | None, str | None, str | None]
 #: (provider, transition, reason, reason in words, for_s, tenant, model,
@@ -84,8 +93,11 @@ def log_call(
     error: str | None,
     latency_ms: float,
     attempts: Sequence[Attempt],
+    params: tuple[Sequence[Params], Sequence[Params]] | None = None,
 ) -> None:
-    """One DEBUG record per attempt, then one for the call."""
+    """One DEBUG record per attempt, one for the parameters dropped or
+    skipped (``params``: (dropped, skipped), None when there are none),
+    then one for the call."""
     label = f"chat {model}" if model is not None else "chat"
     if stream:
         label += " (stream)"
@@ -119,6 +131,20 @@ def log_call(
                 "started_ms": started,
                 "ended_ms": ended,
             },
+        )
+    if params is not None:
+        dropped, skipped = params
+        said = [f"sent to {name!r}{_deployment(group, None)} without {', '.join(names)}"
+                for name, group, names in dropped]
+        said += [f"skipped {name!r}{_deployment(group, None)}: cannot carry {', '.join(names)}"
+                 for name, group, names in skipped]
+        logger.debug(
+            "%s: unsupported parameters: %s",
+            label,
+            "; ".join(said),
+            extra={"model": model, "stream": stream,
+                   "dropped": [(n, g, list(p)) for n, g, p in dropped],
+                   "skipped": [(n, g, list(p)) for n, g, p in skipped]},
         )
     extra = {
         "model": model,

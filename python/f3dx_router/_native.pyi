@@ -8,7 +8,16 @@ from typing_extensions import Self, disjoint_base
 
 from ._introspect import Explanation, ModelGroupInfo
 from ._stats import RouterStats
-from ._types import FallbacksConfig, HealthConfig, ModelsConfig, PolicyName, ProviderConfig, QualityConfig
+from ._types import (
+    FallbacksConfig,
+    HealthConfig,
+    ModelsConfig,
+    PolicyName,
+    ProviderConfig,
+    QualityConfig,
+    SkippedDeployment,
+    UnsupportedParams,
+)
 
 __all__ = [
     "Router",
@@ -56,6 +65,7 @@ class Attempt:
         ended_ms: float | None,
         group: str | None = None,
         model: str | None = None,
+        dropped: Sequence[str] | None = None,
     ) -> Attempt: ...
     def __reduce__(self) -> tuple[type[Attempt], tuple[object, ...]]: ...
 
@@ -79,6 +89,9 @@ class Attempt:
     @property
     def model(self) -> str | None:
         """The model sent (None without `models`, or the caller's passed through)."""
+    @property
+    def dropped(self) -> list[str]:
+        """The request's parameters it was sent without (`unsupported_params: "drop"`)."""
 
 @final
 class RouteResult:
@@ -94,6 +107,9 @@ class RouteResult:
     def latency_ms(self) -> float: ...
     @property
     def schema_valid(self) -> bool | None: ...
+    @property
+    def skipped(self) -> list[SkippedDeployment]:
+        """Deployments passed over without sending: they cannot carry the request's parameters."""
 
 @final
 class ChatStream:
@@ -197,6 +213,7 @@ class Router:
         retries: int | None = None,
         backoff_ms: int | None = None,
         backoff_max_ms: int | None = None,
+        unsupported_params: UnsupportedParams | None = None,
         otel: bool | None = None,
     ) -> Self: ...
     # A dict, or a ChatStream when body["stream"] is True: typed Any so that

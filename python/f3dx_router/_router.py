@@ -30,7 +30,7 @@ class Router(_native.Router):
     hedge_delay_fallback_ms=None, hedge_budget=None, health=None,
     quality=None, models=None, fallbacks=None, context_window_fallbacks=None,
     content_policy_fallbacks=None, failover_on=None, retries=None,
-    backoff_ms=None, backoff_max_ms=None, otel=None)``
+    backoff_ms=None, backoff_max_ms=None, unsupported_params=None, otel=None)``
 
     Building a router opens no connection; a bad config raises
     ``ConfigError`` naming the key path (never a value: it may be a key).
@@ -113,6 +113,12 @@ class Router(_native.Router):
     backoff_max_ms
         The longest wait before a retry (default 5000 ms); a
         ``Retry-After`` longer than this moves the call on at once.
+    unsupported_params
+        What a request parameter a deployment's kind cannot carry does
+        (``seed`` for Anthropic): ``"error"`` (default) skips that deployment,
+        and refuses the call when none can carry it; ``"drop"`` sends the
+        request without it, recorded in the attempt. Groups and deployments
+        may set their own. See the README's table of what each kind carries.
     otel
         True: one OpenTelemetry span per call (needs opentelemetry-api);
         default False.

@@ -29,10 +29,34 @@ __all__ = [
     "FallbacksConfig",
     "RouterConfig",
     "PolicyName",
+    "UnsupportedParams",
+    "SkippedDeployment",
 ]
 
 #: The routing policies.
 PolicyName = Literal["sequential", "weighted", "hedged"]
+
+#: What a request parameter a deployment's kind cannot carry does
+#: (``unsupported_params``, on the router, a group or a deployment): "error"
+#: skips the deployment (and refuses the call when none can carry it),
+#: "drop" sends the request without the parameter.
+UnsupportedParams = Literal["error", "drop"]
+
+
+class SkippedDeployment(TypedDict):
+    """A deployment a call passed over without sending anything
+    (``result.skipped``, ``error.skipped``): its kind cannot carry some of
+    the request's parameters."""
+
+    provider: str
+    #: Its model group (None without ``models``).
+    group: str | None
+    #: The model it would have been sent (None without ``models``, or the caller's).
+    model: str | None
+    #: Why: "unsupported_params".
+    reason: Literal["unsupported_params"]
+    #: The parameters it cannot carry, in the request's order.
+    params: list[str]
 
 
 class _ProviderRequired(TypedDict):
@@ -159,6 +183,9 @@ class DeploymentConfig(_DeploymentRequired, total=False):
     #: How an Anthropic deployment answers a ``response_format``: ``"native"``
     #: (structured outputs, the default) or ``"tool"`` (a forced tool).
     structured_output: Literal["native", "tool"]
+    #: A request parameter its kind cannot carry: "error" (default: skip it)
+    #: or "drop" (send without it, recorded in the attempt).
+    unsupported_params: UnsupportedParams
 
 
 class _ModelGroupRequired(TypedDict):
@@ -180,6 +207,7 @@ class ModelGroupConfig(_ModelGroupRequired, total=False):
     retries: int
     backoff_ms: int
     backoff_max_ms: int
+    unsupported_params: UnsupportedParams
 
 
 #: ``fallbacks=`` (and ``context_window_fallbacks=``,
@@ -215,4 +243,5 @@ class RouterConfig(_RouterRequired, total=False):
     retries: int
     backoff_ms: int
     backoff_max_ms: int
+    unsupported_params: UnsupportedParams
     otel: bool

@@ -278,7 +278,11 @@ def echoes_an_error(plays: dict[str, dict[str, Any]]) -> bool:
 INVALID: dict[str, tuple[tuple[str, ...], Any]] = {
     "no-messages": (("p1", "p2"), {"model": "gpt-4o"}),
     "stream": (("p1", "p2"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
-    "n2-for-anthropic": (("p1", "a1"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+    # No deployment can carry n: 2 (unsupported_params "error").
+    "n2-for-anthropic": (("a1",), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+    # A tool Anthropic cannot take: the request itself is refused.
+    "tool-for-anthropic": (("p1", "a1"), {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}],
+                                           "tools": [{"type": "web_search"}]}),
     "not-an-object": (("p1",), ["not", "a", "request"]),
 }
 

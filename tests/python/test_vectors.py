@@ -78,7 +78,8 @@ def test_vector(stem: str, vector: dict, door: str) -> None:
             if "http" in call and door == "api":
                 continue  # a request the API cannot make (not JSON, another route)
             run_call(stem, vector, mocks, lambda c: with_hedges(router, make_call(c)), i, call, LATENCY_SLACK_MS,
-                     set_api_key=lambda step: set_key(router, step))
+                     set_api_key=lambda step: set_key(router, step),
+                     explain=lambda c: router.explain(c["request"], tenant=c.get("tenant", "")))
         log = mocks.log()
         exhausted = [f"{name}[{r['index']}]" for name, recs in log.items() for r in recs if r["exhausted"]]
         assert not exhausted, f"requests beyond the end of a mock script: {exhausted}"
@@ -142,6 +143,7 @@ def route(router: Router, body: dict, tenant: str) -> CallResult:
             status=getattr(error, "status", None),
             error_message=str(error),
             attempts=[view(a) for a in error.attempts],
+            skipped=[dict(s) for s in error.skipped],
         )
     return CallResult(
         outcome="success",
@@ -150,6 +152,7 @@ def route(router: Router, body: dict, tenant: str) -> CallResult:
         attempts=[view(a) for a in res.attempts],
         latency_ms=res.latency_ms,
         schema_valid=res.schema_valid,
+        skipped=[dict(s) for s in res.skipped],
     )
 
 
@@ -180,11 +183,13 @@ def failed(error: RouterError) -> CallResult:
         status=getattr(error, "status", None),
         error_message=str(error),
         attempts=[view(a) for a in error.attempts],
+        skipped=[dict(s) for s in error.skipped],
     )
 
 
 def view(a: Attempt) -> AttemptView:
-    return AttemptView(a.provider, a.outcome, a.group, a.status, a.fault, a.started_ms, a.ended_ms, a.detail)
+    return AttemptView(a.provider, a.outcome, a.group, a.status, a.fault, a.started_ms, a.ended_ms, a.detail,
+                       list(a.dropped))
 
 
 def outcome_of(error: BaseException) -> str:

@@ -75,7 +75,8 @@ def test_vector_on_worker(stem: str, vector: dict) -> None:
                 else:
                     wants_hedges = "hedges" in call["expect"]
                     make = lambda c, h=wants_hedges: post(worker, token, c, h)  # noqa: E731
-                run_call(stem, vector, mocks, make, i, call, LATENCY_SLACK_MS, set_api_key=set_key)
+                run_call(stem, vector, mocks, make, i, call, LATENCY_SLACK_MS, set_api_key=set_key,
+                         explain=None if embedded else (lambda c: explain(worker, token, c)))
 
 
 def sets_keys(vector: dict) -> bool:
@@ -118,6 +119,14 @@ def post(worker: WranglerDev, token: str, call: dict, wants_hedges: bool = False
         assert status == 200, f"GET /stats: {status} {stats!r}"
         result.hedges = stats["hedges"]
     return result
+
+
+def explain(worker: WranglerDev, token: str, call: dict) -> dict:
+    """The Worker's `POST /explain` for the call's request."""
+    headers = {"x-f3dx-tenant": call["tenant"]} if call.get("tenant") else None
+    status, _, reply = worker.post_json("/explain", call["request"], token=token, headers=headers)
+    assert status == 200, f"POST /explain: {status} {reply!r}"
+    return reply
 
 
 def call_worker(worker: WranglerDev, token: str, call: dict) -> CallResult:

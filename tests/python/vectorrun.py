@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ class AttemptView:
     started_ms: float = 0.0
     ended_ms: float | None = None
     detail: str = ""
+    # The request's parameters it was sent without (unsupported_params "drop").
+    dropped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +86,9 @@ class CallResult:
     schema_valid: bool | None = None
     # What the front door answered, for a runner that calls through one.
     http: HttpAnswer | None = None
+    # Deployments passed over without sending (their kind cannot carry a
+    # parameter): {"provider", "group", "params", ...}.
+    skipped: list[dict] = field(default_factory=list)
 
 
 def run_call(
@@ -94,15 +100,22 @@ def run_call(
     call: dict,
     latency_slack_ms: float,
     set_api_key: Callable[[dict], None] | None = None,
+    explain: Callable[[dict], Any] | None = None,
 ) -> None:
     """Make call ``i`` of a vector and check everything it expects.
     ``set_api_key`` sets a key (a ``set_api_key`` step's ``{"provider",
-    "api_key"}``) on the router of the call, for a call with ``during``."""
+    "api_key"}``) on the router of the call, for a call with ``during``;
+    ``explain`` (the host's, for the call's request) answers ``expect.explain``."""
     expect = call["expect"]
     gap_ms = call.get("gap_ms", 0)
     if gap_ms:
         # A deliberate wait (e.g. for a cooldown to expire), not a timing assertion.
         time.sleep(gap_ms / 1000.0)
+    if "explain" in expect:
+        assert explain is not None, "this runner cannot check expect.explain"
+        found = subset_mismatch(expect["explain"], explain(call), "explain")
+        if found:
+            pytest.fail(f"{stem}: call {i}: {found}", pytrace=False)
 
     before = {name: len(records) for name, records in mocks.log().items()}
     started_mono = time.monotonic()
@@ -123,6 +136,10 @@ def run_call(
     problems += check_outcome(expect, result)
     problems += check_front_door(expect, result.http)
     problems += check_attempts(expect, attempts)
+    if "skipped" in expect:
+        found = subset_mismatch(expect["skipped"], result.skipped, "skipped")
+        if found:
+            problems.append(found)
     problems += check_latency(expect, elapsed_ms, latency_slack_ms)
     problems += check_upstream(expect, this_call)
     problems += check_cancelled_closed(vector, attempts, this_call, elapsed_ms, ended_mono)
@@ -240,7 +257,28 @@ def result_of_answer(answer: HttpAnswer, attempts: list[AttemptView]) -> CallRes
             attempts=attempts,
         )
     result.http = answer
+    result.skipped = [{"provider": p, "group": g, "params": names}
+                      for p, g, names in parse_params_line(answer.headers.get("x-f3dx-skipped"))]
+    dropped = parse_params_line(answer.headers.get("x-f3dx-dropped"))
+    for attempt in attempts:
+        # The header lists the attempts sent without some parameters, in order.
+        if dropped and dropped[0][:2] == (attempt.provider, attempt.group):
+            attempt.dropped = dropped.pop(0)[2]
     return result
+
+
+def parse_params_line(header: str | None) -> list[tuple[str, str | None, list[str]]]:
+    """`x-f3dx-skipped` / `x-f3dx-dropped`: `name[group]=param param, ...`
+    (group and parameters percent-encoded where the line needs it)."""
+    entries = []
+    for entry in filter(None, (header or "").split(", ")):
+        name, _, params = entry.partition("=")
+        group = None
+        if name.endswith("]") and "[" in name:
+            name, _, quoted = name[:-1].partition("[")
+            group = urllib.parse.unquote(quoted)
+        entries.append((name, group, [urllib.parse.unquote(p) for p in params.split(" ") if p]))
+    return entries
 
 
 def streamed(text: str, provider: str | None, attempts: list[AttemptView]) -> CallResult:
@@ -441,6 +479,7 @@ def attempt_fields(attempt: Any) -> dict:
         "status": attempt.status,
         "fault": attempt.fault,
         "group": attempt.group,
+        "dropped": attempt.dropped,
     }
 
 

@@ -14,7 +14,7 @@
 use f3dx_router_core::endpoint;
 use f3dx_router_core::{
     drive_with, is_stream_request, quality, Attempt, CallOptions, Driver, Executor, RouteError,
-    Routed, Router as CoreRouter, RouterConfig,
+    Routed, Router as CoreRouter, RouterConfig, Skipped,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -113,6 +113,19 @@ export interface Attempt {
   fault?: string;
   detail: string;
   startedMs: number;
+  /** The request's parameters it was sent without (`unsupported_params: "drop"`). */
+  dropped?: string[];
+}
+
+/** A deployment a call passed over without sending: its kind cannot carry
+ *  some of the request's parameters (`unsupported_params: "error"`). */
+export interface SkippedDeployment {
+  provider: string;
+  group: string | null;
+  model: string | null;
+  reason: "unsupported_params";
+  /** The parameters it cannot carry, in the request's order. */
+  params: string[];
 }
 
 /** What `route` resolves to: the response, the winner and every attempt.
@@ -125,6 +138,8 @@ export interface RouteResult {
   attempts: Attempt[];
   /** Whether the answer matched the request's response_format; null when nothing was checked (and for a stream, checked only at its end). */
   schemaValid: boolean | null;
+  /** Deployments passed over without sending (empty for a stream). */
+  skipped: SkippedDeployment[];
 }
 
 /** A provider health transition (what the standalone worker logs with
@@ -182,7 +197,7 @@ export interface PlannedDeployment {
   model: string;
   /** Why it is left out, or why it is where it is (null: tried in its turn). */
   reason: "cooling" | "rate_limited" | "ejected" | "probe_held" | "context_window"
-    | "quality_excluded" | "quality_probe_held" | "weight_zero" | null;
+    | "quality_excluded" | "quality_probe_held" | "weight_zero" | "unsupported_params" | null;
   /** The reason in a sentence. */
   detail: string | null;
   /** Tried although out: every deployment of its group was out. */
@@ -194,6 +209,10 @@ export interface PlannedDeployment {
   /** With "context_window". */
   tokens_needed?: number;
   context_window?: number;
+  /** With "unsupported_params": the parameters it cannot carry. */
+  params?: string[];
+  /** Tried, but sent without these parameters (`unsupported_params: "drop"`). */
+  dropped?: string[];
 }
 
 /** What a call would do now (`explain()`, `POST /explain`): nothing is sent. */
@@ -216,6 +235,8 @@ export interface RouterError extends Error {
   provider?: string;
   /** Upstream attempts made. */
   attempts: number;
+  /** Deployments passed over without sending, when there are any. */
+  skipped?: SkippedDeployment[];
   /** For a routing failure ("invalid_request", "hard", "all_failed"): the
    *  front door's OpenAI-shaped error, as the standalone worker answers it
    *  (with `status`): a hard failure's is the provider's own `type`, `code`
@@ -424,26 +445,30 @@ impl EmbeddedRouter {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
             let options = call_options(options)?;
-            let (response, provider, attempts, valid) = match run(&router, body, options).await? {
-                Answer::Whole(routed) => (
-                    to_js(&routed.response)?,
-                    routed.provider,
-                    routed.attempts,
-                    routed.schema_valid,
-                ),
-                Answer::Stream(committed) => {
-                    wasm_bindgen_futures::spawn_local(committed.pump);
-                    (
-                        committed.readable,
-                        committed.provider,
-                        committed.attempts,
-                        None,
-                    )
-                }
-            };
+            let (response, provider, attempts, valid, skipped) =
+                match run(&router, body, options).await? {
+                    Answer::Whole(routed) => (
+                        to_js(&routed.response)?,
+                        routed.provider,
+                        routed.attempts,
+                        routed.schema_valid,
+                        routed.skipped,
+                    ),
+                    Answer::Stream(committed) => {
+                        wasm_bindgen_futures::spawn_local(committed.pump);
+                        (
+                            committed.readable,
+                            committed.provider,
+                            committed.attempts,
+                            None,
+                            Vec::new(),
+                        )
+                    }
+                };
             let attempts: Vec<Value> = attempts.iter().map(attempt_json).collect();
             let result = to_js(&serde_json::json!({
                 "provider": provider, "attempts": attempts, "schemaValid": valid,
+                "skipped": skipped_json(&skipped),
             }))?;
             Reflect::set(&result, &JsValue::from_str("response"), &response)?;
             Ok(result)
@@ -522,7 +547,23 @@ fn attempt_json(a: &Attempt) -> Value {
     if let Some(f) = &a.fault {
         v["fault"] = Value::from(f.name());
     }
+    if !a.dropped.is_empty() {
+        v["dropped"] = Value::from(a.dropped.clone());
+    }
     v
+}
+
+/// The deployments a call passed over (`SkippedDeployment[]`).
+fn skipped_json(skipped: &[Skipped]) -> Value {
+    skipped
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "provider": s.provider, "group": s.group, "model": s.model,
+                "reason": Skipped::REASON, "params": s.params,
+            })
+        })
+        .collect()
 }
 
 /// A plain JS object (not a Map) from a JSON value.
@@ -554,6 +595,11 @@ fn route_error(e: &RouteError) -> JsValue {
     let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
     if let Ok(error) = to_js(&body["error"]) {
         let _ = Reflect::set(&err, &JsValue::from_str("error"), &error);
+    }
+    if !e.skipped().is_empty() {
+        if let Ok(skipped) = to_js(&skipped_json(e.skipped())) {
+            let _ = Reflect::set(&err, &JsValue::from_str("skipped"), &skipped);
+        }
     }
     err
 }

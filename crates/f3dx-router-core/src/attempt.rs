@@ -132,6 +132,47 @@ pub struct Attempt {
     /// What went wrong, in words: the upstream's error message, or the
     /// fault. Never contains the provider's key.
     pub detail: String,
+    /// The request's parameters it was sent without, as its provider's kind
+    /// cannot carry them (`unsupported_params: "drop"`); most often none.
+    pub dropped: Vec<String>,
+}
+
+/// A deployment a call passed over without sending anything: its
+/// provider's kind cannot carry some of the request's parameters
+/// (`unsupported_params: "error"`). Not an attempt: nothing was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Index of the provider in the config.
+    pub provider_index: usize,
+    /// The provider's name.
+    pub provider: String,
+    /// Its model group (`None` without `models`).
+    pub group: Option<String>,
+    /// The model it would have been sent (`None` without `models`, or
+    /// when the caller's is passed through).
+    pub model: Option<String>,
+    /// The parameters it cannot carry, in the request's order.
+    pub params: Vec<String>,
+}
+
+impl Skipped {
+    /// Why it was passed over, as a stable name (the one `explain` gives).
+    pub const REASON: &'static str = "unsupported_params";
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.provider)?;
+        if let Some(model) = &self.model {
+            write!(f, " ({model:?})")?;
+        }
+        write!(f, " cannot carry ")?;
+        for (i, p) in self.params.iter().enumerate() {
+            let sep = if i > 0 { ", " } else { "" };
+            write!(f, "{sep}`{p}`")?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Attempt {
@@ -152,6 +193,9 @@ impl fmt::Display for Attempt {
         }
         if !self.detail.is_empty() {
             write!(f, " ({})", self.detail)?;
+        }
+        if !self.dropped.is_empty() {
+            write!(f, ", sent without {}", self.dropped.join(", "))?;
         }
         Ok(())
     }

@@ -250,6 +250,7 @@ pub fn commit_of(first: Option<Output>) -> Result<Commit, RouteError> {
         // the impossible, in one place for every host.
         Some(Output::Chunk(_) | Output::Complete(Ok(_))) | None => Err(RouteError::AllFailed {
             attempts: Vec::new(),
+            skipped: Vec::new(),
         }),
     }
 }
@@ -285,6 +286,7 @@ pub async fn drive_with<E: Executor>(
         return Err(RouteError::InvalidRequest {
             message: "streaming (\"stream\": true) is not supported by this API yet; omit it or set it to false".to_owned(),
             attempts: Vec::new(),
+            skipped: Vec::new(),
         });
     }
     let mut driver = Driver::start_with(router, executor, body, options);
@@ -315,6 +317,7 @@ mod tests {
         assert_eq!((c.provider.as_str(), c.provider_index), ("a", 1));
         let failed = RouteError::AllFailed {
             attempts: Vec::new(),
+            skipped: Vec::new(),
         };
         let e = commit_of(Some(Output::Complete(Err(failed)))).unwrap_err();
         assert_eq!(e.kind(), "all_failed");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Skipped};
 
 /// A routed call's success.
 #[derive(Clone, Debug)]
@@ -21,6 +21,9 @@ pub struct Routed {
     pub body: Option<Vec<u8>>,
     /// Every attempt, in start order.
     pub attempts: Vec<Attempt>,
+    /// Deployments passed over without sending: they cannot carry the
+    /// request's parameters (`unsupported_params: "error"`).
+    pub skipped: Vec<Skipped>,
     /// From the call's start to its result.
     pub latency: Duration,
     /// Whether the answer matched the request's `response_format`; `None`
@@ -39,6 +42,9 @@ pub enum RouteError {
         message: String,
         /// Attempts made before a provider-specific translation failed.
         attempts: Vec<Attempt>,
+        /// Deployments passed over: with none left, the parameters no
+        /// deployment can carry make the request invalid.
+        skipped: Vec<Skipped>,
     },
     /// A provider answered with a hard failure (any 4xx but 408 and 429).
     /// The payload was not replayed elsewhere.
@@ -53,11 +59,15 @@ pub enum RouteError {
         body: String,
         /// Every attempt, in start order.
         attempts: Vec<Attempt>,
+        /// Deployments passed over without sending.
+        skipped: Vec<Skipped>,
     },
     /// Every attempt failed softly.
     AllFailed {
         /// Every attempt, in start order.
         attempts: Vec<Attempt>,
+        /// Deployments passed over without sending.
+        skipped: Vec<Skipped>,
     },
     /// A stream failed after its commit point: the caller has part of the
     /// answer, so no other provider was tried.
@@ -68,6 +78,8 @@ pub enum RouteError {
         message: String,
         /// Every attempt, in start order.
         attempts: Vec<Attempt>,
+        /// Deployments passed over without sending.
+        skipped: Vec<Skipped>,
     },
 }
 
@@ -77,8 +89,19 @@ impl RouteError {
         match self {
             RouteError::InvalidRequest { attempts, .. }
             | RouteError::Hard { attempts, .. }
-            | RouteError::AllFailed { attempts }
+            | RouteError::AllFailed { attempts, .. }
             | RouteError::StreamInterrupted { attempts, .. } => attempts,
+        }
+    }
+
+    /// The deployments the call passed over without sending (they cannot
+    /// carry the request's parameters).
+    pub fn skipped(&self) -> &[Skipped] {
+        match self {
+            RouteError::InvalidRequest { skipped, .. }
+            | RouteError::Hard { skipped, .. }
+            | RouteError::AllFailed { skipped, .. }
+            | RouteError::StreamInterrupted { skipped, .. } => skipped,
         }
     }
 
@@ -113,7 +136,7 @@ impl fmt::Display for RouteError {
                 }
                 f.write_str(" (a hard failure: not retried on other providers; fix the request or this provider's settings)")
             }
-            RouteError::AllFailed { attempts } => {
+            RouteError::AllFailed { attempts, .. } => {
                 write!(f, "all {} attempts failed: ", attempts.len())?;
                 for (i, a) in attempts.iter().enumerate() {
                     if i > 0 {

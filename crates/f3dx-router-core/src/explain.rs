@@ -38,6 +38,9 @@ pub enum Reason {
     /// Weight 0 under the `weighted` policy: never a first pick, tried
     /// only after the weighted ones (a fallback inside its group).
     WeightZero,
+    /// Its provider's kind cannot carry some of the request's parameters
+    /// (`unsupported_params: "error"`): they are in [`Planned::params`].
+    UnsupportedParams,
 }
 
 impl Reason {
@@ -52,6 +55,7 @@ impl Reason {
             Reason::QualityExcluded(_) => "quality_excluded",
             Reason::QualityProbeHeld => "quality_probe_held",
             Reason::WeightZero => "weight_zero",
+            Reason::UnsupportedParams => "unsupported_params",
         }
     }
 }
@@ -87,6 +91,10 @@ pub struct Planned {
     pub reason: Option<Reason>,
     /// Tried although out: every deployment of its group was out.
     pub last_resort: bool,
+    /// The request's parameters its provider's kind cannot carry: why it
+    /// is left out ([`Reason::UnsupportedParams`]), or, tried, what it
+    /// would be sent without (`unsupported_params: "drop"`).
+    pub params: Vec<String>,
 }
 
 /// What a call would do now ([`crate::Router::explain`]).

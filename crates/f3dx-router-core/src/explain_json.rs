@@ -17,7 +17,8 @@ impl Explanation {
     /// `{"model", "group", "last_resort", "tried": [...], "left_out":
     /// [...]}`, each entry `{"group", "provider", "model", "reason",
     /// "detail", "last_resort"}` plus what its reason carries (`until_s`,
-    /// `budget`, `tokens_needed` and `context_window`).
+    /// `budget`, `tokens_needed` and `context_window`, `params`), and for a
+    /// deployment tried without some parameters, `dropped`.
     pub fn to_json(&self, now: Instant) -> Value {
         let list = |l: &[Planned]| -> Vec<Value> { l.iter().map(|p| planned(p, now)).collect() };
         json!({
@@ -50,6 +51,12 @@ fn planned(p: &Planned, now: Instant) -> Value {
         Some(Reason::ContextWindow { need, window }) => {
             entry.insert("tokens_needed".to_owned(), json!(need));
             entry.insert("context_window".to_owned(), json!(window));
+        }
+        Some(Reason::UnsupportedParams) => {
+            entry.insert("params".to_owned(), json!(p.params));
+        }
+        _ if !p.params.is_empty() => {
+            entry.insert("dropped".to_owned(), json!(p.params));
         }
         _ => {}
     }
@@ -97,6 +104,11 @@ fn detail(reason: Reason, now: Instant) -> String {
         }
         Reason::WeightZero => {
             "weight 0: never a first pick, tried only after the weighted deployments".to_owned()
+        }
+        Reason::UnsupportedParams => {
+            "its provider's kind cannot carry some of the request's parameters \
+             (unsupported_params: \"error\")"
+                .to_owned()
         }
     }
 }

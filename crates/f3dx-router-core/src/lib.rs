@@ -71,7 +71,7 @@ mod stats_json;
 mod table;
 mod time;
 
-pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault};
+pub use attempt::{Attempt, AttemptId, AttemptOutcome, Fault, Skipped};
 pub use call::{Action, Call, CallOptions};
 pub use codec::chunk::Chunk;
 pub use config::HealthConfig;

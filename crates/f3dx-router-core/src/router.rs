@@ -119,6 +119,7 @@ impl Router {
             RouteError::InvalidRequest {
                 message,
                 attempts: Vec::new(),
+                skipped: Vec::new(),
             }
         })
     }

@@ -152,6 +152,7 @@ impl Shared {
         group: usize,
         now: Instant,
         tokens: u64,
+        carries: &dyn Fn(usize) -> bool,
         mut why: Option<&mut Why>,
     ) -> (Vec<usize>, bool) {
         let table = &self.config.table;
@@ -160,6 +161,12 @@ impl Shared {
             let health = self.health();
             let mut usable = Vec::with_capacity(members.len());
             for &d in members {
+                if !carries(d) {
+                    if let Some(why) = why.as_deref_mut() {
+                        why.left_out.push((d, Reason::UnsupportedParams));
+                    }
+                    continue;
+                }
                 match health[table.deployments[d].slot].blocked(tokens, now) {
                     None => usable.push(d),
                     Some(reason) => {
@@ -170,7 +177,8 @@ impl Shared {
                 }
             }
             if usable.is_empty() {
-                let mut order = members.clone();
+                let mut order: Vec<usize> =
+                    members.iter().copied().filter(|&d| carries(d)).collect();
                 // Stable: equal times keep config order.
                 order.sort_by_key(|&d| health[table.deployments[d].slot].usable_from(tokens, now));
                 if let Some(why) = why {

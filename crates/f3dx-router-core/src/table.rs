@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::codec::params::UnsupportedParams;
 use crate::config::Policy;
 use crate::failover::FailoverOn;
 use crate::quality::QualityConfig;
@@ -56,6 +57,10 @@ pub struct Deployment {
     pub retry: RetryPolicy,
     /// How an Anthropic deployment carries `response_format`.
     pub structured_output: StructuredOutput,
+    /// What a request parameter its kind cannot carry does
+    /// (`unsupported_params`: its own, else its group's, else the
+    /// router's).
+    pub unsupported_params: UnsupportedParams,
 }
 
 /// How an Anthropic deployment carries a `response_format` (the

@@ -75,13 +75,18 @@ fn a_request_one_candidate_cannot_carry_is_refused_before_sending() {
         json!([openai("a"), anthropic]),
         json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 100}),
     );
+    // A tool type the anthropic kind has no translation for: the request
+    // itself must change, so the call is refused (parameters a kind cannot
+    // carry skip the deployment instead: below).
     let mut body = request();
-    body["n"] = json!(2);
+    body["tools"] = json!([{"type": "web_search"}]);
     let mut call = r.start_call(body, Instant::ZERO);
     let (sent, done) = actions(&mut call);
     assert!(sent.is_empty(), "nothing may be sent");
     match done {
-        Some(Err(RouteError::InvalidRequest { message, attempts })) => {
+        Some(Err(RouteError::InvalidRequest {
+            message, attempts, ..
+        })) => {
             assert!(
                 message.contains("\"b\"") && message.contains("anthropic"),
                 "{message}"
@@ -90,6 +95,32 @@ fn a_request_one_candidate_cannot_carry_is_refused_before_sending() {
         }
         other => panic!("expected InvalidRequest, got {other:?}"),
     }
+}
+
+#[test]
+fn a_parameter_one_candidate_cannot_carry_skips_it() {
+    let anthropic = json!({"name": "b", "kind": "anthropic", "base_url": "http://h/v1", "api_key": "k2-long-enough"});
+    let r = router(
+        json!([anthropic, openai("a")]),
+        json!({"policy": "hedged", "hedge_k": 2, "hedge_delay_ms": 0}),
+    );
+    let mut body = request();
+    body["n"] = json!(2);
+    let mut call = r.start_call(body, Instant::ZERO);
+    let (sent, _) = actions(&mut call);
+    assert_eq!(sent.len(), 1, "only the openai deployment is sent to");
+    call.handle_head(sent[0], head(200), ms(5));
+    call.handle_body(sent[0], COMPLETION.as_bytes().to_vec(), ms(6));
+    let (_, done) = actions(&mut call);
+    let routed = done.expect("done").expect("answered");
+    assert_eq!(routed.provider, "a");
+    assert_eq!(routed.attempts.len(), 1);
+    let skipped: Vec<(&str, &[String])> = routed
+        .skipped
+        .iter()
+        .map(|s| (s.provider.as_str(), s.params.as_slice()))
+        .collect();
+    assert_eq!(skipped, [("b", &["n".to_owned()][..])]);
 }
 
 #[test]

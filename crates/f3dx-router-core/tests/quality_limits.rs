@@ -62,7 +62,9 @@ fn run(
 
 fn invalid(result: Result<Routed, RouteError>) -> String {
     match result {
-        Err(RouteError::InvalidRequest { message, attempts }) => {
+        Err(RouteError::InvalidRequest {
+            message, attempts, ..
+        }) => {
             assert!(attempts.is_empty());
             message
         }

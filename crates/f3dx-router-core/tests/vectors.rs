@@ -144,6 +144,16 @@ fn run_vector(vector: &Value) -> Result<(), String> {
             }
         };
         let streamed_call = chat.streamed;
+        if let Some(want) = call["expect"].get("explain") {
+            // What explain says before the call, at the call's start.
+            let got = router
+                .explain(chat.body.clone(), chat.options.clone(), now)
+                .map_err(|e| format!("call {i}: explain: {e}"))?
+                .to_json(now);
+            if let Some(m) = subset_mismatch(want, &got, "explain") {
+                return Err(format!("call {i}: {m}; explain: {got}"));
+            }
+        }
         let during = call.get("during");
         let (result, received, ended, streamed) = run_call(
             &router,
@@ -467,7 +477,8 @@ fn check(
             .iter()
             .map(|a| {
                 json!({"provider": a.provider, "outcome": a.outcome.as_str(), "status": a.status,
-                       "fault": a.fault.as_ref().map(|f| f.name()), "group": a.group})
+                       "fault": a.fault.as_ref().map(|f| f.name()), "group": a.group,
+                       "dropped": a.dropped})
             })
             .collect();
         if want.len() != got.len() {
@@ -481,6 +492,19 @@ fn check(
             if let Some(m) = subset_mismatch(w, g, &format!("attempts[{i}]")) {
                 return Err(format!("{m}; all attempts: {got:?}"));
             }
+        }
+    }
+    if let Some(want) = expect.get("skipped") {
+        let skipped = match result {
+            Ok(r) => &r.skipped[..],
+            Err(e) => e.skipped(),
+        };
+        let got: Vec<Value> = skipped
+            .iter()
+            .map(|s| json!({"provider": s.provider, "group": s.group, "params": s.params}))
+            .collect();
+        if let Some(m) = subset_mismatch(want, &json!(got), "skipped") {
+            return Err(format!("{m}; all skipped: {got:?}"));
         }
     }
     if let Some(bounds) = expect.get("latency_ms") {

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
 
-use crate::trace::PyAttempt;
+use crate::trace::{skipped_list, PyAttempt};
 
 const MODULE: &str = "f3dx_router._errors";
 
@@ -36,9 +36,17 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
         PyList::new(py, e.attempts().iter().map(PyAttempt::from))
     };
     let message = e.to_string();
+    // Only a call that passed deployments over has a list to add.
+    let skipped = |kw: &Bound<'_, PyDict>| -> PyResult<()> {
+        if e.skipped().is_empty() {
+            return Ok(());
+        }
+        kw.set_item("skipped", skipped_list(py, e.skipped())?)
+    };
     match e {
         RouteError::InvalidRequest { .. } => {
             build(py, &INVALID, "InvalidRequest", &message, |kw| {
+                skipped(kw)?;
                 kw.set_item("attempts", attempts()?)
             })
         }
@@ -51,14 +59,17 @@ pub fn route_error(py: Python<'_>, e: &RouteError) -> PyErr {
             kw.set_item("provider", provider)?;
             kw.set_item("status", status)?;
             kw.set_item("body", body)?;
+            skipped(kw)?;
             kw.set_item("attempts", attempts()?)
         }),
         RouteError::AllFailed { .. } => build(py, &ALL, "AllProvidersFailed", &message, |kw| {
+            skipped(kw)?;
             kw.set_item("attempts", attempts()?)
         }),
         RouteError::StreamInterrupted { provider, .. } => {
             build(py, &INTERRUPTED, "StreamInterrupted", &message, |kw| {
                 kw.set_item("provider", provider)?;
+                skipped(kw)?;
                 kw.set_item("attempts", attempts()?)
             })
         }

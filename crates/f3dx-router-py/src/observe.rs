@@ -358,6 +358,25 @@ impl Observer {
                     )
                 })
                 .collect();
+            // What went without parameters, or was passed over for them:
+            // one more record (None, the common case, adds none).
+            let skipped = match finished {
+                Finished::Done(Ok(r)) => &r.skipped[..],
+                Finished::Done(Err(e)) => e.skipped(),
+                _ => &[],
+            };
+            let dropped: Vec<_> = attempts
+                .iter()
+                .filter(|a| !a.dropped.is_empty())
+                .map(|a| (a.provider.as_str(), a.group.as_deref(), &a.dropped))
+                .collect();
+            let params = (!dropped.is_empty() || !skipped.is_empty()).then(|| {
+                let skipped: Vec<_> = skipped
+                    .iter()
+                    .map(|s| (s.provider.as_str(), s.group.as_deref(), &s.params))
+                    .collect();
+                (dropped, skipped)
+            });
             let args = (
                 w.model.as_deref(),
                 w.stream,
@@ -366,6 +385,7 @@ impl Observer {
                 error,
                 millis(latency),
                 rows,
+                params,
             );
             guard(py, &self.log_call, self.log_call.bind(py).call1(args))?;
         }

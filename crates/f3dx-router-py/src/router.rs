@@ -19,7 +19,7 @@ use crate::observe::Observer;
 use crate::repr::router_repr;
 use crate::signals;
 use crate::stream::{commit_blocking, PyChatStream};
-use crate::trace::{millis, PyAttempt, PyRouteResult};
+use crate::trace::{millis, skipped_list, PyAttempt, PyRouteResult};
 
 /// Routes OpenAI chat-completions requests over several providers.
 ///
@@ -57,6 +57,7 @@ impl PyRouter {
         retries = None,
         backoff_ms = None,
         backoff_max_ms = None,
+        unsupported_params = None,
         otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -78,6 +79,7 @@ impl PyRouter {
         retries: Option<&Bound<'_, PyAny>>,
         backoff_ms: Option<&Bound<'_, PyAny>>,
         backoff_max_ms: Option<&Bound<'_, PyAny>>,
+        unsupported_params: Option<&Bound<'_, PyAny>>,
         otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -100,6 +102,7 @@ impl PyRouter {
             ("retries", retries),
             ("backoff_ms", backoff_ms),
             ("backoff_max_ms", backoff_max_ms),
+            ("unsupported_params", unsupported_params),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
@@ -518,6 +521,7 @@ pub(crate) fn route_result(py: Python<'_>, routed: Routed) -> PyResult<PyRouteRe
         attempts,
         latency_ms: millis(routed.latency),
         schema_valid: routed.schema_valid,
+        skipped: skipped_list(py, &routed.skipped)?.unbind(),
     })
 }
 
@@ -528,6 +532,7 @@ fn invalid_request_error(py: Python<'_>, message: String) -> PyErr {
         &RouteError::InvalidRequest {
             message,
             attempts: Vec::new(),
+            skipped: Vec::new(),
         },
     )
 }
@@ -579,6 +584,7 @@ fn call_options(py: Python<'_>, tenant: Option<&Bound<'_, PyAny>>) -> PyResult<C
                     &RouteError::InvalidRequest {
                         message: "tenant must be a string or None".to_owned(),
                         attempts: Vec::new(),
+                        skipped: Vec::new(),
                     },
                 ))
             }

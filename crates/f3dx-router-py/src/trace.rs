@@ -1,9 +1,9 @@
 //! What a routed call reports back: its attempts and its result.
 
-use f3dx_router_core::{Attempt, Fault};
+use f3dx_router_core::{Attempt, Fault, Skipped};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
 /// Every fault name the core gives.
 const FAULTS: &[&str] = Fault::NAMES;
@@ -30,6 +30,25 @@ pub struct PyAttempt {
     /// The model sent (None without `models`, or when the caller's was
     /// passed through).
     pub model: Option<String>,
+    /// The request's parameters it was sent without (`unsupported_params:
+    /// "drop"`); most often none.
+    pub dropped: Vec<String>,
+}
+
+/// The deployments a call passed over, as Python dicts (`SkippedDeployment`
+/// in `_types.py`): `provider`, `group`, `model`, `reason`, `params`.
+pub fn skipped_list<'py>(py: Python<'py>, skipped: &[Skipped]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for s in skipped {
+        let d = PyDict::new(py);
+        d.set_item("provider", &s.provider)?;
+        d.set_item("group", &s.group)?;
+        d.set_item("model", &s.model)?;
+        d.set_item("reason", Skipped::REASON)?;
+        d.set_item("params", &s.params)?;
+        list.append(d)?;
+    }
+    Ok(list)
 }
 
 /// Milliseconds of a duration, for Python.
@@ -49,6 +68,7 @@ impl From<&Attempt> for PyAttempt {
             ended_ms: a.ended.map(millis),
             group: a.group.clone(),
             model: a.model.clone(),
+            dropped: a.dropped.clone(),
         }
     }
 }
@@ -57,7 +77,7 @@ impl From<&Attempt> for PyAttempt {
 impl PyAttempt {
     /// Rebuild an attempt (for pickling; the router makes them).
     #[new]
-    #[pyo3(signature = (provider, outcome, status, fault, detail, started_ms, ended_ms, group=None, model=None))]
+    #[pyo3(signature = (provider, outcome, status, fault, detail, started_ms, ended_ms, group=None, model=None, dropped=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         provider: String,
@@ -69,6 +89,7 @@ impl PyAttempt {
         ended_ms: Option<f64>,
         group: Option<String>,
         model: Option<String>,
+        dropped: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let known = |name: &str, names: &[&'static str]| names.iter().copied().find(|n| *n == name);
         let outcome = known(
@@ -93,6 +114,7 @@ impl PyAttempt {
             ended_ms,
             group,
             model,
+            dropped: dropped.unwrap_or_default(),
         })
     }
 
@@ -110,6 +132,7 @@ impl PyAttempt {
             a.ended_ms,
             &a.group,
             &a.model,
+            &a.dropped,
         );
         Ok((slf.get_type().into_any(), args.into_pyobject(slf.py())?))
     }
@@ -130,6 +153,9 @@ impl PyAttempt {
         }
         if let Some(f) = self.fault {
             s.push_str(&format!(", fault={f:?}"));
+        }
+        if !self.dropped.is_empty() {
+            s.push_str(&format!(", dropped={:?}", self.dropped));
         }
         s.push_str(&format!(", started_ms={:.1}", self.started_ms));
         if let Some(e) = self.ended_ms {
@@ -154,6 +180,9 @@ pub struct PyRouteResult {
     /// Whether the answer matched the request's `response_format`; None
     /// when nothing was checked.
     pub schema_valid: Option<bool>,
+    /// Deployments passed over without sending: they cannot carry the
+    /// request's parameters (`unsupported_params: "error"`).
+    pub skipped: Py<PyList>,
 }
 
 #[pymethods]

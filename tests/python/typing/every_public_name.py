@@ -35,8 +35,10 @@ from f3dx_router import (
     RouterConfig,
     RouterError,
     RouterStats,
+    SkippedDeployment,
     SseIterator,
     StreamInterrupted,
+    UnsupportedParams,
     __version__,
     async_openai_client,
     format_stats,
@@ -93,6 +95,16 @@ version: str = __version__
 
 result: RouteResult = r.route({"model": "m", "messages": []})
 attempts: list[Attempt] = result.attempts
+# What a kind cannot carry: skipped (the default) or dropped, at any level.
+mode: UnsupportedParams = "drop"
+r6 = Router(providers, unsupported_params=mode, models={"g": {"deployments": [{"provider": "b", "unsupported_params": "error"}], "unsupported_params": "drop"}})
+skipped: list[SkippedDeployment] = result.skipped
+skipped_params: list[str] = skipped[0]["params"] if skipped else []
+dropped: list[str] = attempts[0].dropped
+try:
+    r6.route({"model": "g", "messages": [], "seed": 1})
+except InvalidRequest as refused:
+    also_skipped: list[SkippedDeployment] = refused.skipped
 stream = r.chat_completions({"model": "m", "messages": [], "stream": True})
 if isinstance(stream, ChatStream):
     sse: SseIterator = stream.iter_sse()

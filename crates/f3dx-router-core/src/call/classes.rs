@@ -89,7 +89,7 @@ impl Call {
         self.retries.retain(|r| larger(r.deployment));
         let group = table.deployments[deployment].group;
         for &g in &table.groups[group].context_window_fallbacks {
-            let (order, _) = shared.candidates(g, now, self.tokens, None);
+            let (order, _) = shared.candidates(g, now, self.tokens, &|_| true, None);
             for e in order {
                 // Unknown on either side: the config named it for this.
                 let fits = match (window, table.deployments[e].context_window) {
@@ -121,7 +121,7 @@ impl Call {
         self.candidates.truncate(self.next_candidate);
         self.retries.clear();
         for &g in fallbacks {
-            let (order, _) = shared.candidates(g, now, self.tokens, None);
+            let (order, _) = shared.candidates(g, now, self.tokens, &|_| true, None);
             for e in order {
                 if self.reachable(e) {
                     self.candidates.push(e);

@@ -404,6 +404,7 @@ impl Call {
             provider,
             message: detail,
             attempts,
+            skipped: self.skipped.clone(),
         }));
     }
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::action::CallOptions;
 use super::start::{encode_all, prepare, Prepared};
+use crate::codec::params;
 use crate::explain::{Explanation, Planned, Reason, Why};
 use crate::shared::Shared;
 use crate::time::Instant;
@@ -32,13 +33,23 @@ pub(crate) fn explain(
     } = prepare(shared, body, options, now, Some(&mut why));
     let (body, _) = checked?;
     // A request no deployment can take is refused by a call too.
-    encode_all(shared, shared.credentials_now().as_deref(), group, &body)?;
+    let (_, dropped) = encode_all(shared, shared.credentials_now().as_deref(), group, &body)?;
     let config = shared.config();
     let table = &config.table;
     let asked = body.get("model").and_then(Value::as_str).unwrap_or("");
     let entry = |d: usize, reason: Option<Reason>| {
         let deployment = &table.deployments[d];
+        let kind = config.providers[deployment.provider].kind;
+        let params = match reason {
+            Some(Reason::UnsupportedParams) => params::uncarried(kind, &body),
+            _ => dropped
+                .iter()
+                .find(|(e, _)| *e == d)
+                .map(|(_, names)| names.clone())
+                .unwrap_or_default(),
+        };
         Planned {
+            params,
             deployment: d,
             group: table.shown_name(deployment.group).to_owned(),
             provider: config.providers[deployment.provider].name.clone(),

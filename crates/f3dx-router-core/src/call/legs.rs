@@ -191,6 +191,12 @@ impl Call {
                 status: None,
                 fault: None,
                 detail: String::new(),
+                dropped: self
+                    .dropped
+                    .iter()
+                    .find(|(e, _)| *e == deployment)
+                    .map(|(_, names)| names.clone())
+                    .unwrap_or_default(),
             },
             deployment,
             slot,

@@ -142,6 +142,7 @@ impl Call {
             response,
             body,
             attempts: self.records(),
+            skipped: self.skipped.clone(),
             latency: now - self.started,
             schema_valid,
         };
@@ -156,7 +157,12 @@ impl Call {
         if let Some(message) = self.invalid.take() {
             self.cancel_rest(now);
             let attempts = self.records();
-            return self.complete(Err(RouteError::InvalidRequest { message, attempts }));
+            let skipped = self.skipped.clone();
+            return self.complete(Err(RouteError::InvalidRequest {
+                message,
+                attempts,
+                skipped,
+            }));
         }
         let busy = self.attempts.iter().any(|a| a.phase != Phase::Ended);
         let more = !self.stopped
@@ -181,8 +187,12 @@ impl Call {
                 message: h.record.detail.clone(),
                 body: h.hard_body.take().unwrap_or_default(),
                 attempts,
+                skipped: self.skipped.clone(),
             },
-            None => RouteError::AllFailed { attempts },
+            None => RouteError::AllFailed {
+                attempts,
+                skipped: self.skipped.clone(),
+            },
         };
         self.complete(Err(err));
     }

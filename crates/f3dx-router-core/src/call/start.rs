@@ -11,8 +11,10 @@ use super::check::QualityCheck;
 use super::legs::Trigger;
 use super::request::{validate, StreamMode};
 use super::state::Call;
+use crate::attempt::Skipped;
 use crate::budget;
 use crate::codec;
+use crate::codec::params::{self, UnsupportedParams};
 use crate::config::GROUPS_LISTED;
 use crate::credentials::Credentials;
 use crate::explain::{Reason, Why};
@@ -34,6 +36,9 @@ pub(super) struct Prepared {
     pub tokens: u64,
     pub candidates: Vec<usize>,
     pub last_resort: bool,
+    /// Deployments of its groups passed over: they cannot carry the
+    /// request's parameters (`unsupported_params: "error"`).
+    pub skipped: Vec<Skipped>,
 }
 
 /// Check `body` for a call with `options` at `now` and plan its
@@ -85,14 +90,21 @@ pub(super) fn prepare(
         Ok((body, _)) if table.any_tpm => budget::estimate_tokens(body),
         _ => 0,
     };
-    let (candidates, last_resort) = match &checked {
+    let (candidates, last_resort, skipped) = match &checked {
         Ok((body, _)) => plan(shared, group, body, tokens, quality_key.as_ref(), now, why),
-        Err(_) => (Vec::new(), false),
+        Err(_) => (Vec::new(), false, Vec::new()),
     };
-    // Only context windows leave a call nothing to try (a group is never
-    // empty, and the last resort tries every deployment): the request is
-    // too long for every deployment it could go to, and nothing is sent.
+    // Only parameters no deployment can carry, or context windows, leave
+    // a call nothing to try (a group is never empty, and the last resort
+    // tries every deployment): nothing is sent.
+    let skipped = match &checked {
+        Ok((body, _)) if !skipped.is_empty() => skipped_records(shared, body, &skipped),
+        _ => Vec::new(),
+    };
     let checked = match checked {
+        Ok(_) if candidates.is_empty() && !skipped.is_empty() => {
+            Err(uncarried_message(shared, group, &skipped))
+        }
         Ok((body, _)) if candidates.is_empty() => Err(format!(
             "the request (about {} tokens with its max_tokens or max_completion_tokens) fits no \
              deployment's context_window in its model group or its fallbacks",
@@ -108,7 +120,56 @@ pub(super) fn prepare(
         tokens,
         candidates,
         last_resort,
+        skipped,
     }
+}
+
+/// The error of a request no deployment of its groups can carry: the
+/// parameters, and which deployment cannot carry which.
+fn uncarried_message(shared: &Shared, group: usize, skipped: &[Skipped]) -> String {
+    let table = &shared.config().table;
+    let mut all: Vec<String> = Vec::new();
+    let mut each = Vec::new();
+    for record in skipped {
+        for p in &record.params {
+            if !all.contains(p) {
+                all.push(p.clone());
+            }
+        }
+        each.push(record.to_string());
+    }
+    let names: Vec<String> = all.iter().map(|p| format!("`{p}`")).collect();
+    format!(
+        "no deployment of model group {:?} or its fallbacks can carry the request's {} ({}); \
+         remove them, add a deployment that carries them, or set unsupported_params: \"drop\" \
+         to send the request without them",
+        table.shown_name(group),
+        names.join(", "),
+        each.join("; ")
+    )
+}
+
+/// The record of each deployment in `skipped`: who, and the parameters of
+/// `body` it cannot carry.
+fn skipped_records(shared: &Shared, body: &Map<String, Value>, skipped: &[usize]) -> Vec<Skipped> {
+    let config = shared.config();
+    let table = &config.table;
+    skipped
+        .iter()
+        .map(|&d| {
+            let deployment = &table.deployments[d];
+            let provider = &config.providers[deployment.provider];
+            Skipped {
+                provider_index: deployment.provider,
+                provider: provider.name.clone(),
+                group: table
+                    .declared
+                    .then(|| table.groups[deployment.group].name.clone()),
+                model: deployment.model.clone().filter(|_| table.declared),
+                params: params::uncarried(provider.kind, body),
+            }
+        })
+        .collect()
 }
 
 impl Call {
@@ -130,6 +191,7 @@ impl Call {
             tokens,
             candidates,
             last_resort,
+            skipped,
         } = prepare(&shared, body, options, now, None);
         let mut call = Call {
             shared,
@@ -155,6 +217,8 @@ impl Call {
             finished: false,
             quality,
             quality_key,
+            skipped,
+            dropped: Vec::new(),
         };
         let checked = checked.and_then(|(body, stream)| {
             call.stream = stream;
@@ -163,8 +227,9 @@ impl Call {
             // With the keys of now, kept for the whole call: every leg and
             // retry sends one of these requests.
             call.credentials = call.shared.credentials_now();
-            let encoded = encode_all(&call.shared, call.credentials.as_deref(), group, &body)?;
+            let (encoded, dropped) = encode_all(&call.shared, call.credentials.as_deref(), group, &body)?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
+            call.dropped = dropped;
             Ok(())
         });
         match checked {
@@ -187,13 +252,16 @@ impl Call {
 /// may lead to), cooling ones included, so whether a request is accepted
 /// never depends on health: each deployment once, with its request, in the
 /// order the groups are tried (a small list: a table of hundreds of
-/// deployments costs a call only its own groups').
+/// deployments costs a call only its own groups'). A deployment that
+/// cannot carry a parameter of the request gets no request (it is never
+/// reached) or, with `unsupported_params: "drop"`, one without the
+/// parameter: those it was dropped for come second, with what.
 pub(super) fn encode_all(
     shared: &Shared,
     credentials: Option<&Credentials>,
     group: usize,
     body: &Map<String, Value>,
-) -> Result<Vec<(usize, HttpRequest)>, String> {
+) -> Result<Encoded, String> {
     let table = &shared.config().table;
     let credentials = shared.credentials(credentials);
     let mut groups = groups_of(table, group);
@@ -210,22 +278,44 @@ pub(super) fn encode_all(
         }
     }
     let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
+    let mut dropped = Vec::new();
     for g in groups {
         for &d in &table.groups[g].deployments {
-            if encoded.iter().any(|(e, _)| *e == d) {
+            if encoded.iter().any(|(e, _)| *e == d)
+                || dropped.iter().any(|(e, _): &(usize, _)| *e == d)
+            {
                 continue;
             }
             let deployment = &table.deployments[d];
             let p = credentials.provider(deployment.provider);
-            let request = codec::encode_for(p, deployment, body).map_err(|m| {
+            // Another reason a request cannot be translated (a tool type
+            // the kind lacks, a malformed message) still refuses the call,
+            // as it says what to fix in the request itself.
+            let fail = |m: String| {
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)
-            })?;
+            };
+            let request = if params::carries(p.kind, body) {
+                codec::encode_for(p, deployment, body).map_err(fail)?
+            } else if deployment.unsupported_params == UnsupportedParams::Drop {
+                let names = params::uncarried(p.kind, body);
+                let mut lean = body.clone();
+                lean.retain(|k, _| !names.contains(k));
+                let request = codec::encode_for(p, deployment, &lean).map_err(fail)?;
+                dropped.push((d, names));
+                request
+            } else {
+                continue;
+            };
             encoded.push((d, request));
         }
     }
-    Ok(encoded)
+    Ok((encoded, dropped))
 }
+
+/// What [`encode_all`] gives: each reachable deployment's request, and the
+/// parameters dropped for some.
+pub(super) type Encoded = (Vec<(usize, HttpRequest)>, Vec<(usize, Vec<String>)>);
 
 /// The group `group` and every group its fallbacks lead to, in the order
 /// they are tried (each once).
@@ -250,7 +340,10 @@ pub(super) fn groups_of(table: &RoutingTable, group: usize) -> Vec<usize> {
 /// `context_window_fallbacks` groups come first. A group with no usable
 /// deployment is passed over; `true` when no group had one: every
 /// deployment is then tried, each group's in the order they recover (the
-/// last resort). With `why` (`explain`), each decision is noted there.
+/// last resort). A deployment that cannot carry the request's parameters
+/// (`unsupported_params: "error"`) is left out of its group as if it were
+/// not listed; those are returned third. With `why` (`explain`), each
+/// decision is noted there.
 fn plan(
     shared: &Shared,
     group: usize,
@@ -259,8 +352,16 @@ fn plan(
     quality_key: Option<&(String, String)>,
     now: Instant,
     mut why: Option<&mut Why>,
-) -> (Vec<usize>, bool) {
-    let table = &shared.config().table;
+) -> (Vec<usize>, bool, Vec<usize>) {
+    let config = shared.config();
+    let table = &config.table;
+    // Whether deployment `d` can take the request: one branch for the
+    // kinds that pass bodies through.
+    let carries = |d: usize| {
+        let deployment = &table.deployments[d];
+        deployment.unsupported_params == UnsupportedParams::Drop
+            || params::carries(config.providers[deployment.provider].kind, body)
+    };
     let need = table
         .any_context_window
         .then(|| budget::context_tokens(body));
@@ -280,8 +381,14 @@ fn plan(
         order.splice(1..1, extra);
     }
     let mut per_group = Vec::with_capacity(order.len());
+    let mut skipped = Vec::new();
     for &g in &order {
-        let (mut these, out) = shared.candidates(g, now, tokens, why.as_deref_mut());
+        for &d in &table.groups[g].deployments {
+            if !carries(d) && !skipped.contains(&d) {
+                skipped.push(d);
+            }
+        }
+        let (mut these, out) = shared.candidates(g, now, tokens, &carries, why.as_deref_mut());
         these.retain(|&d| {
             let fit = fits(d);
             if let (false, Some(why), Some(need)) = (fit, why.as_deref_mut(), need) {
@@ -311,7 +418,7 @@ fn plan(
             }
         }
     }
-    (candidates, last_resort)
+    (candidates, last_resort, skipped)
 }
 
 /// The error for a model no group serves: its name (when short) and the

@@ -11,7 +11,7 @@ use super::check::QualityCheck;
 use super::phase::{Phase, Step};
 use super::request::StreamMode;
 use super::stream::StreamState;
-use crate::attempt::{Attempt, AttemptId};
+use crate::attempt::{Attempt, AttemptId, Skipped};
 use crate::config::ProviderConfig;
 use crate::credentials::Credentials;
 use crate::health::Verdict;
@@ -120,6 +120,12 @@ pub struct Call {
     /// The call's tenant and model, when quality tracking may exclude
     /// providers for them.
     pub(super) quality_key: Option<(String, String)>,
+    /// Deployments passed over: they cannot carry the request's
+    /// parameters (`unsupported_params: "error"`).
+    pub(super) skipped: Vec<Skipped>,
+    /// Deployments whose request goes without some parameters
+    /// (`unsupported_params: "drop"`), and which.
+    pub(super) dropped: Vec<(usize, Vec<String>)>,
 }
 
 impl AttemptState {

@@ -43,6 +43,9 @@ pub const HANDLED_FIELDS: &[&str] = &[
 
 /// Request fields with no Anthropic equivalent that change what the caller
 /// gets, so dropping them silently would mislead: refused with a hint.
+/// A call never reaches this encoder with a field it does not read: the
+/// parameter table (`codec/params.rs`) skips the deployment or drops the
+/// field with a record first (`unsupported_params`).
 pub const REFUSED_FIELDS: &[(&str, &str)] = &[
     ("functions", "use `tools` instead of the legacy `functions`"),
     (

@@ -9,6 +9,7 @@ pub mod azure;
 pub mod chunk;
 pub mod error;
 pub mod openai;
+pub mod params;
 mod signals;
 pub mod stream;
 
@@ -39,6 +40,7 @@ pub fn encode_request(
         failover_on: Default::default(),
         retry: Default::default(),
         structured_output: Default::default(),
+        unsupported_params: Default::default(),
     };
     encode_for(provider, &own, body)
 }

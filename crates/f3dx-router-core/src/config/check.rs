@@ -336,7 +336,13 @@ fn group_errors(
 
 /// The failover keys, at the router's level as at a group's or a
 /// deployment's.
-const FAILOVER_KEYS: [&str; 4] = ["failover_on", "retries", "backoff_ms", "backoff_max_ms"];
+const FAILOVER_KEYS: [&str; 5] = [
+    "failover_on",
+    "retries",
+    "backoff_ms",
+    "backoff_max_ms",
+    "unsupported_params",
+];
 
 /// `obj` without its unknown keys (and `skip`), and an error for each
 /// unknown key, named by its position in `obj`.

@@ -1,5 +1,7 @@
 //! The failover keys, read at any level (router, group, deployment):
-//! `failover_on`, `retries`, `backoff_ms`, `backoff_max_ms`.
+//! `failover_on`, `retries`, `backoff_ms`, `backoff_max_ms`, and
+//! `unsupported_params` (whether a deployment that cannot carry a request's
+//! parameter is passed over or sent the request without it).
 //!
 //! Each reader takes the object the keys are in and its key path `at`
 //! (`""` at the router's level, `models["gpt-4o"][1]` for a deployment), and
@@ -11,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{err, ConfigError};
 use super::values::opt_uint;
+use crate::codec::params::UnsupportedParams;
 use crate::failover::FailoverOn;
 use crate::retry::RetryPolicy;
 
@@ -162,16 +165,35 @@ pub fn retry_policy(
     Ok(policy)
 }
 
+/// `at.unsupported_params`, if given: `"error"` or `"drop"`.
+pub fn unsupported_params(
+    obj: &Map<String, Value>,
+    at: &str,
+) -> Result<Option<UnsupportedParams>, ConfigError> {
+    match obj.get("unsupported_params") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "error" => Ok(Some(UnsupportedParams::Error)),
+        Some(Value::String(s)) if s == "drop" => Ok(Some(UnsupportedParams::Drop)),
+        Some(_) => Err(err(
+            field(at, "unsupported_params"),
+            "must be \"error\" (a deployment that cannot carry a parameter of the request is \
+             skipped) or \"drop\" (the parameter is removed for it, and the attempt records it)",
+        )),
+    }
+}
+
 /// The failover settings in effect at one level of a config, resolved
 /// over the level above: `failover_on` lists add up (a deployment's extends
 /// its group's, which extends the router's), the retry policy's fields
-/// are each the nearest level's.
+/// and `unsupported_params` are each the nearest level's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FailoverLevel {
     /// Statuses and codes made soft, from this level and those above.
     pub failover_on: FailoverOn,
     /// The retry policy in effect here.
     pub retry: RetryPolicy,
+    /// What a parameter the deployment's kind cannot carry does.
+    pub unsupported_params: UnsupportedParams,
 }
 
 impl FailoverLevel {
@@ -188,6 +210,8 @@ impl FailoverLevel {
         Ok(FailoverLevel {
             failover_on: on,
             retry: retry_policy(obj, at, inherited.retry)?,
+            unsupported_params: unsupported_params(obj, at)?
+                .unwrap_or(inherited.unsupported_params),
         })
     }
 }

@@ -36,6 +36,7 @@ pub const ROUTER_KEYS: &[&str] = &[
     "retries",
     "backoff_ms",
     "backoff_max_ms",
+    "unsupported_params",
 ];
 
 /// A model group's keys (a group given as an object).
@@ -51,6 +52,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "retries",
     "backoff_ms",
     "backoff_max_ms",
+    "unsupported_params",
 ];
 
 /// A deployment's keys (one entry of a model group).
@@ -69,6 +71,7 @@ pub const DEPLOYMENT_KEYS: &[&str] = &[
     "backoff_ms",
     "backoff_max_ms",
     "structured_output",
+    "unsupported_params",
 ];
 
 /// A provider's keys.

@@ -134,6 +134,7 @@ fn implicit(
             failover_on: failover.failover_on.clone(),
             retry: failover.retry,
             structured_output: StructuredOutput::Native,
+            unsupported_params: failover.unsupported_params,
         })
         .collect();
     let slots = providers
@@ -333,6 +334,7 @@ impl Builder {
             failover_on: failover.failover_on,
             retry: failover.retry,
             structured_output,
+            unsupported_params: failover.unsupported_params,
         })
     }
 

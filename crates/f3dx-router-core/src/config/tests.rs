@@ -611,3 +611,55 @@ fn failover_errors_name_their_level() {
         assert_eq!(r.errors[0].error, e, "{extra}");
     }
 }
+
+#[test]
+fn unsupported_params_resolves_per_deployment_and_names_a_bad_value() {
+    use crate::codec::params::UnsupportedParams::{Drop, Error};
+    let c = parse(json!({
+        "providers": [provider("a"), provider("b")],
+        "unsupported_params": "drop",
+        "models": {
+            "g": {"deployments": [
+                {"provider": "a", "unsupported_params": "error"},
+                {"provider": "b"}
+            ]},
+            "h": {"deployments": [{"provider": "a"}], "unsupported_params": "error"},
+            "i": [{"provider": "b"}]
+        }
+    }))
+    .unwrap();
+    let modes: Vec<_> = c
+        .table
+        .deployments
+        .iter()
+        .map(|d| d.unsupported_params)
+        .collect();
+    assert_eq!(modes, [Error, Drop, Error, Drop]);
+    // The default, and without a table the router's.
+    let c = parse(json!({"providers": [provider("a")]})).unwrap();
+    assert_eq!(c.table.deployments[0].unsupported_params, Error);
+    let c = parse(json!({"providers": [provider("a")], "unsupported_params": "drop"})).unwrap();
+    assert_eq!(c.table.deployments[0].unsupported_params, Drop);
+    // Every bad value at once, each by its key path.
+    let v = json!({
+        "providers": [provider("a")],
+        "unsupported_params": "ignore",
+        "models": {
+            "g": {"deployments": [{"provider": "a", "unsupported_params": true}],
+                  "unsupported_params": "Drop"}
+        }
+    });
+    let e = parse(v.clone()).unwrap_err();
+    assert_eq!(e.field, "unsupported_params");
+    assert!(e.message.contains("\"error\"") && e.message.contains("\"drop\""));
+    let r = RouterConfig::check_json(&v, &|_| None, HostLimits::default());
+    let fields: Vec<&str> = r.errors.iter().map(|p| p.error.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "unsupported_params",
+            "models[\"g\"].unsupported_params",
+            "models[\"g\"].deployments[0].unsupported_params"
+        ]
+    );
+}

@@ -20,7 +20,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Skipped};
 use crate::error::{RouteError, Routed};
 
 /// An answer to send: status, headers (names lower case) and body.
@@ -42,7 +42,7 @@ const MAX_ECHOED_PATH: usize = 200;
 /// An error the front door (or its host) answers itself: nothing was sent
 /// upstream.
 pub fn error(status: u16, kind: &str, code: &str, message: &str) -> Answer {
-    error_answer(status, kind, code, message, route_headers(None, &[]))
+    error_answer(status, kind, code, message, route_headers(None, &[], &[]))
 }
 
 fn error_answer(
@@ -130,7 +130,11 @@ pub fn route_error(e: &RouteError) -> Answer {
             error_json(&message, "server_error", "stream_interrupted"),
         ),
     };
-    json_answer(status, &body, route_headers(provider, e.attempts()))
+    json_answer(
+        status,
+        &body,
+        route_headers(provider, e.attempts(), e.skipped()),
+    )
 }
 
 fn error_json(message: &str, kind: &str, code: &str) -> Value {
@@ -170,7 +174,7 @@ fn upstream_error(body: &str, message: &str) -> Value {
 /// The answer for a whole call that succeeded: the response as JSON (an
 /// OpenAI provider's body as it came, see [`Routed::body`]), the route headers and `x-f3dx-schema-valid` when the answer was checked.
 pub fn routed(r: &Routed) -> Answer {
-    let mut headers = route_headers(Some(&r.provider), &r.attempts);
+    let mut headers = route_headers(Some(&r.provider), &r.attempts, &r.skipped);
     if let Some(valid) = r.schema_valid {
         headers.push(("x-f3dx-schema-valid", valid.to_string()));
     }
@@ -195,7 +199,7 @@ pub fn stream_head(provider: &str, attempts: &[Attempt]) -> Answer {
         ("content-type", "text/event-stream".to_owned()),
         ("cache-control", "no-cache".to_owned()),
     ];
-    headers.extend(route_headers(Some(provider), attempts));
+    headers.extend(route_headers(Some(provider), attempts, &[]));
     Answer {
         status: 200,
         headers,
@@ -206,8 +210,15 @@ pub fn stream_head(provider: &str, attempts: &[Attempt]) -> Answer {
 /// `x-f3dx-provider` (the winner, or the provider of a hard failure; absent
 /// when there is neither), `x-f3dx-attempts` (how many upstream attempts:
 /// `0` when nothing was sent) and `x-f3dx-trace` (see [`trace`]; absent
-/// when nothing was sent).
-pub fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Vec<(&'static str, String)> {
+/// when nothing was sent); `x-f3dx-dropped` (attempts sent without some
+/// parameters) and `x-f3dx-skipped` (deployments passed over, as they
+/// cannot carry some), each `name[group]=param param, ...` and absent
+/// when there are none.
+pub fn route_headers(
+    provider: Option<&str>,
+    attempts: &[Attempt],
+    skipped: &[Skipped],
+) -> Vec<(&'static str, String)> {
     let mut headers = Vec::with_capacity(3);
     if let Some(p) = provider {
         headers.push(("x-f3dx-provider", p.to_owned()));
@@ -216,7 +227,58 @@ pub fn route_headers(provider: Option<&str>, attempts: &[Attempt]) -> Vec<(&'sta
     if !attempts.is_empty() {
         headers.push(("x-f3dx-trace", trace(attempts)));
     }
+    let dropped = attempts.iter().filter(|a| !a.dropped.is_empty());
+    let dropped = params_line(dropped.map(|a| (&a.provider, &a.group, &a.dropped)));
+    if !dropped.is_empty() {
+        headers.push(("x-f3dx-dropped", dropped));
+    }
+    if !skipped.is_empty() {
+        let line = params_line(skipped.iter().map(|s| (&s.provider, &s.group, &s.params)));
+        headers.push(("x-f3dx-skipped", line));
+    }
     headers
+}
+
+/// `name[group]=param param, ...`: who and which parameters, in one
+/// header line (a group's or a parameter's characters that a header or the
+/// line's separators cannot carry percent-encoded).
+fn params_line<'a>(
+    entries: impl Iterator<Item = (&'a String, &'a Option<String>, &'a Vec<String>)>,
+) -> String {
+    let mut line = String::new();
+    for (i, (provider, group, params)) in entries.enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        line.push_str(provider);
+        if let Some(group) = group {
+            line.push('[');
+            push_escaped(&mut line, group);
+            line.push(']');
+        }
+        line.push('=');
+        for (j, p) in params.iter().enumerate() {
+            if j > 0 {
+                line.push(' ');
+            }
+            push_escaped(&mut line, p);
+        }
+    }
+    line
+}
+
+/// `text` with what a header line or its separators cannot carry
+/// percent-encoded.
+fn push_escaped(line: &mut String, text: &str) {
+    use std::fmt::Write;
+    for b in text.bytes() {
+        if b.is_ascii_graphic() && !b"%,=@[]".contains(&b) {
+            line.push(b as char);
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(line, "%{b:02X}");
+        }
+    }
 }
 
 /// The attempts in one header line, in start order:
@@ -235,13 +297,7 @@ pub fn trace(attempts: &[Attempt]) -> String {
         line.push_str(&a.provider);
         if let Some(group) = &a.group {
             line.push('[');
-            for b in group.bytes() {
-                if b.is_ascii_graphic() && !b"%,=@[]".contains(&b) {
-                    line.push(b as char);
-                } else {
-                    let _ = write!(line, "%{b:02X}");
-                }
-            }
+            push_escaped(&mut line, group);
             line.push(']');
         }
         let _ = write!(line, "={}", a.outcome.as_str());

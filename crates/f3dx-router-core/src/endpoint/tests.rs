@@ -31,6 +31,7 @@ fn attempt(provider: &str, status: u16, started_ms: u64) -> Attempt {
         status: Some(status),
         fault: None,
         detail: String::new(),
+        dropped: Vec::new(),
     }
 }
 
@@ -41,6 +42,7 @@ fn hard(status: u16, body: &str) -> RouteError {
         message: "upstream says no".into(),
         body: body.into(),
         attempts: vec![attempt("a", status, 3)],
+        skipped: vec![],
     }
 }
 
@@ -170,7 +172,10 @@ fn other_hard_statuses_and_failures_have_their_gateway_answers() {
         (hard(302, ""), 502, "hard_failure"),
         (hard(600, ""), 502, "hard_failure"),
         (
-            RouteError::AllFailed { attempts: vec![] },
+            RouteError::AllFailed {
+                attempts: vec![],
+                skipped: vec![],
+            },
             502,
             "all_providers_failed",
         ),
@@ -178,6 +183,7 @@ fn other_hard_statuses_and_failures_have_their_gateway_answers() {
             RouteError::InvalidRequest {
                 message: "no messages".into(),
                 attempts: vec![],
+                skipped: vec![],
             },
             400,
             "invalid_request",
@@ -207,6 +213,7 @@ fn a_stream_is_framed_as_openai_events() {
         provider: "a".into(),
         message: "reset".into(),
         attempts: vec![],
+        skipped: vec![],
     };
     let mut end = Vec::new();
     assert!(write_output(
