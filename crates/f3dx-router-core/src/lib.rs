@@ -52,6 +52,7 @@ mod explain;
 mod explain_json;
 mod failover;
 mod failure;
+pub mod forward;
 mod health;
 mod http;
 mod latency;
@@ -85,6 +86,7 @@ pub use events::{
 };
 pub use executor::Executor;
 pub use explain::{Explanation, Planned, Reason};
+pub use forward::CallerHeaders;
 pub use health::State;
 pub use http::{HttpRequest, ResponseHead, TransportFault};
 pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};

@@ -15,6 +15,7 @@
 //! else.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -94,6 +95,10 @@ pub struct ModelGroup {
     /// Groups tried instead of returning a refusal
     /// (`content_policy_fallbacks`; opt-in).
     pub content_policy_fallbacks: Vec<usize>,
+    /// The caller's headers its deployments are sent (`forward_headers`,
+    /// the group's or the router's): lower-case names, none of them
+    /// never forwarded. Empty: none.
+    pub forward_headers: Arc<[String]>,
 }
 
 /// The routing table: groups, their deployments, and the slots those share.
@@ -113,10 +118,32 @@ pub struct RoutingTable {
     /// Some deployment declares a `context_window` (a call then estimates
     /// what it needs of one).
     pub any_context_window: bool,
+    /// Every name some group forwards (`forward_headers`), once each.
+    forwarded: Vec<String>,
     /// Groups named by a model, by that name.
     exact: HashMap<String, usize>,
     /// Groups named by a pattern, most specific first.
     patterns: Vec<usize>,
+}
+
+/// Every name some group's `forward_headers` lists, once each.
+fn forwarded_names(groups: &[ModelGroup]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for g in groups {
+        // Groups mostly share the router's list.
+        if g.forward_headers.is_empty()
+            || names.len() >= g.forward_headers.len()
+                && g.forward_headers.iter().all(|n| names.contains(n))
+        {
+            continue;
+        }
+        for n in g.forward_headers.iter() {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    names
 }
 
 impl RoutingTable {
@@ -144,6 +171,7 @@ impl RoutingTable {
         RoutingTable {
             any_tpm: slots.iter().any(|s| s.tpm.is_some()),
             any_context_window: deployments.iter().any(|d| d.context_window.is_some()),
+            forwarded: forwarded_names(&groups),
             groups,
             deployments,
             slots,
@@ -151,6 +179,17 @@ impl RoutingTable {
             exact,
             patterns,
         }
+    }
+
+    /// Whether some group forwards caller headers (`forward_headers`): a
+    /// host hands a call its caller's headers only then.
+    pub fn any_forward_headers(&self) -> bool {
+        !self.forwarded.is_empty()
+    }
+
+    /// Whether some group forwards the header `name` (any case).
+    pub fn forwards_header(&self, name: &str) -> bool {
+        self.forwarded.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// The group serving `model`: the group of that exact name, else the

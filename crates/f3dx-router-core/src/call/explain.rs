@@ -17,9 +17,10 @@ use crate::time::Instant;
 pub(crate) fn explain(
     shared: &Shared,
     body: Value,
-    options: CallOptions,
+    mut options: CallOptions,
     now: Instant,
 ) -> Result<Explanation, String> {
+    let headers = std::mem::take(&mut options.headers);
     let mut why = Why::default();
     let Prepared {
         checked,
@@ -32,7 +33,7 @@ pub(crate) fn explain(
     } = prepare(shared, body, options, now, Some(&mut why));
     let (body, _) = checked?;
     // A request no deployment can take is refused by a call too.
-    encode_all(shared, group, &body)?;
+    encode_all(shared, group, &body, &headers)?;
     let config = shared.config();
     let table = &config.table;
     let asked = body.get("model").and_then(Value::as_str).unwrap_or("");

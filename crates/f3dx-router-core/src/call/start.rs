@@ -15,6 +15,7 @@ use crate::budget;
 use crate::codec;
 use crate::config::GROUPS_LISTED;
 use crate::explain::{Reason, Why};
+use crate::forward::{self, CallerHeaders};
 use crate::http::HttpRequest;
 use crate::quality;
 use crate::shared::Shared;
@@ -118,9 +119,10 @@ impl Call {
     pub(crate) fn with_options(
         shared: Arc<Shared>,
         body: Value,
-        options: CallOptions,
+        mut options: CallOptions,
         now: Instant,
     ) -> Call {
+        let headers = std::mem::take(&mut options.headers);
         let Prepared {
             checked,
             group,
@@ -158,7 +160,7 @@ impl Call {
             call.stream = stream;
             // Kept by deployment: a failure may add candidates later (a
             // larger context window, a content-policy fallback).
-            let encoded = encode_all(&call.shared, group, &body)?;
+            let encoded = encode_all(&call.shared, group, &body, &headers)?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             Ok(())
         });
@@ -187,9 +189,12 @@ pub(super) fn encode_all(
     shared: &Shared,
     group: usize,
     body: &Map<String, Value>,
+    headers: &CallerHeaders,
 ) -> Result<Vec<(usize, HttpRequest)>, String> {
     let config = shared.config();
     let table = &config.table;
+    // Caller headers cost a call nothing unless some group forwards them.
+    let forwarding = !headers.is_empty() && table.any_forward_headers();
     let mut groups = groups_of(table, group);
     for i in 0..groups.len() {
         let g = &table.groups[groups[i]];
@@ -205,16 +210,23 @@ pub(super) fn encode_all(
     }
     let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
     for g in groups {
+        // The group's own list picks the caller's headers its deployments
+        // get; a value that cannot be sent refuses the whole call.
+        let forwarded = match forwarding {
+            true => forward::select(headers, &table.groups[g].forward_headers)?,
+            false => Vec::new(),
+        };
         for &d in &table.groups[g].deployments {
             if encoded.iter().any(|(e, _)| *e == d) {
                 continue;
             }
             let deployment = &table.deployments[d];
             let p = &config.providers[deployment.provider];
-            let request = codec::encode_for(p, deployment, body).map_err(|m| {
+            let mut request = codec::encode_for(p, deployment, body).map_err(|m| {
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)
             })?;
+            forward::add(&mut request.headers, &forwarded);
             encoded.push((d, request));
         }
     }

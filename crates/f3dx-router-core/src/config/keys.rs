@@ -36,6 +36,7 @@ pub const ROUTER_KEYS: &[&str] = &[
     "retries",
     "backoff_ms",
     "backoff_max_ms",
+    "forward_headers",
 ];
 
 /// A model group's keys (a group given as an object).
@@ -51,6 +52,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "retries",
     "backoff_ms",
     "backoff_max_ms",
+    "forward_headers",
 ];
 
 /// A deployment's keys (one entry of a model group).
