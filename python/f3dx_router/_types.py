@@ -167,6 +167,8 @@ class ModelGroupConfig(_ModelGroupRequired, total=False):
     retries: int
     backoff_ms: int
     backoff_max_ms: int
+    #: The caller's headers its deployments get (replaces the router's list).
+    forward_headers: list[str]
 
 
 #: ``fallbacks=`` (and ``context_window_fallbacks=``,
@@ -202,4 +204,6 @@ class RouterConfig(_RouterRequired, total=False):
     retries: int
     backoff_ms: int
     backoff_max_ms: int
+    #: The caller's headers copied to every attempt (names, any case).
+    forward_headers: list[str]
     otel: bool

@@ -187,6 +187,12 @@ impl RoutingTable {
         !self.forwarded.is_empty()
     }
 
+    /// Every name some group forwards (lower case, each once): what a host
+    /// that reads headers one by one looks up.
+    pub fn forward_header_names(&self) -> &[String] {
+        &self.forwarded
+    }
+
     /// Whether some group forwards the header `name` (any case).
     pub fn forwards_header(&self, name: &str) -> bool {
         self.forwarded.iter().any(|n| n.eq_ignore_ascii_case(name))
