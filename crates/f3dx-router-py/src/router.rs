@@ -558,7 +558,6 @@ fn otel_flag(py: Python<'_>, otel: Option<&Bound<'_, PyAny>>) -> PyResult<bool> 
     }
 }
 
-
 /// The `InvalidRequest` of `route`/`aroute` for a streamed request.
 fn whole_answers_only(py: Python<'_>, message: &str) -> PyErr {
     invalid_request_error(py, message.to_owned())
