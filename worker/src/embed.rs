@@ -13,8 +13,7 @@
 use f3dx_router_core::endpoint;
 use f3dx_router_core::{
     drive_with, is_stream_request, quality, Attempt, CallOptions, CallerHeaders, Driver, Executor,
-    RouteError,
-    Routed, Router as CoreRouter, RouterConfig,
+    RouteError, Routed, Router as CoreRouter, RouterConfig,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
@@ -455,7 +454,10 @@ fn tenant_of(value: Option<JsValue>) -> Result<String, JsValue> {
     Ok(tenant)
 }
 
-fn call_options(router: &CoreRouter, options: Option<JsCallOptions>) -> Result<CallOptions, JsValue> {
+fn call_options(
+    router: &CoreRouter,
+    options: Option<JsCallOptions>,
+) -> Result<CallOptions, JsValue> {
     let options = options.map(JsValue::from).filter(|o| o.is_object());
     let tenant = options
         .as_ref()

@@ -118,7 +118,8 @@ pub struct RoutingTable {
     /// Some deployment declares a `context_window` (a call then estimates
     /// what it needs of one).
     pub any_context_window: bool,
-    /// Every name some group forwards (`forward_headers`), once each.
+    /// Every name some group forwards (`forward_headers`), once each,
+    /// sorted.
     forwarded: Vec<String>,
     /// Groups named by a model, by that name.
     exact: HashMap<String, usize>,
@@ -126,23 +127,22 @@ pub struct RoutingTable {
     patterns: Vec<usize>,
 }
 
-/// Every name some group's `forward_headers` lists, once each.
+/// Every name some group's `forward_headers` lists, once each, sorted
+/// (a table of thousands of groups with lists of their own stays a
+/// sort, never a quadratic scan).
 fn forwarded_names(groups: &[ModelGroup]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
+    let mut last: Option<&Arc<[String]>> = None;
     for g in groups {
-        // Groups mostly share the router's list.
-        if g.forward_headers.is_empty()
-            || names.len() >= g.forward_headers.len()
-                && g.forward_headers.iter().all(|n| names.contains(n))
-        {
+        // Groups without a list of their own share the router's.
+        if last.is_some_and(|l| Arc::ptr_eq(l, &g.forward_headers)) {
             continue;
         }
-        for n in g.forward_headers.iter() {
-            if !names.contains(n) {
-                names.push(n.clone());
-            }
-        }
+        last = Some(&g.forward_headers);
+        names.extend(g.forward_headers.iter().cloned());
     }
+    names.sort_unstable();
+    names.dedup();
     names
 }
 
@@ -187,15 +187,19 @@ impl RoutingTable {
         !self.forwarded.is_empty()
     }
 
-    /// Every name some group forwards (lower case, each once): what a host
-    /// that reads headers one by one looks up.
+    /// Every name some group forwards (lower case, each once, sorted):
+    /// what a host that reads headers one by one looks up.
     pub fn forward_header_names(&self) -> &[String] {
         &self.forwarded
     }
 
     /// Whether some group forwards the header `name` (any case).
     pub fn forwards_header(&self, name: &str) -> bool {
-        self.forwarded.iter().any(|n| n.eq_ignore_ascii_case(name))
+        // The names are lower case and sorted: compare `name` lowered.
+        let lowered = || name.bytes().map(|b| b.to_ascii_lowercase());
+        self.forwarded
+            .binary_search_by(|n| n.bytes().cmp(lowered()))
+            .is_ok()
     }
 
     /// The group serving `model`: the group of that exact name, else the
