@@ -129,6 +129,10 @@ impl PyRouter {
     /// return the OpenAI-shaped response dict, whichever provider answered.
     /// With `"stream": True`, return a `ChatStream` at the commit point
     /// (its first output). `tenant` (a str) keys quality-aware routing.
+    /// `headers` (a mapping of str to str) are the caller's own: those the
+    /// config's `forward_headers` lists go to every attempt (read only
+    /// when it lists some; a bad value is an `InvalidRequest`, nothing
+    /// sent).
     /// Raises `InvalidRequest` (nothing sent), `HardFailure` (a 4xx other
     /// than 408/429: not replayed elsewhere) or `AllProvidersFailed`; the
     /// GIL is released while the call runs.
