@@ -30,7 +30,8 @@ class Router(_native.Router):
     hedge_delay_fallback_ms=None, hedge_budget=None, health=None,
     quality=None, models=None, fallbacks=None, context_window_fallbacks=None,
     content_policy_fallbacks=None, failover_on=None, retries=None,
-    backoff_ms=None, backoff_max_ms=None, unsupported_params=None, otel=None)``
+    backoff_ms=None, backoff_max_ms=None, unsupported_params=None,
+    forward_headers=None, otel=None)``
 
     Building a router opens no connection; a bad config raises
     ``ConfigError`` naming the key path (never a value: it may be a key).
@@ -119,6 +120,15 @@ class Router(_native.Router):
         and refuses the call when none can carry it; ``"drop"`` sends the
         request without it, recorded in the attempt. Groups and deployments
         may set their own. See the README's table of what each kind carries.
+    forward_headers
+        Names of the caller's own headers copied to every attempt of a
+        call (``["x-request-id", "anthropic-beta"]``, any case): from a
+        call's ``headers=`` and from the request through the transports
+        (the openai SDK's ``extra_headers`` and ``default_headers``). A
+        group's own list replaces this one. Credentials, hop-by-hop,
+        framing and ``x-f3dx-*`` headers are never forwarded; a value with
+        a control character or over 8 KiB is an ``InvalidRequest``,
+        nothing sent. Default: none.
     otel
         True: one OpenTelemetry span per call (needs opentelemetry-api);
         default False.
@@ -170,7 +180,9 @@ class Router(_native.Router):
         table as OpenAI's ``GET /models`` (``client.models.list()``)."""
         return super().models()
 
-    def explain(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Explanation:
+    def explain(
+        self, body: Mapping[str, Any], *, tenant: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> Explanation:
         """What ``chat_completions(body, tenant=tenant)`` would do now,
         without sending anything or changing any state (no weighted pick
         advanced, no probe claimed, no budget taken): the deployments it
@@ -180,15 +192,20 @@ class Router(_native.Router):
         call's own planning decides both, so they agree. Raises
         ``InvalidRequest`` where a call would (an unknown model names the
         groups there are)."""
-        return super().explain(body, tenant=tenant)
+        return super().explain(body, tenant=tenant, headers=headers)
 
-    async def achat_completions(self, body: Mapping[str, Any], *, tenant: str | None = None) -> Any:
+    async def achat_completions(
+        self, body: Mapping[str, Any], *, tenant: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> Any:
         """``chat_completions`` for asyncio: the call runs on the router's
         background runtime; cancelling the awaiting task cancels every leg.
         Returns the response dict, or an ``AsyncChatStream`` at the commit
-        point when ``body["stream"]`` is True."""
-        return await self._achat_completions(body, tenant=tenant)
+        point when ``body["stream"]`` is True. ``headers``: the caller's
+        own, as for ``chat_completions``."""
+        return await self._achat_completions(body, tenant=tenant, headers=headers)
 
-    async def aroute(self, body: Mapping[str, Any], *, tenant: str | None = None) -> RouteResult:
+    async def aroute(
+        self, body: Mapping[str, Any], *, tenant: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> RouteResult:
         """``route`` for asyncio: the response with its attempts."""
-        return await self._aroute(body, tenant=tenant)
+        return await self._aroute(body, tenant=tenant, headers=headers)

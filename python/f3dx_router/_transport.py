@@ -31,9 +31,12 @@ What is answered:
   point.
 * The request's ``x-f3dx-tenant`` header is the call's tenant (for
   quality-aware routing), else the transport's ``tenant``.
+* The request's headers that the router's ``forward_headers`` lists (the
+  SDK's ``extra_headers`` and ``default_headers``) go to every attempt.
 
 The request's own credentials (``Authorization``) are never read or
-forwarded: the router sends each provider its configured key.
+forwarded, whatever ``forward_headers`` says: the router sends each
+provider its configured key.
 """
 
 from __future__ import annotations
@@ -89,9 +92,12 @@ class _Request(Protocol):
 
 def request_of(
     transport: RouterTransport, request: _Request, body: bytes
-) -> tuple[str, str, str | None, str | None, bytes]:
-    """The request as the native front door takes it."""
-    return request.method, request.url.path, request.headers.get(TENANT_HEADER), transport.tenant, body
+) -> tuple[str, str, str | None, str | None, bytes, Any]:
+    """The request as the native front door takes it: its headers object
+    too, which the core reads only when the router forwards some
+    (``forward_headers``)."""
+    headers = request.headers
+    return request.method, request.url.path, headers.get(TENANT_HEADER), transport.tenant, body, headers
 
 
 _Body = TypeVar("_Body", "SseIterator", "AsyncSseIterator")

@@ -208,6 +208,8 @@ class ModelGroupConfig(_ModelGroupRequired, total=False):
     backoff_ms: int
     backoff_max_ms: int
     unsupported_params: UnsupportedParams
+    #: The caller's headers its deployments get (replaces the router's list).
+    forward_headers: list[str]
 
 
 #: ``fallbacks=`` (and ``context_window_fallbacks=``,
@@ -244,4 +246,6 @@ class RouterConfig(_RouterRequired, total=False):
     backoff_ms: int
     backoff_max_ms: int
     unsupported_params: UnsupportedParams
+    #: The caller's headers copied to every attempt (names, any case).
+    forward_headers: list[str]
     otel: bool

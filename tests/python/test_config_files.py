@@ -190,7 +190,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
             f"invalid router config: {field}: unknown key (did you mean hedge_k?); expected one of: providers, "
             "policy, hedge_k, hedge_delay_ms, hedge_delay_fallback_ms, hedge_budget, health, quality, "
             "models, fallbacks, context_window_fallbacks, content_policy_fallbacks, "
-            "failover_on, retries, backoff_ms, backoff_max_ms, unsupported_params, otel"
+            "failover_on, retries, backoff_ms, backoff_max_ms, unsupported_params, forward_headers, otel"
         )
 
     e = config_error(Router.from_config, {**CONFIG, "hedge": 2})

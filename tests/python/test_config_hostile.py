@@ -355,7 +355,7 @@ def test_policy_and_unknown_top_level_keys(tmp_path: Path) -> None:
         f"error: {path}: invalid router config: config.#3: unknown key (did you mean policy?); expected one of: "
         "providers, policy, hedge_k, hedge_delay_ms, hedge_delay_fallback_ms, hedge_budget, health, quality, "
         "models, fallbacks, context_window_fallbacks, content_policy_fallbacks, "
-        "failover_on, retries, backoff_ms, backoff_max_ms, unsupported_params, otel"
+        "failover_on, retries, backoff_ms, backoff_max_ms, unsupported_params, forward_headers, otel"
     )
 
 

@@ -108,7 +108,7 @@ def build_router(vector: dict, mocks: MockProviders) -> Router:
 def caller(router: Router, door: str) -> Callable[[dict], CallResult]:
     """How a call of a vector is made through ``door``."""
     if door == "api":
-        return lambda call: route(router, call["request"], call.get("tenant", ""))
+        return lambda call: route(router, call["request"], call.get("tenant", ""), call.get("headers"))
     client: httpx2.Client | httpx.Client
     if door == "httpx2":
         client = httpx2.Client(transport=f3dx_router.HTTPTransport(router))
@@ -131,11 +131,11 @@ def with_hedges(router: Router, result: CallResult) -> CallResult:
     return result
 
 
-def route(router: Router, body: dict, tenant: str) -> CallResult:
+def route(router: Router, body: dict, tenant: str, headers: dict[str, str] | None = None) -> CallResult:
     if body.get("stream") is True:
-        return stream(router, body, tenant)
+        return stream(router, body, tenant, headers)
     try:
-        res = router.route(body, tenant=tenant)
+        res = router.route(body, tenant=tenant, headers=headers)
     except RouterError as error:
         return CallResult(
             outcome=outcome_of(error),
@@ -156,10 +156,10 @@ def route(router: Router, body: dict, tenant: str) -> CallResult:
     )
 
 
-def stream(router: Router, body: dict, tenant: str) -> CallResult:
+def stream(router: Router, body: dict, tenant: str, headers: dict[str, str] | None = None) -> CallResult:
     """A streamed call, read to its end: its chunks' text, and how it ended."""
     try:
-        s = router.chat_completions(body, tenant=tenant)
+        s = router.chat_completions(body, tenant=tenant, headers=headers)
     except RouterError as error:
         return failed(error)
     chunks: list[dict] = []

@@ -98,6 +98,10 @@ def eight_providers(mocks: MockProviders) -> str:
     return json.dumps({"policy": "hedged", "hedge_k": 7, "providers": providers})
 
 
+# forward_headers: authorization is listed, and still never forwarded.
+FORWARDED = ["x-request-id", "anthropic-beta", "authorization"]
+
+
 # A routing table: gpt-4o on flaky then b (each under its own model name,
 # b's context window small), gpt-4o-mini on a, and a pattern group.
 TABLE = {
@@ -132,6 +136,8 @@ SETUPS: dict[str, Setup] = {
     "table": (lambda m: variables(table_config(m)), None),
     "ts_table": (lambda m: variables(table_config(m)), TS_EXAMPLE),
     "ts_good": (lambda m: variables(config(m, "a")), TS_EXAMPLE),
+    "forward": (lambda m: variables(config(m, "a", forward_headers=FORWARDED)), None),
+    "ts_forward": (lambda m: variables(config(m, "a", forward_headers=FORWARDED)), TS_EXAMPLE),
     "ts_failover": (lambda m: variables(config(m, "flaky", "b")), TS_EXAMPLE),
     "ts_quality": (lambda m: variables(config(m, "a", "b")), TS_EXAMPLE),
     "ts_hard": (lambda m: variables(config(m, "denied", "b")), TS_EXAMPLE),
@@ -544,6 +550,32 @@ def test_api_key_env_resolves_from_another_variable(worker: WranglerDev, mocks: 
     assert request["path"] == "/v1/chat/completions"
     assert request["headers"]["authorization"] == f"Bearer {A_KEY}"
     assert request["json"] == chat_body(m)
+
+
+# --------------------------------------------------------------------------
+# caller headers (forward_headers): the standalone worker's inbound request,
+# and the TypeScript example's (the embedded router's `headers` option)
+
+
+@on("forward", "ts_forward")
+def test_listed_inbound_headers_reach_the_provider(worker: WranglerDev, mocks: MockProviders) -> None:
+    m = marker()
+    given = {"x-request-id": "req-42", "Anthropic-Beta": "tools-2024", "x-not-listed": "no"}
+    status, _, reply = worker.post_json(CHAT, chat_body(m), token=TOKEN, timeout=TIMEOUT_S, headers=given)
+    assert status == 200, reply
+    [request] = upstream(mocks, m)["a"]
+    assert request["headers"]["x-request-id"] == "req-42"
+    assert request["headers"]["anthropic-beta"] == "tools-2024"
+    assert "x-not-listed" not in request["headers"]
+    # The caller's Authorization (the router's token) never goes upstream.
+    assert request["headers"]["authorization"] == f"Bearer {A_KEY}"
+    # A value over 8 KiB: a 400 naming the header, nothing sent.
+    m = marker()
+    status, _, reply = worker.post_json(CHAT, chat_body(m), token=TOKEN, timeout=TIMEOUT_S,
+                                        headers={"x-request-id": "r" * 8193})
+    assert status == 400, reply
+    assert '"x-request-id"' in reply["error"]["message"] and "rrrr" not in reply["error"]["message"]
+    assert upstream(mocks, m)["a"] == []
 
 
 # --------------------------------------------------------------------------

@@ -210,7 +210,8 @@ CHAT = "/v1/chat/completions"
 def front_door_request(call: dict) -> tuple[str, str, bytes, dict[str, str]]:
     """The call as an HTTP request to a front door: its ``http`` (method,
     path, ``body_text``) or a POST of its ``request``; its tenant as the
-    ``x-f3dx-tenant`` header. Returns method, path, body, headers."""
+    ``x-f3dx-tenant`` header, and its own ``headers``. Returns method, path,
+    body, headers."""
     http = call.get("http") or {}
     method = http.get("method", "POST")
     path = http.get("path", CHAT)
@@ -218,6 +219,7 @@ def front_door_request(call: dict) -> tuple[str, str, bytes, dict[str, str]]:
     headers = {"content-type": "application/json"}
     if call.get("tenant"):
         headers["x-f3dx-tenant"] = call["tenant"]
+    headers.update(call.get("headers") or {})
     return method, path, body, headers
 
 

@@ -13,7 +13,7 @@
 
 use f3dx_router_core::endpoint;
 use f3dx_router_core::{
-    drive_with, is_stream_request, quality, Attempt, CallOptions, Driver, Executor, RouteError,
+    drive_with, is_stream_request, quality, Attempt, CallOptions, CallerHeaders, Driver, Executor, RouteError,
     Routed, Router as CoreRouter, RouterConfig, Skipped,
 };
 use js_sys::{Error as JsError, Object, Reflect};
@@ -24,6 +24,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::executor::FetchExecutor;
 use crate::stream_out;
+use worker::worker_sys::web_sys;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -80,12 +81,16 @@ export interface RouterConfig {
   backoff_ms?: number;
   /** The longest backoff (default 5000 ms); a longer Retry-After moves on at once. */
   backoff_max_ms?: number;
+  /** Names of the caller's headers (CallOptions.headers) copied to every attempt; a group's own list replaces it. Credentials, hop-by-hop, framing and x-f3dx-* headers are never forwarded. */
+  forward_headers?: string[];
 }
 
 /** Per-call options. */
 export interface CallOptions {
   /** Who the call is for: quality pass rates are kept per (provider, tenant, model). */
   tenant?: string;
+  /** The caller's own headers (an object of name to value, or a `Headers`, such as the inbound request's): those `forward_headers` lists go to every attempt. */
+  headers?: Record<string, string> | Headers;
 }
 
 /** A result the caller checked itself, for `recordQuality`. */
@@ -325,7 +330,7 @@ impl EmbeddedRouter {
     ) -> JsCompletionPromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let options = call_options(options)?;
+            let options = call_options(&router, options)?;
             match run(&router, body, options).await? {
                 Answer::Whole(routed) => to_js(&routed.response),
                 Answer::Stream(committed) => {
@@ -419,7 +424,7 @@ impl EmbeddedRouter {
         body: JsValue,
         options: Option<JsCallOptions>,
     ) -> Result<JsExplanation, JsValue> {
-        let options = call_options(options)?;
+        let options = call_options(&self.inner, options)?;
         let body = body_of(body)?;
         let now = FetchExecutor.now();
         let explained = self
@@ -444,7 +449,7 @@ impl EmbeddedRouter {
     pub fn route(&self, body: JsValue, options: Option<JsCallOptions>) -> JsRoutePromise {
         let router = self.inner.clone();
         let promise = future_to_promise(async move {
-            let options = call_options(options)?;
+            let options = call_options(&router, options)?;
             let (response, provider, attempts, valid, skipped) =
                 match run(&router, body, options).await? {
                     Answer::Whole(routed) => (
@@ -496,14 +501,65 @@ fn tenant_of(value: Option<JsValue>) -> Result<String, JsValue> {
     Ok(tenant)
 }
 
-fn call_options(options: Option<JsCallOptions>) -> Result<CallOptions, JsValue> {
+fn call_options(
+    router: &CoreRouter,
+    options: Option<JsCallOptions>,
+) -> Result<CallOptions, JsValue> {
+    let options = options.map(JsValue::from).filter(|o| o.is_object());
     let tenant = options
-        .map(JsValue::from)
-        .filter(|o| o.is_object())
-        .and_then(|o| Reflect::get(&o, &JsValue::from_str("tenant")).ok());
-    Ok(CallOptions {
+        .as_ref()
+        .and_then(|o| Reflect::get(o, &JsValue::from_str("tenant")).ok());
+    let mut call = CallOptions {
         tenant: tenant_of(tenant)?,
-    })
+        ..CallOptions::default()
+    };
+    // Read only when some group forwards a header.
+    if router.models().any_forward_headers() {
+        if let Some(headers) = options
+            .as_ref()
+            .and_then(|o| Reflect::get(o, &JsValue::from_str("headers")).ok())
+        {
+            call.headers = headers_of(router, headers)?;
+        }
+    }
+    Ok(call)
+}
+
+/// A call's `headers`: absent, a `Headers` (looked up by the names some
+/// group forwards), or an object of name to string value (a name not
+/// forwarded is not read).
+fn headers_of(router: &CoreRouter, value: JsValue) -> Result<CallerHeaders, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(CallerHeaders::new());
+    }
+    if let Some(headers) = value.dyn_ref::<web_sys::Headers>() {
+        return Ok(crate::handler::caller_headers(router, headers));
+    }
+    let invalid = |m: &str| throwable("invalid_request", 400, None, 0, m);
+    let Some(object) = value.dyn_ref::<js_sys::Object>() else {
+        return Err(invalid(
+            "headers must be an object of header names to values, or a Headers",
+        ));
+    };
+    let table = router.models();
+    let mut out = CallerHeaders::new();
+    for entry in js_sys::Object::entries(object).iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let Some(name) = entry.get(0).as_string() else {
+            continue;
+        };
+        if !table.forwards_header(&name) {
+            continue;
+        }
+        let value = entry.get(1).as_string().ok_or_else(|| {
+            invalid(&format!(
+                "headers: the value of the forwarded header {:?} must be a string",
+                name.to_ascii_lowercase()
+            ))
+        })?;
+        out.push(name, value);
+    }
+    Ok(out)
 }
 
 /// A call's body as JSON, or the invalid request it is.

@@ -21,7 +21,7 @@ use std::cell::OnceCell;
 
 use f3dx_router_core::endpoint::{self, Answer};
 use f3dx_router_core::{
-    drive_with, quality, Driver, Executor, HedgeDelay, Policy, Router, RouterConfig,
+    drive_with, quality, CallerHeaders, Driver, Executor, HedgeDelay, Policy, Router, RouterConfig,
 };
 use serde_json::{json, Value};
 use worker::worker_sys::web_sys;
@@ -155,8 +155,9 @@ async fn chat(
     let headers = req.headers();
     let tenant = headers.get(endpoint::TENANT_HEADER).ok().flatten();
     let body = read_body(req, &headers).await?;
-    let call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
+    let mut call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
     drop(body);
+    call.options.headers = caller_headers(router, &headers);
     if call.streamed {
         return stream_reply(router, call, ctx).await;
     }
@@ -173,12 +174,27 @@ async fn explain(req: &web_sys::Request, router: &Router) -> Result<web_sys::Res
     let headers = req.headers();
     let tenant = headers.get(endpoint::TENANT_HEADER).ok().flatten();
     let body = read_body(req, &headers).await?;
-    let call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
+    let mut call = endpoint::parse_call(&body, tenant.as_deref(), "")?;
+    call.options.headers = caller_headers(router, &headers);
     let now = FetchExecutor.now();
     match router.explain(call.body, call.options, now) {
         Ok(explained) => json_response(200, &explained.to_json(now)),
         Err(e) => Err(endpoint::route_error(&e)),
     }
+}
+
+/// The request's headers some group forwards (`forward_headers`), looked
+/// up by name (fetch's `get` joins a repeated one with ", ", as the core
+/// does); nothing is read when no group forwards any. Which go to each
+/// attempt, and the checks of their values, are the core's.
+pub(crate) fn caller_headers(router: &Router, headers: &web_sys::Headers) -> CallerHeaders {
+    let mut out = CallerHeaders::new();
+    for name in router.models().forward_header_names() {
+        if let Ok(Some(value)) = headers.get(name) {
+            out.push(name.as_str(), value);
+        }
+    }
+    out
 }
 
 /// The caller must send `Authorization: Bearer <ROUTER_TOKEN>`.

@@ -53,6 +53,7 @@ mod explain;
 mod explain_json;
 mod failover;
 mod failure;
+pub mod forward;
 mod health;
 mod http;
 mod latency;
@@ -87,6 +88,7 @@ pub use events::{
 };
 pub use executor::Executor;
 pub use explain::{Explanation, Planned, Reason};
+pub use forward::CallerHeaders;
 pub use health::State;
 pub use http::{HttpRequest, ResponseHead, TransportFault};
 pub use quality::{KeyState, KeyStats, OnFailure, QualityConfig};

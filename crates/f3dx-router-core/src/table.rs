@@ -15,6 +15,7 @@
 //! else.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -114,6 +115,10 @@ pub struct ModelGroup {
     /// Groups tried instead of returning a refusal
     /// (`content_policy_fallbacks`; opt-in).
     pub content_policy_fallbacks: Vec<usize>,
+    /// The caller's headers its deployments are sent (`forward_headers`,
+    /// the group's or the router's): lower-case names, none of them
+    /// never forwarded. Empty: none.
+    pub forward_headers: Arc<[String]>,
 }
 
 /// The routing table: groups, their deployments, and the slots those share.
@@ -133,10 +138,32 @@ pub struct RoutingTable {
     /// Some deployment declares a `context_window` (a call then estimates
     /// what it needs of one).
     pub any_context_window: bool,
+    /// Every name some group forwards (`forward_headers`), once each,
+    /// sorted.
+    forwarded: Vec<String>,
     /// Groups named by a model, by that name.
     exact: HashMap<String, usize>,
     /// Groups named by a pattern, most specific first.
     patterns: Vec<usize>,
+}
+
+/// Every name some group's `forward_headers` lists, once each, sorted
+/// (a table of thousands of groups with lists of their own stays a
+/// sort, never a quadratic scan).
+fn forwarded_names(groups: &[ModelGroup]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut last: Option<&Arc<[String]>> = None;
+    for g in groups {
+        // Groups without a list of their own share the router's.
+        if last.is_some_and(|l| Arc::ptr_eq(l, &g.forward_headers)) {
+            continue;
+        }
+        last = Some(&g.forward_headers);
+        names.extend(g.forward_headers.iter().cloned());
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 impl RoutingTable {
@@ -164,6 +191,7 @@ impl RoutingTable {
         RoutingTable {
             any_tpm: slots.iter().any(|s| s.tpm.is_some()),
             any_context_window: deployments.iter().any(|d| d.context_window.is_some()),
+            forwarded: forwarded_names(&groups),
             groups,
             deployments,
             slots,
@@ -171,6 +199,27 @@ impl RoutingTable {
             exact,
             patterns,
         }
+    }
+
+    /// Whether some group forwards caller headers (`forward_headers`): a
+    /// host hands a call its caller's headers only then.
+    pub fn any_forward_headers(&self) -> bool {
+        !self.forwarded.is_empty()
+    }
+
+    /// Every name some group forwards (lower case, each once, sorted):
+    /// what a host that reads headers one by one looks up.
+    pub fn forward_header_names(&self) -> &[String] {
+        &self.forwarded
+    }
+
+    /// Whether some group forwards the header `name` (any case).
+    pub fn forwards_header(&self, name: &str) -> bool {
+        // The names are lower case and sorted: compare `name` lowered.
+        let lowered = || name.bytes().map(|b| b.to_ascii_lowercase());
+        self.forwarded
+            .binary_search_by(|n| n.bytes().cmp(lowered()))
+            .is_ok()
     }
 
     /// The group serving `model`: the group of that exact name, else the

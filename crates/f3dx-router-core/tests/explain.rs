@@ -57,6 +57,7 @@ fn call(
 ) -> Vec<(usize, String)> {
     let options = CallOptions {
         tenant: tenant.to_owned(),
+        ..CallOptions::default()
     };
     let mut call = r.start_call_with(body, options, now);
     let mut sent = Vec::new();
@@ -94,6 +95,7 @@ fn call(
 fn explain(r: &Router, body: Value, tenant: &str, now: Instant) -> Value {
     let options = CallOptions {
         tenant: tenant.to_owned(),
+        ..CallOptions::default()
     };
     r.explain(body, options, now).unwrap().to_json(now)
 }

@@ -33,6 +33,7 @@ fn run(
 ) -> (usize, Result<Routed, RouteError>) {
     let options = CallOptions {
         tenant: tenant.to_owned(),
+        ..CallOptions::default()
     };
     let mut call = r.start_call_with(body, options, Instant::ZERO);
     let mut sent = 0;

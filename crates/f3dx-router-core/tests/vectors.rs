@@ -130,7 +130,7 @@ fn run_vector(vector: &Value) -> Result<(), String> {
             continue;
         }
         // Every call enters through the front door, as a host's would.
-        let parsed = front_door_call(call);
+        let parsed = front_door_call(&router, call);
         let chat = match parsed {
             Ok(chat) => chat,
             Err(answer) => {
@@ -601,9 +601,10 @@ fn optional_subset(want: &Value, got: &Value, at: &str) -> Option<String> {
 
 /// The call a vector's call makes at the front door: its `http` (method,
 /// path, `body_text`) or a POST of its `request` to /v1/chat/completions,
-/// with its tenant as the `x-f3dx-tenant` header. `Err`: what the door
+/// with its tenant as the `x-f3dx-tenant` header and its `headers`.
+/// `Err`: what the door
 /// answers instead.
-fn front_door_call(call: &Value) -> Result<endpoint::ChatCall, Answer> {
+fn front_door_call(router: &Router, call: &Value) -> Result<endpoint::ChatCall, Answer> {
     let http = &call["http"];
     let method = http["method"].as_str().unwrap_or("POST");
     let path = http["path"].as_str().unwrap_or("/v1/chat/completions");
@@ -612,7 +613,15 @@ fn front_door_call(call: &Value) -> Result<endpoint::ChatCall, Answer> {
         None => serde_json::to_vec(&call["request"]).unwrap(),
     };
     endpoint::route(method, path)?;
-    endpoint::parse_call(&body, call["tenant"].as_str(), "")
+    let mut chat = endpoint::parse_call(&body, call["tenant"].as_str(), "")?;
+    // The call's own headers, as the request's (tests/vectors/README.md).
+    if let Some(headers) = call["headers"].as_object() {
+        let pairs = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str().unwrap_or("")));
+        chat.options.headers = endpoint::caller_headers(router, pairs);
+    }
+    Ok(chat)
 }
 
 /// For a call refused at the door: every `upstream` expectation is empty.

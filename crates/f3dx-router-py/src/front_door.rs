@@ -17,12 +17,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::aio::{self, Shape};
+use crate::headers;
 use crate::router::PyRouter;
 use crate::stream::PySseIter;
 
 /// One HTTP request as the front door sees it, from Python's
-/// `(method, path, tenant_header, tenant, body)`: `tenant_header` is its
-/// `x-f3dx-tenant`, `tenant` the transport's default, `body` bytes. The
+/// `(method, path, tenant_header, tenant, body, headers)`: `tenant_header`
+/// is its `x-f3dx-tenant`, `tenant` the transport's default, `body` bytes,
+/// `headers` the request's `Headers` (read only when the router forwards
+/// some: `forward_headers`). The
 /// call it asks for, or the answer the door gives itself.
 fn call_of(router: &PyRouter, request: &Bound<'_, PyTuple>) -> PyResult<Result<ChatCall, Answer>> {
     type Fields<'py> = (
@@ -31,15 +34,21 @@ fn call_of(router: &PyRouter, request: &Bound<'_, PyTuple>) -> PyResult<Result<C
         Option<String>,
         Option<String>,
         Bound<'py, PyBytes>,
+        Option<Bound<'py, PyAny>>,
     );
-    let (method, path, tenant_header, tenant, body): Fields<'_> = request.extract()?;
+    let (method, path, tenant_header, tenant, body, headers): Fields<'_> = request.extract()?;
     if let Some(models) = endpoint::models_request(&method, &path) {
         return Ok(Err(endpoint::models_answer(&router.core(), &models)));
     }
-    Ok(endpoint::route(&method, &path).and_then(|()| {
+    let mut call = match endpoint::route(&method, &path).and_then(|()| {
         let tenant = tenant.as_deref().unwrap_or_default();
         endpoint::parse_call(body.as_bytes(), tenant_header.as_deref(), tenant)
-    }))
+    }) {
+        Ok(call) => call,
+        Err(answer) => return Ok(Err(answer)),
+    };
+    call.options.headers = headers::from_request(&router.core(), headers.as_ref())?;
+    Ok(Ok(call))
 }
 
 /// `(status, headers, body)`, the body as Python has it.
@@ -58,7 +67,8 @@ pub fn whole<'py>(py: Python<'py>, a: &Answer) -> PyResult<Bound<'py, PyAny>> {
     answer(py, a, PyBytes::new(py, &a.body).into_any())
 }
 
-/// Answer one HTTP request, `(method, path, tenant_header, tenant, body)`
+/// Answer one HTTP request, `(method, path, tenant_header, tenant, body,
+/// headers)`
 /// (see [`call_of`]). Returns `(status, headers, body)`; raises only what
 /// the router's own calls raise outside routing (Ctrl-C, a runtime that
 /// cannot start).

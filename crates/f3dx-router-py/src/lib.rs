@@ -6,6 +6,7 @@ mod config;
 mod convert;
 mod errors;
 mod front_door;
+mod headers;
 mod observe;
 mod repr;
 mod router;

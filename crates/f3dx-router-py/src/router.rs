@@ -58,6 +58,7 @@ impl PyRouter {
         backoff_ms = None,
         backoff_max_ms = None,
         unsupported_params = None,
+        forward_headers = None,
         otel = None,
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -80,6 +81,7 @@ impl PyRouter {
         backoff_ms: Option<&Bound<'_, PyAny>>,
         backoff_max_ms: Option<&Bound<'_, PyAny>>,
         unsupported_params: Option<&Bound<'_, PyAny>>,
+        forward_headers: Option<&Bound<'_, PyAny>>,
         otel: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // Every value goes to the core's validation as JSON, so a bad one (a
@@ -103,6 +105,7 @@ impl PyRouter {
             ("backoff_ms", backoff_ms),
             ("backoff_max_ms", backoff_max_ms),
             ("unsupported_params", unsupported_params),
+            ("forward_headers", forward_headers),
         ];
         let mut config = Map::new();
         for (name, value) in fields {
@@ -129,17 +132,22 @@ impl PyRouter {
     /// return the OpenAI-shaped response dict, whichever provider answered.
     /// With `"stream": True`, return a `ChatStream` at the commit point
     /// (its first output). `tenant` (a str) keys quality-aware routing.
+    /// `headers` (a mapping of str to str) are the caller's own: those the
+    /// config's `forward_headers` lists go to every attempt (read only
+    /// when it lists some; a bad value is an `InvalidRequest`, nothing
+    /// sent).
     /// Raises `InvalidRequest` (nothing sent), `HardFailure` (a 4xx other
     /// than 408/429: not replayed elsewhere) or `AllProvidersFailed`; the
     /// GIL is released while the call runs.
-    #[pyo3(signature = (body, *, tenant = None))]
+    #[pyo3(signature = (body, *, tenant = None, headers = None))]
     fn chat_completions<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (body, options) = call_input(py, body, tenant)?;
+        let (body, options) = self.call_input(py, body, tenant, headers)?;
         if streamed(&body) {
             return Ok(
                 Bound::new(py, raised(py, self.start_stream(py, body, options))?)?.into_any(),
@@ -153,14 +161,15 @@ impl PyRouter {
     /// `RouteResult`: the response, the provider that answered, the
     /// latency and every attempt (provider, outcome, status, timing). A
     /// whole answer only: a streamed request is an `InvalidRequest`.
-    #[pyo3(signature = (body, *, tenant = None))]
+    #[pyo3(signature = (body, *, tenant = None, headers = None))]
     fn route(
         &self,
         py: Python<'_>,
         body: &Bound<'_, PyAny>,
         tenant: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRouteResult> {
-        let (body, options) = call_input(py, body, tenant)?;
+        let (body, options) = self.call_input(py, body, tenant, headers)?;
         if streamed(&body) {
             return Err(whole_answers_only(py, ROUTE_STREAM));
         }
@@ -173,14 +182,15 @@ impl PyRouter {
     /// `AsyncChatStream` when `"stream": true`. The call runs on the
     /// router's background runtime; cancelling the future cancels every
     /// leg of it.
-    #[pyo3(signature = (body, *, tenant = None))]
+    #[pyo3(signature = (body, *, tenant = None, headers = None))]
     fn _achat_completions<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (body, options) = call_input(py, body, tenant)?;
+        let (body, options) = self.call_input(py, body, tenant, headers)?;
         let native = self.native()?;
         if streamed(&body) {
             aio::start_stream(py, &native, &self.observer, body, options, false)
@@ -190,14 +200,15 @@ impl PyRouter {
     }
 
     /// `aroute` awaits this: an asyncio future of a `RouteResult`.
-    #[pyo3(signature = (body, *, tenant = None))]
+    #[pyo3(signature = (body, *, tenant = None, headers = None))]
     fn _aroute<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (body, options) = call_input(py, body, tenant)?;
+        let (body, options) = self.call_input(py, body, tenant, headers)?;
         if streamed(&body) {
             return Err(whole_answers_only(py, AROUTE_STREAM));
         }
@@ -334,14 +345,15 @@ impl PyRouter {
     /// exclusion, weight 0). See `f3dx_router.Explanation`. Raises
     /// `InvalidRequest` where a call would (an unknown model names the
     /// groups there are).
-    #[pyo3(signature = (body, *, tenant = None))]
+    #[pyo3(signature = (body, *, tenant = None, headers = None))]
     fn explain<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         tenant: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (body, options) = call_input(py, body, tenant)?;
+        let (body, options) = self.call_input(py, body, tenant, headers)?;
         let native = self.native()?;
         let now = native.now();
         let explained = native
@@ -361,6 +373,24 @@ impl PyRouter {
 }
 
 impl PyRouter {
+    /// A call's request (as JSON) and options, from its Python arguments.
+    fn call_input(
+        &self,
+        py: Python<'_>,
+        body: &Bound<'_, PyAny>,
+        tenant: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Value, CallOptions)> {
+        let mut options = call_options(py, tenant)?;
+        // Without `headers=` a call pays nothing for them.
+        if headers.is_some_and(|h| !h.is_none()) {
+            options.headers = crate::headers::from_argument(self.current().router(), headers)?
+                .map_err(|m| invalid_request_error(py, m))?;
+        }
+        let body = to_json(body).map_err(|e| invalid_request(py, e))?;
+        Ok((body, options))
+    }
+
     /// Start a streamed call and run it to its commit point; a failure
     /// before it is the routing failure (for the API to raise, for the front
     /// door to answer).
@@ -555,17 +585,6 @@ fn otel_flag(py: Python<'_>, otel: Option<&Bound<'_, PyAny>>) -> PyResult<bool> 
     }
 }
 
-/// A call's request (as JSON) and options, from its Python arguments.
-fn call_input(
-    py: Python<'_>,
-    body: &Bound<'_, PyAny>,
-    tenant: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(Value, CallOptions)> {
-    let options = call_options(py, tenant)?;
-    let body = to_json(body).map_err(|e| invalid_request(py, e))?;
-    Ok((body, options))
-}
-
 /// The `InvalidRequest` of `route`/`aroute` for a streamed request.
 fn whole_answers_only(py: Python<'_>, message: &str) -> PyErr {
     invalid_request_error(py, message.to_owned())
@@ -591,7 +610,10 @@ fn call_options(py: Python<'_>, tenant: Option<&Bound<'_, PyAny>>) -> PyResult<C
         },
     };
     quality::check_tenant(&tenant).map_err(|m| invalid_request_error(py, m))?;
-    Ok(CallOptions { tenant })
+    Ok(CallOptions {
+        tenant,
+        ..CallOptions::default()
+    })
 }
 
 /// A config value that is not JSON-like is a config error too.

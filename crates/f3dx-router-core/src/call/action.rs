@@ -3,6 +3,7 @@
 use crate::attempt::{Attempt, AttemptId};
 use crate::codec::chunk::Chunk;
 use crate::error::{RouteError, Routed};
+use crate::forward::CallerHeaders;
 use crate::http::HttpRequest;
 
 /// What the call asks its host to do.
@@ -48,4 +49,8 @@ pub struct CallOptions {
     /// Who the call is for, in quality-aware routing: pass rates are kept
     /// per (provider, tenant, model). Empty: the empty tenant.
     pub tenant: String,
+    /// The caller's own headers; those the call's `forward_headers` list
+    /// names go to every attempt ([`crate::forward`]). A host need not
+    /// fill it when [`crate::RoutingTable::any_forward_headers`] is false.
+    pub headers: CallerHeaders,
 }

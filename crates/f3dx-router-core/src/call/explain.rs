@@ -18,9 +18,10 @@ use crate::time::Instant;
 pub(crate) fn explain(
     shared: &Shared,
     body: Value,
-    options: CallOptions,
+    mut options: CallOptions,
     now: Instant,
 ) -> Result<Explanation, String> {
+    let headers = std::mem::take(&mut options.headers);
     let mut why = Why::default();
     let Prepared {
         checked,
@@ -33,7 +34,7 @@ pub(crate) fn explain(
     } = prepare(shared, body, options, now, Some(&mut why));
     let (body, _) = checked?;
     // A request no deployment can take is refused by a call too.
-    let (_, dropped) = encode_all(shared, shared.credentials_now().as_deref(), group, &body)?;
+    let (_, dropped) = encode_all(shared, shared.credentials_now().as_deref(), group, &body, &headers)?;
     let config = shared.config();
     let table = &config.table;
     let asked = body.get("model").and_then(Value::as_str).unwrap_or("");

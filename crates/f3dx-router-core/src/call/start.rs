@@ -18,6 +18,7 @@ use crate::codec::params::{self, UnsupportedParams};
 use crate::config::GROUPS_LISTED;
 use crate::credentials::Credentials;
 use crate::explain::{Reason, Why};
+use crate::forward::{self, CallerHeaders};
 use crate::http::HttpRequest;
 use crate::quality;
 use crate::shared::Shared;
@@ -180,9 +181,10 @@ impl Call {
     pub(crate) fn with_options(
         shared: Arc<Shared>,
         body: Value,
-        options: CallOptions,
+        mut options: CallOptions,
         now: Instant,
     ) -> Call {
+        let headers = std::mem::take(&mut options.headers);
         let Prepared {
             checked,
             group,
@@ -227,7 +229,7 @@ impl Call {
             // With the keys of now, kept for the whole call: every leg and
             // retry sends one of these requests.
             call.credentials = call.shared.credentials_now();
-            let (encoded, dropped) = encode_all(&call.shared, call.credentials.as_deref(), group, &body)?;
+            let (encoded, dropped) = encode_all(&call.shared, call.credentials.as_deref(), group, &body, &headers)?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             call.dropped = dropped;
             Ok(())
@@ -261,9 +263,12 @@ pub(super) fn encode_all(
     credentials: Option<&Credentials>,
     group: usize,
     body: &Map<String, Value>,
+    headers: &CallerHeaders,
 ) -> Result<Encoded, String> {
     let table = &shared.config().table;
     let credentials = shared.credentials(credentials);
+    // Caller headers cost a call nothing unless some group forwards them.
+    let forwarding = !headers.is_empty() && table.any_forward_headers();
     let mut groups = groups_of(table, group);
     for i in 0..groups.len() {
         let g = &table.groups[groups[i]];
@@ -280,6 +285,12 @@ pub(super) fn encode_all(
     let mut encoded: Vec<(usize, HttpRequest)> = Vec::new();
     let mut dropped = Vec::new();
     for g in groups {
+        // The group's own list picks the caller's headers its deployments
+        // get; a value that cannot be sent refuses the whole call.
+        let forwarded = match forwarding {
+            true => forward::select(headers, &table.groups[g].forward_headers)?,
+            false => Vec::new(),
+        };
         for &d in &table.groups[g].deployments {
             if encoded.iter().any(|(e, _)| *e == d)
                 || dropped.iter().any(|(e, _): &(usize, _)| *e == d)
@@ -295,7 +306,7 @@ pub(super) fn encode_all(
                 let kind = p.kind.as_str();
                 format!("cannot send to provider {:?} ({kind}): {m}", p.name)
             };
-            let request = if params::carries(p.kind, body) {
+            let mut request = if params::carries(p.kind, body) {
                 codec::encode_for(p, deployment, body).map_err(fail)?
             } else if deployment.unsupported_params == UnsupportedParams::Drop {
                 let names = params::uncarried(p.kind, body);
@@ -307,6 +318,7 @@ pub(super) fn encode_all(
             } else {
                 continue;
             };
+            forward::add(&mut request.headers, &forwarded);
             encoded.push((d, request));
         }
     }

@@ -12,10 +12,13 @@
 //! against the providers as far as they parse, so a bad group does not
 //! hide the next one's errors.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::error::{err, ConfigError};
 use super::failover::FailoverLevel;
+use super::forward;
 use super::host::HostLimits;
 use super::keys::{
     key_path, otel_refused, unknown_key_message, DEPLOYMENT_KEYS, GROUP_KEYS, HEALTH_KEYS,
@@ -148,6 +151,10 @@ pub(super) fn all_errors(
         o.remove(key);
     });
     errors.extend(found.into_iter().map(problem));
+    let router_forward = forward::read(&known, "", &Arc::from([]));
+    if let Err(e) = &router_forward {
+        errors.push(problem(e.clone()));
+    }
     if errors.len() < MAX_PROBLEMS {
         // The table under the router's settings, or their defaults where
         // those are in error (reported above).
@@ -159,14 +166,11 @@ pub(super) fn all_errors(
         let mut table_part = known.clone();
         table_part.retain(|k, _| !FAILOVER_KEYS.contains(&k.as_str()));
         table_part.extend(failover_valid);
-        let table = table_errors(
-            &table_part,
-            &parsed,
-            policy,
-            quality,
-            router_failover,
-            limits,
-        );
+        table_part.remove(forward::KEY);
+        let mut table = Builder::default();
+        table.router_failover = router_failover;
+        table.router_forward = router_forward.unwrap_or_else(|_| Arc::from([]));
+        let table = table_errors(&table_part, &parsed, policy, quality, &mut table, limits);
         errors.extend(table.into_iter().map(problem));
     }
     errors
@@ -180,7 +184,7 @@ fn table_errors(
     providers: &[ProviderConfig],
     policy: Policy,
     quality: Option<QualityConfig>,
-    router_failover: FailoverLevel,
+    table: &mut Builder,
     limits: HostLimits,
 ) -> Vec<ConfigError> {
     let groups = match obj.get("models") {
@@ -193,15 +197,13 @@ fn table_errors(
                 .collect()
         }
     };
-    let mut table = Builder::default();
-    table.router_failover = router_failover;
     let mut errors = Vec::new();
     for (name, value) in groups {
         if errors.len() >= MAX_PROBLEMS {
             return errors;
         }
         errors.extend(group_errors(
-            &mut table, name, value, providers, policy, quality, limits,
+            table, name, value, providers, policy, quality, limits,
         ));
     }
     errors.extend(pattern_overlaps(&table.groups, MAX_PROBLEMS));
@@ -274,8 +276,10 @@ fn group_errors(
         own.remove("deployments");
         let n = list.len().max(1);
         let router_failover = table.router_failover.clone();
+        let router_forward = Arc::clone(&table.router_forward);
         let parse = |o: &Map<String, Value>| {
             group_settings(o, &at, n, router_policy, router_quality, limits)?;
+            forward::read(o, &at, &router_forward)?;
             FailoverLevel::read(o, &at, &router_failover).map(|_| ())
         };
         let (found, valid) = retried_with(own, parse, &at, |o, key| {
@@ -287,8 +291,11 @@ fn group_errors(
         }
         table.group_failover =
             FailoverLevel::read(&valid, &at, &router_failover).unwrap_or(router_failover);
+        table.group_forward = forward::read(&valid, &at, &router_forward)
+            .unwrap_or_else(|_| Arc::clone(&router_forward));
     } else {
         table.group_failover = table.router_failover.clone();
+        table.group_forward = Arc::clone(&table.router_forward);
     }
     let group = table.groups.len();
     let exact = exact_name(name);
@@ -545,6 +552,18 @@ pub(super) fn warnings(obj: &Map<String, Value>) -> Vec<ConfigProblem> {
                         policy_word(policy)
                     ),
                 )));
+            }
+        }
+    }
+    out.extend(forward::warnings(obj, "").into_iter().map(problem));
+    if let Some(Value::Object(groups)) = obj.get("models") {
+        for (name, g) in groups.iter().take(MAX_GROUPS) {
+            if let Value::Object(g) = g {
+                out.extend(
+                    forward::warnings(g, &group_path(name))
+                        .into_iter()
+                        .map(problem),
+                );
             }
         }
     }

@@ -37,6 +37,7 @@ pub const ROUTER_KEYS: &[&str] = &[
     "backoff_ms",
     "backoff_max_ms",
     "unsupported_params",
+    "forward_headers",
 ];
 
 /// A model group's keys (a group given as an object).
@@ -53,6 +54,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "backoff_ms",
     "backoff_max_ms",
     "unsupported_params",
+    "forward_headers",
 ];
 
 /// A deployment's keys (one entry of a model group).

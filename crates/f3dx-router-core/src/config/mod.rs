@@ -11,7 +11,7 @@
 //! Azure OpenAI settings), `policy`
 //! (how attempts spread), `monitoring` (`health` and `quality`), `host`
 //! (a host's limits), `failover` (`failover_on`, `retries`, backoff, at any
-//! level); `keys` names fields and rejects unknown ones,
+//! level), `forward` (`forward_headers`); `keys` names fields and rejects unknown ones,
 //! `values` reads typed values; `check` finds every problem at once
 //! (all errors, and warnings).
 
@@ -19,6 +19,7 @@ mod azure;
 mod check;
 mod error;
 pub(crate) mod failover;
+mod forward;
 mod host;
 mod keys;
 mod models;

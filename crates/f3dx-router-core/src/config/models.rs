@@ -14,10 +14,13 @@
 //! the group's own policy and quality settings. Paths in errors name the
 //! group: `models["gpt-4o"][1].provider`.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::error::{err, ConfigError};
 use super::failover::FailoverLevel;
+use super::forward;
 use super::host::HostLimits;
 use super::keys::{reject_unknown, DEPLOYMENT_KEYS, GROUP_KEYS};
 use super::monitoring::parse_quality;
@@ -74,7 +77,8 @@ pub(super) fn parse_table(
                 }
             }
             let failover = FailoverLevel::read(obj, "", &FailoverLevel::default())?;
-            return Ok(implicit(providers, policy, quality, &failover));
+            let forward = forward::read(obj, "", &Arc::from([]))?;
+            return Ok(implicit(providers, policy, quality, &failover, forward));
         }
         Some(Value::Object(groups)) => groups,
         Some(_) => {
@@ -92,6 +96,7 @@ pub(super) fn parse_table(
     }
     let mut table = Builder {
         router_failover: FailoverLevel::read(obj, "", &FailoverLevel::default())?,
+        router_forward: forward::read(obj, "", &Arc::from([]))?,
         ..Builder::default()
     };
     for (name, value) in groups {
@@ -117,6 +122,7 @@ fn implicit(
     policy: Policy,
     quality: Option<QualityConfig>,
     failover: &FailoverLevel,
+    forward_headers: Arc<[String]>,
 ) -> RoutingTable {
     let deployments = providers
         .iter()
@@ -155,6 +161,7 @@ fn implicit(
         fallbacks: Vec::new(),
         context_window_fallbacks: Vec::new(),
         content_policy_fallbacks: Vec::new(),
+        forward_headers,
     };
     RoutingTable::new(vec![group], deployments, slots, false)
 }
@@ -172,6 +179,10 @@ pub(super) struct Builder {
     /// The failover settings of the group being built, which its
     /// deployments extend.
     pub(super) group_failover: FailoverLevel,
+    /// The router's `forward_headers`, which a group's replaces.
+    pub(super) router_forward: Arc<[String]>,
+    /// The `forward_headers` of the group being built.
+    pub(super) group_forward: Arc<[String]>,
 }
 
 impl Builder {
@@ -197,6 +208,10 @@ impl Builder {
         self.group_failover = match settings {
             Some(o) => FailoverLevel::read(o, &at, &self.router_failover)?,
             None => self.router_failover.clone(),
+        };
+        self.group_forward = match settings {
+            Some(o) => forward::read(o, &at, &self.router_forward)?,
+            None => Arc::clone(&self.router_forward),
         };
         let group = self.groups.len();
         let exact = exact_name(name);
@@ -227,6 +242,7 @@ impl Builder {
             fallbacks: Vec::new(),
             context_window_fallbacks: Vec::new(),
             content_policy_fallbacks: Vec::new(),
+            forward_headers: Arc::clone(&self.group_forward),
         });
     }
 

@@ -663,3 +663,54 @@ fn unsupported_params_resolves_per_deployment_and_names_a_bad_value() {
         ]
     );
 }
+
+#[test]
+fn forward_headers_at_both_levels() {
+    let v = json!({
+        "providers": [provider("a")],
+        "forward_headers": ["X-Request-Id", "Authorization"],
+        "models": {
+            "own": {"deployments": [{"provider": "a"}], "forward_headers": ["x-b"]},
+            "inherits": [{"provider": "a"}]
+        }
+    });
+    let c = parse(v.clone()).unwrap();
+    let lists: Vec<&[String]> = c.table.groups.iter().map(|g| &*g.forward_headers).collect();
+    assert_eq!(
+        lists,
+        [&["x-b".to_owned()][..], &["x-request-id".to_owned()][..]]
+    );
+    assert!(c.table.forwards_header("X-B") && !c.table.forwards_header("authorization"));
+    // Listed but never forwarded: a warning, not an error.
+    let r = RouterConfig::check_json(&v, &|_| None, HostLimits::default());
+    let warned: Vec<&str> = r.warnings.iter().map(|p| p.error.field.as_str()).collect();
+    assert_eq!(warned, ["forward_headers[1]"]);
+    // Without `models`, the one implicit group forwards the router's list.
+    let c = parse(json!({"providers": [provider("a")], "forward_headers": ["x-a"]})).unwrap();
+    assert!(c.table.any_forward_headers());
+    let c = parse(json!({"providers": [provider("a")]})).unwrap();
+    assert!(!c.table.any_forward_headers());
+}
+
+#[test]
+fn forward_headers_errors_all_at_once_by_key_path() {
+    let v = json!({
+        "providers": [provider("a")],
+        "forward_headers": ["ok", "not a name"],
+        "models": {
+            "g": {"deployments": [{"provider": "a"}], "forward_headers": "x-a"},
+            "h": {"deployments": [{"provider": "a"}], "forward_headers": ["x:y"]}
+        }
+    });
+    let r = RouterConfig::check_json(&v, &|_| None, HostLimits::default());
+    let fields: Vec<&str> = r.errors.iter().map(|p| p.error.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "forward_headers[1]",
+            "models[\"g\"].forward_headers",
+            "models[\"h\"].forward_headers[0]"
+        ]
+    );
+    assert_eq!(parse(v).unwrap_err().field, "forward_headers[1]");
+}

@@ -34,6 +34,7 @@ pub use frame::{interrupted_event, write_event, write_output, DONE};
 use serde_json::Value;
 
 use crate::call::CallOptions;
+use crate::forward::CallerHeaders;
 use crate::models_json::{listed_ids, openai_model};
 use crate::quality;
 use crate::router::Router;
@@ -141,6 +142,29 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The headers of a request that some group of `router` forwards
+/// (`forward_headers`), for [`ChatCall`]'s options: `headers` is not read
+/// at all when no group forwards any (a host should not even collect
+/// them then: [`crate::RoutingTable::any_forward_headers`]). Which of them
+/// an attempt gets, and the checks of their values, are the call's.
+pub fn caller_headers<N, V>(
+    router: &Router,
+    headers: impl IntoIterator<Item = (N, V)>,
+) -> CallerHeaders
+where
+    N: AsRef<str> + Into<String>,
+    V: Into<String>,
+{
+    let table = router.models();
+    if !table.any_forward_headers() {
+        return CallerHeaders::new();
+    }
+    headers
+        .into_iter()
+        .filter(|(n, _)| table.forwards_header(n.as_ref()))
+        .collect()
+}
+
 /// A request to route: its body, options, and whether it streams.
 #[derive(Debug, Clone)]
 pub struct ChatCall {
@@ -181,6 +205,7 @@ pub fn parse_call(
         body,
         options: CallOptions {
             tenant: tenant.to_owned(),
+            headers: Default::default(),
         },
     })
 }

@@ -109,7 +109,11 @@ async function handle(request: Request, env: Env): Promise<Response> {
   // `stream: true` it resolves at the commit point (the first output), its
   // response a stream of OpenAI server-sent events: errors before that
   // point are thrown as for a whole answer, after it they end the stream.
-  const { response, provider, attempts, schemaValid } = await router.route(body, { tenant });
+  //
+  // The inbound headers go with it: the router copies to the providers
+  // only those its config's `forward_headers` lists (never credentials,
+  // such as this request's Authorization), and reads none without a list.
+  const { response, provider, attempts, schemaValid } = await router.route(body, { tenant, headers: request.headers });
   const headers: Record<string, string> = { "x-f3dx-provider": provider, "x-f3dx-attempts": String(attempts.length) };
   if (schemaValid !== null) headers["x-f3dx-schema-valid"] = String(schemaValid);
   if (response instanceof ReadableStream) {
