@@ -34,7 +34,13 @@ pub(crate) fn explain(
     } = prepare(shared, body, options, now, Some(&mut why));
     let (body, _) = checked?;
     // A request no deployment can take is refused by a call too.
-    let (_, dropped) = encode_all(shared, shared.credentials_now().as_deref(), group, &body, &headers)?;
+    let (_, dropped) = encode_all(
+        shared,
+        shared.credentials_now().as_deref(),
+        group,
+        &body,
+        &headers,
+    )?;
     let config = shared.config();
     let table = &config.table;
     let asked = body.get("model").and_then(Value::as_str).unwrap_or("");

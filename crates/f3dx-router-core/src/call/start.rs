@@ -229,7 +229,13 @@ impl Call {
             // With the keys of now, kept for the whole call: every leg and
             // retry sends one of these requests.
             call.credentials = call.shared.credentials_now();
-            let (encoded, dropped) = encode_all(&call.shared, call.credentials.as_deref(), group, &body, &headers)?;
+            let (encoded, dropped) = encode_all(
+                &call.shared,
+                call.credentials.as_deref(),
+                group,
+                &body,
+                &headers,
+            )?;
             call.requests = encoded.into_iter().map(|(d, r)| (d, Some(r))).collect();
             call.dropped = dropped;
             Ok(())
