@@ -13,8 +13,8 @@
 
 use f3dx_router_core::endpoint;
 use f3dx_router_core::{
-    drive_with, is_stream_request, quality, Attempt, CallOptions, CallerHeaders, Driver, Executor, RouteError,
-    Routed, Router as CoreRouter, RouterConfig, Skipped,
+    drive_with, is_stream_request, quality, Attempt, CallOptions, CallerHeaders, Driver, Executor,
+    RouteError, Routed, Router as CoreRouter, RouterConfig, Skipped,
 };
 use js_sys::{Error as JsError, Object, Reflect};
 use serde::Serialize;
